@@ -1,0 +1,82 @@
+// The core's error kinds. Each kind maps to an exit code and a stable JSON code, so that
+// scripts and monitoring can tell "your input is wrong" from "the host failed us".
+use std::path::PathBuf;
+
+/// Exit status for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit status when something on the host failed (a command, a syscall, a timeout).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status for bad input: policy, arguments, or a host state isolate refuses to touch.
+/// Nothing on the host was changed.
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Every problem found in the policy, each already formatted with file:line:column.
+    #[error("{}", .0.join("\n"))]
+    Policy(Vec<String>),
+
+    #[error("{0}")]
+    Usage(String),
+
+    /// The host's own files are in a state isolate will not build on (overlapping subuid lines, ...).
+    #[error("{}", .0.join("\n"))]
+    HostState(Vec<String>),
+
+    /// A precondition that makes isolate refuse before changing anything.
+    #[error("{0}")]
+    Refused(String),
+
+    #[error("missing privilege: {0}")]
+    Privilege(String),
+
+    #[error("another isolate run holds the lock {}", .0.display())]
+    Locked(PathBuf),
+
+    #[error("{0}")]
+    Failed(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Policy(_)
+            | Error::Usage(_)
+            | Error::HostState(_)
+            | Error::Refused(_)
+            | Error::Privilege(_)
+            | Error::Locked(_) => EXIT_BAD_INPUT,
+            Error::Failed(_) | Error::Io { .. } => EXIT_FAILURE,
+        }
+    }
+
+    /// A stable machine-readable name for `--json` output.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Policy(_) => "policy",
+            Error::Usage(_) => "usage",
+            Error::HostState(_) => "host_state",
+            Error::Refused(_) => "refused",
+            Error::Privilege(_) => "privilege",
+            Error::Locked(_) => "locked",
+            Error::Failed(_) => "failed",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
