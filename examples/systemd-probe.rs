@@ -7,11 +7,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
-    let uid: u32 = std::env::args()
-        .nth(1)
-        .context("usage: systemd-probe UID")?
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // --wait-only: only wait (2 s) for the user manager, to see the timeout error.
+    let wait_only = args.first().is_some_and(|a| a == "--wait-only");
+    if wait_only {
+        args.remove(0);
+    }
+    let uid: u32 = args
+        .first()
+        .context("usage: systemd-probe [--wait-only] UID")?
         .parse()
         .context("UID must be a number")?;
+    if wait_only {
+        return Ok(DbusSystemd::new("/").wait_user_manager(uid, Duration::from_secs(2))?);
+    }
     let user = nix::unistd::User::from_uid(uid.into())?
         .with_context(|| format!("no user with uid {uid}"))?
         .name;
