@@ -35,3 +35,13 @@ err=$(in_ct timeout 60 systemd-probe --wait-only "$nolinger" 2>&1) || rc=$?
 printf '%s\n' "$err"
 [ "$rc" = 1 ] || fail "expected exit 1 from a wait that times out, got $rc"
 grep -q "timed out after .* waiting for user@$nolinger.service" <<<"$err" || fail "timeout error does not name the unit"
+
+step "running_container_mounts sees a running container of $user and its bind mount"
+in_ct install -d -o "$user" -g "$user" /srv/probe
+import_busybox "$user"
+as_user "$user" podman run -d --name sleeper --network none -v /srv/probe:/data localhost/busybox sleep 300 >/dev/null
+found=$(in_ct systemd-probe --containers "$uid")
+printf '%s\n' "$found"
+assert_eq '[{"name":"sleeper","sources":["/srv/probe"]}]' "$found" "running containers with mounts"
+as_user "$user" podman rm -f -t 0 sleeper >/dev/null
+assert_eq '[]' "$(in_ct systemd-probe --containers "$uid")" "running containers after rm"
