@@ -3,6 +3,7 @@ mkdir -p "$CT_ROOT/srv/web"
 write_policy /etc/isolate/broken.toml <<'TOML'
 [stacks.web]
 data = ["srv/web"]
+migrate = "reown"
 colour = "blue"
 TOML
 before=$(host_fingerprint)

@@ -3,12 +3,15 @@ mkdir -p "$CT_ROOT/srv/a" "$CT_ROOT/srv/b" "$CT_ROOT/srv/c"
 write_policy /etc/isolate/policy.toml <<'TOML'
 [stacks.a]
 data = ["/srv/a"]
+migrate = "reown"
 
 [stacks.b]
 data = ["/srv/b"]
+migrate = "reown"
 
 [stacks.c]
 data = ["/srv/c"]
+migrate = "reown"
 TOML
 
 step "apply --stack b"

@@ -113,9 +113,11 @@ apply_two_stack_policy() {
   write_policy /etc/isolate/policy.toml <<'TOML'
 [stacks.web]
 data = ["/srv/web"]
+migrate = "reown"
 
 [stacks.db]
 data = ["/srv/db"]
+migrate = "reown"
 TOML
   isolate_ok apply
 }
