@@ -441,7 +441,11 @@ mod tests {
     /// Serves `answers` in order, one connection each; returns the request lines.
     fn serve_many(
         answers: Vec<String>,
-    ) -> (tempfile::TempDir, PathBuf, std::thread::JoinHandle<Vec<String>>) {
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("podman.sock");
         let listener = UnixListener::bind(&path).unwrap();
