@@ -271,6 +271,7 @@ impl Systemd for DbusSystemd {
         zbus::block_on(async {
             let conn = self.system_bus().await?;
             let mut last_private = String::from("(not tried: the service is not active yet)");
+            let mut failed_for = FailedFor::default();
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let last_state = match within(
@@ -282,7 +283,7 @@ impl Systemd for DbusSystemd {
                     Ok(state) => state,
                     Err(e) => format!("(could not ask: {e})"),
                 };
-                if last_state == "failed" {
+                if failed_for.still_failed(&last_state) {
                     return Err(Error::Failed(format!(
                         "{service} failed while waiting for uid {uid}'s manager (see journalctl -u {service})"
                     )));
@@ -346,6 +347,7 @@ impl Systemd for DbusSystemd {
             let proxy = unit_proxy(&conn, path)
                 .await
                 .map_err(|e| failed("proxy for", e))?;
+            let mut failed_for = FailedFor::default();
             loop {
                 let state = proxy
                     .active_state()
@@ -353,7 +355,7 @@ impl Systemd for DbusSystemd {
                     .map_err(|e| failed("ActiveState of", e))?;
                 match state.as_str() {
                     "active" => return Ok(()),
-                    "failed" => {
+                    _ if failed_for.still_failed(&state) => {
                         return Err(Error::Failed(format!(
                             "manager of uid {uid}: {unit} failed to start (see journalctl --user-unit {unit} _UID={uid})"
                         )))
@@ -370,6 +372,25 @@ impl Systemd for DbusSystemd {
                 }
             }
         })
+    }
+}
+
+/// A unit that failed before keeps reading `failed` until the start job just queued for it
+/// runs, so `failed` only ends a wait once it has lasted this long.
+const FAILED_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct FailedFor(Option<Instant>);
+
+impl FailedFor {
+    /// True once `state` has been `failed` at every look for FAILED_GRACE.
+    fn still_failed(&mut self, state: &str) -> bool {
+        if state != "failed" {
+            self.0 = None;
+            return false;
+        }
+        let since = *self.0.get_or_insert_with(Instant::now);
+        since.elapsed() >= FAILED_GRACE
     }
 }
 
