@@ -31,7 +31,13 @@ pub struct Pools {
 
 impl Default for Pools {
     fn default() -> Self {
-        Pools { uid_first: 800, uid_last: 899, subid_first: 200_000, subid_last: (1 << 31) - 1, subid_size: 65_536 }
+        Pools {
+            uid_first: 800,
+            uid_last: 899,
+            subid_first: 200_000,
+            subid_last: (1 << 31) - 1,
+            subid_size: 65_536,
+        }
     }
 }
 
@@ -85,7 +91,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(span: Range<usize>, message: impl Into<String>) -> Self {
-        Problem { span, message: message.into() }
+        Problem {
+            span,
+            message: message.into(),
+        }
     }
 }
 
@@ -114,9 +123,8 @@ impl Policy {
 
     /// Reads and checks a policy; any problem is an `Error::Policy` listing all of them.
     pub fn load(file: &Path) -> Result<Policy> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
-            Error::Usage(format!("cannot read policy {}: {}", file.display(), e))
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::Usage(format!("cannot read policy {}: {}", file.display(), e)))?;
         Policy::parse(file, &text)
     }
 
@@ -145,8 +153,21 @@ fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
 }
 
 /// The keys each table accepts; anything else is a problem.
-const TOP_KEYS: &[&str] = &["user_prefix", "shared_group", "legacy_owner", "pools", "stacks", "shares"];
-const POOL_KEYS: &[&str] = &["uid_first", "uid_last", "subid_first", "subid_last", "subid_size"];
+const TOP_KEYS: &[&str] = &[
+    "user_prefix",
+    "shared_group",
+    "legacy_owner",
+    "pools",
+    "stacks",
+    "shares",
+];
+const POOL_KEYS: &[&str] = &[
+    "uid_first",
+    "uid_last",
+    "subid_first",
+    "subid_last",
+    "subid_size",
+];
 const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start"];
 const SHARE_KEYS: &[&str] = &["path", "read", "write"];
 
@@ -155,7 +176,10 @@ struct Reader<'a> {
     _text: &'a str,
 }
 
-type Entry<'i> = (&'i Spanned<std::borrow::Cow<'i, str>>, &'i Spanned<DeValue<'i>>);
+type Entry<'i> = (
+    &'i Spanned<std::borrow::Cow<'i, str>>,
+    &'i Spanned<DeValue<'i>>,
+);
 
 impl<'a> Reader<'a> {
     fn problem(&mut self, span: Range<usize>, msg: impl Into<String>) {
@@ -167,7 +191,12 @@ impl<'a> Reader<'a> {
             if !allowed.contains(&k.get_ref().as_ref()) {
                 self.problem(
                     k.span(),
-                    format!("unknown key `{}` in {}; expected one of: {}", k.get_ref(), what, allowed.join(", ")),
+                    format!(
+                        "unknown key `{}` in {}; expected one of: {}",
+                        k.get_ref(),
+                        what,
+                        allowed.join(", ")
+                    ),
                 );
             }
         }
@@ -175,9 +204,15 @@ impl<'a> Reader<'a> {
 
     fn string(&mut self, (k, v): Entry<'_>) -> Option<Located<String>> {
         match v.get_ref() {
-            DeValue::String(s) => Some(Located { value: s.to_string(), span: v.span() }),
+            DeValue::String(s) => Some(Located {
+                value: s.to_string(),
+                span: v.span(),
+            }),
             other => {
-                self.problem(v.span(), format!("`{}` must be a string, found {}", k.get_ref(), kind(other)));
+                self.problem(
+                    v.span(),
+                    format!("`{}` must be a string, found {}", k.get_ref(), kind(other)),
+                );
                 None
             }
         }
@@ -186,14 +221,30 @@ impl<'a> Reader<'a> {
     fn id(&mut self, (k, v): Entry<'_>) -> Option<Located<u32>> {
         match v.get_ref() {
             DeValue::Integer(i) => match u32::from_str_radix(i.as_str(), i.radix()) {
-                Ok(n) => Some(Located { value: n, span: v.span() }),
+                Ok(n) => Some(Located {
+                    value: n,
+                    span: v.span(),
+                }),
                 Err(_) => {
-                    self.problem(v.span(), format!("`{}` must be a whole number from 0 to 4294967295", k.get_ref()));
+                    self.problem(
+                        v.span(),
+                        format!(
+                            "`{}` must be a whole number from 0 to 4294967295",
+                            k.get_ref()
+                        ),
+                    );
                     None
                 }
             },
             other => {
-                self.problem(v.span(), format!("`{}` must be a whole number, found {}", k.get_ref(), kind(other)));
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be a whole number, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
                 None
             }
         }
@@ -204,15 +255,32 @@ impl<'a> Reader<'a> {
             DeValue::Array(items) => items
                 .iter()
                 .filter_map(|item| match item.get_ref() {
-                    DeValue::String(s) => Some(Located { value: s.to_string(), span: item.span() }),
+                    DeValue::String(s) => Some(Located {
+                        value: s.to_string(),
+                        span: item.span(),
+                    }),
                     other => {
-                        self.problem(item.span(), format!("`{}` entries must be strings, found {}", k.get_ref(), kind(other)));
+                        self.problem(
+                            item.span(),
+                            format!(
+                                "`{}` entries must be strings, found {}",
+                                k.get_ref(),
+                                kind(other)
+                            ),
+                        );
                         None
                     }
                 })
                 .collect(),
             other => {
-                self.problem(v.span(), format!("`{}` must be a list of strings, found {}", k.get_ref(), kind(other)));
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be a list of strings, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
                 Vec::new()
             }
         }
@@ -222,7 +290,10 @@ impl<'a> Reader<'a> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
-                self.problem(v.span(), format!("`{}` must be a table, found {}", k.get_ref(), kind(other)));
+                self.problem(
+                    v.span(),
+                    format!("`{}` must be a table, found {}", k.get_ref(), kind(other)),
+                );
                 None
             }
         }
@@ -243,7 +314,10 @@ fn kind(v: &DeValue<'_>) -> &'static str {
 
 fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
     let (doc, syntax) = DeTable::parse_recoverable(text);
-    let mut r = Reader { problems: Vec::new(), _text: text };
+    let mut r = Reader {
+        problems: Vec::new(),
+        _text: text,
+    };
     for e in &syntax {
         let span = e.span().unwrap_or(0..0);
         r.problem(span, format!("TOML syntax: {}", e.message().trim_end()));
@@ -258,8 +332,14 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
     let mut policy = Policy {
         file: file.to_path_buf(),
         text: text.to_string(),
-        user_prefix: Located { value: "stk-".into(), span: whole.clone() },
-        shared_group: Located { value: "stk-shared".into(), span: whole.clone() },
+        user_prefix: Located {
+            value: "stk-".into(),
+            span: whole.clone(),
+        },
+        shared_group: Located {
+            value: "stk-shared".into(),
+            span: whole.clone(),
+        },
         legacy_owner: None,
         pools: Pools::default(),
         pools_span: whole.clone(),
@@ -302,7 +382,9 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
                 if let Some(t) = r.table(entry) {
                     for se @ (sk, _) in t.iter() {
                         if let Some(st) = r.table(se) {
-                            policy.stacks.insert(sk.get_ref().to_string(), read_stack(&mut r, sk, st));
+                            policy
+                                .stacks
+                                .insert(sk.get_ref().to_string(), read_stack(&mut r, sk, st));
                         }
                     }
                 }
@@ -324,14 +406,21 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
     (Some(policy), r.problems)
 }
 
-fn read_stack(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &DeTable<'_>) -> StackPolicy {
+fn read_stack(
+    r: &mut Reader<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    t: &DeTable<'_>,
+) -> StackPolicy {
     let name = key.get_ref().to_string();
     r.unknown_keys(t, STACK_KEYS, &format!("[stacks.{name}]"));
     let mut stack = StackPolicy {
         name: name.clone(),
         span: key.span(),
         data: Vec::new(),
-        migrate: Located { value: MigrateMode::Auto, span: key.span() },
+        migrate: Located {
+            value: MigrateMode::Auto,
+            span: key.span(),
+        },
         uid: None,
         subid_start: None,
     };
@@ -343,16 +432,39 @@ fn read_stack(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &
                 stack.data = r
                     .strings(e)
                     .into_iter()
-                    .map(|s| Located { value: PathBuf::from(s.value), span: s.span })
+                    .map(|s| Located {
+                        value: PathBuf::from(s.value),
+                        span: s.span,
+                    })
                     .collect();
             }
             "migrate" => {
                 if let Some(s) = r.string(e) {
                     match s.value.as_str() {
-                        "shift" => stack.migrate = Located { value: MigrateMode::Shift, span: s.span },
-                        "reown" => stack.migrate = Located { value: MigrateMode::Reown, span: s.span },
-                        "auto" => stack.migrate = Located { value: MigrateMode::Auto, span: s.span },
-                        other => r.problem(s.span, format!("`migrate` must be \"shift\", \"reown\" or \"auto\", not {other:?}")),
+                        "shift" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Shift,
+                                span: s.span,
+                            }
+                        }
+                        "reown" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Reown,
+                                span: s.span,
+                            }
+                        }
+                        "auto" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Auto,
+                                span: s.span,
+                            }
+                        }
+                        other => r.problem(
+                            s.span,
+                            format!(
+                                "`migrate` must be \"shift\", \"reown\" or \"auto\", not {other:?}"
+                            ),
+                        ),
                     }
                 }
             }
@@ -362,12 +474,19 @@ fn read_stack(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &
         }
     }
     if !has_data {
-        r.problem(key.span(), format!("stack `{name}` has no `data` list: name the directories its containers mount"));
+        r.problem(
+            key.span(),
+            format!("stack `{name}` has no `data` list: name the directories its containers mount"),
+        );
     }
     stack
 }
 
-fn read_share(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &DeTable<'_>) -> Option<SharePolicy> {
+fn read_share(
+    r: &mut Reader<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    t: &DeTable<'_>,
+) -> Option<SharePolicy> {
     let name = key.get_ref().to_string();
     r.unknown_keys(t, SHARE_KEYS, &format!("[shares.{name}]"));
     let mut path = None;
@@ -375,12 +494,20 @@ fn read_share(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &
     let mut write = Vec::new();
     for e @ (k, _) in t.iter() {
         match k.get_ref().as_ref() {
-            "path" => path = r.string(e).map(|s| Located { value: PathBuf::from(s.value), span: s.span }),
+            "path" => {
+                path = r.string(e).map(|s| Located {
+                    value: PathBuf::from(s.value),
+                    span: s.span,
+                })
+            }
             "read" | "write" => {
                 let mut grants = Vec::new();
                 for s in r.strings(e) {
                     match parse_grant(&s.value) {
-                        Ok(g) => grants.push(Located { value: g, span: s.span }),
+                        Ok(g) => grants.push(Located {
+                            value: g,
+                            span: s.span,
+                        }),
                         Err(why) => r.problem(s.span, why),
                     }
                 }
@@ -397,16 +524,30 @@ fn read_share(r: &mut Reader<'_>, key: &Spanned<std::borrow::Cow<'_, str>>, t: &
         r.problem(key.span(), format!("share `{name}` has no `path`"));
         return None;
     };
-    Some(SharePolicy { name, span: key.span(), path, read, write })
+    Some(SharePolicy {
+        name,
+        span: key.span(),
+        path,
+        read,
+        write,
+    })
 }
 
 /// `stack` or `stack:container_uid`.
 fn parse_grant(s: &str) -> std::result::Result<Grant, String> {
     match s.split_once(':') {
-        None => Ok(Grant { stack: s.to_string(), container_uid: None }),
+        None => Ok(Grant {
+            stack: s.to_string(),
+            container_uid: None,
+        }),
         Some((stack, uid)) => match uid.parse::<u32>() {
-            Ok(n) => Ok(Grant { stack: stack.to_string(), container_uid: Some(n) }),
-            Err(_) => Err(format!("{s:?}: expected `stack` or `stack:container_uid` with a numeric uid")),
+            Ok(n) => Ok(Grant {
+                stack: stack.to_string(),
+                container_uid: Some(n),
+            }),
+            Err(_) => Err(format!(
+                "{s:?}: expected `stack` or `stack:container_uid` with a numeric uid"
+            )),
         },
     }
 }

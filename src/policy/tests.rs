@@ -23,7 +23,13 @@ fn a_good_policy_parses_with_defaults() {
     let s = &p.stacks["immich"];
     assert_eq!(s.migrate.value, MigrateMode::Shift);
     assert_eq!(s.uid.as_ref().unwrap().value, 850);
-    assert_eq!(p.shares["photos"].read[0].value, Grant { stack: "immich".into(), container_uid: Some(1000) });
+    assert_eq!(
+        p.shares["photos"].read[0].value,
+        Grant {
+            stack: "immich".into(),
+            container_uid: Some(1000)
+        }
+    );
 }
 
 #[test]

@@ -90,9 +90,13 @@ fn bad_line(path: &Path, line: usize, why: impl std::fmt::Display) -> String {
 }
 
 fn number(path: &Path, line: usize, field: &str, what: &str) -> std::result::Result<u32, String> {
-    field
-        .parse::<u32>()
-        .map_err(|_| bad_line(path, line, format!("{what} {field:?} is not a number from 0 to 4294967295")))
+    field.parse::<u32>().map_err(|_| {
+        bad_line(
+            path,
+            line,
+            format!("{what} {field:?} is not a number from 0 to 4294967295"),
+        )
+    })
 }
 
 pub fn parse_passwd(path: &Path, text: &str) -> std::result::Result<Vec<PasswdEntry>, Vec<String>> {
@@ -105,7 +109,11 @@ pub fn parse_passwd(path: &Path, text: &str) -> std::result::Result<Vec<PasswdEn
         }
         let f: Vec<&str> = raw.split(':').collect();
         if f.len() != 7 {
-            errs.push(bad_line(path, n, format!("expected 7 fields, found {}", f.len())));
+            errs.push(bad_line(
+                path,
+                n,
+                format!("expected 7 fields, found {}", f.len()),
+            ));
             continue;
         }
         match (number(path, n, f[2], "uid"), number(path, n, f[3], "gid")) {
@@ -136,14 +144,22 @@ pub fn parse_group(path: &Path, text: &str) -> std::result::Result<Vec<GroupEntr
         }
         let f: Vec<&str> = raw.split(':').collect();
         if f.len() != 4 {
-            errs.push(bad_line(path, n, format!("expected 4 fields, found {}", f.len())));
+            errs.push(bad_line(
+                path,
+                n,
+                format!("expected 4 fields, found {}", f.len()),
+            ));
             continue;
         }
         match number(path, n, f[2], "gid") {
             Ok(gid) => out.push(GroupEntry {
                 name: f[0].to_string(),
                 gid,
-                members: f[3].split(',').filter(|m| !m.is_empty()).map(str::to_string).collect(),
+                members: f[3]
+                    .split(',')
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_string)
+                    .collect(),
             }),
             Err(e) => errs.push(e),
         }
@@ -176,7 +192,11 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
         }
         let f: Vec<&str> = raw.split(':').collect();
         if f.len() != 3 {
-            errs.push(bad_line(path, n, format!("expected owner:start:count, found {} fields", f.len())));
+            errs.push(bad_line(
+                path,
+                n,
+                format!("expected owner:start:count, found {} fields", f.len()),
+            ));
             continue;
         }
         if f[0].is_empty() {
@@ -194,7 +214,10 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
         } else {
             SubidOwner::Name(f[0].to_string())
         };
-        let (start, count) = match (number(path, n, f[1], "start"), number(path, n, f[2], "count")) {
+        let (start, count) = match (
+            number(path, n, f[1], "start"),
+            number(path, n, f[2], "count"),
+        ) {
             (Ok(s), Ok(c)) => (s, c),
             (a, b) => {
                 errs.extend(a.err().into_iter().chain(b.err()));
@@ -202,12 +225,19 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
             }
         };
         match SubidRange::new(start, count) {
-            Ok(range) => lines.push(SubidLine { line: n, owner, range }),
+            Ok(range) => lines.push(SubidLine {
+                line: n,
+                owner,
+                range,
+            }),
             Err(e) => errs.push(bad_line(path, n, e)),
         }
     }
     if errs.is_empty() {
-        Ok(SubidFile { path: path.to_path_buf(), lines })
+        Ok(SubidFile {
+            path: path.to_path_buf(),
+            lines,
+        })
     } else {
         Err(errs)
     }
@@ -248,7 +278,12 @@ impl Accounts {
         if !errs.is_empty() {
             return Err(Error::HostState(errs));
         }
-        Ok(Accounts { passwd, group, subuid, subgid })
+        Ok(Accounts {
+            passwd,
+            group,
+            subuid,
+            subgid,
+        })
     }
 
     pub fn user(&self, name: &str) -> Option<&PasswdEntry> {
@@ -269,11 +304,15 @@ impl Accounts {
 /// file in the same directory, fsync, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().ok_or_else(|| Error::Failed(format!("{} has no parent", path.display())))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Failed(format!("{} has no parent", path.display())))?;
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = dir.join(format!(
         ".{}.tmp.{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("isolate"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("isolate"),
         std::process::id()
     ));
     let write = || -> std::io::Result<()> {
@@ -308,13 +347,26 @@ mod tests {
         assert_eq!(f.lines.len(), 3);
         assert_eq!(f.lines[1].owner, SubidOwner::Uid(1001));
         assert_eq!(f.lines[1].line, 3);
-        assert_eq!(f.ranges_of("bob", Some(1001)), vec![SubidRange { start: 165536, count: 65536 }]);
-        assert_eq!(f.ranges_of("alice", Some(1000)), vec![SubidRange { start: 100000, count: 65536 }]);
+        assert_eq!(
+            f.ranges_of("bob", Some(1001)),
+            vec![SubidRange {
+                start: 165536,
+                count: 65536
+            }]
+        );
+        assert_eq!(
+            f.ranges_of("alice", Some(1000)),
+            vec![SubidRange {
+                start: 100000,
+                count: 65536
+            }]
+        );
     }
 
     #[test]
     fn comments_and_broken_lines_are_rejected_with_their_line() {
-        let errs = subid("# mine\nalice:100000\nbob:x:1\ncarol:1:0\ndave:4294967295:2\n:1:1\n").unwrap_err();
+        let errs = subid("# mine\nalice:100000\nbob:x:1\ncarol:1:0\ndave:4294967295:2\n:1:1\n")
+            .unwrap_err();
         assert_eq!(
             errs,
             vec![
@@ -330,8 +382,10 @@ mod tests {
 
     #[test]
     fn overlapping_lines_are_found_including_same_owner_duplicates() {
-        let f = subid("alice:100000:65536\nbob:300000:10\nalice:100000:65536\ncarol:300009:5\n").unwrap();
-        let pairs: Vec<(usize, usize)> = f.overlaps().iter().map(|(a, b)| (a.line, b.line)).collect();
+        let f = subid("alice:100000:65536\nbob:300000:10\nalice:100000:65536\ncarol:300009:5\n")
+            .unwrap();
+        let pairs: Vec<(usize, usize)> =
+            f.overlaps().iter().map(|(a, b)| (a.line, b.line)).collect();
         assert_eq!(pairs, vec![(1, 3), (2, 4)]);
         assert!(subid("a:1:10\nb:11:10\n").unwrap().overlaps().is_empty());
     }
@@ -342,7 +396,10 @@ mod tests {
         assert_eq!(p[0].uid, 0);
         let g = parse_group(Path::new("g"), "media:x:500:a,b\n").unwrap();
         assert_eq!(g[0].members, vec!["a", "b"]);
-        assert_eq!(parse_passwd(Path::new("p"), "x:x:y:0:::\n").unwrap_err(), vec!["p:1: uid \"y\" is not a number from 0 to 4294967295"]);
+        assert_eq!(
+            parse_passwd(Path::new("p"), "x:x:y:0:::\n").unwrap_err(),
+            vec!["p:1: uid \"y\" is not a number from 0 to 4294967295"]
+        );
     }
 
     #[test]
