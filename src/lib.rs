@@ -1,8 +1,13 @@
 // isolate's library: everything but argument parsing lives here, so tests reach the core directly.
 pub mod alloc;
+pub mod apply;
+pub mod cli;
 pub mod error;
 pub mod ids;
+pub mod observe;
+pub mod plan;
 pub mod policy;
+pub mod privilege;
 pub mod state;
 pub mod sys;
 pub mod walk;

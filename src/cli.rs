@@ -1,0 +1,388 @@
+// Command-line interface: the only place real backends are built. Each command reads the
+// policy and host, prints human text or JSON, and maps errors to exit codes 0/1/2.
+use crate::apply::{self, Backends, Outcome, Walker};
+use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
+use crate::observe::{self, LiveProbe, NoLiveProbe};
+use crate::plan::{self, Options};
+use crate::policy::{Policy, DEFAULT_POLICY};
+use crate::state::{RunLock, State};
+use crate::sys::shadow::Shadow;
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "isolate",
+    version,
+    about = "Give every rootless Podman stack its own user, id range and podman socket"
+)]
+pub struct Cli {
+    /// Root directory to work on, as shadow's --prefix (default: the running system).
+    #[arg(long, global = true, default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Policy file.
+    #[arg(long, global = true, default_value = DEFAULT_POLICY, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Selection {
+    /// Limit to this stack (repeatable); all stacks when absent.
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Skip linger and podman.socket (hosts or roots without systemd).
+    #[arg(long)]
+    pub no_systemd: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the steps apply would take, without changing anything.
+    Plan(Selection),
+    /// Bring the host to the policy: accounts, subordinate ids, linger, socket, data.
+    Apply {
+        #[command(flatten)]
+        sel: Selection,
+        /// Migrate even when running containers hold the data.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Per stack: user, ids, linger, user manager, socket, and the environment for compose.
+    Status(Selection),
+    /// Translate ids: `map STACK CONTAINER_ID` or `map --host HOST_ID`.
+    Map {
+        /// Stack whose mapping to use.
+        #[arg(required_unless_present = "host")]
+        stack: Option<String>,
+        /// Container id to translate to host ids.
+        #[arg(required_unless_present = "host")]
+        id: Option<u32>,
+        /// Host id to find the stack and container id of.
+        #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
+        host: Option<u32>,
+    },
+    /// Give a stack's data back its previous owners exactly (the account stays).
+    Rollback {
+        #[arg(long = "stack", value_name = "NAME", required = true)]
+        stack: String,
+        /// Roll back even when running containers hold the data.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                let msg =
+                    serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+                println!("{msg}");
+            }
+            eprintln!("isolate: {}", e.to_string().replace('\n', "\nisolate: "));
+            e.exit_code()
+        }
+    }
+}
+
+fn opts(sel: &Selection, force: bool) -> Options {
+    Options {
+        stacks: sel.stacks.clone(),
+        systemd: !sel.no_systemd,
+        force,
+    }
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serialisable"));
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let root = cli.root.as_path();
+    match &cli.command {
+        Command::Plan(sel) => {
+            let policy = Policy::load(&cli.policy)?;
+            let o = opts(sel, false);
+            let live = live_probe(root, &o)?;
+            let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
+            let p = plan::plan(&policy, &obs, &o)?;
+            if cli.json {
+                print_json(&p);
+            } else {
+                print_plan(&p);
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Apply { sel, force } => {
+            let policy = Policy::load(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(root)?;
+            let o = opts(sel, *force);
+            let live = live_probe(root, &o)?;
+            let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
+            let p = plan::plan(&policy, &obs, &o)?;
+            if p.steps.is_empty() {
+                if cli.json {
+                    print_json(&serde_json::json!({"steps": [], "notes": p.notes}));
+                } else {
+                    println!("nothing to do: the host matches the policy");
+                }
+                return Ok(EXIT_OK);
+            }
+            let shadow = Shadow::new(root);
+            let manager = live_manager(root, &o)?;
+            let b = Backends {
+                accounts: &shadow,
+                manager: manager.as_deref(),
+                migrator: &Walker,
+            };
+            let progress = !cli.json && std::io::stderr().is_terminal();
+            if !cli.json {
+                for s in &p.steps {
+                    println!("{s}");
+                }
+            }
+            let report = apply::apply(root, &p, &b, progress)?;
+            let failures = report.failures().len();
+            if cli.json {
+                print_json(&report);
+            } else {
+                print_report(&report);
+            }
+            Ok(if failures == 0 { EXIT_OK } else { EXIT_FAILURE })
+        }
+        Command::Status(sel) => status(root, &cli.policy, sel, cli.json),
+        Command::Map { stack, id, host } => {
+            map(root, &cli.policy, stack.as_deref(), *id, *host, cli.json)
+        }
+        Command::Rollback { stack, force } => {
+            let policy = Policy::load(&cli.policy).ok();
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(root)?;
+            if !force {
+                refuse_running(root, policy.as_ref(), stack)?;
+            }
+            let progress = !cli.json && std::io::stderr().is_terminal();
+            let done = apply::rollback(root, stack, &Walker, progress)?;
+            if cli.json {
+                print_json(&done);
+            } else {
+                for (path, s) in &done {
+                    println!(
+                        "rolled back {}: {} inodes seen, {} changed in {:.1}s",
+                        path.display(),
+                        s.inodes,
+                        s.changed,
+                        s.seconds
+                    );
+                }
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn print_plan(p: &plan::Plan) {
+    for n in &p.notes {
+        println!("{n}");
+    }
+    for s in &p.steps {
+        println!("{s}");
+    }
+    if p.steps.is_empty() {
+        println!("nothing to do: the host matches the policy");
+    } else {
+        println!(
+            "{} step(s); run `isolate apply` to make them",
+            p.steps.len()
+        );
+    }
+}
+
+fn print_report(r: &apply::Report) {
+    let mut done = 0;
+    let mut present = 0;
+    for s in &r.steps {
+        match &s.outcome {
+            Outcome::Done => done += 1,
+            Outcome::AlreadyPresent => {
+                present += 1;
+                println!(
+                    "= {} (already present)",
+                    s.line.trim_start_matches(['+', '~', ' '])
+                );
+            }
+            Outcome::Failed { error } => {
+                eprintln!("FAILED {}\n  {}", s.line, error.replace('\n', "\n  "))
+            }
+            Outcome::Skipped => {
+                eprintln!("skipped {} (an earlier step of this stack failed)", s.line)
+            }
+        }
+        if let Some(m) = &s.summary {
+            println!(
+                "  {} inodes seen, {} changed, {} already right, {} outside the legacy mapping, {} bytes, {:.1}s",
+                m.inodes, m.changed, m.skipped_already, m.skipped_outside, m.bytes, m.seconds
+            );
+            for p in &m.mounts_skipped {
+                println!("  mount point skipped (not crossed): {}", p.display());
+            }
+            for p in &m.outside_samples {
+                println!("  left as is (outside the legacy mapping): {}", p.display());
+            }
+        }
+    }
+    let failed = r.failures().len();
+    println!("applied {done} step(s), {present} already present, {failed} failed");
+}
+
+/// The live probe to observe with: systemd and podman unless --no-systemd.
+fn live_probe<'a>(root: &'a Path, o: &Options) -> Result<Box<dyn LiveProbe + 'a>> {
+    let _ = o;
+    Ok(Box::new(NoLiveProbe { root }))
+}
+
+fn live_manager(_root: &Path, o: &Options) -> Result<Option<Box<dyn apply::StackManager>>> {
+    if o.systemd {
+        return Err(Error::Refused(
+            "systemd support is not wired yet; pass --no-systemd".into(),
+        ));
+    }
+    Ok(None)
+}
+
+fn refuse_running(_root: &Path, _policy: Option<&Policy>, _stack: &str) -> Result<()> {
+    Ok(())
+}
+
+fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Result<i32> {
+    let _ = (root, policy_file, sel, json);
+    Err(Error::Failed("status is not wired yet".into()))
+}
+
+/// `map STACK ID` and `map --host ID`, from the recorded allocations (or the ones apply would make).
+fn map(
+    root: &Path,
+    policy_file: &Path,
+    stack: Option<&str>,
+    id: Option<u32>,
+    host: Option<u32>,
+    json: bool,
+) -> Result<i32> {
+    let state = State::read(root)?;
+    let policy = Policy::load(policy_file).ok();
+    let acc = crate::sys::etc::Accounts::read(root)?;
+    let mut allocs: Vec<(String, crate::state::Allocation, bool)> = state
+        .stacks
+        .iter()
+        .map(|(n, r)| (n.clone(), r.allocation.clone(), true))
+        .collect();
+    if let Some(p) = &policy {
+        if let Ok(planned) = crate::alloc::allocate(p, &acc, &state, &[]) {
+            for (n, a) in planned {
+                if !state.stacks.contains_key(&n) {
+                    allocs.push((n, a.allocation, false));
+                }
+            }
+        }
+    }
+    if let Some(h) = host {
+        let mut found = Vec::new();
+        for (n, a, recorded) in &allocs {
+            let m = plan::stack_maps(a);
+            let (u, g) = (m.uid.to_container(h), m.gid.to_container(h));
+            if u.is_some() || g.is_some() {
+                found.push(serde_json::json!({"stack": n, "user": a.user, "container_uid": u, "container_gid": g, "applied": recorded}));
+            }
+        }
+        if let Some(l) = policy.as_ref().and_then(|p| {
+            plan::legacy_maps(p, &acc).map(|m| (p.legacy_owner.clone().unwrap().value, m))
+        }) {
+            let (u, g) = (l.1.uid.to_container(h), l.1.gid.to_container(h));
+            if u.is_some() || g.is_some() {
+                found.push(serde_json::json!({"legacy_owner": l.0, "container_uid": u, "container_gid": g}));
+            }
+        }
+        if json {
+            print_json(&found);
+        } else if found.is_empty() {
+            println!("host id {h} belongs to no stack's mapping");
+        } else {
+            for f in &found {
+                let who = f
+                    .get("stack")
+                    .or(f.get("legacy_owner"))
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?");
+                let kind = if f.get("stack").is_some() {
+                    "stack"
+                } else {
+                    "legacy owner"
+                };
+                let show =
+                    |v: &serde_json::Value| v.as_u64().map_or("-".to_string(), |n| n.to_string());
+                println!(
+                    "{kind} {who}: container uid {} gid {}",
+                    show(&f["container_uid"]),
+                    show(&f["container_gid"])
+                );
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    let (stack, id) = (stack.unwrap_or_default(), id.unwrap_or_default());
+    let Some((_, a, recorded)) = allocs.iter().find(|(n, _, _)| n == stack) else {
+        return Err(Error::Usage(format!(
+            "no stack `{stack}` in the state file or the policy"
+        )));
+    };
+    let m = plan::stack_maps(a);
+    let (u, g) = (m.uid.to_host(id), m.gid.to_host(id));
+    if u.is_none() {
+        return Err(Error::Usage(format!(
+            "container id {id} does not exist in stack `{stack}` (ids 0 to {})",
+            a.subids.count
+        )));
+    }
+    if json {
+        print_json(
+            &serde_json::json!({"stack": stack, "container_id": id, "host_uid": u, "host_gid": g, "applied": recorded}),
+        );
+    } else {
+        println!(
+            "host uid {} gid {}{}",
+            u.unwrap(),
+            g.unwrap(),
+            if *recorded { "" } else { " (not applied yet)" }
+        );
+    }
+    Ok(EXIT_OK)
+}
