@@ -158,7 +158,10 @@ fn selection_allocates_only_the_named_stacks_but_respects_other_pins() {
     assert_eq!(got["b"].allocation.subids.start, 265_536);
 }
 
-fn arb_host() -> impl Strategy<Value = (Vec<u32>, Vec<(u32, u32)>, usize, Vec<Option<u32>>)> {
+/// Users' uids, subuid lines (start, count), how many stacks, and which of them pin a range.
+type HostShape = (Vec<u32>, Vec<(u32, u32)>, usize, Vec<Option<u32>>);
+
+fn arb_host() -> impl Strategy<Value = HostShape> {
     (
         proptest::collection::vec(790u32..910, 0..40),
         proptest::collection::vec((150_000u32..700_000, 1u32..120_000), 0..6),
