@@ -1,2 +1,372 @@
 // The stack's podman API socket: `GET /_ping` and "which containers run?" over HTTP on a unix socket.
-// OWNED BY THE SYSTEMD HELPER.
+// A tiny HTTP/1.1 client (Connection: close, Content-Length or chunked bodies) with a hard deadline.
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where a stack user's socket-activated podman API listens.
+pub fn socket_path(root: &Path, uid: u32) -> PathBuf {
+    root.join(format!("run/user/{uid}/podman/podman.sock"))
+}
+
+/// Ok when `GET /_ping` answers 200 with body `OK` within `timeout`.
+/// The first request after boot starts `podman system service` (socket activation): allow seconds.
+pub fn ping(socket: &Path, timeout: Duration) -> Result<()> {
+    let response = get(socket, "/_ping", timeout)?;
+    if response.status == 200 && response.body == b"OK" {
+        Ok(())
+    } else {
+        Err(unexpected(socket, "/_ping", &response))
+    }
+}
+
+/// Names of the containers that are running, from `GET /v4.0.0/libpod/containers/json`.
+pub fn running_containers(socket: &Path, timeout: Duration) -> Result<Vec<String>> {
+    const PATH: &str = "/v4.0.0/libpod/containers/json";
+    #[derive(Deserialize)]
+    struct Container {
+        #[serde(rename = "Names", default)]
+        names: Vec<String>,
+        #[serde(rename = "State", default)]
+        state: String,
+    }
+    let response = get(socket, PATH, timeout)?;
+    if response.status != 200 {
+        return Err(unexpected(socket, PATH, &response));
+    }
+    let containers: Vec<Container> = serde_json::from_slice(&response.body).map_err(|e| {
+        Error::Failed(format!(
+            "podman socket {}: GET {PATH}: answer is not a container list: {e}",
+            socket.display()
+        ))
+    })?;
+    Ok(containers
+        .into_iter()
+        .filter(|c| c.state == "running")
+        .flat_map(|c| c.names)
+        .collect())
+}
+
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+fn unexpected(socket: &Path, path: &str, response: &Response) -> Error {
+    let body = String::from_utf8_lossy(&response.body);
+    let body: String = body.chars().take(200).collect();
+    Error::Failed(format!(
+        "podman socket {}: GET {path}: unexpected answer: status {}, body {body:?}",
+        socket.display(),
+        response.status
+    ))
+}
+
+/// One request, one connection; everything (connect, write, read) ends by `timeout`.
+fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response> {
+    let fail = |what: String| {
+        Error::Failed(format!(
+            "podman socket {}: GET {path}: {what}",
+            socket.display()
+        ))
+    };
+    let deadline = Instant::now() + timeout;
+    let mut stream = super::systemd::connect_unix(socket, timeout).map_err(|e| {
+        fail(match e.kind() {
+            std::io::ErrorKind::NotFound => "no such socket (is podman.socket started?)".into(),
+            std::io::ErrorKind::ConnectionRefused => {
+                "connection refused (nothing listens on it)".into()
+            }
+            _ => format!("cannot connect: {e}"),
+        })
+    })?;
+    let io_fail = |e: std::io::Error| {
+        fail(match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("no complete answer within {timeout:?}")
+            }
+            _ => e.to_string(),
+        })
+    };
+    let left = |deadline: Instant| {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // A zero timeout means "block forever" to set_*_timeout.
+        Some(left.max(Duration::from_millis(1)))
+    };
+    stream.set_write_timeout(left(deadline)).map_err(io_fail)?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(io_fail)?;
+
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        if Instant::now() >= deadline {
+            return Err(fail(format!("no complete answer within {timeout:?}")));
+        }
+        stream.set_read_timeout(left(deadline)).map_err(io_fail)?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                raw.extend_from_slice(&buf[..n]);
+                // Stop as soon as the answer is complete: a server may keep the connection open.
+                if let Ok(Some(response)) = parse_response(&raw, false) {
+                    return Ok(response);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_fail(e)),
+        }
+    }
+    match parse_response(&raw, true) {
+        Ok(Some(response)) => Ok(response),
+        Ok(None) if raw.is_empty() => Err(fail("connection closed without an answer".into())),
+        Ok(None) => Err(fail("connection closed in the middle of the answer".into())),
+        Err(what) => Err(fail(what)),
+    }
+}
+
+/// Ok(None) while more bytes are needed; Err for an answer that is not HTTP we understand.
+/// Without Content-Length or chunking the body runs to the end of the stream (`eof`).
+fn parse_response(raw: &[u8], eof: bool) -> std::result::Result<Option<Response>, String> {
+    let Some(head_end) = find(raw, b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&raw[..head_end]).map_err(|_| "answer head is not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
+    let status = match status {
+        Some(status) if version.starts_with("HTTP/1.") => status,
+        _ => return Err(format!("not an HTTP answer: {status_line:?}")),
+    };
+    let mut content_length = None;
+    let mut chunked = false;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            content_length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad Content-Length {value:?}"))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        }
+    }
+    let body = &raw[head_end + 4..];
+    if chunked {
+        return Ok(decode_chunked(body)?.map(|body| Response { status, body }));
+    }
+    match content_length {
+        Some(len) if body.len() >= len => Ok(Some(Response {
+            status,
+            body: body[..len].to_vec(),
+        })),
+        Some(_) => Ok(None),
+        // No length: the body ends with the connection, unless it has none by definition.
+        None if status == 204 || status == 304 || (100..200).contains(&status) => {
+            Ok(Some(Response {
+                status,
+                body: Vec::new(),
+            }))
+        }
+        None if eof => Ok(Some(Response {
+            status,
+            body: body.to_vec(),
+        })),
+        None => Ok(None),
+    }
+}
+
+/// Ok(None) until the terminating zero-size chunk has arrived.
+fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+    let mut body = Vec::new();
+    loop {
+        let Some(line_end) = find(data, b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text = std::str::from_utf8(&data[..line_end]).map_err(|_| "bad chunk size")?;
+        let size_text = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Ok(Some(body));
+        }
+        if data.len() < size + 2 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// Serves one connection with `answer` after reading the request head; returns the request.
+    fn serve_once(
+        answer: impl Into<Vec<u8>>,
+    ) -> (tempfile::TempDir, PathBuf, std::thread::JoinHandle<String>) {
+        let answer: Vec<u8> = answer.into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podman.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while find(&request, b"\r\n\r\n").is_none() {
+                let n = conn.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            // Write in two pieces so the client has to assemble the answer.
+            let (a, b) = answer.split_at(answer.len() / 2);
+            let (a, b) = (a.to_vec(), b.to_vec());
+            conn.write_all(&a).unwrap();
+            conn.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            conn.write_all(&b).unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        (dir, path, server)
+    }
+
+    const SECS: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn socket_path_is_under_the_users_runtime_dir() {
+        assert_eq!(
+            socket_path(Path::new("/"), 801),
+            PathBuf::from("/run/user/801/podman/podman.sock")
+        );
+    }
+
+    #[test]
+    fn ping_accepts_ok_and_sends_a_plain_request() {
+        let (_dir, path, server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nOK",
+        );
+        ping(&path, SECS).unwrap();
+        let request = server.join().unwrap();
+        assert_eq!(
+            request,
+            "GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ping_reads_a_body_that_ends_with_the_connection() {
+        let (_dir, path, _server) = serve_once(b"HTTP/1.1 200 OK\r\n\r\nOK");
+        ping(&path, SECS).unwrap();
+    }
+
+    #[test]
+    fn ping_rejects_another_status_and_says_what_came() {
+        let (_dir, path, _server) =
+            serve_once(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops");
+        let err = ping(&path, SECS).unwrap_err().to_string();
+        assert!(err.contains("podman.sock"), "{err}");
+        assert!(err.contains("status 500"), "{err}");
+        assert!(err.contains("oops"), "{err}");
+    }
+
+    #[test]
+    fn ping_rejects_a_body_other_than_ok() {
+        let (_dir, path, _server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nNOK");
+        assert!(ping(&path, SECS).is_err());
+    }
+
+    #[test]
+    fn ping_rejects_garbage() {
+        let (_dir, path, _server) = serve_once(b"SSH-2.0-OpenSSH\r\n\r\n");
+        let err = ping(&path, SECS).unwrap_err().to_string();
+        assert!(err.contains("not an HTTP answer"), "{err}");
+    }
+
+    #[test]
+    fn ping_names_a_missing_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podman.sock");
+        let err = ping(&path, SECS).unwrap_err();
+        assert!(matches!(err, Error::Failed(_)));
+        let err = err.to_string();
+        assert!(err.contains("no such socket"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn ping_says_connection_refused_for_a_dead_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podman.sock");
+        drop(UnixListener::bind(&path).unwrap());
+        let err = ping(&path, SECS).unwrap_err().to_string();
+        assert!(err.contains("connection refused"), "{err}");
+    }
+
+    #[test]
+    fn ping_gives_up_on_a_server_that_never_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podman.sock");
+        let _listener = UnixListener::bind(&path).unwrap();
+        let err = ping(&path, Duration::from_millis(200))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no complete answer within"), "{err}");
+    }
+
+    #[test]
+    fn ping_says_when_the_connection_closes_without_an_answer() {
+        let (_dir, path, _server) = serve_once(b"");
+        let err = ping(&path, SECS).unwrap_err().to_string();
+        assert!(err.contains("closed without an answer"), "{err}");
+    }
+
+    #[test]
+    fn running_containers_decodes_chunked_json_and_keeps_running_ones() {
+        let json = r#"[{"Names":["web"],"State":"running"},{"Names":["old"],"State":"exited"},{"Names":["db"],"State":"running"}]"#;
+        let mut answer = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        for piece in [&json[..20], &json[20..77], &json[77..]] {
+            answer.push_str(&format!("{:x}\r\n{piece}\r\n", piece.len()));
+        }
+        answer.push_str("0\r\n\r\n");
+        let (_dir, path, server) = serve_once(answer);
+        assert_eq!(running_containers(&path, SECS).unwrap(), vec!["web", "db"]);
+        assert!(server
+            .join()
+            .unwrap()
+            .starts_with("GET /v4.0.0/libpod/containers/json HTTP/1.1\r\n"));
+    }
+
+    #[test]
+    fn running_containers_of_an_idle_stack_is_empty() {
+        let (_dir, path, _server) = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n[]\n");
+        assert!(running_containers(&path, SECS).unwrap().is_empty());
+    }
+
+    #[test]
+    fn running_containers_rejects_a_non_list() {
+        let (_dir, path, _server) =
+            serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"cause\":\"x\"}\n ");
+        let err = running_containers(&path, SECS).unwrap_err().to_string();
+        assert!(err.contains("not a container list"), "{err}");
+    }
+}

@@ -1,0 +1,42 @@
+// Exercises the real systemd and podman backends on a booted host (the integration container):
+// linger -> user manager -> podman.socket -> _ping, for one uid. Used by integration/00-backends.sh.
+use anyhow::{Context, Result};
+use isolate::sys::podman;
+use isolate::sys::systemd::{DbusSystemd, Systemd, PODMAN_SOCKET_UNIT};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn main() -> Result<()> {
+    let uid: u32 = std::env::args()
+        .nth(1)
+        .context("usage: systemd-probe UID")?
+        .parse()
+        .context("UID must be a number")?;
+    let user = nix::unistd::User::from_uid(uid.into())?
+        .with_context(|| format!("no user with uid {uid}"))?
+        .name;
+    let root = Path::new("/");
+    let systemd = DbusSystemd::new(root);
+    let timeout = Duration::from_secs(30);
+    let started = Instant::now();
+    let step = |what: &str| println!("{:>6} ms  {what}", started.elapsed().as_millis());
+
+    systemd.probe()?;
+    step("probe: system bus and logind answer");
+    let before = systemd.user_facts(uid, &user, PODMAN_SOCKET_UNIT)?;
+    println!("before: {}", serde_json::to_string(&before)?);
+    systemd.enable_linger(uid)?;
+    step("enable_linger");
+    systemd.wait_user_manager(uid, timeout)?;
+    step("wait_user_manager");
+    systemd.enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, timeout)?;
+    step("enable_and_start_user_unit podman.socket");
+    let socket = podman::socket_path(root, uid);
+    podman::ping(&socket, timeout)?;
+    step("ping");
+    let running = podman::running_containers(&socket, timeout)?;
+    step(&format!("running_containers: {running:?}"));
+    let after = systemd.user_facts(uid, &user, PODMAN_SOCKET_UNIT)?;
+    println!("after: {}", serde_json::to_string(&after)?);
+    Ok(())
+}
