@@ -38,8 +38,24 @@ pub trait Migrator {
     ) -> Result<Summary>;
 }
 
-/// The real engine in `walk`.
-pub struct Walker;
+/// The real engine in `walk`, on the real kernel.
+#[derive(Default)]
+pub struct Walker {
+    pub sys: crate::walk::sys::RealSys,
+}
+
+impl Walker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn progress_of(enabled: bool) -> crate::walk::Progress {
+    crate::walk::Progress {
+        enabled,
+        expected_inodes: None,
+    }
+}
 
 impl Migrator for Walker {
     fn migrate(
@@ -49,7 +65,7 @@ impl Migrator for Walker {
         journal: &Path,
         progress: bool,
     ) -> Result<Summary> {
-        crate::walk::migrate(path, spec, journal, progress)
+        crate::walk::migrate(&self.sys, path, spec, journal, &progress_of(progress))
     }
     fn rollback(
         &self,
@@ -58,7 +74,7 @@ impl Migrator for Walker {
         journal: &Path,
         progress: bool,
     ) -> Result<Summary> {
-        crate::walk::rollback(path, spec, journal, progress)
+        crate::walk::rollback(&self.sys, path, spec, journal, &progress_of(progress))
     }
 }
 

@@ -158,11 +158,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                 return Ok(EXIT_OK);
             }
             let shadow = Shadow::new(root);
+            let walker = Walker::new();
             let manager = live_manager(root, &o)?;
             let b = Backends {
                 accounts: &shadow,
                 manager: manager.as_deref(),
-                migrator: &Walker,
+                migrator: &walker,
             };
             let progress = !cli.json && std::io::stderr().is_terminal();
             if !cli.json {
@@ -191,7 +192,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 refuse_running(root, policy.as_ref(), stack)?;
             }
             let progress = !cli.json && std::io::stderr().is_terminal();
-            let done = apply::rollback(root, stack, &Walker, progress)?;
+            let done = apply::rollback(root, stack, &Walker::new(), progress)?;
             if cli.json {
                 print_json(&done);
             } else {

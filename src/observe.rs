@@ -97,12 +97,13 @@ pub fn observe(
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
 
+    let sys = crate::walk::sys::RealSys::new();
     for (stack, path) in plan::pending_migrations(policy, &obs.state, opts) {
         let Some(a) = allocs.get(&stack) else {
             continue;
         };
         let on_host = under_root(root, &path);
-        let facts = match crate::walk::check_data_path(&on_host) {
+        let facts = match crate::walk::check_data_path(&sys, &on_host) {
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) if !survey => continue,
             Ok(()) => {
@@ -128,7 +129,7 @@ pub fn observe(
                     target_uid: a.allocation.uid,
                     target_gid: a.allocation.gid,
                 };
-                match crate::walk::survey(&on_host, &spec) {
+                match crate::walk::survey(&sys, &on_host, &spec) {
                     Ok(s) => DataFacts::Surveyed(s),
                     Err(e) => DataFacts::Refused(e.to_string()),
                 }

@@ -202,6 +202,10 @@ fn describe(mapping: &Mapping) -> String {
 /// Refuses a spec whose shift is not reversible: source and target mappings overlap.
 pub fn check_spec(spec: &MigrationSpec) -> Result<()> {
     let (from, to) = (&spec.shift.from, &spec.shift.to);
+    // Reown with no legacy mapping: nothing is shifted (the identity), everything journalled.
+    if spec.mode == MigrateMode::Reown && from == to {
+        return Ok(());
+    }
     for (what, a, b) in [("uid", &from.uid, &to.uid), ("gid", &from.gid, &to.gid)] {
         if a.overlaps(b) {
             return Err(Error::Refused(format!(
@@ -340,7 +344,12 @@ pub fn rollback(
         restore(&mut resolver, &record, &mut restored, &mut missing)
             .map_err(|f| std::io::Error::other(traverse::failure_error(path, f).to_string()))
     })
-    .map_err(|e| Error::io(format!("roll back from journal {}", journal_path.display()), e))?;
+    .map_err(|e| {
+        Error::io(
+            format!("roll back from journal {}", journal_path.display()),
+            e,
+        )
+    })?;
     summary.journalled = restored;
     summary.journal_missing = missing;
     summary.seconds = started.elapsed().as_secs_f64();
@@ -507,4 +516,3 @@ fn restore(
         Ok(Err((op, e))) => Err(record_failure(op, record, e)),
     }
 }
-

@@ -250,9 +250,7 @@ impl WalkSys for RealSys {
                 || {
                     let path = proc_path(dir, name);
                     // SAFETY: NUL-terminated path, buffer of the given length.
-                    let r = unsafe {
-                        libc::llistxattr(path.as_ptr(), ptr.cast(), len)
-                    };
+                    let r = unsafe { libc::llistxattr(path.as_ptr(), ptr.cast(), len) };
                     if r < 0 {
                         Err(last_errno())
                     } else {
@@ -310,14 +308,8 @@ impl WalkSys for RealSys {
                 || {
                     let path = proc_path(dir, name);
                     // SAFETY: NUL-terminated strings, buffer of the given length.
-                    let r = unsafe {
-                        libc::lgetxattr(
-                            path.as_ptr(),
-                            attr.as_ptr(),
-                            ptr.cast(),
-                            len,
-                        )
-                    };
+                    let r =
+                        unsafe { libc::lgetxattr(path.as_ptr(), attr.as_ptr(), ptr.cast(), len) };
                     if r < 0 {
                         Err(last_errno())
                     } else {

@@ -392,7 +392,11 @@ pub fn walk<A: InodeAction>(
     }
     let root_fd = Arc::new(root_fd);
     rayon::scope(|scope| walk.directory(scope, root_fd, PathBuf::new()));
-    if let Some(error) = walk.first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(error) = walk
+        .first_error
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+    {
         return Err(error);
     }
     Ok(walk.totals.into_inner().unwrap_or_else(|e| e.into_inner()))
