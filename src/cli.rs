@@ -2,11 +2,13 @@
 // policy and host, prints human text or JSON, and maps errors to exit codes 0/1/2.
 use crate::apply::{self, Backends, Outcome, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
+use crate::live::{self, Live};
 use crate::observe::{self, LiveProbe, NoLiveProbe};
 use crate::plan::{self, Options};
 use crate::policy::{Policy, DEFAULT_POLICY};
 use crate::state::{RunLock, State};
 use crate::sys::shadow::Shadow;
+use crate::sys::systemd::{DbusSystemd, Systemd};
 use clap::{Args, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -131,7 +133,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Plan(sel) => {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
-            let live = live_probe(root, &o)?;
+            let sd = live::dbus(root);
+            let live = live_probe(root, &o, &sd)?;
             let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if cli.json {
@@ -146,7 +149,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(root)?;
             let o = opts(sel, *force);
-            let live = live_probe(root, &o)?;
+            let sd = live::dbus(root);
+            let live = live_probe(root, &o, &sd)?;
             let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if p.steps.is_empty() {
@@ -159,10 +163,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let shadow = Shadow::new(root);
             let walker = Walker::new();
-            let manager = live_manager(root, &o)?;
+            let manager = Live {
+                root,
+                systemd: &sd,
+                ping: false,
+            };
             let b = Backends {
                 accounts: &shadow,
-                manager: manager.as_deref(),
+                manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
             };
             let progress = !cli.json && std::io::stderr().is_terminal();
@@ -265,28 +273,213 @@ fn print_report(r: &apply::Report) {
     println!("applied {done} step(s), {present} already present, {failed} failed");
 }
 
-/// The live probe to observe with: systemd and podman unless --no-systemd.
-fn live_probe<'a>(root: &'a Path, o: &Options) -> Result<Box<dyn LiveProbe + 'a>> {
-    let _ = o;
-    Ok(Box::new(NoLiveProbe { root }))
-}
-
-fn live_manager(_root: &Path, o: &Options) -> Result<Option<Box<dyn apply::StackManager>>> {
-    if o.systemd {
-        return Err(Error::Refused(
-            "systemd support is not wired yet; pass --no-systemd".into(),
-        ));
+/// The live probe to observe with: systemd and podman unless --no-systemd. Without a
+/// reachable system bus and logind, say so instead of hanging.
+fn live_probe<'a>(
+    root: &'a Path,
+    o: &Options,
+    sd: &'a DbusSystemd,
+) -> Result<Box<dyn LiveProbe + 'a>> {
+    if !o.systemd {
+        return Ok(Box::new(NoLiveProbe { root }));
     }
-    Ok(None)
+    sd.probe().map_err(|e| {
+        Error::Refused(format!(
+            "{e}\nisolate needs logind and the system bus for linger and podman.socket; on a host or root without systemd pass --no-systemd"
+        ))
+    })?;
+    Ok(Box::new(Live {
+        root,
+        systemd: sd,
+        ping: false,
+    }))
 }
 
-fn refuse_running(_root: &Path, _policy: Option<&Policy>, _stack: &str) -> Result<()> {
-    Ok(())
+/// Refuses a rollback while containers of the stack or the legacy owner hold its data.
+fn refuse_running(root: &Path, policy: Option<&Policy>, stack: &str) -> Result<()> {
+    let state = State::read(root)?;
+    let Some(rec) = state.stacks.get(stack) else {
+        return Ok(());
+    };
+    let paths: Vec<PathBuf> = rec.migrations.iter().map(|m| m.path.clone()).collect();
+    let sd = live::dbus(root);
+    let live = Live {
+        root,
+        systemd: &sd,
+        ping: false,
+    };
+    let mut holders = live.running(&rec.allocation.user, rec.allocation.uid, &paths);
+    let acc = crate::sys::etc::Accounts::read(root)?;
+    if let Some(l) = policy
+        .and_then(|p| p.legacy_owner.as_ref())
+        .and_then(|l| acc.user(&l.value))
+    {
+        holders.extend(live.running(&l.name, l.uid, &paths));
+    }
+    if holders.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "containers are running on the data of `{stack}`: {}; stop them first (or pass --force)",
+        holders
+            .iter()
+            .map(|c| format!("{} (of {}) on {}", c.name, c.owner, c.data_path.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
+/// One stack's line in `status`.
+#[derive(serde::Serialize)]
+struct StackStatus {
+    stack: String,
+    user: String,
+    uid: u32,
+    gid: u32,
+    subids: crate::ids::SubidRange,
+    /// Recorded in the state file (apply ran for it).
+    applied: bool,
+    in_policy: bool,
+    user_exists: bool,
+    linger: bool,
+    manager_active: Option<bool>,
+    socket_enabled: Option<bool>,
+    socket_active: Option<bool>,
+    socket: PathBuf,
+    ping: Option<bool>,
+    env: std::collections::BTreeMap<&'static str, String>,
+    migrations: Vec<serde_json::Value>,
 }
 
 fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Result<i32> {
-    let _ = (root, policy_file, sel, json);
-    Err(Error::Failed("status is not wired yet".into()))
+    let policy = Policy::load(policy_file)?;
+    let o = opts(sel, false);
+    plan::check_selection(&policy, &o)?;
+    let state = State::read(root)?;
+    let acc = crate::sys::etc::Accounts::read(root)?;
+    let planned = crate::alloc::allocate(&policy, &acc, &state, &o.stacks).unwrap_or_default();
+    let sd = live::dbus(root);
+    let systemd = o.systemd && sd.probe().is_ok();
+    let live = Live {
+        root,
+        systemd: &sd,
+        ping: true,
+    };
+    let mut names: Vec<String> = policy.stacks.keys().cloned().collect();
+    names.extend(
+        state
+            .stacks
+            .keys()
+            .filter(|n| !policy.stacks.contains_key(*n))
+            .cloned(),
+    );
+    let mut out = Vec::new();
+    for name in names
+        .into_iter()
+        .filter(|n| o.stacks.is_empty() || o.stacks.contains(n))
+    {
+        let (a, applied) = match (state.stacks.get(&name), planned.get(&name)) {
+            (Some(r), _) => (r.allocation.clone(), true),
+            (None, Some(p)) => (p.allocation.clone(), false),
+            (None, None) => continue,
+        };
+        let facts = if systemd {
+            live.manager(&a.user, a.uid)
+        } else {
+            NoLiveProbe { root }.manager(&a.user, a.uid)
+        };
+        let socket = plan::socket_path(a.uid);
+        let runtime = format!("/run/user/{}", a.uid);
+        let host = format!("unix://{}", socket.display());
+        let env = [
+            ("XDG_RUNTIME_DIR", runtime),
+            ("DOCKER_HOST", host.clone()),
+            ("CONTAINER_HOST", host),
+        ]
+        .into_iter()
+        .collect();
+        let migrations = state
+            .stacks
+            .get(&name)
+            .map(|r| {
+                r.migrations
+                    .iter()
+                    .map(|m| serde_json::json!({"path": m.path, "mode": m.mode, "phase": m.phase}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(StackStatus {
+            in_policy: policy.stacks.contains_key(&name),
+            stack: name,
+            user_exists: acc.user(&a.user).is_some_and(|u| u.uid == a.uid),
+            user: a.user,
+            uid: a.uid,
+            gid: a.gid,
+            subids: a.subids,
+            applied,
+            linger: facts.linger,
+            manager_active: systemd.then_some(facts.manager_active),
+            socket_enabled: systemd.then_some(facts.socket_enabled),
+            socket_active: systemd.then_some(facts.socket_active),
+            socket,
+            ping: systemd.then_some(facts.ping_ok),
+            env,
+            migrations,
+        });
+    }
+    if json {
+        print_json(&serde_json::json!({ "systemd": systemd, "stacks": out }));
+        return Ok(EXIT_OK);
+    }
+    if !systemd {
+        println!("(no system bus or logind reachable: user manager and socket not checked)");
+    }
+    let yn = |b: Option<bool>, yes: &str, no: &str| match b {
+        Some(true) => yes.to_string(),
+        Some(false) => no.to_string(),
+        None => "unknown".to_string(),
+    };
+    for s in &out {
+        println!(
+            "{}: user {} uid {} gid {}, subordinate ids {}{}{}",
+            s.stack,
+            s.user,
+            s.uid,
+            s.gid,
+            s.subids,
+            if s.applied { "" } else { " (not applied yet)" },
+            if s.in_policy {
+                ""
+            } else {
+                " (no longer in the policy)"
+            }
+        );
+        println!(
+            "  linger {}, user manager {}, podman.socket {}, _ping {}",
+            if s.linger { "on" } else { "off" },
+            yn(s.manager_active, "active", "inactive"),
+            yn(s.socket_active, "active", "inactive"),
+            yn(s.ping, "OK", "no answer")
+        );
+        println!("  socket {}", s.socket.display());
+        println!(
+            "  env {}",
+            s.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        for m in &s.migrations {
+            println!(
+                "  data {} ({}, {})",
+                m["path"].as_str().unwrap_or("?"),
+                m["mode"].as_str().unwrap_or("?"),
+                m["phase"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 /// `map STACK ID` and `map --host ID`, from the recorded allocations (or the ones apply would make).

@@ -20,7 +20,10 @@ pub const HOME_BASE: &str = "/var/lib/isolate/home";
 pub struct ManagerFacts {
     pub linger: bool,
     pub manager_active: bool,
+    /// podman.socket is enabled in the user's manager (comes back at boot).
+    pub socket_enabled: bool,
     pub socket_active: bool,
+    /// A real `GET /_ping` answered OK (asked by status only: plan does not start podman).
     pub ping_ok: bool,
 }
 
@@ -449,7 +452,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                     uid: a.uid,
                 });
             }
-            if !(m.socket_active && m.ping_ok) {
+            if !(m.socket_enabled && m.socket_active) {
                 out.steps.push(Step::StartPodmanSocket {
                     stack: s.name.clone(),
                     user: a.user.clone(),
@@ -459,7 +462,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
             } else {
                 out.notes.push(present(
                     name.clone(),
-                    format!("podman socket {} answers", socket_path(a.uid).display()),
+                    format!("podman.socket of {} enabled and active", a.user),
                 ));
             }
         } else {

@@ -49,6 +49,77 @@ pub fn running_containers(socket: &Path, timeout: Duration) -> Result<Vec<String
         .collect())
 }
 
+/// A running container and the host paths it mounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunningMounts {
+    pub name: String,
+    pub sources: Vec<PathBuf>,
+}
+
+/// Every running container with the host sources of its mounts: the list, then one
+/// inspect per running container (`GET /v4.0.0/libpod/containers/ID/json`).
+pub fn running_mounts(socket: &Path, timeout: Duration) -> Result<Vec<RunningMounts>> {
+    const LIST: &str = "/v4.0.0/libpod/containers/json";
+    #[derive(Deserialize)]
+    struct Listed {
+        #[serde(rename = "Id", default)]
+        id: String,
+        #[serde(rename = "Names", default)]
+        names: Vec<String>,
+        #[serde(rename = "State", default)]
+        state: String,
+    }
+    #[derive(Deserialize)]
+    struct Mount {
+        #[serde(rename = "Source", default)]
+        source: String,
+    }
+    #[derive(Deserialize)]
+    struct Inspected {
+        #[serde(rename = "Mounts", default)]
+        mounts: Vec<Mount>,
+    }
+    let decode_fail = |path: &str, e: serde_json::Error| {
+        Error::Failed(format!(
+            "podman socket {}: GET {path}: unexpected answer: {e}",
+            socket.display()
+        ))
+    };
+    let response = get(socket, LIST, timeout)?;
+    if response.status != 200 {
+        return Err(unexpected(socket, LIST, &response));
+    }
+    let listed: Vec<Listed> =
+        serde_json::from_slice(&response.body).map_err(|e| decode_fail(LIST, e))?;
+    let mut out = Vec::new();
+    for c in listed.into_iter().filter(|c| c.state == "running") {
+        if !c.id.bytes().all(|b| b.is_ascii_hexdigit()) || c.id.is_empty() {
+            return Err(Error::Failed(format!(
+                "podman socket {}: container id {:?} is not hex",
+                socket.display(),
+                c.id
+            )));
+        }
+        let path = format!("/v4.0.0/libpod/containers/{}/json", c.id);
+        let r = get(socket, &path, timeout)?;
+        if r.status != 200 {
+            return Err(unexpected(socket, &path, &r));
+        }
+        let inspected: Inspected =
+            serde_json::from_slice(&r.body).map_err(|e| decode_fail(&path, e))?;
+        out.push(RunningMounts {
+            name: c.names.first().cloned().unwrap_or(c.id),
+            sources: inspected
+                .mounts
+                .into_iter()
+                .filter(|m| !m.source.is_empty())
+                .map(|m| PathBuf::from(m.source))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
 struct Response {
     status: u16,
     body: Vec<u8>,
