@@ -76,8 +76,9 @@ fn after_apply() -> Observed {
         ManagerFacts {
             linger: true,
             manager_active: true,
+            socket_enabled: true,
             socket_active: true,
-            ping_ok: true,
+            ping_ok: false,
         },
     );
     o

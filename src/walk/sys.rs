@@ -175,6 +175,8 @@ impl WalkSys for RealSys {
         )
     }
 
+    // f_type is i64 on x86_64 but narrower on other architectures.
+    #[allow(clippy::unnecessary_cast)]
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
         rustix::fs::fstatfs(fd).map(|s| s.f_type as i64)
     }
