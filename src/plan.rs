@@ -507,11 +507,13 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                     )
                 }
                 Some(MigrationPhase::RolledBack) | None => {
-                    let from = match (&legacy, s.migrate.value) {
-                        (Some(l), _) => l.clone(),
-                        // Reown needs no source mapping: nothing is shifted.
-                        (None, MigrateMode::Reown) => to.clone(),
-                        (None, _) => {
+                    let (from, mode) = match (&legacy, s.migrate.value) {
+                        (Some(l), mode) => (l.clone(), mode),
+                        // Without a legacy mapping nothing can be shifted: auto reowns it all.
+                        (None, MigrateMode::Reown | MigrateMode::Auto) => {
+                            (to.clone(), MigrateMode::Reown)
+                        }
+                        (None, MigrateMode::Shift) => {
                             problems.push(Problem::new(
                                 s.migrate.span.clone(),
                                 format!(
@@ -534,7 +536,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                             from,
                             to: to.clone(),
                         },
-                        s.migrate.value,
+                        mode,
                         false,
                     )
                 }

@@ -97,7 +97,7 @@ fn pins_overlapping_each_other_and_system_paths() {
 fn shift_without_a_legacy_owner_is_explained() {
     assert_eq!(
         errors("[stacks.a]\ndata = [\"/srv/a\"]\nmigrate = \"shift\"\n"),
-        vec!["policy.toml:3:11: stack `a` migrates by shift or auto, which needs `legacy_owner` (the user whose containers own the data today)"]
+        vec!["policy.toml:3:11: stack `a` migrates by shift, which needs `legacy_owner` (the user whose containers own the data today)"]
     );
     assert_eq!(errors("[stacks.a]\nmigrate = \"reown\"\n"), vec!["policy.toml:1:9: stack `a` has no `data` list: name the directories its containers mount"]);
 }

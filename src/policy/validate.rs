@@ -145,18 +145,19 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
         ));
     }
 
-    let uses_mapping = p.stacks.values().any(|s| {
-        matches!(s.migrate.value, MigrateMode::Shift | MigrateMode::Auto) && !s.data.is_empty()
-    });
+    let uses_mapping = p
+        .stacks
+        .values()
+        .any(|s| s.migrate.value == MigrateMode::Shift && !s.data.is_empty());
     if uses_mapping && p.legacy_owner.is_none() {
         let first = p
             .stacks
             .values()
-            .find(|s| matches!(s.migrate.value, MigrateMode::Shift | MigrateMode::Auto))
+            .find(|s| s.migrate.value == MigrateMode::Shift && !s.data.is_empty())
             .unwrap();
         out.push(Problem::new(
             first.migrate.span.clone(),
-            format!("stack `{}` migrates by shift or auto, which needs `legacy_owner` (the user whose containers own the data today)", first.name),
+            format!("stack `{}` migrates by shift, which needs `legacy_owner` (the user whose containers own the data today)", first.name),
         ));
     }
 
