@@ -257,8 +257,12 @@ fn print_report(r: &apply::Report) {
             }
         }
         if let Some(m) = &s.summary {
+            let path = match &s.step {
+                plan::Step::Migrate { path, .. } => path.display().to_string(),
+                _ => String::new(),
+            };
             println!(
-                "  {} inodes seen, {} changed, {} already right, {} outside the legacy mapping, {} bytes, {:.1}s",
+                "  {path}: {} inodes seen, {} changed, {} already right, {} outside the legacy mapping, {} bytes, {:.1}s",
                 m.inodes, m.changed, m.skipped_already, m.skipped_outside, m.bytes, m.seconds
             );
             for p in &m.mounts_skipped {
@@ -283,11 +287,7 @@ fn live_probe<'a>(
     if !o.systemd {
         return Ok(Box::new(NoLiveProbe { root }));
     }
-    sd.probe().map_err(|e| {
-        Error::Refused(format!(
-            "{e}\nisolate needs logind and the system bus for linger and podman.socket; on a host or root without systemd pass --no-systemd"
-        ))
-    })?;
+    sd.probe()?;
     Ok(Box::new(Live {
         root,
         systemd: sd,
