@@ -7,11 +7,31 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
-    let uid: u32 = std::env::args()
-        .nth(1)
-        .context("usage: systemd-probe UID")?
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // --wait-only: only wait (2 s) for the user manager, to see the timeout error.
+    // --containers: print the running containers and their mounts as JSON.
+    let mode = match args.first().map(String::as_str) {
+        Some(m @ ("--wait-only" | "--containers")) => {
+            let m = m.to_string();
+            args.remove(0);
+            m
+        }
+        _ => String::new(),
+    };
+    let uid: u32 = args
+        .first()
+        .context("usage: systemd-probe [--wait-only|--containers] UID")?
         .parse()
         .context("UID must be a number")?;
+    if mode == "--wait-only" {
+        return Ok(DbusSystemd::new("/").wait_user_manager(uid, Duration::from_secs(2))?);
+    }
+    if mode == "--containers" {
+        let socket = podman::socket_path(Path::new("/"), uid);
+        let found = podman::running_container_mounts(&socket, Duration::from_secs(30))?;
+        println!("{}", serde_json::to_string(&found)?);
+        return Ok(());
+    }
     let user = nix::unistd::User::from_uid(uid.into())?
         .with_context(|| format!("no user with uid {uid}"))?
         .name;

@@ -63,7 +63,7 @@ impl LiveProbe for Live<'_> {
         if !socket.exists() {
             return Vec::new();
         }
-        let listed = match podman::running_mounts(&socket, LIST_TIMEOUT) {
+        let listed = match podman::running_container_mounts(&socket, LIST_TIMEOUT) {
             Ok(l) => l,
             Err(e) => {
                 // Unknown is not "none": report it as a holder so migration refuses without --force.

@@ -50,19 +50,20 @@ pub fn running_containers(socket: &Path, timeout: Duration) -> Result<Vec<String
 }
 
 /// A running container and the host paths it mounts.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RunningMounts {
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ContainerMounts {
     pub name: String,
+    /// `Source` of each mount (bind mounts: host paths; volumes: their host directory).
     pub sources: Vec<PathBuf>,
 }
 
-/// Every running container with the host sources of its mounts: the list, then one
-/// inspect per running container (`GET /v4.0.0/libpod/containers/ID/json`).
-pub fn running_mounts(socket: &Path, timeout: Duration) -> Result<Vec<RunningMounts>> {
+/// Running containers with the host paths they mount: the list, then one inspect per container.
+/// `timeout` bounds each request.
+pub fn running_container_mounts(socket: &Path, timeout: Duration) -> Result<Vec<ContainerMounts>> {
     const LIST: &str = "/v4.0.0/libpod/containers/json";
     #[derive(Deserialize)]
     struct Listed {
-        #[serde(rename = "Id", default)]
+        #[serde(rename = "Id")]
         id: String,
         #[serde(rename = "Names", default)]
         names: Vec<String>,
@@ -70,45 +71,38 @@ pub fn running_mounts(socket: &Path, timeout: Duration) -> Result<Vec<RunningMou
         state: String,
     }
     #[derive(Deserialize)]
-    struct Mount {
-        #[serde(rename = "Source", default)]
-        source: String,
-    }
-    #[derive(Deserialize)]
     struct Inspected {
         #[serde(rename = "Mounts", default)]
         mounts: Vec<Mount>,
     }
-    let decode_fail = |path: &str, e: serde_json::Error| {
-        Error::Failed(format!(
-            "podman socket {}: GET {path}: unexpected answer: {e}",
-            socket.display()
-        ))
-    };
-    let response = get(socket, LIST, timeout)?;
-    if response.status != 200 {
-        return Err(unexpected(socket, LIST, &response));
+    #[derive(Deserialize)]
+    struct Mount {
+        #[serde(rename = "Source", default)]
+        source: String,
     }
-    let listed: Vec<Listed> =
-        serde_json::from_slice(&response.body).map_err(|e| decode_fail(LIST, e))?;
+    let listed: Vec<Listed> = get_json(socket, LIST, timeout)?;
     let mut out = Vec::new();
-    for c in listed.into_iter().filter(|c| c.state == "running") {
-        if !c.id.bytes().all(|b| b.is_ascii_hexdigit()) || c.id.is_empty() {
+    for container in listed.into_iter().filter(|c| c.state == "running") {
+        if !container.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(Error::Failed(format!(
-                "podman socket {}: container id {:?} is not hex",
+                "podman socket {}: GET {LIST}: odd container id {:?}",
                 socket.display(),
-                c.id
+                container.id
             )));
         }
-        let path = format!("/v4.0.0/libpod/containers/{}/json", c.id);
-        let r = get(socket, &path, timeout)?;
-        if r.status != 200 {
-            return Err(unexpected(socket, &path, &r));
-        }
-        let inspected: Inspected =
-            serde_json::from_slice(&r.body).map_err(|e| decode_fail(&path, e))?;
-        out.push(RunningMounts {
-            name: c.names.first().cloned().unwrap_or(c.id),
+        let inspect = format!("/v4.0.0/libpod/containers/{}/json", container.id);
+        let inspected: Inspected = match get_json(socket, &inspect, timeout) {
+            Ok(inspected) => inspected,
+            // Gone between the list and the inspect: it no longer runs.
+            Err(Error::Failed(m)) if m.contains("status 404") => continue,
+            Err(e) => return Err(e),
+        };
+        out.push(ContainerMounts {
+            name: container
+                .names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| container.id.clone()),
             sources: inspected
                 .mounts
                 .into_iter()
@@ -118,6 +112,23 @@ pub fn running_mounts(socket: &Path, timeout: Duration) -> Result<Vec<RunningMou
         });
     }
     Ok(out)
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    timeout: Duration,
+) -> Result<T> {
+    let response = get(socket, path, timeout)?;
+    if response.status != 200 {
+        return Err(unexpected(socket, path, &response));
+    }
+    serde_json::from_slice(&response.body).map_err(|e| {
+        Error::Failed(format!(
+            "podman socket {}: GET {path}: answer is not what libpod sends: {e}",
+            socket.display()
+        ))
+    })
 }
 
 struct Response {
@@ -425,6 +436,74 @@ mod tests {
             .join()
             .unwrap()
             .starts_with("GET /v4.0.0/libpod/containers/json HTTP/1.1\r\n"));
+    }
+
+    /// Serves `answers` in order, one connection each; returns the request lines.
+    fn serve_many(
+        answers: Vec<String>,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("podman.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while find(&request, b"\r\n\r\n").is_none() {
+                    let n = conn.read(&mut buf).unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8(request).unwrap();
+                requests.push(text.lines().next().unwrap().to_string());
+                conn.write_all(answer.as_bytes()).unwrap();
+            }
+            requests
+        });
+        (dir, path, server)
+    }
+
+    fn json_answer(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn running_container_mounts_inspects_each_running_container() {
+        let (_dir, path, server) = serve_many(vec![
+            json_answer(
+                "200 OK",
+                r#"[{"Id":"abc123","Names":["app"],"State":"running"},{"Id":"def456","Names":["gone"],"State":"running"},{"Id":"0ld","Names":["old"],"State":"exited"}]"#,
+            ),
+            json_answer(
+                "200 OK",
+                r#"{"Id":"abc123","Mounts":[{"Type":"bind","Source":"/srv/app","Destination":"/data"},{"Type":"volume","Source":"/var/lib/v","Destination":"/v"}]}"#,
+            ),
+            json_answer("404 Not Found", r#"{"cause":"no such container"}"#),
+        ]);
+        let found = running_container_mounts(&path, SECS).unwrap();
+        assert_eq!(
+            found,
+            vec![ContainerMounts {
+                name: "app".into(),
+                sources: vec!["/srv/app".into(), "/var/lib/v".into()]
+            }]
+        );
+        assert_eq!(
+            server.join().unwrap(),
+            vec![
+                "GET /v4.0.0/libpod/containers/json HTTP/1.1",
+                "GET /v4.0.0/libpod/containers/abc123/json HTTP/1.1",
+                "GET /v4.0.0/libpod/containers/def456/json HTTP/1.1",
+            ]
+        );
     }
 
     #[test]
