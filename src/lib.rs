@@ -1,5 +1,14 @@
 // isolate's library: everything but argument parsing lives here, so tests reach the core directly.
+pub mod alloc;
+pub mod apply;
+pub mod cli;
 pub mod error;
 pub mod ids;
+pub mod live;
+pub mod observe;
+pub mod plan;
+pub mod policy;
+pub mod privilege;
+pub mod state;
 pub mod sys;
 pub mod walk;

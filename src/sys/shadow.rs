@@ -1,1 +1,180 @@
+// Creates groups, users and subordinate ranges through shadow-utils (groupadd, useradd,
+// usermod), so shadow's locks, backups and cache invalidation stay right. Which ids to use
+// is decided by isolate; these tools only write them.
+use crate::error::{Error, Result};
+use crate::ids::SubidRange;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
+/// The account changes apply makes. A trait so apply can be tested with a recording fake.
+pub trait AccountTools {
+    fn create_group(&self, name: &str, gid: Option<u32>) -> Result<()>;
+    fn create_user(
+        &self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        home: &Path,
+        shell: &str,
+        comment: &str,
+    ) -> Result<()>;
+    fn add_to_group(&self, user: &str, group: &str) -> Result<()>;
+    fn add_subids(&self, user: &str, range: SubidRange, subuid: bool, subgid: bool) -> Result<()>;
+}
+
+/// The real tools, acting on `root` (`--prefix ROOT` unless the root is `/`).
+pub struct Shadow {
+    root: PathBuf,
+}
+
+impl Shadow {
+    pub fn new(root: &Path) -> Self {
+        Shadow {
+            root: root.to_path_buf(),
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[String]) -> Result<()> {
+        let mut cmd = Command::new(tool);
+        if self.root != Path::new("/") {
+            cmd.arg("--prefix").arg(&self.root);
+        }
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LC_ALL", "C");
+        let shown = format!("{tool} {}", args.join(" "));
+        let out = cmd.output().map_err(|e| {
+            Error::Failed(format!(
+                "cannot run `{shown}`: {e} (is shadow-utils installed?)"
+            ))
+        })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        Err(Error::Failed(format!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            stderr.trim()
+        )))
+    }
+}
+
+impl AccountTools for Shadow {
+    fn create_group(&self, name: &str, gid: Option<u32>) -> Result<()> {
+        let mut args = vec!["--system".to_string()];
+        if let Some(g) = gid {
+            args.extend(["--gid".into(), g.to_string()]);
+        }
+        args.push(name.into());
+        self.run("groupadd", &args)
+    }
+
+    fn create_user(
+        &self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        home: &Path,
+        shell: &str,
+        comment: &str,
+    ) -> Result<()> {
+        // The parent of the home directory must exist; useradd creates only the last part.
+        if let Some(parent) = home.parent() {
+            let on_root = self.root.join(parent.strip_prefix("/").unwrap_or(parent));
+            std::fs::create_dir_all(&on_root)
+                .map_err(|e| Error::io(format!("creating {}", on_root.display()), e))?;
+        }
+        let args: Vec<String> = vec![
+            "--system".into(),
+            "--uid".into(),
+            uid.to_string(),
+            "--gid".into(),
+            gid.to_string(),
+            "--home-dir".into(),
+            home.display().to_string(),
+            "--create-home".into(),
+            "--key".into(),
+            "HOME_MODE=0700".into(),
+            "--shell".into(),
+            shell.into(),
+            "--comment".into(),
+            comment.into(),
+            name.into(),
+        ];
+        self.run("useradd", &args)
+    }
+
+    fn add_to_group(&self, user: &str, group: &str) -> Result<()> {
+        self.run(
+            "usermod",
+            &[
+                "--append".into(),
+                "--groups".into(),
+                group.into(),
+                user.into(),
+            ],
+        )
+    }
+
+    fn add_subids(&self, user: &str, range: SubidRange, subuid: bool, subgid: bool) -> Result<()> {
+        let mut args = Vec::new();
+        if subuid {
+            args.extend(["--add-subuids".to_string(), range.to_string()]);
+        }
+        if subgid {
+            args.extend(["--add-subgids".to_string(), range.to_string()]);
+        }
+        args.push(user.into());
+        self.run("usermod", &args)
+    }
+}
+
+/// What a fake recorded, one line per call, for apply's unit tests.
+#[derive(Default)]
+pub struct RecordingAccounts {
+    pub calls: std::sync::Mutex<Vec<String>>,
+    /// A call whose line starts with this fails.
+    pub fail_on: Option<String>,
+}
+
+impl RecordingAccounts {
+    fn record(&self, line: String) -> Result<()> {
+        let fail = self
+            .fail_on
+            .as_ref()
+            .is_some_and(|f| line.starts_with(f.as_str()));
+        self.calls.lock().unwrap().push(line.clone());
+        if fail {
+            return Err(Error::Failed(format!("injected failure: {line}")));
+        }
+        Ok(())
+    }
+}
+
+impl AccountTools for RecordingAccounts {
+    fn create_group(&self, name: &str, gid: Option<u32>) -> Result<()> {
+        self.record(format!("create_group {name} {gid:?}"))
+    }
+    fn create_user(
+        &self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        home: &Path,
+        shell: &str,
+        _comment: &str,
+    ) -> Result<()> {
+        self.record(format!(
+            "create_user {name} {uid} {gid} {} {shell}",
+            home.display()
+        ))
+    }
+    fn add_to_group(&self, user: &str, group: &str) -> Result<()> {
+        self.record(format!("add_to_group {user} {group}"))
+    }
+    fn add_subids(&self, user: &str, range: SubidRange, subuid: bool, subgid: bool) -> Result<()> {
+        self.record(format!("add_subids {user} {range} {subuid} {subgid}"))
+    }
+}

@@ -1,0 +1,227 @@
+// Allocation: exact errors for pins against the host, and properties (no overlap, stable
+// across runs, pins respected) over random hosts.
+use super::*;
+use crate::state::StackRecord;
+use crate::sys::etc::{parse_group, parse_passwd, parse_subid};
+use proptest::prelude::*;
+use std::path::Path;
+
+fn host(passwd: &str, group: &str, subuid: &str, subgid: &str) -> Accounts {
+    Accounts {
+        passwd: parse_passwd(Path::new("/etc/passwd"), passwd).unwrap(),
+        group: parse_group(Path::new("/etc/group"), group).unwrap(),
+        subuid: parse_subid(Path::new("/etc/subuid"), subuid).unwrap(),
+        subgid: parse_subid(Path::new("/etc/subgid"), subgid).unwrap(),
+    }
+}
+
+fn homelab() -> Accounts {
+    host(
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nsvc:x:800:800::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n",
+        "root:x:0:\nalice:x:1000:\nsvc:x:800:\nlp:x:801:\n",
+        "alice:100000:65536\n",
+        "alice:100000:65536\n",
+    )
+}
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(Path::new("p.toml"), text).unwrap()
+}
+
+fn errors(p: &Policy, acc: &Accounts, state: &State) -> Vec<String> {
+    match allocate(p, acc, state, &[]) {
+        Err(Error::Policy(l)) | Err(Error::HostState(l)) => l,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn new_stacks_get_the_lowest_free_ids_in_name_order() {
+    let p = policy("legacy_owner = \"alice\"\n[stacks.b]\ndata = []\n[stacks.a]\ndata = []\n");
+    let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
+    let a = &got["a"].allocation;
+    let b = &got["b"].allocation;
+    // 800 and 801 are taken by svc and the group lp.
+    assert_eq!(
+        (a.uid, a.gid, a.subids),
+        (802, 802, SubidRange::new(200_000, 65_536).unwrap())
+    );
+    assert_eq!((b.uid, b.subids.start), (803, 265_536));
+    assert_eq!(a.user, "stk-a");
+    assert_eq!(got["a"].source, Source::New);
+}
+
+#[test]
+fn pins_against_the_host_are_reported_with_positions() {
+    let p = policy(
+        "legacy_owner = \"bob\"\n[stacks.a]\ndata = []\nuid = 1000\n[stacks.b]\ndata = []\nsubid_start = 150000\n[stacks.c]\ndata = []\nsubid_start = 2000\n",
+    );
+    assert_eq!(
+        errors(&p, &homelab(), &State::default()),
+        vec![
+            "p.toml:1:16: legacy owner `bob` does not exist in the host's passwd",
+            "p.toml:4:7: uid 1000 of stack `a` is already taken by user `alice`",
+            "p.toml:7:15: subordinate range 150000-215535 of stack `b` overlaps the range of `alice` at /etc/subuid:1",
+            "p.toml:10:15: subordinate range 2000-67535 of stack `c` overlaps user `nobody`",
+        ]
+    );
+}
+
+#[test]
+fn a_recorded_allocation_never_moves_and_is_never_reused() {
+    let p =
+        policy("[stacks.a]\ndata = []\n[stacks.b]\ndata = []\nuid = 900\nsubid_start = 300000\n");
+    let mut state = State::default();
+    state.stacks.insert(
+        "gone".into(),
+        StackRecord {
+            allocation: Allocation {
+                user: "stk-gone".into(),
+                uid: 802,
+                gid: 802,
+                subids: SubidRange::new(200_000, 65_536).unwrap(),
+            },
+            migrations: vec![],
+        },
+    );
+    let got = allocate(&p, &homelab(), &state, &[]).unwrap();
+    // `gone` left the policy, but its ids stay its own.
+    assert_eq!(got["a"].allocation.uid, 803);
+    // 265536 would run into b's pinned 300000.
+    assert_eq!(got["a"].allocation.subids.start, 365_536);
+    assert_eq!(
+        (got["b"].allocation.uid, got["b"].allocation.subids.start),
+        (900, 300_000)
+    );
+
+    for (n, a) in &got {
+        state.stacks.insert(
+            n.clone(),
+            StackRecord {
+                allocation: a.allocation.clone(),
+                migrations: vec![],
+            },
+        );
+    }
+    let again = allocate(&p, &homelab(), &state, &[]).unwrap();
+    assert!(again.values().all(|a| a.source == Source::Recorded));
+    assert_eq!(again["a"].allocation, got["a"].allocation);
+
+    let moved = policy("[stacks.a]\ndata = []\nuid = 850\n");
+    assert_eq!(
+        errors(&moved, &homelab(), &state),
+        vec!["p.toml:3:7: stack `a` already has uid 803 (recorded in the state file); isolate never moves an allocation: remove the pin or set it to 803"]
+    );
+}
+
+#[test]
+fn overlapping_host_lines_refuse_allocation() {
+    let acc = host(
+        "alice:x:1000:1000::/:/bin/sh\n",
+        "",
+        "alice:100000:65536\nalice:100000:65536\n",
+        "alice:100000:65536\n",
+    );
+    let p = policy("[stacks.a]\ndata = []\n");
+    assert_eq!(
+        errors(&p, &acc, &State::default()),
+        vec!["/etc/subuid:1 (alice:100000-165535) and line 2 (alice:100000-165535) overlap: newuidmap refuses a user whose ranges overlap (EINVAL), and a new range cannot be proven free; remove or fix one of them"]
+    );
+}
+
+#[test]
+fn an_existing_stack_user_is_adopted() {
+    let acc = host(
+        "stk-a:x:950:951::/:/bin/false\n",
+        "stk-a:x:951:\n",
+        "stk-a:500000:65536\n",
+        "950:500000:65536\n",
+    );
+    let p = policy("[stacks.a]\ndata = []\n");
+    let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
+    assert_eq!(got["a"].source, Source::Adopted);
+    assert_eq!(
+        (
+            got["a"].allocation.uid,
+            got["a"].allocation.gid,
+            got["a"].allocation.subids.start
+        ),
+        (950, 951, 500_000)
+    );
+}
+
+#[test]
+fn selection_allocates_only_the_named_stacks_but_respects_other_pins() {
+    let p = policy("[stacks.a]\ndata = []\nsubid_start = 200000\n[stacks.b]\ndata = []\n");
+    let got = allocate(&p, &homelab(), &State::default(), &["b".to_string()]).unwrap();
+    assert_eq!(got.keys().collect::<Vec<_>>(), vec!["b"]);
+    assert_eq!(got["b"].allocation.subids.start, 265_536);
+}
+
+/// Users' uids, subuid lines (start, count), how many stacks, and which of them pin a range.
+type HostShape = (Vec<u32>, Vec<(u32, u32)>, usize, Vec<Option<u32>>);
+
+fn arb_host() -> impl Strategy<Value = HostShape> {
+    (
+        proptest::collection::vec(790u32..910, 0..40),
+        proptest::collection::vec((150_000u32..700_000, 1u32..120_000), 0..6),
+        1usize..6,
+        proptest::collection::vec(proptest::option::of(0u32..8), 6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn allocations_never_overlap_anything_and_are_stable((uids, ranges, nstacks, pins) in arb_host()) {
+        // Host: users at `uids`, non-overlapping subuid lines built from `ranges`.
+        let mut passwd = String::new();
+        for (i, u) in uids.iter().enumerate() {
+            passwd.push_str(&format!("u{i}:x:{u}:{u}::/:/bin/sh\n"));
+        }
+        let mut lines: Vec<SubidRange> = Vec::new();
+        for (s, c) in ranges {
+            let r = SubidRange::new(s, c).unwrap();
+            if lines.iter().all(|l| !l.overlaps(&r)) { lines.push(r); }
+        }
+        let subuid: String = lines.iter().enumerate().map(|(i, r)| format!("u{i}:{}:{}\n", r.start, r.count)).collect();
+        let acc = host(&passwd, "", &subuid, &subuid);
+        let mut text = String::from("[pools]\nuid_first = 800\nuid_last = 999\nsubid_size = 65536\n");
+        for (i, pin) in pins.iter().enumerate().take(nstacks) {
+            text.push_str(&format!("[stacks.s{i}]\ndata = []\n"));
+            if let Some(k) = pin { text.push_str(&format!("subid_start = {}\n", 1_000_000 + 70_000 * (u64::from(*k) * 7 + i as u64))); }
+        }
+        let p = policy(&text);
+        let got = match allocate(&p, &acc, &State::default(), &[]) {
+            Ok(g) => g,
+            Err(_) => return Ok(()), // a full uid pool is a legitimate refusal
+        };
+        let allocs: Vec<&Allocation> = got.values().map(|a| &a.allocation).collect();
+        for (i, a) in allocs.iter().enumerate() {
+            prop_assert!(a.subids.end() <= ID_CEILING);
+            prop_assert!(!uids.contains(&a.uid));
+            prop_assert!(lines.iter().all(|l| !l.overlaps(&a.subids) && !l.contains(a.uid)));
+            prop_assert!(uids.iter().all(|u| !a.subids.contains(*u)));
+            for b in &allocs[i + 1..] {
+                prop_assert!(!a.subids.overlaps(&b.subids));
+                prop_assert!(a.uid != b.uid);
+            }
+        }
+        for (name, a) in &got {
+            if let Some(pin) = &p.stacks[name].subid_start {
+                prop_assert_eq!(a.allocation.subids.start, pin.value);
+            }
+        }
+        // Stable: the same inputs give the same answer, and recording it changes nothing.
+        let again = allocate(&p, &acc, &State::default(), &[]).unwrap();
+        prop_assert_eq!(&again, &got);
+        let mut state = State::default();
+        for (n, a) in &got {
+            state.stacks.insert(n.clone(), StackRecord { allocation: a.allocation.clone(), migrations: vec![] });
+        }
+        let recorded = allocate(&p, &acc, &state, &[]).unwrap();
+        for (n, a) in &recorded {
+            prop_assert_eq!(&a.allocation, &got[n].allocation);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+// apply() with recording fakes: a failing stack stops only its own steps, and a migration
+// is recorded as started before the walker runs and as done only after it returns.
+use super::*;
+use crate::sys::shadow::RecordingAccounts;
+use std::sync::Mutex;
+
+struct FakeManager {
+    calls: Mutex<Vec<String>>,
+    fail_uid: Option<u32>,
+}
+
+impl StackManager for FakeManager {
+    fn enable_linger(&self, uid: u32) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("linger {uid}"));
+        Ok(())
+    }
+    fn start_podman_socket(&self, uid: u32) -> Result<()> {
+        self.calls.lock().unwrap().push(format!("socket {uid}"));
+        if Some(uid) == self.fail_uid {
+            return Err(Error::Failed(format!(
+                "GET /_ping on /run/user/{uid}/podman/podman.sock: connection refused"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Records the phase the state file showed when the walker was called.
+struct FakeMigrator {
+    root: PathBuf,
+    seen: Mutex<Vec<Option<MigrationPhase>>>,
+    fail: bool,
+}
+
+impl Migrator for FakeMigrator {
+    fn migrate(
+        &self,
+        path: &Path,
+        _spec: &MigrationSpec,
+        journal: &Path,
+        _progress: bool,
+    ) -> Result<Summary> {
+        let st = State::read(&self.root).unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .push(st.migration("a", Path::new("/srv/a")).map(|m| m.phase));
+        assert!(journal.starts_with(&self.root));
+        assert!(path.ends_with("srv/a"));
+        if self.fail {
+            return Err(Error::Failed("injected".into()));
+        }
+        Ok(Summary {
+            inodes: 1,
+            changed: 1,
+            ..Summary::default()
+        })
+    }
+    fn rollback(&self, _: &Path, _: &MigrationSpec, _: &Path, _: bool) -> Result<Summary> {
+        let st = State::read(&self.root).unwrap();
+        self.seen
+            .lock()
+            .unwrap()
+            .push(st.migration("a", Path::new("/srv/a")).map(|m| m.phase));
+        Ok(Summary::default())
+    }
+}
+
+fn maps(root: u32, start: u32) -> crate::ids::IdMaps {
+    let m = crate::ids::Mapping::new(
+        root,
+        vec![crate::ids::SubidRange::new(start, 65536).unwrap()],
+    );
+    crate::ids::IdMaps {
+        uid: m.clone(),
+        gid: m,
+    }
+}
+
+fn steps() -> Vec<Step> {
+    let range = crate::ids::SubidRange::new(200000, 65536).unwrap();
+    vec![
+        Step::RecordAllocation {
+            stack: "a".into(),
+            user: "stk-a".into(),
+            uid: 800,
+            gid: 800,
+            subids: range,
+        },
+        Step::StartPodmanSocket {
+            stack: "a".into(),
+            user: "stk-a".into(),
+            uid: 800,
+            socket: "/s".into(),
+        },
+        Step::Migrate {
+            stack: "a".into(),
+            path: "/srv/a".into(),
+            mode: MigrateMode::Shift,
+            shift: Shift {
+                from: maps(1000, 100000),
+                to: maps(800, 200000),
+            },
+            target_uid: 800,
+            target_gid: 800,
+            resume: false,
+            survey: Default::default(),
+        },
+        Step::EnableLinger {
+            stack: "b".into(),
+            user: "stk-b".into(),
+            uid: 801,
+        },
+    ]
+}
+
+#[test]
+fn a_failed_stack_skips_its_own_later_steps_only() {
+    let d = tempfile::tempdir().unwrap();
+    let acc = RecordingAccounts::default();
+    let mgr = FakeManager {
+        calls: Mutex::new(vec![]),
+        fail_uid: Some(800),
+    };
+    let mig = FakeMigrator {
+        root: d.path().into(),
+        seen: Mutex::new(vec![]),
+        fail: false,
+    };
+    let b = Backends {
+        accounts: &acc,
+        manager: Some(&mgr),
+        migrator: &mig,
+    };
+    let r = apply(
+        d.path(),
+        &Plan {
+            steps: steps(),
+            notes: vec![],
+        },
+        &b,
+        false,
+    )
+    .unwrap();
+    let outcomes: Vec<&Outcome> = r.steps.iter().map(|s| &s.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            &Outcome::Done,
+            &Outcome::Failed {
+                error: "GET /_ping on /run/user/800/podman/podman.sock: connection refused".into()
+            },
+            &Outcome::Skipped,
+            &Outcome::Done
+        ]
+    );
+    assert_eq!(*mgr.calls.lock().unwrap(), ["socket 800", "linger 801"]);
+    assert!(mig.seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
+    let d = tempfile::tempdir().unwrap();
+    let acc = RecordingAccounts::default();
+    let mgr = FakeManager {
+        calls: Mutex::new(vec![]),
+        fail_uid: None,
+    };
+    let mig = FakeMigrator {
+        root: d.path().into(),
+        seen: Mutex::new(vec![]),
+        fail: true,
+    };
+    let b = Backends {
+        accounts: &acc,
+        manager: Some(&mgr),
+        migrator: &mig,
+    };
+    let r = apply(
+        d.path(),
+        &Plan {
+            steps: steps(),
+            notes: vec![],
+        },
+        &b,
+        false,
+    )
+    .unwrap();
+    assert_eq!(r.failures().len(), 1);
+    assert_eq!(*mig.seen.lock().unwrap(), [Some(MigrationPhase::Migrating)]);
+    // The crash-equivalent: the state still says "migrating", so the next plan resumes.
+    let st = State::read(d.path()).unwrap();
+    assert_eq!(
+        st.migration("a", Path::new("/srv/a")).unwrap().phase,
+        MigrationPhase::Migrating
+    );
+
+    let ok = FakeMigrator {
+        root: d.path().into(),
+        seen: Mutex::new(vec![]),
+        fail: false,
+    };
+    let b = Backends {
+        accounts: &acc,
+        manager: Some(&mgr),
+        migrator: &ok,
+    };
+    let r = apply(
+        d.path(),
+        &Plan {
+            steps: steps()[2..3].to_vec(),
+            notes: vec![],
+        },
+        &b,
+        false,
+    )
+    .unwrap();
+    assert!(r.failures().is_empty());
+    let st = State::read(d.path()).unwrap();
+    assert_eq!(
+        st.migration("a", Path::new("/srv/a")).unwrap().phase,
+        MigrationPhase::Done
+    );
+    assert_eq!(st.stacks["a"].migrations.len(), 1);
+
+    rollback(d.path(), "a", &ok, false).unwrap();
+    assert_eq!(
+        ok.seen.lock().unwrap().last().unwrap(),
+        &Some(MigrationPhase::RollingBack)
+    );
+    let st = State::read(d.path()).unwrap();
+    assert_eq!(
+        st.migration("a", Path::new("/srv/a")).unwrap().phase,
+        MigrationPhase::RolledBack
+    );
+}
+
+#[test]
+fn a_second_recording_of_the_same_allocation_is_already_present() {
+    let d = tempfile::tempdir().unwrap();
+    let acc = RecordingAccounts::default();
+    let mig = FakeMigrator {
+        root: d.path().into(),
+        seen: Mutex::new(vec![]),
+        fail: false,
+    };
+    let b = Backends {
+        accounts: &acc,
+        manager: None,
+        migrator: &mig,
+    };
+    let p = Plan {
+        steps: steps()[..1].to_vec(),
+        notes: vec![],
+    };
+    apply(d.path(), &p, &b, false).unwrap();
+    let r = apply(d.path(), &p, &b, false).unwrap();
+    assert_eq!(r.steps[0].outcome, Outcome::AlreadyPresent);
+}
+
+#[test]
+fn journal_names_are_unambiguous_and_stay_in_the_state_dir() {
+    assert_eq!(
+        journal_path("a", Path::new("/srv/my data/x-y")),
+        PathBuf::from("var/lib/isolate/journal/a/srv-my\\x20data-x\\x2dy.journal")
+    );
+}

@@ -1,0 +1,260 @@
+// plan() over hand-built observations: order of steps, "already present" outcomes, the
+// systemd steps only when needed, migrations resumed and refused, and the fixpoint
+// invariant plan(policy, observed after apply) == no steps.
+use super::*;
+use crate::ids::SubidRange;
+use crate::state::{Migration, StackRecord};
+use crate::sys::etc::{parse_group, parse_passwd, parse_subid};
+use std::path::Path;
+
+const POLICY: &str =
+    "legacy_owner = \"alice\"\n[stacks.immich]\ndata = [\"/srv/immich\"]\nmigrate = \"shift\"\n";
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(Path::new("p.toml"), text).unwrap()
+}
+
+fn observed(passwd: &str, group: &str, subids: &str) -> Observed {
+    Observed {
+        accounts: Accounts {
+            passwd: parse_passwd(Path::new("/etc/passwd"), passwd).unwrap(),
+            group: parse_group(Path::new("/etc/group"), group).unwrap(),
+            subuid: parse_subid(Path::new("/etc/subuid"), subids).unwrap(),
+            subgid: parse_subid(Path::new("/etc/subgid"), subids).unwrap(),
+        },
+        nologin: "/usr/sbin/nologin".into(),
+        ..Observed::default()
+    }
+}
+
+fn fresh() -> Observed {
+    observed(
+        "alice:x:1000:1000::/home/alice:/bin/sh\n",
+        "alice:x:1000:\n",
+        "alice:100000:65536\n",
+    )
+}
+
+fn survey(n: u64) -> DataFacts {
+    DataFacts::Surveyed(Survey {
+        inodes: n,
+        shift: n,
+        ..Survey::default()
+    })
+}
+
+/// What the host looks like once apply has done everything for immich.
+fn after_apply() -> Observed {
+    let mut o = observed(
+        "alice:x:1000:1000::/home/alice:/bin/sh\nstk-immich:x:800:800::/var/lib/isolate/home/stk-immich:/usr/sbin/nologin\n",
+        "alice:x:1000:\nstk-shared:x:999:stk-immich\nstk-immich:x:800:\n",
+        "alice:100000:65536\nstk-immich:200000:65536\n",
+    );
+    let a = Allocation {
+        user: "stk-immich".into(),
+        uid: 800,
+        gid: 800,
+        subids: SubidRange::new(200_000, 65_536).unwrap(),
+    };
+    let legacy = legacy_maps(&policy(POLICY), &o.accounts).unwrap();
+    o.state.stacks.insert(
+        "immich".into(),
+        StackRecord {
+            migrations: vec![Migration {
+                path: "/srv/immich".into(),
+                mode: MigrateMode::Shift,
+                from: legacy,
+                to: stack_maps(&a),
+                phase: MigrationPhase::Done,
+                journal: "j".into(),
+            }],
+            allocation: a,
+        },
+    );
+    o.managers.insert(
+        "stk-immich".into(),
+        ManagerFacts {
+            linger: true,
+            manager_active: true,
+            socket_enabled: true,
+            socket_active: true,
+            ping_ok: false,
+        },
+    );
+    o
+}
+
+use crate::state::Allocation;
+
+fn kinds(p: &Plan) -> Vec<String> {
+    p.steps
+        .iter()
+        .map(|s| {
+            serde_json::to_value(s).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_fresh_host_gets_every_step_in_order() {
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), survey(3));
+    let p = plan(
+        &policy(POLICY),
+        &o,
+        &Options {
+            systemd: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&p),
+        [
+            "create_group",
+            "record_allocation",
+            "create_group",
+            "create_user",
+            "add_to_group",
+            "add_subids",
+            "enable_linger",
+            "start_podman_socket",
+            "migrate"
+        ]
+    );
+    let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
+    assert_eq!(lines[5], "+ subuid+subgid stk-immich:200000:65536");
+    assert_eq!(lines[8], "~ migrate /srv/immich for immich (shift): 3 inodes: 3 shift, 0 reown, 0 already done, 0 left (outside the legacy mapping)");
+    match &p.steps[8] {
+        Step::Migrate { shift, .. } => {
+            assert_eq!(shift.uid(100_998), Some(200_998));
+            assert_eq!(shift.uid(1000), Some(800));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_plan_after_apply_is_empty() {
+    let p = plan(
+        &policy(POLICY),
+        &after_apply(),
+        &Options {
+            systemd: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(p.steps, vec![]);
+    assert!(
+        p.notes.iter().all(|n| n.kind == NoteKind::Present),
+        "{:?}",
+        p.notes
+    );
+}
+
+#[test]
+fn systemd_steps_appear_only_when_needed() {
+    let mut o = after_apply();
+    o.managers.get_mut("stk-immich").unwrap().socket_active = false;
+    let p = plan(
+        &policy(POLICY),
+        &o,
+        &Options {
+            systemd: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(kinds(&p), ["start_podman_socket"]);
+    let p = plan(
+        &policy(POLICY),
+        &o,
+        &Options {
+            systemd: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(p.steps, vec![]);
+    assert!(p.notes.iter().any(|n| n.kind == NoteKind::Skipped));
+}
+
+#[test]
+fn an_interrupted_migration_resumes_with_its_recorded_mappings() {
+    let mut o = after_apply();
+    let m = &mut o.state.stacks.get_mut("immich").unwrap().migrations[0];
+    m.phase = MigrationPhase::Migrating;
+    m.from.uid.root = 4242; // whatever it started with, not what the host says now
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), survey(1));
+    let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
+    match &p.steps[..] {
+        [Step::Migrate {
+            resume: true,
+            shift,
+            ..
+        }] => assert_eq!(shift.from.uid.root, 4242),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn running_containers_and_refused_paths_stop_the_plan() {
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), survey(1));
+    o.running.push(RunningContainer {
+        owner: "alice".into(),
+        name: "immich_postgres".into(),
+        data_path: "/srv/immich".into(),
+    });
+    let e = plan(&policy(POLICY), &o, &Options::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "stack `immich`: containers are running on /srv/immich: immich_postgres (of alice); stop them first (or pass --force)"
+    );
+    assert_eq!(e.exit_code(), 2);
+    assert!(plan(
+        &policy(POLICY),
+        &o,
+        &Options {
+            force: true,
+            ..Options::default()
+        }
+    )
+    .is_ok());
+
+    o.data.insert(
+        ("immich".into(), "/srv/immich".into()),
+        DataFacts::Refused("/srv/immich does not exist".into()),
+    );
+    let e = plan(
+        &policy(POLICY),
+        &o,
+        &Options {
+            force: true,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "stack `immich`: /srv/immich does not exist");
+}
+
+#[test]
+fn plan_is_deterministic() {
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), survey(3));
+    let opts = Options {
+        systemd: true,
+        ..Options::default()
+    };
+    let a = serde_json::to_string(&plan(&policy(POLICY), &o, &opts).unwrap()).unwrap();
+    let b = serde_json::to_string(&plan(&policy(POLICY), &o, &opts).unwrap()).unwrap();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,556 @@
+// The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
+// walking toml's spanned tree by hand so that *every* problem is reported at once with its
+// file:line:column, instead of serde stopping at the first.
+mod validate;
+
+use crate::error::{Error, Result};
+use crate::walk::MigrateMode;
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+pub const DEFAULT_POLICY: &str = "/etc/isolate/policy.toml";
+
+/// A value and the bytes of the policy file it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub span: Range<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pools {
+    pub uid_first: u32,
+    pub uid_last: u32,
+    pub subid_first: u32,
+    pub subid_last: u32,
+    pub subid_size: u32,
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            uid_first: 800,
+            uid_last: 899,
+            subid_first: 200_000,
+            subid_last: (1 << 31) - 1,
+            subid_size: 65_536,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StackPolicy {
+    pub name: String,
+    /// Where `[stacks.NAME]` stands.
+    pub span: Range<usize>,
+    pub data: Vec<Located<PathBuf>>,
+    pub migrate: Located<MigrateMode>,
+    pub uid: Option<Located<u32>>,
+    pub subid_start: Option<Located<u32>>,
+}
+
+/// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub stack: String,
+    pub container_uid: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharePolicy {
+    pub name: String,
+    pub span: Range<usize>,
+    pub path: Located<PathBuf>,
+    pub read: Vec<Located<Grant>>,
+    pub write: Vec<Located<Grant>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it was read from and its text, to turn spans into line:column.
+    pub file: PathBuf,
+    pub text: String,
+    pub user_prefix: Located<String>,
+    pub shared_group: Located<String>,
+    pub legacy_owner: Option<Located<String>>,
+    pub pools: Pools,
+    pub pools_span: Range<usize>,
+    pub stacks: BTreeMap<String, StackPolicy>,
+    pub shares: BTreeMap<String, SharePolicy>,
+}
+
+/// A problem at a place in the policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub span: Range<usize>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(span: Range<usize>, message: impl Into<String>) -> Self {
+        Problem {
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+impl Policy {
+    pub fn stack_user(&self, stack: &str) -> String {
+        format!("{}{}", self.user_prefix.value, stack)
+    }
+
+    /// `file:line:column: message` for each problem, in file order.
+    pub fn render(&self, problems: Vec<Problem>) -> Vec<String> {
+        render(&self.file, &self.text, problems)
+    }
+
+    pub fn error(&self, problems: Vec<Problem>) -> Error {
+        Error::Policy(self.render(problems))
+    }
+
+    /// Reads and checks a policy; any problem is an `Error::Policy` listing all of them.
+    pub fn load(file: &Path) -> Result<Policy> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| Error::Usage(format!("cannot read policy {}: {}", file.display(), e)))?;
+        Policy::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<Policy> {
+        let (policy, mut problems) = parse_tree(file, text);
+        if let Some(p) = &policy {
+            problems.extend(validate::check(p));
+        }
+        match policy {
+            Some(p) if problems.is_empty() => Ok(p),
+            _ => Err(Error::Policy(render(file, text, problems))),
+        }
+    }
+}
+
+fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
+    problems.sort_by_key(|p| p.span.start);
+    problems.dedup();
+    problems
+        .into_iter()
+        .map(|p| {
+            let (l, c) = line_col(text, p.span.start);
+            format!("{}:{}:{}: {}", file.display(), l, c, p.message)
+        })
+        .collect()
+}
+
+/// The keys each table accepts; anything else is a problem.
+const TOP_KEYS: &[&str] = &[
+    "user_prefix",
+    "shared_group",
+    "legacy_owner",
+    "pools",
+    "stacks",
+    "shares",
+];
+const POOL_KEYS: &[&str] = &[
+    "uid_first",
+    "uid_last",
+    "subid_first",
+    "subid_last",
+    "subid_size",
+];
+const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start"];
+const SHARE_KEYS: &[&str] = &["path", "read", "write"];
+
+struct Reader<'a> {
+    problems: Vec<Problem>,
+    _text: &'a str,
+}
+
+type Entry<'i> = (
+    &'i Spanned<std::borrow::Cow<'i, str>>,
+    &'i Spanned<DeValue<'i>>,
+);
+
+impl<'a> Reader<'a> {
+    fn problem(&mut self, span: Range<usize>, msg: impl Into<String>) {
+        self.problems.push(Problem::new(span, msg));
+    }
+
+    fn unknown_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], what: &str) {
+        for (k, _) in table.iter() {
+            if !allowed.contains(&k.get_ref().as_ref()) {
+                self.problem(
+                    k.span(),
+                    format!(
+                        "unknown key `{}` in {}; expected one of: {}",
+                        k.get_ref(),
+                        what,
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn string(&mut self, (k, v): Entry<'_>) -> Option<Located<String>> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(Located {
+                value: s.to_string(),
+                span: v.span(),
+            }),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!("`{}` must be a string, found {}", k.get_ref(), kind(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn id(&mut self, (k, v): Entry<'_>) -> Option<Located<u32>> {
+        match v.get_ref() {
+            DeValue::Integer(i) => match u32::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(Located {
+                    value: n,
+                    span: v.span(),
+                }),
+                Err(_) => {
+                    self.problem(
+                        v.span(),
+                        format!(
+                            "`{}` must be a whole number from 0 to 4294967295",
+                            k.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be a whole number, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, (k, v): Entry<'_>) -> Vec<Located<String>> {
+        match v.get_ref() {
+            DeValue::Array(items) => items
+                .iter()
+                .filter_map(|item| match item.get_ref() {
+                    DeValue::String(s) => Some(Located {
+                        value: s.to_string(),
+                        span: item.span(),
+                    }),
+                    other => {
+                        self.problem(
+                            item.span(),
+                            format!(
+                                "`{}` entries must be strings, found {}",
+                                k.get_ref(),
+                                kind(other)
+                            ),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be a list of strings, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn table<'t>(&mut self, (k, v): Entry<'t>) -> Option<&'t DeTable<'t>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!("`{}` must be a table, found {}", k.get_ref(), kind(other)),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn kind(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    let mut r = Reader {
+        problems: Vec::new(),
+        _text: text,
+    };
+    for e in &syntax {
+        let span = e.span().unwrap_or(0..0);
+        r.problem(span, format!("TOML syntax: {}", e.message().trim_end()));
+    }
+    if !syntax.is_empty() {
+        return (None, r.problems);
+    }
+    let top = doc.get_ref();
+    r.unknown_keys(top, TOP_KEYS, "the policy's top level");
+
+    let whole = 0..0;
+    let mut policy = Policy {
+        file: file.to_path_buf(),
+        text: text.to_string(),
+        user_prefix: Located {
+            value: "stk-".into(),
+            span: whole.clone(),
+        },
+        shared_group: Located {
+            value: "stk-shared".into(),
+            span: whole.clone(),
+        },
+        legacy_owner: None,
+        pools: Pools::default(),
+        pools_span: whole.clone(),
+        stacks: BTreeMap::new(),
+        shares: BTreeMap::new(),
+    };
+
+    for entry @ (k, _) in top.iter() {
+        match k.get_ref().as_ref() {
+            "user_prefix" => {
+                if let Some(s) = r.string(entry) {
+                    policy.user_prefix = s;
+                }
+            }
+            "shared_group" => {
+                if let Some(s) = r.string(entry) {
+                    policy.shared_group = s;
+                }
+            }
+            "legacy_owner" => policy.legacy_owner = r.string(entry),
+            "pools" => {
+                if let Some(t) = r.table(entry) {
+                    policy.pools_span = k.span();
+                    r.unknown_keys(t, POOL_KEYS, "[pools]");
+                    for pe @ (pk, _) in t.iter() {
+                        let Some(n) = r.id(pe) else { continue };
+                        let slot = match pk.get_ref().as_ref() {
+                            "uid_first" => &mut policy.pools.uid_first,
+                            "uid_last" => &mut policy.pools.uid_last,
+                            "subid_first" => &mut policy.pools.subid_first,
+                            "subid_last" => &mut policy.pools.subid_last,
+                            "subid_size" => &mut policy.pools.subid_size,
+                            _ => continue,
+                        };
+                        *slot = n.value;
+                    }
+                }
+            }
+            "stacks" => {
+                if let Some(t) = r.table(entry) {
+                    for se @ (sk, _) in t.iter() {
+                        if let Some(st) = r.table(se) {
+                            policy
+                                .stacks
+                                .insert(sk.get_ref().to_string(), read_stack(&mut r, sk, st));
+                        }
+                    }
+                }
+            }
+            "shares" => {
+                if let Some(t) = r.table(entry) {
+                    for se @ (sk, _) in t.iter() {
+                        if let Some(st) = r.table(se) {
+                            if let Some(share) = read_share(&mut r, sk, st) {
+                                policy.shares.insert(sk.get_ref().to_string(), share);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (Some(policy), r.problems)
+}
+
+fn read_stack(
+    r: &mut Reader<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    t: &DeTable<'_>,
+) -> StackPolicy {
+    let name = key.get_ref().to_string();
+    r.unknown_keys(t, STACK_KEYS, &format!("[stacks.{name}]"));
+    let mut stack = StackPolicy {
+        name: name.clone(),
+        span: key.span(),
+        data: Vec::new(),
+        migrate: Located {
+            value: MigrateMode::Auto,
+            span: key.span(),
+        },
+        uid: None,
+        subid_start: None,
+    };
+    let mut has_data = false;
+    for e @ (k, _) in t.iter() {
+        match k.get_ref().as_ref() {
+            "data" => {
+                has_data = true;
+                stack.data = r
+                    .strings(e)
+                    .into_iter()
+                    .map(|s| Located {
+                        value: PathBuf::from(s.value),
+                        span: s.span,
+                    })
+                    .collect();
+            }
+            "migrate" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "shift" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Shift,
+                                span: s.span,
+                            }
+                        }
+                        "reown" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Reown,
+                                span: s.span,
+                            }
+                        }
+                        "auto" => {
+                            stack.migrate = Located {
+                                value: MigrateMode::Auto,
+                                span: s.span,
+                            }
+                        }
+                        other => r.problem(
+                            s.span,
+                            format!(
+                                "`migrate` must be \"shift\", \"reown\" or \"auto\", not {other:?}"
+                            ),
+                        ),
+                    }
+                }
+            }
+            "uid" => stack.uid = r.id(e),
+            "subid_start" => stack.subid_start = r.id(e),
+            _ => {}
+        }
+    }
+    if !has_data {
+        r.problem(
+            key.span(),
+            format!("stack `{name}` has no `data` list: name the directories its containers mount"),
+        );
+    }
+    stack
+}
+
+fn read_share(
+    r: &mut Reader<'_>,
+    key: &Spanned<std::borrow::Cow<'_, str>>,
+    t: &DeTable<'_>,
+) -> Option<SharePolicy> {
+    let name = key.get_ref().to_string();
+    r.unknown_keys(t, SHARE_KEYS, &format!("[shares.{name}]"));
+    let mut path = None;
+    let mut read = Vec::new();
+    let mut write = Vec::new();
+    for e @ (k, _) in t.iter() {
+        match k.get_ref().as_ref() {
+            "path" => {
+                path = r.string(e).map(|s| Located {
+                    value: PathBuf::from(s.value),
+                    span: s.span,
+                })
+            }
+            "read" | "write" => {
+                let mut grants = Vec::new();
+                for s in r.strings(e) {
+                    match parse_grant(&s.value) {
+                        Ok(g) => grants.push(Located {
+                            value: g,
+                            span: s.span,
+                        }),
+                        Err(why) => r.problem(s.span, why),
+                    }
+                }
+                if k.get_ref() == "read" {
+                    read = grants;
+                } else {
+                    write = grants;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(path) = path else {
+        r.problem(key.span(), format!("share `{name}` has no `path`"));
+        return None;
+    };
+    Some(SharePolicy {
+        name,
+        span: key.span(),
+        path,
+        read,
+        write,
+    })
+}
+
+/// `stack` or `stack:container_uid`.
+fn parse_grant(s: &str) -> std::result::Result<Grant, String> {
+    match s.split_once(':') {
+        None => Ok(Grant {
+            stack: s.to_string(),
+            container_uid: None,
+        }),
+        Some((stack, uid)) => match uid.parse::<u32>() {
+            Ok(n) => Ok(Grant {
+                stack: stack.to_string(),
+                container_uid: Some(n),
+            }),
+            Err(_) => Err(format!(
+                "{s:?}: expected `stack` or `stack:container_uid` with a numeric uid"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

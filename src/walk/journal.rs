@@ -1,0 +1,287 @@
+// The write-ahead journal of a migration: the owner, mode and capability of every inode a
+// migration cannot recompute (reowned ones, and ones whose setuid bits or capability a chown
+// drops), synced before the chown, so a crash anywhere leaves rollback exact.
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// What one inode looked like before the migration touched it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Relative to the data path; empty for the data path itself.
+    pub path: PathBuf,
+    pub ino: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits including setuid/setgid/sticky.
+    pub perm: u32,
+    /// The raw `security.capability` value, if it had one.
+    pub caps: Option<Vec<u8>>,
+}
+
+/// FNV-1a, 64 bit: enough to tell a torn or garbled line from a whole one.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn escape_path(path: &Path, out: &mut Vec<u8>) {
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        out.push(b'.');
+        return;
+    }
+    for &b in bytes {
+        if b <= b' ' || b >= 0x7f || b == b'%' {
+            out.extend_from_slice(format!("%{b:02x}").as_bytes());
+        } else {
+            out.push(b);
+        }
+    }
+}
+
+fn unescape_path(text: &[u8]) -> Option<PathBuf> {
+    if text == b"." {
+        return Some(PathBuf::new());
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'%' {
+            let hex = std::str::from_utf8(text.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Record {
+    /// `CHECKSUM ino uid gid perm caps path\n`; the checksum covers everything after it.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut body = format!(
+            "{} {} {} {:o} {} ",
+            self.ino,
+            self.uid,
+            self.gid,
+            self.perm,
+            self.caps.as_deref().map(hex).unwrap_or_else(|| "-".into())
+        )
+        .into_bytes();
+        escape_path(&self.path, &mut body);
+        out.extend_from_slice(format!("{:016x} ", checksum(&body)).as_bytes());
+        out.extend_from_slice(&body);
+        out.push(b'\n');
+    }
+
+    /// A whole line without its newline; None when torn or garbled.
+    pub fn decode(line: &[u8]) -> Option<Record> {
+        let (sum, body) = (line.get(..16)?, line.get(17..)?);
+        if line.get(16) != Some(&b' ') {
+            return None;
+        }
+        if u64::from_str_radix(std::str::from_utf8(sum).ok()?, 16).ok()? != checksum(body) {
+            return None;
+        }
+        let mut fields = body.splitn(6, |b| *b == b' ');
+        let mut text = || std::str::from_utf8(fields.next()?).ok();
+        let ino = text()?.parse().ok()?;
+        let uid = text()?.parse().ok()?;
+        let gid = text()?.parse().ok()?;
+        let perm = u32::from_str_radix(text()?, 8).ok()?;
+        let caps = match text()? {
+            "-" => None,
+            h => Some(unhex(h)?),
+        };
+        let path = unescape_path(fields.next()?)?;
+        Some(Record {
+            path,
+            ino,
+            uid,
+            gid,
+            perm,
+            caps,
+        })
+    }
+}
+
+/// Reads every whole record in order. Returns the byte length of the valid prefix: only the
+/// last line may be torn (a crash mid-append; its chown never ran), anything else is an error.
+pub fn read(path: &Path, mut each: impl FnMut(Record) -> io::Result<()>) -> io::Result<u64> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(64 * 1024, file);
+    let mut line = Vec::new();
+    let mut valid: u64 = 0;
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(valid);
+        }
+        line_no += 1;
+        let whole = line.last() == Some(&b'\n');
+        let record = if whole {
+            Record::decode(&line[..line.len() - 1])
+        } else {
+            None
+        };
+        match record {
+            Some(r) => {
+                each(r)?;
+                valid += n as u64;
+            }
+            None => {
+                // Torn only if nothing follows.
+                let mut rest = Vec::new();
+                std::io::Read::read_to_end(&mut reader, &mut rest)?;
+                if rest.is_empty() {
+                    return Ok(valid);
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("journal record {line_no} is damaged and not the last one"),
+                ));
+            }
+        }
+    }
+}
+
+/// An open journal that records are appended to, each batch synced before it returns.
+pub struct Journal {
+    file: Mutex<File>,
+}
+
+impl Journal {
+    /// Opens (creating it and its directory) for appending, first cutting off a torn last
+    /// record so the next append starts on a fresh line.
+    pub fn open(path: &Path, valid_len: u64) -> io::Result<Journal> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)?;
+        if file.metadata()?.len() != valid_len {
+            file.set_len(valid_len)?;
+            file.sync_data()?;
+        }
+        if !existed {
+            file.sync_all()?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(Journal {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Appends and syncs: when this returns, the records survive a crash.
+    pub fn append(&self, records: &[Record]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity(records.len() * 96);
+        for r in records {
+            r.encode(&mut bytes);
+        }
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(&bytes)?;
+        file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(path: &str) -> Record {
+        Record {
+            path: PathBuf::from(path),
+            ino: 42,
+            uid: 0,
+            gid: 100_998,
+            perm: 0o4755,
+            caps: Some(vec![1, 2, 0xff]),
+        }
+    }
+
+    #[test]
+    fn records_round_trip_with_odd_paths() {
+        for p in ["", "a b/%c\nd", "plain/file", "ünï"] {
+            let mut r = sample(p);
+            if p.is_empty() {
+                r.caps = None;
+            }
+            let mut line = Vec::new();
+            r.encode(&mut line);
+            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+            assert_eq!(Record::decode(&line[..line.len() - 1]), Some(r));
+        }
+    }
+
+    #[test]
+    fn torn_tail_is_ignored_and_cut_damage_inside_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j/x.journal");
+        let journal = Journal::open(&path, 0).unwrap();
+        journal.append(&[sample("a"), sample("b")]).unwrap();
+        drop(journal);
+        let whole = std::fs::read(&path).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(b"0123456789abcdef 12 0 0 7");
+        std::fs::write(&path, &torn).unwrap();
+        let mut seen = Vec::new();
+        let valid = read(&path, |r| {
+            seen.push(r.path);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(valid, whole.len() as u64);
+        let journal = Journal::open(&path, valid).unwrap();
+        journal.append(&[sample("c")]).unwrap();
+        let mut count = 0;
+        read(&path, |_| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(count, 3);
+
+        let mut bad = whole.clone();
+        bad[20] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        assert!(read(&path, |_| Ok(())).is_err());
+    }
+}

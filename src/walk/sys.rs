@@ -1,0 +1,570 @@
+// Every syscall the ownership walk makes, behind one trait, so tests can record the
+// mutating calls, inject failures mid-walk and fake a filesystem type without mounting one.
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
+use rustix::io::Errno;
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// What the walk needs to know about one inode (from statx, never following a symlink).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub mnt_id: u64,
+    pub ino: u64,
+    /// Full st_mode: file type and permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub size: u64,
+}
+
+impl Stat {
+    pub fn file_type(&self) -> FileType {
+        FileType::from_raw_mode(self.mode)
+    }
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == FileType::Directory
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == FileType::Symlink
+    }
+    /// Permission bits including setuid/setgid/sticky.
+    pub fn perm(&self) -> u32 {
+        self.mode & 0o7777
+    }
+}
+
+/// The syscalls of the walk. `name` is relative to `dir`; an empty name means `dir` itself
+/// (AT_EMPTY_PATH). No method ever follows a symlink in `name`.
+pub trait WalkSys: Send + Sync {
+    /// Opens the data path itself (an administrator's path, so symlinks in it are followed).
+    fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno>;
+    /// Opens a subdirectory of `dir` without following symlinks or crossing mounts.
+    fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
+    /// statfs f_type of the filesystem `fd` is on.
+    fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno>;
+    /// Calls `each` for every entry but "." and ".." with its d_type.
+    fn read_dir(
+        &self,
+        dir: BorrowedFd<'_>,
+        each: &mut dyn FnMut(&CStr, FileType),
+    ) -> Result<(), Errno>;
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno>;
+    /// Names of all extended attributes, NUL-separated as the kernel returns them.
+    fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno>;
+    /// One attribute's value, or None when the inode has none.
+    fn get_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+    ) -> Result<Option<Vec<u8>>, Errno>;
+    fn set_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+        value: &[u8],
+    ) -> Result<(), Errno>;
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno>;
+    /// Sets permission bits of a non-symlink (used to put back setuid/setgid after chown).
+    fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno>;
+}
+
+// Generic syscall numbers (the same on x86_64 and aarch64); libc 0.2 does not name them yet.
+const SYS_SETXATTRAT: libc::c_long = 463;
+const SYS_GETXATTRAT: libc::c_long = 464;
+const SYS_LISTXATTRAT: libc::c_long = 465;
+
+/// `struct xattr_args` of include/uapi/linux/xattr.h (XATTR_ARGS_SIZE_VER0 = 16).
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+const MISSING: u8 = 1;
+const PRESENT: u8 = 2;
+
+/// The real kernel. Remembers which newer syscalls (openat2, *xattrat, fchmodat2) exist
+/// (0 = not tried yet).
+#[derive(Default)]
+pub struct RealSys {
+    openat2: AtomicU8,
+    xattrat: AtomicU8,
+    fchmodat2: AtomicU8,
+}
+
+impl RealSys {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn at_flags(name: &CStr) -> AtFlags {
+    if name.is_empty() {
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    }
+}
+
+fn last_errno() -> Errno {
+    Errno::from_raw_os_error(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// Runs `new` unless it is known missing; on ENOSYS remembers that and runs `old`.
+fn with_fallback<T>(
+    state: &AtomicU8,
+    new: impl FnOnce() -> Result<T, Errno>,
+    old: impl FnOnce() -> Result<T, Errno>,
+) -> Result<T, Errno> {
+    if state.load(Ordering::Relaxed) != MISSING {
+        match new() {
+            Err(Errno::NOSYS) => state.store(MISSING, Ordering::Relaxed),
+            other => {
+                state.store(PRESENT, Ordering::Relaxed);
+                return other;
+            }
+        }
+    }
+    old()
+}
+
+/// `/proc/self/fd/N/name` (or `/proc/self/fd/N` for the directory itself): the path the
+/// pre-6.13 fallback hands to l*xattr, which never follow the last component.
+fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
+    let mut path = format!("/proc/self/fd/{}", dir.as_raw_fd()).into_bytes();
+    if !name.is_empty() {
+        path.push(b'/');
+        path.extend_from_slice(name.to_bytes());
+    }
+    CString::new(path).expect("no NUL in a path built from a CStr")
+}
+
+impl WalkSys for RealSys {
+    fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno> {
+        rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        with_fallback(
+            &self.openat2,
+            || {
+                rustix::fs::openat2(
+                    dir,
+                    name,
+                    flags,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
+                )
+            },
+            // A single component relative to a trusted fd with O_NOFOLLOW cannot leave it.
+            || rustix::fs::openat(dir, name, flags, Mode::empty()),
+        )
+    }
+
+    // f_type is i64 on x86_64 but narrower on other architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+        rustix::fs::fstatfs(fd).map(|s| s.f_type as i64)
+    }
+
+    fn read_dir(
+        &self,
+        dir: BorrowedFd<'_>,
+        each: &mut dyn FnMut(&CStr, FileType),
+    ) -> Result<(), Errno> {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 32 * 1024];
+        let mut entries = rustix::fs::RawDir::new(dir, &mut buf);
+        while let Some(entry) = entries.next() {
+            let entry = entry?;
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            each(name, entry.file_type());
+        }
+        Ok(())
+    }
+
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+        let st = rustix::fs::statx(
+            dir,
+            name,
+            at_flags(name),
+            StatxFlags::TYPE
+                | StatxFlags::MODE
+                | StatxFlags::NLINK
+                | StatxFlags::UID
+                | StatxFlags::GID
+                | StatxFlags::INO
+                | StatxFlags::SIZE
+                | StatxFlags::MNT_ID,
+        )?;
+        Ok(Stat {
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            mnt_id: st.stx_mnt_id,
+            ino: st.stx_ino,
+            mode: u32::from(st.stx_mode),
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            nlink: st.stx_nlink,
+            size: st.stx_size,
+        })
+    }
+
+    fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+        let mut buf = vec![0u8; 256];
+        loop {
+            let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+            let got = with_fallback(
+                &self.xattrat,
+                || {
+                    // SAFETY: valid fd, NUL-terminated name, buffer of the given length.
+                    let r = unsafe {
+                        libc::syscall(
+                            SYS_LISTXATTRAT,
+                            dir.as_raw_fd(),
+                            name.as_ptr(),
+                            at_flags(name).bits(),
+                            ptr,
+                            len,
+                        )
+                    };
+                    if r < 0 {
+                        Err(last_errno())
+                    } else {
+                        Ok(r as usize)
+                    }
+                },
+                || {
+                    let path = proc_path(dir, name);
+                    // SAFETY: NUL-terminated path, buffer of the given length.
+                    let r = unsafe { libc::llistxattr(path.as_ptr(), ptr.cast(), len) };
+                    if r < 0 {
+                        Err(last_errno())
+                    } else {
+                        Ok(r as usize)
+                    }
+                },
+            );
+            match got {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
+                Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn get_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        let mut buf = vec![0u8; 512];
+        loop {
+            let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+            let got = with_fallback(
+                &self.xattrat,
+                || {
+                    let mut args = XattrArgs {
+                        value: ptr as u64,
+                        size: len as u32,
+                        flags: 0,
+                    };
+                    // SAFETY: args points at a live buffer of `size` bytes.
+                    let r = unsafe {
+                        libc::syscall(
+                            SYS_GETXATTRAT,
+                            dir.as_raw_fd(),
+                            name.as_ptr(),
+                            at_flags(name).bits(),
+                            attr.as_ptr(),
+                            &mut args as *mut XattrArgs,
+                            std::mem::size_of::<XattrArgs>(),
+                        )
+                    };
+                    if r < 0 {
+                        Err(last_errno())
+                    } else {
+                        Ok(r as usize)
+                    }
+                },
+                || {
+                    let path = proc_path(dir, name);
+                    // SAFETY: NUL-terminated strings, buffer of the given length.
+                    let r =
+                        unsafe { libc::lgetxattr(path.as_ptr(), attr.as_ptr(), ptr.cast(), len) };
+                    if r < 0 {
+                        Err(last_errno())
+                    } else {
+                        Ok(r as usize)
+                    }
+                },
+            );
+            match got {
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(Some(buf));
+                }
+                Err(Errno::NODATA) | Err(Errno::OPNOTSUPP) => return Ok(None),
+                Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 8, 0),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn set_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+        value: &[u8],
+    ) -> Result<(), Errno> {
+        with_fallback(
+            &self.xattrat,
+            || {
+                let mut args = XattrArgs {
+                    value: value.as_ptr() as u64,
+                    size: value.len() as u32,
+                    flags: 0,
+                };
+                // SAFETY: args points at `value`, which outlives the call.
+                let r = unsafe {
+                    libc::syscall(
+                        SYS_SETXATTRAT,
+                        dir.as_raw_fd(),
+                        name.as_ptr(),
+                        at_flags(name).bits(),
+                        attr.as_ptr(),
+                        &mut args as *mut XattrArgs,
+                        std::mem::size_of::<XattrArgs>(),
+                    )
+                };
+                if r < 0 {
+                    Err(last_errno())
+                } else {
+                    Ok(())
+                }
+            },
+            || {
+                let path = proc_path(dir, name);
+                // SAFETY: NUL-terminated strings, value of the given length.
+                let r = unsafe {
+                    libc::lsetxattr(
+                        path.as_ptr(),
+                        attr.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    )
+                };
+                if r < 0 {
+                    Err(last_errno())
+                } else {
+                    Ok(())
+                }
+            },
+        )
+    }
+
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno> {
+        rustix::fs::chownat(
+            dir,
+            name,
+            Some(rustix::fs::Uid::from_raw(uid)),
+            Some(rustix::fs::Gid::from_raw(gid)),
+            at_flags(name),
+        )
+    }
+
+    fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
+        if name.is_empty() {
+            return rustix::fs::fchmod(dir, Mode::from_raw_mode(perm));
+        }
+        with_fallback(
+            &self.fchmodat2,
+            || {
+                // SAFETY: valid fd and NUL-terminated name.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_fchmodat2,
+                        dir.as_raw_fd(),
+                        name.as_ptr(),
+                        perm,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                };
+                if r < 0 {
+                    Err(last_errno())
+                } else {
+                    Ok(())
+                }
+            },
+            || {
+                // Before 6.6: pin the inode with O_PATH|O_NOFOLLOW, refuse a symlink, and
+                // chmod through /proc (which acts on the pinned inode, not a path).
+                let pinned = rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let st = rustix::fs::fstat(&pinned)?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                    return Err(Errno::OPNOTSUPP);
+                }
+                let path = proc_path(pinned.as_fd(), c"");
+                rustix::fs::chmod(path.as_c_str(), Mode::from_raw_mode(perm))
+            },
+        )
+    }
+}
+
+/// Which mutating call a [`RecordingSys`] saw or should fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Chown,
+    Chmod,
+    SetXattr,
+}
+
+/// One mutating call as a [`RecordingSys`] recorded it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    pub op: Op,
+    pub name: String,
+    pub detail: String,
+}
+
+/// The real kernel with a log of mutating calls, failures injected by entry name, and an
+/// optional fake filesystem type (to test the NFS/FUSE refusals without mounting one).
+pub struct RecordingSys {
+    inner: RealSys,
+    pub calls: Mutex<Vec<Call>>,
+    failures: Mutex<Vec<(Op, String, Errno)>>,
+    fake_fs_type: Option<i64>,
+}
+
+impl Default for RecordingSys {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecordingSys {
+    pub fn new() -> Self {
+        RecordingSys {
+            inner: RealSys::new(),
+            calls: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
+            fake_fs_type: None,
+        }
+    }
+
+    /// Reports `fs_type` as statfs f_type for every path.
+    pub fn with_fs_type(mut self, fs_type: i64) -> Self {
+        self.fake_fs_type = Some(fs_type);
+        self
+    }
+
+    /// Makes `op` on an entry called `name` fail with `errno` (every time).
+    pub fn fail(self, op: Op, name: &str, errno: Errno) -> Self {
+        self.failures
+            .lock()
+            .unwrap()
+            .push((op, name.to_string(), errno));
+        self
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn record(&self, op: Op, name: &CStr, detail: String) -> Result<(), Errno> {
+        let name = name.to_string_lossy().into_owned();
+        let injected = self
+            .failures
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(o, n, _)| *o == op && *n == name)
+            .map(|(_, _, e)| *e);
+        self.calls.lock().unwrap().push(Call { op, name, detail });
+        match injected {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl WalkSys for RecordingSys {
+    fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno> {
+        self.inner.open_root(path)
+    }
+    fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        self.inner.open_subdir(dir, name)
+    }
+    fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+        match self.fake_fs_type {
+            Some(t) => Ok(t),
+            None => self.inner.fs_type(fd),
+        }
+    }
+    fn read_dir(
+        &self,
+        dir: BorrowedFd<'_>,
+        each: &mut dyn FnMut(&CStr, FileType),
+    ) -> Result<(), Errno> {
+        self.inner.read_dir(dir, each)
+    }
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+        self.inner.stat(dir, name)
+    }
+    fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+        self.inner.list_xattrs(dir, name)
+    }
+    fn get_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        self.inner.get_xattr(dir, name, attr)
+    }
+    fn set_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+        value: &[u8],
+    ) -> Result<(), Errno> {
+        self.record(Op::SetXattr, name, attr.to_string_lossy().into_owned())?;
+        self.inner.set_xattr(dir, name, attr, value)
+    }
+    fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno> {
+        self.record(Op::Chown, name, format!("{uid}:{gid}"))?;
+        self.inner.chown(dir, name, uid, gid)
+    }
+    fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
+        self.record(Op::Chmod, name, format!("{perm:o}"))?;
+        self.inner.chmod(dir, name, perm)
+    }
+}

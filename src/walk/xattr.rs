@@ -1,0 +1,189 @@
+// The two extended attributes whose contents name host ids: POSIX ACLs (named user/group
+// entries) and file capabilities (a v3 cap's rootid). Pure byte rewriting, no syscalls.
+
+pub const ACL_ACCESS: &std::ffi::CStr = c"system.posix_acl_access";
+pub const ACL_DEFAULT: &std::ffi::CStr = c"system.posix_acl_default";
+pub const CAPABILITY: &std::ffi::CStr = c"security.capability";
+
+const ACL_VERSION: u32 = 2;
+const ACL_USER: u16 = 0x02;
+const ACL_GROUP: u16 = 0x08;
+const ACL_HEADER: usize = 4;
+const ACL_ENTRY: usize = 8;
+
+const CAP_REVISION_MASK: u32 = 0xFF00_0000;
+const CAP_REVISION_3: u32 = 0x0300_0000;
+const CAP_V3_SIZE: usize = 24;
+
+/// Which of the id-bearing attributes an inode has, from its listxattr names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Present {
+    pub acl_access: bool,
+    pub acl_default: bool,
+    pub capability: bool,
+}
+
+impl Present {
+    pub fn from_list(names: &[u8]) -> Present {
+        let mut present = Present::default();
+        for name in names.split(|b| *b == 0) {
+            match name {
+                b"system.posix_acl_access" => present.acl_access = true,
+                b"system.posix_acl_default" => present.acl_default = true,
+                b"security.capability" => present.capability = true,
+                _ => {}
+            }
+        }
+        present
+    }
+}
+
+/// Rewrites the ids of named user and group entries of an ACL xattr. Returns None when
+/// nothing changes, when the value is not a version-2 ACL, or when the rewrite would give
+/// two entries for the same id (the kernel would refuse or merge them; left as it was).
+pub fn remap_acl(
+    value: &[u8],
+    map_uid: impl Fn(u32) -> u32,
+    map_gid: impl Fn(u32) -> u32,
+) -> Option<Vec<u8>> {
+    if value.len() < ACL_HEADER || (value.len() - ACL_HEADER) % ACL_ENTRY != 0 {
+        return None;
+    }
+    if u32::from_le_bytes(value[0..4].try_into().ok()?) != ACL_VERSION {
+        return None;
+    }
+    let mut out = value.to_vec();
+    let mut changed = false;
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    for entry in out[ACL_HEADER..].chunks_exact_mut(ACL_ENTRY) {
+        let tag = u16::from_le_bytes([entry[0], entry[1]]);
+        let id = u32::from_le_bytes([entry[4], entry[5], entry[6], entry[7]]);
+        let new_id = match tag {
+            ACL_USER => map_uid(id),
+            ACL_GROUP => map_gid(id),
+            _ => continue,
+        };
+        if tag == ACL_USER {
+            users.push(new_id)
+        } else {
+            groups.push(new_id)
+        }
+        if new_id != id {
+            entry[4..8].copy_from_slice(&new_id.to_le_bytes());
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    for ids in [&mut users, &mut groups] {
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// The rootid of a v3 `security.capability`, None for v2 (which has none).
+pub fn cap_rootid(value: &[u8]) -> Option<u32> {
+    if value.len() != CAP_V3_SIZE {
+        return None;
+    }
+    let magic = u32::from_le_bytes(value[0..4].try_into().ok()?);
+    if magic & CAP_REVISION_MASK != CAP_REVISION_3 {
+        return None;
+    }
+    Some(u32::from_le_bytes(value[20..24].try_into().ok()?))
+}
+
+/// Rewrites a v3 capability's rootid; v2 and unknown revisions come back unchanged.
+pub fn remap_cap(value: &[u8], map_uid: impl Fn(u32) -> u32) -> Vec<u8> {
+    let mut out = value.to_vec();
+    if let Some(rootid) = cap_rootid(value) {
+        out[20..24].copy_from_slice(&map_uid(rootid).to_le_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = ACL_VERSION.to_le_bytes().to_vec();
+        for (tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&perm.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        v
+    }
+
+    const UNDEF: u32 = u32::MAX;
+
+    #[test]
+    fn named_entries_are_remapped_others_kept() {
+        let before = acl(&[
+            (0x01, 7, UNDEF),
+            (ACL_USER, 5, 100_998),
+            (ACL_USER, 5, 33),
+            (0x04, 5, UNDEF),
+            (ACL_GROUP, 5, 1000),
+            (0x10, 7, UNDEF),
+            (0x20, 0, UNDEF),
+        ]);
+        let shift = |id: u32| match id {
+            100_998 => 200_998,
+            1000 => 850,
+            other => other,
+        };
+        let after = remap_acl(&before, shift, shift).unwrap();
+        assert_eq!(
+            after,
+            acl(&[
+                (0x01, 7, UNDEF),
+                (ACL_USER, 5, 200_998),
+                (ACL_USER, 5, 33),
+                (0x04, 5, UNDEF),
+                (ACL_GROUP, 5, 850),
+                (0x10, 7, UNDEF),
+                (0x20, 0, UNDEF),
+            ])
+        );
+        assert_eq!(remap_acl(&before, |i| i, |i| i), None);
+    }
+
+    #[test]
+    fn collisions_and_garbage_are_left_alone() {
+        let before = acl(&[(ACL_USER, 5, 1), (ACL_USER, 5, 2)]);
+        assert_eq!(remap_acl(&before, |_| 2, |g| g), None);
+        assert_eq!(remap_acl(&[1, 2, 3], |u| u + 1, |g| g), None);
+        let mut v1 = before.clone();
+        v1[0] = 1;
+        assert_eq!(remap_acl(&v1, |u| u + 1, |g| g), None);
+    }
+
+    #[test]
+    fn v3_rootid_is_remapped_v2_kept() {
+        let mut v3 = 0x0300_0001u32.to_le_bytes().to_vec();
+        v3.extend_from_slice(&[0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        v3.extend_from_slice(&100_998u32.to_le_bytes());
+        assert_eq!(cap_rootid(&v3), Some(100_998));
+        let moved = remap_cap(&v3, |u| u + 100_000);
+        assert_eq!(cap_rootid(&moved), Some(200_998));
+        assert_eq!(moved[..20], v3[..20]);
+        let v2 = v3[..20].to_vec();
+        let mut v2 = v2;
+        v2[3] = 0x02;
+        assert_eq!(cap_rootid(&v2), None);
+        assert_eq!(remap_cap(&v2, |u| u + 1), v2);
+    }
+
+    #[test]
+    fn listxattr_names_are_recognised() {
+        let p = Present::from_list(b"user.x\0system.posix_acl_access\0security.capability\0");
+        assert!(p.acl_access && p.capability && !p.acl_default);
+    }
+}

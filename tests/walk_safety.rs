@@ -1,0 +1,241 @@
+// The walk under attack and accident (run as root, temp trees only): symlinks swapped in for
+// directories mid-walk, mounts inside the data path (in a private mount namespace), and
+// kill -9 at arbitrary points followed by a re-run that must converge.
+mod walk_common;
+
+use isolate::walk::sys::RealSys;
+use isolate::walk::{self, MigrateMode, Progress};
+use rustix::fs::{renameat_with, RenameFlags, CWD};
+use std::os::unix::fs::{chown, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use walk_common::*;
+
+fn run(data: &Path, journal: &Path, mode: MigrateMode) -> walk::Summary {
+    walk::migrate(
+        &RealSys::new(),
+        data,
+        &spec(mode),
+        journal,
+        &Progress::off(),
+    )
+    .unwrap()
+}
+
+/// Re-runs this test binary for one test function, with `env` telling it what to do.
+fn child(test: &str, env: (&str, String)) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(env.0, env.1);
+    cmd
+}
+
+#[test]
+fn symlink_swapped_for_a_directory_mid_walk_never_leads_outside() {
+    let fx = fixture();
+    // Outside: many legacy-owned inodes a followed link would change.
+    for i in 0..20 {
+        let d = fx.outside.join(format!("o{i}"));
+        std::fs::create_dir(&d).unwrap();
+        chown(&d, Some(100_998), Some(100_998)).unwrap();
+        for j in 0..20 {
+            let f = d.join(format!("f{j}"));
+            std::fs::write(&f, b"x").unwrap();
+            chown(&f, Some(100_500), Some(100_500)).unwrap();
+        }
+    }
+    let outside_before = listing(&fx.outside);
+    big_tree(&fx.data, 100);
+    const VICTIMS: usize = 24;
+    for v in 0..VICTIMS {
+        big_tree(&fx.data.join(format!("victim{v}")), 600);
+        symlink(&fx.outside, fx.data.join(format!("swap{v}"))).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let attacker = {
+        let (stop, swaps, data) = (stop.clone(), swaps.clone(), fx.data.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for v in 0..VICTIMS {
+                    renameat_with(
+                        CWD,
+                        data.join(format!("victim{v}")),
+                        CWD,
+                        data.join(format!("swap{v}")),
+                        RenameFlags::EXCHANGE,
+                    )
+                    .unwrap();
+                    swaps.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let journal = fx.tmp.path().join("j");
+    let mut raced = 0;
+    for mode in [
+        MigrateMode::Shift,
+        MigrateMode::Auto,
+        MigrateMode::Shift,
+        MigrateMode::Reown,
+        MigrateMode::Auto,
+    ] {
+        raced += run(&fx.data, &journal, mode).skipped_raced;
+    }
+    stop.store(true, Ordering::Relaxed);
+    attacker.join().unwrap();
+    assert!(swaps.load(Ordering::Relaxed) > 1000, "the attacker ran");
+    eprintln!("entries that changed under the walk: {raced}");
+    assert_same(&listing(&fx.outside), &outside_before);
+    // Once the attack stops, a run reaches everything that is left.
+    for v in 0..VICTIMS {
+        let d = fx.data.join(format!("victim{v}"));
+        if d.is_symlink() {
+            renameat_with(CWD, &d, CWD, fx.data.join(format!("swap{v}")), RenameFlags::EXCHANGE)
+                .unwrap();
+        }
+    }
+    let last = run(&fx.data, &journal, MigrateMode::Reown);
+    assert_eq!(last.skipped_raced, 0);
+    let left = sh(&format!(
+        "find -P '{}' \\( ! -uid 850 -o ! -gid 850 \\) | head",
+        fx.data.display()
+    ));
+    assert_eq!(left, "");
+    assert_same(&listing(&fx.outside), &outside_before);
+}
+
+const MOUNT_CHILD: &str = "ISOLATE_WALK_TEST_MOUNT_CHILD";
+
+/// The body of the mount test, run by `nested_mounts_are_skipped_and_listed` in a child
+/// process inside a private mount namespace: mounts die with it, even on a panic.
+#[test]
+fn mount_child() {
+    let Ok(base) = std::env::var(MOUNT_CHILD) else {
+        return;
+    };
+    let base = PathBuf::from(base);
+    let data = base.join("data");
+    let outside = base.join("outside");
+    sh(&format!(
+        "mount -t tmpfs -o size=1m isolate-walk-test '{d}/dir/tmpfs' \
+         && touch '{d}/dir/tmpfs/inner' && chown 100998:100998 '{d}/dir/tmpfs' '{d}/dir/tmpfs/inner' \
+         && mount --bind '{o}' '{d}/bind'",
+        d = data.display(),
+        o = outside.display()
+    ));
+    let s = run(&data, &base.join("j"), MigrateMode::Reown);
+    let mut skipped = s.mounts_skipped.clone();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        vec![PathBuf::from("bind"), PathBuf::from("dir/tmpfs")]
+    );
+    assert_eq!(owner(&data.join("dir/tmpfs")), (100_998, 100_998));
+    assert_eq!(owner(&data.join("dir/tmpfs/inner")), (100_998, 100_998));
+    assert_eq!(owner(&data.join("bind/target")), (100_998, 100_998));
+    assert_eq!(owner(&data.join("dir/suid")), (850, 850));
+    let survey = walk::survey(&RealSys::new(), &data, &spec(MigrateMode::Reown)).unwrap();
+    assert_eq!(survey.mounts_skipped.len(), 2);
+    println!("MOUNT-CHILD-OK");
+}
+
+#[test]
+fn nested_mounts_are_skipped_and_listed() {
+    let fx = fixture();
+    standard_tree(&fx);
+    std::fs::create_dir(fx.data.join("dir/tmpfs")).unwrap();
+    std::fs::create_dir(fx.data.join("bind")).unwrap();
+    let outside_before = listing(&fx.outside);
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["mount_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(MOUNT_CHILD, fx.tmp.path());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("MOUNT-CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&fx.tmp.path().display().to_string()));
+    assert_same(&listing(&fx.outside), &outside_before);
+    // Seen from here (no mounts), the mount points are plain directories the child
+    // did not touch: they were the other filesystems' roots while it ran.
+    assert_eq!(owner(&fx.data.join("bind")), (0, 0));
+}
+
+const CRASH_CHILD: &str = "ISOLATE_WALK_TEST_CRASH_CHILD";
+
+/// A migration the crash test kills with SIGKILL.
+#[test]
+fn crash_child() {
+    let Ok(args) = std::env::var(CRASH_CHILD) else {
+        return;
+    };
+    let (data, journal) = args.split_once('\n').unwrap();
+    run(Path::new(data), Path::new(journal), MigrateMode::Auto);
+    println!("CRASH-CHILD-FINISHED");
+}
+
+fn crash_tree(fx: &Fixture) {
+    standard_tree_for_rollback(fx);
+    big_tree(&fx.data.join("big"), 40_000);
+}
+
+#[test]
+fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
+    let control = fixture();
+    crash_tree(&control);
+    run(
+        &control.data,
+        &control.tmp.path().join("j"),
+        MigrateMode::Auto,
+    );
+    let expected = listing(&control.data);
+    drop(control);
+
+    let fx = fixture();
+    crash_tree(&fx);
+    let before = listing(&fx.data);
+    let journal = fx.tmp.path().join("journal/STACK-1.journal");
+    let mut killed_mid_run = 0;
+    for delay_ms in [5u64, 40, 90, 150, 250] {
+        let mut proc = child(
+            "crash_child",
+            (
+                CRASH_CHILD,
+                format!("{}\n{}", fx.data.display(), journal.display()),
+            ),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let pid = rustix::process::Pid::from_raw(proc.id() as i32).unwrap();
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        let status = proc.wait().unwrap();
+        if status.code().is_none() {
+            killed_mid_run += 1;
+        }
+    }
+    assert!(killed_mid_run >= 2, "only {killed_mid_run} kills landed mid-run");
+    let rerun = run(&fx.data, &journal, MigrateMode::Auto);
+    eprintln!("after the kills: {rerun:?}");
+    assert_same(&listing(&fx.data), &expected);
+    // Rollback after the crashes is as exact as after a clean run.
+    walk::rollback(
+        &RealSys::new(),
+        &fx.data,
+        &spec(MigrateMode::Auto),
+        &journal,
+        &Progress::off(),
+    )
+    .unwrap();
+    assert_same(&listing(&fx.data), &before);
+}
