@@ -1,6 +1,8 @@
 # Helpers for the booted-systemd scenarios (sourced by scripts/integration with CT_PID, CT_ROOT, SUITE set).
 # Everything asserts what really happened in the container, never what isolate says it did.
 
+source "$SUITE/container.sh"
+
 CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ISO_OUT=$(mktemp) ISO_ERR=$(mktemp) ISO_RC=0
 trap 'rm -f "$ISO_OUT" "$ISO_ERR"' EXIT
@@ -11,6 +13,11 @@ fail() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 # in_ct CMD...: CMD inside the container, as root, cwd /, a clean environment.
 in_ct() { nsenter -t "$CT_PID" -a -W / env -i PATH="$CT_PATH" LANG=C.UTF-8 "$@"; }
 in_ct_sh() { in_ct bash -c "$1"; }
+
+# A real reboot of this scenario's container; CT_PID follows it.
+reboot_ct() {
+  ct_reboot "$CT_ROOT" || fail "the container did not come back after a reboot"
+}
 
 uid_of() { in_ct id -u "$1"; }
 gid_of() { in_ct id -g "$1"; }

@@ -1,0 +1,100 @@
+# Booting and stopping one nspawn container of the suite; sourced by scripts/integration and by
+# lib.sh (a scenario may reboot its container). State: NSPAWN_PID, CT_PID, and ROOT.pids on disk.
+
+# Long steps run in the background and are waited for: bash runs an INT/TERM trap at once
+# while in `wait`, but not after a foreground child that caught the signal itself (podman,
+# systemctl and nsenter do), so Ctrl-C would otherwise go on to the next scenario.
+# `bg --out FILE CMD...` sends CMD's output to FILE (a redirection on the call itself would
+# also catch what a trap prints).
+BG_PID=""
+bg() {
+  local rc=0
+  if [ "$1" = --out ]; then
+    local out=$2
+    shift 2
+    "$@" >"$out" 2>&1 &
+  else
+    "$@" &
+  fi
+  BG_PID=$!
+  wait "$BG_PID" || rc=$?
+  BG_PID=""
+  return "$rc"
+}
+
+# ct_start ROOT LOG: boots ROOT (already populated) and waits for systemd to be up. Sets
+# NSPAWN_PID and CT_PID (the container's init) and writes them to ROOT.pids, so whoever tears
+# down finds the container even if a scenario rebooted it.
+ct_start() {
+  local root=$1 boot_log=$2
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid systemd-nspawn -q -D "$root" -b \
+    --register=no --keep-unit --console=passive --bind=/dev/fuse \
+    --machine="it-$(basename "$root")" </dev/null >>"$boot_log" 2>&1 &
+  NSPAWN_PID=$! CT_PID=""
+  echo "$NSPAWN_PID" >"$root.pids"
+  # The container's init is the nspawn child running systemd (an intermediate child comes and
+  # goes first); it is ready to be asked once its private socket exists.
+  local child deadline=$((SECONDS + 60))
+  while [ $SECONDS -lt $deadline ] && kill -0 "$NSPAWN_PID" 2>/dev/null; do
+    for child in $(pgrep -P "$NSPAWN_PID" || true); do
+      if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ] &&
+        nsenter -t "$child" -a test -S /run/systemd/private 2>/dev/null; then
+        CT_PID=$child
+      fi
+    done
+    [ -n "$CT_PID" ] && break
+    bg sleep 0.1
+  done
+  if [ -z "$CT_PID" ]; then
+    echo "systemd-nspawn did not start a container:" >&2
+    cat "$boot_log" >&2
+    return 1
+  fi
+  echo "$NSPAWN_PID $CT_PID" >"$root.pids"
+  local state
+  bg --out "$root.state" timeout 90 nsenter -t "$CT_PID" -a systemctl is-system-running --wait || true
+  state=$(cat "$root.state")
+  rm -f "$root.state"
+  if [ "$state" != running ]; then
+    echo "container is '$state', not running; failed units:" >&2
+    timeout 10 nsenter -t "$CT_PID" -a systemctl --failed --no-pager >&2 || true
+    [ "$state" = degraded ] || return 1
+  fi
+}
+
+# Waits up to TENTHS/10 seconds for process PID to be gone.
+ct_wait_gone() {
+  local pid=$1 tenths=$2 i
+  for ((i = 0; i < tenths; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$pid" 2>/dev/null
+}
+
+# ct_stop ROOT: stops the container booted from ROOT (poweroff, then TERM, then KILL).
+ct_stop() {
+  local root=$1 nspawn="" init=""
+  [ -f "$root.pids" ] && read -r nspawn init <"$root.pids"
+  rm -f "$root.pids"
+  [ -n "$nspawn" ] && kill -0 "$nspawn" 2>/dev/null || return 0
+  if [ -n "$init" ] && timeout 5 nsenter -t "$init" -a systemctl poweroff --no-block >/dev/null 2>&1; then
+    ct_wait_gone "$nspawn" 100 && return 0
+  fi
+  kill -TERM "$nspawn" 2>/dev/null || true
+  ct_wait_gone "$nspawn" 50 && return 0
+  # nspawn runs in its own session (setsid): its process group holds nothing else of ours.
+  kill -KILL -- "-$nspawn" 2>/dev/null || kill -KILL "$nspawn" 2>/dev/null || true
+  [ -n "$init" ] && kill -KILL "$init" 2>/dev/null || true
+  ct_wait_gone "$nspawn" 50 || true
+}
+
+# ct_reboot ROOT: a real reboot (nspawn exits on reboot, so it is booted again on the same
+# files). Sets NSPAWN_PID and CT_PID anew.
+ct_reboot() {
+  local root=$1 nspawn="" init=""
+  read -r nspawn init <"$root.pids"
+  timeout 10 nsenter -t "$init" -a systemctl reboot --no-block
+  ct_wait_gone "$nspawn" 300 || { echo "container did not go down for the reboot" >&2; return 1; }
+  ct_start "$root" "$root.boot.log"
+}
