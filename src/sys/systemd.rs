@@ -23,6 +23,10 @@ pub const BUS_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the waits look again.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The least time one look of a wait gets, even at its deadline: a wait may overrun its
+/// timeout by this much (or, while connecting, by one BUS_CALL_TIMEOUT).
+const LAST_LOOK: Duration = Duration::from_millis(500);
+
 /// One unit in a user's manager, as `systemctl --user show` would report it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitFacts {
@@ -273,7 +277,10 @@ impl Systemd for DbusSystemd {
             let mut last_private = String::from("(not tried: the service is not active yet)");
             let mut failed_for = FailedFor::default();
             loop {
-                let left = deadline.saturating_duration_since(Instant::now());
+                // The last look gets a moment too, so a timeout reports a state, not "no answer".
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(LAST_LOOK);
                 let last_state = match within(
                     left.min(self.call_timeout),
                     unit_active_state(&conn, &service),
@@ -289,7 +296,9 @@ impl Systemd for DbusSystemd {
                     )));
                 }
                 if last_state == "active" {
-                    let left = deadline.saturating_duration_since(Instant::now());
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(LAST_LOOK);
                     let ping = async {
                         let conn = self.user_manager(uid).await?;
                         let manager = manager_proxy(&conn)
