@@ -161,7 +161,20 @@ fn open_data_path(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {
         }
         Err(Errno::NOTDIR) => {
             return Err(Error::Refused(format!(
-                "data path {} is not a directory",
+                "data path {} is not a directory (or a symbolic link stands in it)",
+                path.display()
+            )))
+        }
+        Err(Errno::LOOP) => {
+            return Err(Error::Refused(format!(
+                "data path {} goes through a symbolic link; isolate never follows one: \
+                 name the real directory in the policy",
+                path.display()
+            )))
+        }
+        Err(Errno::INVAL) => {
+            return Err(Error::Refused(format!(
+                "data path {} is not in normal form (no `.` or `..`)",
                 path.display()
             )))
         }

@@ -149,12 +149,36 @@ fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
 }
 
 impl WalkSys for RealSys {
+    /// Opens the data path one component at a time from `/`, never following a symbolic
+    /// link (ELOOP or ENOTDIR where one stands): the walk's root is what the policy names.
     fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno> {
-        rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
+        use std::path::Component;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut fd = rustix::fs::open("/", flags, Mode::empty())?;
+        for c in path.components() {
+            match c {
+                Component::RootDir => {}
+                Component::Normal(name) => {
+                    fd = match rustix::fs::openat(&fd, name, flags, Mode::empty()) {
+                        Ok(next) => next,
+                        // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: tell them apart.
+                        Err(Errno::NOTDIR) => {
+                            let st = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                            if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                                return Err(Errno::LOOP);
+                            }
+                            return Err(Errno::NOTDIR);
+                        }
+                        Err(e) => return Err(e),
+                    };
+                }
+                // `.` and `..` could step out of what the policy names.
+                Component::CurDir | Component::ParentDir | Component::Prefix(_) => {
+                    return Err(Errno::INVAL)
+                }
+            }
+        }
+        Ok(fd)
     }
 
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
