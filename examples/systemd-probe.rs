@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // --holders PATH: print the processes whose mount namespace mounts PATH, as JSON.
+    if args.first().is_some_and(|a| a == "--holders") {
+        let path = args.get(1).context("usage: systemd-probe --holders PATH")?;
+        let holders = podman::mount_holders(Path::new(path))?;
+        println!("{}", serde_json::to_string(&holders)?);
+        return Ok(());
+    }
     // --wait-only: only wait (2 s) for the user manager, to see the timeout error.
     // --containers: print the running containers and their mounts as JSON.
     let mode = match args.first().map(String::as_str) {
@@ -20,7 +27,7 @@ fn main() -> Result<()> {
     };
     let uid: u32 = args
         .first()
-        .context("usage: systemd-probe [--wait-only|--containers] UID")?
+        .context("usage: systemd-probe [--wait-only|--containers] UID | --holders PATH")?
         .parse()
         .context("UID must be a number")?;
     if mode == "--wait-only" {

@@ -43,5 +43,21 @@ as_user "$user" podman run -d --name sleeper --network none -v /srv/probe:/data 
 found=$(in_ct systemd-probe --containers "$uid")
 printf '%s\n' "$found"
 assert_eq '[{"name":"sleeper","sources":["/srv/probe"]}]' "$found" "running containers with mounts"
+
+step "mount_holders sees it too, from /proc, and nothing holds an unrelated path"
+holders=$(in_ct systemd-probe --holders /srv/probe)
+printf '%s\n' "$holders"
+python3 - "$holders" "$uid" <<'PY'
+import json, sys
+holders, uid = json.loads(sys.argv[1]), int(sys.argv[2])
+assert len(holders) == 1, holders
+assert holders[0]["mount_point"] == "/data", holders
+assert holders[0]["uid"] >= 500000 or holders[0]["uid"] == uid, holders
+PY
+assert_eq "$holders" "$(in_ct systemd-probe --holders /srv)" "holders of /srv (the container mounts a part of it)"
+in_ct mkdir /srv/probe-sibling
+assert_eq '[]' "$(in_ct systemd-probe --holders /srv/probe-sibling)" "holders of a sibling of /srv/probe"
+assert_eq '[]' "$(in_ct systemd-probe --holders /usr)" "holders of /usr"
 as_user "$user" podman rm -f -t 0 sleeper >/dev/null
 assert_eq '[]' "$(in_ct systemd-probe --containers "$uid")" "running containers after rm"
+assert_eq '[]' "$(in_ct systemd-probe --holders /srv/probe)" "holders after rm"

@@ -213,3 +213,34 @@ for part in about_stack(doc):
 print("null")
 EOF
 }
+
+# The legacy user (issue 4): a normal user with a subordinate range, linger and the busybox image,
+# owning /srv/app the way its rootless containers left it.
+setup_legacy_user() {
+  local legacy=$1 uid
+  in_ct useradd --create-home --shell /bin/bash "$legacy"
+  grep -q "^$legacy:" "$CT_ROOT/etc/subuid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subuid"
+  grep -q "^$legacy:" "$CT_ROOT/etc/subgid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subgid"
+  grep "^$legacy:" "$CT_ROOT/etc/subuid" "$CT_ROOT/etc/subgid"
+  in_ct loginctl enable-linger "$legacy"
+  uid=$(uid_of "$legacy")
+  wait_for 30 in_ct test -S "/run/user/$uid/bus" || fail "user manager of $legacy did not come up"
+  in_ct install -d -o "$legacy" -g "$legacy" /srv/app
+  import_busybox "$legacy"
+}
+
+# The issue 4 policy: stack app takes over /srv/app from LEGACY by shifting.
+write_shift_policy() {
+  write_policy /etc/isolate/policy.toml <<TOML
+legacy_owner = "$1"
+
+[stacks.app]
+data = ["/srv/app"]
+migrate = "shift"
+TOML
+}
+
+# "uid:gid path" of everything under DIR (in the container) as the host sees it.
+host_listing() {
+  (cd "$CT_ROOT$1" && find . | sort | xargs -d '\n' stat -c '%u:%g %n')
+}
