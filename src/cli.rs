@@ -316,6 +316,11 @@ fn refuse_running(root: &Path, policy: Option<&Policy>, stack: &str) -> Result<(
     {
         holders.extend(live.running(&l.name, l.uid, &paths));
     }
+    if root == Path::new("/") {
+        for p in &paths {
+            holders.extend(observe::mount_holders(&acc, p));
+        }
+    }
     if holders.is_empty() {
         return Ok(());
     }

@@ -93,6 +93,13 @@ pub fn observe(
                 .extend(live.running(&l.value, lu.uid.root, &paths));
         }
     }
+    // Any process of any user whose mount namespace holds a data path about to migrate (the
+    // podman CLI without an API socket included). Only the live host has such processes.
+    if root == Path::new("/") {
+        for (_, path) in plan::pending_migrations(policy, &obs.state, opts) {
+            obs.running.extend(mount_holders(&obs.accounts, &path));
+        }
+    }
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
@@ -138,4 +145,34 @@ pub fn observe(
         obs.data.insert((stack, path), facts);
     }
     Ok(obs)
+}
+
+/// Processes holding `path` (or a directory inside it) mounted, as running containers; when
+/// they cannot be listed, that is reported as a holder too, so migration refuses.
+pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
+    let found = match crate::sys::podman::mount_holders(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return vec![RunningContainer {
+                owner: "?".into(),
+                name: format!("(cannot look for holders: {e})"),
+                data_path: path.to_path_buf(),
+            }]
+        }
+    };
+    found
+        .into_iter()
+        .map(|h| RunningContainer {
+            owner: acc
+                .user_by_uid(h.uid)
+                .map_or_else(|| format!("uid {}", h.uid), |u| u.name.clone()),
+            name: format!(
+                "pid {} ({}, mounted at {})",
+                h.pid,
+                h.comm,
+                h.mount_point.display()
+            ),
+            data_path: path.to_path_buf(),
+        })
+        .collect()
 }
