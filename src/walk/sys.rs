@@ -224,8 +224,15 @@ impl WalkSys for RealSys {
     }
 
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
-        let mut buf = vec![0u8; 256];
+        // Most inodes have no attributes: ask with a stack buffer, allocate only for a list.
+        let mut small = [0u8; 512];
+        let mut large = Vec::new();
         loop {
+            let buf: &mut [u8] = if large.is_empty() {
+                &mut small
+            } else {
+                &mut large
+            };
             let (ptr, len) = (buf.as_mut_ptr(), buf.len());
             let got = with_fallback(
                 &self.xattrat,
@@ -261,11 +268,8 @@ impl WalkSys for RealSys {
                 },
             );
             match got {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
+                Ok(n) => return Ok(buf[..n].to_vec()),
+                Err(Errno::RANGE) if len < 1 << 16 => large.resize(len * 4, 0),
                 Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             }

@@ -24,9 +24,17 @@ pub struct Entry<'a> {
     pub dir: BorrowedFd<'a>,
     /// Its name in `dir`; empty for the data path itself.
     pub name: &'a CStr,
-    /// Relative to the data path; empty for the data path itself.
-    pub rel: PathBuf,
+    /// Relative path of `dir` (empty for the data path and its direct entries).
+    pub parent: &'a Path,
     pub stat: Stat,
+}
+
+impl Entry<'_> {
+    /// Relative to the data path; empty for the data path itself. Built on demand: most
+    /// inodes never need their path.
+    pub fn rel(&self) -> PathBuf {
+        rel_join(self.parent, self.name)
+    }
 }
 
 /// Counts for one batch, merged into the walk's totals.
@@ -134,6 +142,9 @@ struct Walk<'w, A: InodeAction> {
 }
 
 fn rel_join(rel: &Path, name: &CStr) -> PathBuf {
+    if name.is_empty() {
+        return rel.to_path_buf();
+    }
     rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
 }
 
@@ -179,11 +190,10 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let mut planned = Vec::with_capacity(names.len());
         let mut subdirs = Vec::new();
         for (name, _) in names {
-            let entry_rel = rel_join(rel, name);
             let stat = match self.sys.stat(dir, name) {
                 Ok(s) => s,
                 Err(e) if is_race(e) => {
-                    tally.raced_sample(&entry_rel);
+                    tally.raced_sample(&rel_join(rel, name));
                     continue;
                 }
                 Err(errno) => {
@@ -191,14 +201,14 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         self.root_path,
                         Failure {
                             op: "stat",
-                            rel: entry_rel,
+                            rel: rel_join(rel, name),
                             errno,
                         },
                     ))
                 }
             };
             if self.other_mount(&stat) {
-                tally.mounts_skipped.push(entry_rel);
+                tally.mounts_skipped.push(rel_join(rel, name));
                 continue;
             }
             if stat.is_dir() {
@@ -220,7 +230,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             let entry = Entry {
                 dir,
                 name,
-                rel: entry_rel,
+                parent: rel,
                 stat,
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
@@ -375,7 +385,7 @@ pub fn walk<A: InodeAction>(
         let entry = Entry {
             dir: root_fd.as_fd(),
             name: c"",
-            rel: PathBuf::new(),
+            parent: Path::new(""),
             stat: root,
         };
         let plan = action
