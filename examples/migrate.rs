@@ -5,7 +5,10 @@ use isolate::walk::{self, sys::RealSys, MigrateMode, MigrationSpec, Progress};
 use std::path::PathBuf;
 
 fn mapping(root: u32, start: u32) -> Mapping {
-    Mapping::new(root, vec![SubidRange::new(start, 65_536).expect("valid range")])
+    Mapping::new(
+        root,
+        vec![SubidRange::new(start, 65_536).expect("valid range")],
+    )
 }
 
 fn main() -> anyhow::Result<()> {

@@ -22,35 +22,41 @@ fn main() -> anyhow::Result<()> {
     let tops = leaves.div_ceil(LEAVES_PER_TOP);
     std::fs::create_dir_all(&root)?;
     chown(&root, Some(uid), Some(gid))?;
-    (0..tops).into_par_iter().try_for_each(|t| -> anyhow::Result<()> {
-        let top = root.join(format!("t{t:04}"));
-        std::fs::create_dir(&top)?;
-        chown(&top, Some(uid), Some(gid))?;
-        let first = t * LEAVES_PER_TOP;
-        for l in first..(first + LEAVES_PER_TOP).min(leaves) {
-            let dir = top.join(format!("d{l:06}"));
-            std::fs::create_dir(&dir)?;
-            chown(&dir, Some(uid), Some(gid))?;
-            for f in 0..FILES_PER_DIR {
-                let n = l * FILES_PER_DIR + f;
-                if n % 997 == 5 && f > 0 {
-                    let link = dir.join(format!("s{f}"));
-                    symlink("f0", &link)?;
-                    lchown(&link, Some(uid), Some(gid))?;
-                    continue;
+    (0..tops)
+        .into_par_iter()
+        .try_for_each(|t| -> anyhow::Result<()> {
+            let top = root.join(format!("t{t:04}"));
+            std::fs::create_dir(&top)?;
+            chown(&top, Some(uid), Some(gid))?;
+            let first = t * LEAVES_PER_TOP;
+            for l in first..(first + LEAVES_PER_TOP).min(leaves) {
+                let dir = top.join(format!("d{l:06}"));
+                std::fs::create_dir(&dir)?;
+                chown(&dir, Some(uid), Some(gid))?;
+                for f in 0..FILES_PER_DIR {
+                    let n = l * FILES_PER_DIR + f;
+                    if n % 997 == 5 && f > 0 {
+                        let link = dir.join(format!("s{f}"));
+                        symlink("f0", &link)?;
+                        lchown(&link, Some(uid), Some(gid))?;
+                        continue;
+                    }
+                    if n % 1009 == 7 && f > 0 {
+                        std::fs::hard_link(dir.join("f0"), dir.join(format!("h{f}")))?;
+                        continue;
+                    }
+                    let path = dir.join(format!("f{f}"));
+                    let mut file = std::fs::File::create(&path)?;
+                    file.write_all(&vec![b'x'; n % 300])?;
+                    std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
                 }
-                if n % 1009 == 7 && f > 0 {
-                    std::fs::hard_link(dir.join("f0"), dir.join(format!("h{f}")))?;
-                    continue;
-                }
-                let path = dir.join(format!("f{f}"));
-                let mut file = std::fs::File::create(&path)?;
-                file.write_all(&vec![b'x'; n % 300])?;
-                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
             }
-        }
-        Ok(())
-    })?;
-    println!("{} directories, {} entries", tops + leaves + 1, tops + leaves * (FILES_PER_DIR + 1) + 1);
+            Ok(())
+        })?;
+    println!(
+        "{} directories, {} entries",
+        tops + leaves + 1,
+        tops + leaves * (FILES_PER_DIR + 1) + 1
+    );
     Ok(())
 }

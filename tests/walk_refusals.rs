@@ -31,7 +31,10 @@ fn missing_and_non_directory_paths_are_refused() {
         &journal,
         &Progress::off(),
     ));
-    assert_eq!(msg, format!("data path {} does not exist", missing.display()));
+    assert_eq!(
+        msg,
+        format!("data path {} does not exist", missing.display())
+    );
     let file = fx.data.join("file");
     let msg = refused(walk::migrate(
         &RealSys::new(),
@@ -40,7 +43,10 @@ fn missing_and_non_directory_paths_are_refused() {
         &journal,
         &Progress::off(),
     ));
-    assert_eq!(msg, format!("data path {} is not a directory", file.display()));
+    assert_eq!(
+        msg,
+        format!("data path {} is not a directory", file.display())
+    );
     let err = walk::check_data_path(&RealSys::new(), std::path::Path::new("relative")).unwrap_err();
     assert_eq!(err.to_string(), "data path relative is not absolute");
     assert!(!journal.exists(), "a refused run writes no journal");

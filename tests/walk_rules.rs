@@ -56,7 +56,10 @@ fn shift_moves_legacy_ids_and_keeps_the_rest() {
     // Hardlinks: one inode, moved once.
     assert_eq!(owner(&d.join("hl2")), (200_998, 200_998));
     // Capabilities: kept, v3 rootid moved.
-    let caps = sh(&format!("cd '{}' && getcap -n dir/cap2 dir/cap3", d.display()));
+    let caps = sh(&format!(
+        "cd '{}' && getcap -n dir/cap2 dir/cap3",
+        d.display()
+    ));
     assert_eq!(
         caps,
         "dir/cap2 cap_net_bind_service=ep\ndir/cap3 cap_net_bind_service=ep [rootid=200998]\n"
@@ -79,7 +82,10 @@ fn shift_moves_legacy_ids_and_keeps_the_rest() {
     ] {
         assert!(acl.lines().any(|l| l == line), "{line} missing in\n{acl}");
     }
-    assert!(!acl.contains(":100998:") && !acl.contains(":101000:"), "{acl}");
+    assert!(
+        !acl.contains(":100998:") && !acl.contains(":101000:"),
+        "{acl}"
+    );
     // Counts: outside ids are counted with samples; the journal holds the inodes whose
     // setuid bit or capability a chown drops.
     assert_eq!(s.skipped_outside, 2, "{s:?}");
@@ -104,7 +110,9 @@ fn reown_makes_everything_container_root_and_rolls_back_exactly() {
     let before = listing(&fx.data);
     let outside_before = listing(&fx.outside);
     let s = migrate(&fx, MigrateMode::Reown);
-    for p in ["", "file", "outside", "mixed", "dir/suid", "link-out", "fifo"] {
+    for p in [
+        "", "file", "outside", "mixed", "dir/suid", "link-out", "fifo",
+    ] {
         assert_eq!(owner(&fx.data.join(p)), (850, 850), "{p}");
     }
     assert_eq!(mode(&fx.data.join("dir/suid")), 0o6755);
@@ -224,8 +232,10 @@ fn injected_failure_mid_walk_is_reported_with_its_path() {
     )
     .unwrap_err();
     assert!(
-        err.to_string()
-            .starts_with(&format!("write ACL of {}:", fx.data.join("dir/acl").display())),
+        err.to_string().starts_with(&format!(
+            "write ACL of {}:",
+            fx.data.join("dir/acl").display()
+        )),
         "{err}"
     );
     // The run that failed converges when re-run without the fault.

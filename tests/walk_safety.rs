@@ -94,8 +94,14 @@ fn symlink_swapped_for_a_directory_mid_walk_never_leads_outside() {
     for v in 0..VICTIMS {
         let d = fx.data.join(format!("victim{v}"));
         if d.is_symlink() {
-            renameat_with(CWD, &d, CWD, fx.data.join(format!("swap{v}")), RenameFlags::EXCHANGE)
-                .unwrap();
+            renameat_with(
+                CWD,
+                &d,
+                CWD,
+                fx.data.join(format!("swap{v}")),
+                RenameFlags::EXCHANGE,
+            )
+            .unwrap();
         }
     }
     let last = run(&fx.data, &journal, MigrateMode::Reown);
@@ -224,7 +230,10 @@ fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
             killed_mid_run += 1;
         }
     }
-    assert!(killed_mid_run >= 2, "only {killed_mid_run} kills landed mid-run");
+    assert!(
+        killed_mid_run >= 2,
+        "only {killed_mid_run} kills landed mid-run"
+    );
     let rerun = run(&fx.data, &journal, MigrateMode::Auto);
     eprintln!("after the kills: {rerun:?}");
     assert_same(&listing(&fx.data), &expected);

@@ -354,7 +354,12 @@ pub fn rollback(
         restore(&mut resolver, &record, &mut restored, &mut missing)
             .map_err(|f| std::io::Error::other(traverse::failure_error(path, f).to_string()))
     })
-    .map_err(|e| Error::io(format!("roll back from journal {}", journal_path.display()), e))?;
+    .map_err(|e| {
+        Error::io(
+            format!("roll back from journal {}", journal_path.display()),
+            e,
+        )
+    })?;
     summary.journalled = restored;
     summary.journal_missing = missing;
     summary.seconds = started.elapsed().as_secs_f64();
@@ -521,4 +526,3 @@ fn restore(
         Ok(Err((op, e))) => Err(record_failure(op, record, e)),
     }
 }
-

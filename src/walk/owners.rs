@@ -212,7 +212,11 @@ impl InodeAction for Owners<'_> {
                 }
             }
             for (there, attr, slot) in [
-                (present.acl_access, xattr::ACL_ACCESS, &mut change.acl_access),
+                (
+                    present.acl_access,
+                    xattr::ACL_ACCESS,
+                    &mut change.acl_access,
+                ),
                 (
                     present.acl_default,
                     xattr::ACL_DEFAULT,

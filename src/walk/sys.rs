@@ -44,7 +44,8 @@ impl Stat {
 pub trait WalkSys: Send + Sync {
     /// Opens the data path itself (an administrator's path, so symlinks in it are followed).
     fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno>;
-    /// Opens a subdirectory of `dir` without following symlinks or crossing mounts.
+    /// Opens a subdirectory of `dir` without following symlinks or crossing mounts
+    /// (a mount point gives EXDEV, a symlink ELOOP).
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
     /// statfs f_type of the filesystem `fd` is on.
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno>;
@@ -170,12 +171,22 @@ impl WalkSys for RealSys {
                     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
                 )
             },
-            // A single component relative to a trusted fd with O_NOFOLLOW cannot leave it.
-            || rustix::fs::openat(dir, name, flags, Mode::empty()),
+            // A single component relative to a trusted fd with O_NOFOLLOW cannot leave it;
+            // a mount on it is refused by comparing mount ids, as RESOLVE_NO_XDEV would.
+            || {
+                let opened = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+                let (parent, child) = (self.stat(dir, c"")?, self.stat(opened.as_fd(), c"")?);
+                if (parent.dev, parent.mnt_id) != (child.dev, child.mnt_id) {
+                    return Err(Errno::XDEV);
+                }
+                Ok(opened)
+            },
         )
     }
 
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+        // f_type is i64 on x86_64 but narrower on other targets.
+        #[allow(clippy::unnecessary_cast)]
         rustix::fs::fstatfs(fd).map(|s| s.f_type as i64)
     }
 
@@ -257,9 +268,7 @@ impl WalkSys for RealSys {
                 || {
                     let path = proc_path(dir, name);
                     // SAFETY: NUL-terminated path, buffer of the given length.
-                    let r = unsafe {
-                        libc::llistxattr(path.as_ptr(), ptr.cast(), len)
-                    };
+                    let r = unsafe { libc::llistxattr(path.as_ptr(), ptr.cast(), len) };
                     if r < 0 {
                         Err(last_errno())
                     } else {
@@ -314,14 +323,8 @@ impl WalkSys for RealSys {
                 || {
                     let path = proc_path(dir, name);
                     // SAFETY: NUL-terminated strings, buffer of the given length.
-                    let r = unsafe {
-                        libc::lgetxattr(
-                            path.as_ptr(),
-                            attr.as_ptr(),
-                            ptr.cast(),
-                            len,
-                        )
-                    };
+                    let r =
+                        unsafe { libc::lgetxattr(path.as_ptr(), attr.as_ptr(), ptr.cast(), len) };
                     if r < 0 {
                         Err(last_errno())
                     } else {

@@ -37,6 +37,27 @@ impl Entry<'_> {
     }
 }
 
+/// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).
+#[derive(Default)]
+struct Names {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &CStr) {
+        self.bytes.extend_from_slice(name.to_bytes_with_nul());
+        self.ends.push(self.bytes.len());
+    }
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn get(&self, i: usize) -> &CStr {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        CStr::from_bytes_with_nul(&self.bytes[start..self.ends[i]]).expect("pushed as a CStr")
+    }
+}
+
 /// Counts for one batch, merged into the walk's totals.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
@@ -184,12 +205,14 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         &self,
         dir: BorrowedFd<'_>,
         rel: &Path,
-        names: &[(CString, FileType)],
-    ) -> Result<Vec<(CString, u64)>, Error> {
+        names: &Names,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<CString>, Error> {
         let mut tally = Tally::default();
-        let mut planned = Vec::with_capacity(names.len());
+        let count = range.len() as u64;
+        let mut planned = Vec::with_capacity(range.len());
         let mut subdirs = Vec::new();
-        for (name, _) in names {
+        for name in range.map(|i| names.get(i)) {
             let stat = match self.sys.stat(dir, name) {
                 Ok(s) => s,
                 Err(e) if is_race(e) => {
@@ -212,7 +235,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 continue;
             }
             if stat.is_dir() {
-                subdirs.push((name.clone(), stat.ino));
+                subdirs.push(name.to_owned());
             } else if stat.nlink > 1 {
                 let first = self
                     .hardlinks
@@ -250,7 +273,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
         }
         if let Some(bar) = self.progress {
-            bar.inc(names.len() as u64);
+            bar.inc(count);
         }
         self.totals
             .lock()
@@ -268,10 +291,11 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         if self.abort.load(Ordering::Relaxed) {
             return;
         }
-        let mut names = Vec::new();
-        if let Err(errno) = self.sys.read_dir(fd.as_fd(), &mut |name, ty| {
-            names.push((name.to_owned(), ty))
-        }) {
+        let mut names = Names::default();
+        if let Err(errno) = self
+            .sys
+            .read_dir(fd.as_fd(), &mut |name, _| names.push(name))
+        {
             if is_race(errno) {
                 let mut tally = Tally::default();
                 tally.raced_sample(&rel);
@@ -285,58 +309,45 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             return;
         }
-        let result = if names.len() > BATCH {
+        let total = names.len();
+        let result = if total > BATCH {
             use rayon::prelude::*;
-            names
-                .par_chunks(BATCH)
-                .map(|chunk| self.batch(fd.as_fd(), &rel, chunk))
+            (0..total.div_ceil(BATCH))
+                .into_par_iter()
+                .map(|c| {
+                    let range = c * BATCH..((c + 1) * BATCH).min(total);
+                    self.batch(fd.as_fd(), &rel, &names, range)
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| v.into_iter().flatten().collect())
         } else {
-            self.batch(fd.as_fd(), &rel, &names)
+            self.batch(fd.as_fd(), &rel, &names, 0..total)
         };
         drop(names);
         let subdirs = match result {
             Ok(s) => s,
             Err(e) => return self.fail(e),
         };
-        for (name, ino) in subdirs {
+        for name in subdirs {
             let parent = Arc::clone(&fd);
             let child_rel = rel_join(&rel, &name);
             scope.spawn(move |scope| {
                 if self.abort.load(Ordering::Relaxed) {
                     return;
                 }
+                // open_subdir refuses symlinks and mount points, so what opens is a plain
+                // directory on this filesystem (maybe another one renamed here: still inside).
                 let opened = self.sys.open_subdir(parent.as_fd(), &name);
                 drop(parent);
-                let child = match opened {
-                    Ok(fd) => fd,
+                match opened {
+                    Ok(child) => self.directory(scope, Arc::new(child), child_rel),
                     Err(errno) if is_race(errno) => {
-                        let mut tally = Tally::default();
-                        tally.raced_sample(&child_rel);
-                        self.totals.lock().unwrap().merge(tally);
-                        return;
-                    }
-                    Err(errno) => {
-                        return self.fail_at(Failure {
-                            op: "open directory",
-                            rel: child_rel,
-                            errno,
-                        })
-                    }
-                };
-                // What was opened must be what was looked at: same inode, same mount.
-                match self.sys.stat(child.as_fd(), c"") {
-                    Ok(st) if st.ino == ino && !self.other_mount(&st) => {
-                        self.directory(scope, Arc::new(child), child_rel)
-                    }
-                    Ok(_) => {
                         let mut tally = Tally::default();
                         tally.raced_sample(&child_rel);
                         self.totals.lock().unwrap().merge(tally);
                     }
                     Err(errno) => self.fail_at(Failure {
-                        op: "stat",
+                        op: "open directory",
                         rel: child_rel,
                         errno,
                     }),
@@ -402,7 +413,11 @@ pub fn walk<A: InodeAction>(
     }
     let root_fd = Arc::new(root_fd);
     rayon::scope(|scope| walk.directory(scope, root_fd, PathBuf::new()));
-    if let Some(error) = walk.first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(error) = walk
+        .first_error
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+    {
         return Err(error);
     }
     Ok(walk.totals.into_inner().unwrap_or_else(|e| e.into_inner()))

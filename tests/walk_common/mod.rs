@@ -151,7 +151,12 @@ pub fn big_tree(root: &Path, files: usize) {
     for i in 0..files {
         let d = root.join(format!("d{}/e{}", i / 400, (i / 20) % 20));
         if made_dirs.insert(d.clone()) {
-            dir(&d, 100_000 + (i % 7) as u32, 100_000 + (i % 5) as u32, 0o755);
+            dir(
+                &d,
+                100_000 + (i % 7) as u32,
+                100_000 + (i % 5) as u32,
+                0o755,
+            );
             if let Some(parent) = d.parent() {
                 chown(parent, Some(100_998), Some(101_000)).unwrap();
             }
