@@ -122,11 +122,13 @@ pub struct Failure {
 }
 
 /// Whether an errno means "the entry changed under us" (renamed, removed, swapped for a
-/// symlink or a mount): the walk skips such an entry instead of failing.
+/// symlink or a mount): the walk skips such an entry instead of failing. EOPNOTSUPP is what
+/// chmod and ACL writes with AT_SYMLINK_NOFOLLOW give once a symlink replaced the entry
+/// (attributes the walk writes were read from the same entry, so the filesystem has them).
 pub fn is_race(errno: Errno) -> bool {
     matches!(
         errno,
-        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE | Errno::OPNOTSUPP
     )
 }
 
