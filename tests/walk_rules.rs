@@ -243,3 +243,38 @@ fn injected_failure_mid_walk_is_reported_with_its_path() {
     assert_eq!(owner(&fx.data.join("dir/suid")), (200_998, 201_000));
     assert_eq!(mode(&fx.data.join("dir/suid")), 0o6755);
 }
+
+#[test]
+fn journal_is_written_before_the_chown_it_describes() {
+    let fx = fixture();
+    standard_tree_for_rollback(&fx);
+    let journal = fx.tmp.path().join("journal/STACK-1.journal");
+    let sys = RecordingSys::new().fail(Op::Chown, "legacy-root", rustix::io::Errno::IO);
+    walk::migrate(
+        &sys,
+        &fx.data,
+        &spec(MigrateMode::Reown),
+        &journal,
+        &Progress::off(),
+    )
+    .unwrap_err();
+    // The chown failed (as if the machine died at that moment): its record is already there.
+    let mut records = Vec::new();
+    walk::journal::read(&journal, |r| {
+        records.push(r);
+        Ok(())
+    })
+    .unwrap();
+    let record = records
+        .iter()
+        .find(|r| r.path == std::path::Path::new("legacy-root"))
+        .expect("journalled before the chown");
+    assert_eq!((record.uid, record.gid, record.perm), (1000, 1000, 0o640));
+    assert_eq!(owner(&fx.data.join("legacy-root")), (1000, 1000));
+    use std::os::unix::fs::PermissionsExt;
+    let journal_mode = std::fs::metadata(journal.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(journal_mode & 0o777, 0o700);
+}

@@ -248,3 +248,67 @@ fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
     .unwrap();
     assert_same(&listing(&fx.data), &before);
 }
+
+const FD_CHILD: &str = "ISOLATE_WALK_TEST_FD_CHILD";
+
+/// Migrates a 2,000-deep chain and a wide fan of directories with at most 64 open files:
+/// the walk holds a directory fd only while its subdirectories are still to be opened.
+#[test]
+fn fd_child() {
+    let Ok(base) = std::env::var(FD_CHILD) else {
+        return;
+    };
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: Some(64),
+            maximum: Some(64),
+        },
+    )
+    .unwrap();
+    let base = PathBuf::from(base);
+    let s = run(&base.join("data"), &base.join("j"), MigrateMode::Shift);
+    println!("FD-CHILD-OK {}", s.inodes);
+}
+
+#[test]
+fn deep_and_wide_trees_walk_with_few_open_files() {
+    use rustix::fs::{mkdirat, openat, Mode, OFlags};
+    let fx = fixture();
+    big_tree(&fx.data, 2_000);
+    // 2,000 nested directories (longer than PATH_MAX), built fd-relative.
+    let mut dir = openat(CWD, &fx.data, OFlags::DIRECTORY, Mode::empty()).unwrap();
+    for _ in 0..2_000 {
+        mkdirat(&dir, "nested-directory", Mode::from_raw_mode(0o755)).unwrap();
+        dir = openat(&dir, "nested-directory", OFlags::DIRECTORY, Mode::empty()).unwrap();
+        rustix::fs::fchown(
+            &dir,
+            Some(rustix::fs::Uid::from_raw(100_998)),
+            Some(rustix::fs::Gid::from_raw(100_998)),
+        )
+        .unwrap();
+    }
+    drop(dir);
+    // A fan: 3 levels of 12 subdirectories.
+    for a in 0..12 {
+        for b in 0..12 {
+            for c in 0..12 {
+                std::fs::create_dir_all(fx.data.join(format!("fan/{a}/{b}/{c}"))).unwrap();
+            }
+        }
+    }
+    let out = child("fd_child", (FD_CHILD, fx.tmp.path().display().to_string()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("FD-CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = sh(&format!(
+        "find -P '{}' -uid 100998 | head -3",
+        fx.data.display()
+    ));
+    assert_eq!(left, "");
+}

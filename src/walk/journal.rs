@@ -182,7 +182,11 @@ impl Journal {
     /// record so the next append starts on a fresh line.
     pub fn open(path: &Path, valid_len: u64) -> io::Result<Journal> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         let existed = path.exists();
         let file = OpenOptions::new()

@@ -1,6 +1,20 @@
 // Ownership migration over a stack's data: a symlink-proof, one-filesystem, parallel walk
 // (traversal) with the per-inode work (shift, reown, rollback, survey) kept separate.
 // OWNED BY THE WALK HELPER: the entry points below are what plan/apply call.
+//
+// Rules per id (uid and gid separately): shift moves an id of the legacy mapping to the same
+// container id in the stack mapping; ids already in the stack mapping are "already" (so a
+// re-run converges); others stay ("outside"). reown makes every id the stack user's; auto
+// shifts what it can and reowns the rest. Ids inside ACL entries and v3 capability rootids
+// are only ever shifted (reowning them would merge distinct entries).
+//
+// Journal: the caller passes one file per migration (convention:
+// ROOT/var/lib/isolate/journal/STACK-N.journal; its directory is created 0700). migrate
+// appends, synced before the chowns of each batch, the original owner, permission bits and
+// capability of every inode it reowns or whose setuid/setgid bits or capability a chown
+// drops. rollback inverse-shifts everything, then applies the journal in order.
+// Limitation: an inode that was already in the stack mapping before the first migrate is
+// indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod journal;
 pub mod owners;
 pub mod sys;

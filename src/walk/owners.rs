@@ -8,7 +8,6 @@ use super::xattr::{self, Present};
 use super::MigrateMode;
 use crate::error::Error;
 use crate::ids::{Mapping, Shift};
-use std::path::Path;
 
 /// What happens to one id (a uid or a gid) of one inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,12 +145,12 @@ pub struct Owners<'j> {
 fn failed(op: &'static str, entry: &Entry<'_>, errno: rustix::io::Errno) -> Failure {
     Failure {
         op,
-        rel: entry.rel.clone(),
+        rel: entry.rel(),
         errno,
     }
 }
 
-fn count(tally: &mut Tally, rel: &Path, du: Decision, dg: Decision, changes: bool) {
+fn count(tally: &mut Tally, entry: &Entry<'_>, du: Decision, dg: Decision, changes: bool) {
     let reown = matches!(du, Decision::Reown(_)) || matches!(dg, Decision::Reown(_));
     let shift = matches!(du, Decision::Shift(_)) || matches!(dg, Decision::Shift(_));
     if reown {
@@ -162,7 +161,7 @@ fn count(tally: &mut Tally, rel: &Path, du: Decision, dg: Decision, changes: boo
         tally.already += 1;
     }
     if du == Decision::Outside || dg == Decision::Outside {
-        tally.outside_sample(rel);
+        tally.outside_sample(&entry.rel());
     }
 }
 
@@ -181,7 +180,7 @@ impl InodeAction for Owners<'_> {
         let (uid, gid) = (du.new_id(st.uid), dg.new_id(st.gid));
         let chown = (uid, gid) != (st.uid, st.gid);
         if self.read_only {
-            count(tally, &entry.rel, du, dg, chown);
+            count(tally, entry, du, dg, chown);
             return Ok(None);
         }
         let mut change = Change {
@@ -238,7 +237,7 @@ impl InodeAction for Owners<'_> {
             || change.caps.is_some()
             || change.acl_access.is_some()
             || change.acl_default.is_some();
-        count(tally, &entry.rel, du, dg, changes);
+        count(tally, entry, du, dg, changes);
         if !changes {
             return Ok(None);
         }
@@ -249,7 +248,7 @@ impl InodeAction for Owners<'_> {
         let reown = matches!(du, Decision::Reown(_)) || matches!(dg, Decision::Reown(_));
         if self.journal.is_some() && (reown || special || (chown && old_caps.is_some())) {
             change.record = Some(Record {
-                path: entry.rel.clone(),
+                path: entry.rel(),
                 ino: st.ino,
                 uid: st.uid,
                 gid: st.gid,

@@ -44,7 +44,8 @@ impl Stat {
 pub trait WalkSys: Send + Sync {
     /// Opens the data path itself (an administrator's path, so symlinks in it are followed).
     fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno>;
-    /// Opens a subdirectory of `dir` without following symlinks or crossing mounts.
+    /// Opens a subdirectory of `dir` without following symlinks or crossing mounts
+    /// (a mount point gives EXDEV, a symlink ELOOP).
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
     /// statfs f_type of the filesystem `fd` is on.
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno>;
@@ -194,14 +195,24 @@ impl WalkSys for RealSys {
                     ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
                 )
             },
-            // A single component relative to a trusted fd with O_NOFOLLOW cannot leave it.
-            || rustix::fs::openat(dir, name, flags, Mode::empty()),
+            // A single component relative to a trusted fd with O_NOFOLLOW cannot leave it;
+            // a mount on it is refused by comparing mount ids, as RESOLVE_NO_XDEV would.
+            || {
+                let opened = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+                let (parent, child) = (self.stat(dir, c"")?, self.stat(opened.as_fd(), c"")?);
+                if (parent.dev, parent.mnt_id) != (child.dev, child.mnt_id) {
+                    return Err(Errno::XDEV);
+                }
+                Ok(opened)
+            },
         )
     }
 
     // f_type is i64 on x86_64 but narrower on other architectures.
     #[allow(clippy::unnecessary_cast)]
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+        // f_type is i64 on x86_64 but narrower on other targets.
+        #[allow(clippy::unnecessary_cast)]
         rustix::fs::fstatfs(fd).map(|s| s.f_type as i64)
     }
 
@@ -250,8 +261,15 @@ impl WalkSys for RealSys {
     }
 
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
-        let mut buf = vec![0u8; 256];
+        // Most inodes have no attributes: ask with a stack buffer, allocate only for a list.
+        let mut small = [0u8; 512];
+        let mut large = Vec::new();
         loop {
+            let buf: &mut [u8] = if large.is_empty() {
+                &mut small
+            } else {
+                &mut large
+            };
             let (ptr, len) = (buf.as_mut_ptr(), buf.len());
             let got = with_fallback(
                 &self.xattrat,
@@ -285,11 +303,8 @@ impl WalkSys for RealSys {
                 },
             );
             match got {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(buf);
-                }
-                Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(buf.len() * 4, 0),
+                Ok(n) => return Ok(buf[..n].to_vec()),
+                Err(Errno::RANGE) if len < 1 << 16 => large.resize(len * 4, 0),
                 Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             }

@@ -24,9 +24,38 @@ pub struct Entry<'a> {
     pub dir: BorrowedFd<'a>,
     /// Its name in `dir`; empty for the data path itself.
     pub name: &'a CStr,
-    /// Relative to the data path; empty for the data path itself.
-    pub rel: PathBuf,
+    /// Relative path of `dir` (empty for the data path and its direct entries).
+    pub parent: &'a Path,
     pub stat: Stat,
+}
+
+impl Entry<'_> {
+    /// Relative to the data path; empty for the data path itself. Built on demand: most
+    /// inodes never need their path.
+    pub fn rel(&self) -> PathBuf {
+        rel_join(self.parent, self.name)
+    }
+}
+
+/// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).
+#[derive(Default)]
+struct Names {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &CStr) {
+        self.bytes.extend_from_slice(name.to_bytes_with_nul());
+        self.ends.push(self.bytes.len());
+    }
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+    fn get(&self, i: usize) -> &CStr {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        CStr::from_bytes_with_nul(&self.bytes[start..self.ends[i]]).expect("pushed as a CStr")
+    }
 }
 
 /// Counts for one batch, merged into the walk's totals.
@@ -93,11 +122,13 @@ pub struct Failure {
 }
 
 /// Whether an errno means "the entry changed under us" (renamed, removed, swapped for a
-/// symlink or a mount): the walk skips such an entry instead of failing.
+/// symlink or a mount): the walk skips such an entry instead of failing. EOPNOTSUPP is what
+/// chmod and ACL writes with AT_SYMLINK_NOFOLLOW give once a symlink replaced the entry
+/// (attributes the walk writes were read from the same entry, so the filesystem has them).
 pub fn is_race(errno: Errno) -> bool {
     matches!(
         errno,
-        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE | Errno::OPNOTSUPP
     )
 }
 
@@ -134,6 +165,9 @@ struct Walk<'w, A: InodeAction> {
 }
 
 fn rel_join(rel: &Path, name: &CStr) -> PathBuf {
+    if name.is_empty() {
+        return rel.to_path_buf();
+    }
     rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
 }
 
@@ -173,17 +207,18 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         &self,
         dir: BorrowedFd<'_>,
         rel: &Path,
-        names: &[(CString, FileType)],
-    ) -> Result<Vec<(CString, u64)>, Error> {
+        names: &Names,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<CString>, Error> {
         let mut tally = Tally::default();
-        let mut planned = Vec::with_capacity(names.len());
+        let count = range.len() as u64;
+        let mut planned = Vec::with_capacity(range.len());
         let mut subdirs = Vec::new();
-        for (name, _) in names {
-            let entry_rel = rel_join(rel, name);
+        for name in range.map(|i| names.get(i)) {
             let stat = match self.sys.stat(dir, name) {
                 Ok(s) => s,
                 Err(e) if is_race(e) => {
-                    tally.raced_sample(&entry_rel);
+                    tally.raced_sample(&rel_join(rel, name));
                     continue;
                 }
                 Err(errno) => {
@@ -191,18 +226,18 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         self.root_path,
                         Failure {
                             op: "stat",
-                            rel: entry_rel,
+                            rel: rel_join(rel, name),
                             errno,
                         },
                     ))
                 }
             };
             if self.other_mount(&stat) {
-                tally.mounts_skipped.push(entry_rel);
+                tally.mounts_skipped.push(rel_join(rel, name));
                 continue;
             }
             if stat.is_dir() {
-                subdirs.push((name.clone(), stat.ino));
+                subdirs.push(name.to_owned());
             } else if stat.nlink > 1 {
                 let first = self
                     .hardlinks
@@ -220,7 +255,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             let entry = Entry {
                 dir,
                 name,
-                rel: entry_rel,
+                parent: rel,
                 stat,
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
@@ -240,7 +275,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
         }
         if let Some(bar) = self.progress {
-            bar.inc(names.len() as u64);
+            bar.inc(count);
         }
         self.totals
             .lock()
@@ -258,10 +293,11 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         if self.abort.load(Ordering::Relaxed) {
             return;
         }
-        let mut names = Vec::new();
-        if let Err(errno) = self.sys.read_dir(fd.as_fd(), &mut |name, ty| {
-            names.push((name.to_owned(), ty))
-        }) {
+        let mut names = Names::default();
+        if let Err(errno) = self
+            .sys
+            .read_dir(fd.as_fd(), &mut |name, _| names.push(name))
+        {
             if is_race(errno) {
                 let mut tally = Tally::default();
                 tally.raced_sample(&rel);
@@ -275,58 +311,45 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             return;
         }
-        let result = if names.len() > BATCH {
+        let total = names.len();
+        let result = if total > BATCH {
             use rayon::prelude::*;
-            names
-                .par_chunks(BATCH)
-                .map(|chunk| self.batch(fd.as_fd(), &rel, chunk))
+            (0..total.div_ceil(BATCH))
+                .into_par_iter()
+                .map(|c| {
+                    let range = c * BATCH..((c + 1) * BATCH).min(total);
+                    self.batch(fd.as_fd(), &rel, &names, range)
+                })
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| v.into_iter().flatten().collect())
         } else {
-            self.batch(fd.as_fd(), &rel, &names)
+            self.batch(fd.as_fd(), &rel, &names, 0..total)
         };
         drop(names);
         let subdirs = match result {
             Ok(s) => s,
             Err(e) => return self.fail(e),
         };
-        for (name, ino) in subdirs {
+        for name in subdirs {
             let parent = Arc::clone(&fd);
             let child_rel = rel_join(&rel, &name);
             scope.spawn(move |scope| {
                 if self.abort.load(Ordering::Relaxed) {
                     return;
                 }
+                // open_subdir refuses symlinks and mount points, so what opens is a plain
+                // directory on this filesystem (maybe another one renamed here: still inside).
                 let opened = self.sys.open_subdir(parent.as_fd(), &name);
                 drop(parent);
-                let child = match opened {
-                    Ok(fd) => fd,
+                match opened {
+                    Ok(child) => self.directory(scope, Arc::new(child), child_rel),
                     Err(errno) if is_race(errno) => {
-                        let mut tally = Tally::default();
-                        tally.raced_sample(&child_rel);
-                        self.totals.lock().unwrap().merge(tally);
-                        return;
-                    }
-                    Err(errno) => {
-                        return self.fail_at(Failure {
-                            op: "open directory",
-                            rel: child_rel,
-                            errno,
-                        })
-                    }
-                };
-                // What was opened must be what was looked at: same inode, same mount.
-                match self.sys.stat(child.as_fd(), c"") {
-                    Ok(st) if st.ino == ino && !self.other_mount(&st) => {
-                        self.directory(scope, Arc::new(child), child_rel)
-                    }
-                    Ok(_) => {
                         let mut tally = Tally::default();
                         tally.raced_sample(&child_rel);
                         self.totals.lock().unwrap().merge(tally);
                     }
                     Err(errno) => self.fail_at(Failure {
-                        op: "stat",
+                        op: "open directory",
                         rel: child_rel,
                         errno,
                     }),
@@ -375,7 +398,7 @@ pub fn walk<A: InodeAction>(
         let entry = Entry {
             dir: root_fd.as_fd(),
             name: c"",
-            rel: PathBuf::new(),
+            parent: Path::new(""),
             stat: root,
         };
         let plan = action
