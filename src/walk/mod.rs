@@ -122,15 +122,20 @@ impl Progress {
         let (bar, template) = match self.expected_inodes {
             Some(n) => (
                 ProgressBar::new(n),
-                "{wide_bar} {human_pos}/{human_len} inodes {per_sec} ETA {eta}",
+                "{wide_bar} {human_pos}/{human_len} inodes {rate} ETA {eta}",
             ),
             None => (
                 ProgressBar::new_spinner(),
-                "{spinner} {human_pos} inodes {per_sec} {elapsed}",
+                "{spinner} {human_pos} inodes {rate} {elapsed}",
             ),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
+            bar.set_style(style.with_key(
+                "rate",
+                |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0} files/s", state.per_sec());
+                },
+            ));
         }
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Some(bar)
