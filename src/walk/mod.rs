@@ -332,6 +332,7 @@ pub fn migrate(
         bar.finish_and_clear();
     }
     let mut summary = summary(tally, started);
+    summary.changed += repair.changed;
     summary.journal_missing = missing;
     Ok(summary)
 }

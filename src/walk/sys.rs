@@ -261,16 +261,15 @@ impl WalkSys for RealSys {
     }
 
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
-        // Most inodes have no attributes: ask with a stack buffer, allocate only for a list.
-        let mut small = [0u8; 512];
-        let mut large = Vec::new();
+        // Most inodes have no attributes: the first call asks only for the size (the kernel
+        // then neither allocates nor copies); a buffer is made only when there is a list.
+        let mut buf: Vec<u8> = Vec::new();
         loop {
-            let buf: &mut [u8] = if large.is_empty() {
-                &mut small
+            let (ptr, len) = if buf.is_empty() {
+                (std::ptr::null_mut(), 0)
             } else {
-                &mut large
+                (buf.as_mut_ptr(), buf.len())
             };
-            let (ptr, len) = (buf.as_mut_ptr(), buf.len());
             let got = with_fallback(
                 &self.xattrat,
                 || {
@@ -303,8 +302,15 @@ impl WalkSys for RealSys {
                 },
             );
             match got {
-                Ok(n) => return Ok(buf[..n].to_vec()),
-                Err(Errno::RANGE) if len < 1 << 16 => large.resize(len * 4, 0),
+                Ok(0) => return Ok(Vec::new()),
+                // A size answer: make room (plus some, in case a name is added meanwhile).
+                Ok(n) if len == 0 => buf.resize(n + 64, 0),
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(buf);
+                }
+                // The list grew between the calls.
+                Err(Errno::RANGE) if len < 1 << 20 => buf.resize(len * 2, 0),
                 Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),
                 Err(e) => return Err(e),
             }
