@@ -3,6 +3,7 @@
 // before acting, and isolating a failed stack so the others still converge.
 use crate::error::{Error, Result};
 use crate::ids::Shift;
+use crate::observe::under_root;
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
 use crate::sys::etc::Accounts;
@@ -136,10 +137,6 @@ pub fn journal_path(stack: &str, path: &Path) -> PathBuf {
         .join("journal")
         .join(stack)
         .join(format!("{name}.journal"))
-}
-
-fn under_root(root: &Path, p: &Path) -> PathBuf {
-    crate::observe::under_root(root, p)
 }
 
 pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Result<Report> {

@@ -308,19 +308,15 @@ fn refuse_running(root: &Path, policy: Option<&Policy>, stack: &str) -> Result<(
         systemd: &sd,
         ping: false,
     };
-    let mut holders = live.running(&rec.allocation.user, rec.allocation.uid, &paths);
     let acc = crate::sys::etc::Accounts::read(root)?;
+    let mut owners = vec![(rec.allocation.user.as_str(), rec.allocation.uid)];
     if let Some(l) = policy
         .and_then(|p| p.legacy_owner.as_ref())
         .and_then(|l| acc.user(&l.value))
     {
-        holders.extend(live.running(&l.name, l.uid, &paths));
+        owners.push((l.name.as_str(), l.uid));
     }
-    if root == Path::new("/") {
-        for p in &paths {
-            holders.extend(observe::mount_holders(&acc, p));
-        }
-    }
+    let holders = observe::holders(root, &acc, &live, &owners, &paths);
     if holders.is_empty() {
         return Ok(());
     }
@@ -362,7 +358,7 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
     plan::check_selection(&policy, &o)?;
     let state = State::read(root)?;
     let acc = crate::sys::etc::Accounts::read(root)?;
-    let planned = crate::alloc::allocate(&policy, &acc, &state, &o.stacks).unwrap_or_default();
+    let known = known_allocations(Some(&policy), &acc, &state, &o.stacks);
     let sd = live::dbus(root);
     let systemd = o.systemd && sd.probe().is_ok();
     let live = Live {
@@ -383,10 +379,8 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
         .into_iter()
         .filter(|n| o.stacks.is_empty() || o.stacks.contains(n))
     {
-        let (a, applied) = match (state.stacks.get(&name), planned.get(&name)) {
-            (Some(r), _) => (r.allocation.clone(), true),
-            (None, Some(p)) => (p.allocation.clone(), false),
-            (None, None) => continue,
+        let Some((a, applied)) = known.get(&name).cloned() else {
+            continue;
         };
         let facts = if systemd {
             live.manager(&a.user, a.uid)
@@ -487,6 +481,27 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
     Ok(EXIT_OK)
 }
 
+/// Every stack's allocation with whether it is recorded (applied): the state file's, then the
+/// ones apply would make for the policy's other stacks (limited to `stacks` when given).
+fn known_allocations(
+    policy: Option<&Policy>,
+    acc: &crate::sys::etc::Accounts,
+    state: &State,
+    stacks: &[String],
+) -> std::collections::BTreeMap<String, (crate::state::Allocation, bool)> {
+    let mut out: std::collections::BTreeMap<_, _> = state
+        .stacks
+        .iter()
+        .map(|(n, r)| (n.clone(), (r.allocation.clone(), true)))
+        .collect();
+    if let Some(planned) = policy.and_then(|p| crate::alloc::allocate(p, acc, state, stacks).ok()) {
+        for (n, a) in planned {
+            out.entry(n).or_insert((a.allocation, false));
+        }
+    }
+    out
+}
+
 /// `map STACK ID` and `map --host ID`, from the recorded allocations (or the ones apply would make).
 fn map(
     root: &Path,
@@ -499,23 +514,10 @@ fn map(
     let state = State::read(root)?;
     let policy = Policy::load(policy_file).ok();
     let acc = crate::sys::etc::Accounts::read(root)?;
-    let mut allocs: Vec<(String, crate::state::Allocation, bool)> = state
-        .stacks
-        .iter()
-        .map(|(n, r)| (n.clone(), r.allocation.clone(), true))
-        .collect();
-    if let Some(p) = &policy {
-        if let Ok(planned) = crate::alloc::allocate(p, &acc, &state, &[]) {
-            for (n, a) in planned {
-                if !state.stacks.contains_key(&n) {
-                    allocs.push((n, a.allocation, false));
-                }
-            }
-        }
-    }
+    let allocs = known_allocations(policy.as_ref(), &acc, &state, &[]);
     if let Some(h) = host {
         let mut found = Vec::new();
-        for (n, a, recorded) in &allocs {
+        for (n, (a, recorded)) in &allocs {
             let m = plan::stack_maps(a);
             let (u, g) = (m.uid.to_container(h), m.gid.to_container(h));
             if u.is_some() || g.is_some() {
@@ -558,7 +560,7 @@ fn map(
         return Ok(EXIT_OK);
     }
     let (stack, id) = (stack.unwrap_or_default(), id.unwrap_or_default());
-    let Some((_, a, recorded)) = allocs.iter().find(|(n, _, _)| n == stack) else {
+    let Some((a, recorded)) = allocs.get(stack) else {
         return Err(Error::Usage(format!(
             "no stack `{stack}` in the state file or the policy"
         )));

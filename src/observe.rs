@@ -5,7 +5,6 @@ use crate::plan::{self, DataFacts, ManagerFacts, Observed, Options, RunningConta
 use crate::policy::Policy;
 use crate::state::State;
 use crate::sys::etc::Accounts;
-use crate::walk::{MigrateMode, MigrationSpec};
 use std::path::{Path, PathBuf};
 
 /// The live facts observation asks of systemd and podman, behind a trait so tests can
@@ -79,33 +78,32 @@ pub fn observe(
     let allocs =
         crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
     let legacy = plan::legacy_maps(policy, &obs.accounts);
+    let pending = plan::pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
         let a = &a.allocation;
         obs.managers
             .insert(a.user.clone(), live.manager(&a.user, a.uid));
-        let Some(sp) = policy.stacks.get(stack) else {
+        let paths: Vec<PathBuf> = pending
+            .iter()
+            .filter(|(s, _)| s == stack)
+            .map(|(_, p)| p.clone())
+            .collect();
+        if paths.is_empty() {
             continue;
-        };
-        let paths: Vec<PathBuf> = sp.data.iter().map(|d| d.value.clone()).collect();
-        obs.running.extend(live.running(&a.user, a.uid, &paths));
+        }
+        let mut owners = vec![(a.user.as_str(), a.uid)];
         if let (Some(l), Some(lu)) = (&policy.legacy_owner, legacy.as_ref()) {
-            obs.running
-                .extend(live.running(&l.value, lu.uid.root, &paths));
+            owners.push((l.value.as_str(), lu.uid.root));
         }
-    }
-    // Any process of any user whose mount namespace holds a data path about to migrate (the
-    // podman CLI without an API socket included). Only the live host has such processes.
-    if root == Path::new("/") {
-        for (_, path) in plan::pending_migrations(policy, &obs.state, opts) {
-            obs.running.extend(mount_holders(&obs.accounts, &path));
-        }
+        obs.running
+            .extend(holders(root, &obs.accounts, live, &owners, &paths));
     }
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
 
     let sys = crate::walk::sys::RealSys::new();
-    for (stack, path) in plan::pending_migrations(policy, &obs.state, opts) {
+    for (stack, path) in pending {
         let Some(a) = allocs.get(&stack) else {
             continue;
         };
@@ -114,27 +112,11 @@ pub fn observe(
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) if !survey => continue,
             Ok(()) => {
-                let to = plan::stack_maps(&a.allocation);
-                let from = legacy.clone().unwrap_or_else(|| to.clone());
-                let mode = policy.stacks[&stack].migrate.value;
-                let shift = match obs.state.migration(&stack, &path) {
-                    Some(m) if m.phase == crate::state::MigrationPhase::Migrating => {
-                        crate::ids::Shift {
-                            from: m.from.clone(),
-                            to: m.to.clone(),
-                        }
-                    }
-                    _ => crate::ids::Shift { from, to },
-                };
-                let spec = MigrationSpec {
-                    mode: if shift.from == shift.to {
-                        MigrateMode::Reown
-                    } else {
-                        mode
-                    },
-                    shift,
-                    target_uid: a.allocation.uid,
-                    target_gid: a.allocation.gid,
+                let sp = &policy.stacks[&stack];
+                let plan::NextMigration::Run { spec, .. } =
+                    plan::next_migration(&obs.state, legacy.as_ref(), sp, &a.allocation, &path)
+                else {
+                    continue; // plan() reports why
                 };
                 match crate::walk::survey(&sys, &on_host, &spec) {
                     Ok(s) => DataFacts::Surveyed(s),
@@ -145,6 +127,28 @@ pub fn observe(
         obs.data.insert((stack, path), facts);
     }
     Ok(obs)
+}
+
+/// What holds any of `paths` in use: running containers of `owners` (name, uid), asked of their
+/// podman sockets, and on the live host any process of any user with one of them mounted
+/// (the podman CLI without an API socket included).
+pub fn holders(
+    root: &Path,
+    acc: &Accounts,
+    live: &dyn LiveProbe,
+    owners: &[(&str, u32)],
+    paths: &[PathBuf],
+) -> Vec<RunningContainer> {
+    let mut out = Vec::new();
+    for (owner, uid) in owners {
+        out.extend(live.running(owner, *uid, paths));
+    }
+    if root == Path::new("/") {
+        for p in paths {
+            out.extend(mount_holders(acc, p));
+        }
+    }
+    out
 }
 
 /// Processes holding `path` (or a directory inside it) mounted, as running containers; when

@@ -6,7 +6,7 @@ use crate::ids::{IdMaps, Mapping, Shift};
 use crate::policy::{Policy, Problem};
 use crate::state::{MigrationPhase, State};
 use crate::sys::etc::Accounts;
-use crate::walk::{MigrateMode, Survey};
+use crate::walk::{MigrateMode, MigrationSpec, Survey};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -286,6 +286,67 @@ pub fn socket_path(uid: u32) -> PathBuf {
     PathBuf::from(format!("/run/user/{uid}/podman/podman.sock"))
 }
 
+/// What the next migration of one data path is, from the state file and the mappings.
+/// observe() surveys with the same spec that plan() hands to apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextMigration {
+    Done,
+    RollbackInterrupted,
+    /// `shift` without a legacy owner.
+    NeedsLegacy,
+    /// The legacy and stack mappings share ids: a shift would not be exact.
+    Overlapping,
+    Run {
+        spec: MigrationSpec,
+        resume: bool,
+    },
+}
+
+pub fn next_migration(
+    state: &State,
+    legacy: Option<&IdMaps>,
+    stack: &crate::policy::StackPolicy,
+    a: &crate::state::Allocation,
+    path: &std::path::Path,
+) -> NextMigration {
+    let to = stack_maps(a);
+    let run = |shift: Shift, mode: MigrateMode, resume: bool| NextMigration::Run {
+        spec: MigrationSpec {
+            mode,
+            shift,
+            target_uid: a.uid,
+            target_gid: a.gid,
+        },
+        resume,
+    };
+    let recorded = state.migration(&stack.name, path);
+    match recorded.map(|m| (m, m.phase)) {
+        Some((_, MigrationPhase::Done)) => NextMigration::Done,
+        Some((_, MigrationPhase::RollingBack)) => NextMigration::RollbackInterrupted,
+        // An interrupted migration resumes with exactly the mappings and mode it started with.
+        Some((m, MigrationPhase::Migrating)) => run(
+            Shift {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            },
+            m.mode,
+            true,
+        ),
+        Some((_, MigrationPhase::RolledBack)) | None => {
+            let (from, mode) = match (legacy, stack.migrate.value) {
+                (Some(l), mode) => (l.clone(), mode),
+                // Without a legacy mapping nothing can be shifted: auto reowns it all.
+                (None, MigrateMode::Reown | MigrateMode::Auto) => (to.clone(), MigrateMode::Reown),
+                (None, MigrateMode::Shift) => return NextMigration::NeedsLegacy,
+            };
+            if from != to && from.overlaps(&to) {
+                return NextMigration::Overlapping;
+            }
+            run(Shift { from, to }, mode, false)
+        }
+    }
+}
+
 /// The stacks that need their data surveyed: every (stack, path) whose migration is not done.
 pub fn pending_migrations(
     policy: &Policy,
@@ -473,19 +534,23 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
             });
         }
 
-        let to = stack_maps(a);
         for d in &s.data {
             let path = &d.value;
-            let recorded = obs.state.migration(&s.name, path);
-            let (shift, mode, resume) = match recorded.map(|m| m.phase) {
-                Some(MigrationPhase::Done) => {
+            let (shift, mode, resume) = match next_migration(
+                &obs.state,
+                legacy.as_ref(),
+                s,
+                a,
+                path,
+            ) {
+                NextMigration::Done => {
                     out.notes.push(present(
                         name.clone(),
                         format!("{} migrated", path.display()),
                     ));
                     continue;
                 }
-                Some(MigrationPhase::RollingBack) => {
+                NextMigration::RollbackInterrupted => {
                     refusals.push(format!(
                         "stack `{}`: a rollback of {} was interrupted; finish it first with `isolate rollback --stack {}`",
                         s.name,
@@ -494,52 +559,21 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                     ));
                     continue;
                 }
-                // An interrupted migration resumes with exactly the mappings it started with.
-                Some(MigrationPhase::Migrating) => {
-                    let m = recorded.unwrap();
-                    (
-                        Shift {
-                            from: m.from.clone(),
-                            to: m.to.clone(),
-                        },
-                        m.mode,
-                        true,
-                    )
+                NextMigration::NeedsLegacy => {
+                    problems.push(Problem::new(
+                        s.migrate.span.clone(),
+                        format!("stack `{}` needs `legacy_owner` to shift its data", s.name),
+                    ));
+                    continue;
                 }
-                Some(MigrationPhase::RolledBack) | None => {
-                    let (from, mode) = match (&legacy, s.migrate.value) {
-                        (Some(l), mode) => (l.clone(), mode),
-                        // Without a legacy mapping nothing can be shifted: auto reowns it all.
-                        (None, MigrateMode::Reown | MigrateMode::Auto) => {
-                            (to.clone(), MigrateMode::Reown)
-                        }
-                        (None, MigrateMode::Shift) => {
-                            problems.push(Problem::new(
-                                s.migrate.span.clone(),
-                                format!(
-                                    "stack `{}` needs `legacy_owner` to shift its data",
-                                    s.name
-                                ),
-                            ));
-                            continue;
-                        }
-                    };
-                    if from != to && from.overlaps(&to) {
-                        refusals.push(format!(
-                            "stack `{}`: the legacy mapping and the stack's mapping overlap, so a shift would not be exact; give the stack a range apart from the legacy owner's",
-                            s.name
-                        ));
-                        continue;
-                    }
-                    (
-                        Shift {
-                            from,
-                            to: to.clone(),
-                        },
-                        mode,
-                        false,
-                    )
+                NextMigration::Overlapping => {
+                    refusals.push(format!(
+                        "stack `{}`: the legacy mapping and the stack's mapping overlap, so a shift would not be exact; give the stack a range apart from the legacy owner's",
+                        s.name
+                    ));
+                    continue;
                 }
+                NextMigration::Run { spec, resume } => (spec.shift, spec.mode, resume),
             };
             let survey = match obs.data.get(&(s.name.clone(), path.clone())) {
                 Some(DataFacts::Surveyed(v)) => v.clone(),

@@ -82,7 +82,7 @@ impl AccountTools for Shadow {
     ) -> Result<()> {
         // The parent of the home directory must exist; useradd creates only the last part.
         if let Some(parent) = home.parent() {
-            let on_root = self.root.join(parent.strip_prefix("/").unwrap_or(parent));
+            let on_root = crate::observe::under_root(&self.root, parent);
             std::fs::create_dir_all(&on_root)
                 .map_err(|e| Error::io(format!("creating {}", on_root.display()), e))?;
         }
