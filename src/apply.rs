@@ -3,12 +3,13 @@
 // before acting, and isolating a failed stack so the others still converge.
 use crate::error::{Error, Result};
 use crate::ids::Shift;
+use crate::migration::{MigrateMode, MigrationSpec};
 use crate::observe::under_root;
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
 use crate::sys::etc::Accounts;
 use crate::sys::shadow::AccountTools;
-use crate::walk::{MigrateMode, MigrationSpec, Summary};
+use crate::walk::{Progress, Summary};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,14 +29,14 @@ pub trait Migrator {
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary>;
     fn rollback(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary>;
 }
 
@@ -51,31 +52,24 @@ impl Walker {
     }
 }
 
-fn progress_of(enabled: bool) -> crate::walk::Progress {
-    crate::walk::Progress {
-        enabled,
-        expected_inodes: None,
-    }
-}
-
 impl Migrator for Walker {
     fn migrate(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::migrate(&self.sys, path, spec, journal, &progress_of(progress))
+        crate::walk::migrate(&self.sys, path, spec, journal, &progress)
     }
     fn rollback(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::rollback(&self.sys, path, spec, journal, &progress_of(progress))
+        crate::walk::rollback(&self.sys, path, spec, journal, &progress)
     }
 }
 
@@ -157,6 +151,13 @@ pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
         }
         tracing::info!("{line}");
         let (outcome, summary) = match run_step(root, step, b, progress) {
+            Ok((o @ Outcome::Failed { .. }, s)) => {
+                // A migration that ran but is not done: the stack's later steps wait.
+                if let Some(stack) = step.stack() {
+                    failed_stacks.insert(stack.to_string());
+                }
+                (o, s)
+            }
             Ok((o, s)) => (o, s),
             Err(e) => {
                 match step.stack() {
@@ -298,6 +299,8 @@ fn run_step(
             shift,
             target_uid,
             target_gid,
+            survey,
+            outside_links,
             ..
         } => {
             let journal = journal_path(stack, path);
@@ -315,13 +318,27 @@ fn run_step(
                 shift: shift.clone(),
                 target_uid: *target_uid,
                 target_gid: *target_gid,
+                outside_links: *outside_links,
             };
             let summary = b.migrator.migrate(
                 &under_root(root, path),
                 &spec,
                 &under_root(root, &journal),
-                progress,
+                Progress {
+                    enabled: progress,
+                    expected_inodes: Some(survey.inodes).filter(|n| *n > 0),
+                },
             )?;
+            let problems = summary.problems();
+            if !problems.is_empty() {
+                // Stays `migrating`: the next apply walks it again.
+                let error = format!(
+                    "migration of {} is not done: {}",
+                    path.display(),
+                    problems.join("; ")
+                );
+                return Ok((Outcome::Failed { error }, Some(summary)));
+            }
             record_migration(
                 root,
                 stack,
@@ -421,13 +438,26 @@ pub fn rollback(
             shift: shift.clone(),
             target_uid: target.uid,
             target_gid: target.gid,
+            outside_links: Default::default(),
         };
         let summary = migrator.rollback(
             &under_root(root, &m.path),
             &spec,
             &under_root(root, &m.journal),
-            progress,
+            Progress {
+                enabled: progress,
+                expected_inodes: None,
+            },
         )?;
+        let problems = summary.problems();
+        if !problems.is_empty() {
+            // Stays `rolling_back`: the next rollback walks it again.
+            return Err(Error::Failed(format!(
+                "rollback of {} is not done: {}",
+                m.path.display(),
+                problems.join("; ")
+            )));
+        }
         record_migration(
             root,
             stack,

@@ -3,10 +3,11 @@
 use crate::alloc::{self, Allocated, Source};
 use crate::error::{Error, Result};
 use crate::ids::{IdMaps, Mapping, Shift};
+use crate::migration::{MigrateMode, MigrationSpec};
 use crate::policy::{Policy, Problem};
 use crate::state::{MigrationPhase, State};
 use crate::sys::etc::Accounts;
-use crate::walk::{MigrateMode, MigrationSpec, Survey};
+use crate::walk::Survey;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -67,6 +68,8 @@ pub struct Options {
     pub force: bool,
 }
 
+// A plan holds a handful of steps: a migration's survey inline is simpler than a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
@@ -121,6 +124,9 @@ pub enum Step {
         target_gid: u32,
         resume: bool,
         survey: Survey,
+        /// What the policy accepts for files hardlinked from outside the data path.
+        #[serde(default)]
+        outside_links: crate::migration::OutsideLinks,
     },
 }
 
@@ -206,11 +212,6 @@ impl fmt::Display for Step {
                 resume,
                 ..
             } => {
-                let mode = match mode {
-                    MigrateMode::Shift => "shift",
-                    MigrateMode::Reown => "reown",
-                    MigrateMode::Auto => "auto",
-                };
                 write!(
                     f,
                     "~ migrate {} for {stack} ({mode}{}): {} inodes: {} shift, {} reown, {} already done, {} left (outside the legacy mapping)",
@@ -221,7 +222,11 @@ impl fmt::Display for Step {
                     survey.reown,
                     survey.already,
                     survey.outside
-                )
+                )?;
+                for warning in survey.warnings() {
+                    write!(f, "\n  ! {warning}")?;
+                }
+                Ok(())
             }
         }
     }
@@ -316,6 +321,7 @@ pub fn next_migration(
             shift,
             target_uid: a.uid,
             target_gid: a.gid,
+            outside_links: stack.outside_hardlinks,
         },
         resume,
     };
@@ -536,7 +542,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
 
         for d in &s.data {
             let path = &d.value;
-            let (shift, mode, resume) = match next_migration(
+            let (shift, mode, resume, outside_links) = match next_migration(
                 &obs.state,
                 legacy.as_ref(),
                 s,
@@ -573,7 +579,9 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                     ));
                     continue;
                 }
-                NextMigration::Run { spec, resume } => (spec.shift, spec.mode, resume),
+                NextMigration::Run { spec, resume } => {
+                    (spec.shift, spec.mode, resume, spec.outside_links)
+                }
             };
             let survey = match obs.data.get(&(s.name.clone(), path.clone())) {
                 Some(DataFacts::Surveyed(v)) => v.clone(),
@@ -606,6 +614,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                 target_gid: a.gid,
                 resume,
                 survey,
+                outside_links,
             });
         }
     }

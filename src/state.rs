@@ -3,8 +3,8 @@
 // changed, removed or handed to another stack.
 use crate::error::{Error, Result};
 use crate::ids::{IdMaps, SubidRange};
+use crate::migration::MigrateMode;
 use crate::sys::etc::write_atomic;
-use crate::walk::MigrateMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
