@@ -2,9 +2,14 @@
 // systemd steps only when needed, migrations resumed and refused, and the fixpoint
 // invariant plan(policy, observed after apply) == no steps.
 use super::*;
+use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
+use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
+use crate::observe::{DataFacts, ManagerFacts, RunningContainer};
+use crate::plan::data::legacy_maps;
+use crate::state::MigrationPhase;
 use crate::state::{Migration, StackRecord};
-use crate::sys::etc::{parse_group, parse_passwd, parse_subid};
+use crate::walk::{MigrateMode, Survey};
 use std::path::Path;
 
 const POLICY: &str =
@@ -64,7 +69,7 @@ fn after_apply() -> Observed {
                 path: "/srv/immich".into(),
                 mode: MigrateMode::Shift,
                 from: legacy,
-                to: stack_maps(&a),
+                to: a.maps(),
                 phase: MigrationPhase::Done,
                 journal: "j".into(),
             }],
