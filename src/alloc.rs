@@ -1,6 +1,6 @@
-// Pure, deterministic allocation of stack uids and subordinate ranges from (policy, host
-// accounts, state). A recorded allocation is kept forever; a new one overlaps nothing that
-// exists, was ever recorded, or is pinned for another stack.
+//! Pure, deterministic allocation of stack uids and subordinate ranges from (policy, host
+//! accounts, state). A recorded allocation is kept forever; a new one overlaps nothing that
+//! exists, was ever recorded, or is pinned for another stack.
 use crate::error::Error;
 use crate::host::accounts::etc::{Accounts, SubidFile, SubidOwner};
 use crate::ids::{SubidRange, ID_CEILING};

@@ -43,6 +43,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A host tool (shadow-utils) ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Tool {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+
     /// A call to logind or a systemd manager over D-Bus failed.
     #[error("{context}: {source}")]
     Dbus {
@@ -65,9 +73,11 @@ impl Error {
             | Error::Refused(_)
             | Error::Privilege(_)
             | Error::Locked(_) => EXIT_BAD_INPUT,
-            Error::Failed(_) | Error::Io { .. } | Error::Dbus { .. } | Error::Podman(_) => {
-                EXIT_FAILURE
-            }
+            Error::Failed(_)
+            | Error::Io { .. }
+            | Error::Tool { .. }
+            | Error::Dbus { .. }
+            | Error::Podman(_) => EXIT_FAILURE,
         }
     }
 
@@ -80,7 +90,9 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Privilege(_) => "privilege",
             Error::Locked(_) => "locked",
-            Error::Failed(_) | Error::Dbus { .. } | Error::Podman(_) => "failed",
+            Error::Failed(_) | Error::Tool { .. } | Error::Dbus { .. } | Error::Podman(_) => {
+                "failed"
+            }
             Error::Io { .. } => "io",
         }
     }

@@ -1,5 +1,5 @@
-// apply() with recording fakes: a failing stack stops only its own steps, and a migration
-// is recorded as started before the walker runs and as done only after it returns.
+//! apply() with recording fakes: a failing stack stops only its own steps, and a migration
+//! is recorded as started before the walker runs and as done only after it returns.
 use super::*;
 use crate::host::accounts::fake::RecordingAccounts;
 use std::sync::Mutex;

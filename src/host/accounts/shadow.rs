@@ -44,19 +44,19 @@ impl Shadow {
             .env("LC_ALL", "C");
         let shown = format!("{tool} {}", args.join(" "));
         let out = cmd.output().map_err(|e| {
-            Error::Failed(format!(
-                "cannot run `{shown}`: {e} (is shadow-utils installed?)"
-            ))
+            Error::io(
+                format!("cannot run `{shown}` (is shadow-utils installed?)"),
+                e,
+            )
         })?;
         if out.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Error::Failed(format!(
-            "`{shown}` failed ({}): {}",
-            out.status,
-            stderr.trim()
-        )))
+        Err(Error::Tool {
+            command: shown,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
