@@ -257,6 +257,17 @@ impl Summary {
         out
     }
 
+    /// Takes the verification walk's findings: what is left, and entries it could not
+    /// look at (raced), which leave the result uncertain.
+    fn verify(&mut self, found: Walked<SurveyTally>) {
+        self.left = found.tally.pending;
+        let raced = found.counts.raced;
+        self.skipped_raced += raced.count;
+        let room = traverse::SAMPLES.saturating_sub(self.raced_samples.len());
+        self.raced_samples
+            .extend(raced.samples.into_iter().take(room));
+    }
+
     fn from_walk(counts: Counts, decisions: SurveyTally, journalled: u64) -> Summary {
         Summary {
             inodes: counts.inodes,
@@ -583,7 +594,7 @@ pub fn migrate(
     summary.changed += repaired.changed;
     summary.journal_missing = repaired.missing;
     summary.outside_links_accepted = spec.outside_links == OutsideLinks::Skip;
-    summary.left = survey_walk(sys, path, rules)?.tally.pending;
+    summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -629,7 +640,7 @@ pub fn rollback(
     summary.privilege_withheld = restored.withheld;
     summary.failed.merge(restored.failed);
     summary.failure_messages.extend(restored.failure_messages);
-    summary.left = survey_walk(sys, path, rules)?.tally.pending;
+    summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
