@@ -96,7 +96,10 @@ fn symlink_swapped_for_a_directory_mid_walk_never_leads_outside() {
     attacker.join().unwrap();
     assert!(swaps.load(Ordering::Relaxed) > 1000, "the attacker ran");
     eprintln!("entries that changed under the walk: {raced}");
-    assert!(raced > 0, "the attacker never won a race: the test proves nothing");
+    assert!(
+        raced > 0,
+        "the attacker never won a race: the test proves nothing"
+    );
     assert_same(&listing(&fx.outside), &outside_before);
     // Once the attack stops, a run reaches everything that is left.
     for v in 0..VICTIMS {
