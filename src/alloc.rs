@@ -9,6 +9,8 @@ use crate::sys::etc::{Accounts, SubidFile, SubidOwner};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub mod zones;
+
 /// Where a stack's allocation came from: "already present" is an outcome, not an accident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

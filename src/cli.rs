@@ -153,6 +153,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = live_probe(root, &o, &sd)?;
             let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 if cli.json {
                     print_json(&serde_json::json!({"steps": [], "notes": p.notes}));

@@ -55,6 +55,22 @@ pub fn nologin(root: &Path) -> String {
     .to_string()
 }
 
+/// NixOS marks its hosts with `/etc/NIXOS`.
+pub fn is_nixos(root: &Path) -> bool {
+    under_root(root, Path::new("/etc/NIXOS")).exists()
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(crate::error::Error::io(
+            format!("reading {}", path.display()),
+            e,
+        )),
+    }
+}
+
 /// Everything plan() needs. `survey` says whether data paths are walked for counts (apply
 /// and plan do; status does not).
 pub fn observe(
@@ -66,10 +82,14 @@ pub fn observe(
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
+    let nixos = is_nixos(root);
+    let login_defs = read_optional(&under_root(root, Path::new("/etc/login.defs")))?;
     let mut obs = Observed {
         accounts,
         state,
         nologin: nologin(root),
+        nixos,
+        subid_zones: crate::alloc::zones::host_zones(login_defs.as_deref(), nixos),
         ..Observed::default()
     };
 

@@ -55,6 +55,10 @@ pub struct Observed {
     pub running: Vec<RunningContainer>,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
+    /// `/etc/NIXOS` exists under the root: accounts and subordinate ids are NixOS's to declare.
+    pub nixos: bool,
+    /// Where the host's own allocators hand out subordinate ranges.
+    pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -262,6 +266,37 @@ impl fmt::Display for Note {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub notes: Vec<Note>,
+    /// On NixOS: the account steps the host's configuration must declare (see `export nixos`)
+    /// before apply may go on. Apply refuses while this is not empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nixos_missing: Vec<String>,
+}
+
+/// What to run on NixOS when accounts are missing.
+pub const NIXOS_HOWTO: &str = "run `isolate export nixos --output /etc/nixos/isolate-stacks.nix`, add that file to `imports` in /etc/nixos/configuration.nix, run `nixos-rebuild switch`, then `isolate apply` again";
+
+impl Plan {
+    /// The refusal apply gives on NixOS while accounts are missing.
+    pub fn nixos_refusal(&self) -> Option<Error> {
+        if self.nixos_missing.is_empty() {
+            return None;
+        }
+        Some(Error::Refused(format!(
+            "this is a NixOS host (/etc/NIXOS): its configuration declares accounts and subordinate ids, and a rebuild would undo any isolate created. Not declared yet: {}.\n{NIXOS_HOWTO}",
+            self.nixos_missing.join("; ")
+        )))
+    }
+}
+
+/// An account step: planned, or on NixOS listed as missing from the host's configuration.
+fn account_step(out: &mut Plan, nixos: bool, step: Step) {
+    if nixos {
+        let line = step.to_string();
+        out.nixos_missing
+            .push(line.trim_start_matches(['+', ' ']).to_string());
+    } else {
+        out.steps.push(step);
+    }
 }
 
 /// The mapping a stack's containers get: uid 0 -> the stack user, 1.. -> its range.
@@ -413,10 +448,14 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
             Some(g) => out
                 .notes
                 .push(present(None, format!("group {group} (gid {})", g.gid))),
-            None => out.steps.push(Step::CreateGroup {
-                group: group.clone(),
-                gid: None,
-            }),
+            None => account_step(
+                &mut out,
+                obs.nixos,
+                Step::CreateGroup {
+                    group: group.clone(),
+                    gid: None,
+                },
+            ),
         }
     }
     let legacy = legacy_maps(policy, acc);
@@ -442,10 +481,14 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                 "stack `{}`: gid {} belongs to group `{}`, not `{}`",
                 s.name, a.gid, g.name, a.user
             )),
-            None => out.steps.push(Step::CreateGroup {
-                group: a.user.clone(),
-                gid: Some(a.gid),
-            }),
+            None => account_step(
+                &mut out,
+                obs.nixos,
+                Step::CreateGroup {
+                    group: a.user.clone(),
+                    gid: Some(a.gid),
+                },
+            ),
         }
         match acc.user(&a.user) {
             Some(u) if u.uid == a.uid => out.notes.push(present(
@@ -463,37 +506,49 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                         s.name, a.uid, other.name
                     ));
                 }
-                out.steps.push(Step::CreateUser {
-                    stack: s.name.clone(),
-                    user: a.user.clone(),
-                    uid: a.uid,
-                    gid: a.gid,
-                    home: PathBuf::from(HOME_BASE).join(&a.user),
-                    shell: obs.nologin.clone(),
-                });
+                account_step(
+                    &mut out,
+                    obs.nixos,
+                    Step::CreateUser {
+                        stack: s.name.clone(),
+                        user: a.user.clone(),
+                        uid: a.uid,
+                        gid: a.gid,
+                        home: PathBuf::from(HOME_BASE).join(&a.user),
+                        shell: obs.nologin.clone(),
+                    },
+                );
             }
         }
         let member = acc
             .group(group)
             .is_some_and(|g| g.members.contains(&a.user));
         if !member {
-            out.steps.push(Step::AddToGroup {
-                stack: s.name.clone(),
-                user: a.user.clone(),
-                group: group.clone(),
-            });
+            account_step(
+                &mut out,
+                obs.nixos,
+                Step::AddToGroup {
+                    stack: s.name.clone(),
+                    user: a.user.clone(),
+                    group: group.clone(),
+                },
+            );
         }
         let has =
             |f: &crate::sys::etc::SubidFile| f.ranges_of(&a.user, Some(a.uid)).contains(&a.subids);
         let (subuid, subgid) = (!has(&acc.subuid), !has(&acc.subgid));
         if subuid || subgid {
-            out.steps.push(Step::AddSubids {
-                stack: s.name.clone(),
-                user: a.user.clone(),
-                subids: a.subids,
-                subuid,
-                subgid,
-            });
+            account_step(
+                &mut out,
+                obs.nixos,
+                Step::AddSubids {
+                    stack: s.name.clone(),
+                    user: a.user.clone(),
+                    subids: a.subids,
+                    subuid,
+                    subgid,
+                },
+            );
         } else {
             out.notes.push(present(
                 name.clone(),
@@ -502,6 +557,24 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                     a.user, a.subids.start, a.subids.count
                 ),
             ));
+        }
+
+        for z in obs.subid_zones.iter().filter(|z| z.overlaps(&a.subids)) {
+            out.notes.push(Note {
+                kind: NoteKind::Warning,
+                stack: name.clone(),
+                message: format!(
+                    "stack `{}`: subordinate ids {} lie where {} hands out ranges on its own; it may give them to a user whose line isolate does not see yet. {}",
+                    s.name,
+                    a.subids,
+                    z.allocator,
+                    if *source == Source::New {
+                        "Pin `subid_start` in the default pool (from 1879048192) or set [pools] apart"
+                    } else {
+                        "This range is recorded and never moves: keep that allocator away from it (login.defs SUB_UID_MIN/SUB_UID_MAX; on NixOS, declare the stack users with `isolate export nixos`)"
+                    }
+                ),
+            });
         }
 
         if opts.systemd {
@@ -636,6 +709,16 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         });
     }
 
+    if !out.nixos_missing.is_empty() {
+        out.notes.push(Note {
+            kind: NoteKind::Warning,
+            stack: None,
+            message: format!(
+                "NixOS host: accounts and subordinate ids are declared in its configuration (a rebuild rewrites /etc/subuid and /etc/subgid from it). Not declared yet: {}. To declare them: {NIXOS_HOWTO}",
+                out.nixos_missing.join("; ")
+            ),
+        });
+    }
     if !problems.is_empty() {
         return Err(policy.error(problems));
     }

@@ -137,6 +137,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -181,6 +182,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -210,6 +212,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps()[2..3].to_vec(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -252,6 +255,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     let p = Plan {
         steps: steps()[..1].to_vec(),
         notes: vec![],
+        ..Plan::default()
     };
     apply(d.path(), &p, &b, false).unwrap();
     let r = apply(d.path(), &p, &b, false).unwrap();

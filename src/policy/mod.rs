@@ -34,8 +34,11 @@ impl Default for Pools {
         Pools {
             uid_first: 800,
             uid_last: 899,
-            subid_first: 200_000,
-            subid_last: (1 << 31) - 1,
+            // 0x70000000..0x7FFDFFFF: 65536-aligned, above shadow's SUB_UID_MAX (600100000) and
+            // systemd-nspawn's container ranges (..0x6FFFFFFF), below systemd's foreign range
+            // (0x7FFE0000..) and 2^31; NixOS's automatic ranges reach it only after 28670 users.
+            subid_first: 0x7000_0000,
+            subid_last: 0x7FFD_FFFF,
             subid_size: 65_536,
         }
     }
