@@ -188,6 +188,13 @@ pub fn allocate(
             format!("the range recorded for stack `{name}`"),
         ));
     }
+    if let Some(g) = &state.shared_group {
+        taken.push(point(
+            g.gid,
+            Holder::User(g.name.clone()),
+            format!("the gid recorded for group `{}`", g.name),
+        ));
+    }
     for s in policy.stacks.values() {
         if state.stacks.contains_key(&s.name) {
             continue;

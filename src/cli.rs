@@ -69,6 +69,11 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
         host: Option<u32>,
     },
+    /// Write the recorded stacks as another system's configuration.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Give a stack's data back its previous owners exactly (the account stays).
     Rollback {
         #[arg(long = "stack", value_name = "NAME", required = true)]
@@ -76,6 +81,17 @@ pub enum Command {
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// A NixOS module declaring every stack's user, groups, subordinate ranges and linger
+    /// (records allocations not recorded yet).
+    Nixos {
+        /// Write the module to FILE (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }
 
@@ -192,6 +208,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(if failures == 0 { EXIT_OK } else { EXIT_FAILURE })
         }
         Command::Status(sel) => status(root, &cli.policy, sel, cli.json),
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
+        }
         Command::Map { stack, id, host } => {
             map(root, &cli.policy, stack.as_deref(), *id, *host, cli.json)
         }

@@ -453,7 +453,13 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                 obs.nixos,
                 Step::CreateGroup {
                     group: group.clone(),
-                    gid: None,
+                    // A gid recorded by `export nixos` is kept; otherwise groupadd picks one.
+                    gid: obs
+                        .state
+                        .shared_group
+                        .as_ref()
+                        .filter(|g| &g.name == group)
+                        .map(|g| g.gid),
                 },
             ),
         }
