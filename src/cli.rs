@@ -45,6 +45,19 @@ pub struct Selection {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print a policy drafted from compose files (reads only).
+    Init {
+        /// A compose file, a project directory, or a directory of project directories
+        /// (`stacks/<name>/docker-compose.yml`); repeatable.
+        #[arg(long = "compose", value_name = "FILE|DIR", required = true)]
+        compose: Vec<PathBuf>,
+        /// Variables for interpolation, read before each project's own .env (repeatable).
+        #[arg(long = "env", value_name = "FILE")]
+        env: Vec<PathBuf>,
+        /// The user whose rootless containers own the data today.
+        #[arg(long, value_name = "USER")]
+        legacy_owner: Option<String>,
+    },
     /// Show the steps apply would take, without changing anything.
     Plan(Selection),
     /// Bring the host to the policy: accounts, subordinate ids, linger, socket, data.
@@ -206,6 +219,22 @@ pub fn run(cli: Cli) -> Result<i32> {
                 print_report(&report);
             }
             Ok(if failures == 0 { EXIT_OK } else { EXIT_FAILURE })
+        }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            print!(
+                "{}",
+                crate::init::run(&crate::init::Request {
+                    root,
+                    compose,
+                    env,
+                    legacy_owner: legacy_owner.as_deref(),
+                })?
+            );
+            Ok(EXIT_OK)
         }
         Command::Status(sel) => status(root, &cli.policy, sel, cli.json),
         Command::Export {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod error;
 pub mod export;
 pub mod ids;
+pub mod init;
 pub mod live;
 pub mod observe;
 pub mod plan;
