@@ -6,11 +6,11 @@ pub mod nixos;
 
 use crate::alloc::{self, Source};
 use crate::error::{Error, Result};
+use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
-use crate::plan::HOME_BASE;
+use crate::layout::Root;
 use crate::policy::Policy;
 use crate::state::{GroupRecord, StackRecord, State};
-use crate::sys::etc::Accounts;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -132,10 +132,9 @@ pub fn collect(
             }
             None => (state.stacks[name].allocation.clone(), true),
         };
-        let home = acc.user(&a.user).map_or_else(
-            || PathBuf::from(HOME_BASE).join(&a.user),
-            |u| PathBuf::from(&u.home),
-        );
+        let home = acc
+            .user(&a.user)
+            .map_or_else(|| crate::layout::home(&a.user), |u| PathBuf::from(&u.home));
         let data = policy
             .stacks
             .get(name)
@@ -195,7 +194,7 @@ pub fn collect(
 /// lock, before the module exists, so a module never holds ids that could still move), then
 /// writes the module atomically, or prints it.
 pub fn run_nixos(
-    root: &std::path::Path,
+    root: &Root,
     policy_file: &std::path::Path,
     output: Option<&std::path::Path>,
     units: UserUnitsHook<'_>,
@@ -228,7 +227,7 @@ pub fn run_nixos(
     );
     match output {
         Some(path) => {
-            crate::sys::etc::write_atomic(path, text.as_bytes(), 0o644)?;
+            crate::host::files::write_atomic(path, text.as_bytes(), 0o644)?;
             drop(lock);
             Ok(format!("wrote {}: {summary}", path.display()))
         }

@@ -7,14 +7,14 @@ pub mod draft;
 pub mod interpolate;
 
 use crate::error::{Error, Result};
-use crate::observe::under_root;
+use crate::layout::Root;
 use draft::{PathFacts, PathKind};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What `init` was asked to read.
 pub struct Request<'a> {
-    pub root: &'a Path,
+    pub root: &'a Root,
     /// Compose files, project directories, or directories of project directories.
     pub compose: &'a [PathBuf],
     /// Env files read before each project's own `.env` (which wins).
@@ -159,15 +159,20 @@ pub fn run(req: &Request<'_>) -> Result<String> {
             interpolate::parse_env_file(&t, &mut vars)
                 .map_err(|m| Error::Usage(format!("{}: {m}", dot_env.display())))?;
         }
-        let p = compose::load(f, &host_path(req.root, f), &host_path(req.root, dir), &vars)
-            .map_err(|e| Error::Usage(e.to_string()))?;
+        let p = compose::load(
+            f,
+            &host_path(req.root.path(), f),
+            &host_path(req.root.path(), dir),
+            &vars,
+        )
+        .map_err(|e| Error::Usage(e.to_string()))?;
         projects.push(p);
     }
 
-    let mountinfo_file = if req.root == Path::new("/") {
+    let mountinfo_file = if req.root.is_host() {
         PathBuf::from("/proc/self/mountinfo")
     } else {
-        under_root(req.root, Path::new("/proc/self/mountinfo"))
+        req.root.at(Path::new("/proc/self/mountinfo"))
     };
     let mounts = std::fs::read_to_string(&mountinfo_file)
         .ok()
@@ -177,7 +182,7 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         for s in &pr.services {
             for m in &s.mounts {
                 if let compose::Source::Bind(path) = &m.source {
-                    let on_host = under_root(req.root, path);
+                    let on_host = req.root.at(path);
                     let kind = match std::fs::symlink_metadata(&on_host) {
                         Ok(md) if md.file_type().is_symlink() => PathKind::Symlink,
                         Ok(md) if md.is_dir() => PathKind::Dir,
@@ -194,7 +199,7 @@ pub fn run(req: &Request<'_>) -> Result<String> {
             }
         }
     }
-    let shown = if req.root == Path::new("/") {
+    let shown = if req.root.is_host() {
         "/proc/self/mountinfo".to_string()
     } else {
         "/proc/self/mountinfo under the root".to_string()
