@@ -637,3 +637,176 @@ fn share(o: &mut String, input: &Input<'_>, path: &Path, us: &[Use], names: &mut
         let _ = writeln!(o, "]");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::compose::NamedVolume;
+    use super::*;
+
+    fn svc(name: &str, image: &str, mounts: Vec<Mount>) -> Service {
+        Service {
+            name: name.into(),
+            image: Some(image.into()),
+            user: None,
+            environment: BTreeMap::new(),
+            mounts,
+        }
+    }
+
+    fn bind(path: &str, target: &str, ro: bool) -> Mount {
+        Mount {
+            source: Source::Bind(path.into()),
+            written: path.into(),
+            target: target.into(),
+            read_only: ro,
+            chown: false,
+        }
+    }
+
+    fn project(name: &str, services: Vec<Service>) -> Project {
+        Project {
+            name: name.into(),
+            file: format!("/opt/{name}/compose.yaml").into(),
+            services,
+            volumes: BTreeMap::new(),
+            unresolved: vec![],
+        }
+    }
+
+    fn run(projects: &[Project], facts: &BTreeMap<PathBuf, PathFacts>) -> String {
+        let text = draft(&Input {
+            projects,
+            legacy_owner: Some("alice"),
+            facts,
+            mountinfo: Some("/proc/self/mountinfo"),
+            user_prefix: "stk-",
+        });
+        crate::policy::Policy::parse(Path::new("d.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        text
+    }
+
+    #[test]
+    fn what_cannot_be_data_is_a_comment_and_the_rest_still_parses() {
+        let mut facts = BTreeMap::new();
+        facts.insert(
+            PathBuf::from("/nas/app"),
+            PathFacts {
+                kind: PathKind::Dir,
+                network_fs: Some("nfs4".into()),
+            },
+        );
+        facts.insert(
+            PathBuf::from("/srv/app/app.ini"),
+            PathFacts {
+                kind: PathKind::File,
+                network_fs: None,
+            },
+        );
+        facts.insert(
+            PathBuf::from("/srv/link"),
+            PathFacts {
+                kind: PathKind::Symlink,
+                network_fs: None,
+            },
+        );
+        let mut p = project(
+            "My App!",
+            vec![svc(
+                "web",
+                "nginx",
+                vec![
+                    bind("/srv/app", "/data", false),
+                    bind("/srv/app/sub", "/sub", false),
+                    bind("/nas/app", "/nas", false),
+                    bind("/srv/app/app.ini", "/app.ini", false),
+                    bind("/srv/link", "/l", false),
+                    bind("/var/run/docker.sock", "/var/run/docker.sock", false),
+                    bind("/srv", "/all", false),
+                    Mount {
+                        source: Source::Unknown {
+                            text: "${X}/y".into(),
+                            why: "X not set".into(),
+                        },
+                        written: "${X}/y".into(),
+                        target: "/y".into(),
+                        read_only: false,
+                        chown: false,
+                    },
+                    Mount {
+                        source: Source::Named("files".into()),
+                        written: "files".into(),
+                        target: "/files".into(),
+                        read_only: false,
+                        chown: false,
+                    },
+                ],
+            )],
+        );
+        p.volumes.insert(
+            "files".into(),
+            NamedVolume {
+                name: "files".into(),
+                external: true,
+                fs_type: Some("cifs".into()),
+                device: Some("//nas/files".into()),
+            },
+        );
+        let t = run(&[p], &facts);
+        assert!(
+            t.contains("[stacks.my-app-]\ndata = [\n  \"/srv/app\",  # web:/data\n]\n"),
+            "{t}"
+        );
+        for want in [
+            "# /srv/app/sub (web:/sub) lies inside /srv/app, listed above: migrated with it",
+            "# not data: /nas/app (web:/nas) is on nfs4",
+            "# not data: /srv/app/app.ini (web:/app.ini) is a file",
+            "# TODO: /srv/link (web:/l) is a symbolic link",
+            "# WARNING: service web mounts the container engine's socket (/var/run/docker.sock)",
+            "# TODO: /srv (web:/all): \"/srv\" is a system directory",
+            "# TODO: web:/y mounts ${X}/y (X not set): its host path is unknown",
+            "#   files (web:/files); WARNING: on cifs (driver_opts, device //nas/files): owners there are the file server's; external: created outside this project",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn shares_get_grants_by_container_uid_and_awkward_paths_are_quoted() {
+        let mut db = svc(
+            "db",
+            "docker.io/library/postgres:16-alpine",
+            vec![bind("/m/x \"q\" \\ é", "/x", false)],
+        );
+        db.user = None;
+        let mut web = svc(
+            "web",
+            "ghcr.io/x/web:1",
+            vec![bind("/m/x \"q\" \\ é", "/x", true)],
+        );
+        web.user = Some("1001:1001".into());
+        let mut media = svc(
+            "media",
+            "lscr.io/linuxserver/jellyfin",
+            vec![bind("/m/x \"q\" \\ é", "/x", true)],
+        );
+        media.environment.insert("PUID".into(), "0".into());
+        let t = run(
+            &[project("a", vec![db, web]), project("b", vec![media])],
+            &BTreeMap::new(),
+        );
+        assert!(
+            t.contains("[shares.x--q-----]\npath = \"/m/x \\\"q\\\" \\\\ é\"\n"),
+            "{t}"
+        );
+        assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
+    }
+
+    #[test]
+    fn stack_names_become_valid_user_names() {
+        assert_eq!(stack_name("Immich", "stk-"), "immich");
+        assert_eq!(stack_name("my app.v2", "stk-"), "my-app-v2");
+        assert_eq!(stack_name("1password", ""), "s1password");
+        assert_eq!(stack_name(&"x".repeat(40), "stk-").len(), 28);
+    }
+}
