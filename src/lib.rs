@@ -11,6 +11,7 @@ pub mod idmap;
 pub mod ids;
 pub mod init;
 pub mod layout;
+pub mod migration;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -48,7 +48,8 @@ const DATA_DIRS: &[&str] = &[
 /// A root holding the compose projects under /opt/compose, their data directories, a
 /// legacy user alice, and a mountinfo that puts /mnt/data/media on NFS.
 fn host() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    // Not /tmp: apply refuses data below a directory others can write (/tmp is 1777).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let r = dir.path();
     copy_tree(&fixtures(), &r.join("opt/compose"));
     for d in DATA_DIRS {

@@ -49,7 +49,8 @@ fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
 /// A root with root, alice (uid 1000, subuid 100000:65536) and NixOS's nologin path, so the
 /// shell apply gives stack users is the one NixOS gives system users.
 fn new_root(nixos: bool) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    // Not /tmp: apply refuses data below a directory others can write (/tmp is 1777).
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let r = dir.path();
     for d in [
         "etc",
