@@ -161,6 +161,22 @@ fn without_mountinfo_or_legacy_owner_the_draft_says_what_it_could_not_decide() {
         ),
         "{draft}"
     );
+    // A legacy owner the host does not have is left out, with a TODO, so plan still accepts it.
+    let a = isolate(r)
+        .arg("init")
+        .arg("--compose")
+        .arg(c.join("immich"))
+        .args(["--legacy-owner", "bob"])
+        .assert()
+        .success();
+    let with_bob = String::from_utf8_lossy(&a.get_output().stdout).into_owned();
+    assert!(
+        with_bob.contains(
+            "# TODO: --legacy-owner bob is not in this host's /etc/passwd, so it is left out"
+        ),
+        "{with_bob}"
+    );
+    assert!(!with_bob.contains("\nlegacy_owner"), "{with_bob}");
     // Without the seed's common.env, MEDIA_ROOT's default still applies.
     assert!(
         draft.contains("path = \"/mnt/data/media/photos\"\n"),

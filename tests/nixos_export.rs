@@ -177,9 +177,25 @@ fn assert_no_failed_assertion_and_linger(summary: &serde_json::Value, users: &[&
         serde_json::json!([]),
         "{summary}"
     );
-    let vars = summary["lingerVars"].to_string();
+    // The real linger-users script's variables: `declare -a lingeringUserNames=(a b)`.
+    let vars: Vec<&str> = summary["lingerVars"]
+        .as_array()
+        .expect("the linger-users service exists")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    let names = |key: &str| -> BTreeSet<String> {
+        let line = vars
+            .iter()
+            .find(|l| l.contains(&format!("{key}=(")))
+            .unwrap_or_else(|| panic!("no {key} in {vars:?}"));
+        let inner = &line[line.find('(').unwrap() + 1..line.rfind(')').unwrap()];
+        inner.split_whitespace().map(str::to_string).collect()
+    };
+    let want: BTreeSet<String> = users.iter().map(|u| u.to_string()).collect();
+    assert_eq!(names("lingeringUserNames"), want, "{vars:?}");
+    assert_eq!(names("nonLingeringUserNames"), BTreeSet::new(), "{vars:?}");
     for u in users {
-        assert!(vars.contains(u), "linger not enabled for {u}: {vars}");
         assert_eq!(summary["users"][u]["linger"], true);
     }
 }

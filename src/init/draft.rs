@@ -27,6 +27,8 @@ pub enum PathKind {
 pub struct Input<'a> {
     pub projects: &'a [Project],
     pub legacy_owner: Option<&'a str>,
+    /// The legacy owner is missing from the root's passwd (plan would refuse it).
+    pub legacy_missing: bool,
     /// Facts per bind-mount source; a path without facts counts as a directory.
     pub facts: &'a BTreeMap<PathBuf, PathFacts>,
     /// Where filesystem types came from, or None when they could not be read.
@@ -432,6 +434,17 @@ fn header(o: &mut String, input: &Input<'_>, n: usize) {
     }
     let _ = writeln!(o);
     match input.legacy_owner {
+        Some(l) if input.legacy_missing => {
+            let _ = writeln!(
+                o,
+                "# TODO: --legacy-owner {} is not in this host's /etc/passwd, so it is left out (plan would\n\
+                 # refuse it, and `auto` re-owns everything meanwhile). Name the user who runs the\n\
+                 # containers today:\n\
+                 # legacy_owner = {}",
+                c(l),
+                toml_string(l)
+            );
+        }
         Some(l) => {
             let _ = writeln!(
                 o,
@@ -494,7 +507,7 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
         }
         let _ = writeln!(o, "]");
     }
-    match input.legacy_owner {
+    match input.legacy_owner.filter(|_| !input.legacy_missing) {
         Some(_) => {
             let _ = writeln!(o, "migrate = \"auto\"");
         }
@@ -677,6 +690,7 @@ mod tests {
         let text = draft(&Input {
             projects,
             legacy_owner: Some("alice"),
+            legacy_missing: false,
             facts,
             mountinfo: Some("/proc/self/mountinfo"),
             user_prefix: "stk-",

@@ -204,9 +204,14 @@ pub fn run(req: &Request<'_>) -> Result<String> {
     } else {
         "/proc/self/mountinfo under the root".to_string()
     };
+    // A legacy owner the root does not know would make plan refuse the draft.
+    let legacy_missing = req.legacy_owner.is_some_and(|l| {
+        crate::host::accounts::Accounts::read(req.root).is_ok_and(|a| a.user(l).is_none())
+    });
     let text = draft::draft(&draft::Input {
         projects: &projects,
         legacy_owner: req.legacy_owner,
+        legacy_missing,
         facts: &facts,
         mountinfo: mounts.as_ref().map(|_| shown.as_str()),
         user_prefix: "stk-",
