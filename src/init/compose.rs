@@ -146,8 +146,9 @@ fn merge_keys(y: Yaml) -> Yaml {
     }
 }
 
-/// Reads one compose project. `disk_dir` is where its files are read; `host_dir` the same
-/// directory as the host names it (relative bind mounts resolve against it).
+/// Reads one compose project from `file` (on this machine); `host_file` and `host_dir` are
+/// the file and its directory as the host under --root names them (relative bind mounts
+/// resolve against `host_dir`).
 pub fn load(
     file: &Path,
     host_file: &Path,
@@ -258,10 +259,11 @@ pub fn load(
                 let mut mounts = Vec::new();
                 if let Yaml::Array(vols) = &v["volumes"] {
                     for vol in vols {
-                        mounts.push(
-                            mount(vol, host_dir, &mut interp)
-                                .map_err(|w| shape(format!("service `{sname}`: {w}")))??,
-                        );
+                        let m = mount(vol, host_dir, &mut interp).map_err(|e| match e {
+                            MountError::Shape(w) => shape(format!("service `{sname}`: {w}")),
+                            MountError::Interpolate(e) => e,
+                        })?;
+                        mounts.push(m);
                     }
                 }
                 services.push(Service {
@@ -315,13 +317,18 @@ pub fn load(
 
 type Interp<'a> = dyn FnMut(&str) -> Result<(String, Vec<String>), ComposeError> + 'a;
 
-/// One entry of a service's `volumes`: `Ok(Err(_))` is an interpolation error, `Err(_)` a
-/// shape problem.
-fn mount(
-    vol: &Yaml,
-    host_dir: &Path,
-    interp: &mut Interp<'_>,
-) -> Result<Result<Mount, ComposeError>, String> {
+/// Why one entry of a service's `volumes` could not be read.
+#[derive(Debug, thiserror::Error)]
+enum MountError {
+    #[error("{0}")]
+    Shape(String),
+    #[error(transparent)]
+    Interpolate(#[from] ComposeError),
+}
+
+/// One entry of a service's `volumes`, short (`SRC:DST[:MODE]`) or long syntax.
+fn mount(vol: &Yaml, host_dir: &Path, interp: &mut Interp<'_>) -> Result<Mount, MountError> {
+    let shape = |s: String| MountError::Shape(s);
     let (written, target, read_only, chown, kind) = if let Some(s) = scalar(vol) {
         let parts = split_outside_braces(&s);
         match parts.as_slice() {
@@ -337,12 +344,14 @@ fn mount(
                     None,
                 )
             }
-            _ => return Err(format!("volume {s:?} has too many `:` parts")),
+            _ => return Err(shape(format!("volume {s:?} has too many `:` parts"))),
         }
     } else if vol.as_hash().is_some() {
         let src = scalar(&vol["source"]).unwrap_or_default();
-        let target = scalar(&vol["target"]).ok_or("a long-syntax volume has no `target`")?;
-        let kind = scalar(&vol["type"]).ok_or("a long-syntax volume has no `type`")?;
+        let target = scalar(&vol["target"])
+            .ok_or_else(|| shape("a long-syntax volume has no `target`".into()))?;
+        let kind = scalar(&vol["type"])
+            .ok_or_else(|| shape("a long-syntax volume has no `type`".into()))?;
         let ro = matches!(vol["read_only"], Yaml::Boolean(true));
         let kind = match kind.as_str() {
             "bind" => None,
@@ -352,12 +361,11 @@ fn mount(
         };
         (src, target, ro, false, kind)
     } else {
-        return Err("a volume entry is neither a string nor a mapping".into());
+        return Err(shape(
+            "a volume entry is neither a string nor a mapping".into(),
+        ));
     };
-    let (value, missing) = match interp(&written) {
-        Ok(v) => v,
-        Err(e) => return Ok(Err(e)),
-    };
+    let (value, missing) = interp(&written)?;
     let source = match kind {
         Some("volume") | Some("tmpfs") => Source::Ephemeral,
         _ if !missing.is_empty() => Source::Unknown {
@@ -375,13 +383,13 @@ fn mount(
         },
         _ => Source::Named(value),
     };
-    Ok(Ok(Mount {
+    Ok(Mount {
         source,
         written,
         target,
         read_only,
         chown,
-    }))
+    })
 }
 
 /// Splits a short-syntax volume at `:` outside `${...}` (defaults hold `:-`).

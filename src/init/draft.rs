@@ -229,8 +229,14 @@ pub fn draft(input: &Input<'_>) -> String {
         }
         for svc in &pr.services {
             let uid = container_uid(svc);
+            let at = MountOwner {
+                project: pr,
+                stack: &name,
+                service: svc,
+                uid: &uid,
+            };
             for m in &svc.mounts {
-                mount_use(&mut sd, &mut uses, input, pr, &name, svc, m, &uid);
+                mount_use(&mut sd, &mut uses, input, &at, m);
             }
         }
         stacks.insert(name, sd);
@@ -312,17 +318,23 @@ pub fn draft(input: &Input<'_>) -> String {
     o
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The service a mount belongs to, with its project, stack and container uid.
+struct MountOwner<'a> {
+    project: &'a Project,
+    stack: &'a str,
+    service: &'a Service,
+    uid: &'a (Option<u32>, String),
+}
+
+/// Sorts one mount: a use of a host path (data or share later), or a note on why not.
 fn mount_use(
     sd: &mut StackDraft,
     uses: &mut BTreeMap<PathBuf, Vec<Use>>,
     input: &Input<'_>,
-    pr: &Project,
-    stack: &str,
-    svc: &Service,
+    at: &MountOwner<'_>,
     m: &Mount,
-    uid: &(Option<u32>, String),
 ) {
+    let (pr, stack, svc, uid) = (at.project, at.stack, at.service, at.uid);
     let what = format!("{}:{}", svc.name, m.target);
     if is_socket(&m.written)
         || matches!(&m.source, Source::Bind(b) if is_socket(&b.to_string_lossy()))

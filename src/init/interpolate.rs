@@ -1,7 +1,8 @@
 //! Compose's variable interpolation (`$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
 //! `${VAR:+alt}`, `${VAR+alt}`, `${VAR:?err}`, `${VAR?err}`, `$$`) and `.env` files, so data
 //! paths are the host paths compose would mount. A variable that is not set and has no
-//! default is reported, never guessed.
+//! default is reported, never guessed; so is one that `:?`/`?` requires (compose would stop
+//! there; a draft says what to set instead).
 use std::collections::BTreeMap;
 
 /// Variables in force for one project, in compose's order of precedence (later files win).
@@ -22,8 +23,6 @@ pub enum InterpolateError {
     Unterminated(String),
     #[error("invalid variable reference in {0:?}")]
     Invalid(String),
-    #[error("variable {var} is required: {message}")]
-    Required { var: String, message: String },
 }
 
 fn is_name_start(c: char) -> bool {
@@ -154,10 +153,8 @@ fn braced(
             if present {
                 Ok(value.cloned().unwrap_or_default())
             } else {
-                Err(InterpolateError::Required {
-                    var: name,
-                    message: expand(arg, vars, unresolved, whole)?,
-                })
+                unresolved.push(name);
+                Ok(String::new())
             }
         }
         _ => Err(InterpolateError::Invalid(whole.to_string())),
@@ -265,12 +262,10 @@ mod tests {
             )
         );
         assert_eq!(
-            interpolate("${NOPE:?set NOPE}", &v),
-            Err(InterpolateError::Required {
-                var: "NOPE".into(),
-                message: "set NOPE".into()
-            })
+            i("${NOPE:?set NOPE}/x", &v),
+            ("/x".to_string(), vec!["NOPE".to_string()])
         );
+        assert_eq!(i("${DATA_ROOT?set it}", &v).0, "/srv/data");
         assert!(matches!(
             interpolate("${BROKEN", &v),
             Err(InterpolateError::Unterminated(_))
