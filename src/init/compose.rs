@@ -82,6 +82,8 @@ pub struct Project {
     pub volumes: BTreeMap<String, NamedVolume>,
     /// Variables used without a value and without a default.
     pub unresolved: Vec<String>,
+    /// Parts of the file init does not follow (`include`, `extends`), for a TODO.
+    pub not_followed: Vec<String>,
 }
 
 /// The file names compose looks for, in its order.
@@ -190,12 +192,19 @@ pub fn load(
             .unwrap_or(dir_name),
     };
 
+    let mut not_followed = Vec::new();
+    if !doc["include"].is_badvalue() {
+        not_followed.push("`include`".to_string());
+    }
     let mut services = Vec::new();
     match &doc["services"] {
         Yaml::Hash(h) => {
             for (k, v) in h {
                 let sname =
                     scalar(k).ok_or_else(|| shape("a service name is not a string".into()))?;
+                if !v["extends"].is_badvalue() {
+                    not_followed.push(format!("`extends` of service {sname}"));
+                }
                 let mut environment = BTreeMap::new();
                 // env_file first: `environment` wins over it, as in compose.
                 let env_files: Vec<String> = match &v["env_file"] {
@@ -312,6 +321,7 @@ pub fn load(
         services,
         volumes,
         unresolved,
+        not_followed,
     })
 }
 
@@ -425,6 +435,30 @@ mod tests {
             ["${MEDIA_ROOT:-/mnt/data}/tv", "/tv", "ro"]
         );
         assert_eq!(split_outside_braces("/cache"), ["/cache"]);
+    }
+
+    #[test]
+    fn what_init_does_not_follow_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("compose.yaml");
+        std::fs::write(
+            &f,
+            "include:\n  - other.yaml\nservices:\n  web:\n    extends:\n      file: base.yaml\n      service: web\n    volumes:\n      - ~/x:/x\n      - type: tmpfs\n        target: /t\n",
+        )
+        .unwrap();
+        let p = load(
+            &f,
+            Path::new("/opt/p/compose.yaml"),
+            Path::new("/opt/p"),
+            &Vars::new(),
+        )
+        .unwrap();
+        assert_eq!(p.name, "p");
+        assert_eq!(p.not_followed, ["`include`", "`extends` of service web"]);
+        assert!(
+            matches!(&p.services[0].mounts[0].source, Source::Unknown { why, .. } if why.contains('~'))
+        );
+        assert_eq!(p.services[0].mounts[1].source, Source::Ephemeral);
     }
 
     #[test]

@@ -221,6 +221,12 @@ pub fn draft(input: &Input<'_>) -> String {
             services: pr.services.iter().map(|s| s.name.clone()).collect(),
             ..StackDraft::default()
         };
+        if !pr.not_followed.is_empty() {
+            sd.notes.push(format!(
+                "TODO: init does not follow {}: add the mounts they bring yourself",
+                pr.not_followed.join(", ")
+            ));
+        }
         if !pr.unresolved.is_empty() {
             sd.notes.push(format!(
                 "TODO: not set and without a default: {} (set them in the project's .env or pass --env FILE); mounts that use them are listed below",
@@ -695,6 +701,7 @@ mod tests {
             services,
             volumes: BTreeMap::new(),
             unresolved: vec![],
+            not_followed: vec![],
         }
     }
 
