@@ -114,9 +114,7 @@ pub fn container_uid(s: &Service) -> (Option<u32>, String) {
         return match first.parse::<u32>() {
             Ok(n) => (Some(n), format!("user: {u}")),
             Err(_) => match s.image.as_deref().and_then(well_known) {
-                Some((n, why)) if why.starts_with(first) => {
-                    (Some(n), format!("user {first}: {why}"))
-                }
+                Some((n, why, user)) if user == first => (Some(n), format!("user {first}: {why}")),
                 _ => (
                     None,
                     format!("user {first} is a name: its uid is the image's"),
@@ -131,28 +129,28 @@ pub fn container_uid(s: &Service) -> (Option<u32>, String) {
     {
         return (Some(n), "PUID".into());
     }
-    if let Some((n, why)) = s.image.as_deref().and_then(well_known) {
+    if let Some((n, why, _)) = s.image.as_deref().and_then(well_known) {
         return (Some(n), why);
     }
     (None, "the image's default user".into())
 }
 
-/// Images whose processes run as a fixed uid: the official postgres (999, 70 on Alpine),
-/// mariadb and mysql (999), redis and valkey (999).
-fn well_known(image: &str) -> Option<(u32, String)> {
+/// Images whose processes run as a fixed uid, with that user's name: the official postgres
+/// (999, 70 on Alpine), mariadb and mysql (mysql, 999), redis and valkey (999).
+fn well_known(image: &str) -> Option<(u32, String, &'static str)> {
     let no_digest = image.split('@').next().unwrap_or(image);
     let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
     let (repo, tag) = last.split_once(':').unwrap_or((last, ""));
-    let (uid, name) = match repo {
-        "postgres" if tag.contains("alpine") => (70, "postgres image on Alpine"),
-        "postgres" => (999, "postgres image"),
-        "mariadb" => (999, "mariadb image"),
-        "mysql" => (999, "mysql image"),
-        "redis" => (999, "redis image"),
-        "valkey" => (999, "valkey image"),
+    let (uid, why, user) = match repo {
+        "postgres" if tag.contains("alpine") => (70, "postgres image on Alpine", "postgres"),
+        "postgres" => (999, "postgres image", "postgres"),
+        "mariadb" => (999, "mariadb image", "mysql"),
+        "mysql" => (999, "mysql image", "mysql"),
+        "redis" => (999, "redis image", "redis"),
+        "valkey" => (999, "valkey image", "valkey"),
         _ => return None,
     };
-    Some((uid, name.to_string()))
+    Some((uid, why.to_string(), user))
 }
 
 /// Host paths that are never a stack's data: the host's own system files and sockets.
@@ -833,6 +831,27 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
+    }
+
+    #[test]
+    fn container_uids_come_from_user_puid_or_the_image() {
+        let mut s = svc("db", "docker.io/library/mariadb:11", vec![]);
+        assert_eq!(container_uid(&s), (Some(999), "mariadb image".into()));
+        s.user = Some("mysql".into());
+        assert_eq!(
+            container_uid(&s),
+            (Some(999), "user mysql: mariadb image".into())
+        );
+        s.user = Some("www-data".into());
+        assert_eq!(container_uid(&s).0, None);
+        s.user = Some("33:33".into());
+        assert_eq!(container_uid(&s).0, Some(33));
+        let mut l = svc("app", "lscr.io/linuxserver/sonarr", vec![]);
+        l.environment.insert("PUID".into(), "1001".into());
+        assert_eq!(container_uid(&l), (Some(1001), "PUID".into()));
+        let p = svc("db", "postgres:16-alpine@sha256:0", vec![]);
+        assert_eq!(container_uid(&p).0, Some(70));
+        assert_eq!(container_uid(&svc("x", "nginx", vec![])).0, None);
     }
 
     #[test]
