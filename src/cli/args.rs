@@ -50,6 +50,19 @@ pub struct Selection {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print a policy drafted from compose files (reads only).
+    Init {
+        /// A compose file, a project directory, or a directory of project directories
+        /// (`stacks/<name>/docker-compose.yml`); repeatable.
+        #[arg(long = "compose", value_name = "FILE|DIR", required = true)]
+        compose: Vec<PathBuf>,
+        /// Variables for interpolation, read before each project's own .env (repeatable).
+        #[arg(long = "env", value_name = "FILE")]
+        env: Vec<PathBuf>,
+        /// The user whose rootless containers own the data today.
+        #[arg(long, value_name = "USER")]
+        legacy_owner: Option<String>,
+    },
     /// Show the steps apply would take, without changing anything.
     Plan(Selection),
     /// Bring the host to the policy: accounts, subordinate ids, linger, socket, data.
@@ -74,6 +87,11 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
         host: Option<u32>,
     },
+    /// Write the recorded stacks as another system's configuration.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Give a stack's data back its previous owners exactly (the account stays).
     Rollback {
         #[arg(long = "stack", value_name = "NAME", required = true)]
@@ -81,5 +99,16 @@ pub enum Command {
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// A NixOS module declaring every stack's user, groups, subordinate ranges and linger
+    /// (records allocations not recorded yet).
+    Nixos {
+        /// Write the module to FILE (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
 }

@@ -2,7 +2,7 @@
 //! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
 mod args;
 
-pub use args::{Cli, Command, Selection};
+pub use args::{Cli, Command, ExportTarget, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
@@ -89,6 +89,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 match format {
                     Format::Json => println!(
@@ -127,6 +130,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 EXIT_FAILURE
             })
+        }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            let draft = crate::init::run(&crate::init::Request {
+                root: &root,
+                compose,
+                env,
+                legacy_owner: legacy_owner.as_deref(),
+            })?;
+            print!("{draft}");
+            Ok(EXIT_OK)
+        }
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                &root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
         }
         Command::Status(sel) => {
             let policy = Policy::load(&cli.policy)?;
