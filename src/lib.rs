@@ -1,6 +1,7 @@
 // isolate's library: everything but argument parsing lives here, so tests reach the core directly.
 pub mod alloc;
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod ids;
