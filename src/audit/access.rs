@@ -316,7 +316,10 @@ mod tests {
             ],
         );
         // rwx under a mask of r-- leaves no search: nothing.
-        assert_eq!(reach(std::slice::from_ref(&masked), &user(200_999)), Access::None);
+        assert_eq!(
+            reach(std::slice::from_ref(&masked), &user(200_999)),
+            Access::None
+        );
         assert_eq!(named_user_access(&masked), vec![(200_999, Access::None)]);
         let group = acl(
             base,
