@@ -1,6 +1,7 @@
 //! The per-inode part of the audit: counts by owner id and the findings one inode can show
-//! (foreign or legacy ids, world-writable, setuid/setgid, capabilities, foreign ACL entries,
-//! hardlinks reaching outside). Pure over what the walk read; its tally merges per batch.
+//! (foreign or legacy ids, world-writable, setuid/setgid, capabilities, foreign ACL entries).
+//! Pure over what the walk read; its tally merges per batch. Hardlinks reaching outside the
+//! tree are counted by the traversal (it forgets an inode once all its links were seen).
 use super::access::parse_acl;
 use super::attribution::{IdBook, IdKind};
 use super::model::{Counts, FindingKind};
@@ -9,7 +10,6 @@ use crate::walk::sys::Stat;
 use rustix::fs::FileType;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 /// How many sample paths a finding keeps.
 pub const SAMPLES: usize = 10;
@@ -214,50 +214,6 @@ impl AuditTally {
     }
 }
 
-/// Hardlinked inodes whose links were not all found yet: an inode is forgotten once its last
-/// link was seen, so memory holds only inodes still open (or reaching outside the tree).
-#[derive(Debug, Default)]
-pub struct LinkTable {
-    pending: Mutex<HashMap<u64, (u32, PathBuf)>>,
-}
-
-impl LinkTable {
-    /// One link of inode `ino` (link count `nlink` > 1) was found at `rel`.
-    pub fn seen(&self, ino: u64, nlink: u32, rel: &dyn Fn() -> PathBuf) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        match pending.get_mut(&ino) {
-            Some((left, _)) if *left <= 1 => {
-                pending.remove(&ino);
-            }
-            Some((left, _)) => *left -= 1,
-            None => {
-                pending.insert(ino, (nlink - 1, rel()));
-            }
-        }
-    }
-
-    /// Inodes with links outside the tree: their count and sample paths (smallest first).
-    pub fn outside(self) -> Hits {
-        let pending = self.pending.into_inner().unwrap_or_else(|e| e.into_inner());
-        let mut paths: Vec<PathBuf> = pending.into_values().map(|(_, p)| p).collect();
-        paths.sort();
-        let count = paths.len() as u64;
-        paths.truncate(SAMPLES);
-        Hits {
-            count,
-            samples: paths,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::access::{encode_acl, AclEntry, TAG_USER};
@@ -274,6 +230,9 @@ mod tests {
             gid,
             nlink: 1,
             size: 100,
+            ctime: (0, 0),
+            btime: None,
+            attributes: 0,
         }
     }
 
@@ -392,17 +351,5 @@ mod tests {
         );
         let hits = &a.hits[&FindingKind::OtherStackIds];
         assert_eq!((hits.count, hits.samples.len()), (15, SAMPLES));
-    }
-
-    #[test]
-    fn links_found_all_are_forgotten_the_rest_reach_outside() {
-        let t = LinkTable::default();
-        t.seen(1, 2, &|| "a".into());
-        t.seen(2, 3, &|| "b".into());
-        t.seen(1, 2, &|| "a2".into());
-        t.seen(2, 3, &|| "b2".into());
-        assert_eq!(t.len(), 1, "inode 1 is forgotten once both links were seen");
-        let out = t.outside();
-        assert_eq!((out.count, out.samples), (1, vec![PathBuf::from("b")]));
     }
 }

@@ -6,3 +6,4 @@ pub mod attribution;
 pub mod inspect;
 pub mod intent;
 pub mod model;
+pub mod run;

@@ -299,4 +299,54 @@ impl Report {
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
     }
+
+    /// Whether `--fail-on fail_on` makes the audit exit 1: a finding at or above it exists.
+    pub fn fails(&self, fail_on: Severity) -> bool {
+        self.worst().is_some_and(|w| w >= fail_on)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_on_compares_with_the_worst_finding() {
+        let mut r = Report {
+            schema_version: SCHEMA_VERSION,
+            completed_at: 0.0,
+            duration_seconds: 0.0,
+            legacy_owner: None,
+            stacks: vec![],
+            paths: vec![],
+            matrix: vec![],
+            findings: vec![],
+        };
+        assert!(
+            !r.fails(Severity::Info),
+            "no finding: exit 0 whatever the level"
+        );
+        r.findings.push(Finding {
+            kind: FindingKind::WorldWritable,
+            severity: FindingKind::WorldWritable.severity(),
+            stack: None,
+            path: None,
+            count: 1,
+            samples: vec![],
+            detail: String::new(),
+        });
+        assert!(!r.fails(Severity::Error));
+        assert!(r.fails(Severity::Warning));
+        assert!(r.fails(Severity::Info));
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_name() {
+        let names: std::collections::BTreeSet<_> =
+            FindingKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), FindingKind::ALL.len());
+        for k in FindingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+    }
 }
