@@ -92,6 +92,8 @@ pub enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
+    /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
+    Audit(AuditArgs),
     /// Give a stack's data back its previous owners exactly (the account stays).
     Rollback {
         #[arg(long = "stack", value_name = "NAME", required = true)]
@@ -111,4 +113,25 @@ pub enum ExportTarget {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Limit to this stack's data and the shares granting it (repeatable).
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Write the output to FILE atomically (a temporary file in its directory, then rename).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+}
+
+/// `audit --fail-on` levels.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
 }
