@@ -4,6 +4,7 @@ pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod ids;
+pub mod isolation;
 pub mod live;
 pub mod observe;
 pub mod plan;
