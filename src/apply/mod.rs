@@ -39,6 +39,9 @@ pub struct StepReport {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// What a close / reopen / share step did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::isolation::apply::Done>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -68,12 +71,17 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                 line,
                 outcome: Outcome::Skipped,
                 summary: None,
+                isolation: None,
             });
             continue;
         }
         tracing::info!("{line}");
-        let (outcome, summary) = match run_step(root, step, b, progress) {
-            Ok((o, s)) => (o, s),
+        let result = match crate::isolation::apply::run_step(root, step, b.walk_sys, b.acl_probe) {
+            Some(r) => r.map(|(o, d)| (o, None, d)),
+            None => run_step(root, step, b, progress).map(|(o, s)| (o, s, None)),
+        };
+        let (outcome, summary, isolation) = match result {
+            Ok(r) => r,
             Err(e) => {
                 match step.stack() {
                     Some(s) => {
@@ -86,6 +94,7 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                         error: e.to_string(),
                     },
                     None,
+                    None,
                 )
             }
         };
@@ -94,6 +103,7 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
             line,
             outcome,
             summary,
+            isolation,
         });
     }
     Ok(report)
@@ -246,6 +256,10 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
+        // Carried out by crate::isolation::apply::run_step.
+        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
+            "an isolation step reached the stack step runner".into(),
+        )),
     }
 }
 

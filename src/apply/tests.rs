@@ -131,6 +131,8 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -176,6 +178,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -205,6 +209,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
     };
     let r = apply(
@@ -250,6 +256,8 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     let b = Backends {
         accounts: &acc,
         manager: None,
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let p = Plan {

@@ -149,6 +149,7 @@ mod tests {
             },
             read: vec![grant("b:1000"), grant("a"), grant("c:0")],
             write: vec![grant("a")],
+            mode: crate::policy::ShareMode::Acl,
         };
         let all: BTreeMap<String, IdMaps> = [
             ("a".to_string(), maps(800, 200_000)),

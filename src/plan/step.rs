@@ -61,6 +61,9 @@ pub enum Step {
         resume: bool,
         survey: Survey,
     },
+    CloseData(crate::isolation::steps::CloseData),
+    OpenData(crate::isolation::steps::OpenData),
+    Share(crate::isolation::steps::ShareStep),
 }
 
 impl Step {
@@ -73,7 +76,9 @@ impl Step {
             | Step::EnableLinger { stack, .. }
             | Step::StartPodmanSocket { stack, .. }
             | Step::Migrate { stack, .. } => Some(stack),
-            Step::CreateGroup { .. } => None,
+            Step::CloseData(c) => Some(&c.stack),
+            Step::OpenData(o) => Some(&o.stack),
+            Step::CreateGroup { .. } | Step::Share(_) => None,
         }
     }
 }
@@ -162,6 +167,9 @@ impl fmt::Display for Step {
                     survey.outside
                 )
             }
+            Step::CloseData(c) => c.fmt(f),
+            Step::OpenData(o) => o.fmt(f),
+            Step::Share(sh) => sh.fmt(f),
         }
     }
 }

@@ -128,7 +128,8 @@ fn a_fresh_host_gets_every_step_in_order() {
             "add_subids",
             "enable_linger",
             "start_podman_socket",
-            "migrate"
+            "migrate",
+            "close_data"
         ]
     );
     let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
@@ -199,11 +200,12 @@ fn an_interrupted_migration_resumes_with_its_recorded_mappings() {
         .insert(("immich".into(), "/srv/immich".into()), survey(1));
     let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
     match &p.steps[..] {
+        // The data path is closed right after its migration finishes.
         [Step::Migrate {
             resume: true,
             shift,
             ..
-        }] => assert_eq!(shift.from.uid.root, 4242),
+        }, Step::CloseData(_)] => assert_eq!(shift.from.uid.root, 4242),
         other => panic!("{other:?}"),
     }
 }
