@@ -5,8 +5,10 @@
 legacy=alice
 step "legacy user $legacy with a subordinate range; data of a and b, share s"
 in_ct useradd --create-home --shell /bin/bash "$legacy"
-printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subuid"
-printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subgid"
+# useradd may have given it a range already (shadow's SUB_UID_MIN is 100000).
+grep -q "^$legacy:" "$CT_ROOT/etc/subuid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subuid"
+grep -q "^$legacy:" "$CT_ROOT/etc/subgid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subgid"
+grep "^$legacy:100000:65536$" "$CT_ROOT/etc/subuid" || fail "$legacy's range is not 100000:65536"
 # As alice's containers left it: container root owns the tops and a probe file (0644),
 # container 999 a postgres-like directory, and in a's data only, container 1000 a directory.
 in_ct_sh "
@@ -178,3 +180,7 @@ if [ "$before" != "$after" ]; then
   diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") || true
   fail "listings after rollback differ from before apply"
 fi
+
+step "the observed access matrix (equal to the policy's; 1 = allowed)"
+echo "matrix STACK CONTAINER_UID PATH LIST READ CREATE"
+printf '%s\n' "$observed"
