@@ -10,6 +10,7 @@ pub mod idmap;
 pub mod ids;
 pub mod isolation;
 pub mod layout;
+pub mod migration;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -8,13 +8,13 @@ use super::grants::{self, OwnedIds};
 use super::record::{hex, unhex, ClosedTop, Record, ShareTop};
 use super::share::ShareRule;
 use super::steps::{CloseData, ShareStep};
-use super::walking::{Owners, ShareAcl};
 use crate::error::{Error, Result};
 use crate::ids::{IdMaps, Mapping};
 use crate::layout::Root;
 use crate::policy::ShareMode;
+use crate::walk::action::share_acl::{Owners, ShareAcl};
 use crate::walk::sys::WalkSys;
-use crate::walk::traverse::{self, Tally};
+use crate::walk::traverse::{self, Counts};
 use crate::walk::xattr;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use serde::Serialize;
@@ -35,13 +35,13 @@ pub struct Done {
 }
 
 impl Done {
-    fn from_tally(c: Tally) -> Done {
+    fn from_counts(c: Counts) -> Done {
         Done {
             inodes: c.inodes,
             changed: c.changed,
-            raced: c.raced,
-            failed: 0,
-            failures: Vec::new(),
+            raced: c.raced.count,
+            failed: c.failed.count,
+            failures: c.failure_messages,
             mounts_skipped: c.mounts_skipped,
             entered_by: Vec::new(),
         }
@@ -104,23 +104,14 @@ pub fn owners_below(
 ) -> Result<BTreeSet<u32>> {
     let action = Owners {
         mapping: mapping.clone(),
-        uids: Default::default(),
     };
-    traverse::walk(sys, path, fd, &action, None)?;
-    Ok(action.uids.into_inner().unwrap_or_else(|e| e.into_inner()))
+    Ok(traverse::walk(sys, path, fd, &action, None)?.tally.uids)
 }
 
-/// Opens a data path or share without following a symlink anywhere in it.
+/// Opens a data path or share without following a symlink, refusing one below a directory
+/// anyone but root could write (the walk's own check).
 pub fn open_dir(sys: &dyn WalkSys, path: &Path, what: &str) -> Result<OwnedFd> {
-    use rustix::io::Errno;
-    sys.open_root(path).map_err(|e| match e {
-        Errno::NOENT => Error::Refused(format!("{what} {} does not exist", path.display())),
-        Errno::NOTDIR | Errno::LOOP => Error::Refused(format!(
-            "{what} {} is not a directory or goes through a symbolic link; isolate never follows one",
-            path.display()
-        )),
-        e => io(format!("open {what} {}", path.display()), e),
-    })
+    crate::walk::open_trusted(sys, path, what)
 }
 
 fn open_data(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {
@@ -270,10 +261,12 @@ pub fn survey_share(
     rule: ShareRule,
 ) -> Result<(u64, u64)> {
     let fd = open_share(sys, probe, name, path, shared_group)?;
-    let action = ShareAcl::new(rule, true);
-    let tally = traverse::walk(sys, path, fd, &action, None)?;
-    let pending = *action.pending.lock().unwrap_or_else(|e| e.into_inner());
-    Ok((tally.inodes, pending))
+    let action = ShareAcl {
+        rule,
+        read_only: true,
+    };
+    let walked = traverse::walk(sys, path, fd, &action, None)?;
+    Ok((walked.counts.inodes, walked.tally.pending.count))
 }
 
 /// Makes a share what the step grants: records the top's bits (once), then walks.
@@ -306,11 +299,11 @@ pub fn share(
         );
         record.write(root)?;
     }
-    let action = ShareAcl::new(
-        apply_rule(&step.owned, &step.grants, step.shared_gid),
-        false,
-    );
-    let done = Done::from_tally(traverse::walk(sys, &on_host, fd, &action, None)?);
+    let action = ShareAcl {
+        rule: apply_rule(&step.owned, &step.grants, step.shared_gid),
+        read_only: false,
+    };
+    let done = Done::from_counts(traverse::walk(sys, &on_host, fd, &action, None)?.counts);
     if done.failed > 0 {
         return Err(Error::Failed(format!(
             "share `{}`: {} inodes could not be changed: {}",
@@ -343,17 +336,17 @@ pub fn rollback_share(
     };
     let on_host = root.at(&top.path);
     let fd = open_share(sys, probe, name, &on_host, shared_group)?;
-    let action = ShareAcl::new(
-        ShareRule {
+    let action = ShareAcl {
+        rule: ShareRule {
             owned: OwnedIds::new(owned),
             grants: Default::default(),
             top_other: top.other,
             top_group_obj: Some(top.group_obj),
             shared_gid,
         },
-        false,
-    );
-    let done = Done::from_tally(traverse::walk(sys, &on_host, fd, &action, None)?);
+        read_only: false,
+    };
+    let done = Done::from_counts(traverse::walk(sys, &on_host, fd, &action, None)?.counts);
     if done.failed > 0 {
         return Err(Error::Failed(format!(
             "share `{name}`: {} inodes could not be changed: {}",

@@ -12,4 +12,3 @@ pub mod record;
 pub mod share;
 pub mod status;
 pub mod steps;
-pub mod walking;

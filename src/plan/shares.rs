@@ -210,7 +210,7 @@ mod tests {
     use crate::isolation::steps::{ClosureFacts, TopFacts};
     use crate::plan::plan as full_plan;
     use crate::state::{Allocation, Migration, StackRecord};
-    use crate::walk::MigrateMode;
+    use crate::migration::MigrateMode;
     use std::path::Path;
 
     const POLICY: &str = r#"

@@ -4,7 +4,7 @@
 mod validate;
 
 use crate::error::{Error, Result};
-use crate::walk::MigrateMode;
+use crate::migration::{MigrateMode, OutsideLinks};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ pub struct StackPolicy {
     pub migrate: Located<MigrateMode>,
     pub uid: Option<Located<u32>>,
     pub subid_start: Option<Located<u32>>,
+    /// What migration does with files hardlinked from outside the data path.
+    pub outside_hardlinks: OutsideLinks,
     /// `closed` (default true): after migration no uid outside the stack enters its data.
     pub closed: bool,
 }
@@ -183,7 +185,14 @@ const POOL_KEYS: &[&str] = &[
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start", "closed"];
+const STACK_KEYS: &[&str] = &[
+    "data",
+    "migrate",
+    "uid",
+    "subid_start",
+    "outside_hardlinks",
+    "closed",
+];
 const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
@@ -455,6 +464,7 @@ fn read_stack(
         },
         uid: None,
         subid_start: None,
+        outside_hardlinks: OutsideLinks::Refuse,
         closed: true,
     };
     let mut has_data = false;
@@ -503,6 +513,20 @@ fn read_stack(
             }
             "uid" => stack.uid = r.id(e),
             "subid_start" => stack.subid_start = r.id(e),
+            "outside_hardlinks" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "refuse" => stack.outside_hardlinks = OutsideLinks::Refuse,
+                        "skip" => stack.outside_hardlinks = OutsideLinks::Skip,
+                        other => r.problem(
+                            s.span,
+                            format!(
+                                "`outside_hardlinks` must be \"refuse\" or \"skip\", not {other:?}"
+                            ),
+                        ),
+                    }
+                }
+            }
             "closed" => {
                 if let Some(b) = r.boolean(e) {
                     stack.closed = b;
