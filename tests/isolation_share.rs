@@ -420,3 +420,30 @@ fn closing_shuts_other_and_lets_the_stacks_owners_in_and_reopening_is_exact() {
         .closed
         .is_empty());
 }
+
+#[test]
+fn group_only_mode_checks_the_top_and_says_what_to_run_on_the_server() {
+    let s = Share::new();
+    let before = listing(&s.path());
+    let mut step = s.step(GRANTS);
+    step.mode = ShareMode::Group;
+    step.shared_gid = Some(4321);
+    let root = Root::new(s.root.path());
+    let err = apply::share(&root, &RealSys::new(), &RealAclProbe, &step).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert_eq!(
+        err.to_string(),
+        "share `s` (group-only mode): /srv/s is not yet group stk-shared's with no access for \
+         others; on the file server run: chgrp -R stk-shared /srv/s && chmod -R g+rXw,o-rwx /srv/s \
+         && find /srv/s -type d -exec chmod g+s {} +"
+    );
+    assert_eq!(
+        listing(&s.path()),
+        before,
+        "group-only mode changes nothing itself"
+    );
+    chown(s.path(), None, Some(4321)).unwrap();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o2770)).unwrap();
+    let done = apply::share(&root, &RealSys::new(), &RealAclProbe, &step).unwrap();
+    assert_eq!(done.changed, 0);
+}

@@ -277,11 +277,7 @@ pub fn share(
     step: &ShareStep,
 ) -> Result<Done> {
     if step.mode == ShareMode::Group {
-        return Err(Error::Refused(format!(
-            "share `{}`: group-only mode is planned but not carried out by this version; \
-             use a filesystem with POSIX ACLs",
-            step.share
-        )));
+        return group_only(root, sys, step);
     }
     let on_host = root.at(&step.path);
     let fd = open_share(sys, probe, &step.share, &on_host, &step.shared_group)?;
@@ -313,6 +309,35 @@ pub fn share(
         )));
     }
     Ok(done)
+}
+
+/// Group-only mode, for filesystems where a local root cannot set ACLs or owners (NFS with
+/// root squashing, CIFS): isolate checks the share's top and, when it is not so yet, says
+/// what to run on the file server. It changes nothing itself.
+fn group_only(root: &Root, sys: &dyn WalkSys, step: &ShareStep) -> Result<Done> {
+    let on_host = root.at(&step.path);
+    let fd = open_dir(sys, &on_host, "share")?;
+    let st = sys
+        .stat(fd.as_fd(), c"")
+        .map_err(|e| io(format!("stat {}", on_host.display()), e))?;
+    let (bits, _) = step.group_access();
+    let ready =
+        Some(st.gid) == step.shared_gid && st.perm() & 0o007 == 0 && st.perm() & bits == bits;
+    if ready {
+        return Ok(Done {
+            inodes: 1,
+            ..Done::default()
+        });
+    }
+    let p = step.path.display();
+    let g = &step.shared_group;
+    let w = if bits == 0o070 { "w" } else { "" };
+    Err(Error::Failed(format!(
+        "share `{}` (group-only mode): {p} is not yet group {g}'s with no access for others; \
+         on the file server run: chgrp -R {g} {p} && chmod -R g+rX{w},o-rwx {p} && \
+         find {p} -type d -exec chmod g+s {{}} +",
+        step.share
+    )))
 }
 
 /// `isolate rollback --share NAME`: takes every entry of an id of a stack's mapping out of

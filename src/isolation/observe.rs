@@ -117,6 +117,21 @@ pub fn observe(
         let on_host = root.at(&share.path.value);
         let seen = match super::apply::open_dir(sys, &on_host, "share") {
             Err(e) => ShareFacts::Refused(e.to_string()),
+            Ok(fd) if share.mode == ShareMode::Group => {
+                let writers = share
+                    .write
+                    .iter()
+                    .any(|g| maps.contains_key(&g.value.stack));
+                let group_bits = if writers { 0o070 } else { 0o050 };
+                match sys.stat(fd.as_fd(), c"") {
+                    Err(e) => ShareFacts::Refused(format!("stat {}: {e}", on_host.display())),
+                    Ok(st) => ShareFacts::GroupOnly {
+                        ready: Some(st.gid) == shared_gid
+                            && st.perm() & 0o007 == 0
+                            && st.perm() & group_bits == group_bits,
+                    },
+                }
+            }
             Ok(fd) => {
                 let fs_type = sys.fs_type(fd.as_fd()).unwrap_or(0);
                 match fs::missing_acls(fs_type, probe, fd.as_fd()) {
@@ -125,10 +140,6 @@ pub fn observe(
                         on_host.display()
                     )),
                     Ok(Some(fs)) => ShareFacts::NoAcls(fs),
-                    Ok(None) if share.mode == ShareMode::Group => ShareFacts::Surveyed {
-                        inodes: 0,
-                        changes: 0,
-                    },
                     Ok(None) => {
                         let grants = grants::resolve(share, &maps);
                         let rule = apply_rule(&owned, &grants, shared_gid);

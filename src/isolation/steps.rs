@@ -116,31 +116,46 @@ impl fmt::Display for ShareStep {
                 self.changes,
                 self.inodes
             ),
-            ShareMode::Group => {
-                let access = if self.grants.iter().any(|g| g.access == Access::Write) {
-                    "read and write"
-                } else {
-                    "read"
-                };
-                write!(
-                    f,
-                    "~ share {} at {} in group-only mode: group {} with {access} access; {} of {} inodes change. \
-                     Who then gains access: every member of {} as a host user ({}), and their containers only with --group-add keep-groups; \
-                     grants to single container uids cannot be told apart",
-                    self.share,
-                    self.path.display(),
-                    self.shared_group,
-                    self.changes,
-                    self.inodes,
-                    self.shared_group,
-                    if self.group_members.is_empty() {
-                        "none".to_string()
-                    } else {
-                        self.group_members.join(", ")
-                    }
-                )
-            }
+            ShareMode::Group => write!(
+                f,
+                "~ share {} at {} in group-only mode: {}, with {} for the group and nothing for others \
+                 (set on the file server; apply checks it and prints the commands). {}",
+                self.share,
+                self.path.display(),
+                self.group_owner_text(),
+                self.group_access().1,
+                self.who_gains()
+            ),
         }
+    }
+}
+
+impl ShareStep {
+    fn group_owner_text(&self) -> String {
+        format!("group {} must own it", self.shared_group)
+    }
+
+    /// Group-only mode: the group bits needed (dirs) and their words.
+    pub fn group_access(&self) -> (u32, &'static str) {
+        if self.grants.iter().any(|g| g.access == Access::Write) {
+            (0o070, "read and write")
+        } else {
+            (0o050, "read")
+        }
+    }
+
+    /// Group-only mode: exactly who reaches the share.
+    pub fn who_gains(&self) -> String {
+        format!(
+            "Who then gains access: every member of {} as a host user ({}), and their containers \
+             only when run with --group-add keep-groups; no grant can tell container uids apart",
+            self.shared_group,
+            if self.group_members.is_empty() {
+                "none".to_string()
+            } else {
+                self.group_members.join(", ")
+            }
+        )
     }
 }
 
@@ -172,5 +187,10 @@ pub enum ShareFacts {
     Surveyed {
         inodes: u64,
         changes: u64,
+    },
+    /// Group-only mode: whether the top already belongs to the shared group, with the
+    /// granted access for the group and none for others (set on the file server).
+    GroupOnly {
+        ready: bool,
     },
 }

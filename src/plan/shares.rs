@@ -166,6 +166,33 @@ pub fn plan(
                 continue;
             }
             Some(ShareFacts::NoAcls(_)) | None => (0, 0),
+            Some(ShareFacts::GroupOnly { ready: true }) => {
+                let step = ShareStep {
+                    share: share.name.clone(),
+                    path: share.path.value.clone(),
+                    mode: share.mode,
+                    grants,
+                    owned: owned.clone(),
+                    shared_group: shared_group.clone(),
+                    shared_gid,
+                    inodes: 1,
+                    changes: 0,
+                    group_members: members,
+                };
+                draft.note(
+                    NoteKind::Present,
+                    None,
+                    format!(
+                        "share {} at {} in group-only mode: group {} owns it, others have nothing. {}",
+                        share.name,
+                        share.path.value.display(),
+                        shared_group,
+                        step.who_gains()
+                    ),
+                );
+                continue;
+            }
+            Some(ShareFacts::GroupOnly { ready: false }) => (1, 1),
             Some(ShareFacts::Surveyed { inodes, changes }) => (*inodes, *changes),
         };
         if changes == 0
@@ -208,9 +235,9 @@ mod tests {
     use crate::ids::SubidRange;
     use crate::isolation::record::ClosedTop;
     use crate::isolation::steps::{ClosureFacts, TopFacts};
+    use crate::migration::MigrateMode;
     use crate::plan::plan as full_plan;
     use crate::state::{Allocation, Migration, StackRecord};
-    use crate::migration::MigrateMode;
     use std::path::Path;
 
     const POLICY: &str = r#"
@@ -406,12 +433,26 @@ read = ["b:1000"]
             "read = [\"b:1000\"]",
             "read = [\"b:1000\"]\nmode = \"group\"",
         );
+        o.isolation
+            .shares
+            .insert("s".into(), ShareFacts::GroupOnly { ready: false });
         let p = full_plan(&policy(&group), &o, &opts()).unwrap();
         let line = p.steps.last().unwrap().to_string();
-        assert!(
-            line.contains("Who then gains access: every member of stk-shared as a host user (stk-a, stk-b, stk-c)"),
-            "{line}"
+        assert_eq!(
+            line,
+            "~ share s at /srv/s in group-only mode: group stk-shared must own it, with read and write \
+             for the group and nothing for others (set on the file server; apply checks it and prints \
+             the commands). Who then gains access: every member of stk-shared as a host user (stk-a, \
+             stk-b, stk-c), and their containers only when run with --group-add keep-groups; no grant \
+             can tell container uids apart"
         );
+        o.isolation
+            .shares
+            .insert("s".into(), ShareFacts::GroupOnly { ready: true });
+        let p = full_plan(&policy(&group), &o, &opts()).unwrap();
+        assert_eq!(p.steps, vec![]);
+        assert!(p.notes.iter().any(|n| n.kind == NoteKind::Present
+            && n.message.starts_with("share s at /srv/s in group-only mode: group stk-shared owns it, others have nothing. Who then gains access: every member of stk-shared as a host user (stk-a, stk-b, stk-c)")));
     }
 
     #[test]
