@@ -447,3 +447,29 @@ fn group_only_mode_checks_the_top_and_says_what_to_run_on_the_server() {
     let done = apply::share(&root, &RealSys::new(), &RealAclProbe, &step).unwrap();
     assert_eq!(done.changed, 0);
 }
+
+#[test]
+fn a_parent_the_stack_cannot_traverse_is_found_and_left_alone() {
+    let (root, d) = data_tree();
+    let srv = d.parent().unwrap().to_path_buf();
+    let root = Root::new(root.path());
+    let sys = RealSys::new();
+    let untraversable = |uid| {
+        isolate::isolation::observe::untraversable(&sys, &root, Path::new("/srv/a"), uid, &[uid])
+    };
+    assert_eq!(untraversable(A), None);
+    std::fs::set_permissions(&srv, std::fs::Permissions::from_mode(0o750)).unwrap();
+    assert_eq!(
+        untraversable(A).as_deref(),
+        Some("uid 800 cannot enter /srv (owner 0:0, mode 0750)")
+    );
+    // An ACL entry for the stack user is enough.
+    sh(&format!("setfacl -m u:{A}:x '{}'", srv.display()));
+    assert_eq!(untraversable(A), None);
+    assert_eq!(mode_of(&srv), 0o750, "reported, never changed");
+}
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
