@@ -100,3 +100,36 @@ fn root_trees_follow_the_same_rule_inside_and_above_the_root() {
         expected(&data, &root.join("srv"), 1000, 0o755)
     );
 }
+
+#[test]
+fn a_new_data_path_is_created_for_the_stack_below_a_trusted_parent_only() {
+    let fx = fixture();
+    let t = fx.tmp.path();
+    let sys = RealSys::new();
+    dir(&t.join("srv"), 0, 0o755);
+    let data = t.join("srv/new-stack");
+    assert!(walk::data_path_missing(&sys, &data).unwrap());
+    walk::create_data_dir(&sys, &data, 850, 850).unwrap();
+    assert_eq!(owner(&data), (850, 850));
+    assert_eq!(mode(&data), 0o750);
+    assert!(!walk::data_path_missing(&sys, &data).unwrap());
+    // Created meanwhile: not taken over as if it were new.
+    let err = walk::create_data_dir(&sys, &data, 850, 850).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "data path {} exists now but did not when planned; run plan again",
+            data.display()
+        )
+    );
+    // Below a directory others can write: refused, nothing created.
+    dir(&t.join("open"), 1000, 0o755);
+    let data = t.join("open/new-stack");
+    let err = walk::create_data_dir(&sys, &data, 850, 850).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        expected(&data, &t.join("open"), 1000, 0o755)
+    );
+    assert!(walk::data_path_missing(&sys, &data).is_err());
+    assert!(!data.exists());
+}

@@ -30,7 +30,9 @@ pub fn plan(
         .steps
         .iter()
         .filter_map(|s| match s {
-            Step::Migrate { stack, path, .. } => Some((stack.clone(), path.clone())),
+            Step::Migrate { stack, path, .. } | Step::CreateData { stack, path, .. } => {
+                Some((stack.clone(), path.clone()))
+            }
             _ => None,
         })
         .collect();

@@ -273,3 +273,24 @@ fn plan_json_matches_the_golden_file() {
     }
     assert_eq!(got, std::fs::read_to_string(&golden).unwrap());
 }
+
+#[test]
+fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), DataFacts::Missing);
+    let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
+    let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
+    assert!(
+        lines.contains(
+            &"+ data /srv/immich for immich: new directory owned by 800:800 (container root), mode 0750"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Migrate { .. })));
+    // Closed in the same apply, right after it is made.
+    assert!(
+        matches!(p.steps.last(), Some(Step::CloseData(c)) if c.path == Path::new("/srv/immich"))
+    );
+}
