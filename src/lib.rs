@@ -11,6 +11,7 @@ pub mod host;
 pub mod idmap;
 pub mod ids;
 pub mod init;
+pub mod isolation;
 pub mod layout;
 pub mod migration;
 pub mod observe;

@@ -94,10 +94,19 @@ pub enum Command {
     },
     /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
     Audit(AuditArgs),
-    /// Give a stack's data back its previous owners exactly (the account stays).
+    /// Give a stack's data back its previous owners exactly (the account stays; a closed
+    /// data path is reopened first), or take isolate's ACL entries out of a share.
     Rollback {
-        #[arg(long = "stack", value_name = "NAME", required = true)]
-        stack: String,
+        #[arg(
+            long = "stack",
+            value_name = "NAME",
+            required_unless_present = "share",
+            conflicts_with = "share"
+        )]
+        stack: Option<String>,
+        /// Remove isolate's ACL entries (those of every stack's ids) from this share.
+        #[arg(long = "share", value_name = "NAME")]
+        share: Option<String>,
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,

@@ -119,10 +119,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
+            let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
+                walk_sys: &walk_sys,
+                acl_probe: &crate::isolation::fs::RealAclProbe,
             };
             let progress = format == Format::Text && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -206,7 +209,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Audit(args) => audit(&root, &cli.policy, args, format),
-        Command::Rollback { stack, force } => {
+        Command::Rollback {
+            share: Some(share), ..
+        } => {
+            let policy = load_if_present(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            print(format, &done)?;
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { stack: None, .. } => Err(Error::Usage(
+            "rollback needs --stack NAME or --share NAME".into(),
+        )),
+        Command::Rollback {
+            stack: Some(stack),
+            force,
+            ..
+        } => {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
@@ -233,6 +253,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             }
             let progress = format == Format::Text && std::io::stderr().is_terminal();
+            // A closed data path first gets its top back as it was, then its owners.
+            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
             let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
             print(format, &done)?;
             Ok(EXIT_OK)
