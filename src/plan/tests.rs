@@ -311,7 +311,8 @@ fn on_nixos_accounts_are_listed_for_the_configuration_and_apply_is_refused() {
             "record_allocation",
             "enable_linger",
             "start_podman_socket",
-            "migrate"
+            "migrate",
+            "close_data"
         ]
     );
     assert_eq!(
