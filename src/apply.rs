@@ -155,6 +155,7 @@ pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
             });
             continue;
         }
+        let _span = crate::logging::step_span(step).entered();
         tracing::info!("{line}");
         let (outcome, summary) = match run_step(root, step, b, progress) {
             Ok((o, s)) => (o, s),
@@ -173,6 +174,13 @@ pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                 )
             }
         };
+        match &outcome {
+            Outcome::Failed { error } => tracing::info!(outcome = "failed", "failed: {error}"),
+            Outcome::AlreadyPresent => {
+                tracing::info!(outcome = "already_present", "already present")
+            }
+            _ => tracing::info!(outcome = "done", "done"),
+        }
         report.steps.push(StepReport {
             step: step.clone(),
             line,

@@ -1,5 +1,7 @@
 // Command-line interface: the only place real backends are built. Each command reads the
 // policy and host, prints human text or JSON, and maps errors to exit codes 0/1/2.
+pub mod generate;
+
 use crate::apply::{self, Backends, Outcome, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::live::{self, Live};
@@ -29,6 +31,12 @@ pub struct Cli {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log more (repeat for more detail: -v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Log errors only and show no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -71,12 +79,23 @@ pub enum Command {
     },
     /// Give a stack's data back its previous owners exactly (the account stays).
     Rollback {
+        /// The stack whose data to roll back.
         #[arg(long = "stack", value_name = "NAME", required = true)]
         stack: String,
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,
     },
+    /// Write man pages, shell completions or the README's generated tables (packaging).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        what: generate::What,
+        /// The directory to write into (the README file for `readme`).
+        path: PathBuf,
+    },
+    /// Print the policy's stack names, one a line (shell completion).
+    #[command(name = "__complete-stacks", hide = true)]
+    CompleteStacks,
 }
 
 pub fn main() -> i32 {
@@ -92,14 +111,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    crate::logging::init(crate::logging::Verbosity {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    });
     let json = cli.json;
     match run(cli) {
         Ok(code) => code,
@@ -137,6 +152,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = live_probe(root, &o, &sd)?;
             let obs = observe::observe(root, &policy, &o, live.as_ref(), true)?;
             let p = plan::plan(&policy, &obs, &o)?;
+            for s in &p.steps {
+                let _span = crate::logging::step_span(s).entered();
+                tracing::info!("planned: {s}");
+            }
             if cli.json {
                 print_json(&p);
             } else {
@@ -173,7 +192,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
             };
-            let progress = !cli.json && std::io::stderr().is_terminal();
+            let progress = !cli.json && !cli.quiet && std::io::stderr().is_terminal();
             if !cli.json {
                 for s in &p.steps {
                     println!("{s}");
@@ -192,6 +211,25 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Map { stack, id, host } => {
             map(root, &cli.policy, stack.as_deref(), *id, *host, cli.json)
         }
+        Command::Generate { what, path } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            for file in generate::generate(*what, cmd, path).map_err(|source| Error::Io {
+                context: format!("writing {what:?} into {}", path.display()),
+                source,
+            })? {
+                println!("{}", file.display());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::CompleteStacks => {
+            // Completion must stay quiet: a broken or unreadable policy offers nothing.
+            if let Ok(policy) = Policy::load(&cli.policy) {
+                for name in policy.stacks.keys() {
+                    println!("{name}");
+                }
+            }
+            Ok(EXIT_OK)
+        }
         Command::Rollback { stack, force } => {
             let policy = Policy::load(&cli.policy).ok();
             crate::privilege::check()?;
@@ -199,7 +237,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if !force {
                 refuse_running(root, policy.as_ref(), stack)?;
             }
-            let progress = !cli.json && std::io::stderr().is_terminal();
+            let progress = !cli.json && !cli.quiet && std::io::stderr().is_terminal();
             let done = apply::rollback(root, stack, &Walker::new(), progress)?;
             if cli.json {
                 print_json(&done);
@@ -388,6 +426,18 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
             NoLiveProbe { root }.manager(&a.user, a.uid)
         };
         let socket = plan::socket_path(a.uid);
+        crate::logging::stack_span(&name).in_scope(|| {
+            tracing::info!(
+                linger = facts.linger,
+                manager_active = facts.manager_active,
+                socket_active = facts.socket_active,
+                ping = facts.ping_ok,
+                "user {} uid {}, subordinate ids {}",
+                a.user,
+                a.uid,
+                a.subids
+            )
+        });
         let runtime = format!("/run/user/{}", a.uid);
         let host = format!("unix://{}", socket.display());
         let env = [

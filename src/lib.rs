@@ -5,6 +5,7 @@ pub mod cli;
 pub mod error;
 pub mod ids;
 pub mod live;
+pub mod logging;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -1,0 +1,135 @@
+//! The policy reference: every key, its default and its meaning, once. The README's policy
+//! table, isolate-policy(5) and the NixOS module's option descriptions are all rendered from
+//! here, and `tests/docs.rs` fails when the README's copy is stale.
+
+/// One row of the policy reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyKey {
+    /// Where the key lives, as a reader writes it: `user_prefix`, `[pools] uid_first`.
+    pub key: &'static str,
+    /// The default, or `required`, `none`, `allocated`. Inline code in backticks.
+    pub default: &'static str,
+    /// What it means. Inline code in backticks.
+    pub meaning: &'static str,
+}
+
+pub const POLICY_KEYS: &[PolicyKey] = &[
+    PolicyKey {
+        key: "`user_prefix`",
+        default: "`\"stk-\"`",
+        meaning: "stack user = prefix + stack name; the result must be a valid user name (`[a-z_][a-z0-9_-]*`, at most 32 bytes)",
+    },
+    PolicyKey {
+        key: "`shared_group`",
+        default: "`\"stk-shared\"`",
+        meaning: "group every stack user joins (for shared media)",
+    },
+    PolicyKey {
+        key: "`legacy_owner`",
+        default: "none",
+        meaning: "the user whose rootless containers own the data today; its uid, gid and subuid/subgid lines are read from the host. Needed for `shift`; without it `auto` reowns everything",
+    },
+    PolicyKey {
+        key: "`[pools] uid_first`, `uid_last`",
+        default: "800, 899",
+        meaning: "where stack uids come from; each stack's own group gets the same number",
+    },
+    PolicyKey {
+        key: "`[pools] subid_first`, `subid_last`",
+        default: "200000, 2147483647",
+        meaning: "where subordinate ranges come from (must end below 2^31)",
+    },
+    PolicyKey {
+        key: "`[pools] subid_size`",
+        default: "65536",
+        meaning: "ids per stack range (the same range is used for subuid and subgid)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] data`",
+        default: "required",
+        meaning: "absolute directories the stack's containers mount; none may lie inside another's, and system directories (`/`, `/etc`, `/srv`, ...) are refused",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] migrate`",
+        default: "`\"auto\"`",
+        meaning: "`shift`: ids of the legacy mapping move to the same container id in the stack's mapping; `reown`: everything becomes the stack user (container root), original owners journalled; `auto`: shift what is in the legacy mapping, reown the rest",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] uid`",
+        default: "allocated",
+        meaning: "pin the stack's uid",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] subid_start`",
+        default: "allocated",
+        meaning: "pin the start of the stack's range",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] path`",
+        default: "required",
+        meaning: "a shared directory",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] read`, `write`",
+        default: "`[]`",
+        meaning: "entries `stack` or `stack:container_uid`",
+    },
+];
+
+/// The reference as the README's Markdown table.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n| --- | --- | --- |\n");
+    for k in POLICY_KEYS {
+        out.push_str(&format!("| {} | {} | {} |\n", k.key, k.default, k.meaning));
+    }
+    out
+}
+
+/// Text without Markdown's inline-code backticks: how a row reads in a man page.
+pub fn plain(markdown: &str) -> String {
+    markdown.replace('`', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Pools;
+
+    fn default_of(key: &str) -> &'static str {
+        POLICY_KEYS
+            .iter()
+            .find(|k| k.key.contains(key))
+            .unwrap_or_else(|| panic!("no row for {key}"))
+            .default
+    }
+
+    #[test]
+    fn pool_defaults_are_the_parsers_defaults() {
+        let p = Pools::default();
+        assert_eq!(
+            default_of("uid_first"),
+            format!("{}, {}", p.uid_first, p.uid_last)
+        );
+        assert_eq!(
+            default_of("subid_first"),
+            format!("{}, {}", p.subid_first, p.subid_last)
+        );
+        assert_eq!(default_of("subid_size"), p.subid_size.to_string());
+    }
+
+    #[test]
+    fn name_defaults_are_the_parsers_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "[stacks.a]\ndata = [\"/srv/a\"]\n").unwrap();
+        let p = crate::policy::Policy::load(&file).unwrap();
+        assert_eq!(
+            default_of("user_prefix"),
+            format!("`\"{}\"`", p.user_prefix.value)
+        );
+        assert_eq!(
+            default_of("shared_group"),
+            format!("`\"{}\"`", p.shared_group.value)
+        );
+    }
+}
