@@ -262,7 +262,7 @@ fn an_unknown_stack_and_a_missing_policy_are_bad_input() {
 fn a_concurrent_apply_is_locked_out() {
     let h = Host::new();
     h.policy(TWO_STACKS);
-    let _held = isolate::state::RunLock::acquire(h.root()).unwrap();
+    let _held = isolate::state::RunLock::acquire(&isolate::layout::Root::new(h.root())).unwrap();
     let a = h.isolate(&["apply", "--no-systemd"]).code(2);
     assert_eq!(
         stderr(&a),

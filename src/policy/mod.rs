@@ -1,6 +1,6 @@
-// The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
-// walking toml's spanned tree by hand so that *every* problem is reported at once with its
-// file:line:column, instead of serde stopping at the first.
+//! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
+//! walking toml's spanned tree by hand so that *every* problem is reported at once with its
+//! file:line:column, instead of serde stopping at the first.
 pub mod reference;
 mod validate;
 

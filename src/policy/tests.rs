@@ -1,4 +1,4 @@
-// Exact error texts of the policy parser: what an admin sees for each mistake.
+//! Exact error texts of the policy parser: what an admin sees for each mistake.
 use super::*;
 
 fn errors(text: &str) -> Vec<String> {

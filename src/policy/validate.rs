@@ -1,5 +1,5 @@
-// Checks a parsed policy needs no host for: names, paths, pins and pools. Host-dependent
-// checks (pins against existing users, the legacy owner) happen in allocation.
+//! Checks a parsed policy needs no host for: names, paths, pins and pools. Host-dependent
+//! checks (pins against existing users, the legacy owner) happen in allocation.
 use super::{Policy, Problem};
 use crate::ids::{SubidRange, ID_CEILING};
 use crate::walk::MigrateMode;
