@@ -4,11 +4,12 @@
 step "build the package (scripts/package-deb) and install it with dpkg -i"
 deb=$("$SUITE/../scripts/package-deb" | tail -n 1)
 [ -f "$deb" ] || fail "scripts/package-deb made no .deb"
-cp "$deb" "$CT_ROOT/tmp/isolate.deb"
+# /tmp in the container is its own tmpfs: hand the package over through /root.
+cp "$deb" "$CT_ROOT/root/isolate.deb"
 # Only the packaged binary may answer below: drop the suite's copy in /usr/local/bin.
 rm -f "$CT_ROOT/usr/local/bin/isolate"
 rmdir "$CT_ROOT/etc/isolate"
-in_ct dpkg -i /tmp/isolate.deb
+in_ct dpkg -i /root/isolate.deb
 assert_eq "install ok installed" "$(in_ct dpkg-query -W -f='${Status}' isolate)" "dpkg status"
 assert_eq /usr/sbin/isolate "$(in_ct bash -c 'command -v isolate')" "isolate on PATH"
 [ -d "$CT_ROOT/etc/isolate" ] || fail "the package made no /etc/isolate"
