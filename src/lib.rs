@@ -10,6 +10,7 @@ pub mod idmap;
 pub mod ids;
 pub mod layout;
 pub mod logging;
+pub mod migration;
 pub mod observe;
 pub mod plan;
 pub mod policy;

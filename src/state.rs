@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::host::files::write_atomic;
 use crate::ids::{IdMaps, Mapping, SubidRange};
 use crate::layout::Root;
-use crate::walk::MigrateMode;
+use crate::migration::MigrateMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;

@@ -2,7 +2,8 @@
 //! fakes and only the CLI builds the real ones.
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
-use crate::walk::{MigrationSpec, Summary};
+use crate::migration::MigrationSpec;
+use crate::walk::{Progress, Summary};
 use std::path::Path;
 
 /// The systemd side of a stack, as apply needs it. The real one speaks D-Bus; tests record.
@@ -20,14 +21,14 @@ pub trait Migrator {
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary>;
     fn rollback(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary>;
 }
 
@@ -43,31 +44,24 @@ impl Walker {
     }
 }
 
-fn progress_of(enabled: bool) -> crate::walk::Progress {
-    crate::walk::Progress {
-        enabled,
-        expected_inodes: None,
-    }
-}
-
 impl Migrator for Walker {
     fn migrate(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::migrate(&self.sys, path, spec, journal, &progress_of(progress))
+        crate::walk::migrate(&self.sys, path, spec, journal, &progress)
     }
     fn rollback(
         &self,
         path: &Path,
         spec: &MigrationSpec,
         journal: &Path,
-        progress: bool,
+        progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::rollback(&self.sys, path, spec, journal, &progress_of(progress))
+        crate::walk::rollback(&self.sys, path, spec, journal, &progress)
     }
 }
 

@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::ids::Shift;
 use crate::layout::{self, Root};
+use crate::migration::{MigrateMode, MigrationSpec};
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
-use crate::walk::{MigrateMode, MigrationSpec, Summary};
+use crate::walk::{Progress, Summary};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -74,6 +75,13 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
         let _span = crate::logging::step_span(step).entered();
         tracing::info!("{line}");
         let (outcome, summary) = match run_step(root, step, b, progress) {
+            Ok((o @ Outcome::Failed { .. }, s)) => {
+                // A migration that ran but is not done: the stack's later steps wait.
+                if let Some(stack) = step.stack() {
+                    failed_stacks.insert(stack.to_string());
+                }
+                (o, s)
+            }
             Ok((o, s)) => (o, s),
             Err(e) => {
                 match step.stack() {
@@ -222,6 +230,8 @@ fn run_step(
             shift,
             target_uid,
             target_gid,
+            survey,
+            outside_links,
             ..
         } => {
             let journal = layout::journal(stack, path);
@@ -239,10 +249,25 @@ fn run_step(
                 shift: shift.clone(),
                 target_uid: *target_uid,
                 target_gid: *target_gid,
+                outside_links: *outside_links,
+            };
+            let progress = Progress {
+                enabled: progress,
+                expected_inodes: Some(survey.inodes).filter(|n| *n > 0),
             };
             let summary =
                 b.migrator
                     .migrate(&root.at(path), &spec, &root.at(&journal), progress)?;
+            let problems = summary.problems();
+            if !problems.is_empty() {
+                // Stays `migrating`: the next apply walks it again.
+                let error = format!(
+                    "migration of {} is not done: {}",
+                    path.display(),
+                    problems.join("; ")
+                );
+                return Ok((Outcome::Failed { error }, Some(summary)));
+            }
             record_migration(
                 root,
                 stack,

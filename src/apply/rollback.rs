@@ -4,9 +4,10 @@ use super::{record_migration, Migrator};
 use crate::error::{Error, Result};
 use crate::ids::Shift;
 use crate::layout::Root;
+use crate::migration::MigrationSpec;
 use crate::observe::RunningContainer;
 use crate::state::{Migration, MigrationPhase, State};
-use crate::walk::{MigrationSpec, Summary};
+use crate::walk::{Progress, Summary};
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -68,9 +69,23 @@ pub fn rollback(
             shift: shift.clone(),
             target_uid: target.uid,
             target_gid: target.gid,
+            outside_links: Default::default(),
+        };
+        let progress = Progress {
+            enabled: progress,
+            expected_inodes: None,
         };
         let summary =
             migrator.rollback(&root.at(&m.path), &spec, &root.at(&m.journal), progress)?;
+        let problems = summary.problems();
+        if !problems.is_empty() {
+            // Stays `rolling_back`: the next rollback walks it again.
+            return Err(Error::Failed(format!(
+                "rollback of {} is not done: {}",
+                m.path.display(),
+                problems.join("; ")
+            )));
+        }
         record_migration(
             root,
             stack,

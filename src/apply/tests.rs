@@ -38,7 +38,7 @@ impl Migrator for FakeMigrator {
         path: &Path,
         _spec: &MigrationSpec,
         journal: &Path,
-        _progress: bool,
+        _progress: crate::walk::Progress,
     ) -> Result<Summary> {
         let st = State::read(&self.root).unwrap();
         self.seen
@@ -56,7 +56,13 @@ impl Migrator for FakeMigrator {
             ..Summary::default()
         })
     }
-    fn rollback(&self, _: &Path, _: &MigrationSpec, _: &Path, _: bool) -> Result<Summary> {
+    fn rollback(
+        &self,
+        _: &Path,
+        _: &MigrationSpec,
+        _: &Path,
+        _: crate::walk::Progress,
+    ) -> Result<Summary> {
         let st = State::read(&self.root).unwrap();
         self.seen
             .lock()
@@ -105,6 +111,7 @@ fn steps() -> Vec<Step> {
             target_gid: 800,
             resume: false,
             survey: Default::default(),
+            outside_links: Default::default(),
         },
         Step::EnableLinger {
             stack: "b".into(),

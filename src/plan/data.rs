@@ -4,10 +4,11 @@
 use super::{selected, Draft, Options, StackCtx, Step};
 use crate::host::accounts::Accounts;
 use crate::ids::{IdMaps, Shift};
+use crate::migration::{MigrateMode, MigrationSpec};
 use crate::observe::{DataFacts, RunningContainer};
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::{Allocation, MigrationPhase, State};
-use crate::walk::{MigrateMode, MigrationSpec, Survey};
+use crate::walk::Survey;
 use std::path::{Path, PathBuf};
 
 /// The legacy owner's mapping, read from the host's files.
@@ -44,6 +45,7 @@ pub fn next_migration(
             shift,
             target_uid: a.uid,
             target_gid: a.gid,
+            outside_links: stack.outside_hardlinks,
         },
         resume,
     };
@@ -100,7 +102,13 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
     let (s, a, name) = (ctx.stack, ctx.allocation, ctx.name());
     for d in &s.data {
         let path = &d.value;
-        let (shift, mode, resume) = match next_migration(&ctx.obs.state, legacy, s, a, path) {
+        let (shift, mode, resume, outside_links) = match next_migration(
+            &ctx.obs.state,
+            legacy,
+            s,
+            a,
+            path,
+        ) {
             NextMigration::Done => {
                 draft.present(Some(name), format!("{} migrated", path.display()));
                 continue;
@@ -125,7 +133,9 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
                 ));
                 continue;
             }
-            NextMigration::Run { spec, resume } => (spec.shift, spec.mode, resume),
+            NextMigration::Run { spec, resume } => {
+                (spec.shift, spec.mode, resume, spec.outside_links)
+            }
         };
         let survey = match ctx.obs.data.get(&(name.to_string(), path.clone())) {
             Some(DataFacts::Surveyed(v)) => v.clone(),
@@ -162,6 +172,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
             target_gid: a.gid,
             resume,
             survey,
+            outside_links,
         });
     }
 }

@@ -1,11 +1,14 @@
 //! `Step`: one change apply makes, with a readable diff line (`+` added, `~` changed in
 //! place) and a JSON form.
 use crate::ids::{Shift, SubidRange};
-use crate::walk::{MigrateMode, Survey};
+use crate::migration::MigrateMode;
+use crate::walk::Survey;
 use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
 
+// A plan holds a handful of steps: a migration's survey inline is simpler than a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
@@ -60,6 +63,9 @@ pub enum Step {
         target_gid: u32,
         resume: bool,
         survey: Survey,
+        /// What the policy accepts for files hardlinked from outside the data path.
+        #[serde(default)]
+        outside_links: crate::migration::OutsideLinks,
     },
 }
 
@@ -145,11 +151,6 @@ impl fmt::Display for Step {
                 resume,
                 ..
             } => {
-                let mode = match mode {
-                    MigrateMode::Shift => "shift",
-                    MigrateMode::Reown => "reown",
-                    MigrateMode::Auto => "auto",
-                };
                 write!(
                     f,
                     "~ migrate {} for {stack} ({mode}{}): {} inodes: {} shift, {} reown, {} already done, {} left (outside the legacy mapping)",
@@ -160,7 +161,11 @@ impl fmt::Display for Step {
                     survey.reown,
                     survey.already,
                     survey.outside
-                )
+                )?;
+                for warning in survey.warnings() {
+                    write!(f, "\n  ! {warning}")?;
+                }
+                Ok(())
             }
         }
     }

@@ -5,11 +5,12 @@ use super::*;
 use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
 use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
+use crate::migration::MigrateMode;
 use crate::observe::{DataFacts, ManagerFacts, RunningContainer};
 use crate::plan::data::legacy_maps;
 use crate::state::MigrationPhase;
 use crate::state::{Migration, StackRecord};
-use crate::walk::{MigrateMode, Survey};
+use crate::walk::Survey;
 use std::path::Path;
 
 const POLICY: &str =
