@@ -94,7 +94,7 @@ in
       enable = mkEnableOption "the isolate-audit timer (Prometheus text file)";
       interval = mkOption {
         type = types.str;
-        default = "15min";
+        default = "1h";
         description = "Time between two audits (systemd time span).";
       };
       output = mkOption {
@@ -127,6 +127,8 @@ in
       restartTriggers = [ cfg.policyText ];
       serviceConfig = {
         Type = "oneshot";
+        # Exit 1 only means "findings": the metrics were written.
+        SuccessExitStatus = 1;
         ExecStart = "${cfg.package}/bin/isolate audit --format prometheus --output ${cfg.audit.output}";
         Nice = 10;
         IOSchedulingClass = "idle";
@@ -145,7 +147,7 @@ in
       timerConfig = {
         OnBootSec = "5min";
         OnUnitActiveSec = cfg.audit.interval;
-        RandomizedDelaySec = "1min";
+        RandomizedDelaySec = "5min";
       };
     };
   };

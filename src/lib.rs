@@ -3,6 +3,7 @@
 //! backends and the `walk` engine; `render` prints what a command gathered.
 pub mod alloc;
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod host;

@@ -112,7 +112,7 @@ fn module_writes_the_example_policy() {
         got["timer"]["wantedBy"],
         serde_json::json!(["timers.target"])
     );
-    assert_eq!(got["timer"]["timerConfig"]["OnUnitActiveSec"], "15min");
+    assert_eq!(got["timer"]["timerConfig"]["OnUnitActiveSec"], "1h");
     assert_eq!(
         got["packages"][0], "isolate",
         "the package (man pages, completions) is on the system"

@@ -80,6 +80,8 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
         host: Option<u32>,
     },
+    /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
+    Audit(AuditArgs),
     /// Give a stack's data back its previous owners exactly (the account stays).
     Rollback {
         /// The stack whose data to roll back.
@@ -99,4 +101,25 @@ pub enum Command {
     /// Print the policy's stack names, one a line (shell completion).
     #[command(name = "__complete-stacks", hide = true)]
     CompleteStacks,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Limit to this stack's data and the shares granting it (repeatable).
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Write the output to FILE atomically (a temporary file in its directory, then rename).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+}
+
+/// `audit --fail-on` levels.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
 }

@@ -1,6 +1,8 @@
 //! Per-inode actions the traversal carries: `survey` (read-only counts for plan and the
 //! verification after a change), `migrate` (shift / reown / auto with a write-ahead journal)
-//! and `rollback` (the inverse shift). Each brings its own tally type.
+//! and `rollback` (the inverse shift); `audit` reads only (owners and findings). Each brings its
+//! own tally type.
+pub mod audit;
 pub mod migrate;
 pub mod rollback;
 pub mod survey;
