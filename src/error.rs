@@ -15,7 +15,7 @@ pub const EXIT_STATUS: &[(i32, &str)] = &[
     (EXIT_OK, "success (including \"nothing to do\")"),
     (
         EXIT_FAILURE,
-        "something on the host failed (a tool, a syscall, a timeout); the failed stack's later steps were skipped, other stacks went on",
+        "something on the host failed (a tool, a syscall, a timeout); the failed stack's later steps were skipped, other stacks went on. For `audit`: a finding at or above `--fail-on` (default `error`); the output was written",
     ),
     (
         EXIT_BAD_INPUT,
