@@ -160,6 +160,8 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -167,6 +169,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -206,6 +209,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -213,6 +218,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -236,6 +242,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
     };
     let r = apply(
@@ -243,6 +251,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps()[2..3].to_vec(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -282,11 +291,14 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     let b = Backends {
         accounts: &acc,
         manager: None,
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let p = Plan {
         steps: steps()[..1].to_vec(),
         notes: vec![],
+        ..Plan::default()
     };
     apply(&d, &p, &b, false).unwrap();
     let r = apply(&d, &p, &b, false).unwrap();
@@ -311,11 +323,13 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let plan = Plan {
         steps: steps(),
-        notes: vec![],
+        ..Plan::default()
     };
     let r = apply(&d, &plan, &b, false).unwrap();
     let failures = r.failures();
