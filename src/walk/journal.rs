@@ -296,6 +296,9 @@ impl Journal {
 
     /// Appends and syncs: when this returns, the lines survive a crash.
     pub fn append(&self, lines: &[Line]) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
         self.write(lines)?;
         self.sync()
     }
