@@ -333,6 +333,7 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
+        Step::Handoff(h) => crate::handoff::apply::run(root, h).map(|o| (o, None)),
     }
 }
 
@@ -366,6 +367,18 @@ fn record_migration(
         None => rec.migrations.push(m),
     }
     state.write(root)
+}
+
+/// Whether the stack has a data migration that rollback would undo.
+pub fn has_rollback(state: &State, stack: &str) -> bool {
+    state.stacks.get(stack).is_some_and(|r| {
+        r.migrations.iter().any(|m| {
+            matches!(
+                m.phase,
+                MigrationPhase::Migrating | MigrationPhase::Done | MigrationPhase::RollingBack
+            )
+        })
+    })
 }
 
 /// `isolate rollback --stack NAME`: every migration of the stack back to its previous owners,

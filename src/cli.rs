@@ -200,10 +200,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 refuse_running(root, policy.as_ref(), stack)?;
             }
             let progress = !cli.json && std::io::stderr().is_terminal();
-            let done = apply::rollback(root, stack, &Walker::new(), progress)?;
-            if cli.json {
-                print_json(&done);
+            let state = State::read(root)?;
+            let handoff_pending = crate::handoff::apply::has_rollback(&state, stack);
+            // The service stops and the hand-off is undone before the data changes owners.
+            let handoff = crate::handoff::apply::rollback(root, stack)?;
+            let done = if handoff_pending && !apply::has_rollback(&state, stack) {
+                Vec::new()
             } else {
+                apply::rollback(root, stack, &Walker::new(), progress)?
+            };
+            if cli.json {
+                print_json(&serde_json::json!({"handoff": handoff, "data": done}));
+            } else {
+                for line in &handoff {
+                    println!("rolled back {line}");
+                }
                 for (path, s) in &done {
                     println!(
                         "rolled back {}: {} inodes seen, {} changed in {:.1}s",

@@ -98,6 +98,14 @@ pub fn observe(
         obs.running
             .extend(holders(root, &obs.accounts, live, &owners, &paths));
     }
+    for stack in allocs.keys() {
+        if let Some(s) = policy.stacks.get(stack) {
+            obs.handoff.insert(
+                stack.clone(),
+                crate::handoff::observe::observe_stack(root, s)?,
+            );
+        }
+    }
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

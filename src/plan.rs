@@ -55,6 +55,8 @@ pub struct Observed {
     pub running: Vec<RunningContainer>,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
+    /// Per stack: its env files, images, volumes and service as found.
+    pub handoff: BTreeMap<String, crate::handoff::StackFacts>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -122,6 +124,8 @@ pub enum Step {
         resume: bool,
         survey: Survey,
     },
+    /// Env files, images, volumes and the service that move with the stack.
+    Handoff(crate::handoff::HandoffStep),
 }
 
 impl Step {
@@ -134,6 +138,7 @@ impl Step {
             | Step::EnableLinger { stack, .. }
             | Step::StartPodmanSocket { stack, .. }
             | Step::Migrate { stack, .. } => Some(stack),
+            Step::Handoff(h) => Some(h.stack()),
             Step::CreateGroup { .. } => None,
         }
     }
@@ -223,6 +228,7 @@ impl fmt::Display for Step {
                     survey.outside
                 )
             }
+            Step::Handoff(h) => h.fmt(f),
         }
     }
 }
@@ -608,6 +614,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                 survey,
             });
         }
+        crate::handoff::plan::plan_stack(policy, s, a, obs, &mut out, &mut refusals);
     }
 
     // Stacks isolate knows about that the policy no longer names: never deleted, only reported.

@@ -57,6 +57,9 @@ pub struct State {
     pub version: u32,
     #[serde(default)]
     pub stacks: BTreeMap<String, StackRecord>,
+    /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handoff: BTreeMap<String, crate::handoff::HandoffRecord>,
 }
 
 impl Default for State {
@@ -64,6 +67,7 @@ impl Default for State {
         State {
             version: STATE_VERSION,
             stacks: BTreeMap::new(),
+            handoff: BTreeMap::new(),
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct StackPolicy {
     pub migrate: Located<MigrateMode>,
     pub uid: Option<Located<u32>>,
     pub subid_start: Option<Located<u32>>,
+    /// What moves with the stack besides its data: compose project, env files, images, service.
+    pub handoff: crate::handoff::policy::StackHandoff,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -168,7 +170,18 @@ const POOL_KEYS: &[&str] = &[
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start"];
+const STACK_KEYS: &[&str] = &[
+    "data",
+    "migrate",
+    "uid",
+    "subid_start",
+    "compose",
+    "project",
+    "env_files",
+    "images",
+    "service",
+    "compose_command",
+];
 const SHARE_KEYS: &[&str] = &["path", "read", "write"];
 
 struct Reader<'a> {
@@ -250,6 +263,26 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn boolean(&mut self, (k, v): Entry<'_>) -> Option<Located<bool>> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(Located {
+                value: *b,
+                span: v.span(),
+            }),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be true or false, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     fn strings(&mut self, (k, v): Entry<'_>) -> Vec<Located<String>> {
         match v.get_ref() {
             DeValue::Array(items) => items
@@ -298,6 +331,16 @@ impl<'a> Reader<'a> {
             }
         }
     }
+}
+
+fn paths(strings: Vec<Located<String>>) -> Vec<Located<PathBuf>> {
+    strings
+        .into_iter()
+        .map(|s| Located {
+            value: PathBuf::from(s.value),
+            span: s.span,
+        })
+        .collect()
 }
 
 fn kind(v: &DeValue<'_>) -> &'static str {
@@ -423,6 +466,7 @@ fn read_stack(
         },
         uid: None,
         subid_start: None,
+        handoff: Default::default(),
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -470,6 +514,12 @@ fn read_stack(
             }
             "uid" => stack.uid = r.id(e),
             "subid_start" => stack.subid_start = r.id(e),
+            "compose" => stack.handoff.compose = paths(r.strings(e)),
+            "env_files" => stack.handoff.env_files = paths(r.strings(e)),
+            "images" => stack.handoff.images = r.strings(e),
+            "project" => stack.handoff.project = r.string(e),
+            "compose_command" => stack.handoff.compose_command = r.strings(e),
+            "service" => stack.handoff.service = r.boolean(e),
             _ => {}
         }
     }
