@@ -84,6 +84,8 @@ pub struct Backends<'a> {
     /// None with --no-systemd: the plan then holds no systemd steps.
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
+    /// The users' podman stores (None with --no-systemd: the plan then copies no images).
+    pub stores: Option<&'a dyn crate::handoff::images::Stores>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -94,6 +96,10 @@ pub enum Outcome {
     AlreadyPresent,
     Failed {
         error: String,
+    },
+    /// Nothing to act on, reported but not a failure (an image the legacy store lacks).
+    NotFound {
+        detail: String,
     },
     /// An earlier step of the same stack failed.
     Skipped,
@@ -333,7 +339,7 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
-        Step::Handoff(h) => crate::handoff::apply::run(root, h).map(|o| (o, None)),
+        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores).map(|o| (o, None)),
     }
 }
 

@@ -172,6 +172,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
+                stores: o
+                    .systemd
+                    .then_some(&manager as &dyn crate::handoff::images::Stores),
             };
             let progress = !cli.json && std::io::stderr().is_terminal();
             if !cli.json {
@@ -263,6 +266,7 @@ fn print_report(r: &apply::Report) {
             Outcome::Failed { error } => {
                 eprintln!("FAILED {}\n  {}", s.line, error.replace('\n', "\n  "))
             }
+            Outcome::NotFound { detail } => println!("! {}: {detail}", s.line),
             Outcome::Skipped => {
                 eprintln!("skipped {} (an earlier step of this stack failed)", s.line)
             }

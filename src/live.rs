@@ -94,6 +94,10 @@ impl LiveProbe for Live<'_> {
         }
         out
     }
+
+    fn stores(&self) -> Option<&dyn crate::handoff::images::Stores> {
+        Some(self)
+    }
 }
 
 impl StackManager for Live<'_> {

@@ -13,6 +13,10 @@ pub trait LiveProbe {
     fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
     /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
     fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
+    /// The users' podman stores, for the hand-off (None: not looked at).
+    fn stores(&self) -> Option<&dyn crate::handoff::images::Stores> {
+        None
+    }
 }
 
 /// The answer without systemd: only the linger file can be seen, nothing runs.
@@ -98,12 +102,17 @@ pub fn observe(
         obs.running
             .extend(holders(root, &obs.accounts, live, &owners, &paths));
     }
-    for stack in allocs.keys() {
+    for (stack, a) in &allocs {
         if let Some(s) = policy.stacks.get(stack) {
-            obs.handoff.insert(
-                stack.clone(),
-                crate::handoff::observe::observe_stack(root, s)?,
-            );
+            let facts = crate::handoff::observe::observe_stack(
+                root,
+                policy,
+                &obs.accounts,
+                s,
+                &a.allocation,
+                live.stores(),
+            )?;
+            obs.handoff.insert(stack.clone(), facts);
         }
     }
     obs.running

@@ -614,7 +614,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
                 survey,
             });
         }
-        crate::handoff::plan::plan_stack(policy, s, a, obs, &mut out, &mut refusals);
+        crate::handoff::plan::plan_stack(policy, s, a, obs, opts, &mut out, &mut refusals);
     }
 
     // Stacks isolate knows about that the policy no longer names: never deleted, only reported.

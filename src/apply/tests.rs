@@ -131,6 +131,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         accounts: &acc,
         manager: Some(&mgr),
         migrator: &mig,
+        stores: None,
     };
     let r = apply(
         d.path(),
@@ -175,6 +176,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         accounts: &acc,
         manager: Some(&mgr),
         migrator: &mig,
+        stores: None,
     };
     let r = apply(
         d.path(),
@@ -204,6 +206,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         accounts: &acc,
         manager: Some(&mgr),
         migrator: &ok,
+        stores: None,
     };
     let r = apply(
         d.path(),
@@ -248,6 +251,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         accounts: &acc,
         manager: None,
         migrator: &mig,
+        stores: None,
     };
     let p = Plan {
         steps: steps()[..1].to_vec(),

@@ -1,6 +1,7 @@
 //! Carries out hand-off steps: records what a step changes in the state file before it
 //! changes it, re-checks the precondition so a re-run converges, and undoes it all on rollback.
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
+use super::images::Stores;
 use super::{HandoffRecord, HandoffStep};
 use crate::apply::Outcome;
 use crate::error::{Error, Result};
@@ -8,8 +9,16 @@ use crate::state::State;
 use std::path::Path;
 
 /// Runs one hand-off step.
-pub fn run(root: &Path, step: &HandoffStep) -> Result<Outcome> {
+pub fn run(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
     match step {
+        HandoffStep::CopyImage {
+            image,
+            from_user,
+            from_uid,
+            to_user,
+            to_uid,
+            ..
+        } => copy_image(stores, image, (from_user, *from_uid), (to_user, *to_uid)),
         HandoffStep::EnvFile {
             stack, path, to, ..
         } => {
@@ -101,4 +110,39 @@ pub fn has_rollback(state: &State, stack: &str) -> bool {
         .handoff
         .get(stack)
         .is_some_and(|r| !HandoffRecord::is_empty(r))
+}
+
+/// Copies one image and proves it by ID; an image the legacy store lacks is reported.
+fn copy_image(
+    stores: Option<&dyn Stores>,
+    image: &str,
+    from: (&str, u32),
+    to: (&str, u32),
+) -> Result<Outcome> {
+    let stores = stores.ok_or_else(|| {
+        Error::Failed(
+            "copying images needs the podman sockets, but apply runs with --no-systemd".into(),
+        )
+    })?;
+    stores.ensure_socket(from.1)?;
+    let Some(want) = stores.image_id(from.1, image)? else {
+        return Ok(Outcome::NotFound {
+            detail: format!("{} has no image {image} in its podman store", from.0),
+        });
+    };
+    stores.ensure_socket(to.1)?;
+    if stores.image_id(to.1, image)?.as_deref() == Some(want.as_str()) {
+        return Ok(Outcome::AlreadyPresent);
+    }
+    stores.copy_image(from.1, to.1, image)?;
+    match stores.image_id(to.1, image)? {
+        Some(got) if got == want => Ok(Outcome::Done),
+        got => Err(Error::Failed(format!(
+            "image {image} in {}'s store has ID {}, not {want} as in {}'s",
+            to.0,
+            got.as_deref()
+                .unwrap_or("(none: the load named no such image)"),
+            from.0
+        ))),
+    }
 }

@@ -180,3 +180,29 @@ pub fn restored(was: FileOwner) -> FileOwner {
         ..was
     }
 }
+
+/// The content of a regular file (an env or compose file) under `root`, reached without
+/// following a symbolic link; anything but a regular file is refused before it is opened for
+/// reading (the pinned inode is reopened through its /proc link).
+pub fn read_pinned(root: &Path, path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let pinned = open_pinned(root, path)?;
+    let st = rustix::fs::fstat(&pinned)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Err(std::io::Error::other(format!(
+            "{} (not a regular file)",
+            file_type_name(FileType::from_raw_mode(st.st_mode))
+        )));
+    }
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pinned));
+    let fd = rustix::fs::open(
+        link.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut out = Vec::new();
+    std::fs::File::from(fd)
+        .take(16 << 20)
+        .read_to_end(&mut out)?;
+    Ok(out)
+}

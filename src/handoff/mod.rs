@@ -2,11 +2,15 @@
 //! copies its images into its own store, moves its named volumes and installs the service that
 //! runs its compose project. This module holds those steps, their facts and their records.
 pub mod apply;
+pub mod compose;
 pub mod env_files;
+pub mod images;
 pub mod observe;
 pub mod plan;
 pub mod policy;
 
+use crate::sys::podman_images::ProjectContainer;
+use compose::ComposeFacts;
 use env_files::{EnvFileFacts, EnvFileRecord, FileOwner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -17,6 +21,47 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StackFacts {
     pub env_files: BTreeMap<PathBuf, EnvFileFacts>,
+    /// The stack's compose files, read and interpolated.
+    pub compose: ComposeFacts,
+    /// Why the compose files could not be read (plan refuses).
+    pub compose_error: Option<String>,
+    /// The legacy user's store, when its API socket was listening (plan never starts it).
+    pub legacy: Option<LegacyStore>,
+    /// Image name -> ID in the stack user's store; empty when its socket is not listening.
+    pub stack_images: BTreeMap<String, Option<String>>,
+}
+
+/// The legacy user's side of a stack, as its podman API socket showed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LegacyStore {
+    pub user: String,
+    pub uid: u32,
+    /// Its containers of the stack's compose project (running or not).
+    pub containers: Vec<ProjectContainer>,
+    /// Image name -> ID (None: not in its store).
+    pub images: BTreeMap<String, Option<String>>,
+}
+
+/// The images a stack needs in its own store, in order: its compose files' images, the
+/// policy's `images`, then those of the legacy user's containers of the project.
+pub fn wanted_images(
+    s: &crate::policy::StackPolicy,
+    compose: &ComposeFacts,
+    containers: &[ProjectContainer],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let all = compose
+        .images
+        .iter()
+        .cloned()
+        .chain(s.handoff.images.iter().map(|i| i.value.clone()))
+        .chain(containers.iter().map(|c| c.image.clone()));
+    for i in all {
+        if !i.is_empty() && !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// What isolate changed for a stack's hand-off, in the state file, so rollback can undo it
@@ -46,12 +91,22 @@ pub enum HandoffStep {
         was: FileOwner,
         to: FileOwner,
     },
+    /// The image is copied from the legacy user's store into the stack user's, then its ID
+    /// is checked.
+    CopyImage {
+        stack: String,
+        image: String,
+        from_user: String,
+        from_uid: u32,
+        to_user: String,
+        to_uid: u32,
+    },
 }
 
 impl HandoffStep {
     pub fn stack(&self) -> &str {
         match self {
-            HandoffStep::EnvFile { stack, .. } => stack,
+            HandoffStep::EnvFile { stack, .. } | HandoffStep::CopyImage { stack, .. } => stack,
         }
     }
 }
@@ -76,6 +131,19 @@ impl fmt::Display for HandoffStep {
                 was.gid,
                 was.mode
             ),
+            HandoffStep::CopyImage {
+                stack,
+                image,
+                from_user,
+                to_user,
+                ..
+            } => write!(
+                f,
+                "+ image {image} for {stack}: copy from {from_user}'s podman store into {to_user}'s, check its ID"
+            ),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,7 +3,7 @@
 //! is already right or worth knowing.
 use super::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
 use super::HandoffStep;
-use crate::plan::{Note, NoteKind, Observed, Plan, Step};
+use crate::plan::{Note, NoteKind, Observed, Options, Plan, Step};
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
 
@@ -32,6 +32,27 @@ pub fn plan_stack(
     s: &StackPolicy,
     a: &Allocation,
     obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    plan_env_files(policy, s, a, obs, out, refusals);
+    plan_images(policy, s, a, obs, opts, out, refusals);
+}
+
+fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
+    Note {
+        kind,
+        stack: Some(s.name.clone()),
+        message,
+    }
+}
+
+fn plan_env_files(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
     out: &mut Plan,
     refusals: &mut Vec<String>,
 ) {
@@ -40,11 +61,7 @@ pub fn plan_stack(
     for e in &s.handoff.env_files {
         let path = &e.value;
         let shown = path.display();
-        let note = |kind: NoteKind, message: String| Note {
-            kind,
-            stack: Some(s.name.clone()),
-            message,
-        };
+        let note = |kind: NoteKind, message: String| note(s, kind, message);
         match facts.and_then(|f| f.env_files.get(path)) {
             None => refusals.push(format!(
                 "stack `{}`: env file {shown} was not looked at",
@@ -97,4 +114,115 @@ pub fn plan_stack(
             }
         }
     }
+}
+
+/// One step per image the stack needs and its own store lacks (or holds with another ID);
+/// an image the legacy store is seen to lack is a warning, not a step.
+fn plan_images(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    let Some(facts) = obs.handoff.get(&s.name) else {
+        return;
+    };
+    if let Some(e) = &facts.compose_error {
+        refusals.push(format!("stack `{}`: {e}", s.name));
+        return;
+    }
+    let project = s.handoff.project_of(&s.name);
+    let containers = facts
+        .legacy
+        .as_ref()
+        .map(|l| l.containers.as_slice())
+        .unwrap_or_default();
+    let images = super::wanted_images(s, &facts.compose, containers);
+    if images.is_empty() {
+        return;
+    }
+    let Some(legacy) = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value))
+    else {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!(
+                "images of `{}` ({}): no `legacy_owner` to copy them from",
+                s.name,
+                images.join(", ")
+            ),
+        ));
+        return;
+    };
+    if !opts.systemd {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!(
+                "images of `{}` ({}): copying needs the podman sockets (--no-systemd)",
+                s.name,
+                images.join(", ")
+            ),
+        ));
+        return;
+    }
+    for image in images {
+        let in_legacy = facts.legacy.as_ref().and_then(|l| l.images.get(&image));
+        let in_stack = facts.stack_images.get(&image).cloned().flatten();
+        match (in_legacy, in_stack) {
+            (Some(Some(l)), Some(st)) if *l == st => out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!("image {image} in {}'s store (ID {})", a.user, short(&st)),
+            )),
+            (Some(None), Some(st)) => out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!("image {image} in {}'s store (ID {})", a.user, short(&st)),
+            )),
+            (Some(None), None) => out.notes.push(note(
+                s,
+                NoteKind::Warning,
+                format!(
+                    "image {image} of `{}` is not in {}'s podman store: not copied (pull or build it as {} yourself)",
+                    s.name, legacy.name, a.user
+                ),
+            )),
+            _ => out.steps.push(Step::Handoff(HandoffStep::CopyImage {
+                stack: s.name.clone(),
+                image,
+                from_user: legacy.name.clone(),
+                from_uid: legacy.uid,
+                to_user: a.user.clone(),
+                to_uid: a.uid,
+            })),
+        }
+    }
+    if !containers.is_empty() {
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+        out.notes.push(note(
+            s,
+            NoteKind::Warning,
+            format!(
+                "left behind: {}'s containers of project {project}: {} (isolate never deletes them); once the stack runs as {}, remove them with `runuser -u {} -- podman rm {}`",
+                legacy.name,
+                names.join(", "),
+                a.user,
+                legacy.name,
+                names.join(" ")
+            ),
+        ));
+    }
+}
+
+/// The first 12 hex digits of an image ID, as podman prints it.
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
 }

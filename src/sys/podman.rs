@@ -281,12 +281,12 @@ fn locate(mounts: &[MountEntry], path: &Path) -> Option<(String, PathBuf)> {
     Some((mount.device.clone(), mount.root.join(inside)))
 }
 
-struct Response {
-    status: u16,
-    body: Vec<u8>,
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
-fn unexpected(socket: &Path, path: &str, response: &Response) -> Error {
+pub(crate) fn unexpected(socket: &Path, path: &str, response: &Response) -> Error {
     let body = String::from_utf8_lossy(&response.body);
     let body: String = body.chars().take(200).collect();
     Error::Failed(format!(
@@ -297,7 +297,7 @@ fn unexpected(socket: &Path, path: &str, response: &Response) -> Error {
 }
 
 /// One request, one connection; everything (connect, write, read) ends by `timeout`.
-fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response> {
+pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response> {
     let fail = |what: String| {
         Error::Failed(format!(
             "podman socket {}: GET {path}: {what}",
@@ -361,7 +361,10 @@ fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response> {
 
 /// Ok(None) while more bytes are needed; Err for an answer that is not HTTP we understand.
 /// Without Content-Length or chunking the body runs to the end of the stream (`eof`).
-fn parse_response(raw: &[u8], eof: bool) -> std::result::Result<Option<Response>, String> {
+pub(crate) fn parse_response(
+    raw: &[u8],
+    eof: bool,
+) -> std::result::Result<Option<Response>, String> {
     let Some(head_end) = find(raw, b"\r\n\r\n") else {
         return Ok(None);
     };
@@ -418,7 +421,7 @@ fn parse_response(raw: &[u8], eof: bool) -> std::result::Result<Option<Response>
 }
 
 /// Ok(None) until the terminating zero-size chunk has arrived.
-fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+pub(crate) fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
     let mut body = Vec::new();
     loop {
         let Some(line_end) = find(data, b"\r\n") else {
@@ -440,7 +443,7 @@ fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, Strin
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 

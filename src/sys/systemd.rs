@@ -64,6 +64,9 @@ pub trait Systemd {
     /// In the user's manager: EnableUnitFiles, Reload (when something changed), StartUnit, then
     /// waits until the unit is active.
     fn enable_and_start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// In the user's manager: StartUnit only (nothing enabled, gone at the next boot), then
+    /// waits until the unit is active. For a socket isolate needs once, e.g. the legacy user's.
+    fn start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
 }
 
 /// The real thing: talks to ROOT/run/dbus/system_bus_socket and ROOT/run/user/UID/systemd/private.
@@ -326,6 +329,17 @@ impl Systemd for DbusSystemd {
     }
 
     fn enable_and_start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        self.unit_up(uid, unit, timeout, true)
+    }
+
+    fn start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        self.unit_up(uid, unit, timeout, false)
+    }
+}
+
+impl DbusSystemd {
+    /// (EnableUnitFiles, Reload when something changed,) StartUnit, then wait until active.
+    fn unit_up(&self, uid: u32, unit: &str, timeout: Duration, enable: bool) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let failed = |what: &str, e: zbus::Error| {
             Error::Failed(format!("manager of uid {uid}: {what} {unit}: {e}"))
@@ -335,10 +349,15 @@ impl Systemd for DbusSystemd {
             let manager = manager_proxy(&conn)
                 .await
                 .map_err(|e| failed("proxy for", e))?;
-            let (_, changes) = manager
-                .enable_unit_files(vec![unit.to_string()], false, false)
-                .await
-                .map_err(|e| failed("EnableUnitFiles", e))?;
+            let changes = if enable {
+                manager
+                    .enable_unit_files(vec![unit.to_string()], false, false)
+                    .await
+                    .map_err(|e| failed("EnableUnitFiles", e))?
+                    .1
+            } else {
+                Vec::new()
+            };
             if !changes.is_empty() {
                 manager
                     .reload()
@@ -669,6 +688,10 @@ pub enum SystemdCall {
         uid: u32,
         unit: String,
     },
+    StartUserUnit {
+        uid: u32,
+        unit: String,
+    },
 }
 
 impl SystemdCall {
@@ -681,6 +704,7 @@ impl SystemdCall {
             SystemdCall::DisableLinger { .. } => "disable_linger",
             SystemdCall::WaitUserManager { .. } => "wait_user_manager",
             SystemdCall::EnableAndStartUserUnit { .. } => "enable_and_start_user_unit",
+            SystemdCall::StartUserUnit { .. } => "start_user_unit",
         }
     }
 
@@ -691,7 +715,8 @@ impl SystemdCall {
             | SystemdCall::EnableLinger { uid }
             | SystemdCall::DisableLinger { uid }
             | SystemdCall::WaitUserManager { uid }
-            | SystemdCall::EnableAndStartUserUnit { uid, .. } => Some(*uid),
+            | SystemdCall::EnableAndStartUserUnit { uid, .. }
+            | SystemdCall::StartUserUnit { uid, .. } => Some(*uid),
         }
     }
 }
@@ -823,6 +848,13 @@ impl Systemd for RecordingSystemd {
             units.push(unit.to_string());
         }
         Ok(())
+    }
+
+    fn start_user_unit(&self, uid: u32, unit: &str, _timeout: Duration) -> Result<()> {
+        self.record(SystemdCall::StartUserUnit {
+            uid,
+            unit: unit.to_string(),
+        })
     }
 }
 

@@ -1,0 +1,138 @@
+//! The two podman stores a stack's images move between (the legacy user's and the stack
+//! user's), behind a trait: the real one speaks libpod over each user's API socket, tests
+//! record. The legacy user's socket is started (never enabled) in its own user manager when
+//! it is not listening, the same way isolate starts a stack user's podman.socket.
+use crate::error::{Error, Result};
+use crate::live::Live;
+use crate::sys::podman;
+use crate::sys::podman_images::{self, Copied, ProjectContainer};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One request about an image or a container list.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
+/// A copy fails when either side stalls this long (an image of many GiB may take minutes
+/// overall; only silence ends it).
+pub const COPY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The podman stores of users, as the hand-off needs them. `uid` is the store owner's.
+pub trait Stores {
+    /// Whether the user's API socket exists (observation never starts one).
+    fn socket_listening(&self, uid: u32) -> bool;
+    /// Makes the user's API socket answer `_ping`: starts podman.socket (not enabled) in the
+    /// user's manager when it does not.
+    fn ensure_socket(&self, uid: u32) -> Result<()>;
+    fn image_id(&self, uid: u32, image: &str) -> Result<Option<String>>;
+    fn project_containers(&self, uid: u32, project: &str) -> Result<Vec<ProjectContainer>>;
+    /// Streams `image` from `from`'s store into `to`'s.
+    fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied>;
+}
+
+impl Stores for Live<'_> {
+    fn socket_listening(&self, uid: u32) -> bool {
+        podman::socket_path(self.root, uid).exists()
+    }
+
+    fn ensure_socket(&self, uid: u32) -> Result<()> {
+        let socket = podman::socket_path(self.root, uid);
+        if podman::ping(&socket, crate::live::PING_TIMEOUT).is_ok() {
+            return Ok(());
+        }
+        self.systemd
+            .wait_user_manager(uid, Duration::from_secs(5))
+            .map_err(|e| {
+                Error::Failed(format!(
+                    "the podman store of uid {uid} cannot be reached: its API socket {} does not answer and its user manager is not running ({e}); log the user in or enable its linger, then apply again",
+                    socket.display()
+                ))
+            })?;
+        self.systemd.start_user_unit(
+            uid,
+            crate::live::PODMAN_SOCKET_UNIT,
+            crate::live::SOCKET_TIMEOUT,
+        )?;
+        podman::ping(&socket, crate::live::PING_TIMEOUT)
+    }
+
+    fn image_id(&self, uid: u32, image: &str) -> Result<Option<String>> {
+        podman_images::image_id(&podman::socket_path(self.root, uid), image, QUERY_TIMEOUT)
+    }
+
+    fn project_containers(&self, uid: u32, project: &str) -> Result<Vec<ProjectContainer>> {
+        podman_images::project_containers(
+            &podman::socket_path(self.root, uid),
+            project,
+            QUERY_TIMEOUT,
+        )
+    }
+
+    fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied> {
+        podman_images::copy_image(
+            &podman::socket_path(self.root, from),
+            &podman::socket_path(self.root, to),
+            image,
+            COPY_IDLE_TIMEOUT,
+        )
+    }
+}
+
+/// Test fake: stores as maps of image name to ID; copies move the entry and are recorded.
+#[derive(Default)]
+pub struct FakeStores {
+    pub images: Mutex<BTreeMap<u32, BTreeMap<String, String>>>,
+    pub containers: BTreeMap<u32, Vec<ProjectContainer>>,
+    pub copies: Mutex<Vec<(u32, u32, String)>>,
+    /// Copies that arrive with another ID (a broken load).
+    pub corrupt: bool,
+}
+
+impl FakeStores {
+    pub fn with_image(self, uid: u32, image: &str, id: &str) -> Self {
+        self.images
+            .lock()
+            .unwrap()
+            .entry(uid)
+            .or_default()
+            .insert(image.into(), id.into());
+        self
+    }
+}
+
+impl Stores for FakeStores {
+    fn socket_listening(&self, _uid: u32) -> bool {
+        true
+    }
+    fn ensure_socket(&self, _uid: u32) -> Result<()> {
+        Ok(())
+    }
+    fn image_id(&self, uid: u32, image: &str) -> Result<Option<String>> {
+        Ok(self
+            .images
+            .lock()
+            .unwrap()
+            .get(&uid)
+            .and_then(|s| s.get(image).cloned()))
+    }
+    fn project_containers(&self, uid: u32, _project: &str) -> Result<Vec<ProjectContainer>> {
+        Ok(self.containers.get(&uid).cloned().unwrap_or_default())
+    }
+    fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied> {
+        self.copies
+            .lock()
+            .unwrap()
+            .push((from, to, image.to_string()));
+        let mut images = self.images.lock().unwrap();
+        let id = images
+            .get(&from)
+            .and_then(|s| s.get(image).cloned())
+            .ok_or_else(|| Error::Failed(format!("fake: no {image} in {from}")))?;
+        let id = if self.corrupt {
+            format!("{id}-other")
+        } else {
+            id
+        };
+        images.entry(to).or_default().insert(image.into(), id);
+        Ok(Copied { bytes: 1 })
+    }
+}
