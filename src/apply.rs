@@ -85,7 +85,7 @@ pub struct Backends<'a> {
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
     /// The users' podman stores (None with --no-systemd: the plan then copies no images).
-    pub stores: Option<&'a dyn crate::handoff::images::Stores>,
+    pub stores: Option<&'a dyn crate::handoff::stores::Stores>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -339,7 +339,7 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
-        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores).map(|o| (o, None)),
+        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
     }
 }
 

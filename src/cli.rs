@@ -174,7 +174,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 migrator: &walker,
                 stores: o
                     .systemd
-                    .then_some(&manager as &dyn crate::handoff::images::Stores),
+                    .then_some(&manager as &dyn crate::handoff::stores::Stores),
             };
             let progress = !cli.json && std::io::stderr().is_terminal();
             if !cli.json {
@@ -206,7 +206,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let state = State::read(root)?;
             let handoff_pending = crate::handoff::apply::has_rollback(&state, stack);
             // The service stops and the hand-off is undone before the data changes owners.
-            let handoff = crate::handoff::apply::rollback(root, stack)?;
+            let handoff = crate::handoff::apply::rollback(root, stack, &Walker::new(), progress)?;
             let done = if handoff_pending && !apply::has_rollback(&state, stack) {
                 Vec::new()
             } else {
@@ -274,6 +274,9 @@ fn print_report(r: &apply::Report) {
         if let Some(m) = &s.summary {
             let path = match &s.step {
                 plan::Step::Migrate { path, .. } => path.display().to_string(),
+                plan::Step::Handoff(crate::handoff::HandoffStep::MoveVolume { name, .. }) => {
+                    format!("volume {name}")
+                }
                 _ => String::new(),
             };
             println!(

@@ -95,7 +95,7 @@ impl LiveProbe for Live<'_> {
         out
     }
 
-    fn stores(&self) -> Option<&dyn crate::handoff::images::Stores> {
+    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
         Some(self)
     }
 }

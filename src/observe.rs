@@ -14,7 +14,7 @@ pub trait LiveProbe {
     /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
     fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
     /// The users' podman stores, for the hand-off (None: not looked at).
-    fn stores(&self) -> Option<&dyn crate::handoff::images::Stores> {
+    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
         None
     }
 }

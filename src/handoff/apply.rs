@@ -1,16 +1,42 @@
 //! Carries out hand-off steps: records what a step changes in the state file before it
 //! changes it, re-checks the precondition so a re-run converges, and undoes it all on rollback.
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
-use super::images::Stores;
+use super::stores::Stores;
+use super::volumes::{self, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
-use crate::apply::Outcome;
+use crate::apply::{Migrator, Outcome};
 use crate::error::{Error, Result};
+use crate::ids::Shift;
+use crate::observe::under_root;
 use crate::state::State;
+use crate::walk::{MigrationSpec, Summary};
 use std::path::Path;
 
 /// Runs one hand-off step.
-pub fn run(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
+pub fn run(
+    root: &Path,
+    step: &HandoffStep,
+    stores: Option<&dyn Stores>,
+    migrator: &dyn Migrator,
+    progress: bool,
+) -> Result<(Outcome, Option<Summary>)> {
     match step {
+        HandoffStep::MoveVolume { .. } => {
+            let stores = stores.ok_or_else(|| {
+                Error::Failed(
+                    "moving volumes needs the podman sockets, but apply runs with --no-systemd"
+                        .into(),
+                )
+            })?;
+            move_volume(root, step, stores, migrator, progress)
+        }
+        other => run_simple(root, other, stores).map(|o| (o, None)),
+    }
+}
+
+fn run_simple(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
+    match step {
+        HandoffStep::MoveVolume { .. } => unreachable!("handled by run"),
         HandoffStep::CopyImage {
             image,
             from_user,
@@ -51,17 +77,196 @@ pub fn run(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> Resu
     }
 }
 
+/// Writes the volume's record (replacing the one of the same name) into the state file.
+fn record_volume(root: &Path, stack: &str, rec: &VolumeRecord) -> Result<()> {
+    let mut state = State::read(root)?;
+    let volumes = &mut state.handoff.entry(stack.to_string()).or_default().volumes;
+    match volumes.iter_mut().find(|v| v.name == rec.name) {
+        Some(v) => *v = rec.clone(),
+        None => volumes.push(rec.clone()),
+    }
+    state.write(root)
+}
+
+fn volume_record(root: &Path, stack: &str, name: &str) -> Result<Option<VolumeRecord>> {
+    Ok(State::read(root)?
+        .handoff
+        .get(stack)
+        .and_then(|r| r.volumes.iter().find(|v| v.name == name).cloned()))
+}
+
+fn spec_of(rec: &VolumeRecord, target_uid: u32, target_gid: u32) -> MigrationSpec {
+    MigrationSpec {
+        mode: rec.mode,
+        shift: Shift {
+            from: rec.from_maps.clone(),
+            to: rec.to_maps.clone(),
+        },
+        target_uid,
+        target_gid,
+    }
+}
+
+/// Creates the stack's volume, moves the data into it and shifts its owners; each phase is in
+/// the state file before it starts, so a killed run resumes where it stopped.
+fn move_volume(
+    root: &Path,
+    step: &HandoffStep,
+    stores: &dyn Stores,
+    migrator: &dyn Migrator,
+    progress: bool,
+) -> Result<(Outcome, Option<Summary>)> {
+    let HandoffStep::MoveVolume {
+        stack,
+        name,
+        labels,
+        from,
+        to_uid,
+        mode,
+        shift,
+        target_uid,
+        target_gid,
+        ..
+    } = step
+    else {
+        unreachable!("move_volume gets MoveVolume steps only")
+    };
+    let existing = volume_record(root, stack, name)?;
+    let resuming = existing.is_some();
+    let mut rec = match existing {
+        Some(r) => r,
+        None => {
+            stores.ensure_socket(*to_uid)?;
+            let created = stores.create_volume(*to_uid, name, labels)?;
+            // Checked before anything is recorded: a resumed move takes a full target for a
+            // finished copy.
+            volumes::check_target(&under_root(root, &created.mountpoint))?;
+            VolumeRecord {
+                name: name.clone(),
+                from: from.clone(),
+                to: created.mountpoint,
+                phase: VolumePhase::Moving,
+                mode: *mode,
+                from_maps: shift.from.clone(),
+                to_maps: shift.to.clone(),
+                journal: crate::apply::journal_path(stack, &Path::new("/volumes").join(name)),
+            }
+        }
+    };
+    match rec.phase {
+        VolumePhase::Done => return Ok((Outcome::AlreadyPresent, None)),
+        VolumePhase::Unshifting | VolumePhase::MovingBack => {
+            return Err(Error::Failed(format!(
+                "a rollback of volume {name} was interrupted; finish it with `isolate rollback --stack {stack}`"
+            )))
+        }
+        VolumePhase::Moving => {
+            record_volume(root, stack, &rec)?;
+            volumes::move_dir(&under_root(root, &rec.from), &under_root(root, &rec.to), resuming)?;
+            rec.phase = VolumePhase::Shifting;
+            record_volume(root, stack, &rec)?;
+        }
+        VolumePhase::Shifting => {}
+    }
+    let summary = migrator.migrate(
+        &under_root(root, &rec.to),
+        &spec_of(&rec, *target_uid, *target_gid),
+        &under_root(root, &rec.journal),
+        progress,
+    )?;
+    rec.phase = VolumePhase::Done;
+    record_volume(root, stack, &rec)?;
+    Ok((Outcome::Done, Some(summary)))
+}
+
+/// Gives one volume back to the legacy store: owners back (the walk's rollback), data moved
+/// back, an empty directory left for the stack's volume. Re-runnable from every phase.
+fn rollback_volume(
+    root: &Path,
+    stack: &str,
+    mut rec: VolumeRecord,
+    target: (u32, u32),
+    migrator: &dyn Migrator,
+    progress: bool,
+) -> Result<String> {
+    let (from, to) = (under_root(root, &rec.from), under_root(root, &rec.to));
+    if rec.phase == VolumePhase::Moving {
+        // Interrupted before its owners changed: the data is wherever the move left it.
+        if from.exists() {
+            volumes::discard_partial(&to)?;
+        } else {
+            volumes::move_dir(&to, &from, true)?;
+        }
+    } else {
+        if matches!(
+            rec.phase,
+            VolumePhase::Done | VolumePhase::Shifting | VolumePhase::Unshifting
+        ) {
+            rec.phase = VolumePhase::Unshifting;
+            record_volume(root, stack, &rec)?;
+            migrator.rollback(
+                &to,
+                &spec_of(&rec, target.0, target.1),
+                &under_root(root, &rec.journal),
+                progress,
+            )?;
+            rec.phase = VolumePhase::MovingBack;
+            record_volume(root, stack, &rec)?;
+        }
+        volumes::move_dir(&to, &from, true)?;
+    }
+    // The stack's store keeps its (now empty) volume.
+    if !to.exists() {
+        std::fs::create_dir(&to).map_err(|e| Error::io(format!("create {}", to.display()), e))?;
+        std::os::unix::fs::chown(&to, Some(target.0), Some(target.1))
+            .map_err(|e| Error::io(format!("chown {}", to.display()), e))?;
+    }
+    let mut state = State::read(root)?;
+    if let Some(r) = state.handoff.get_mut(stack) {
+        r.volumes.retain(|v| v.name != rec.name);
+        if r.is_empty() {
+            state.handoff.remove(stack);
+        }
+    }
+    state.write(root)?;
+    Ok(format!(
+        "volume {}: data back in {}",
+        rec.name,
+        rec.from.display()
+    ))
+}
+
 /// What rollback did for one stack's hand-off, one line each.
 pub type RollbackLines = Vec<String>;
 
 /// Undoes the stack's hand-off: env files get their recorded owner and mode back. Each record
 /// leaves the state file only once its undo is done, so a killed rollback resumes.
-pub fn rollback(root: &Path, stack: &str) -> Result<RollbackLines> {
+pub fn rollback(
+    root: &Path,
+    stack: &str,
+    migrator: &dyn Migrator,
+    progress: bool,
+) -> Result<RollbackLines> {
     let mut lines = Vec::new();
     let state = State::read(root)?;
     let Some(rec) = state.handoff.get(stack).cloned() else {
         return Ok(lines);
     };
+    let target = state
+        .stacks
+        .get(stack)
+        .map(|r| (r.allocation.uid, r.allocation.gid))
+        .ok_or_else(|| Error::Failed(format!("stack `{stack}` has no recorded allocation")))?;
+    for v in rec.volumes.iter().rev() {
+        lines.push(rollback_volume(
+            root,
+            stack,
+            v.clone(),
+            target,
+            migrator,
+            progress,
+        )?);
+    }
     for e in rec.env_files.iter().rev() {
         let back = env_files::restored(e.was);
         match env_files::observe(root, &e.path)? {

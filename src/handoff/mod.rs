@@ -4,12 +4,13 @@
 pub mod apply;
 pub mod compose;
 pub mod env_files;
-pub mod images;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod stores;
+pub mod volumes;
 
-use crate::sys::podman_images::ProjectContainer;
+use crate::sys::podman_store::ProjectContainer;
 use compose::ComposeFacts;
 use env_files::{EnvFileFacts, EnvFileRecord, FileOwner};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,25 @@ pub struct StackFacts {
     pub legacy: Option<LegacyStore>,
     /// Image name -> ID in the stack user's store; empty when its socket is not listening.
     pub stack_images: BTreeMap<String, Option<String>>,
+    /// The project's named volumes, as the two stores show them.
+    pub volumes: Vec<VolumeFacts>,
+}
+
+/// One named volume of the project.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VolumeFacts {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Its data directory in the legacy store, when that store has the volume.
+    pub legacy: Option<PathBuf>,
+    /// Whether that directory exists.
+    pub legacy_data: bool,
+    /// Its data directory in the stack's store, when that store has the volume.
+    pub stack: Option<PathBuf>,
+    /// The stack's directory exists and holds something.
+    pub stack_data: bool,
+    /// Running containers (any user) that have the legacy directory mounted.
+    pub holders: Vec<String>,
 }
 
 /// The legacy user's side of a stack, as its podman API socket showed it.
@@ -71,11 +91,14 @@ pub struct HandoffRecord {
     /// Env files as they were before apply first changed them (the first record is kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_files: Vec<EnvFileRecord>,
+    /// Named volumes moved into the stack's store (kept until rolled back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<volumes::VolumeRecord>,
 }
 
 impl HandoffRecord {
     pub fn is_empty(&self) -> bool {
-        self.env_files.is_empty()
+        self.env_files.is_empty() && self.volumes.is_empty()
     }
 }
 
@@ -101,12 +124,30 @@ pub enum HandoffStep {
         to_user: String,
         to_uid: u32,
     },
+    /// The named volume is created in the stack's store with the same name and labels, its
+    /// data moved there and its owners shifted like a data path.
+    MoveVolume {
+        stack: String,
+        name: String,
+        labels: BTreeMap<String, String>,
+        from_user: String,
+        from: PathBuf,
+        to_user: String,
+        to_uid: u32,
+        mode: crate::walk::MigrateMode,
+        shift: crate::ids::Shift,
+        target_uid: u32,
+        target_gid: u32,
+        resume: bool,
+    },
 }
 
 impl HandoffStep {
     pub fn stack(&self) -> &str {
         match self {
-            HandoffStep::EnvFile { stack, .. } | HandoffStep::CopyImage { stack, .. } => stack,
+            HandoffStep::EnvFile { stack, .. }
+            | HandoffStep::CopyImage { stack, .. }
+            | HandoffStep::MoveVolume { stack, .. } => stack,
         }
     }
 }
@@ -140,6 +181,20 @@ impl fmt::Display for HandoffStep {
             } => write!(
                 f,
                 "+ image {image} for {stack}: copy from {from_user}'s podman store into {to_user}'s, check its ID"
+            ),
+            HandoffStep::MoveVolume {
+                stack,
+                name,
+                from_user,
+                from,
+                to_user,
+                resume,
+                ..
+            } => write!(
+                f,
+                "~ volume {name} for {stack}: move {} from {from_user}'s store to {to_user}'s and shift its owners{}",
+                from.display(),
+                if *resume { " (resuming an interrupted run)" } else { "" }
             ),
         }
     }

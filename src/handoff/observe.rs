@@ -1,11 +1,12 @@
 //! Reads what the hand-off of a stack needs to plan: its env files, its compose files (images
-//! and volumes, interpolated from the env files), and, where their API sockets already
-//! listen, the legacy user's and the stack user's podman stores. Never writes, never starts
-//! a socket.
+//! and volumes, interpolated from the env files), the legacy user's podman store (its API
+//! socket started, not enabled, when needed) and the stack user's where its socket listens.
+//! Never writes a file.
 use super::compose::{self, ComposeFacts};
-use super::images::Stores;
-use super::{env_files, LegacyStore, StackFacts};
+use super::stores::Stores;
+use super::{env_files, LegacyStore, StackFacts, VolumeFacts};
 use crate::error::Result;
+use crate::observe::under_root;
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
 use crate::sys::etc::Accounts;
@@ -45,6 +46,68 @@ fn read_compose(root: &Path, s: &StackPolicy) -> std::result::Result<ComposeFact
     Ok(facts)
 }
 
+/// The project's named volumes: those the legacy store labels as the project's, and those
+/// the compose files declare (not external) that the legacy store has.
+fn observe_volumes(
+    root: &Path,
+    acc: &Accounts,
+    stores: &dyn Stores,
+    s: &StackPolicy,
+    compose: &ComposeFacts,
+    legacy_uid: u32,
+    stack_uid: u32,
+) -> Vec<VolumeFacts> {
+    let project = s.handoff.project_of(&s.name);
+    let mut found = stores
+        .project_volumes(legacy_uid, &project)
+        .unwrap_or_else(|e| {
+            tracing::warn!("cannot list the volumes of project {project}: {e}");
+            Vec::new()
+        });
+    for v in compose.volumes.iter().filter(|v| !v.external) {
+        if found.iter().any(|f| f.name == v.name) {
+            continue;
+        }
+        if let Ok(Some(info)) = stores.volume(legacy_uid, &v.name) {
+            found.push(info);
+        }
+    }
+    let stack_listening = stores.socket_listening(stack_uid);
+    found
+        .into_iter()
+        .map(|v| {
+            let legacy_dir = under_root(root, &v.mountpoint);
+            let stack = if stack_listening {
+                stores.volume(stack_uid, &v.name).ok().flatten()
+            } else {
+                None
+            };
+            let stack_data = stack.as_ref().is_some_and(|sv| {
+                std::fs::read_dir(under_root(root, &sv.mountpoint))
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(false)
+            });
+            let holders = if root == Path::new("/") && legacy_dir.is_dir() {
+                crate::observe::mount_holders(acc, &v.mountpoint)
+                    .into_iter()
+                    .map(|h| format!("{} (of {})", h.name, h.owner))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            VolumeFacts {
+                name: v.name.clone(),
+                labels: v.labels.clone().unwrap_or_default(),
+                legacy_data: std::fs::symlink_metadata(&legacy_dir).is_ok_and(|m| m.is_dir()),
+                legacy: Some(v.mountpoint),
+                stack: stack.map(|sv| sv.mountpoint),
+                stack_data,
+                holders,
+            }
+        })
+        .collect()
+}
+
 /// Everything the hand-off plans from, for one stack. `stores` is None without systemd.
 pub fn observe_stack(
     root: &Path,
@@ -76,11 +139,26 @@ pub fn observe_stack(
         return Ok(facts);
     };
     let project = s.handoff.project_of(&s.name);
+    // The legacy store is looked at only for a stack that hands something off; its API socket
+    // is started (never enabled) when it is not listening: the plan cannot name the project's
+    // volumes and containers otherwise, and starting it is what any `podman` call of that
+    // user does too. Without the privilege (plan as a user) the store stays unseen.
+    let wants = !s.handoff.compose.is_empty() || !s.handoff.images.is_empty();
     let legacy_user = policy
         .legacy_owner
         .as_ref()
         .and_then(|l| acc.user(&l.value))
-        .filter(|u| stores.socket_listening(u.uid));
+        .filter(|_| wants)
+        .filter(|u| {
+            stores.socket_listening(u.uid)
+                || match stores.ensure_socket(u.uid) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!("the podman store of {} is not reachable: {e}", u.name);
+                        false
+                    }
+                }
+        });
     if let Some(u) = legacy_user {
         let containers = stores
             .project_containers(u.uid, &project)
@@ -99,6 +177,7 @@ pub fn observe_stack(
                 store.images.insert(i, id);
             }
         }
+        facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, u.uid, a.uid);
         facts.legacy = Some(store);
     }
     if stores.socket_listening(a.uid) {

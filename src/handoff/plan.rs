@@ -2,6 +2,7 @@
 //! hand a stack its env files (and, later, images, volumes and service), and the notes on what
 //! is already right or worth knowing.
 use super::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use super::volumes::VolumePhase;
 use super::HandoffStep;
 use crate::plan::{Note, NoteKind, Observed, Options, Plan, Step};
 use crate::policy::{Policy, StackPolicy};
@@ -38,6 +39,7 @@ pub fn plan_stack(
 ) {
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
+    plan_volumes(policy, s, a, obs, opts, out, refusals);
 }
 
 fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
@@ -225,4 +227,125 @@ fn plan_images(
 fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
+}
+
+/// One step per named volume of the project still in the legacy store (or half moved);
+/// refused while a container has it mounted or when the stack's volume already holds data.
+fn plan_volumes(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    let recorded: Vec<&super::volumes::VolumeRecord> = obs
+        .state
+        .handoff
+        .get(&s.name)
+        .map(|r| r.volumes.iter().collect())
+        .unwrap_or_default();
+    let Some(facts) = obs.handoff.get(&s.name) else {
+        return;
+    };
+    let legacy = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value));
+    for v in &facts.volumes {
+        let rec = recorded.iter().find(|r| r.name == v.name);
+        if let Some(r) = rec {
+            match r.phase {
+                VolumePhase::Done => {
+                    out.notes.push(note(
+                        s,
+                        NoteKind::Present,
+                        format!("volume {} moved to {}'s store", v.name, a.user),
+                    ));
+                    continue;
+                }
+                VolumePhase::Unshifting | VolumePhase::MovingBack => {
+                    refusals.push(format!(
+                        "stack `{}`: a rollback of volume {} was interrupted; finish it first with `isolate rollback --stack {}`",
+                        s.name, v.name, s.name
+                    ));
+                    continue;
+                }
+                VolumePhase::Moving | VolumePhase::Shifting => {}
+            }
+        }
+        if rec.is_none() && !v.legacy_data {
+            if v.stack.is_some() {
+                out.notes.push(note(
+                    s,
+                    NoteKind::Present,
+                    format!("volume {} in {}'s store", v.name, a.user),
+                ));
+            }
+            continue;
+        }
+        if !v.holders.is_empty() && !opts.force {
+            refusals.push(format!(
+                "stack `{}`: containers are using volume {}: {}; stop them first (or pass --force)",
+                s.name,
+                v.name,
+                v.holders.join(", ")
+            ));
+            continue;
+        }
+        if rec.is_none() && v.stack_data {
+            refusals.push(format!(
+                "stack `{}`: volume {} already holds data in {}'s store; isolate never mixes two volumes' data: empty or remove one of them first",
+                s.name, v.name, a.user
+            ));
+            continue;
+        }
+        let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
+            continue;
+        };
+        let Some(legacy_maps) = crate::plan::legacy_maps(policy, &obs.accounts) else {
+            continue;
+        };
+        let to = crate::plan::stack_maps(a);
+        let (shift, mode) = match rec {
+            Some(r) => (
+                crate::ids::Shift {
+                    from: r.from_maps.clone(),
+                    to: r.to_maps.clone(),
+                },
+                r.mode,
+            ),
+            None => {
+                if legacy_maps != to && legacy_maps.overlaps(&to) {
+                    refusals.push(format!(
+                        "stack `{}`: the legacy mapping and the stack's mapping overlap, so volume {} cannot be shifted exactly",
+                        s.name, v.name
+                    ));
+                    continue;
+                }
+                (
+                    crate::ids::Shift {
+                        from: legacy_maps,
+                        to,
+                    },
+                    s.migrate.value,
+                )
+            }
+        };
+        out.steps.push(Step::Handoff(HandoffStep::MoveVolume {
+            stack: s.name.clone(),
+            name: v.name.clone(),
+            labels: v.labels.clone(),
+            from_user: legacy.name.clone(),
+            from: from.clone(),
+            to_user: a.user.clone(),
+            to_uid: a.uid,
+            mode,
+            shift,
+            target_uid: a.uid,
+            target_gid: a.gid,
+            resume: rec.is_some(),
+        }));
+    }
 }

@@ -1,7 +1,7 @@
 //! The hand-off's planning over hand-built facts and its image step over a recording fake:
 //! what is copied, what is already there, what the legacy store lacks, a load with the
 //! wrong ID, and the left-behind containers named with the command that removes them.
-use super::images::FakeStores;
+use super::stores::FakeStores;
 use super::*;
 use crate::apply::Outcome;
 use crate::plan::{plan, NoteKind, Observed, Options, Step};
@@ -135,7 +135,10 @@ fn copy_step(image: &str) -> HandoffStep {
 fn a_copy_is_proven_by_id_and_a_rerun_is_already_present() {
     let d = tempfile::tempdir().unwrap();
     let stores = FakeStores::default().with_image(1000, "localhost/app", "sha256:aaa");
-    let run = |i: &str| apply::run(d.path(), &copy_step(i), Some(&stores));
+    let walker = crate::apply::Walker::new();
+    let run = |i: &str| {
+        apply::run(d.path(), &copy_step(i), Some(&stores), &walker, false).map(|(o, _)| o)
+    };
     assert_eq!(run("localhost/app").unwrap(), Outcome::Done);
     assert_eq!(run("localhost/app").unwrap(), Outcome::AlreadyPresent);
     assert_eq!(
@@ -155,11 +158,19 @@ fn a_load_that_yields_another_id_fails() {
         ..FakeStores::default()
     }
     .with_image(1000, "localhost/app", "sha256:aaa");
-    let e = apply::run(d.path(), &copy_step("localhost/app"), Some(&stores)).unwrap_err();
+    let walker = crate::apply::Walker::new();
+    let e = apply::run(
+        d.path(),
+        &copy_step("localhost/app"),
+        Some(&stores),
+        &walker,
+        false,
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         "image localhost/app in stk-app's store has ID sha256:aaa-other, not sha256:aaa as in alice's"
     );
-    let e = apply::run(d.path(), &copy_step("localhost/app"), None).unwrap_err();
+    let e = apply::run(d.path(), &copy_step("localhost/app"), None, &walker, false).unwrap_err();
     assert!(e.to_string().contains("--no-systemd"), "{e}");
 }

@@ -296,11 +296,22 @@ pub(crate) fn unexpected(socket: &Path, path: &str, response: &Response) -> Erro
     ))
 }
 
-/// One request, one connection; everything (connect, write, read) ends by `timeout`.
+/// One GET, one connection; everything (connect, write, read) ends by `timeout`.
 pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response> {
+    request(socket, "GET", path, None, timeout)
+}
+
+/// One request (with a JSON body when given), one connection; everything ends by `timeout`.
+pub(crate) fn request(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    json_body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response> {
     let fail = |what: String| {
         Error::Failed(format!(
-            "podman socket {}: GET {path}: {what}",
+            "podman socket {}: {method} {path}: {what}",
             socket.display()
         ))
     };
@@ -328,8 +339,20 @@ pub(crate) fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Respon
         Some(left.max(Duration::from_millis(1)))
     };
     stream.set_write_timeout(left(deadline)).map_err(io_fail)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(io_fail)?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n").into_bytes();
+    if let Some(body) = json_body {
+        request.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(json_body.unwrap_or_default());
+    stream.write_all(&request).map_err(io_fail)?;
 
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];

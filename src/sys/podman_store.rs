@@ -1,7 +1,7 @@
-//! Images and compose-project containers over the libpod API: an image's ID, the containers
-//! of a compose project, and copying an image from one user's store to another's by
-//! streaming the export of one socket into the load of the other (never held whole in memory).
-use super::podman::{get, unexpected};
+//! A user's podman store over the libpod API: images, named volumes and the containers of a
+//! compose project, and copying an image from one user's store to another's by streaming the
+//! export of one socket into the load of the other (never held whole in memory).
+use super::podman::{get, request, unexpected};
 use super::systemd::connect_unix;
 use crate::error::{Error, Result};
 use serde::Deserialize;
@@ -125,6 +125,94 @@ pub fn project_containers(
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// A named volume of a store.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct VolumeInfo {
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Its host directory (`.../volumes/NAME/_data`).
+    #[serde(rename = "Mountpoint", default)]
+    pub mountpoint: std::path::PathBuf,
+    #[serde(rename = "Driver", default)]
+    pub driver: String,
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(socket: &Path, what: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::Failed(format!(
+            "podman socket {}: {what}: answer is not what libpod sends: {e}",
+            socket.display()
+        ))
+    })
+}
+
+/// The volume `name`, or None when the store has none.
+pub fn volume(socket: &Path, name: &str, timeout: Duration) -> Result<Option<VolumeInfo>> {
+    let path = format!("/v4.0.0/libpod/volumes/{}/json", encode(name, false));
+    let response = get(socket, &path, timeout)?;
+    match response.status {
+        200 => json_of(socket, &path, &response.body).map(Some),
+        404 => Ok(None),
+        _ => Err(unexpected(socket, &path, &response)),
+    }
+}
+
+/// The volumes labelled as belonging to compose project `project` (either label).
+pub fn project_volumes(socket: &Path, project: &str, timeout: Duration) -> Result<Vec<VolumeInfo>> {
+    let mut out: Vec<VolumeInfo> = Vec::new();
+    for label in PROJECT_LABELS {
+        let filters = format!("{{\"label\":[\"{label}={project}\"]}}");
+        let path = format!(
+            "/v4.0.0/libpod/volumes/json?filters={}",
+            encode(&filters, false)
+        );
+        let response = get(socket, &path, timeout)?;
+        if response.status != 200 {
+            return Err(unexpected(socket, &path, &response));
+        }
+        let listed: Vec<VolumeInfo> = json_of(socket, &path, &response.body)?;
+        for v in listed {
+            let labelled = v
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.get(label).map(String::as_str) == Some(project));
+            if labelled && !out.iter().any(|o| o.name == v.name) {
+                out.push(v);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Creates the local volume `name` with `labels`; an existing one is returned as it is.
+pub fn create_volume(
+    socket: &Path,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<VolumeInfo> {
+    if let Some(v) = volume(socket, name, timeout)? {
+        return Ok(v);
+    }
+    let path = "/v4.0.0/libpod/volumes/create";
+    let body =
+        serde_json::json!({"Name": name, "Label": labels, "Labels": labels, "Driver": "local"});
+    let response = request(
+        socket,
+        "POST",
+        path,
+        Some(body.to_string().as_bytes()),
+        timeout,
+    )?;
+    if response.status != 201 && response.status != 200 {
+        return Err(unexpected(socket, path, &response));
+    }
+    json_of(socket, path, &response.body)
 }
 
 /// What a copy moved.

@@ -1,11 +1,11 @@
-//! The two podman stores a stack's images move between (the legacy user's and the stack
+//! The two podman stores a stack's images and volumes move between (the legacy user's and the stack
 //! user's), behind a trait: the real one speaks libpod over each user's API socket, tests
 //! record. The legacy user's socket is started (never enabled) in its own user manager when
 //! it is not listening, the same way isolate starts a stack user's podman.socket.
 use crate::error::{Error, Result};
 use crate::live::Live;
 use crate::sys::podman;
-use crate::sys::podman_images::{self, Copied, ProjectContainer};
+use crate::sys::podman_store::{self, Copied, ProjectContainer, VolumeInfo};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,6 +27,16 @@ pub trait Stores {
     fn project_containers(&self, uid: u32, project: &str) -> Result<Vec<ProjectContainer>>;
     /// Streams `image` from `from`'s store into `to`'s.
     fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied>;
+    /// Volumes labelled as the compose project's.
+    fn project_volumes(&self, uid: u32, project: &str) -> Result<Vec<VolumeInfo>>;
+    fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>>;
+    /// Creates a local volume (or returns the one that exists).
+    fn create_volume(
+        &self,
+        uid: u32,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<VolumeInfo>;
 }
 
 impl Stores for Live<'_> {
@@ -56,11 +66,11 @@ impl Stores for Live<'_> {
     }
 
     fn image_id(&self, uid: u32, image: &str) -> Result<Option<String>> {
-        podman_images::image_id(&podman::socket_path(self.root, uid), image, QUERY_TIMEOUT)
+        podman_store::image_id(&podman::socket_path(self.root, uid), image, QUERY_TIMEOUT)
     }
 
     fn project_containers(&self, uid: u32, project: &str) -> Result<Vec<ProjectContainer>> {
-        podman_images::project_containers(
+        podman_store::project_containers(
             &podman::socket_path(self.root, uid),
             project,
             QUERY_TIMEOUT,
@@ -68,11 +78,33 @@ impl Stores for Live<'_> {
     }
 
     fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied> {
-        podman_images::copy_image(
+        podman_store::copy_image(
             &podman::socket_path(self.root, from),
             &podman::socket_path(self.root, to),
             image,
             COPY_IDLE_TIMEOUT,
+        )
+    }
+
+    fn project_volumes(&self, uid: u32, project: &str) -> Result<Vec<VolumeInfo>> {
+        podman_store::project_volumes(&podman::socket_path(self.root, uid), project, QUERY_TIMEOUT)
+    }
+
+    fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>> {
+        podman_store::volume(&podman::socket_path(self.root, uid), name, QUERY_TIMEOUT)
+    }
+
+    fn create_volume(
+        &self,
+        uid: u32,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<VolumeInfo> {
+        podman_store::create_volume(
+            &podman::socket_path(self.root, uid),
+            name,
+            labels,
+            QUERY_TIMEOUT,
         )
     }
 }
@@ -85,6 +117,11 @@ pub struct FakeStores {
     pub copies: Mutex<Vec<(u32, u32, String)>>,
     /// Copies that arrive with another ID (a broken load).
     pub corrupt: bool,
+    /// Per uid: volumes; `create_volume` reports `volume_base/UID/NAME/_data` and makes that
+    /// directory under `root`.
+    pub volumes: Mutex<BTreeMap<u32, Vec<VolumeInfo>>>,
+    pub volume_base: std::path::PathBuf,
+    pub root: std::path::PathBuf,
 }
 
 impl FakeStores {
@@ -134,5 +171,54 @@ impl Stores for FakeStores {
         };
         images.entry(to).or_default().insert(image.into(), id);
         Ok(Copied { bytes: 1 })
+    }
+    fn project_volumes(&self, uid: u32, _project: &str) -> Result<Vec<VolumeInfo>> {
+        Ok(self
+            .volumes
+            .lock()
+            .unwrap()
+            .get(&uid)
+            .cloned()
+            .unwrap_or_default())
+    }
+    fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>> {
+        Ok(self
+            .volumes
+            .lock()
+            .unwrap()
+            .get(&uid)
+            .and_then(|v| v.iter().find(|x| x.name == name).cloned()))
+    }
+    fn create_volume(
+        &self,
+        uid: u32,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<VolumeInfo> {
+        if let Some(v) = self.volume(uid, name)? {
+            return Ok(v);
+        }
+        let mountpoint = self
+            .volume_base
+            .join(uid.to_string())
+            .join(name)
+            .join("_data");
+        let on_disk = crate::observe::under_root(&self.root, &mountpoint);
+        std::fs::create_dir_all(&on_disk).map_err(|e| Error::io("fake volume", e))?;
+        std::os::unix::fs::chown(&on_disk, Some(uid), Some(uid))
+            .map_err(|e| Error::io("fake volume", e))?;
+        let v = VolumeInfo {
+            name: name.into(),
+            mountpoint,
+            driver: "local".into(),
+            labels: Some(labels.clone()),
+        };
+        self.volumes
+            .lock()
+            .unwrap()
+            .entry(uid)
+            .or_default()
+            .push(v.clone());
+        Ok(v)
     }
 }
