@@ -1,5 +1,5 @@
-// apply and rollback change owners, ACLs and file capabilities as root: check up front that
-// this process may, instead of failing halfway through a tree.
+//! apply and rollback change owners, ACLs and file capabilities as root: check up front that
+//! this process may, instead of failing halfway through a tree.
 use crate::error::{Error, Result};
 use caps::{CapSet, Capability};
 

@@ -8,8 +8,9 @@ use isolate::apply::Walker;
 use isolate::handoff::stores::FakeStores;
 use isolate::handoff::{apply, HandoffStep};
 use isolate::ids::SubidRange;
+use isolate::layout::Root;
+use isolate::migration::MigrateMode;
 use isolate::state::{Allocation, StackRecord, State};
-use isolate::walk::MigrateMode;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use walk_common::*;
@@ -38,7 +39,7 @@ fn allocate(root: &Path) {
             migrations: vec![],
         },
     );
-    s.write(root).unwrap();
+    s.write(&Root::new(root)).unwrap();
 }
 
 fn step() -> HandoffStep {
@@ -75,7 +76,8 @@ fn move_and_roll_back(fx: &Fixture) {
     allocate(root);
     let st = stores(root);
     let walker = Walker::new();
-    let (outcome, summary) = apply::run(root, &step(), Some(&st), &walker, false).unwrap();
+    let (outcome, summary) =
+        apply::run(&Root::new(root), &step(), Some(&st), &walker, false).unwrap();
     assert_eq!(outcome, isolate::apply::Outcome::Done);
     assert!(summary.unwrap().changed > 0);
     assert!(!fx.data.exists(), "the legacy volume still holds its data");
@@ -85,15 +87,15 @@ fn move_and_roll_back(fx: &Fixture) {
     assert_eq!(owner(&to.join("legacy-root")), (STACK_ROOT, STACK_ROOT));
     assert_eq!(mode(&to.join("dir/suid")), 0o6755);
     // A re-run is a no-op.
-    let (again, _) = apply::run(root, &step(), Some(&st), &walker, false).unwrap();
+    let (again, _) = apply::run(&Root::new(root), &step(), Some(&st), &walker, false).unwrap();
     assert_eq!(again, isolate::apply::Outcome::AlreadyPresent);
 
-    let lines = apply::rollback(root, "app", &walker, false).unwrap();
+    let lines = apply::rollback(&Root::new(root), "app", &walker, false).unwrap();
     assert_eq!(lines, vec![format!("volume app_db: data back in {FROM}")]);
     assert_same(&listing(&fx.data), &before);
     assert!(to.is_dir(), "the stack's volume keeps an empty directory");
     assert_eq!(std::fs::read_dir(&to).unwrap().count(), 0);
-    assert!(State::read(root).unwrap().handoff.is_empty());
+    assert!(State::read(&Root::new(root)).unwrap().handoff.is_empty());
 }
 
 /// The fixture's data at /legacy/volumes/app_db/_data of its root.
@@ -161,7 +163,7 @@ fn kill_child_entry() {
     };
     let root = PathBuf::from(root);
     let st = stores(&root);
-    apply::run(&root, &step(), Some(&st), &Walker::new(), false).unwrap();
+    apply::run(&Root::new(root), &step(), Some(&st), &Walker::new(), false).unwrap();
 }
 
 /// Builds the same big volume under two roots; moves the first in one go and the second
@@ -185,7 +187,7 @@ fn kill_9_converges(across: bool) {
     }
     let walker = Walker::new();
     let r = reference.tmp.path();
-    apply::run(r, &step(), Some(&stores(r)), &walker, false).unwrap();
+    apply::run(&Root::new(r), &step(), Some(&stores(r)), &walker, false).unwrap();
 
     let k = killed.tmp.path();
     let mut interrupted = 0;
@@ -208,7 +210,8 @@ fn kill_9_converges(across: bool) {
         interrupted > 0,
         "no run was cut short; the tree is too small"
     );
-    let (outcome, _) = apply::run(k, &step(), Some(&stores(k)), &walker, false).unwrap();
+    let (outcome, _) =
+        apply::run(&Root::new(k), &step(), Some(&stores(k)), &walker, false).unwrap();
     assert!(matches!(
         outcome,
         isolate::apply::Outcome::Done | isolate::apply::Outcome::AlreadyPresent
@@ -256,7 +259,7 @@ fn a_stack_volume_that_already_holds_data_is_never_mixed() {
     let to = to_dir(root);
     std::fs::create_dir_all(&to).unwrap();
     std::fs::write(to.join("theirs"), "x").unwrap();
-    let e = apply::run(root, &step(), Some(&st), &Walker::new(), false).unwrap_err();
+    let e = apply::run(&Root::new(root), &step(), Some(&st), &Walker::new(), false).unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(

@@ -7,14 +7,15 @@ use super::{HandoffRecord, HandoffStep};
 use crate::apply::{Migrator, Outcome};
 use crate::error::{Error, Result};
 use crate::ids::Shift;
-use crate::observe::under_root;
+use crate::layout::Root;
+use crate::migration::MigrationSpec;
 use crate::state::State;
-use crate::walk::{MigrationSpec, Summary};
+use crate::walk::{Progress, Summary};
 use std::path::Path;
 
 /// Runs one hand-off step.
 pub fn run(
-    root: &Path,
+    root: &Root,
     step: &HandoffStep,
     stores: Option<&dyn Stores>,
     migrator: &dyn Migrator,
@@ -34,7 +35,7 @@ pub fn run(
     }
 }
 
-fn run_simple(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
+fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
     match step {
         HandoffStep::MoveVolume { .. } => unreachable!("handled by run"),
         HandoffStep::CopyImage {
@@ -78,7 +79,7 @@ fn run_simple(root: &Path, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
 }
 
 /// Writes the volume's record (replacing the one of the same name) into the state file.
-fn record_volume(root: &Path, stack: &str, rec: &VolumeRecord) -> Result<()> {
+fn record_volume(root: &Root, stack: &str, rec: &VolumeRecord) -> Result<()> {
     let mut state = State::read(root)?;
     let volumes = &mut state.handoff.entry(stack.to_string()).or_default().volumes;
     match volumes.iter_mut().find(|v| v.name == rec.name) {
@@ -88,7 +89,7 @@ fn record_volume(root: &Path, stack: &str, rec: &VolumeRecord) -> Result<()> {
     state.write(root)
 }
 
-fn volume_record(root: &Path, stack: &str, name: &str) -> Result<Option<VolumeRecord>> {
+fn volume_record(root: &Root, stack: &str, name: &str) -> Result<Option<VolumeRecord>> {
     Ok(State::read(root)?
         .handoff
         .get(stack)
@@ -104,13 +105,14 @@ fn spec_of(rec: &VolumeRecord, target_uid: u32, target_gid: u32) -> MigrationSpe
         },
         target_uid,
         target_gid,
+        outside_links: Default::default(),
     }
 }
 
 /// Creates the stack's volume, moves the data into it and shifts its owners; each phase is in
 /// the state file before it starts, so a killed run resumes where it stopped.
 fn move_volume(
-    root: &Path,
+    root: &Root,
     step: &HandoffStep,
     stores: &dyn Stores,
     migrator: &dyn Migrator,
@@ -140,7 +142,7 @@ fn move_volume(
             let created = stores.create_volume(*to_uid, name, labels)?;
             // Checked before anything is recorded: a resumed move takes a full target for a
             // finished copy.
-            volumes::check_target(&under_root(root, &created.mountpoint))?;
+            volumes::check_target(&root.at(&created.mountpoint))?;
             VolumeRecord {
                 name: name.clone(),
                 from: from.clone(),
@@ -149,7 +151,7 @@ fn move_volume(
                 mode: *mode,
                 from_maps: shift.from.clone(),
                 to_maps: shift.to.clone(),
-                journal: crate::apply::journal_path(stack, &Path::new("/volumes").join(name)),
+                journal: crate::layout::journal(stack, &Path::new("/volumes").join(name)),
             }
         }
     };
@@ -162,18 +164,27 @@ fn move_volume(
         }
         VolumePhase::Moving => {
             record_volume(root, stack, &rec)?;
-            volumes::move_dir(&under_root(root, &rec.from), &under_root(root, &rec.to), resuming)?;
+            volumes::move_dir(&root.at(&rec.from), &root.at(&rec.to), resuming)?;
             rec.phase = VolumePhase::Shifting;
             record_volume(root, stack, &rec)?;
         }
         VolumePhase::Shifting => {}
     }
     let summary = migrator.migrate(
-        &under_root(root, &rec.to),
+        &root.at(&rec.to),
         &spec_of(&rec, *target_uid, *target_gid),
-        &under_root(root, &rec.journal),
-        progress,
+        &root.at(&rec.journal),
+        Progress {
+            enabled: progress,
+            expected_inodes: None,
+        },
     )?;
+    let problems = summary.problems();
+    if !problems.is_empty() {
+        // Stays `shifting`: the next apply walks it again.
+        let error = format!("volume {name} is not done: {}", problems.join("; "));
+        return Ok((Outcome::Failed { error }, Some(summary)));
+    }
     rec.phase = VolumePhase::Done;
     record_volume(root, stack, &rec)?;
     Ok((Outcome::Done, Some(summary)))
@@ -182,14 +193,14 @@ fn move_volume(
 /// Gives one volume back to the legacy store: owners back (the walk's rollback), data moved
 /// back, an empty directory left for the stack's volume. Re-runnable from every phase.
 fn rollback_volume(
-    root: &Path,
+    root: &Root,
     stack: &str,
     mut rec: VolumeRecord,
     target: (u32, u32),
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<String> {
-    let (from, to) = (under_root(root, &rec.from), under_root(root, &rec.to));
+    let (from, to) = (root.at(&rec.from), root.at(&rec.to));
     if rec.phase == VolumePhase::Moving {
         // Interrupted before its owners changed: the data is wherever the move left it.
         if from.exists() {
@@ -204,12 +215,28 @@ fn rollback_volume(
         ) {
             rec.phase = VolumePhase::Unshifting;
             record_volume(root, stack, &rec)?;
-            migrator.rollback(
-                &to,
-                &spec_of(&rec, target.0, target.1),
-                &under_root(root, &rec.journal),
-                progress,
-            )?;
+            migrator
+                .rollback(
+                    &to,
+                    &spec_of(&rec, target.0, target.1),
+                    &root.at(&rec.journal),
+                    Progress {
+                        enabled: progress,
+                        expected_inodes: None,
+                    },
+                )
+                .and_then(|summary| {
+                    let problems = summary.problems();
+                    if problems.is_empty() {
+                        Ok(summary)
+                    } else {
+                        Err(Error::Failed(format!(
+                            "rollback of volume {} is not done: {}",
+                            rec.name,
+                            problems.join("; ")
+                        )))
+                    }
+                })?;
             rec.phase = VolumePhase::MovingBack;
             record_volume(root, stack, &rec)?;
         }
@@ -239,10 +266,26 @@ fn rollback_volume(
 /// What rollback did for one stack's hand-off, one line each.
 pub type RollbackLines = Vec<String>;
 
+/// What `rollback --stack` did: the hand-off's lines, then the data paths.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StackRollback {
+    pub handoff: RollbackLines,
+    pub data: crate::apply::RollbackReport,
+}
+
+impl crate::render::Render for StackRollback {
+    fn text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for line in &self.handoff {
+            writeln!(out, "rolled back {line}")?;
+        }
+        self.data.text(out)
+    }
+}
+
 /// Undoes the stack's hand-off: env files get their recorded owner and mode back. Each record
 /// leaves the state file only once its undo is done, so a killed rollback resumes.
 pub fn rollback(
-    root: &Path,
+    root: &Root,
     stack: &str,
     migrator: &dyn Migrator,
     progress: bool,
@@ -298,7 +341,7 @@ pub fn rollback(
     Ok(lines)
 }
 
-fn forget_env_file(root: &Path, stack: &str, path: &Path) -> Result<()> {
+fn forget_env_file(root: &Root, stack: &str, path: &Path) -> Result<()> {
     let mut state = State::read(root)?;
     if let Some(rec) = state.handoff.get_mut(stack) {
         rec.env_files.retain(|r| r.path != path);

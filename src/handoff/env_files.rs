@@ -2,8 +2,8 @@
 //! mode 0400. Every file is reached without following a symbolic link; its original owner
 //! and mode are recorded in the state file before it changes, so rollback restores them.
 use crate::error::{Error, Result};
-use crate::observe::under_root;
-use crate::sys::etc::Accounts;
+use crate::host::accounts::Accounts;
+use crate::layout::Root;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use serde::{Deserialize, Serialize};
 use std::os::fd::{AsFd, OwnedFd};
@@ -84,9 +84,9 @@ fn file_type_name(t: FileType) -> &'static str {
 
 /// Opens `path` (absolute, as the policy names it) under `root` as an O_PATH descriptor,
 /// refusing a symbolic link anywhere on the way (ELOOP).
-fn open_pinned(root: &Path, path: &Path) -> rustix::io::Result<OwnedFd> {
+fn open_pinned(root: &Root, path: &Path) -> rustix::io::Result<OwnedFd> {
     let dir = rustix::fs::open(
-        root,
+        root.path(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
@@ -101,21 +101,21 @@ fn open_pinned(root: &Path, path: &Path) -> rustix::io::Result<OwnedFd> {
 }
 
 /// Reads what an env file is, without following links. Never writes.
-pub fn observe(root: &Path, path: &Path) -> Result<EnvFileFacts> {
+pub fn observe(root: &Root, path: &Path) -> Result<EnvFileFacts> {
     let fd = match open_pinned(root, path) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(EnvFileFacts::Missing),
         Err(rustix::io::Errno::LOOP) => return Ok(EnvFileFacts::ThroughSymlink),
         Err(e) => {
             return Err(Error::io(
-                format!("open env file {}", under_root(root, path).display()),
+                format!("open env file {}", root.at(path).display()),
                 e.into(),
             ))
         }
     };
     let st = rustix::fs::fstat(&fd).map_err(|e| {
         Error::io(
-            format!("stat env file {}", under_root(root, path).display()),
+            format!("stat env file {}", root.at(path).display()),
             e.into(),
         )
     })?;
@@ -137,8 +137,8 @@ pub fn observe(root: &Path, path: &Path) -> Result<EnvFileFacts> {
 
 /// Gives the pinned regular file `path` the owner and mode `to`. Mode first (so nobody else
 /// reads it from that moment), then owner, then the full mode (chown may clear bits).
-pub fn set_owner(root: &Path, path: &Path, to: FileOwner) -> Result<()> {
-    let shown = under_root(root, path);
+pub fn set_owner(root: &Root, path: &Path, to: FileOwner) -> Result<()> {
+    let shown = root.at(path);
     let fail = |what: &str, e: rustix::io::Errno| {
         Error::io(format!("{what} {}", shown.display()), e.into())
     };
@@ -184,7 +184,7 @@ pub fn restored(was: FileOwner) -> FileOwner {
 /// The content of a regular file (an env or compose file) under `root`, reached without
 /// following a symbolic link; anything but a regular file is refused before it is opened for
 /// reading (the pinned inode is reopened through its /proc link).
-pub fn read_pinned(root: &Path, path: &Path) -> std::io::Result<Vec<u8>> {
+pub fn read_pinned(root: &Root, path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let pinned = open_pinned(root, path)?;
     let st = rustix::fs::fstat(&pinned)?;

@@ -5,12 +5,11 @@ pub mod apply;
 pub mod compose;
 pub mod env_files;
 pub mod observe;
-pub mod plan;
 pub mod policy;
 pub mod stores;
 pub mod volumes;
 
-use crate::sys::podman_store::ProjectContainer;
+use crate::host::podman::store::ProjectContainer;
 use compose::ComposeFacts;
 use env_files::{EnvFileFacts, EnvFileRecord, FileOwner};
 use serde::{Deserialize, Serialize};
@@ -134,7 +133,7 @@ pub enum HandoffStep {
         from: PathBuf,
         to_user: String,
         to_uid: u32,
-        mode: crate::walk::MigrateMode,
+        mode: crate::migration::MigrateMode,
         shift: crate::ids::Shift,
         target_uid: u32,
         target_gid: u32,

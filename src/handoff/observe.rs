@@ -6,16 +6,15 @@ use super::compose::{self, ComposeFacts};
 use super::stores::Stores;
 use super::{env_files, LegacyStore, StackFacts, VolumeFacts};
 use crate::error::Result;
-use crate::observe::under_root;
+use crate::host::accounts::Accounts;
+use crate::layout::Root;
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
-use crate::sys::etc::Accounts;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// The variables compose interpolates with: the env files' pairs, later files winning.
 fn compose_env(
-    root: &Path,
+    root: &Root,
     s: &StackPolicy,
 ) -> std::result::Result<BTreeMap<String, String>, String> {
     let mut env = BTreeMap::new();
@@ -27,7 +26,7 @@ fn compose_env(
     Ok(env)
 }
 
-fn read_compose(root: &Path, s: &StackPolicy) -> std::result::Result<ComposeFacts, String> {
+fn read_compose(root: &Root, s: &StackPolicy) -> std::result::Result<ComposeFacts, String> {
     let mut facts = ComposeFacts::default();
     if s.handoff.compose.is_empty() {
         return Ok(facts);
@@ -49,7 +48,7 @@ fn read_compose(root: &Path, s: &StackPolicy) -> std::result::Result<ComposeFact
 /// The project's named volumes: those the legacy store labels as the project's, and those
 /// the compose files declare (not external) that the legacy store has.
 fn observe_volumes(
-    root: &Path,
+    root: &Root,
     acc: &Accounts,
     stores: &dyn Stores,
     s: &StackPolicy,
@@ -76,18 +75,18 @@ fn observe_volumes(
     found
         .into_iter()
         .map(|v| {
-            let legacy_dir = under_root(root, &v.mountpoint);
+            let legacy_dir = root.at(&v.mountpoint);
             let stack = if stack_listening {
                 stores.volume(stack_uid, &v.name).ok().flatten()
             } else {
                 None
             };
             let stack_data = stack.as_ref().is_some_and(|sv| {
-                std::fs::read_dir(under_root(root, &sv.mountpoint))
+                std::fs::read_dir(root.at(&sv.mountpoint))
                     .map(|mut d| d.next().is_some())
                     .unwrap_or(false)
             });
-            let holders = if root == Path::new("/") && legacy_dir.is_dir() {
+            let holders = if root.is_host() && legacy_dir.is_dir() {
                 crate::observe::mount_holders(acc, &v.mountpoint)
                     .into_iter()
                     .map(|h| format!("{} (of {})", h.name, h.owner))
@@ -110,7 +109,7 @@ fn observe_volumes(
 
 /// Everything the hand-off plans from, for one stack. `stores` is None without systemd.
 pub fn observe_stack(
-    root: &Path,
+    root: &Root,
     policy: &Policy,
     acc: &Accounts,
     s: &StackPolicy,

@@ -3,9 +3,10 @@
 //! record. The legacy user's socket is started (never enabled) in its own user manager when
 //! it is not listening, the same way isolate starts a stack user's podman.socket.
 use crate::error::{Error, Result};
-use crate::live::Live;
-use crate::sys::podman;
-use crate::sys::podman_store::{self, Copied, ProjectContainer, VolumeInfo};
+use crate::host::podman;
+use crate::host::podman::store::{self, Copied, ProjectContainer, VolumeInfo};
+use crate::host::session::LiveSession;
+use crate::layout::PODMAN_SOCKET_UNIT;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,14 +40,14 @@ pub trait Stores {
     ) -> Result<VolumeInfo>;
 }
 
-impl Stores for Live<'_> {
+impl Stores for LiveSession<'_> {
     fn socket_listening(&self, uid: u32) -> bool {
-        podman::socket_path(self.root, uid).exists()
+        self.root.podman_socket(uid).exists()
     }
 
     fn ensure_socket(&self, uid: u32) -> Result<()> {
-        let socket = podman::socket_path(self.root, uid);
-        if podman::ping(&socket, crate::live::PING_TIMEOUT).is_ok() {
+        let socket = self.root.podman_socket(uid);
+        if podman::ping(&socket, crate::host::session::PING_TIMEOUT).is_ok() {
             return Ok(());
         }
         self.systemd
@@ -59,39 +60,35 @@ impl Stores for Live<'_> {
             })?;
         self.systemd.start_user_unit(
             uid,
-            crate::live::PODMAN_SOCKET_UNIT,
-            crate::live::SOCKET_TIMEOUT,
+            PODMAN_SOCKET_UNIT,
+            crate::host::session::SOCKET_TIMEOUT,
         )?;
-        podman::ping(&socket, crate::live::PING_TIMEOUT)
+        podman::ping(&socket, crate::host::session::PING_TIMEOUT)
     }
 
     fn image_id(&self, uid: u32, image: &str) -> Result<Option<String>> {
-        podman_store::image_id(&podman::socket_path(self.root, uid), image, QUERY_TIMEOUT)
+        store::image_id(&self.root.podman_socket(uid), image, QUERY_TIMEOUT)
     }
 
     fn project_containers(&self, uid: u32, project: &str) -> Result<Vec<ProjectContainer>> {
-        podman_store::project_containers(
-            &podman::socket_path(self.root, uid),
-            project,
-            QUERY_TIMEOUT,
-        )
+        store::project_containers(&self.root.podman_socket(uid), project, QUERY_TIMEOUT)
     }
 
     fn copy_image(&self, from: u32, to: u32, image: &str) -> Result<Copied> {
-        podman_store::copy_image(
-            &podman::socket_path(self.root, from),
-            &podman::socket_path(self.root, to),
+        store::copy_image(
+            &self.root.podman_socket(from),
+            &self.root.podman_socket(to),
             image,
             COPY_IDLE_TIMEOUT,
         )
     }
 
     fn project_volumes(&self, uid: u32, project: &str) -> Result<Vec<VolumeInfo>> {
-        podman_store::project_volumes(&podman::socket_path(self.root, uid), project, QUERY_TIMEOUT)
+        store::project_volumes(&self.root.podman_socket(uid), project, QUERY_TIMEOUT)
     }
 
     fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>> {
-        podman_store::volume(&podman::socket_path(self.root, uid), name, QUERY_TIMEOUT)
+        store::volume(&self.root.podman_socket(uid), name, QUERY_TIMEOUT)
     }
 
     fn create_volume(
@@ -100,12 +97,7 @@ impl Stores for Live<'_> {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<VolumeInfo> {
-        podman_store::create_volume(
-            &podman::socket_path(self.root, uid),
-            name,
-            labels,
-            QUERY_TIMEOUT,
-        )
+        store::create_volume(&self.root.podman_socket(uid), name, labels, QUERY_TIMEOUT)
     }
 }
 
@@ -203,7 +195,7 @@ impl Stores for FakeStores {
             .join(uid.to_string())
             .join(name)
             .join("_data");
-        let on_disk = crate::observe::under_root(&self.root, &mountpoint);
+        let on_disk = crate::layout::Root::new(self.root.clone()).at(&mountpoint);
         std::fs::create_dir_all(&on_disk).map_err(|e| Error::io("fake volume", e))?;
         std::os::unix::fs::chown(&on_disk, Some(uid), Some(uid))
             .map_err(|e| Error::io("fake volume", e))?;

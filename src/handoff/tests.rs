@@ -4,9 +4,12 @@
 use super::stores::FakeStores;
 use super::*;
 use crate::apply::Outcome;
-use crate::plan::{plan, NoteKind, Observed, Options, Step};
+use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
+use crate::host::accounts::Accounts;
+use crate::layout::Root;
+use crate::observe::Observed;
+use crate::plan::{plan, NoteKind, Options, Step};
 use crate::policy::Policy;
-use crate::sys::etc::{parse_group, parse_passwd, parse_subid, Accounts};
 use std::path::Path;
 
 const POLICY: &str = "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nimages = [\"localhost/extra\"]\ncompose = [\"/srv/app/compose.yaml\"]\n";
@@ -137,7 +140,14 @@ fn a_copy_is_proven_by_id_and_a_rerun_is_already_present() {
     let stores = FakeStores::default().with_image(1000, "localhost/app", "sha256:aaa");
     let walker = crate::apply::Walker::new();
     let run = |i: &str| {
-        apply::run(d.path(), &copy_step(i), Some(&stores), &walker, false).map(|(o, _)| o)
+        apply::run(
+            &Root::new(d.path()),
+            &copy_step(i),
+            Some(&stores),
+            &walker,
+            false,
+        )
+        .map(|(o, _)| o)
     };
     assert_eq!(run("localhost/app").unwrap(), Outcome::Done);
     assert_eq!(run("localhost/app").unwrap(), Outcome::AlreadyPresent);
@@ -160,7 +170,7 @@ fn a_load_that_yields_another_id_fails() {
     .with_image(1000, "localhost/app", "sha256:aaa");
     let walker = crate::apply::Walker::new();
     let e = apply::run(
-        d.path(),
+        &Root::new(d.path()),
         &copy_step("localhost/app"),
         Some(&stores),
         &walker,
@@ -171,6 +181,13 @@ fn a_load_that_yields_another_id_fails() {
         e.to_string(),
         "image localhost/app in stk-app's store has ID sha256:aaa-other, not sha256:aaa as in alice's"
     );
-    let e = apply::run(d.path(), &copy_step("localhost/app"), None, &walker, false).unwrap_err();
+    let e = apply::run(
+        &Root::new(d.path()),
+        &copy_step("localhost/app"),
+        None,
+        &walker,
+        false,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("--no-systemd"), "{e}");
 }

@@ -4,7 +4,7 @@
 //! finishes from; the state file says which direction the move was going.
 use crate::error::{Error, Result};
 use crate::ids::IdMaps;
-use crate::walk::MigrateMode;
+use crate::migration::MigrateMode;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;

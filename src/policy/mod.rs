@@ -1,10 +1,10 @@
-// The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
-// walking toml's spanned tree by hand so that *every* problem is reported at once with its
-// file:line:column, instead of serde stopping at the first.
+//! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
+//! walking toml's spanned tree by hand so that *every* problem is reported at once with its
+//! file:line:column, instead of serde stopping at the first.
 mod validate;
 
 use crate::error::{Error, Result};
-use crate::walk::MigrateMode;
+use crate::migration::{MigrateMode, OutsideLinks};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ pub struct StackPolicy {
     pub migrate: Located<MigrateMode>,
     pub uid: Option<Located<u32>>,
     pub subid_start: Option<Located<u32>>,
+    /// What migration does with files hardlinked from outside the data path.
+    pub outside_hardlinks: OutsideLinks,
     /// What moves with the stack besides its data: compose project, env files, images, service.
     pub handoff: crate::handoff::policy::StackHandoff,
 }
@@ -175,6 +177,7 @@ const STACK_KEYS: &[&str] = &[
     "migrate",
     "uid",
     "subid_start",
+    "outside_hardlinks",
     "compose",
     "project",
     "env_files",
@@ -466,6 +469,7 @@ fn read_stack(
         },
         uid: None,
         subid_start: None,
+        outside_hardlinks: OutsideLinks::Refuse,
         handoff: Default::default(),
     };
     let mut has_data = false;
@@ -520,6 +524,20 @@ fn read_stack(
             "project" => stack.handoff.project = r.string(e),
             "compose_command" => stack.handoff.compose_command = r.strings(e),
             "service" => stack.handoff.service = r.boolean(e),
+            "outside_hardlinks" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "refuse" => stack.outside_hardlinks = OutsideLinks::Refuse,
+                        "skip" => stack.outside_hardlinks = OutsideLinks::Skip,
+                        other => r.problem(
+                            s.span,
+                            format!(
+                                "`outside_hardlinks` must be \"refuse\" or \"skip\", not {other:?}"
+                            ),
+                        ),
+                    }
+                }
+            }
             _ => {}
         }
     }

@@ -1,15 +1,19 @@
 //! A user's podman store over the libpod API: images, named volumes and the containers of a
 //! compose project, and copying an image from one user's store to another's by streaming the
 //! export of one socket into the load of the other (never held whole in memory).
-use super::podman::{get, request, unexpected};
-use super::systemd::connect_unix;
+use super::http::{get, request, HttpError, Response};
 use crate::error::{Error, Result};
+use crate::host::unix::connect_unix;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
+
+fn unexpected(socket: &Path, method: &'static str, path: &str, response: &Response) -> Error {
+    HttpError::status(socket, path, response).of(method).into()
+}
 
 /// Percent-encodes `s` for a URL path segment or query value (libpod's image routes take
 /// names with `/` and `:` as they are).
@@ -47,7 +51,7 @@ pub fn image_id(socket: &Path, name: &str, timeout: Duration) -> Result<Option<S
             Ok(Some(i.id))
         }
         404 => Ok(None),
-        _ => Err(unexpected(socket, &path, &response)),
+        _ => Err(unexpected(socket, "GET", &path, &response)),
     }
 }
 
@@ -96,7 +100,7 @@ pub fn project_containers(
         );
         let response = get(socket, &path, timeout)?;
         if response.status != 200 {
-            return Err(unexpected(socket, &path, &response));
+            return Err(unexpected(socket, "GET", &path, &response));
         }
         let listed: Vec<Listed> = serde_json::from_slice(&response.body).map_err(|e| {
             Error::Failed(format!(
@@ -157,7 +161,7 @@ pub fn volume(socket: &Path, name: &str, timeout: Duration) -> Result<Option<Vol
     match response.status {
         200 => json_of(socket, &path, &response.body).map(Some),
         404 => Ok(None),
-        _ => Err(unexpected(socket, &path, &response)),
+        _ => Err(unexpected(socket, "GET", &path, &response)),
     }
 }
 
@@ -172,7 +176,7 @@ pub fn project_volumes(socket: &Path, project: &str, timeout: Duration) -> Resul
         );
         let response = get(socket, &path, timeout)?;
         if response.status != 200 {
-            return Err(unexpected(socket, &path, &response));
+            return Err(unexpected(socket, "GET", &path, &response));
         }
         let listed: Vec<VolumeInfo> = json_of(socket, &path, &response.body)?;
         for v in listed {
@@ -210,7 +214,7 @@ pub fn create_volume(
         timeout,
     )?;
     if response.status != 201 && response.status != 200 {
-        return Err(unexpected(socket, path, &response));
+        return Err(unexpected(socket, "POST", path, &response));
     }
     json_of(socket, path, &response.body)
 }
@@ -512,14 +516,14 @@ mod tests {
         assert!(get.starts_with("GET /v4.0.0/libpod/images/localhost/app:latest/get?format=docker-archive HTTP/1.1\r\n"), "{get}");
         // The load request's chunked body decodes to exactly the exported bytes.
         let post = loaded.join().unwrap();
-        let head_end = crate::sys::podman::find(&post, b"\r\n\r\n").unwrap();
+        let head_end = crate::host::podman::http::find(&post, b"\r\n\r\n").unwrap();
         let head = String::from_utf8_lossy(&post[..head_end]);
         assert!(
             head.starts_with("POST /v4.0.0/libpod/images/load HTTP/1.1\r\n"),
             "{head}"
         );
         assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
-        let body = crate::sys::podman::decode_chunked(&post[head_end + 4..])
+        let body = crate::host::podman::http::decode_chunked(&post[head_end + 4..])
             .unwrap()
             .unwrap();
         assert_eq!(body, tar);

@@ -1,10 +1,11 @@
-//! The hand-off part of plan(): pure, from the policy and the observed facts to the steps that
-//! hand a stack its env files (and, later, images, volumes and service), and the notes on what
-//! is already right or worth knowing.
-use super::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
-use super::volumes::VolumePhase;
-use super::HandoffStep;
-use crate::plan::{Note, NoteKind, Observed, Options, Plan, Step};
+//! The hand-off sub-planner: pure, from the policy and the observed facts to the steps that
+//! hand a stack its env files, images and named volumes, and the notes on what is already
+//! right, what is left behind and what is worth knowing.
+use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
+use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use crate::handoff::volumes::VolumePhase;
+use crate::handoff::HandoffStep;
+use crate::observe::Observed;
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
 
@@ -27,16 +28,10 @@ fn other_stack_users<'a>(policy: &Policy, obs: &'a Observed, me: &str) -> Vec<(&
 }
 
 /// Appends the stack's hand-off steps and notes; refusals (bad input, nothing changed) go to
-/// `refusals`.
-pub fn plan_stack(
-    policy: &Policy,
-    s: &StackPolicy,
-    a: &Allocation,
-    obs: &Observed,
-    opts: &Options,
-    out: &mut Plan,
-    refusals: &mut Vec<String>,
-) {
+/// the draft's refusals.
+pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
+    let (policy, s, a, obs, opts) = (ctx.policy, ctx.stack, ctx.allocation, ctx.obs, ctx.opts);
+    let (out, refusals) = (&mut draft.plan, &mut draft.refusals);
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
@@ -142,7 +137,7 @@ fn plan_images(
         .as_ref()
         .map(|l| l.containers.as_slice())
         .unwrap_or_default();
-    let images = super::wanted_images(s, &facts.compose, containers);
+    let images = crate::handoff::wanted_images(s, &facts.compose, containers);
     if images.is_empty() {
         return;
     }
@@ -240,7 +235,7 @@ fn plan_volumes(
     out: &mut Plan,
     refusals: &mut Vec<String>,
 ) {
-    let recorded: Vec<&super::volumes::VolumeRecord> = obs
+    let recorded: Vec<&crate::handoff::volumes::VolumeRecord> = obs
         .state
         .handoff
         .get(&s.name)
@@ -304,10 +299,10 @@ fn plan_volumes(
         let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
             continue;
         };
-        let Some(legacy_maps) = crate::plan::legacy_maps(policy, &obs.accounts) else {
+        let Some(legacy_maps) = super::data::legacy_maps(policy, &obs.accounts) else {
             continue;
         };
-        let to = crate::plan::stack_maps(a);
+        let to = a.maps();
         let (shift, mode) = match rec {
             Some(r) => (
                 crate::ids::Shift {

@@ -1,79 +1,31 @@
-// Reads the host (under --root) into plain data for plan(): account files, isolate's state,
-// and, for the stacks being planned, their user managers, sockets and data. Never writes.
+//! Reads the host (under --root) into plain data for plan(): account files, isolate's state,
+//! and, for the stacks being planned, their user managers, what holds their data, and a
+//! survey of each data path still to migrate. Never writes.
+mod facts;
+
+pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
+
 use crate::error::Result;
-use crate::plan::{self, DataFacts, ManagerFacts, Observed, Options, RunningContainer};
+use crate::host::accounts::Accounts;
+use crate::layout::Root;
+use crate::plan::{self, Options};
 use crate::policy::Policy;
-use crate::state::State;
-use crate::sys::etc::Accounts;
+use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
 
-/// The live facts observation asks of systemd and podman, behind a trait so tests can
-/// answer them and `--no-systemd` can answer "nothing runs".
-pub trait LiveProbe {
-    fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
-    /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
-    fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
-    /// The users' podman stores, for the hand-off (None: not looked at).
-    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
-        None
-    }
-}
-
-/// The answer without systemd: only the linger file can be seen, nothing runs.
-pub struct NoLiveProbe<'a> {
-    pub root: &'a Path,
-}
-
-impl LiveProbe for NoLiveProbe<'_> {
-    fn manager(&self, user: &str, _uid: u32) -> ManagerFacts {
-        ManagerFacts {
-            linger: linger_file(self.root, user).exists(),
-            ..ManagerFacts::default()
-        }
-    }
-    fn running(&self, _owner: &str, _uid: u32, _paths: &[PathBuf]) -> Vec<RunningContainer> {
-        Vec::new()
-    }
-}
-
-pub fn linger_file(root: &Path, user: &str) -> PathBuf {
-    root.join("var/lib/systemd/linger").join(user)
-}
-
-/// Where a data path of the policy lies under the root isolate works on.
-pub fn under_root(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
-}
-
-/// The first nologin shell the root has, as shadow's tools would be given it.
-pub fn nologin(root: &Path) -> String {
-    [
-        "/usr/sbin/nologin",
-        "/sbin/nologin",
-        "/run/current-system/sw/bin/nologin",
-        "/usr/bin/nologin",
-    ]
-    .into_iter()
-    .find(|p| under_root(root, Path::new(p)).exists())
-    .unwrap_or("/usr/sbin/nologin")
-    .to_string()
-}
-
-/// Everything plan() needs. `survey` says whether data paths are walked for counts (apply
-/// and plan do; status does not).
+/// Everything plan() needs.
 pub fn observe(
-    root: &Path,
+    root: &Root,
     policy: &Policy,
     opts: &Options,
     live: &dyn LiveProbe,
-    survey: bool,
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
     let mut obs = Observed {
         accounts,
         state,
-        nologin: nologin(root),
+        nologin: root.nologin(),
         ..Observed::default()
     };
 
@@ -81,8 +33,8 @@ pub fn observe(
     // what can be looked at.
     let allocs =
         crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
-    let legacy = plan::legacy_maps(policy, &obs.accounts);
-    let pending = plan::pending_migrations(policy, &obs.state, opts);
+    let legacy = plan::data::legacy_maps(policy, &obs.accounts);
+    let pending = plan::data::pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
         let a = &a.allocation;
         obs.managers
@@ -95,12 +47,14 @@ pub fn observe(
         if paths.is_empty() {
             continue;
         }
-        let mut owners = vec![(a.user.as_str(), a.uid)];
-        if let (Some(l), Some(lu)) = (&policy.legacy_owner, legacy.as_ref()) {
-            owners.push((l.value.as_str(), lu.uid.root));
-        }
-        obs.running
-            .extend(holders(root, &obs.accounts, live, &owners, &paths));
+        obs.running.extend(stack_holders(
+            root,
+            &obs.accounts,
+            live,
+            Some(policy),
+            a,
+            &paths,
+        ));
     }
     for (stack, a) in &allocs {
         if let Some(s) = policy.stacks.get(stack) {
@@ -124,15 +78,18 @@ pub fn observe(
         let Some(a) = allocs.get(&stack) else {
             continue;
         };
-        let on_host = under_root(root, &path);
+        let on_host = root.at(&path);
         let facts = match crate::walk::check_data_path(&sys, &on_host) {
             Err(e) => DataFacts::Refused(e.to_string()),
-            Ok(()) if !survey => continue,
             Ok(()) => {
                 let sp = &policy.stacks[&stack];
-                let plan::NextMigration::Run { spec, .. } =
-                    plan::next_migration(&obs.state, legacy.as_ref(), sp, &a.allocation, &path)
-                else {
+                let plan::data::NextMigration::Run { spec, .. } = plan::data::next_migration(
+                    &obs.state,
+                    legacy.as_ref(),
+                    sp,
+                    &a.allocation,
+                    &path,
+                ) else {
                     continue; // plan() reports why
                 };
                 match crate::walk::survey(&sys, &on_host, &spec) {
@@ -146,21 +103,29 @@ pub fn observe(
     Ok(obs)
 }
 
-/// What holds any of `paths` in use: running containers of `owners` (name, uid), asked of their
-/// podman sockets, and on the live host any process of any user with one of them mounted
-/// (the podman CLI without an API socket included).
-pub fn holders(
-    root: &Path,
+/// What holds any of a stack's `paths` in use: running containers of the stack user and of
+/// the legacy owner, asked of their podman sockets, and on the live host any process of any
+/// user with one of them mounted (the podman CLI without an API socket included).
+pub fn stack_holders(
+    root: &Root,
     acc: &Accounts,
     live: &dyn LiveProbe,
-    owners: &[(&str, u32)],
+    policy: Option<&Policy>,
+    a: &Allocation,
     paths: &[PathBuf],
 ) -> Vec<RunningContainer> {
+    let mut owners = vec![(a.user.as_str(), a.uid)];
+    if let Some(l) = policy
+        .and_then(|p| p.legacy_owner.as_ref())
+        .and_then(|l| acc.user(&l.value))
+    {
+        owners.push((l.name.as_str(), l.uid));
+    }
     let mut out = Vec::new();
     for (owner, uid) in owners {
-        out.extend(live.running(owner, *uid, paths));
+        out.extend(live.running(owner, uid, paths));
     }
-    if root == Path::new("/") {
+    if root.is_host() {
         for p in paths {
             out.extend(mount_holders(acc, p));
         }
@@ -171,7 +136,7 @@ pub fn holders(
 /// Processes holding `path` (or a directory inside it) mounted, as running containers; when
 /// they cannot be listed, that is reported as a holder too, so migration refuses.
 pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
-    let found = match crate::sys::podman::mount_holders(path) {
+    let found = match crate::host::mounts::mount_holders(path) {
         Ok(f) => f,
         Err(e) => {
             return vec![RunningContainer {
