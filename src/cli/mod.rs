@@ -202,7 +202,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             let state = State::read(&root)?;
             let handoff_pending = crate::handoff::apply::has_rollback(&state, stack);
             // The hand-off (volumes, env files) is undone before the data changes owners.
-            let handoff = crate::handoff::apply::rollback(&root, stack, &Walker::new(), progress)?;
+            let sd = DbusSystemd::new(&root);
+            let session = LiveSession {
+                root: &root,
+                systemd: &sd,
+                ping: false,
+            };
+            let handoff = crate::handoff::apply::rollback(
+                &root,
+                stack,
+                Some(&session as &dyn crate::handoff::stores::Stores),
+                &Walker::new(),
+                progress,
+            )?;
             let data = if handoff_pending && !apply::has_rollback(&state, stack) {
                 apply::RollbackReport(Vec::new())
             } else {

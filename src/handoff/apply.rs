@@ -1,6 +1,7 @@
 //! Carries out hand-off steps: records what a step changes in the state file before it
 //! changes it, re-checks the precondition so a re-run converges, and undoes it all on rollback.
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
+use super::service::ServiceRecord;
 use super::stores::Stores;
 use super::volumes::{self, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
@@ -11,7 +12,7 @@ use crate::layout::Root;
 use crate::migration::MigrationSpec;
 use crate::state::State;
 use crate::walk::{Progress, Summary};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Runs one hand-off step.
 pub fn run(
@@ -31,13 +32,24 @@ pub fn run(
             })?;
             move_volume(root, step, stores, migrator, progress)
         }
+        HandoffStep::InstallService { .. } => {
+            let stores = stores.ok_or_else(|| {
+                Error::Failed(
+                    "the compose service needs the user's manager, but apply runs with --no-systemd"
+                        .into(),
+                )
+            })?;
+            install_service(root, step, stores).map(|o| (o, None))
+        }
         other => run_simple(root, other, stores).map(|o| (o, None)),
     }
 }
 
 fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
     match step {
-        HandoffStep::MoveVolume { .. } => unreachable!("handled by run"),
+        HandoffStep::MoveVolume { .. } | HandoffStep::InstallService { .. } => {
+            unreachable!("handled by run")
+        }
         HandoffStep::CopyImage {
             image,
             from_user,
@@ -78,6 +90,108 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
     }
 }
 
+/// Writes the unit, records it, enables and (re)starts it in the stack user's manager, then
+/// waits until every container of the project in the stack user's store runs.
+fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Result<Outcome> {
+    let HandoffStep::InstallService {
+        stack,
+        user,
+        uid,
+        gid,
+        project,
+        unit,
+        path,
+        home,
+        text,
+    } = step
+    else {
+        unreachable!("install_service gets InstallService steps only")
+    };
+    let current = super::service::read_unit(root, path);
+    if current.as_deref() == Some(text.as_str())
+        && stores.unit_state(user, *uid, unit) == Some((true, true))
+        && project_running(stores, *uid, project)?.is_ok()
+    {
+        return Ok(Outcome::AlreadyPresent);
+    }
+    let mut state = State::read(root)?;
+    state.handoff.entry(stack.clone()).or_default().service = Some(ServiceRecord {
+        unit: unit.clone(),
+        path: path.clone(),
+    });
+    state.write(root)?;
+    super::service::write_unit(root, path, home, text, *uid, *gid)?;
+    stores.start_unit(*uid, unit)?;
+    let deadline = std::time::Instant::now() + super::stores::RUNNING_TIMEOUT;
+    loop {
+        match project_running(stores, *uid, project)? {
+            Ok(()) => return Ok(Outcome::Done),
+            Err(why) if std::time::Instant::now() >= deadline => {
+                return Err(Error::Failed(format!(
+                    "{unit} is active, but project {project} does not run as {user}: {why}"
+                )))
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    }
+}
+
+/// Ok(()) when the project has containers in the user's store and all of them run;
+/// otherwise what is not running.
+fn project_running(
+    stores: &dyn Stores,
+    uid: u32,
+    project: &str,
+) -> Result<std::result::Result<(), String>> {
+    let containers = stores.project_containers(uid, project)?;
+    if containers.is_empty() {
+        return Ok(Err("it has no containers".into()));
+    }
+    let stopped: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state != "running")
+        .map(|c| format!("{} ({})", c.name, c.state))
+        .collect();
+    if stopped.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!("not running: {}", stopped.join(", "))))
+    }
+}
+
+/// Stops and disables the service and removes its unit file.
+fn rollback_service(
+    root: &Root,
+    stack: &str,
+    rec: &ServiceRecord,
+    uid: u32,
+    stores: Option<&dyn Stores>,
+) -> Result<String> {
+    match stores {
+        Some(s) => s.stop_unit(uid, &rec.unit)?,
+        None => {
+            return Err(Error::Failed(format!(
+                "{} runs in uid {uid}'s manager, which cannot be reached here",
+                rec.unit
+            )))
+        }
+    }
+    super::service::remove_unit(root, &rec.path)?;
+    let mut state = State::read(root)?;
+    if let Some(r) = state.handoff.get_mut(stack) {
+        r.service = None;
+        if r.is_empty() {
+            state.handoff.remove(stack);
+        }
+    }
+    state.write(root)?;
+    Ok(format!(
+        "service {}: stopped, disabled and removed ({})",
+        rec.unit,
+        rec.path.display()
+    ))
+}
+
 /// Writes the volume's record (replacing the one of the same name) into the state file.
 fn record_volume(root: &Root, stack: &str, rec: &VolumeRecord) -> Result<()> {
     let mut state = State::read(root)?;
@@ -109,8 +223,21 @@ fn spec_of(rec: &VolumeRecord, target_uid: u32, target_gid: u32) -> MigrationSpe
     }
 }
 
-/// Creates the stack's volume, moves the data into it and shifts its owners; each phase is in
-/// the state file before it starts, so a killed run resumes where it stopped.
+/// Where a volume's data is shifted: below isolate's root-owned state directory, because the
+/// walk refuses a data path whose parents someone else could write (the stores' volume
+/// directories are their users').
+pub fn staging_of(stack: &str, name: &str) -> PathBuf {
+    Path::new("/var/lib/isolate/volumes").join(stack).join(name)
+}
+
+fn not_done(what: &str, summary: &Summary) -> Option<String> {
+    let problems = summary.problems();
+    (!problems.is_empty()).then(|| format!("{what} is not done: {}", problems.join("; ")))
+}
+
+/// Creates the stack's volume, moves the data to the staging directory, shifts its owners
+/// there and puts it in place in the stack's store; each phase is in the state file before it
+/// starts, so a killed run resumes where it stopped.
 fn move_volume(
     root: &Root,
     step: &HandoffStep,
@@ -143,10 +270,13 @@ fn move_volume(
             // Checked before anything is recorded: a resumed move takes a full target for a
             // finished copy.
             volumes::check_target(&root.at(&created.mountpoint))?;
+            let staging = staging_of(stack, name);
+            volumes::check_target(&root.at(&staging))?;
             VolumeRecord {
                 name: name.clone(),
                 from: from.clone(),
                 to: created.mountpoint,
+                staging,
                 phase: VolumePhase::Moving,
                 mode: *mode,
                 from_maps: shift.from.clone(),
@@ -155,43 +285,58 @@ fn move_volume(
             }
         }
     };
-    match rec.phase {
-        VolumePhase::Done => return Ok((Outcome::AlreadyPresent, None)),
-        VolumePhase::Unshifting | VolumePhase::MovingBack => {
-            return Err(Error::Failed(format!(
-                "a rollback of volume {name} was interrupted; finish it with `isolate rollback --stack {stack}`"
-            )))
+    let staging = root.at(&rec.staging);
+    let mut summary = None;
+    loop {
+        match rec.phase {
+            VolumePhase::Done => {
+                return Ok(match summary {
+                    Some(s) => (Outcome::Done, Some(s)),
+                    None => (Outcome::AlreadyPresent, None),
+                })
+            }
+            VolumePhase::Unplacing | VolumePhase::Unshifting | VolumePhase::MovingBack => {
+                return Err(Error::Failed(format!(
+                    "a rollback of volume {name} was interrupted; finish it with `isolate rollback --stack {stack}`"
+                )))
+            }
+            VolumePhase::Moving => {
+                record_volume(root, stack, &rec)?;
+                volumes::make_private_parent(&staging)?;
+                volumes::move_dir(&root.at(&rec.from), &staging, resuming)?;
+                rec.phase = VolumePhase::Shifting;
+            }
+            VolumePhase::Shifting => {
+                record_volume(root, stack, &rec)?;
+                let done = migrator.migrate(
+                    &staging,
+                    &spec_of(&rec, *target_uid, *target_gid),
+                    &root.at(&rec.journal),
+                    Progress {
+                        enabled: progress,
+                        expected_inodes: None,
+                    },
+                )?;
+                if let Some(error) = not_done(&format!("volume {name}"), &done) {
+                    // Stays `shifting`: the next apply walks it again.
+                    return Ok((Outcome::Failed { error }, Some(done)));
+                }
+                summary = Some(done);
+                rec.phase = VolumePhase::Placing;
+            }
+            VolumePhase::Placing => {
+                record_volume(root, stack, &rec)?;
+                volumes::move_dir(&staging, &root.at(&rec.to), true)?;
+                rec.phase = VolumePhase::Done;
+                record_volume(root, stack, &rec)?;
+            }
         }
-        VolumePhase::Moving => {
-            record_volume(root, stack, &rec)?;
-            volumes::move_dir(&root.at(&rec.from), &root.at(&rec.to), resuming)?;
-            rec.phase = VolumePhase::Shifting;
-            record_volume(root, stack, &rec)?;
-        }
-        VolumePhase::Shifting => {}
     }
-    let summary = migrator.migrate(
-        &root.at(&rec.to),
-        &spec_of(&rec, *target_uid, *target_gid),
-        &root.at(&rec.journal),
-        Progress {
-            enabled: progress,
-            expected_inodes: None,
-        },
-    )?;
-    let problems = summary.problems();
-    if !problems.is_empty() {
-        // Stays `shifting`: the next apply walks it again.
-        let error = format!("volume {name} is not done: {}", problems.join("; "));
-        return Ok((Outcome::Failed { error }, Some(summary)));
-    }
-    rec.phase = VolumePhase::Done;
-    record_volume(root, stack, &rec)?;
-    Ok((Outcome::Done, Some(summary)))
 }
 
-/// Gives one volume back to the legacy store: owners back (the walk's rollback), data moved
-/// back, an empty directory left for the stack's volume. Re-runnable from every phase.
+/// Gives one volume back to the legacy store: out of the stack's store into staging, owners
+/// back (the walk's rollback), data moved back, an empty directory left for the stack's
+/// volume. Re-runnable from every phase.
 fn rollback_volume(
     root: &Root,
     stack: &str,
@@ -200,47 +345,49 @@ fn rollback_volume(
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<String> {
-    let (from, to) = (root.at(&rec.from), root.at(&rec.to));
-    if rec.phase == VolumePhase::Moving {
-        // Interrupted before its owners changed: the data is wherever the move left it.
-        if from.exists() {
-            volumes::discard_partial(&to)?;
-        } else {
-            volumes::move_dir(&to, &from, true)?;
-        }
-    } else {
-        if matches!(
-            rec.phase,
-            VolumePhase::Done | VolumePhase::Shifting | VolumePhase::Unshifting
-        ) {
-            rec.phase = VolumePhase::Unshifting;
-            record_volume(root, stack, &rec)?;
-            migrator
-                .rollback(
-                    &to,
+    let (from, to, staging) = (root.at(&rec.from), root.at(&rec.to), root.at(&rec.staging));
+    loop {
+        match rec.phase {
+            VolumePhase::Moving => {
+                // Interrupted before its owners changed: the data is wherever the move left it.
+                if from.exists() {
+                    volumes::discard_partial(&staging)?;
+                } else {
+                    volumes::move_dir(&staging, &from, true)?;
+                }
+                break;
+            }
+            VolumePhase::Done | VolumePhase::Placing | VolumePhase::Unplacing => {
+                rec.phase = VolumePhase::Unplacing;
+                record_volume(root, stack, &rec)?;
+                if volumes::holds_data(&to)? || !staging.exists() {
+                    volumes::move_dir(&to, &staging, true)?;
+                }
+                rec.phase = VolumePhase::Unshifting;
+            }
+            VolumePhase::Shifting | VolumePhase::Unshifting => {
+                rec.phase = VolumePhase::Unshifting;
+                record_volume(root, stack, &rec)?;
+                let done = migrator.rollback(
+                    &staging,
                     &spec_of(&rec, target.0, target.1),
                     &root.at(&rec.journal),
                     Progress {
                         enabled: progress,
                         expected_inodes: None,
                     },
-                )
-                .and_then(|summary| {
-                    let problems = summary.problems();
-                    if problems.is_empty() {
-                        Ok(summary)
-                    } else {
-                        Err(Error::Failed(format!(
-                            "rollback of volume {} is not done: {}",
-                            rec.name,
-                            problems.join("; ")
-                        )))
-                    }
-                })?;
-            rec.phase = VolumePhase::MovingBack;
-            record_volume(root, stack, &rec)?;
+                )?;
+                if let Some(error) = not_done(&format!("rollback of volume {}", rec.name), &done) {
+                    return Err(Error::Failed(error));
+                }
+                rec.phase = VolumePhase::MovingBack;
+            }
+            VolumePhase::MovingBack => {
+                record_volume(root, stack, &rec)?;
+                volumes::move_dir(&staging, &from, true)?;
+                break;
+            }
         }
-        volumes::move_dir(&to, &from, true)?;
     }
     // The stack's store keeps its (now empty) volume.
     if !to.exists() {
@@ -287,6 +434,7 @@ impl crate::render::Render for StackRollback {
 pub fn rollback(
     root: &Root,
     stack: &str,
+    stores: Option<&dyn Stores>,
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<RollbackLines> {
@@ -300,6 +448,9 @@ pub fn rollback(
         .get(stack)
         .map(|r| (r.allocation.uid, r.allocation.gid))
         .ok_or_else(|| Error::Failed(format!("stack `{stack}` has no recorded allocation")))?;
+    if let Some(svc) = &rec.service {
+        lines.push(rollback_service(root, stack, svc, target.0, stores)?);
+    }
     for v in rec.volumes.iter().rev() {
         lines.push(rollback_volume(
             root,

@@ -6,6 +6,7 @@ pub mod compose;
 pub mod env_files;
 pub mod observe;
 pub mod policy;
+pub mod service;
 pub mod stores;
 pub mod volumes;
 
@@ -31,6 +32,17 @@ pub struct StackFacts {
     pub stack_images: BTreeMap<String, Option<String>>,
     /// The project's named volumes, as the two stores show them.
     pub volumes: Vec<VolumeFacts>,
+    /// The compose service, when the policy asks for one.
+    pub service: Option<ServiceFacts>,
+}
+
+/// The stack's compose service as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceFacts {
+    /// The unit file's text (None: no such file).
+    pub text: Option<String>,
+    pub enabled: bool,
+    pub active: bool,
 }
 
 /// One named volume of the project.
@@ -93,11 +105,14 @@ pub struct HandoffRecord {
     /// Named volumes moved into the stack's store (kept until rolled back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<volumes::VolumeRecord>,
+    /// The compose service isolate installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<service::ServiceRecord>,
 }
 
 impl HandoffRecord {
     pub fn is_empty(&self) -> bool {
-        self.env_files.is_empty() && self.volumes.is_empty()
+        self.env_files.is_empty() && self.volumes.is_empty() && self.service.is_none()
     }
 }
 
@@ -139,6 +154,19 @@ pub enum HandoffStep {
         target_gid: u32,
         resume: bool,
     },
+    /// The user unit that runs the compose project is written, enabled and (re)started in the
+    /// stack user's manager, then proven by the project's containers running.
+    InstallService {
+        stack: String,
+        user: String,
+        uid: u32,
+        gid: u32,
+        project: String,
+        unit: String,
+        path: PathBuf,
+        home: PathBuf,
+        text: String,
+    },
 }
 
 impl HandoffStep {
@@ -146,7 +174,8 @@ impl HandoffStep {
         match self {
             HandoffStep::EnvFile { stack, .. }
             | HandoffStep::CopyImage { stack, .. }
-            | HandoffStep::MoveVolume { stack, .. } => stack,
+            | HandoffStep::MoveVolume { stack, .. }
+            | HandoffStep::InstallService { stack, .. } => stack,
         }
     }
 }
@@ -194,6 +223,18 @@ impl fmt::Display for HandoffStep {
                 "~ volume {name} for {stack}: move {} from {from_user}'s store to {to_user}'s and shift its owners{}",
                 from.display(),
                 if *resume { " (resuming an interrupted run)" } else { "" }
+            ),
+            HandoffStep::InstallService {
+                stack,
+                user,
+                project,
+                unit,
+                path,
+                ..
+            } => write!(
+                f,
+                "+ service {unit} for {stack}: runs compose project {project} in {user}'s manager ({}), enabled, started, proven by its containers",
+                path.display()
             ),
         }
     }

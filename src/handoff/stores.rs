@@ -16,6 +16,10 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(20);
 /// A copy fails when either side stalls this long (an image of many GiB may take minutes
 /// overall; only silence ends it).
 pub const COPY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the compose service may take to bring the project up (images are local).
+pub const SERVICE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the project's containers may take to show as running once the unit is active.
+pub const RUNNING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The podman stores of users, as the hand-off needs them. `uid` is the store owner's.
 pub trait Stores {
@@ -38,6 +42,12 @@ pub trait Stores {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<VolumeInfo>;
+    /// (enabled, active) of `unit` in the user's manager; None when the manager is not running.
+    fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)>;
+    /// Reload, enable and (re)start `unit` in the user's manager; waits until it is active.
+    fn start_unit(&self, uid: u32, unit: &str) -> Result<()>;
+    /// Stop and disable `unit` in the user's manager.
+    fn stop_unit(&self, uid: u32, unit: &str) -> Result<()>;
 }
 
 impl Stores for LiveSession<'_> {
@@ -87,6 +97,24 @@ impl Stores for LiveSession<'_> {
         store::project_volumes(&self.root.podman_socket(uid), project, QUERY_TIMEOUT)
     }
 
+    fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)> {
+        let facts = self.systemd.user_facts(uid, user, unit).ok()?;
+        facts
+            .unit
+            .map(|u| (u.unit_file_state == "enabled", u.active_state == "active"))
+    }
+
+    fn start_unit(&self, uid: u32, unit: &str) -> Result<()> {
+        self.systemd
+            .wait_user_manager(uid, crate::host::session::MANAGER_TIMEOUT)?;
+        self.systemd
+            .reload_enable_and_restart_user_unit(uid, unit, SERVICE_TIMEOUT)
+    }
+
+    fn stop_unit(&self, uid: u32, unit: &str) -> Result<()> {
+        self.systemd.stop_and_disable_user_unit(uid, unit)
+    }
+
     fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>> {
         store::volume(&self.root.podman_socket(uid), name, QUERY_TIMEOUT)
     }
@@ -114,6 +142,8 @@ pub struct FakeStores {
     pub volumes: Mutex<BTreeMap<u32, Vec<VolumeInfo>>>,
     pub volume_base: std::path::PathBuf,
     pub root: std::path::PathBuf,
+    /// Units started (uid, unit, true) and stopped (false).
+    pub units: Mutex<Vec<(u32, String, bool)>>,
 }
 
 impl FakeStores {
@@ -212,5 +242,18 @@ impl Stores for FakeStores {
             .or_default()
             .push(v.clone());
         Ok(v)
+    }
+    fn unit_state(&self, _user: &str, uid: u32, unit: &str) -> Option<(bool, bool)> {
+        let units = self.units.lock().unwrap();
+        let last = units.iter().rev().find(|(u, n, _)| *u == uid && n == unit);
+        Some(last.map_or((false, false), |(_, _, up)| (*up, *up)))
+    }
+    fn start_unit(&self, uid: u32, unit: &str) -> Result<()> {
+        self.units.lock().unwrap().push((uid, unit.into(), true));
+        Ok(())
+    }
+    fn stop_unit(&self, uid: u32, unit: &str) -> Result<()> {
+        self.units.lock().unwrap().push((uid, unit.into(), false));
+        Ok(())
     }
 }

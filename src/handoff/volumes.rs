@@ -13,11 +13,15 @@ use std::process::Command;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VolumePhase {
-    /// The data is on its way from the legacy store to the stack's.
+    /// The data is on its way from the legacy store to the staging directory.
     Moving,
-    /// Moved; its owners are being shifted (the walk's journal records it).
+    /// In staging; its owners are being shifted (the walk's journal records it).
     Shifting,
+    /// Shifted; on its way into the stack's store.
+    Placing,
     Done,
+    /// Rollback: on its way from the stack's store back to staging.
+    Unplacing,
     /// Rollback: owners going back.
     Unshifting,
     /// Rollback: the data on its way back to the legacy store.
@@ -32,6 +36,8 @@ pub struct VolumeRecord {
     pub from: PathBuf,
     /// The stack store's data directory.
     pub to: PathBuf,
+    /// Where the owners are shifted, below isolate's root-owned state directory.
+    pub staging: PathBuf,
     pub phase: VolumePhase,
     pub mode: MigrateMode,
     pub from_maps: IdMaps,
@@ -64,6 +70,30 @@ pub fn partial_of(to: &Path) -> PathBuf {
 /// Removes what an interrupted cross-filesystem copy into `to` left.
 pub fn discard_partial(to: &Path) -> Result<()> {
     remove_tree(&partial_of(to))
+}
+
+/// Refuses a path with a symbolic link in a directory above it: the stores' directories
+/// belong to their users, who could point one elsewhere.
+fn refuse_links_above(p: &Path) -> Result<()> {
+    let Some(parent) = p.parent() else {
+        return Ok(());
+    };
+    let mut at = PathBuf::from("/");
+    for c in parent.components().skip(1) {
+        at.push(c);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Failed(format!(
+                    "{} is a symbolic link; isolate never moves a volume through one",
+                    at.display()
+                )))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io("stat", &at, e)),
+        }
+    }
+    Ok(())
 }
 
 /// A directory that is really a directory (not a symbolic link to one).
@@ -128,6 +158,24 @@ fn remove_tree(p: &Path) -> Result<()> {
     }
 }
 
+/// Creates the (root-owned, 0700) directories above a staging directory.
+pub fn make_private_parent(staging: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(parent) = staging.parent() else {
+        return Ok(());
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| io("create", parent, e))
+}
+
+/// Whether `p` is a directory that holds something.
+pub fn holds_data(p: &Path) -> Result<bool> {
+    Ok(is_real_dir(p)? && !is_empty_dir(p)?)
+}
+
 /// Refuses a target directory that already holds something (a volume the stack made itself).
 pub fn check_target(to: &Path) -> Result<()> {
     if is_real_dir(to)? && !is_empty_dir(to)? {
@@ -147,6 +195,9 @@ pub fn check_target(to: &Path) -> Result<()> {
 ///   renamed into place (that rename is the copy's commit point), only the removal of `from`
 ///   was cut short.
 pub fn move_dir(from: &Path, to: &Path, resuming: bool) -> Result<Moved> {
+    for p in [from, to] {
+        refuse_links_above(p)?;
+    }
     let partial = partial_of(to);
     let from_there = is_real_dir(from)?;
     let to_there = is_real_dir(to)?;

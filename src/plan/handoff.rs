@@ -35,6 +35,51 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
+    plan_service(s, a, obs, opts, out);
+}
+
+/// The compose service: written, enabled and started unless its unit is already exactly
+/// what isolate renders, enabled and active.
+fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options, out: &mut Plan) {
+    if !s.handoff.wants_service() {
+        return;
+    }
+    let project = s.handoff.project_of(&s.name);
+    let unit = crate::handoff::service::unit_name(&project);
+    if !opts.systemd {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!("service {unit} of `{}` (--no-systemd)", s.name),
+        ));
+        return;
+    }
+    let text = crate::handoff::service::render_unit(s, a);
+    let home = crate::handoff::service::home_of(&obs.accounts, a);
+    let facts = obs
+        .handoff
+        .get(&s.name)
+        .and_then(|f| f.service.clone())
+        .unwrap_or_default();
+    if facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active {
+        out.notes.push(note(
+            s,
+            NoteKind::Present,
+            format!("service {unit} of {} enabled and active", a.user),
+        ));
+        return;
+    }
+    out.steps.push(Step::Handoff(HandoffStep::InstallService {
+        stack: s.name.clone(),
+        user: a.user.clone(),
+        uid: a.uid,
+        gid: a.gid,
+        project,
+        unit,
+        path: crate::handoff::service::unit_path(&home, &s.handoff.project_of(&s.name)),
+        home,
+        text,
+    }));
 }
 
 fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
@@ -260,14 +305,14 @@ fn plan_volumes(
                     ));
                     continue;
                 }
-                VolumePhase::Unshifting | VolumePhase::MovingBack => {
+                VolumePhase::Unplacing | VolumePhase::Unshifting | VolumePhase::MovingBack => {
                     refusals.push(format!(
                         "stack `{}`: a rollback of volume {} was interrupted; finish it first with `isolate rollback --stack {}`",
                         s.name, v.name, s.name
                     ));
                     continue;
                 }
-                VolumePhase::Moving | VolumePhase::Shifting => {}
+                VolumePhase::Moving | VolumePhase::Shifting | VolumePhase::Placing => {}
             }
         }
         if rec.is_none() && !v.legacy_data {
