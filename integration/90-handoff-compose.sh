@@ -1,7 +1,8 @@
-# Issue 12: a stopped compose project of the legacy user moves whole to its stack user: env
-# files become the stack user's alone, the project's local images are copied into the stack
-# user's store with the same IDs, its named volume moves with its owners shifted; rollback
-# gives it all back and the legacy project starts again.
+# Issue 12: one `apply --stack` moves a stopped compose project of the legacy user whole to its
+# stack user: env files become the stack user's alone, local images are copied into its store
+# with the same IDs, the named volume moves with its owners shifted, and a user unit in the
+# stack user's manager runs the project (also after a reboot), its logs readable by the stack
+# user. Rollback gives it all back and the legacy project starts again.
 legacy=alice
 install -m 0755 "$SUITE/podman-nonet" "$CT_ROOT/usr/local/bin/podman-nonet"
 # compose as USER in /srv/app/conf, with the env file's variables (podman-compose 1.0.3 has no
@@ -23,6 +24,8 @@ as_user "$legacy" podman tag localhost/busybox localhost/app:1
 legacy_id=$(as_user "$legacy" podman image inspect --format '{{.Id}}' localhost/app:1)
 
 step "its compose project: two services, a named volume written as uid 999, a bind-mounted data path"
+# The walk wants root-owned parents above a data path.
+in_ct chown root:root /srv/app
 in_ct install -d -o "$legacy" -g "$legacy" /srv/app/data /srv/app/conf
 cat >"$CT_ROOT/srv/app/conf/compose.yaml" <<'YAML'
 services:
@@ -54,39 +57,64 @@ data_before=$(listing_as "$legacy" /srv/app/data)
 printf 'volume as the legacy containers see it: %s\ndata: %s\n' "$vol_before" "$data_before"
 assert_eq "999:999 by-999" "$vol_before" "the db wrote its volume as 999"
 compose_as "$legacy" stop >/dev/null 2>&1
+# uid 1800: journald keeps the logs of uids below 1000 in the system journal, which the stack
+# user cannot read (README, "Logs").
 write_policy /etc/isolate/policy.toml <<TOML
 legacy_owner = "$legacy"
 
 [stacks.app]
 data = ["/srv/app/data"]
 migrate = "shift"
+uid = 1800
 compose = ["/srv/app/conf/compose.yaml"]
 env_files = ["/srv/app/conf/app.env"]
+service = true
+compose_command = ["podman-compose", "--podman-path", "/usr/local/bin/podman-nonet"]
 TOML
 
-step "plan names the image copy, the env file and the volume"
+step "plan names the image copy, the env file, the volume and the service"
 isolate_ok plan --stack app
 grep -q '^+ image localhost/app:1 for app: copy from alice' "$ISO_OUT" || fail "plan does not copy localhost/app:1"
 grep -q '^~ env file /srv/app/conf/app.env of app: owner stk-app' "$ISO_OUT" || fail "plan does not hand over the env file"
 grep -q '^~ volume app_dbdata for app: move /home/alice/.local/share/containers/storage/volumes/app_dbdata/_data' "$ISO_OUT" || fail "plan does not move the volume"
+grep -q '^+ service isolate-compose-app.service for app' "$ISO_OUT" || fail "plan does not install the service"
 
 step "apply --stack app"
 isolate_ok apply --stack app
+uid=$(uid_of stk-app)
+assert_eq 1800 "$uid" "uid of stk-app"
 
 step "the env file is stk-app's alone"
 assert_eq "stk-app:stk-app 400" "$(in_ct stat -c '%U:%G %a' /srv/app/conf/app.env)" "owner and mode of the env file"
 
 step "the image is in stk-app's store with the same ID"
-stack_id=$(as_user stk-app podman image inspect --format '{{.Id}}' localhost/app:1)
-assert_eq "$legacy_id" "$stack_id" "image ID in the stack user's store"
+assert_eq "$legacy_id" "$(as_user stk-app podman image inspect --format '{{.Id}}' localhost/app:1)" "image ID in the stack user's store"
 
-step "the volume is stk-app's, with the same labels, and its containers see the same owners"
+step "with no command typed as stk-app, its unit runs the project"
+assert_eq "enabled active" "$(user_unit_prop stk-app isolate-compose-app.service UnitFileState) $(user_unit_prop stk-app isolate-compose-app.service ActiveState)" "state of the compose unit"
+wait_for 30 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 does not run as stk-app"
+wait_for 30 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_web_1' || fail "app_web_1 does not run as stk-app"
+in_ct sh -c "ps -o user= -p \$(pgrep -f 'sleep 100000' | head -1)" | grep -qv alice || fail "the project's processes run as alice"
+
+step "its containers show the same files and uids as before"
+assert_eq "$vol_before" "$(as_user stk-app podman exec app_db_1 ls -ln /var/lib/db | awk 'NR>1 {print $3":"$4, $NF}')" "the volume as the stack's db sees it"
+assert_eq "$data_before" "$(as_user stk-app podman exec app_web_1 sh -c 'cd /data && find . | sort | while read -r f; do stat -c "%u:%g %n" "$f"; done')" "the data path as the stack's web sees it"
 assert_eq "com.docker.compose.project=app io.podman.compose.project=app" \
   "$(as_user stk-app podman volume inspect app_dbdata --format '{{range $k, $v := .Labels}}{{$k}}={{$v}} {{end}}' | sed 's/ $//')" "labels of the stack's volume"
-vol_after=$(as_user stk-app podman run --rm --network none -v app_dbdata:/v localhost/app:1 ls -ln /v | awk 'NR>1 {print $3":"$4, $NF}')
-assert_eq "$vol_before" "$vol_after" "the volume's files as the stack's containers see them"
-assert_eq "$data_before" "$(listing_as stk-app /srv/app/data)" "the data path as the stack's containers see it"
 in_ct test ! -e /home/alice/.local/share/containers/storage/volumes/app_dbdata/_data || fail "the legacy volume still holds data"
+
+step "podman logs as stk-app shows the service's output; root finds it in the journal"
+wait_for 30 as_user stk-app sh -c 'podman logs app_db_1 2>&1 | grep -q "db up as 999"' || {
+  as_user stk-app podman logs app_db_1 || true
+  fail "podman logs as stk-app does not show the db's output"
+}
+wait_for 30 in_ct sh -c "journalctl --no-pager _UID=$uid | grep -q 'db up as 999'" || fail "root does not find the db's output in the journal"
+
+step "status --unit prints the drop-in for a root-owned wrapper unit"
+isolate_ok status --unit --stack app
+grep -qx "User=stk-app" "$ISO_OUT" || fail "no User= in the drop-in"
+grep -qx "Environment=XDG_RUNTIME_DIR=/run/user/$uid" "$ISO_OUT" || fail "no literal XDG_RUNTIME_DIR in the drop-in"
+grep -qx "RequiresMountsFor=/run/user/$uid" "$ISO_OUT" || fail "no RequiresMountsFor= in the drop-in"
 
 step "apply again: nothing to do"
 isolate_ok apply --stack app
@@ -97,10 +125,21 @@ as_user "$legacy" podman container exists app_db_1 || fail "the legacy container
 isolate_ok plan --stack app
 grep -q "left behind: alice's containers of project app: app_db_1, app_web_1" "$ISO_OUT" || fail "plan does not name what is left behind"
 
-step "rollback: env file, volume and data are alice's again and her project starts again"
+step "reboot: the project comes back as stk-app with nobody logged in"
+reboot_ct
+wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 is not back after the reboot"
+wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_web_1' || fail "app_web_1 is not back after the reboot"
+isolate_ok apply --stack app
+grep -q "nothing to do" "$ISO_OUT" || fail "apply after a reboot is not 'nothing to do'"
+
+step "rollback: service gone; env file, volume and data are alice's again and her project starts again"
 isolate_ok rollback --stack app
+grep -q "rolled back service isolate-compose-app.service" "$ISO_OUT" || fail "rollback does not name the service"
+as_user stk-app sh -c 'podman ps --format "{{.Names}}"' | grep -q app_ && fail "stk-app's containers still run after rollback"
+in_ct test ! -e "/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service" || fail "the unit file is still there"
 assert_eq "alice:alice 644" "$(in_ct stat -c '%U:%G %a' /srv/app/conf/app.env)" "owner and mode after rollback"
 compose_as "$legacy" up -d >/dev/null 2>&1
 wait_for 30 as_user "$legacy" sh -c 'podman ps --format "{{.Names}}" | grep -q app_web_1' || fail "the legacy web did not start again"
 wait_for 30 as_user "$legacy" sh -c 'podman ps --format "{{.Names}}" | grep -q app_db_1' || fail "the legacy db did not start again"
 assert_eq "$vol_before" "$(as_user "$legacy" podman exec app_db_1 ls -ln /var/lib/db | awk 'NR>1 {print $3":"$4, $NF}')" "the volume as the legacy db sees it again"
+assert_eq "$data_before" "$(listing_as "$legacy" /srv/app/data)" "the data path as the legacy containers see it again"

@@ -131,7 +131,26 @@ pub fn run(cli: Cli) -> Result<i32> {
                 EXIT_FAILURE
             })
         }
-        Command::Status(sel) => {
+        Command::Status { sel, unit: true } => {
+            let policy = Policy::load(&cli.policy)?;
+            let o = opts(sel, false);
+            crate::plan::check_selection(&policy, &o)?;
+            let state = State::read(&root)?;
+            let mut text = String::new();
+            for s in crate::plan::selected(&policy, &o) {
+                let rec = state.stacks.get(&s.name).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "stack `{}` has no user yet: run `isolate apply --stack {}` first",
+                        s.name, s.name
+                    ))
+                })?;
+                text.push_str(&crate::handoff::service::render_dropin(s, &rec.allocation));
+                text.push('\n');
+            }
+            print!("{text}");
+            Ok(EXIT_OK)
+        }
+        Command::Status { sel, unit: false } => {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
@@ -176,6 +195,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
+            let sd = DbusSystemd::new(&root);
+            let session = LiveSession {
+                root: &root,
+                systemd: &sd,
+                ping: false,
+            };
+            // The stack's compose service stops first: its containers hold the data.
+            let service_line = crate::handoff::apply::stop_service(
+                &root,
+                stack,
+                Some(&session as &dyn crate::handoff::stores::Stores),
+            )?;
             if !force {
                 let state = State::read(&root)?;
                 if let Some(rec) = state.stacks.get(stack) {
@@ -200,21 +231,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let progress = format == Format::Text && std::io::stderr().is_terminal();
             let state = State::read(&root)?;
-            let handoff_pending = crate::handoff::apply::has_rollback(&state, stack);
+            let handoff_pending =
+                service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
             // The hand-off (volumes, env files) is undone before the data changes owners.
-            let sd = DbusSystemd::new(&root);
-            let session = LiveSession {
-                root: &root,
-                systemd: &sd,
-                ping: false,
-            };
-            let handoff = crate::handoff::apply::rollback(
+            let mut handoff: Vec<String> = service_line.into_iter().collect();
+            handoff.extend(crate::handoff::apply::rollback(
                 &root,
                 stack,
                 Some(&session as &dyn crate::handoff::stores::Stores),
                 &Walker::new(),
                 progress,
-            )?;
+            )?);
             let data = if handoff_pending && !apply::has_rollback(&state, stack) {
                 apply::RollbackReport(Vec::new())
             } else {

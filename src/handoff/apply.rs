@@ -122,7 +122,7 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
     state.write(root)?;
     super::service::write_unit(root, path, home, text, *uid, *gid)?;
     stores.start_unit(*uid, unit)?;
-    let deadline = std::time::Instant::now() + super::stores::RUNNING_TIMEOUT;
+    let deadline = std::time::Instant::now() + stores.running_timeout();
     loop {
         match project_running(stores, *uid, project)? {
             Ok(()) => return Ok(Outcome::Done),
@@ -448,8 +448,8 @@ pub fn rollback(
         .get(stack)
         .map(|r| (r.allocation.uid, r.allocation.gid))
         .ok_or_else(|| Error::Failed(format!("stack `{stack}` has no recorded allocation")))?;
-    if let Some(svc) = &rec.service {
-        lines.push(rollback_service(root, stack, svc, target.0, stores)?);
+    if let Some(line) = stop_service(root, stack, stores)? {
+        lines.push(line);
     }
     for v in rec.volumes.iter().rev() {
         lines.push(rollback_volume(
@@ -501,6 +501,23 @@ fn forget_env_file(root: &Root, stack: &str, path: &Path) -> Result<()> {
         }
     }
     state.write(root)
+}
+
+/// The first part of a rollback: the stack's compose service stops (so its containers no
+/// longer hold the data), is disabled and its unit removed. None when there is none.
+pub fn stop_service(
+    root: &Root,
+    stack: &str,
+    stores: Option<&dyn Stores>,
+) -> Result<Option<String>> {
+    let state = State::read(root)?;
+    let (Some(svc), Some(rec)) = (
+        state.handoff.get(stack).and_then(|r| r.service.clone()),
+        state.stacks.get(stack),
+    ) else {
+        return Ok(None);
+    };
+    rollback_service(root, stack, &svc, rec.allocation.uid, stores).map(Some)
 }
 
 /// Whether the stack has hand-off changes a rollback would undo.

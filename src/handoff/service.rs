@@ -111,7 +111,19 @@ fn environment(s: &StackPolicy, a: &Allocation) -> Vec<(String, String)> {
     env
 }
 
-/// The user unit that runs the stack's compose project.
+/// Whether the compose command drives the local podman CLI (podman-compose) rather than an
+/// engine API (docker compose, which reads DOCKER_HOST).
+fn drives_podman_cli(s: &StackPolicy) -> bool {
+    s.handoff
+        .compose_command
+        .first()
+        .is_none_or(|c| c.value.ends_with("podman-compose"))
+}
+
+/// The user unit that runs the stack's compose project. For podman-compose it leaves out
+/// CONTAINER_HOST: that would send every podman call through the API service instead of
+/// running it directly as the user, for nothing (and the service's crun cannot make session
+/// keyrings where keyctl is filtered, as in systemd-nspawn).
 pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
     let project = s.handoff.project_of(&s.name);
     let mut u = String::new();
@@ -125,7 +137,11 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
         s.name
     ));
     u.push_str("[Service]\nType=oneshot\nRemainAfterExit=yes\n");
+    let podman_cli = drives_podman_cli(s);
     for (k, v) in environment(s, a) {
+        if podman_cli && k == "CONTAINER_HOST" {
+            continue;
+        }
         u.push_str(&format!(
             "Environment={}\n",
             unit_value(&format!("{k}={v}"))
@@ -342,7 +358,14 @@ mod tests {
             u.contains("Environment=XDG_RUNTIME_DIR=/run/user/1800\n"),
             "{u}"
         );
-        assert!(u.contains("Environment=CONTAINER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
+        assert!(
+            !u.contains("CONTAINER_HOST"),
+            "podman-compose runs podman itself: {u}"
+        );
+        let (docker, _) = stack("compose_command = [\"docker\", \"compose\"]\n");
+        let d = render_unit(&docker, &a);
+        assert!(d.contains("Environment=CONTAINER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
+        assert!(d.contains("ExecStart=docker compose -p app"), "{d}");
         assert!(u.contains("Environment=DOCKER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
         assert!(u.contains("Environment=DATA_ROOT=/srv/app/data\n"));
         assert!(u.contains("EnvironmentFile=/srv/app/conf/app.env\n"));

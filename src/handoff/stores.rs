@@ -48,6 +48,10 @@ pub trait Stores {
     fn start_unit(&self, uid: u32, unit: &str) -> Result<()>;
     /// Stop and disable `unit` in the user's manager.
     fn stop_unit(&self, uid: u32, unit: &str) -> Result<()>;
+    /// How long a started project may take to show all its containers running.
+    fn running_timeout(&self) -> Duration {
+        RUNNING_TIMEOUT
+    }
 }
 
 impl Stores for LiveSession<'_> {
@@ -255,5 +259,8 @@ impl Stores for FakeStores {
     fn stop_unit(&self, uid: u32, unit: &str) -> Result<()> {
         self.units.lock().unwrap().push((uid, unit.into(), false));
         Ok(())
+    }
+    fn running_timeout(&self) -> Duration {
+        Duration::ZERO
     }
 }

@@ -191,3 +191,86 @@ fn a_load_that_yields_another_id_fails() {
     .unwrap_err();
     assert!(e.to_string().contains("--no-systemd"), "{e}");
 }
+
+#[test]
+fn the_service_is_planned_installed_proven_and_removed() {
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 1800\ncompose = [\"/srv/app/compose.yaml\"]\nservice = true\n",
+    )
+    .unwrap();
+    let mut o = observed();
+    o.handoff.insert("app".into(), StackFacts::default());
+    let plan = plan(&p, &o, &opts()).unwrap();
+    let step = plan
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::Handoff(h @ HandoffStep::InstallService { .. }) => Some(h.clone()),
+            _ => None,
+        })
+        .expect("a service step");
+    assert_eq!(
+        step.to_string(),
+        "+ service isolate-compose-app.service for app: runs compose project app in stk-app's manager (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service), enabled, started, proven by its containers"
+    );
+
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    let mut s = crate::state::State::default();
+    s.stacks.insert(
+        "app".into(),
+        crate::state::StackRecord {
+            allocation: crate::state::Allocation {
+                user: "stk-app".into(),
+                uid: 1800,
+                gid: 1800,
+                subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+            },
+            migrations: vec![],
+        },
+    );
+    s.write(&root).unwrap();
+    std::fs::create_dir_all(d.path().join("var/lib/isolate/home/stk-app")).unwrap();
+    let mut stores = FakeStores::default();
+    let walker = crate::apply::Walker::new();
+    // The unit starts, but nothing of the project runs: not proven.
+    let e = apply::run(&root, &step, Some(&stores), &walker, false).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("but project app does not run as stk-app: it has no containers"),
+        "{e}"
+    );
+    stores.containers.insert(
+        1800,
+        vec![ProjectContainer {
+            state: "running".into(),
+            ..container("app_web_1", "localhost/app:1")
+        }],
+    );
+    // Written and started by the first run; now proven.
+    let (o1, _) = apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+    assert_eq!(o1, Outcome::AlreadyPresent);
+    let unit = d
+        .path()
+        .join("var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service");
+    assert!(std::fs::read_to_string(&unit)
+        .unwrap()
+        .contains("ExecStart=podman-compose -p app -f /srv/app/compose.yaml up -d\n"));
+    // A changed unit file is written and the unit restarted.
+    std::fs::write(&unit, "edited").unwrap();
+    let (o2, _) = apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+    assert_eq!(o2, Outcome::Done);
+    assert!(std::fs::read_to_string(&unit)
+        .unwrap()
+        .starts_with("# Written by isolate"));
+
+    let line = apply::stop_service(&root, "app", Some(&stores)).unwrap();
+    assert_eq!(
+        line.as_deref(),
+        Some("service isolate-compose-app.service: stopped, disabled and removed (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service)")
+    );
+    assert!(!unit.exists());
+    assert!(!stores.units.lock().unwrap().last().unwrap().2);
+    assert!(crate::state::State::read(&root).unwrap().handoff.is_empty());
+}

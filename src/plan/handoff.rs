@@ -36,7 +36,21 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
     plan_service(s, a, obs, opts, out);
+    if !s.handoff.compose.is_empty() && a.uid < FIRST_USER_JOURNAL_UID {
+        out.notes.push(note(
+            s,
+            NoteKind::Warning,
+            format!(
+                "{} has uid {} (below {FIRST_USER_JOURNAL_UID}): journald keeps its containers' logs in the system journal, which it cannot read, so `podman logs` fails for it (root still reads them: journalctl _UID={}); give new stacks uids from {FIRST_USER_JOURNAL_UID} up (`[pools] uid_first`, or `uid` per stack)",
+                a.user, a.uid, a.uid
+            ),
+        ));
+    }
 }
+
+/// journald writes the logs of uids from here up (non-system users) into per-user journals
+/// their users can read; below, into the system journal (systemd's SYSTEM_UID_MAX is 999).
+pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
 
 /// The compose service: written, enabled and started unless its unit is already exactly
 /// what isolate renders, enabled and active.
