@@ -63,6 +63,14 @@ pub struct StackRecord {
     pub migrations: Vec<Migration>,
 }
 
+/// The shared group's gid, once isolate chose it itself (a NixOS export declares the group
+/// before it exists); never changes after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    pub gid: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
@@ -71,6 +79,8 @@ pub struct State {
     /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handoff: BTreeMap<String, crate::handoff::HandoffRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_group: Option<GroupRecord>,
 }
 
 impl Default for State {
@@ -79,6 +89,7 @@ impl Default for State {
             version: STATE_VERSION,
             stacks: BTreeMap::new(),
             handoff: BTreeMap::new(),
+            shared_group: None,
         }
     }
 }

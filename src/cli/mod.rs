@@ -1,8 +1,9 @@
 //! The command line: parse arguments, then for each command gather -> core -> render. The only
 //! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
 mod args;
+pub mod generate;
 
-pub use args::{Cli, Command, Selection};
+pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
@@ -31,14 +32,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    crate::logging::init(crate::logging::Verbosity {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    });
     let format = cli.format();
     match run(cli) {
         Ok(code) => code,
@@ -69,6 +66,11 @@ fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
 pub fn run(cli: Cli) -> Result<i32> {
     let root = Root::new(&cli.root);
     let format = cli.format();
+    if format == Format::Prometheus && !matches!(cli.command, Command::Audit(_)) {
+        return Err(Error::Usage(
+            "--format prometheus is only for `isolate audit`".to_string(),
+        ));
+    }
     match &cli.command {
         Command::Plan(sel) => {
             let policy = Policy::load(&cli.policy)?;
@@ -77,6 +79,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            for s in &p.steps {
+                let _span = crate::logging::step_span(s).entered();
+                tracing::info!("planned: {s}");
+            }
             print(format, &p)?;
             Ok(EXIT_OK)
         }
@@ -89,6 +95,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 match format {
                     Format::Json => println!(
@@ -98,7 +107,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                         )
                         .expect("serialisable")
                     ),
-                    Format::Text => println!("nothing to do: the host matches the policy"),
+                    Format::Text | Format::Prometheus => {
+                        println!("nothing to do: the host matches the policy")
+                    }
                 }
                 return Ok(EXIT_OK);
             }
@@ -109,6 +120,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
+            let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
@@ -116,8 +128,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 stores: o
                     .systemd
                     .then_some(&manager as &dyn crate::handoff::stores::Stores),
+                walk_sys: &walk_sys,
+                acl_probe: &crate::isolation::fs::RealAclProbe,
             };
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
                 for s in &p.steps {
                     println!("{s}");
@@ -130,6 +144,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 EXIT_FAILURE
             })
+        }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            let draft = crate::init::run(&crate::init::Request {
+                root: &root,
+                compose,
+                env,
+                legacy_owner: legacy_owner.as_deref(),
+            })?;
+            print!("{draft}");
+            Ok(EXIT_OK)
+        }
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                &root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
         }
         Command::Status { sel, unit: true } => {
             let policy = Policy::load(&cli.policy)?;
@@ -168,7 +208,39 @@ pub fn run(cli: Cli) -> Result<i32> {
                 reachable.then_some(&live as &dyn LiveProbe),
                 &offline,
             )?;
+            for s in &status.stacks {
+                crate::logging::stack_span(&s.stack).in_scope(|| {
+                    tracing::info!(
+                        linger = s.linger,
+                        manager_active = s.manager_active,
+                        socket_active = s.socket_active,
+                        ping = s.ping,
+                        "user {} uid {}, subordinate ids {}",
+                        s.user,
+                        s.uid,
+                        s.subids
+                    )
+                });
+            }
             print(format, &status)?;
+            Ok(EXIT_OK)
+        }
+        Command::Generate { what, path } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let files = generate::generate(*what, cmd, path)
+                .map_err(|e| Error::io(format!("writing {what:?} into {}", path.display()), e))?;
+            for file in files {
+                println!("{}", file.display());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::CompleteStacks => {
+            // Completion must stay quiet: a broken or unreadable policy offers nothing.
+            if let Ok(policy) = Policy::load(&cli.policy) {
+                for name in policy.stacks.keys() {
+                    println!("{name}");
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Map { stack, id, host } => {
@@ -191,7 +263,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        Command::Rollback { stack, force } => {
+        Command::Audit(args) => audit(&root, &cli.policy, args, format),
+        Command::Rollback {
+            share: Some(share), ..
+        } => {
+            let policy = load_if_present(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            print(format, &done)?;
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { stack: None, .. } => Err(Error::Usage(
+            "rollback needs --stack NAME or --share NAME".into(),
+        )),
+        Command::Rollback {
+            stack: Some(stack),
+            force,
+            ..
+        } => {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
@@ -229,7 +319,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                     apply::refuse_if_held(stack, &holders)?;
                 }
             }
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
+            // A closed data path first gets its top back as it was, then its owners.
+            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
             let state = State::read(&root)?;
             let handoff_pending =
                 service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
@@ -254,6 +346,69 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a
+/// system bus answers, walks every path read-only and renders the report.
+fn audit(
+    root: &Root,
+    policy_file: &std::path::Path,
+    args: &AuditArgs,
+    format: Format,
+) -> Result<i32> {
+    use crate::audit::model::Severity;
+    use crate::audit::run::{self, LiveCheck};
+    let policy = Policy::load(policy_file)?;
+    let state = State::read(root)?;
+    let accounts = Accounts::read(root)?;
+    let sd = DbusSystemd::new(root);
+    let live = LiveSession {
+        root,
+        systemd: &sd,
+        ping: true,
+    };
+    let offline = OfflineSession { root };
+    let host = run::Host {
+        root,
+        accounts: &accounts,
+        state: &state,
+        live: if sd.probe().is_ok() {
+            &live as &dyn LiveCheck
+        } else {
+            &offline
+        },
+    };
+    let report = run::audit(
+        &crate::walk::sys::RealSys::new(),
+        &policy,
+        &host,
+        &args.stacks,
+    )?;
+    crate::logging::record_audit(&report);
+    let text = match format {
+        Format::Text => render::audit_text::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
+        Format::Prometheus => render::prometheus::render(&report),
+    };
+    match &args.output {
+        Some(file) => crate::host::files::write_atomic(file, text.as_bytes(), 0o644)?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("writing the output", e))?
+        }
+    }
+    let fail_on = match args.fail_on {
+        FailOn::Info => Severity::Info,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Error => Severity::Error,
+    };
+    Ok(if report.fails(fail_on) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The policy when its file exists: rollback and map work from the state file alone, but a
