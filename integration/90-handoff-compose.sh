@@ -100,7 +100,7 @@ assert_eq "enabled active" "$(user_unit_prop stk-app isolate-compose-app.service
 wait_for 30 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 does not run as stk-app"
 wait_for 30 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_web_1' || fail "app_web_1 does not run as stk-app"
 # The services' processes: web as container root (the stack user), db as container 999.
-owners=$(in_ct sh -c 'for p in /proc/[0-9]*; do tr "\0" " " <$p/cmdline 2>/dev/null | grep -q "^sleep 100000" && stat -c %u $p; done' | sort -u | tr '\n' ' ')
+owners=$(in_ct sh -c 'for p in /proc/[0-9]*; do tr "\0" " " <$p/cmdline 2>/dev/null | grep -q "^sleep 100000" && stat -c %u $p; done; true' | sort -u | tr '\n' ' ')
 db_host=$(( $(grep '^stk-app:' "$CT_ROOT/etc/subuid" | cut -d: -f2) + 998 ))
 assert_eq "1800 $db_host " "$owners" "host uids of the project's processes"
 
