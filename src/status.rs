@@ -41,6 +41,8 @@ pub struct StackStatus {
     pub closed: Vec<crate::isolation::status::ClosedStatus>,
     /// What the policy's shares grant this stack.
     pub grants: Vec<crate::isolation::status::GrantStatus>,
+    /// Env files, volumes and service handed to the stack; what the legacy user left behind.
+    pub handoff: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -119,6 +121,14 @@ pub fn gather(
         let maps = a.maps();
         let closed = crate::isolation::status::closed(root, &record, name, &maps);
         let grants = crate::isolation::status::grants(policy, name, &maps);
+        let handoff = crate::handoff::status::lines(
+            policy,
+            &state,
+            &acc,
+            name,
+            a,
+            live.and_then(|l| l.stores()),
+        );
         stacks.push(StackStatus {
             stack: name.clone(),
             in_policy: policy.stacks.contains_key(name),
@@ -138,6 +148,7 @@ pub fn gather(
             migrations,
             closed,
             grants,
+            handoff,
         });
     }
     Ok(Status {

@@ -7,6 +7,7 @@ pub mod env_files;
 pub mod observe;
 pub mod policy;
 pub mod service;
+pub mod status;
 pub mod stores;
 pub mod volumes;
 

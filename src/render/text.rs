@@ -181,6 +181,9 @@ impl Render for Status {
             for g in &s.grants {
                 writeln!(out, "  {}", g.line())?;
             }
+            for h in &s.handoff {
+                writeln!(out, "  {h}")?;
+            }
         }
         Ok(())
     }
