@@ -132,11 +132,16 @@ step "the legacy containers are left behind, and plan says how to remove them"
 as_user "$legacy" podman container exists app_db_1 || fail "the legacy container app_db_1 was deleted"
 isolate_ok plan --stack app
 grep -q "left behind: alice's containers of project app: app_db_1, app_web_1" "$ISO_OUT" || fail "plan does not name what is left behind"
+isolate_ok status --stack app
+grep -q "service isolate-compose-app.service (enabled, active)" "$ISO_OUT" || fail "status does not show the service"
+grep -q "left behind: alice's containers of project app: app_db_1, app_web_1; remove with \`runuser -u alice -- podman rm app_db_1 app_web_1\`" "$ISO_OUT" || fail "status does not name what is left behind"
 
 step "reboot: the project comes back as stk-app with nobody logged in"
 reboot_ct
 wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 is not back after the reboot"
 wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_web_1' || fail "app_web_1 is not back after the reboot"
+unit_active() { [ "$(user_unit_prop stk-app isolate-compose-app.service ActiveState)" = active ]; }
+wait_for 60 unit_active || fail "the compose unit is not active after the reboot"
 isolate_ok apply --stack app
 grep -q "nothing to do" "$ISO_OUT" || fail "apply after a reboot is not 'nothing to do'"
 

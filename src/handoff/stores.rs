@@ -42,7 +42,8 @@ pub trait Stores {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<VolumeInfo>;
-    /// (enabled, active) of `unit` in the user's manager; None when the manager is not running.
+    /// (enabled, active or starting) of `unit` in the user's manager; None when the manager is
+    /// not running.
     fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)>;
     /// Reload, enable and (re)start `unit` in the user's manager; waits until it is active.
     fn start_unit(&self, uid: u32, unit: &str) -> Result<()>;
@@ -103,9 +104,17 @@ impl Stores for LiveSession<'_> {
 
     fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)> {
         let facts = self.systemd.user_facts(uid, user, unit).ok()?;
-        facts
-            .unit
-            .map(|u| (u.unit_file_state == "enabled", u.active_state == "active"))
+        // A unit still starting (at boot, compose brings the project up) counts as running:
+        // apply must not restart it under its own start job.
+        facts.unit.map(|u| {
+            (
+                u.unit_file_state == "enabled",
+                matches!(
+                    u.active_state.as_str(),
+                    "active" | "activating" | "reloading"
+                ),
+            )
+        })
     }
 
     fn start_unit(&self, uid: u32, unit: &str) -> Result<()> {
