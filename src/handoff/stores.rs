@@ -125,7 +125,8 @@ impl Stores for LiveSession<'_> {
     }
 
     fn stop_unit(&self, uid: u32, unit: &str) -> Result<()> {
-        self.systemd.stop_and_disable_user_unit(uid, unit)
+        self.systemd
+            .stop_and_disable_user_unit(uid, unit, SERVICE_TIMEOUT)
     }
 
     fn volume(&self, uid: u32, name: &str) -> Result<Option<VolumeInfo>> {

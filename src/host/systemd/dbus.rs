@@ -300,9 +300,16 @@ impl DbusSystemd {
         self.user_unit_up(uid, unit, timeout, UnitUp::ReloadEnableRestart)
     }
 
-    /// In the user's manager: StopUnit, DisableUnitFiles, Reload. A unit that is not loaded
-    /// or not enabled is fine.
-    pub fn stop_and_disable_user_unit(&self, uid: u32, unit: &str) -> Result<()> {
+    /// In the user's manager: StopUnit, waits (bounded by `timeout`) until the unit is inactive
+    /// or failed, then DisableUnitFiles, Reload. A unit that is not loaded or not enabled is
+    /// fine.
+    pub fn stop_and_disable_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
         let failed = |what: &str, e: zbus::Error| {
             Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
         };
@@ -319,6 +326,30 @@ impl DbusSystemd {
                 if !matches!(&e, zbus::Error::MethodError(name, _, _) if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
                 {
                     return Err(failed("StopUnit", e));
+                }
+            } else {
+                let path = manager
+                    .load_unit(unit.to_string())
+                    .await
+                    .map_err(|e| failed("LoadUnit", e))?;
+                let proxy = unit_proxy(&conn, path)
+                    .await
+                    .map_err(|e| failed("proxy for", e))?;
+                loop {
+                    let state = proxy
+                        .active_state()
+                        .await
+                        .map_err(|e| failed("ActiveState of", e))?;
+                    if state == "inactive" || state == "failed" {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::Failed(format!(
+                            "manager of uid {uid}: timed out after {timeout:?} waiting for {unit} to stop: ActiveState {state:?}"
+                        )));
+                    }
+                    sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
+                        .await;
                 }
             }
             manager
