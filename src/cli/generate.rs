@@ -441,16 +441,29 @@ fi
 "#;
 
 const ZSH_STACKS: &str = r#"
-# Stack names for `--stack NAME` and `map STACK`, read from the policy by the binary itself.
+# Stack names for `--stack NAME` and `map STACK`, read from the policy (the command line's
+# --policy, if given) by the binary itself.
 (( $+functions[_isolate_stacks] )) ||
 _isolate_stacks() {
-    local -a stacks
-    stacks=(${(f)"$(isolate __complete-stacks 2>/dev/null)"})
+    local -a stacks policy
+    local i=${words[(i)--policy]}
+    (( i < CURRENT - 1 )) && policy=(--policy "${words[i+1]}")
+    stacks=(${(f)"$(${words[1]} $policy __complete-stacks 2>/dev/null)"})
     _describe -t stacks 'stack' stacks
 }
 "#;
 
 const FISH_MAP_STACK: &str = r#"
+# Stack names, read from the policy (the command line's --policy, if given) by the binary itself.
+function __fish_isolate_stacks
+    set -l tokens (commandline -opc)
+    set -l policy
+    if set -l i (contains -i -- --policy $tokens)
+        set policy --policy $tokens[(math $i + 1)]
+    end
+    $tokens[1] $policy __complete-stacks 2>/dev/null
+end
+
 # `map STACK ID`: the first word after map is a stack name.
 function __fish_isolate_map_wants_stack
     set -l tokens (commandline -opc)
@@ -460,7 +473,7 @@ function __fish_isolate_map_wants_stack
 end
 complete -c isolate -n "__fish_isolate_map_wants_stack" "#;
 
-const FISH_STACKS: &str = r#"-f -a "(isolate __complete-stacks 2>/dev/null)""#;
+const FISH_STACKS: &str = r#"-f -a "(__fish_isolate_stacks)""#;
 
 /// A shell's completion script: clap_complete's, with stack names completed from the policy.
 pub fn completion(shell: Shell, cmd: Command) -> String {
