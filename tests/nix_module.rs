@@ -52,8 +52,8 @@ fn every_nix_file_parses() {
     }
 }
 
-/// Unpacks the harness into a temporary directory and evaluates nix/tests/eval.nix.
-fn evaluate(host: &str) -> serde_json::Value {
+/// The harness unpacked into a temporary directory (kept while the guard lives).
+fn unpack_harness() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("tar")
         .args(["-xJf", HARNESS_TARBALL, "-C"])
@@ -62,6 +62,12 @@ fn evaluate(host: &str) -> serde_json::Value {
         .unwrap();
     assert!(status.success(), "cannot unpack {HARNESS_TARBALL}");
     let harness = dir.path().join("nixpkgs-eval");
+    (dir, harness)
+}
+
+/// Evaluates nix/tests/eval.nix: the module for the host configuration `host`.
+fn evaluate(host: &str) -> serde_json::Value {
+    let (_dir, harness) = unpack_harness();
     // The kind of accounts module `isolate export nixos` writes (stk-immich, its groups).
     let accounts = harness.join("harness/example-stack-users.nix");
     let out = nix_instantiate(&[
@@ -117,4 +123,34 @@ fn module_writes_the_example_policy() {
         got["packages"][0], "isolate",
         "the package (man pages, completions) is on the system"
     );
+}
+
+#[test]
+fn package_installs_man_pages_and_completions() {
+    let (_dir, harness) = unpack_harness();
+    let out = nix_instantiate(&[
+        "--eval",
+        "--strict",
+        "--json",
+        "nix/tests/package.nix",
+        "--arg",
+        "harness",
+        harness.to_str().unwrap(),
+    ]);
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["pname"], "isolate");
+    assert_eq!(got["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(got["mainProgram"], "isolate");
+    assert_eq!(got["lockFile"], "Cargo.lock");
+    let post = got["postInstall"].as_str().unwrap();
+    for line in [
+        "$out/bin/isolate __generate man generated/man",
+        "$out/bin/isolate __generate completions generated/completions",
+        "installManPage generated/man/isolate.8 generated/man/isolate-policy.5",
+        "--bash generated/completions/isolate.bash",
+        "--zsh generated/completions/_isolate",
+        "--fish generated/completions/isolate.fish",
+    ] {
+        assert!(post.contains(line), "postInstall lacks `{line}`:\n{post}");
+    }
 }
