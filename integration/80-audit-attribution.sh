@@ -72,7 +72,13 @@ for name, c in (("old-by-0", 0), ("old-by-999", 999), ("old-by-1000", 1000)):
 notes = paths["/srv/notes"]
 assert set(notes["uid_classes"]) == {"legacy"}, notes["uid_classes"]
 assert set(notes["gid_classes"]) == {"legacy"}, notes["gid_classes"]
-assert set(paths["/srv/app"]["uid_classes"]) == {"stack"}, paths["/srv/app"]["uid_classes"]
+# The planted link is the one legacy inode in app's data (and a finding there: app is migrated).
+check("/srv/app", "planted", "legacy", "alice", 999)
+app = paths["/srv/app"]
+assert app["uid_classes"]["legacy"]["inodes"] == 1, app["uid_classes"]
+assert set(app["uid_classes"]) == {"stack", "legacy"}, app["uid_classes"]
+legacy = [f for f in doc["findings"] if f["kind"] == "legacy_after_migration"]
+assert [(f["stack"], f["samples"]) for f in legacy] == [("app", ["/srv/app/planted"])], legacy
 links = [f for f in doc["findings"] if f["kind"] == "hardlink_outside"]
 by_stack = {f["stack"]: f for f in links}
 assert by_stack["app"]["count"] == 1 and by_stack["app"]["samples"] == ["/srv/app/planted"], by_stack

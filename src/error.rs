@@ -19,7 +19,7 @@ pub const EXIT_STATUS: &[(i32, &str)] = &[
     ),
     (
         EXIT_BAD_INPUT,
-        "bad input: a policy problem, an unknown `--stack`, broken or overlapping host files, a refused data path, missing privileges, the lock held. **Nothing was changed.**",
+        "bad input: a policy problem, an unknown `--stack`, broken or overlapping host files, a refused data path, missing privileges, the lock held, on NixOS accounts the configuration does not declare yet. **Nothing was changed.**",
     ),
 ];
 

@@ -56,6 +56,19 @@ pub struct Selection {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print a policy drafted from compose files (reads only).
+    Init {
+        /// A compose file, a project directory, or a directory of project directories
+        /// (`stacks/<name>/docker-compose.yml`); repeatable.
+        #[arg(long = "compose", value_name = "FILE|DIR", required = true)]
+        compose: Vec<PathBuf>,
+        /// Variables for interpolation, read before each project's own .env (repeatable).
+        #[arg(long = "env", value_name = "FILE")]
+        env: Vec<PathBuf>,
+        /// The user whose rootless containers own the data today.
+        #[arg(long, value_name = "USER")]
+        legacy_owner: Option<String>,
+    },
     /// Show the steps apply would take, without changing anything.
     Plan(Selection),
     /// Bring the host to the policy: accounts, subordinate ids, linger, socket, data.
@@ -80,13 +93,27 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
         host: Option<u32>,
     },
+    /// Write the recorded stacks as another system's configuration.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
     Audit(AuditArgs),
-    /// Give a stack's data back its previous owners exactly (the account stays).
+    /// Give a stack's data back its previous owners exactly (the account stays; a closed
+    /// data path is reopened first), or take isolate's ACL entries out of a share.
     Rollback {
         /// The stack whose data to roll back.
-        #[arg(long = "stack", value_name = "NAME", required = true)]
-        stack: String,
+        #[arg(
+            long = "stack",
+            value_name = "NAME",
+            required_unless_present = "share",
+            conflicts_with = "share"
+        )]
+        stack: Option<String>,
+        /// Remove isolate's ACL entries (those of every stack's ids) from this share.
+        #[arg(long = "share", value_name = "NAME")]
+        share: Option<String>,
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,
@@ -101,6 +128,17 @@ pub enum Command {
     /// Print the policy's stack names, one a line (shell completion).
     #[command(name = "__complete-stacks", hide = true)]
     CompleteStacks,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// A NixOS module declaring every stack's user, groups, subordinate ranges and linger
+    /// (records allocations not recorded yet).
+    Nixos {
+        /// Write the module to FILE (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -576,8 +576,13 @@ mod tests {
         let bash = completion(Shell::Bash, cli());
         assert!(bash.contains("complete -F _isolate_with_stacks"));
         let zsh = completion(Shell::Zsh, cli());
-        assert!(!zsh.contains(":NAME:_default"), "{zsh}");
-        assert_eq!(zsh.matches(":_isolate_stacks'").count(), 5, "{zsh}");
+        assert!(
+            !zsh.lines()
+                .any(|l| l.contains("--stack=[") && l.contains(":NAME:_default")),
+            "{zsh}"
+        );
+        // --stack of plan, apply, status, audit and rollback, and map's STACK.
+        assert_eq!(zsh.matches(":_isolate_stacks'").count(), 6, "{zsh}");
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = completion(shell, cli());
             assert!(
@@ -588,8 +593,8 @@ mod tests {
         let fish = completion(Shell::Fish, cli());
         assert_eq!(
             fish.matches(FISH_STACKS).count(),
-            5,
-            "--stack of plan, apply, status, rollback and map's STACK:\n{fish}"
+            6,
+            "--stack of plan, apply, status, audit, rollback and map's STACK:\n{fish}"
         );
     }
 

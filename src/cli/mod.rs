@@ -3,7 +3,7 @@
 mod args;
 pub mod generate;
 
-pub use args::{AuditArgs, Cli, Command, FailOn, Selection};
+pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
@@ -95,6 +95,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 match format {
                     Format::Json => println!(
@@ -117,10 +120,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
+            let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
+                walk_sys: &walk_sys,
+                acl_probe: &crate::isolation::fs::RealAclProbe,
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -135,6 +141,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 EXIT_FAILURE
             })
+        }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            let draft = crate::init::run(&crate::init::Request {
+                root: &root,
+                compose,
+                env,
+                legacy_owner: legacy_owner.as_deref(),
+            })?;
+            print!("{draft}");
+            Ok(EXIT_OK)
+        }
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                &root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
         }
         Command::Status(sel) => {
             let policy = Policy::load(&cli.policy)?;
@@ -210,7 +242,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
         Command::Audit(args) => audit(&root, &cli.policy, args, format),
-        Command::Rollback { stack, force } => {
+        Command::Rollback {
+            share: Some(share), ..
+        } => {
+            let policy = load_if_present(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            print(format, &done)?;
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { stack: None, .. } => Err(Error::Usage(
+            "rollback needs --stack NAME or --share NAME".into(),
+        )),
+        Command::Rollback {
+            stack: Some(stack),
+            force,
+            ..
+        } => {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
@@ -237,6 +286,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             }
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
+            // A closed data path first gets its top back as it was, then its owners.
+            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
             let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
             print(format, &done)?;
             Ok(EXIT_OK)

@@ -36,8 +36,8 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     },
     PolicyKey {
         key: "`[pools] subid_first`, `subid_last`",
-        default: "200000, 2147483647",
-        meaning: "where subordinate ranges come from (must end below 2^31)",
+        default: "1879048192, 2147352575",
+        meaning: "where subordinate ranges come from (must end below 2^31); the default, 0x70000000..0x7FFDFFFF, is 65536-aligned and clear of shadow's `useradd` (SUB_UID_MIN..SUB_UID_MAX, 100000..600100000 by default), NixOS's automatic ranges (100000 + k*65536, k counting up from 0: they reach it only after 28670 normal users), systemd-nspawn's container ranges (..0x6FFFFFFF) and systemd's foreign range (0x7FFE0000..). Until this version the default was 200000: recorded allocations never move, so hosts set up then keep theirs",
     },
     PolicyKey {
         key: "`[pools] subid_size`",
@@ -65,14 +65,29 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "pin the start of the stack's range",
     },
     PolicyKey {
+        key: "`[stacks.NAME] outside_hardlinks`",
+        default: "`\"refuse\"`",
+        meaning: "a file in the data whose link count is larger than the links found inside it has links elsewhere and is never changed; `refuse`: the migration fails and names them; `skip`: they are left as they are, reported, and the migration can finish",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] closed`",
+        default: "`true`",
+        meaning: "after migration, no uid outside the stack enters its data (see Isolation); `false` keeps it open",
+    },
+    PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
-        meaning: "a shared directory",
+        meaning: "a shared directory (apart from every data path and every other share)",
     },
     PolicyKey {
         key: "`[shares.NAME] read`, `write`",
         default: "`[]`",
-        meaning: "entries `stack` or `stack:container_uid`",
+        meaning: "entries `stack` (the stack's container root) or `stack:container_uid`",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] mode`",
+        default: "`\"acl\"`",
+        meaning: "`acl`: named ACL entries per grant; `group`: for filesystems without POSIX ACLs, the shared group (plan lists who gains access; apply checks it and says what to run on the file server)",
     },
 ];
 
@@ -130,6 +145,40 @@ mod tests {
         assert_eq!(
             default_of("shared_group"),
             format!("`\"{}\"`", p.shared_group.value)
+        );
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_in_the_reference() {
+        use crate::policy::{POOL_KEYS, SHARE_KEYS, STACK_KEYS, TOP_KEYS};
+        let rows: Vec<&str> = POLICY_KEYS.iter().map(|k| k.key).collect();
+        let has = |section: &str, key: &str| {
+            rows.iter().any(|row| {
+                let named = row.contains(&format!("`{key}`")) || row.contains(&format!(" {key}`"));
+                named && (section.is_empty() || row.contains(section))
+            })
+        };
+        let mut missing = Vec::new();
+        for key in TOP_KEYS
+            .iter()
+            .filter(|k| !["pools", "stacks", "shares"].contains(k))
+        {
+            if !has("", key) {
+                missing.push(key.to_string());
+            }
+        }
+        for (section, keys) in [
+            ("[pools]", POOL_KEYS),
+            ("[stacks.NAME]", STACK_KEYS),
+            ("[shares.NAME]", SHARE_KEYS),
+        ] {
+            for key in keys.iter().filter(|k| !has(section, k)) {
+                missing.push(format!("{section} {key}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in the policy reference: {missing:?}"
         );
     }
 }

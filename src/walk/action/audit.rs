@@ -23,6 +23,7 @@ pub struct AuditAction<'a> {
 impl InodeAction for AuditAction<'_> {
     type Plan = ();
     type Tally = AuditTally;
+    const READ_ONLY: bool = true;
 
     fn plan(
         &self,
