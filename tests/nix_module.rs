@@ -126,6 +126,31 @@ fn module_writes_the_example_policy() {
 }
 
 #[test]
+fn module_declares_every_policy_key_the_parser_accepts() {
+    use isolate::policy::{POOL_KEYS, SHARE_KEYS, STACK_KEYS, TOP_KEYS};
+    let got = evaluate("./nix/tests/homelab.nix");
+    for (table, keys) in [
+        ("top", TOP_KEYS),
+        ("pools", POOL_KEYS),
+        ("stacks", STACK_KEYS),
+        ("shares", SHARE_KEYS),
+    ] {
+        let mut want: Vec<&str> = keys.to_vec();
+        want.sort_unstable();
+        let declared: Vec<&str> = got["policyKeys"][table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            declared, want,
+            "services.isolate.policy ({table}) and the policy parser disagree: edit nix/module.nix"
+        );
+    }
+}
+
+#[test]
 fn package_installs_man_pages_and_completions() {
     let (_dir, harness) = unpack_harness();
     let out = nix_instantiate(&[

@@ -50,4 +50,16 @@ in
   packages = map (p: p.name) config.environment.systemPackages;
   users = builtins.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "stk-" n) config.users.users);
   failedAssertions = evaluated.summary.failedAssertions;
+  # The policy keys services.isolate declares, per table: tests hold them against the parser's.
+  policyKeys =
+    let
+      policy = evaluated.options.services.isolate.policy;
+      keysOf = o: builtins.attrNames (builtins.removeAttrs (o.type.getSubOptions [ ]) [ "_module" ]);
+    in
+    {
+      top = builtins.attrNames policy;
+      pools = builtins.attrNames policy.pools;
+      stacks = keysOf policy.stacks;
+      shares = keysOf policy.shares;
+    };
 }
