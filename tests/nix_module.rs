@@ -1,7 +1,7 @@
 //! The Nix files: every one parses (`nix-instantiate --parse`), and the NixOS module
 //! `services.isolate`, evaluated with nixpkgs' real `lib` and NixOS's users module from the
-//! nixos-eval harness next to an accounts module, writes the example policy's TOML, which
-//! isolate itself accepts, and the audit service and timer.
+//! nixos-eval harness next to the accounts module `isolate export nixos` writes, writes the
+//! example policy's TOML (which isolate itself accepts), the audit service and the timer.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,11 +65,55 @@ fn unpack_harness() -> (tempfile::TempDir, PathBuf) {
     (dir, harness)
 }
 
-/// Evaluates nix/tests/eval.nix: the module for the host configuration `host`.
+/// A root holding only account files with root and alice (the example policy's legacy owner).
+fn root_with_alice() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for (file, text) in [
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+        ),
+        (
+            "shadow",
+            "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n",
+        ),
+        ("group", "root:x:0:\nalice:x:1000:\n"),
+        ("gshadow", "root:*::\nalice:!::\n"),
+        ("subuid", "alice:100000:65536\n"),
+        ("subgid", "alice:100000:65536\n"),
+    ] {
+        std::fs::write(etc.join(file), text).unwrap();
+    }
+    dir
+}
+
+/// The accounts module `isolate export nixos` writes for the example policy on `root`.
+fn export_nixos(root: &Path, module: &Path) {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("isolate"))
+        .arg("--root")
+        .arg(root)
+        .arg("--policy")
+        .arg(repo().join("policies/homelab.toml"))
+        .args(["export", "nixos", "--output"])
+        .arg(module)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "isolate export nixos: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Evaluates nix/tests/eval.nix: the module for the host configuration `host`, next to the
+/// accounts module `isolate export nixos` writes for the example policy.
 fn evaluate(host: &str) -> serde_json::Value {
     let (_dir, harness) = unpack_harness();
-    // The kind of accounts module `isolate export nixos` writes (stk-immich, its groups).
-    let accounts = harness.join("harness/example-stack-users.nix");
+    let root = root_with_alice();
+    let accounts = root.path().join("isolate-stacks.nix");
+    export_nixos(root.path(), &accounts);
     let out = nix_instantiate(&[
         "--eval",
         "--strict",
@@ -106,8 +150,8 @@ fn module_writes_the_example_policy() {
     assert_eq!(got["failedAssertions"], serde_json::json!([]));
     assert_eq!(
         got["users"],
-        serde_json::json!(["stk-immich"]),
-        "the accounts module is evaluated next to services.isolate"
+        serde_json::json!(["stk-immich", "stk-jellyfin", "stk-paperless"]),
+        "the exported accounts module is evaluated next to services.isolate"
     );
     assert_eq!(
         got["auditExecStart"],

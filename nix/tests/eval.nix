@@ -1,6 +1,6 @@
 # Evaluates nix/module.nix with NixOS's real users module and nixpkgs lib from the nixos-eval
-# harness (unpacked at test time; its path is `harness`), next to an accounts module (what
-# `isolate export nixos` writes), and returns what the module produced.
+# harness (unpacked at test time; its path is `harness`), next to the accounts module
+# `isolate export nixos` wrote (`accounts`), and returns what the module produced.
 #
 #   nix-instantiate --eval --strict --json nix/tests/eval.nix \
 #     --arg harness /tmp/x/nixpkgs-eval --arg accounts ./accounts.nix --arg host ./homelab.nix
