@@ -30,6 +30,8 @@ pub trait Migrator {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary>;
+    /// Creates a new data path owned by `uid:gid`, mode 0750.
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
 }
 
 /// The real engine in `walk`, on the real kernel.
@@ -63,6 +65,9 @@ impl Migrator for Walker {
     ) -> Result<Summary> {
         crate::walk::rollback(&self.sys, path, spec, journal, &progress)
     }
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        crate::walk::create_data_dir(&self.sys, path, uid, gid)
+    }
 }
 
 pub struct Backends<'a> {
@@ -70,4 +75,7 @@ pub struct Backends<'a> {
     /// None with --no-systemd: the plan then holds no systemd steps.
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
+    /// The filesystem calls of closing data and sharing (the walk's).
+    pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
+    pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,
 }

@@ -40,6 +40,8 @@ pub struct Host<'a> {
     pub root: &'a Root,
     pub accounts: &'a Accounts,
     pub state: &'a State,
+    /// What isolation closed (ROOT/var/lib/isolate/isolation.json).
+    pub isolation: &'a crate::isolation::record::Record,
     pub live: &'a dyn LiveCheck,
 }
 
@@ -503,12 +505,17 @@ fn top<'c>(chains: &'c Chains, path: &Path) -> Option<&'c InodeFacts> {
     chains.get(path)?.as_ref()?.last()
 }
 
-/// Migrated data paths whose top a uid outside the stack can traverse again.
-fn closed_findings(audited: &[Audited], book: &IdBook, chains: &Chains) -> Vec<Finding> {
+/// Data paths isolation closed whose top a uid outside the stack can traverse again.
+fn closed_findings(
+    audited: &[Audited],
+    book: &IdBook,
+    closed: &crate::isolation::record::Record,
+    chains: &Chains,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for a in audited
         .iter()
-        .filter(|a| a.kind == PathKind::Data && a.migrated)
+        .filter(|a| a.kind == PathKind::Data && closed.closed_top(&a.name, &a.path).is_some())
     {
         let (Some(maps), Some(top)) = (book.stacks.get(&a.name), top(chains, &a.path)) else {
             continue;
@@ -519,7 +526,7 @@ fn closed_findings(audited: &[Audited], book: &IdBook, chains: &Chains) -> Vec<F
                 Some(&a.name),
                 Some(&a.path),
                 1,
-                format!("{}: ids outside the stack can traverse it (others have x, or an ACL entry names an id outside the stack)", safe_path(&a.path)),
+                format!("{}: closed, yet ids outside the stack can traverse it (x for others, a foreign owner or group, or an ACL entry naming an id outside the stack)", safe_path(&a.path)),
             ));
         }
     }
@@ -679,7 +686,7 @@ pub fn audit(
     findings.extend(liveness_findings(host, &infos));
     let targets = targets(policy);
     let chains = chains(sys, host.root, &targets);
-    findings.extend(closed_findings(&audited, &book, &chains));
+    findings.extend(closed_findings(&audited, &book, host.isolation, &chains));
     findings.extend(share_findings(policy, &audited, &book, &chains));
     let matrix = matrix(
         policy,
