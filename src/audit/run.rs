@@ -632,18 +632,21 @@ fn matrix(
                     Some(&info.stack),
                     Some(p),
                     1,
-                    format!(
-                        "{} can {} {} ({}), the policy gives {}",
-                        info.stack,
-                        match predicted {
-                            Access::None => "not reach",
-                            Access::Read => "read",
-                            Access::Write => "write",
-                        },
-                        safe_path(p),
-                        via.map_or("nobody".to_string(), |c| format!("as container uid {c}")),
-                        intended.name()
-                    ),
+                    match via {
+                        Some(c) => format!(
+                            "{} can {} {} (as container uid {c}), the policy gives {}",
+                            info.stack,
+                            predicted.name(),
+                            safe_path(p),
+                            intended.name()
+                        ),
+                        None => format!(
+                            "{} cannot reach {}, the policy gives {}",
+                            info.stack,
+                            safe_path(p),
+                            intended.name()
+                        ),
+                    },
                 ));
             }
             matrix.push(MatrixCell {
