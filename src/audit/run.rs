@@ -732,3 +732,291 @@ impl LiveCheck for crate::host::session::OfflineSession<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The findings that come from the host and the policy rather than from one inode, each
+    //! from hand-built facts (the root-run test covers them again on a real tree).
+    use super::*;
+    use crate::audit::access::{AclEntry, TAG_MASK, TAG_USER};
+    use crate::audit::attribution::tests::book;
+    use crate::isolation::record::{ClosedTop, Record};
+
+    fn policy() -> Policy {
+        Policy::parse(
+            Path::new("p.toml"),
+            r#"
+legacy_owner = "alice"
+[stacks.immich]
+data = ["/srv/immich"]
+[stacks.paperless]
+data = ["/srv/paperless"]
+[shares.media]
+path = "/srv/media"
+write = ["immich"]
+read = ["paperless:1000"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn dir(uid: u32, gid: u32, perm: u32, named: &[(u32, u8)]) -> InodeFacts {
+        let mut acl: Vec<AclEntry> = named
+            .iter()
+            .map(|&(id, perm)| AclEntry {
+                tag: TAG_USER,
+                perm,
+                id,
+            })
+            .collect();
+        if !acl.is_empty() {
+            acl.push(AclEntry {
+                tag: TAG_MASK,
+                perm: 7,
+                id: 0,
+            });
+        }
+        InodeFacts {
+            uid,
+            gid,
+            perm,
+            acl: (!acl.is_empty()).then_some(acl),
+        }
+    }
+
+    fn audited(path: &str, kind: PathKind, name: &str) -> Audited {
+        Audited {
+            path: path.into(),
+            kind,
+            name: name.into(),
+            own: vec![name.into()],
+            migrated: true,
+        }
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<(FindingKind, Option<String>)> {
+        findings.iter().map(|f| (f.kind, f.stack.clone())).collect()
+    }
+
+    struct Live;
+    impl LiveCheck for Live {
+        fn check(&self, user: &str, _: u32) -> Liveness {
+            match user {
+                "stk-immich" => Liveness {
+                    linger: false,
+                    manager_active: Some(false),
+                    socket_answers: Some(false),
+                },
+                _ => Liveness {
+                    linger: true,
+                    manager_active: None,
+                    socket_answers: None,
+                },
+            }
+        }
+    }
+
+    fn info(stack: &str, uid: u32, applied: bool) -> StackInfo {
+        StackInfo {
+            stack: stack.into(),
+            user: format!("stk-{stack}"),
+            uid,
+            gid: uid + 50,
+            subid_start: 200_000,
+            subid_count: 65_536,
+            applied,
+        }
+    }
+
+    #[test]
+    fn a_closed_top_that_others_can_search_again() {
+        let closed = Record {
+            closed: [(
+                "immich".to_string(),
+                vec![ClosedTop {
+                    path: "/srv/immich".into(),
+                    ino: 1,
+                    perm: 0o750,
+                    acl_access: None,
+                }],
+            )]
+            .into(),
+            ..Record::default()
+        };
+        let paths = [
+            audited("/srv/immich", PathKind::Data, "immich"),
+            audited("/srv/paperless", PathKind::Data, "paperless"),
+        ];
+        let chains = |immich: InodeFacts| -> Chains {
+            [
+                (
+                    "/srv/immich".into(),
+                    Some(vec![dir(0, 0, 0o755, &[]), immich]),
+                ),
+                // Open, but isolation never closed it: no finding.
+                (
+                    "/srv/paperless".into(),
+                    Some(vec![dir(0, 0, 0o755, &[]), dir(801, 851, 0o755, &[])]),
+                ),
+            ]
+            .into()
+        };
+        let b = book();
+        assert!(closed_findings(
+            &paths,
+            &b,
+            &closed,
+            &chains(dir(800, 850, 0o750, &[(200_998, 1)]))
+        )
+        .is_empty());
+        for reopened in [
+            dir(800, 850, 0o751, &[]),
+            dir(800, 850, 0o750, &[(265_999, 1)]),
+        ] {
+            assert_eq!(
+                kinds(&closed_findings(&paths, &b, &closed, &chains(reopened))),
+                vec![(FindingKind::ClosedPathOpen, Some("immich".into()))]
+            );
+        }
+    }
+
+    #[test]
+    fn a_share_whose_entries_differ_from_its_grants() {
+        let p = policy();
+        let b = book();
+        let paths = [audited("/srv/media", PathKind::Share, "media")];
+        // immich write = its user 800 rwx; paperless:1000 read = 266535 r-x.
+        let right = dir(0, 0, 0o770, &[(800, 7), (266_535, 5), (4242, 4)]);
+        let chains =
+            |top: InodeFacts| -> Chains { [("/srv/media".into(), Some(vec![top]))].into() };
+        assert!(
+            share_findings(&p, &paths, &b, &chains(right)).is_empty(),
+            "an admin's entry (4242) is not compared"
+        );
+        let wrong = dir(0, 0, 0o770, &[(800, 5), (200_998, 7)]);
+        let f = share_findings(&p, &paths, &b, &chains(wrong));
+        assert_eq!(kinds(&f), vec![(FindingKind::ShareAclMismatch, None)]);
+        assert_eq!(
+            f[0].samples,
+            vec![
+                "user:800 grants read but the policy gives write",
+                "user:200998 grants write but the policy gives none",
+                "user:266535 grants no entry but the policy gives read",
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_subordinate_lines() {
+        let accounts = |subuid: &str| Accounts {
+            subuid: crate::host::accounts::etc::parse_subid(Path::new("/etc/subuid"), subuid)
+                .unwrap(),
+            ..Accounts::default()
+        };
+        let f = subid_findings(&accounts("a:100000:65536\nb:165535:10\n"));
+        assert_eq!(
+            (kinds(&f), f[0].count),
+            (vec![(FindingKind::SubidOverlap, None)], 1)
+        );
+        assert!(subid_findings(&accounts("a:100000:65536\n")).is_empty());
+    }
+
+    #[test]
+    fn linger_manager_and_socket_of_applied_stacks_only() {
+        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
+        let root = Root::new("/nonexistent");
+        let host = Host {
+            root: &root,
+            accounts: &acc,
+            state: &state,
+            isolation: &isolation,
+            live: &Live,
+        };
+        let f = liveness_findings(
+            &host,
+            &[
+                info("immich", 800, true),
+                info("paperless", 801, true),
+                info("new", 802, false),
+            ],
+        );
+        let immich = Some("immich".to_string());
+        assert_eq!(
+            kinds(&f),
+            vec![
+                (FindingKind::LingerOff, immich.clone()),
+                (FindingKind::ManagerDown, immich.clone()),
+                (FindingKind::SocketDown, immich),
+            ],
+            "unknown (None) is no finding, a stack not applied has nothing to check"
+        );
+    }
+
+    #[test]
+    fn reach_above_and_below_the_policy() {
+        let p = policy();
+        let b = book();
+        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
+        let root = Root::new("/nonexistent");
+        let host = Host {
+            root: &root,
+            accounts: &acc,
+            state: &state,
+            isolation: &isolation,
+            live: &Live,
+        };
+        let slash = dir(0, 0, 0o755, &[]);
+        let chains: Chains = [
+            // immich's own data, closed: write for immich.
+            (
+                "/srv/immich".into(),
+                Some(vec![slash.clone(), dir(800, 850, 0o750, &[])]),
+            ),
+            // paperless's data left world-readable: immich reads it (above), paperless writes.
+            (
+                "/srv/paperless".into(),
+                Some(vec![slash.clone(), dir(801, 851, 0o755, &[])]),
+            ),
+            // The share without its entries: immich only reads (below write).
+            (
+                "/srv/media".into(),
+                Some(vec![slash, dir(0, 0, 0o755, &[])]),
+            ),
+        ]
+        .into();
+        let targets = targets(&p);
+        let mut findings = Vec::new();
+        let cells = matrix(
+            &p,
+            &host,
+            &b,
+            &[info("immich", 800, true)],
+            &targets,
+            &chains,
+            &mut findings,
+        );
+        let got: Vec<_> = cells
+            .iter()
+            .map(|c| (c.path.as_str(), c.predicted, c.intended))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/srv/immich", Access::Write, Access::Write),
+                ("/srv/paperless", Access::Read, Access::None),
+                ("/srv/media", Access::Read, Access::Write),
+            ]
+        );
+        let found: Vec<_> = findings
+            .iter()
+            .map(|f| (f.kind, f.path.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (FindingKind::AccessAbovePolicy, "/srv/paperless".to_string()),
+                (FindingKind::AccessBelowPolicy, "/srv/media".to_string()),
+            ]
+        );
+    }
+}
