@@ -30,6 +30,8 @@ pub trait Migrator {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary>;
+    /// Creates a new data path owned by `uid:gid`, mode 0750.
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
 }
 
 /// The real engine in `walk`, on the real kernel.
@@ -62,6 +64,9 @@ impl Migrator for Walker {
         progress: Progress,
     ) -> Result<Summary> {
         crate::walk::rollback(&self.sys, path, spec, journal, &progress)
+    }
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        crate::walk::create_data_dir(&self.sys, path, uid, gid)
     }
 }
 

@@ -215,6 +215,27 @@ fn run_step(
             })?;
             m.start_podman_socket(*uid).map(|_| (Outcome::Done, None))
         }
+        Step::CreateData {
+            stack,
+            path,
+            uid,
+            gid,
+            mode,
+            shift,
+        } => {
+            b.migrator.create_data_dir(&root.at(path), *uid, *gid)?;
+            let journal = layout::journal(stack, path);
+            record_migration(
+                root,
+                stack,
+                path,
+                *mode,
+                shift,
+                &journal,
+                MigrationPhase::Done,
+            )?;
+            Ok((Outcome::Done, None))
+        }
         Step::Migrate {
             stack,
             path,

@@ -513,7 +513,9 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
                 .collect::<Vec<_>>()
                 .join("; ");
             if input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing) {
-                note.push_str("; TODO: not found on this host: create it or drop it");
+                note.push_str(
+                    "; TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's; if the data lives elsewhere, name that path",
+                );
             }
             let _ = writeln!(
                 o,
@@ -831,6 +833,30 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
+    }
+
+    #[test]
+    fn a_missing_data_path_stays_data_with_a_todo() {
+        let mut facts = BTreeMap::new();
+        facts.insert(
+            PathBuf::from("/srv/new/db"),
+            PathFacts {
+                kind: PathKind::Missing,
+                network_fs: None,
+            },
+        );
+        let t = run(
+            &[project(
+                "new",
+                vec![svc(
+                    "db",
+                    "postgres:17",
+                    vec![bind("/srv/new/db", "/var/lib/postgresql/data", false)],
+                )],
+            )],
+            &facts,
+        );
+        assert!(t.contains("  \"/srv/new/db\",  # db:/var/lib/postgresql/data, container uid 999 (postgres image); TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's"), "{t}");
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum DataFacts {
     /// The walker refused it (missing, not a directory, network filesystem, ...).
     Refused(String),
     Surveyed(Survey),
+    /// It does not exist yet, below a trusted parent: apply creates it for the stack.
+    Missing,
 }
 
 /// A running container that holds a stack's data path (from a podman socket).

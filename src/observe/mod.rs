@@ -75,7 +75,9 @@ pub fn observe(
             continue;
         };
         let on_host = root.at(&path);
+        let missing = crate::walk::data_path_missing(&sys, &on_host).unwrap_or(false);
         let facts = match crate::walk::check_data_path(&sys, &on_host) {
+            Err(_) if missing => DataFacts::Missing,
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
                 let sp = &policy.stacks[&stack];

@@ -67,6 +67,16 @@ pub enum Step {
         #[serde(default)]
         outside_links: crate::migration::OutsideLinks,
     },
+    /// A new stack's data path that does not exist yet: created owned by the stack's
+    /// container root, mode 0750, and recorded as migrated (there is nothing to move).
+    CreateData {
+        stack: String,
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        mode: MigrateMode,
+        shift: Shift,
+    },
 }
 
 impl Step {
@@ -78,7 +88,8 @@ impl Step {
             | Step::AddSubids { stack, .. }
             | Step::EnableLinger { stack, .. }
             | Step::StartPodmanSocket { stack, .. }
-            | Step::Migrate { stack, .. } => Some(stack),
+            | Step::Migrate { stack, .. }
+            | Step::CreateData { stack, .. } => Some(stack),
             Step::CreateGroup { .. } => None,
         }
     }
@@ -167,6 +178,17 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
+            Step::CreateData {
+                stack,
+                path,
+                uid,
+                gid,
+                ..
+            } => write!(
+                f,
+                "+ data {} for {stack}: new directory owned by {uid}:{gid} (container root), mode 0750",
+                path.display()
+            ),
         }
     }
 }
