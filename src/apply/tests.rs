@@ -319,7 +319,6 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     };
     let plan = Plan {
         steps: steps(),
-        notes: vec![],
         ..Plan::default()
     };
     let r = apply(&d, &plan, &b, false).unwrap();

@@ -273,6 +273,23 @@ fn plan_json_matches_the_golden_file() {
 }
 
 #[test]
+fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), DataFacts::Missing);
+    let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
+    let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
+    assert!(
+        lines.contains(
+            &"+ data /srv/immich for immich: new directory owned by 800:800 (container root), mode 0750"
+                .to_string()
+        ),
+        "{lines:#?}"
+    );
+    assert!(!p.steps.iter().any(|s| matches!(s, Step::Migrate { .. })));
+}
+
+#[test]
 fn on_nixos_accounts_are_listed_for_the_configuration_and_apply_is_refused() {
     let mut o = fresh();
     o.nixos = true;
@@ -349,21 +366,4 @@ fn a_range_where_the_hosts_allocators_hand_out_ranges_is_warned_about() {
     f.subid_zones = o.subid_zones.clone();
     let p = plan(&policy(POLICY), &f, &opts).unwrap();
     assert!(p.notes.iter().all(|n| n.kind != NoteKind::Warning));
-}
-
-#[test]
-fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
-    let mut o = fresh();
-    o.data
-        .insert(("immich".into(), "/srv/immich".into()), DataFacts::Missing);
-    let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
-    let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
-    assert!(
-        lines.contains(
-            &"+ data /srv/immich for immich: new directory owned by 800:800 (container root), mode 0750"
-                .to_string()
-        ),
-        "{lines:#?}"
-    );
-    assert!(!p.steps.iter().any(|s| matches!(s, Step::Migrate { .. })));
 }
