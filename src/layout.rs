@@ -24,6 +24,11 @@ pub fn state_file() -> PathBuf {
     Path::new(STATE_DIR).join("state.json")
 }
 
+/// What isolate changed to isolate stacks (closed tops, share tops), for exact rollback.
+pub fn isolation_record() -> PathBuf {
+    Path::new(STATE_DIR).join("isolation.json")
+}
+
 /// The lock two runs take in turn.
 pub fn lock_file() -> PathBuf {
     Path::new(STATE_DIR).join("lock")

@@ -3,6 +3,7 @@
 //! backends and the `walk` engine; `render` prints what a command gathered.
 pub mod alloc;
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod export;
@@ -10,6 +11,7 @@ pub mod host;
 pub mod idmap;
 pub mod ids;
 pub mod init;
+pub mod isolation;
 pub mod layout;
 pub mod migration;
 pub mod observe;

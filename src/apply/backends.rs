@@ -75,4 +75,7 @@ pub struct Backends<'a> {
     /// None with --no-systemd: the plan then holds no systemd steps.
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
+    /// The filesystem calls of closing data and sharing (the walk's).
+    pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
+    pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,
 }

@@ -160,6 +160,8 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -207,6 +209,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -238,6 +242,8 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
     };
     let r = apply(
@@ -285,6 +291,8 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     let b = Backends {
         accounts: &acc,
         manager: None,
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let p = Plan {
@@ -315,6 +323,8 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let plan = Plan {

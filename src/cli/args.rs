@@ -92,10 +92,21 @@ pub enum Command {
         #[command(subcommand)]
         target: ExportTarget,
     },
-    /// Give a stack's data back its previous owners exactly (the account stays).
+    /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
+    Audit(AuditArgs),
+    /// Give a stack's data back its previous owners exactly (the account stays; a closed
+    /// data path is reopened first), or take isolate's ACL entries out of a share.
     Rollback {
-        #[arg(long = "stack", value_name = "NAME", required = true)]
-        stack: String,
+        #[arg(
+            long = "stack",
+            value_name = "NAME",
+            required_unless_present = "share",
+            conflicts_with = "share"
+        )]
+        stack: Option<String>,
+        /// Remove isolate's ACL entries (those of every stack's ids) from this share.
+        #[arg(long = "share", value_name = "NAME")]
+        share: Option<String>,
         /// Roll back even when running containers hold the data.
         #[arg(long)]
         force: bool,
@@ -111,4 +122,25 @@ pub enum ExportTarget {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Limit to this stack's data and the shares granting it (repeatable).
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Write the output to FILE atomically (a temporary file in its directory, then rename).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+}
+
+/// `audit --fail-on` levels.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
 }

@@ -47,6 +47,8 @@ pub struct Observed {
     /// Per (stack, data path) that needs migrating.
     pub data: BTreeMap<(String, PathBuf), DataFacts>,
     pub running: Vec<RunningContainer>,
+    /// Closed data and shares (src/isolation).
+    pub isolation: crate::isolation::facts::Facts,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
     /// `/etc/NIXOS` exists under the root: accounts and subordinate ids are NixOS's to declare.

@@ -1,6 +1,7 @@
 //! Reads the host (under --root) into plain data for plan(): account files, isolate's state,
 //! and, for the stacks being planned, their user managers, what holds their data, and a
-//! survey of each data path still to migrate. Never writes.
+//! survey of each data path still to migrate, and what closing data and sharing would change
+//! (`isolation::observe`). Never writes.
 mod facts;
 
 pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
@@ -98,6 +99,17 @@ pub fn observe(
         };
         obs.data.insert((stack, path), facts);
     }
+    obs.isolation = crate::isolation::observe::observe(
+        root,
+        &sys,
+        &crate::isolation::fs::RealAclProbe,
+        policy,
+        &obs.accounts,
+        &obs.state,
+        &allocs,
+        opts,
+        true,
+    )?;
     Ok(obs)
 }
 

@@ -1,12 +1,14 @@
 //! plan(): a pure function from (policy, observed host, options) to the ordered steps apply
 //! would take. No I/O happens here; tests build `Observed` by hand. Each concern has its own
 //! sub-planner: `accounts` (group, user, subordinate ids), `session` (linger, podman.socket),
-//! `data` (migrations), `orphans` (recorded stacks the policy no longer names).
+//! `data` (migrations), `shares` (closed data and shares), `orphans` (recorded stacks the
+//! policy no longer names).
 pub mod accounts;
 pub mod data;
 pub mod nixos;
 mod orphans;
 pub mod session;
+pub mod shares;
 mod step;
 mod zones;
 
@@ -169,6 +171,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
     }
+    shares::plan(&mut draft, policy, obs, &allocs, opts);
     orphans::note_orphans(&mut draft, policy, obs);
     nixos::note_missing(&mut draft);
 

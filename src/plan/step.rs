@@ -77,6 +77,9 @@ pub enum Step {
         mode: MigrateMode,
         shift: Shift,
     },
+    CloseData(crate::isolation::steps::CloseData),
+    OpenData(crate::isolation::steps::OpenData),
+    Share(crate::isolation::steps::ShareStep),
 }
 
 impl Step {
@@ -90,7 +93,9 @@ impl Step {
             | Step::StartPodmanSocket { stack, .. }
             | Step::Migrate { stack, .. }
             | Step::CreateData { stack, .. } => Some(stack),
-            Step::CreateGroup { .. } => None,
+            Step::CloseData(c) => Some(&c.stack),
+            Step::OpenData(o) => Some(&o.stack),
+            Step::CreateGroup { .. } | Step::Share(_) => None,
         }
     }
 }
@@ -189,6 +194,9 @@ impl fmt::Display for Step {
                 "+ data {} for {stack}: new directory owned by {uid}:{gid} (container root), mode 0750",
                 path.display()
             ),
+            Step::CloseData(c) => c.fmt(f),
+            Step::OpenData(o) => o.fmt(f),
+            Step::Share(sh) => sh.fmt(f),
         }
     }
 }

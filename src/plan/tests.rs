@@ -129,7 +129,8 @@ fn a_fresh_host_gets_every_step_in_order() {
             "add_subids",
             "enable_linger",
             "start_podman_socket",
-            "migrate"
+            "migrate",
+            "close_data"
         ]
     );
     let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
@@ -200,11 +201,12 @@ fn an_interrupted_migration_resumes_with_its_recorded_mappings() {
         .insert(("immich".into(), "/srv/immich".into()), survey(1));
     let p = plan(&policy(POLICY), &o, &Options::default()).unwrap();
     match &p.steps[..] {
+        // The data path is closed right after its migration finishes.
         [Step::Migrate {
             resume: true,
             shift,
             ..
-        }] => assert_eq!(shift.from.uid.root, 4242),
+        }, Step::CloseData(_)] => assert_eq!(shift.from.uid.root, 4242),
         other => panic!("{other:?}"),
     }
 }
@@ -287,6 +289,10 @@ fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
         "{lines:#?}"
     );
     assert!(!p.steps.iter().any(|s| matches!(s, Step::Migrate { .. })));
+    // Closed in the same apply, right after it is made.
+    assert!(
+        matches!(p.steps.last(), Some(Step::CloseData(c)) if c.path == Path::new("/srv/immich"))
+    );
 }
 
 #[test]
@@ -305,7 +311,8 @@ fn on_nixos_accounts_are_listed_for_the_configuration_and_apply_is_refused() {
             "record_allocation",
             "enable_linger",
             "start_podman_socket",
-            "migrate"
+            "migrate",
+            "close_data"
         ]
     );
     assert_eq!(

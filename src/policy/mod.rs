@@ -55,6 +55,8 @@ pub struct StackPolicy {
     pub subid_start: Option<Located<u32>>,
     /// What migration does with files hardlinked from outside the data path.
     pub outside_hardlinks: OutsideLinks,
+    /// `closed` (default true): after migration no uid outside the stack enters its data.
+    pub closed: bool,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -71,6 +73,19 @@ pub struct SharePolicy {
     pub path: Located<PathBuf>,
     pub read: Vec<Located<Grant>>,
     pub write: Vec<Located<Grant>>,
+    /// How access is given: named ACL entries (default) or the shared group only.
+    pub mode: ShareMode,
+}
+
+/// `[shares.NAME] mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareMode {
+    /// Named-user POSIX ACL entries for each grant's mapped host uid.
+    Acl,
+    /// For a filesystem without POSIX ACLs: the share belongs to the shared group, and every
+    /// member of it (as a host user, or a container run with `--group-add keep-groups`) reaches it.
+    Group,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,8 +188,15 @@ const POOL_KEYS: &[&str] = &[
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start", "outside_hardlinks"];
-const SHARE_KEYS: &[&str] = &["path", "read", "write"];
+const STACK_KEYS: &[&str] = &[
+    "data",
+    "migrate",
+    "uid",
+    "subid_start",
+    "outside_hardlinks",
+    "closed",
+];
+const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
     problems: Vec<Problem>,
@@ -287,6 +309,23 @@ impl<'a> Reader<'a> {
                     ),
                 );
                 Vec::new()
+            }
+        }
+    }
+
+    fn boolean(&mut self, (k, v): Entry<'_>) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be true or false, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
+                None
             }
         }
     }
@@ -429,6 +468,7 @@ fn read_stack(
         uid: None,
         subid_start: None,
         outside_hardlinks: OutsideLinks::Refuse,
+        closed: true,
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -490,6 +530,11 @@ fn read_stack(
                     }
                 }
             }
+            "closed" => {
+                if let Some(b) = r.boolean(e) {
+                    stack.closed = b;
+                }
+            }
             _ => {}
         }
     }
@@ -512,8 +557,21 @@ fn read_share(
     let mut path = None;
     let mut read = Vec::new();
     let mut write = Vec::new();
+    let mut mode = ShareMode::Acl;
     for e @ (k, _) in t.iter() {
         match k.get_ref().as_ref() {
+            "mode" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "acl" => mode = ShareMode::Acl,
+                        "group" => mode = ShareMode::Group,
+                        other => r.problem(
+                            s.span,
+                            format!("`mode` must be \"acl\" or \"group\", not {other:?}"),
+                        ),
+                    }
+                }
+            }
             "path" => {
                 path = r.string(e).map(|s| Located {
                     value: PathBuf::from(s.value),
@@ -550,6 +608,7 @@ fn read_share(
         path,
         read,
         write,
+        mode,
     })
 }
 

@@ -53,6 +53,9 @@ impl Render for Report {
                     s.line
                 )?,
             }
+            if let Some(d) = &s.isolation {
+                writeln!(out, "  {}", d.line())?;
+            }
             if let Some(m) = &s.summary {
                 let path = match &s.step {
                     Step::Migrate { path, .. } => path.display().to_string(),
@@ -96,6 +99,17 @@ impl Render for RollbackReport {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Render for crate::isolation::apply::ShareRollback {
+    fn text(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "rolled back share {}: {}",
+            self.share,
+            self.done.line()
+        )
     }
 }
 
@@ -156,6 +170,12 @@ impl Render for Status {
                     mode.as_str().unwrap_or("?"),
                     phase.as_str().unwrap_or("?")
                 )?;
+            }
+            for c in &s.closed {
+                writeln!(out, "  {}", c.line())?;
+            }
+            for g in &s.grants {
+                writeln!(out, "  {}", g.line())?;
             }
         }
         Ok(())
