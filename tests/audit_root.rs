@@ -390,5 +390,20 @@ fn the_cli_writes_every_format_changes_nothing_and_exits_by_severity() {
             root.join("policy.toml").display()
         ));
 
+    Command::cargo_bin("isolate")
+        .unwrap()
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "prometheus",
+            "map",
+            "a",
+            "1",
+        ])
+        .assert()
+        .code(2)
+        .stderr("isolate: --format prometheus is only for `isolate audit`\n");
+
     assert_eq!(before, listing(root), "the audit changed something");
 }
