@@ -37,6 +37,10 @@ pub trait Migrator {
         journal: &Path,
         progress: bool,
     ) -> Result<Summary>;
+    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
+    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The real engine in `walk`, on the real kernel.
@@ -76,6 +80,10 @@ impl Migrator for Walker {
         progress: bool,
     ) -> Result<Summary> {
         crate::walk::rollback(&self.sys, path, spec, journal, &progress_of(progress))
+    }
+    fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
+        crate::walk::check_spec(spec)?;
+        crate::walk::check_data_path(&self.sys, path)
     }
 }
 
@@ -401,42 +409,40 @@ pub fn rollback(
         )));
     }
     let target = &rec.allocation;
-    let mut out = Vec::new();
-    for m in todo {
-        let shift = Shift {
+    let spec_of = |m: &Migration| MigrationSpec {
+        mode: m.mode,
+        shift: Shift {
             from: m.from.clone(),
             to: m.to.clone(),
-        };
-        record_migration(
-            root,
-            stack,
-            &m.path,
-            m.mode,
-            &shift,
-            &m.journal,
-            MigrationPhase::RollingBack,
-        )?;
-        let spec = MigrationSpec {
-            mode: m.mode,
-            shift: shift.clone(),
-            target_uid: target.uid,
-            target_gid: target.gid,
-        };
-        let summary = migrator.rollback(
+        },
+        target_uid: target.uid,
+        target_gid: target.gid,
+    };
+    // Every refusal before the first record: a refused rollback changes nothing.
+    for m in &todo {
+        migrator.check(&under_root(root, &m.path), &spec_of(m))?;
+    }
+    let mut out = Vec::new();
+    for m in todo {
+        let spec = spec_of(&m);
+        let record =
+            |phase| record_migration(root, stack, &m.path, m.mode, &spec.shift, &m.journal, phase);
+        record(MigrationPhase::RollingBack)?;
+        let summary = match migrator.rollback(
             &under_root(root, &m.path),
             &spec,
             &under_root(root, &m.journal),
             progress,
-        )?;
-        record_migration(
-            root,
-            stack,
-            &m.path,
-            m.mode,
-            &shift,
-            &m.journal,
-            MigrationPhase::RolledBack,
-        )?;
+        ) {
+            Ok(s) => s,
+            Err(e) if e.exit_code() == crate::error::EXIT_BAD_INPUT => {
+                // The walk refused before its first change: the record goes back as it was.
+                record(m.phase)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        record(MigrationPhase::RolledBack)?;
         out.push((m.path.clone(), summary));
     }
     Ok(out)

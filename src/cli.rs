@@ -193,11 +193,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             map(root, &cli.policy, stack.as_deref(), *id, *host, cli.json)
         }
         Command::Rollback { stack, force } => {
-            let policy = Policy::load(&cli.policy).ok();
+            let policy = Policy::load(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(root)?;
             if !force {
-                refuse_running(root, policy.as_ref(), stack)?;
+                refuse_running(root, Some(&policy), stack)?;
             }
             let progress = !cli.json && std::io::stderr().is_terminal();
             let done = apply::rollback(root, stack, &Walker::new(), progress)?;
@@ -512,7 +512,7 @@ fn map(
     json: bool,
 ) -> Result<i32> {
     let state = State::read(root)?;
-    let policy = Policy::load(policy_file).ok();
+    let policy = Some(Policy::load(policy_file)?);
     let acc = crate::sys::etc::Accounts::read(root)?;
     let allocs = known_allocations(policy.as_ref(), &acc, &state, &[]);
     if let Some(h) = host {
