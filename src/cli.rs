@@ -6,6 +6,7 @@ use crate::live::{self, Live};
 use crate::observe::{self, LiveProbe, NoLiveProbe};
 use crate::plan::{self, Options};
 use crate::policy::{Policy, DEFAULT_POLICY};
+use crate::render::escape;
 use crate::state::{RunLock, State};
 use crate::sys::shadow::Shadow;
 use crate::sys::systemd::{DbusSystemd, Systemd};
@@ -109,7 +110,10 @@ pub fn main() -> i32 {
                     serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
                 println!("{msg}");
             }
-            eprintln!("isolate: {}", e.to_string().replace('\n', "\nisolate: "));
+            eprintln!(
+                "isolate: {}",
+                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
+            );
             e.exit_code()
         }
     }
@@ -176,7 +180,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let progress = !cli.json && std::io::stderr().is_terminal();
             if !cli.json {
                 for s in &p.steps {
-                    println!("{s}");
+                    println!("{}", escape::lines(&s.to_string()));
                 }
             }
             let report = apply::apply(root, &p, &b, progress)?;
@@ -207,7 +211,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 for (path, s) in &done {
                     println!(
                         "rolled back {}: {} inodes seen, {} changed in {:.1}s",
-                        path.display(),
+                        escape::path(path),
                         s.inodes,
                         s.changed,
                         s.seconds
@@ -221,10 +225,10 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn print_plan(p: &plan::Plan) {
     for n in &p.notes {
-        println!("{n}");
+        println!("{}", escape::lines(&n.to_string()));
     }
     for s in &p.steps {
-        println!("{s}");
+        println!("{}", escape::lines(&s.to_string()));
     }
     if p.steps.is_empty() {
         println!("nothing to do: the host matches the policy");
@@ -246,19 +250,26 @@ fn print_report(r: &apply::Report) {
                 present += 1;
                 println!(
                     "= {} (already present)",
-                    s.line.trim_start_matches(['+', '~', ' '])
+                    escape::lines(s.line.trim_start_matches(['+', '~', ' ']))
                 );
             }
             Outcome::Failed { error } => {
-                eprintln!("FAILED {}\n  {}", s.line, error.replace('\n', "\n  "))
+                eprintln!(
+                    "FAILED {}\n  {}",
+                    escape::lines(&s.line),
+                    escape::lines(error).replace('\n', "\n  ")
+                )
             }
             Outcome::Skipped => {
-                eprintln!("skipped {} (an earlier step of this stack failed)", s.line)
+                eprintln!(
+                    "skipped {} (an earlier step of this stack failed)",
+                    escape::lines(&s.line)
+                )
             }
         }
         if let Some(m) = &s.summary {
             let path = match &s.step {
-                plan::Step::Migrate { path, .. } => path.display().to_string(),
+                plan::Step::Migrate { path, .. } => escape::path(path).into_owned(),
                 _ => String::new(),
             };
             println!(
@@ -266,10 +277,13 @@ fn print_report(r: &apply::Report) {
                 m.inodes, m.changed, m.skipped_already, m.skipped_outside, m.bytes, m.seconds
             );
             for p in &m.mounts_skipped {
-                println!("  mount point skipped (not crossed): {}", p.display());
+                println!("  mount point skipped (not crossed): {}", escape::path(p));
             }
             for p in &m.outside_samples {
-                println!("  left as is (outside the legacy mapping): {}", p.display());
+                println!(
+                    "  left as is (outside the legacy mapping): {}",
+                    escape::path(p)
+                );
             }
         }
     }
@@ -441,8 +455,8 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
     for s in &out {
         println!(
             "{}: user {} uid {} gid {}, subordinate ids {}{}{}",
-            s.stack,
-            s.user,
+            escape::text(&s.stack),
+            escape::text(&s.user),
             s.uid,
             s.gid,
             s.subids,
@@ -460,7 +474,7 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
             yn(s.socket_active, "active", "inactive"),
             yn(s.ping, "OK", "no answer")
         );
-        println!("  socket {}", s.socket.display());
+        println!("  socket {}", escape::path(&s.socket));
         println!(
             "  env {}",
             s.env
@@ -472,7 +486,7 @@ fn status(root: &Path, policy_file: &Path, sel: &Selection, json: bool) -> Resul
         for m in &s.migrations {
             println!(
                 "  data {} ({}, {})",
-                m["path"].as_str().unwrap_or("?"),
+                escape::text(m["path"].as_str().unwrap_or("?")),
                 m["mode"].as_str().unwrap_or("?"),
                 m["phase"].as_str().unwrap_or("?")
             );

@@ -9,6 +9,7 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod privilege;
+pub mod render;
 pub mod state;
 pub mod sys;
 pub mod walk;

@@ -67,7 +67,9 @@ pub struct Survey {
     pub reown: u64,
     pub already: u64,
     pub outside: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
 }
 
@@ -85,11 +87,14 @@ pub struct Summary {
     pub skipped_already: u64,
     /// Inodes with an id outside the source mapping, left as it was.
     pub skipped_outside: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
     /// Entries that changed under the walk (removed, renamed, swapped for a symlink): skipped.
     pub skipped_raced: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub raced_samples: Vec<PathBuf>,
     /// Mount points inside the data path (relative paths), not crossed.
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
     /// Records written to (migrate) or applied from (rollback) the journal.
     pub journalled: u64,

@@ -1,0 +1,2 @@
+//! Human-readable and JSON output helpers shared by every command.
+pub mod escape;
