@@ -59,6 +59,16 @@ pub fn text(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A name from an /etc file as isolate holds it: the text itself when it is UTF-8 (valid
+/// names need no escaping, and the name must compare equal to what tools print), else the
+/// escaped form, which holds a backslash and so never equals a valid user or group name.
+pub fn held_name(field: &[u8]) -> String {
+    match std::str::from_utf8(field) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes(field).into_owned(),
+    }
+}
+
 /// A path in the escaped text form (its bytes, not a lossy conversion).
 pub fn path(p: &Path) -> Cow<'_, str> {
     bytes(p.as_os_str().as_bytes())
