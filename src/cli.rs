@@ -2,6 +2,7 @@
 // policy and host, prints human text or JSON, and maps errors to exit codes 0/1/2.
 use crate::apply::{self, Backends, Outcome, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
+use crate::host::accounts::check;
 use crate::live::{self, Live};
 use crate::observe::{self, LiveProbe, NoLiveProbe};
 use crate::plan::{self, Options};
@@ -152,6 +153,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(root)?;
+            // Before planning: finish what a killed earlier run left in isolate's accounts.
+            let own = check::own_names(&State::read(root)?, Some(&policy.shared_group.value));
+            for line in check::repair_or_refuse(root, &own, &Shadow::new(root))? {
+                if cli.json {
+                    eprintln!("{}", escape::lines(&line));
+                } else {
+                    println!("{}", escape::lines(&line));
+                }
+            }
             let o = opts(sel, *force);
             let sd = live::dbus(root);
             let live = live_probe(root, &o, &sd)?;
@@ -184,7 +194,15 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }
             }
             let report = apply::apply(root, &p, &b, progress)?;
-            let failures = report.failures().len();
+            let mut failures = report.failures().len();
+            let accounts_left = check::own_problems(root, &policy.shared_group.value)?;
+            if !accounts_left.is_empty() {
+                failures += 1;
+                eprintln!(
+                    "FAILED account check after apply (as pwck/grpck):\n  {}",
+                    escape::lines(&accounts_left.join("\n")).replace('\n', "\n  ")
+                );
+            }
             if cli.json {
                 print_json(&report);
             } else {

@@ -3,6 +3,7 @@ pub mod alloc;
 pub mod apply;
 pub mod cli;
 pub mod error;
+pub mod host;
 pub mod ids;
 pub mod live;
 pub mod observe;

@@ -59,6 +59,25 @@ impl Host {
         h
     }
 
+    /// A copy of `other` (root and policy), owners, modes and links kept.
+    pub fn copy_of(other: &Host) -> Host {
+        let dir = tempfile::Builder::new()
+            .prefix("host")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(other.root())
+            .arg(other.policy_path())
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let root = dir.path().join("root");
+        Host { dir, root }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -115,8 +134,14 @@ impl Host {
 
     /// Every entry under the root: path -> (type, mode, uid, gid, content or link target).
     pub fn snapshot(&self) -> BTreeMap<PathBuf, (String, u32, u32, u32, Vec<u8>)> {
+        self.snapshot_under("")
+    }
+
+    /// [`Host::snapshot`] of the subtree `rel` of the root.
+    pub fn snapshot_under(&self, rel: &str) -> BTreeMap<PathBuf, (String, u32, u32, u32, Vec<u8>)> {
         let mut out = BTreeMap::new();
-        walk(self.root(), self.root(), &mut out);
+        let top = self.root().join(rel);
+        walk(&top, &top, &mut out);
         out
     }
 }
