@@ -1,7 +1,8 @@
 // Drives the ownership migration engine without the CLI, for scripts/bench-migrate and
 // by hand: fixed realistic mappings (legacy uid 1000 + 100000:65536, stack 850 + 200000:65536).
 use isolate::ids::{IdMaps, Mapping, Shift, SubidRange};
-use isolate::walk::{self, sys::RealSys, MigrateMode, MigrationSpec, Progress};
+use isolate::migration::{MigrateMode, MigrationSpec};
+use isolate::walk::{self, sys::RealSys, Progress};
 use std::path::PathBuf;
 
 fn mapping(root: u32, start: u32) -> Mapping {
@@ -48,6 +49,7 @@ fn main() -> anyhow::Result<()> {
         },
         target_uid: 850,
         target_gid: 850,
+        outside_links: Default::default(),
     };
     let sys = RealSys::new();
     let progress = Progress {

@@ -1,8 +1,9 @@
 // Exercises the real systemd and podman backends on a booted host (the integration container):
 // linger -> user manager -> podman.socket -> _ping, for one uid. Used by integration/00-backends.sh.
 use anyhow::{Context, Result};
-use isolate::sys::podman;
-use isolate::sys::systemd::{DbusSystemd, Systemd, PODMAN_SOCKET_UNIT};
+use isolate::host::systemd::DbusSystemd;
+use isolate::host::{mounts, podman};
+use isolate::layout::{Root, PODMAN_SOCKET_UNIT};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ fn main() -> Result<()> {
     // --holders PATH: print the processes whose mount namespace mounts PATH, as JSON.
     if args.first().is_some_and(|a| a == "--holders") {
         let path = args.get(1).context("usage: systemd-probe --holders PATH")?;
-        let holders = podman::mount_holders(Path::new(path))?;
+        let holders = mounts::mount_holders(Path::new(path))?;
         println!("{}", serde_json::to_string(&holders)?);
         return Ok(());
     }
@@ -31,10 +32,10 @@ fn main() -> Result<()> {
         .parse()
         .context("UID must be a number")?;
     if mode == "--wait-only" {
-        return Ok(DbusSystemd::new("/").wait_user_manager(uid, Duration::from_secs(2))?);
+        return Ok(DbusSystemd::new(&Root::host()).wait_user_manager(uid, Duration::from_secs(2))?);
     }
     if mode == "--containers" {
-        let socket = podman::socket_path(Path::new("/"), uid);
+        let socket = Root::host().podman_socket(uid);
         let found = podman::running_container_mounts(&socket, Duration::from_secs(30))?;
         println!("{}", serde_json::to_string(&found)?);
         return Ok(());
@@ -42,8 +43,8 @@ fn main() -> Result<()> {
     let user = nix::unistd::User::from_uid(uid.into())?
         .with_context(|| format!("no user with uid {uid}"))?
         .name;
-    let root = Path::new("/");
-    let systemd = DbusSystemd::new(root);
+    let root = Root::host();
+    let systemd = DbusSystemd::new(&root);
     let timeout = Duration::from_secs(30);
     let started = Instant::now();
     let step = |what: &str| println!("{:>6} ms  {what}", started.elapsed().as_millis());
@@ -58,11 +59,11 @@ fn main() -> Result<()> {
     step("wait_user_manager");
     systemd.enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, timeout)?;
     step("enable_and_start_user_unit podman.socket");
-    let socket = podman::socket_path(root, uid);
+    let socket = root.podman_socket(uid);
     podman::ping(&socket, timeout)?;
     step("ping");
-    let running = podman::running_containers(&socket, timeout)?;
-    step(&format!("running_containers: {running:?}"));
+    let running = podman::running_container_mounts(&socket, timeout)?;
+    step(&format!("running containers: {}", running.len()));
     let after = systemd.user_facts(uid, &user, PODMAN_SOCKET_UNIT)?;
     println!("after: {}", serde_json::to_string(&after)?);
     Ok(())

@@ -1,11 +1,11 @@
-// Pure, deterministic allocation of stack uids and subordinate ranges from (policy, host
-// accounts, state). A recorded allocation is kept forever; a new one overlaps nothing that
-// exists, was ever recorded, or is pinned for another stack.
+//! Pure, deterministic allocation of stack uids and subordinate ranges from (policy, host
+//! accounts, state). A recorded allocation is kept forever; a new one overlaps nothing that
+//! exists, was ever recorded, or is pinned for another stack.
 use crate::error::Error;
+use crate::host::accounts::etc::{Accounts, SubidFile, SubidOwner};
 use crate::ids::{SubidRange, ID_CEILING};
 use crate::policy::{Policy, Problem};
 use crate::state::{Allocation, State};
-use crate::sys::etc::{Accounts, SubidFile, SubidOwner};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -393,6 +393,28 @@ pub fn allocate(
         }
     }
     Ok(out)
+}
+
+/// Every stack's allocation with whether it is recorded (applied): the state file's, then the
+/// ones apply would make for the policy's other stacks (limited to `stacks` when given). For
+/// read-only commands (status, map), which show what apply would do where it has not yet.
+pub fn known_allocations(
+    policy: Option<&Policy>,
+    acc: &Accounts,
+    state: &State,
+    stacks: &[String],
+) -> BTreeMap<String, (Allocation, bool)> {
+    let mut out: BTreeMap<_, _> = state
+        .stacks
+        .iter()
+        .map(|(n, r)| (n.clone(), (r.allocation.clone(), true)))
+        .collect();
+    if let Some(planned) = policy.and_then(|p| allocate(p, acc, state, stacks).ok()) {
+        for (n, a) in planned {
+            out.entry(n).or_insert((a.allocation, false));
+        }
+    }
+    out
 }
 
 /// The lowest `start` in `[first, last]` with `[start, start+len)` inside the bounds and

@@ -1,5 +1,5 @@
-// The core's error kinds. Each kind maps to an exit code and a stable JSON code, so that
-// scripts and monitoring can tell "your input is wrong" from "the host failed us".
+//! The core's error kinds. Each kind maps to an exit code and a stable JSON code, so that
+//! scripts and monitoring can tell "your input is wrong" from "the host failed us".
 use std::path::PathBuf;
 
 /// Exit status for success.
@@ -43,6 +43,26 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A host tool (shadow-utils) ran and failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Tool {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+
+    /// A call to logind or a systemd manager over D-Bus failed.
+    #[error("{context}: {source}")]
+    Dbus {
+        context: String,
+        #[source]
+        source: zbus::Error,
+    },
+
+    /// A request to a podman API socket failed.
+    #[error(transparent)]
+    Podman(#[from] crate::host::podman::http::HttpError),
 }
 
 impl Error {
@@ -54,7 +74,11 @@ impl Error {
             | Error::Refused(_)
             | Error::Privilege(_)
             | Error::Locked(_) => EXIT_BAD_INPUT,
-            Error::Failed(_) | Error::Io { .. } => EXIT_FAILURE,
+            Error::Failed(_)
+            | Error::Io { .. }
+            | Error::Tool { .. }
+            | Error::Dbus { .. }
+            | Error::Podman(_) => EXIT_FAILURE,
         }
     }
 
@@ -67,8 +91,17 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Privilege(_) => "privilege",
             Error::Locked(_) => "locked",
-            Error::Failed(_) => "failed",
+            Error::Failed(_) | Error::Tool { .. } | Error::Dbus { .. } | Error::Podman(_) => {
+                "failed"
+            }
             Error::Io { .. } => "io",
+        }
+    }
+
+    pub fn dbus(context: impl Into<String>, source: zbus::Error) -> Self {
+        Error::Dbus {
+            context: context.into(),
+            source,
         }
     }
 

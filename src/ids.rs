@@ -1,5 +1,5 @@
-// Host/container id arithmetic: subordinate ranges and the rootless mapping podman builds
-// from them. Everything that turns one id into another goes through here.
+//! Host/container id arithmetic: subordinate ranges and the rootless mapping podman builds
+//! from them. Everything that turns one id into another goes through here.
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

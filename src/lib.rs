@@ -1,16 +1,20 @@
-// isolate's library: everything but argument parsing lives here, so tests reach the core directly.
+//! isolate's library: everything but the thin `main` lives here, so tests reach the core
+//! directly. The flow: `policy` + `observe` -> `plan` (pure) -> `apply` through `host`
+//! backends and the `walk` engine; `render` prints what a command gathered.
 pub mod alloc;
 pub mod apply;
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod idmap;
 pub mod ids;
-pub mod live;
+pub mod layout;
+pub mod migration;
 pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod privilege;
 pub mod render;
 pub mod state;
-pub mod sys;
+pub mod status;
 pub mod walk;

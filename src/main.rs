@@ -1,5 +1,5 @@
-// The `isolate` binary: parse arguments, set up logging, run, and turn the error chain into
-// an exit code. Everything else lives in the library.
+//! The `isolate` binary: everything lives in the library; `cli::main` parses, runs and turns
+//! the error chain into the exit code.
 fn main() {
     std::process::exit(isolate::cli::main());
 }

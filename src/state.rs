@@ -1,17 +1,17 @@
-// isolate's own record of what it allocated and migrated (ROOT/var/lib/isolate/state.json),
-// and the lock that keeps two runs from interleaving. Allocations recorded here are never
-// changed, removed or handed to another stack.
+//! isolate's own record of what it allocated and migrated (ROOT/var/lib/isolate/state.json),
+//! and the lock that keeps two runs from interleaving. Allocations recorded here are never
+//! changed, removed or handed to another stack.
 use crate::error::{Error, Result};
-use crate::ids::{IdMaps, SubidRange};
-use crate::sys::etc::write_atomic;
-use crate::walk::MigrateMode;
+use crate::host::files::write_atomic;
+use crate::ids::{IdMaps, Mapping, SubidRange};
+use crate::layout::Root;
+use crate::migration::MigrateMode;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-pub const STATE_DIR: &str = "var/lib/isolate";
 pub const STATE_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,16 @@ pub struct Allocation {
     pub uid: u32,
     pub gid: u32,
     pub subids: SubidRange,
+}
+
+impl Allocation {
+    /// The mapping the stack's containers get: uid 0 -> the stack user, 1.. -> its range.
+    pub fn maps(&self) -> IdMaps {
+        IdMaps {
+            uid: Mapping::new(self.uid, vec![self.subids]),
+            gid: Mapping::new(self.gid, vec![self.subids]),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,7 +51,8 @@ pub struct Migration {
     pub from: IdMaps,
     pub to: IdMaps,
     pub phase: MigrationPhase,
-    /// Where the original owners of reowned inodes are journalled (relative to the root).
+    /// Where the original owners of reowned inodes are journalled (a host path; older state
+    /// files hold it relative to the root, which `Root::at` reads the same).
     pub journal: PathBuf,
 }
 
@@ -68,14 +79,10 @@ impl Default for State {
     }
 }
 
-pub fn state_path(root: &Path) -> PathBuf {
-    root.join(STATE_DIR).join("state.json")
-}
-
 impl State {
     /// Reads the state file; a missing file is an empty state (nothing allocated yet).
-    pub fn read(root: &Path) -> Result<State> {
-        let path = state_path(root);
+    pub fn read(root: &Root) -> Result<State> {
+        let path = root.state_file();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
@@ -98,10 +105,10 @@ impl State {
         Ok(state)
     }
 
-    pub fn write(&self, root: &Path) -> Result<()> {
+    pub fn write(&self, root: &Root) -> Result<()> {
         let mut text = serde_json::to_string_pretty(self).expect("state serialises");
         text.push('\n');
-        write_atomic(&state_path(root), text.as_bytes(), 0o600)
+        write_atomic(&root.state_file(), text.as_bytes(), 0o600)
     }
 
     /// Every subordinate range ever recorded, for any stack.
@@ -129,12 +136,12 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    pub fn acquire(root: &Path) -> Result<RunLock> {
+    pub fn acquire(root: &Root) -> Result<RunLock> {
         use std::os::unix::fs::OpenOptionsExt;
         let dir = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(root)
+            .open(root.path())
             .map_err(|e| Error::io(format!("opening {}", root.display()), e))?;
         // SAFETY: flock on an fd we own; no memory is involved.
         if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
@@ -154,8 +161,9 @@ mod tests {
 
     #[test]
     fn state_round_trips_and_missing_is_empty() {
-        let d = tempfile::tempdir().unwrap();
-        assert_eq!(State::read(d.path()).unwrap(), State::default());
+        let t = tempfile::tempdir().unwrap();
+        let d = Root::new(t.path());
+        assert_eq!(State::read(&d).unwrap(), State::default());
         let mut s = State::default();
         s.stacks.insert(
             "a".into(),
@@ -169,34 +177,37 @@ mod tests {
                 migrations: vec![],
             },
         );
-        s.write(d.path()).unwrap();
-        assert_eq!(State::read(d.path()).unwrap(), s);
+        s.write(&d).unwrap();
+        assert_eq!(State::read(&d).unwrap(), s);
     }
 
     #[test]
     fn a_second_lock_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        let _held = RunLock::acquire(d.path()).unwrap();
-        match RunLock::acquire(d.path()) {
-            Err(Error::Locked(p)) => assert_eq!(p, d.path()),
+        let t = tempfile::tempdir().unwrap();
+        let d = Root::new(t.path());
+        let _held = RunLock::acquire(&d).unwrap();
+        match RunLock::acquire(&d) {
+            Err(Error::Locked(p)) => assert_eq!(p, t.path()),
             other => panic!("{:?}", other.err()),
         }
     }
 
     #[test]
     fn locking_creates_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let held = RunLock::acquire(d.path()).unwrap();
-        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        let t = tempfile::tempdir().unwrap();
+        let d = Root::new(t.path());
+        let held = RunLock::acquire(&d).unwrap();
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
         drop(held);
-        RunLock::acquire(d.path()).unwrap();
+        RunLock::acquire(&d).unwrap();
     }
 
     #[test]
     fn garbage_state_is_host_state_error() {
-        let d = tempfile::tempdir().unwrap();
-        fs::create_dir_all(d.path().join(STATE_DIR)).unwrap();
-        fs::write(state_path(d.path()), "{").unwrap();
-        assert_eq!(State::read(d.path()).unwrap_err().exit_code(), 2);
+        let t = tempfile::tempdir().unwrap();
+        let d = Root::new(t.path());
+        fs::create_dir_all(d.state_dir()).unwrap();
+        fs::write(d.state_file(), "{").unwrap();
+        assert_eq!(State::read(&d).unwrap_err().exit_code(), 2);
     }
 }

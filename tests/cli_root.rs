@@ -184,7 +184,7 @@ fn a_broken_policy_exits_2_with_every_problem_and_changes_nothing() {
         stderr(&a),
         format!(
             "isolate: {p}:3:9: \"srv/immich\" is a relative path; data and share paths must be absolute\n\
-             isolate: {p}:4:1: unknown key `size` in [stacks.immich]; expected one of: data, migrate, uid, subid_start\n\
+             isolate: {p}:4:1: unknown key `size` in [stacks.immich]; expected one of: data, migrate, uid, subid_start, outside_hardlinks\n\
              isolate: {p}:5:9: stack name `Bad` gives user name \"stk-Bad\", which is not a valid user name (lower-case letters, digits, `_`, `-`; 32 bytes at most)\n"
         )
     );
@@ -262,7 +262,7 @@ fn an_unknown_stack_and_a_missing_policy_are_bad_input() {
 fn a_concurrent_apply_is_locked_out() {
     let h = Host::new();
     h.policy(TWO_STACKS);
-    let _held = isolate::state::RunLock::acquire(h.root()).unwrap();
+    let _held = isolate::state::RunLock::acquire(&isolate::layout::Root::new(h.root())).unwrap();
     let a = h.isolate(&["apply", "--no-systemd"]).code(2);
     assert_eq!(
         stderr(&a),

@@ -73,7 +73,7 @@ fn a_broken_policy_changes_nothing() {
                 h.policy("legacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\nsize = 3\n");
             },
             |h| h.command(cmd),
-            "isolate: POLICY:4:1: unknown key `size` in [stacks.app]; expected one of: data, migrate, uid, subid_start\n",
+            "isolate: POLICY:4:1: unknown key `size` in [stacks.app]; expected one of: data, migrate, uid, subid_start, outside_hardlinks\n",
         );
     }
 }
@@ -132,7 +132,8 @@ fn a_held_lock_changes_nothing() {
         let h = Host::new();
         h.policy(APP_POLICY);
         h.legacy_data("srv/app", 2, 2);
-        let _held = isolate::state::RunLock::acquire(h.root()).unwrap();
+        let _held =
+            isolate::state::RunLock::acquire(&isolate::layout::Root::new(h.root())).unwrap();
         let before = h.snapshot();
         let out = h.run(args);
         expect_code(&out, 2);

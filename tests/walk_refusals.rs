@@ -4,8 +4,9 @@ mod walk_common;
 
 use isolate::error::Error;
 use isolate::ids::{Mapping, SubidRange};
+use isolate::migration::MigrateMode;
 use isolate::walk::sys::{RealSys, RecordingSys};
-use isolate::walk::{self, MigrateMode, Progress};
+use isolate::walk::{self, Progress};
 use walk_common::*;
 
 fn refused(result: isolate::error::Result<walk::Summary>) -> String {
@@ -35,7 +36,8 @@ fn missing_and_non_directory_paths_are_refused() {
         msg,
         format!("data path {} does not exist", missing.display())
     );
-    let file = fx.data.join("file");
+    let file = fx.tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
     let msg = refused(walk::migrate(
         &RealSys::new(),
         &file,

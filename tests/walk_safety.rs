@@ -3,8 +3,9 @@
 // kill -9 at arbitrary points followed by a re-run that must converge.
 mod walk_common;
 
+use isolate::migration::MigrateMode;
 use isolate::walk::sys::RealSys;
-use isolate::walk::{self, MigrateMode, Progress};
+use isolate::walk::{self, Progress};
 use rustix::fs::{renameat_with, RenameFlags, CWD};
 use std::os::unix::fs::{chown, symlink};
 use std::path::{Path, PathBuf};
@@ -237,8 +238,9 @@ fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
     let rerun = run(&fx.data, &journal, MigrateMode::Auto);
     eprintln!("after the kills: {rerun:?}");
     assert_same(&listing(&fx.data), &expected);
-    // Rollback after the crashes is as exact as after a clean run.
-    walk::rollback(
+    // Rollback after the crashes is as exact as after a clean run, but for a file a kill
+    // caught between its chmod and its journal line: no proof, so no setuid back (reported).
+    let back = walk::rollback(
         &RealSys::new(),
         &fx.data,
         &spec(MigrateMode::Auto),
@@ -246,7 +248,24 @@ fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
         &Progress::off(),
     )
     .unwrap();
-    assert_same(&listing(&fx.data), &before);
+    eprintln!("privileges withheld: {:?}", back.privilege_withheld);
+    assert!(back.privilege_withheld.count <= 2);
+    let mut expected_back = before.clone();
+    for p in &back.privilege_withheld.samples {
+        let prefix = format!("./{} ", p.display());
+        expected_back = expected_back
+            .lines()
+            .map(|l| match l.strip_prefix(&prefix) {
+                Some(rest) => {
+                    let f: Vec<&str> = rest.split(' ').collect();
+                    let perm = u32::from_str_radix(f[2], 8).unwrap() & !0o6000;
+                    format!("{prefix}{} {} {perm:o} {}\n", f[0], f[1], f[3])
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+    }
+    assert_same(&listing(&fx.data), &expected_back);
 }
 
 const FD_CHILD: &str = "ISOLATE_WALK_TEST_FD_CHILD";

@@ -1,8 +1,8 @@
-// Allocation: exact errors for pins against the host, and properties (no overlap, stable
-// across runs, pins respected) over random hosts.
+//! Allocation: exact errors for pins against the host, and properties (no overlap, stable
+//! across runs, pins respected) over random hosts.
 use super::*;
+use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
 use crate::state::StackRecord;
-use crate::sys::etc::{parse_group, parse_passwd, parse_subid};
 use proptest::prelude::*;
 use std::path::Path;
 

@@ -1,7 +1,7 @@
-// apply() with recording fakes: a failing stack stops only its own steps, and a migration
-// is recorded as started before the walker runs and as done only after it returns.
+//! apply() with recording fakes: a failing stack stops only its own steps, and a migration
+//! is recorded as started before the walker runs and as done only after it returns.
 use super::*;
-use crate::sys::shadow::RecordingAccounts;
+use crate::host::accounts::fake::RecordingAccounts;
 use std::sync::Mutex;
 
 struct FakeManager {
@@ -27,7 +27,7 @@ impl StackManager for FakeManager {
 
 /// Records the phase the state file showed when the walker was called.
 struct FakeMigrator {
-    root: PathBuf,
+    root: Root,
     seen: Mutex<Vec<Option<MigrationPhase>>>,
     fail: bool,
 }
@@ -38,7 +38,7 @@ impl Migrator for FakeMigrator {
         path: &Path,
         _spec: &MigrationSpec,
         journal: &Path,
-        _progress: bool,
+        _progress: crate::walk::Progress,
     ) -> Result<Summary> {
         let st = State::read(&self.root).unwrap();
         self.seen
@@ -56,7 +56,13 @@ impl Migrator for FakeMigrator {
             ..Summary::default()
         })
     }
-    fn rollback(&self, _: &Path, _: &MigrationSpec, _: &Path, _: bool) -> Result<Summary> {
+    fn rollback(
+        &self,
+        _: &Path,
+        _: &MigrationSpec,
+        _: &Path,
+        _: crate::walk::Progress,
+    ) -> Result<Summary> {
         let st = State::read(&self.root).unwrap();
         self.seen
             .lock()
@@ -105,6 +111,7 @@ fn steps() -> Vec<Step> {
             target_gid: 800,
             resume: false,
             survey: Default::default(),
+            outside_links: Default::default(),
         },
         Step::EnableLinger {
             stack: "b".into(),
@@ -116,14 +123,15 @@ fn steps() -> Vec<Step> {
 
 #[test]
 fn a_failed_stack_skips_its_own_later_steps_only() {
-    let d = tempfile::tempdir().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
     let mgr = FakeManager {
         calls: Mutex::new(vec![]),
         fail_uid: Some(800),
     };
     let mig = FakeMigrator {
-        root: d.path().into(),
+        root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
     };
@@ -133,7 +141,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         migrator: &mig,
     };
     let r = apply(
-        d.path(),
+        &d,
         &Plan {
             steps: steps(),
             notes: vec![],
@@ -160,14 +168,15 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
 
 #[test]
 fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
-    let d = tempfile::tempdir().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
     let mgr = FakeManager {
         calls: Mutex::new(vec![]),
         fail_uid: None,
     };
     let mig = FakeMigrator {
-        root: d.path().into(),
+        root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: true,
     };
@@ -177,7 +186,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         migrator: &mig,
     };
     let r = apply(
-        d.path(),
+        &d,
         &Plan {
             steps: steps(),
             notes: vec![],
@@ -189,14 +198,14 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     assert_eq!(r.failures().len(), 1);
     assert_eq!(*mig.seen.lock().unwrap(), [Some(MigrationPhase::Migrating)]);
     // The crash-equivalent: the state still says "migrating", so the next plan resumes.
-    let st = State::read(d.path()).unwrap();
+    let st = State::read(&d).unwrap();
     assert_eq!(
         st.migration("a", Path::new("/srv/a")).unwrap().phase,
         MigrationPhase::Migrating
     );
 
     let ok = FakeMigrator {
-        root: d.path().into(),
+        root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
     };
@@ -206,7 +215,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         migrator: &ok,
     };
     let r = apply(
-        d.path(),
+        &d,
         &Plan {
             steps: steps()[2..3].to_vec(),
             notes: vec![],
@@ -216,19 +225,19 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     )
     .unwrap();
     assert!(r.failures().is_empty());
-    let st = State::read(d.path()).unwrap();
+    let st = State::read(&d).unwrap();
     assert_eq!(
         st.migration("a", Path::new("/srv/a")).unwrap().phase,
         MigrationPhase::Done
     );
     assert_eq!(st.stacks["a"].migrations.len(), 1);
 
-    rollback(d.path(), "a", &ok, false).unwrap();
+    rollback(&d, "a", &ok, false).unwrap();
     assert_eq!(
         ok.seen.lock().unwrap().last().unwrap(),
         &Some(MigrationPhase::RollingBack)
     );
-    let st = State::read(d.path()).unwrap();
+    let st = State::read(&d).unwrap();
     assert_eq!(
         st.migration("a", Path::new("/srv/a")).unwrap().phase,
         MigrationPhase::RolledBack
@@ -237,10 +246,11 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
 
 #[test]
 fn a_second_recording_of_the_same_allocation_is_already_present() {
-    let d = tempfile::tempdir().unwrap();
+    let t = tempfile::tempdir().unwrap();
+    let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
     let mig = FakeMigrator {
-        root: d.path().into(),
+        root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
     };
@@ -253,15 +263,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         steps: steps()[..1].to_vec(),
         notes: vec![],
     };
-    apply(d.path(), &p, &b, false).unwrap();
-    let r = apply(d.path(), &p, &b, false).unwrap();
+    apply(&d, &p, &b, false).unwrap();
+    let r = apply(&d, &p, &b, false).unwrap();
     assert_eq!(r.steps[0].outcome, Outcome::AlreadyPresent);
-}
-
-#[test]
-fn journal_names_are_unambiguous_and_stay_in_the_state_dir() {
-    assert_eq!(
-        journal_path("a", Path::new("/srv/my data/x-y")),
-        PathBuf::from("var/lib/isolate/journal/a/srv-my\\x20data-x\\x2dy.journal")
-    );
 }

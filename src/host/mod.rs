@@ -1,2 +1,9 @@
-//! Adapters to the host: its account files and the tools that write them.
+//! Adapters to the host: the only code that talks to shadow-utils, systemd, podman and the
+//! kernel's mount table. Each takes the root it works on.
 pub mod accounts;
+pub mod files;
+pub mod mounts;
+pub mod podman;
+pub mod session;
+pub mod systemd;
+pub mod unix;

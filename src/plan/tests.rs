@@ -1,10 +1,16 @@
-// plan() over hand-built observations: order of steps, "already present" outcomes, the
-// systemd steps only when needed, migrations resumed and refused, and the fixpoint
-// invariant plan(policy, observed after apply) == no steps.
+//! plan() over hand-built observations: order of steps, "already present" outcomes, the
+//! systemd steps only when needed, migrations resumed and refused, and the fixpoint
+//! invariant plan(policy, observed after apply) == no steps.
 use super::*;
+use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
+use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
+use crate::migration::MigrateMode;
+use crate::observe::{DataFacts, ManagerFacts, RunningContainer};
+use crate::plan::data::legacy_maps;
+use crate::state::MigrationPhase;
 use crate::state::{Migration, StackRecord};
-use crate::sys::etc::{parse_group, parse_passwd, parse_subid};
+use crate::walk::Survey;
 use std::path::Path;
 
 const POLICY: &str =
@@ -64,7 +70,7 @@ fn after_apply() -> Observed {
                 path: "/srv/immich".into(),
                 mode: MigrateMode::Shift,
                 from: legacy,
-                to: stack_maps(&a),
+                to: a.maps(),
                 phase: MigrationPhase::Done,
                 journal: "j".into(),
             }],
@@ -246,7 +252,10 @@ fn running_containers_and_refused_paths_stop_the_plan() {
 }
 
 #[test]
-fn plan_is_deterministic() {
+/// The JSON form of a plan is an interface (scripts read `plan --json`): it is compared with a
+/// golden file, so any change to it is a visible, reviewed change. Set ISOLATE_BLESS=1 to
+/// rewrite the file after an intended change.
+fn plan_json_matches_the_golden_file() {
     let mut o = fresh();
     o.data
         .insert(("immich".into(), "/srv/immich".into()), survey(3));
@@ -254,7 +263,11 @@ fn plan_is_deterministic() {
         systemd: true,
         ..Options::default()
     };
-    let a = serde_json::to_string(&plan(&policy(POLICY), &o, &opts).unwrap()).unwrap();
-    let b = serde_json::to_string(&plan(&policy(POLICY), &o, &opts).unwrap()).unwrap();
-    assert_eq!(a, b);
+    let got =
+        serde_json::to_string_pretty(&plan(&policy(POLICY), &o, &opts).unwrap()).unwrap() + "\n";
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/plan/golden-plan.json");
+    if std::env::var_os("ISOLATE_BLESS").is_some() {
+        std::fs::write(&golden, &got).unwrap();
+    }
+    assert_eq!(got, std::fs::read_to_string(&golden).unwrap());
 }

@@ -1,10 +1,10 @@
-// The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
-// walking toml's spanned tree by hand so that *every* problem is reported at once with its
-// file:line:column, instead of serde stopping at the first.
+//! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
+//! walking toml's spanned tree by hand so that *every* problem is reported at once with its
+//! file:line:column, instead of serde stopping at the first.
 mod validate;
 
 use crate::error::{Error, Result};
-use crate::walk::MigrateMode;
+use crate::migration::{MigrateMode, OutsideLinks};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -50,6 +50,8 @@ pub struct StackPolicy {
     pub migrate: Located<MigrateMode>,
     pub uid: Option<Located<u32>>,
     pub subid_start: Option<Located<u32>>,
+    /// What migration does with files hardlinked from outside the data path.
+    pub outside_hardlinks: OutsideLinks,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -168,7 +170,7 @@ const POOL_KEYS: &[&str] = &[
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start"];
+const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start", "outside_hardlinks"];
 const SHARE_KEYS: &[&str] = &["path", "read", "write"];
 
 struct Reader<'a> {
@@ -423,6 +425,7 @@ fn read_stack(
         },
         uid: None,
         subid_start: None,
+        outside_hardlinks: OutsideLinks::Refuse,
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -470,6 +473,20 @@ fn read_stack(
             }
             "uid" => stack.uid = r.id(e),
             "subid_start" => stack.subid_start = r.id(e),
+            "outside_hardlinks" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "refuse" => stack.outside_hardlinks = OutsideLinks::Refuse,
+                        "skip" => stack.outside_hardlinks = OutsideLinks::Skip,
+                        other => r.problem(
+                            s.span,
+                            format!(
+                                "`outside_hardlinks` must be \"refuse\" or \"skip\", not {other:?}"
+                            ),
+                        ),
+                    }
+                }
+            }
             _ => {}
         }
     }

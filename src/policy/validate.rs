@@ -1,8 +1,8 @@
-// Checks a parsed policy needs no host for: names, paths, pins and pools. Host-dependent
-// checks (pins against existing users, the legacy owner) happen in allocation.
+//! Checks a parsed policy needs no host for: names, paths, pins and pools. Host-dependent
+//! checks (pins against existing users, the legacy owner) happen in allocation.
 use super::{Policy, Problem};
 use crate::ids::{SubidRange, ID_CEILING};
-use crate::walk::MigrateMode;
+use crate::migration::MigrateMode;
 use std::path::{Component, Path};
 
 /// What shadow's useradd accepts by default (no --badname): `[a-z_][a-z0-9_-]*[$]?`, 32 bytes at most.

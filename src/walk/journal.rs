@@ -1,6 +1,8 @@
-// The write-ahead journal of a migration: the owner, mode and capability of every inode a
-// migration cannot recompute (reowned ones, and ones whose setuid bits or capability a chown
-// drops), synced before the chown, so a crash anywhere leaves rollback exact.
+//! The write-ahead journal of a migration: the owner, mode and capability of every inode a
+//! migration cannot recompute (reowned ones, and ones whose setuid bits or capability a chown
+//! drops), synced before the chown, so a crash anywhere leaves rollback exact; then, after the
+//! change, the inode's status-change time, which proves at rollback whether it is still the
+//! same unmodified file.
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -8,12 +10,52 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Which change a record is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The owner was reowned: only the record knows the original.
+    Reown,
+    /// The owner was shifted (recomputable) but the chown drops setuid/setgid bits or a
+    /// capability, or the capability's rootid was rewritten.
+    Privilege,
+}
+
+impl Kind {
+    fn letter(self) -> &'static str {
+        match self {
+            Kind::Reown => "R",
+            Kind::Privilege => "P",
+        }
+    }
+}
+
+/// One line of the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// Written ahead of the change.
+    Before(Record),
+    /// Written after the change: the inode's ctime then. A later write, chmod, chown or
+    /// link change moves ctime, which userspace cannot set back.
+    After(Applied),
+}
+
+/// The state of one journalled inode right after the migration changed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub path: PathBuf,
+    pub ino: u64,
+    pub ctime: (i64, u32),
+}
+
 /// What one inode looked like before the migration touched it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
+    pub kind: Kind,
     /// Relative to the data path; empty for the data path itself.
     pub path: PathBuf,
     pub ino: u64,
+    /// Creation time, where the filesystem keeps one: with `ino`, the file's identity.
+    pub btime: Option<(i64, u32)>,
     pub uid: u32,
     pub gid: u32,
     /// Permission bits including setuid/setgid/sticky.
@@ -77,26 +119,52 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-impl Record {
-    /// `CHECKSUM ino uid gid perm caps path\n`; the checksum covers everything after it.
+fn time(t: Option<(i64, u32)>) -> String {
+    t.map_or_else(|| "-".into(), |(s, n)| format!("{s}.{n:09}"))
+}
+
+fn untime(text: &str) -> Option<Option<(i64, u32)>> {
+    if text == "-" {
+        return Some(None);
+    }
+    let (s, n) = text.split_once('.')?;
+    Some(Some((s.parse().ok()?, n.parse().ok()?)))
+}
+
+fn seal(mut body: Vec<u8>, path: &Path, out: &mut Vec<u8>) {
+    escape_path(path, &mut body);
+    out.extend_from_slice(format!("{:016x} ", checksum(&body)).as_bytes());
+    out.extend_from_slice(&body);
+    out.push(b'\n');
+}
+
+impl Line {
+    /// `CHECKSUM R|P ino btime uid gid perm caps path\n` or `CHECKSUM A ino ctime path\n`;
+    /// the checksum covers everything after it.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let mut body = format!(
-            "{} {} {} {:o} {} ",
-            self.ino,
-            self.uid,
-            self.gid,
-            self.perm,
-            self.caps.as_deref().map(hex).unwrap_or_else(|| "-".into())
-        )
-        .into_bytes();
-        escape_path(&self.path, &mut body);
-        out.extend_from_slice(format!("{:016x} ", checksum(&body)).as_bytes());
-        out.extend_from_slice(&body);
-        out.push(b'\n');
+        match self {
+            Line::Before(r) => {
+                let body = format!(
+                    "{} {} {} {} {} {:o} {} ",
+                    r.kind.letter(),
+                    r.ino,
+                    time(r.btime),
+                    r.uid,
+                    r.gid,
+                    r.perm,
+                    r.caps.as_deref().map(hex).unwrap_or_else(|| "-".into())
+                );
+                seal(body.into_bytes(), &r.path, out);
+            }
+            Line::After(a) => {
+                let body = format!("A {} {} ", a.ino, time(Some(a.ctime)));
+                seal(body.into_bytes(), &a.path, out);
+            }
+        }
     }
 
     /// A whole line without its newline; None when torn or garbled.
-    pub fn decode(line: &[u8]) -> Option<Record> {
+    pub fn decode(line: &[u8]) -> Option<Line> {
         let (sum, body) = (line.get(..16)?, line.get(17..)?);
         if line.get(16) != Some(&b' ') {
             return None;
@@ -104,9 +172,23 @@ impl Record {
         if u64::from_str_radix(std::str::from_utf8(sum).ok()?, 16).ok()? != checksum(body) {
             return None;
         }
-        let mut fields = body.splitn(6, |b| *b == b' ');
+        let kind = match body.first()? {
+            b'R' => Kind::Reown,
+            b'P' => Kind::Privilege,
+            b'A' => {
+                let mut fields = body.get(2..)?.splitn(3, |b| *b == b' ');
+                let mut text = || std::str::from_utf8(fields.next()?).ok();
+                let ino = text()?.parse().ok()?;
+                let ctime = untime(text()?)??;
+                let path = unescape_path(fields.next()?)?;
+                return Some(Line::After(Applied { path, ino, ctime }));
+            }
+            _ => return None,
+        };
+        let mut fields = body.get(2..)?.splitn(7, |b| *b == b' ');
         let mut text = || std::str::from_utf8(fields.next()?).ok();
         let ino = text()?.parse().ok()?;
+        let btime = untime(text()?)?;
         let uid = text()?.parse().ok()?;
         let gid = text()?.parse().ok()?;
         let perm = u32::from_str_radix(text()?, 8).ok()?;
@@ -115,20 +197,22 @@ impl Record {
             h => Some(unhex(h)?),
         };
         let path = unescape_path(fields.next()?)?;
-        Some(Record {
+        Some(Line::Before(Record {
+            kind,
             path,
             ino,
+            btime,
             uid,
             gid,
             perm,
             caps,
-        })
+        }))
     }
 }
 
 /// Reads every whole record in order. Returns the byte length of the valid prefix: only the
 /// last line may be torn (a crash mid-append; its chown never ran), anything else is an error.
-pub fn read(path: &Path, mut each: impl FnMut(Record) -> io::Result<()>) -> io::Result<u64> {
+pub fn read(path: &Path, mut each: impl FnMut(Line) -> io::Result<()>) -> io::Result<u64> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
@@ -147,7 +231,7 @@ pub fn read(path: &Path, mut each: impl FnMut(Record) -> io::Result<()>) -> io::
         line_no += 1;
         let whole = line.last() == Some(&b'\n');
         let record = if whole {
-            Record::decode(&line[..line.len() - 1])
+            Line::decode(&line[..line.len() - 1])
         } else {
             None
         };
@@ -210,18 +294,31 @@ impl Journal {
         })
     }
 
-    /// Appends and syncs: when this returns, the records survive a crash.
-    pub fn append(&self, records: &[Record]) -> io::Result<()> {
-        if records.is_empty() {
+    /// Appends and syncs: when this returns, the lines survive a crash.
+    pub fn append(&self, lines: &[Line]) -> io::Result<()> {
+        self.write(lines)?;
+        self.sync()
+    }
+
+    /// Appends without waiting for the disk (for `After` lines: losing one only makes a
+    /// rollback more careful).
+    pub fn write(&self, lines: &[Line]) -> io::Result<()> {
+        if lines.is_empty() {
             return Ok(());
         }
-        let mut bytes = Vec::with_capacity(records.len() * 96);
-        for r in records {
-            r.encode(&mut bytes);
+        let mut bytes = Vec::with_capacity(lines.len() * 96);
+        for l in lines {
+            l.encode(&mut bytes);
         }
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&bytes)?;
-        file.sync_data()
+        file.write_all(&bytes)
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sync_data()
     }
 }
 
@@ -229,28 +326,39 @@ impl Journal {
 mod tests {
     use super::*;
 
-    fn sample(path: &str) -> Record {
-        Record {
+    fn sample(path: &str) -> Line {
+        Line::Before(Record {
+            kind: Kind::Reown,
             path: PathBuf::from(path),
             ino: 42,
+            btime: Some((1_700_000_000, 5)),
             uid: 0,
             gid: 100_998,
             perm: 0o4755,
             caps: Some(vec![1, 2, 0xff]),
-        }
+        })
     }
 
     #[test]
     fn records_round_trip_with_odd_paths() {
         for p in ["", "a b/%c\nd", "plain/file", "ünï"] {
             let mut r = sample(p);
-            if p.is_empty() {
-                r.caps = None;
+            if let (true, Line::Before(rec)) = (p.is_empty(), &mut r) {
+                rec.caps = None;
+                rec.btime = None;
+                rec.kind = Kind::Privilege;
             }
-            let mut line = Vec::new();
-            r.encode(&mut line);
-            assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
-            assert_eq!(Record::decode(&line[..line.len() - 1]), Some(r));
+            let after = Line::After(Applied {
+                path: PathBuf::from(p),
+                ino: 7,
+                ctime: (-3, 999_999_999),
+            });
+            for l in [r, after] {
+                let mut line = Vec::new();
+                l.encode(&mut line);
+                assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+                assert_eq!(Line::decode(&line[..line.len() - 1]), Some(l));
+            }
         }
     }
 
@@ -266,8 +374,10 @@ mod tests {
         torn.extend_from_slice(b"0123456789abcdef 12 0 0 7");
         std::fs::write(&path, &torn).unwrap();
         let mut seen = Vec::new();
-        let valid = read(&path, |r| {
-            seen.push(r.path);
+        let valid = read(&path, |l| {
+            if let Line::Before(r) = l {
+                seen.push(r.path);
+            }
             Ok(())
         })
         .unwrap();

@@ -1,65 +1,53 @@
-// Ownership migration over a stack's data: a symlink-proof, one-filesystem, parallel walk
-// (traversal) with the per-inode work (shift, reown, rollback, survey) kept separate.
-// OWNED BY THE WALK HELPER: the entry points below are what plan/apply call.
-//
-// Rules per id (uid and gid separately): shift moves an id of the legacy mapping to the same
-// container id in the stack mapping; ids already in the stack mapping are "already" (so a
-// re-run converges); others stay ("outside"). reown makes every id the stack user's; auto
-// shifts what it can and reowns the rest. Ids inside ACL entries and v3 capability rootids
-// are only ever shifted (reowning them would merge distinct entries).
-//
-// Journal: the caller passes one file per migration (convention:
-// ROOT/var/lib/isolate/journal/STACK-N.journal; its directory is created 0700). migrate
-// appends, synced before the chowns of each batch, the original owner, permission bits and
-// capability of every inode it reowns or whose setuid/setgid bits or capability a chown
-// drops. rollback inverse-shifts everything, then applies the journal in order.
-// Limitation: an inode that was already in the stack mapping before the first migrate is
-// indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
+//! Ownership migration over a stack's data: the entry points plan and apply call
+//! (`check_data_path`, `survey`, `migrate`, `rollback`, `create_data_dir`), built from a
+//! symlink-proof, one-mount, parallel traversal (`traverse`) that carries per-inode actions
+//! (`action/`), a write-ahead journal (`journal`) and a verification pass.
+//!
+//! Rules per id (uid and gid separately): shift moves an id of the legacy mapping to the same
+//! container id in the stack mapping; ids already in the stack mapping are "already" (so a
+//! re-run converges); others stay ("outside"). reown makes every id the stack user's; auto
+//! shifts what it can and reowns the rest. Ids inside ACL entries and v3 capability rootids
+//! are only ever shifted (reowning them would merge distinct entries).
+//!
+//! Journal: the caller passes one file per migration. migrate appends, synced before the
+//! changes of each batch, the identity (inode number and creation time), original owner,
+//! permission bits and capability of every inode it reowns, whose setuid/setgid bits or
+//! capability a chown drops, or whose capability it rewrites; after the change it appends
+//! the inode's ctime. rollback gives setuid/setgid bits and capabilities back only where the
+//! ctime proves the file unchanged since then (any write, chmod, chown or link change moves
+//! ctime, and userspace cannot set it back); otherwise it restores the owner without them
+//! and reports the file. A record applies only to the inode it was written for.
+//! Limitation: an inode that was already in the stack mapping before the first migrate is
+//! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
+pub mod action;
 pub mod journal;
-pub mod owners;
+mod replay;
+pub mod rules;
 pub mod sys;
 pub mod traverse;
 pub mod xattr;
 
 use crate::error::{Error, Result};
-use crate::ids::{Mapping, Shift};
+use crate::ids::Mapping;
+use crate::migration::{MigrateMode, MigrationSpec, OutsideLinks};
+use action::migrate::Migrate;
+use action::rollback::Rollback;
+use action::survey::{Survey as SurveyAction, SurveyTally};
 use indicatif::{ProgressBar, ProgressStyle};
-use journal::{Journal, Record};
-use owners::{Owners, Rules};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use journal::Journal;
+use rules::Rules;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 use sys::WalkSys;
-use traverse::{is_race, Tally};
+pub use traverse::Samples;
+use traverse::{Counts, Walked};
 
-/// How a stack's data changes owner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "lowercase")]
-pub enum MigrateMode {
-    /// Ids in the legacy mapping move to the same container id in the stack's mapping.
-    Shift,
-    /// Everything becomes the stack user (container root); original owners are journalled.
-    Reown,
-    /// Shift what is in the legacy mapping, reown the rest.
-    Auto,
-}
-
-/// What one migration of one data path does.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MigrationSpec {
-    pub mode: MigrateMode,
-    /// legacy mapping -> stack mapping
-    pub shift: Shift,
-    /// Stack user's uid/gid: the reown target (container root).
-    pub target_uid: u32,
-    pub target_gid: u32,
-}
-
-/// Read-only counts for `plan`: what a migration would do per rule.
+/// Read-only counts for `plan`: what a migration would do per rule, and what it could not.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Survey {
     pub inodes: u64,
@@ -71,9 +59,67 @@ pub struct Survey {
     pub outside_samples: Vec<PathBuf>,
     #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
+    /// chattr +i / +a inodes the migration would have to change: it cannot.
+    #[serde(default)]
+    pub immutable: Samples,
+    /// Inodes with links outside the data path: never changed.
+    #[serde(default)]
+    pub outside_links: Samples,
+    /// ACLs whose entries would collide once mapped.
+    #[serde(default)]
+    pub acl_unmapped: Samples,
 }
 
-/// Summary printed after a migration or rollback.
+impl Survey {
+    /// What apply will not be able to change, one line each (empty when nothing).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let list = |s: &Samples| {
+            s.samples
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !self.mounts_skipped.is_empty() {
+            out.push(format!(
+                "{} mount point(s) inside the data are not crossed and stay unmigrated: {}",
+                self.mounts_skipped.len(),
+                self.mounts_skipped
+                    .iter()
+                    .take(traverse::SAMPLES)
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !self.immutable.is_empty() {
+            out.push(format!(
+                "{} immutable or append-only file(s) (chattr +i/+a) cannot change owner: {}",
+                self.immutable.count,
+                list(&self.immutable)
+            ));
+        }
+        if !self.outside_links.is_empty() {
+            out.push(format!(
+                "{} file(s) with hardlinks outside the data path are never changed: {}",
+                self.outside_links.count,
+                list(&self.outside_links)
+            ));
+        }
+        if !self.acl_unmapped.is_empty() {
+            out.push(format!(
+                "{} ACL(s) hold entries that would collide once mapped: {}",
+                self.acl_unmapped.count,
+                list(&self.acl_unmapped)
+            ));
+        }
+        out
+    }
+}
+
+/// Summary printed after a migration or rollback. Its "left" counts come from a read-only
+/// verification walk made after the change.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     /// Inodes seen (each hardlinked inode once; mount points not counted).
@@ -89,13 +135,38 @@ pub struct Summary {
     pub skipped_outside: u64,
     #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
-    /// Entries that changed under the walk (removed, renamed, swapped for a symlink): skipped.
+    /// Entries that changed under the walk (removed, renamed, swapped for a symlink, or not
+    /// the inode planned once pinned): skipped.
     pub skipped_raced: u64,
     #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub raced_samples: Vec<PathBuf>,
     /// Mount points inside the data path (relative paths), not crossed.
     #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
+    /// Inodes with links outside the data path, never changed.
+    #[serde(default)]
+    pub outside_links: Samples,
+    /// Whether the policy accepts them (`outside_hardlinks = "skip"`).
+    #[serde(default)]
+    pub outside_links_accepted: bool,
+    /// Inodes a syscall failed on, with the first messages.
+    #[serde(default)]
+    pub failed: Samples,
+    #[serde(default)]
+    pub failure_messages: Vec<String>,
+    /// chattr +i / +a inodes that needed a change.
+    #[serde(default)]
+    pub immutable: Samples,
+    /// ACLs whose entries would have collided once mapped: left as they were.
+    #[serde(default)]
+    pub acl_unmapped: Samples,
+    /// Rollback: files that got their owner back but not their setuid/setgid bits or
+    /// capability, because they changed since the migration (or cannot be proven not to).
+    #[serde(default)]
+    pub privilege_withheld: Samples,
+    /// What the verification walk found still in the source mapping afterwards.
+    #[serde(default)]
+    pub left: Samples,
     /// Records written to (migrate) or applied from (rollback) the journal.
     pub journalled: u64,
     /// Journal records whose inode was gone or replaced (rollback; migrate's crash repair).
@@ -105,11 +176,121 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+fn list(s: &Samples) -> String {
+    let mut text = s
+        .samples
+        .iter()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                ".".to_string()
+            } else {
+                p.display().to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if s.count > s.samples.len() as u64 {
+        text.push_str(", ...");
+    }
+    text
+}
+
+impl Summary {
+    /// Why the step is not done, one line each; empty when it is.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.left.is_empty() {
+            out.push(format!(
+                "{} inode(s) are still in the source mapping: {}",
+                self.left.count,
+                list(&self.left)
+            ));
+        }
+        if self.skipped_raced > 0 {
+            let raced = Samples {
+                count: self.skipped_raced,
+                samples: self.raced_samples.clone(),
+            };
+            out.push(format!(
+                "{} entries changed under the walk and were not touched: {}",
+                self.skipped_raced,
+                list(&raced)
+            ));
+        }
+        if !self.mounts_skipped.is_empty() {
+            let mounts = Samples {
+                count: self.mounts_skipped.len() as u64,
+                samples: self.mounts_skipped.clone(),
+            };
+            out.push(format!(
+                "{} mount point(s) inside the data were not crossed: {}; unmount them (or \
+                 migrate each on its own) and apply again",
+                self.mounts_skipped.len(),
+                list(&mounts)
+            ));
+        }
+        if !self.outside_links.is_empty() && !self.outside_links_accepted {
+            out.push(format!(
+                "{} file(s) have hardlinks outside the data path and were not changed: {}; \
+                 remove those links (or set outside_hardlinks = \"skip\" for the stack)",
+                self.outside_links.count,
+                list(&self.outside_links)
+            ));
+        }
+        if !self.immutable.is_empty() {
+            out.push(format!(
+                "{} immutable or append-only file(s) could not change: {}; `chattr -i -a` them \
+                 and apply again",
+                self.immutable.count,
+                list(&self.immutable)
+            ));
+        }
+        if !self.acl_unmapped.is_empty() {
+            out.push(format!(
+                "{} ACL(s) hold entries that would collide once mapped (left unchanged): {}",
+                self.acl_unmapped.count,
+                list(&self.acl_unmapped)
+            ));
+        }
+        if !self.failed.is_empty() {
+            out.push(format!(
+                "{} inode(s) failed: {}",
+                self.failed.count,
+                self.failure_messages.join("; ")
+            ));
+        }
+        out
+    }
+
+    fn from_walk(counts: Counts, decisions: SurveyTally, journalled: u64) -> Summary {
+        Summary {
+            inodes: counts.inodes,
+            changed: counts.changed,
+            shifted: decisions.shift,
+            reowned: decisions.reown,
+            skipped_already: decisions.already,
+            skipped_outside: decisions.outside.count,
+            outside_samples: decisions.outside.samples,
+            skipped_raced: counts.raced.count,
+            raced_samples: counts.raced.samples,
+            mounts_skipped: counts.mounts_skipped,
+            outside_links: counts.outside_links,
+            failed: counts.failed,
+            failure_messages: counts.failure_messages,
+            immutable: decisions.immutable,
+            acl_unmapped: decisions.acl_unmapped,
+            journalled,
+            bytes: counts.bytes,
+            ..Summary::default()
+        }
+    }
+}
+
 /// Whether and how to show progress. Shown on stderr only when it is a terminal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Progress {
     pub enabled: bool,
-    /// Inodes expected (e.g. `Survey::inodes` from `plan`): gives a bar with an ETA;
+    /// Inodes expected (`Survey::inodes` from `plan`): gives a bar with an ETA;
     /// without it a counter with the rate is shown.
     pub expected_inodes: Option<u64>,
 }
@@ -125,11 +306,11 @@ impl Progress {
             return None;
         }
         let (bar, template) = match self.expected_inodes {
-            Some(n) => (
+            Some(n) if n > 0 => (
                 ProgressBar::new(n),
                 "{wide_bar} {human_pos}/{human_len} inodes {rate} ETA {eta}",
             ),
-            None => (
+            _ => (
                 ProgressBar::new_spinner(),
                 "{spinner} {human_pos} inodes {rate} {elapsed}",
             ),
@@ -166,49 +347,92 @@ fn remote_fs_name(fs_type: i64) -> Option<&'static str> {
     }
 }
 
-/// Opens the data path after refusing one the walk must not touch: missing, not a
-/// directory, or on a network/FUSE filesystem where chown by a local root fails.
-fn open_data_path(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {
+/// Why a path cannot be opened as a trusted directory.
+fn open_error(what: &str, path: &Path, e: Errno) -> Error {
+    match e {
+        Errno::NOENT => Error::Refused(format!("{what} {} does not exist", path.display())),
+        Errno::NOTDIR => Error::Refused(format!(
+            "{what} {} is not a directory (or a symbolic link stands in it)",
+            path.display()
+        )),
+        Errno::LOOP => Error::Refused(format!(
+            "{what} {} goes through a symbolic link; isolate never follows one: \
+             name the real directory in the policy",
+            path.display()
+        )),
+        Errno::INVAL => Error::Refused(format!(
+            "{what} {} is not in normal form (no `.` or `..`)",
+            path.display()
+        )),
+        e => Error::io(format!("open {what} {}", path.display()), e.into()),
+    }
+}
+
+/// Opens `path` (absolute, normal form) one component at a time without following a
+/// symlink, refusing it unless every directory above it is owned by root and writable by
+/// no one else: whoever can write a parent can swap the directory for another between any
+/// check and any use (a sticky world-writable directory like /tmp is not enough: the owner
+/// of an entry may rename it). `what` names the path in messages ("data path", "share").
+/// With `--root`, the root's own ancestors and those inside it are checked alike.
+pub fn open_trusted(sys: &dyn WalkSys, path: &Path, what: &str) -> Result<OwnedFd> {
     if !path.is_absolute() {
         return Err(Error::Refused(format!(
-            "data path {} is not absolute",
+            "{what} {} is not absolute",
             path.display()
         )));
     }
-    let fd = match sys.open_root(path) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => {
-            return Err(Error::Refused(format!(
-                "data path {} does not exist",
-                path.display()
-            )))
+    let mut fd = sys
+        .open_root(Path::new("/"))
+        .map_err(|e| open_error(what, path, e))?;
+    let mut here = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::RootDir => continue,
+            Component::Normal(name) => {
+                check_parent(sys, &fd, &here, path, what)?;
+                let name = CString::new(name.as_bytes())
+                    .map_err(|_| open_error(what, path, Errno::INVAL))?;
+                fd = sys
+                    .open_dir(fd.as_fd(), &name)
+                    .map_err(|e| open_error(what, path, e))?;
+                here.push(std::ffi::OsStr::from_bytes(name.as_bytes()));
+            }
+            _ => return Err(open_error(what, path, Errno::INVAL)),
         }
-        Err(Errno::NOTDIR) => {
-            return Err(Error::Refused(format!(
-                "data path {} is not a directory (or a symbolic link stands in it)",
-                path.display()
-            )))
-        }
-        Err(Errno::LOOP) => {
-            return Err(Error::Refused(format!(
-                "data path {} goes through a symbolic link; isolate never follows one: \
-                 name the real directory in the policy",
-                path.display()
-            )))
-        }
-        Err(Errno::INVAL) => {
-            return Err(Error::Refused(format!(
-                "data path {} is not in normal form (no `.` or `..`)",
-                path.display()
-            )))
-        }
-        Err(e) => {
-            return Err(Error::io(
-                format!("open data path {}", path.display()),
-                e.into(),
-            ))
-        }
-    };
+    }
+    Ok(fd)
+}
+
+fn check_parent(
+    sys: &dyn WalkSys,
+    fd: &OwnedFd,
+    dir: &Path,
+    path: &Path,
+    what: &str,
+) -> Result<()> {
+    let st = sys
+        .stat(fd.as_fd(), c"")
+        .map_err(|e| Error::io(format!("stat {}", dir.display()), e.into()))?;
+    if st.uid == 0 && st.perm() & 0o022 == 0 {
+        return Ok(());
+    }
+    let d = dir.display();
+    Err(Error::Refused(format!(
+        "{what} {}: the directory {d} above it is owned by uid {} with mode {:04o}; whoever \
+         can write it could swap the {what} for another directory while isolate works. Make \
+         every directory above the {what} owned by root and writable only by root \
+         (`chown root: {d} && chmod go-w {d}`), or move the data below such a directory",
+        path.display(),
+        st.uid,
+        st.perm()
+    )))
+}
+
+/// Opens the data path after refusing one the walk must not touch: missing, not a
+/// directory, below a directory someone else can write, or on a network/FUSE filesystem
+/// where chown by a local root fails.
+fn open_data_path(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {
+    let fd = open_trusted(sys, path, "data path")?;
     let fs_type = sys
         .fs_type(fd.as_fd())
         .map_err(|e| Error::io(format!("statfs {}", path.display()), e.into()))?;
@@ -223,9 +447,36 @@ fn open_data_path(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Refuses paths the walk must not touch: missing, not a directory, network/FUSE filesystems.
+/// Refuses paths the walk must not touch: missing, not a directory, swappable parents,
+/// network/FUSE filesystems.
 pub fn check_data_path(sys: &dyn WalkSys, path: &Path) -> Result<()> {
     open_data_path(sys, path).map(drop)
+}
+
+/// Creates a new stack's data path: `mkdirat` relative to its pinned, verified parent,
+/// owned by the stack's container root, mode 0750. An existing directory is left as it is.
+pub fn create_data_dir(sys: &dyn WalkSys, path: &Path, uid: u32, gid: u32) -> Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Refused(format!(
+            "data path {} has no parent directory",
+            path.display()
+        )));
+    };
+    let dir = open_trusted(sys, parent, "data path")?;
+    check_parent(sys, &dir, parent, path, "data path")?;
+    let name =
+        CString::new(name.as_bytes()).map_err(|_| open_error("data path", path, Errno::INVAL))?;
+    match sys.mkdir(dir.as_fd(), &name, 0o700) {
+        Ok(()) => {}
+        Err(Errno::EXIST) => return Ok(()),
+        Err(e) => return Err(Error::io(format!("create {}", path.display()), e.into())),
+    }
+    let created = sys
+        .open_dir(dir.as_fd(), &name)
+        .map_err(|e| Error::io(format!("open {}", path.display()), e.into()))?;
+    sys.chown(created.as_fd(), c"", uid, gid)
+        .and_then(|()| sys.chmod(created.as_fd(), c"", 0o750))
+        .map_err(|e| Error::io(format!("set the owner of {}", path.display()), e.into()))
 }
 
 fn describe(mapping: &Mapping) -> String {
@@ -257,53 +508,54 @@ pub fn check_spec(spec: &MigrationSpec) -> Result<()> {
     Ok(())
 }
 
-fn summary(tally: Tally, started: Instant) -> Summary {
-    Summary {
-        inodes: tally.inodes,
-        changed: tally.changed,
-        shifted: tally.shift,
-        reowned: tally.reown,
-        skipped_already: tally.already,
-        skipped_outside: tally.outside,
-        outside_samples: tally.outside_samples,
-        skipped_raced: tally.raced,
-        raced_samples: tally.raced_samples,
-        mounts_skipped: tally.mounts_skipped,
-        journalled: tally.journalled,
-        journal_missing: 0,
-        bytes: tally.bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    }
+fn rules_of(spec: &MigrationSpec) -> Rules {
+    Rules::new(&spec.shift, spec.mode, spec.target_uid, spec.target_gid)
 }
 
-/// Read-only walk: what `migrate` would do, per rule. An inode counts once as reown (some
-/// id reowned), else shift (some id shifted), else already; `outside` counts inodes with
-/// any id outside the source mapping (they may also count as shift).
+fn inverse_rules(spec: &MigrationSpec) -> Rules {
+    let inverse = spec.shift.inverse();
+    Rules::new(
+        &inverse,
+        MigrateMode::Shift,
+        inverse.to.uid.root,
+        inverse.to.gid.root,
+    )
+}
+
+fn survey_walk(sys: &dyn WalkSys, path: &Path, rules: Rules) -> Result<Walked<SurveyTally>> {
+    let root = open_data_path(sys, path)?;
+    traverse::walk(sys, path, root, &SurveyAction { rules }, None)
+}
+
+/// Read-only walk: what `migrate` would do, per rule, and what it could not change.
 pub fn survey(sys: &dyn WalkSys, path: &Path, spec: &MigrationSpec) -> Result<Survey> {
     check_spec(spec)?;
-    let root = open_data_path(sys, path)?;
-    let action = Owners {
-        rules: Rules::new(&spec.shift, spec.mode, spec.target_uid, spec.target_gid),
-        journal: None,
-        read_only: true,
-    };
-    let tally = traverse::walk(sys, path, root, &action, None)?;
+    let Walked { counts, tally } = survey_walk(sys, path, rules_of(spec))?;
     Ok(Survey {
-        inodes: tally.inodes,
+        inodes: counts.inodes,
         shift: tally.shift,
         reown: tally.reown,
         already: tally.already,
-        outside: tally.outside,
-        outside_samples: tally.outside_samples,
-        mounts_skipped: tally.mounts_skipped,
+        outside: tally.outside.count,
+        outside_samples: tally.outside.samples,
+        mounts_skipped: counts.mounts_skipped,
+        immutable: tally.immutable,
+        outside_links: counts.outside_links,
+        acl_unmapped: tally.acl_unmapped,
     })
+}
+
+fn finish(bar: Option<ProgressBar>) {
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
 }
 
 /// Migrates the owners under `path` by `spec`. Re-runnable after a crash at any point: it
 /// first repairs what a previous run's journal says may have been cut short (setuid bits
 /// and capabilities a chown dropped), then walks; ids already in the target mapping are
-/// left, so the walk converges. Reowned inodes are journalled to `journal` (synced before
-/// their chown); the journal is appended to, never truncated but for a torn last record.
+/// left, so the walk converges. Then a read-only walk counts what is still in the source
+/// mapping. The summary's `problems()` say why the migration is not done, if it is not.
 pub fn migrate(
     sys: &dyn WalkSys,
     path: &Path,
@@ -314,38 +566,41 @@ pub fn migrate(
     let started = Instant::now();
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
-    let rules = Rules::new(&spec.shift, spec.mode, spec.target_uid, spec.target_gid);
-    let mut resolver = Resolver::new(sys, root.as_fd());
-    let mut repair = Tally::default();
-    let mut missing = 0;
-    let valid_len = journal::read(journal_path, |record| {
-        repair_after_crash(&mut resolver, &rules, &record, &mut missing, &mut repair)
-            .map_err(|f| std::io::Error::other(traverse::failure_error(path, f).to_string()))
-    })
-    .map_err(|e| Error::io(format!("read journal {}", journal_path.display()), e))?;
-    drop(resolver);
-    let journal = Journal::open(journal_path, valid_len)
+    let rules = rules_of(spec);
+    let repaired = replay::repair_after_crash(sys, root.as_fd(), path, &rules, journal_path)?;
+    let journal = Journal::open(journal_path, repaired.valid_len)
         .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
-    let action = Owners {
-        rules,
-        journal: Some(&journal),
-        read_only: false,
+    journal
+        .append(&repaired.after)
+        .map_err(|e| Error::io(format!("write journal {}", journal_path.display()), e))?;
+    let action = Migrate {
+        rules: rules.clone(),
+        journal: &journal,
     };
     let bar = progress.bar();
-    let tally = traverse::walk(sys, path, root, &action, bar.as_ref())?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let mut summary = summary(tally, started);
-    summary.changed += repair.changed;
-    summary.journal_missing = missing;
+    let walked = traverse::walk(sys, path, root, &action, bar.as_ref());
+    finish(bar);
+    let Walked { counts, tally } = walked?;
+    journal
+        .sync()
+        .map_err(|e| Error::io(format!("write journal {}", journal_path.display()), e))?;
+    let mut summary = Summary::from_walk(counts, tally.decisions, tally.journalled);
+    summary.changed += repaired.changed;
+    summary.journal_missing = repaired.missing;
+    summary.outside_links_accepted = spec.outside_links == OutsideLinks::Skip;
+    summary.left = survey_walk(sys, path, rules)?.tally.pending;
+    summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
 
-/// Undoes `migrate`: every id in the stack mapping goes back to the legacy mapping (ACL
-/// entries and capability rootids too), then every journalled inode gets exactly its
-/// journalled owner, permission bits and capability back. Re-runnable; the journal is kept
-/// (the caller archives or removes it once it has recorded the rollback).
+/// Undoes `migrate`. First, journalled files that had setuid/setgid bits or a capability
+/// and are provably unchanged since the migration (same inode, same creation time, ctime
+/// equal to the one journalled after the change) get everything back. Then every id in the
+/// stack mapping goes back to the legacy mapping (ACL entries too; chown drops privileges
+/// and this phase never restores them). Then every journalled inode that is still the file
+/// its record was written for gets its owner and mode back, without setuid/setgid bits or
+/// capability unless proven above (those are reported). A verification walk counts what is
+/// left in the stack mapping. Re-runnable; the journal is kept.
 pub fn rollback(
     sys: &dyn WalkSys,
     path: &Path,
@@ -356,201 +611,30 @@ pub fn rollback(
     let started = Instant::now();
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
-    let phase_two_root = root
-        .try_clone()
-        .map_err(|e| Error::io("duplicate the data path fd", e))?;
-    let inverse = spec.shift.inverse();
-    let action = Owners {
-        rules: Rules::new(
-            &inverse,
-            MigrateMode::Shift,
-            inverse.to.uid.root,
-            inverse.to.gid.root,
-        ),
-        journal: None,
-        read_only: false,
-    };
+    let proven = replay::restore_proven(sys, root.as_fd(), path, journal_path)?;
+    let rules = inverse_rules(spec);
     let bar = progress.bar();
-    let tally = traverse::walk(sys, path, root, &action, bar.as_ref())?;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let mut summary = summary(tally, started);
-    let mut resolver = Resolver::new(sys, phase_two_root.as_fd());
-    let (mut restored, mut missing) = (0u64, 0u64);
-    journal::read(journal_path, |record| {
-        restore(&mut resolver, &record, &mut restored, &mut missing)
-            .map_err(|f| std::io::Error::other(traverse::failure_error(path, f).to_string()))
-    })
-    .map_err(|e| {
-        Error::io(
-            format!("roll back from journal {}", journal_path.display()),
-            e,
-        )
-    })?;
-    summary.journalled = restored;
-    summary.journal_missing = missing;
+    let walked = traverse::walk(
+        sys,
+        path,
+        root,
+        &Rollback {
+            rules: rules.clone(),
+        },
+        bar.as_ref(),
+    );
+    finish(bar);
+    let Walked { counts, tally } = walked?;
+    let mut summary = Summary::from_walk(counts, tally.decisions, 0);
+    let root = open_data_path(sys, path)?;
+    let restored = replay::restore(sys, root.as_fd(), path, journal_path, &proven)?;
+    summary.journalled = restored.restored;
+    summary.journal_missing = restored.missing;
+    summary.changed += restored.changed;
+    summary.privilege_withheld = restored.withheld;
+    summary.failed.merge(restored.failed);
+    summary.failure_messages.extend(restored.failure_messages);
+    summary.left = survey_walk(sys, path, rules)?.tally.pending;
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
-}
-
-/// Finds journalled paths again, fd-relative from the data path, never following a symlink
-/// or crossing a mount; keeps the last parent directory open (records come per directory).
-struct Resolver<'a> {
-    sys: &'a dyn WalkSys,
-    root: BorrowedFd<'a>,
-    parent: Option<(PathBuf, OwnedFd)>,
-}
-
-impl<'a> Resolver<'a> {
-    fn new(sys: &'a dyn WalkSys, root: BorrowedFd<'a>) -> Self {
-        Resolver {
-            sys,
-            root,
-            parent: None,
-        }
-    }
-
-    /// Runs `f` on (directory, name) of `rel`; Err when a component is gone or not a plain
-    /// directory any more.
-    fn at<T>(
-        &mut self,
-        rel: &Path,
-        f: impl FnOnce(BorrowedFd<'_>, &CStr) -> T,
-    ) -> std::result::Result<T, Errno> {
-        let Some(name) = rel.file_name() else {
-            return if rel.as_os_str().is_empty() {
-                Ok(f(self.root, c""))
-            } else {
-                Err(Errno::NOENT)
-            };
-        };
-        let name = CString::new(name.as_bytes()).map_err(|_| Errno::INVAL)?;
-        let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        if parent_rel.as_os_str().is_empty() {
-            return Ok(f(self.root, &name));
-        }
-        if self.parent.as_ref().map(|(p, _)| p.as_path()) != Some(parent_rel) {
-            self.parent = None;
-            let mut dir: Option<OwnedFd> = None;
-            for component in parent_rel.components() {
-                let Component::Normal(part) = component else {
-                    return Err(Errno::NOENT);
-                };
-                let part = CString::new(part.as_bytes()).map_err(|_| Errno::INVAL)?;
-                let base = dir.as_ref().map(|d| d.as_fd()).unwrap_or(self.root);
-                dir = Some(self.sys.open_subdir(base, &part)?);
-            }
-            self.parent = Some((parent_rel.to_path_buf(), dir.ok_or(Errno::NOENT)?));
-        }
-        let (_, dir) = self.parent.as_ref().expect("just opened");
-        Ok(f(dir.as_fd(), &name))
-    }
-}
-
-fn record_failure(op: &'static str, record: &Record, errno: Errno) -> traverse::Failure {
-    traverse::Failure {
-        op,
-        rel: record.path.clone(),
-        errno,
-    }
-}
-
-/// Finishes what a crashed run may have left half done on one journalled inode: it was
-/// chowned (its owner is what the rules give) but its setuid bits or capability were not
-/// put back yet.
-fn repair_after_crash(
-    resolver: &mut Resolver<'_>,
-    rules: &Rules,
-    record: &Record,
-    missing: &mut u64,
-    tally: &mut Tally,
-) -> std::result::Result<(), traverse::Failure> {
-    let sys = resolver.sys;
-    let outcome = resolver.at(&record.path, |dir, name| {
-        let st = sys.stat(dir, name).map_err(|e| ("stat", e))?;
-        if st.ino != record.ino {
-            return Err(("stat", Errno::NOENT));
-        }
-        let owner = rules.owner(record.uid, record.gid);
-        if owner == (record.uid, record.gid) || owner != (st.uid, st.gid) {
-            return Ok(());
-        }
-        if let Some(caps) = &record.caps {
-            let expected = rules.cap(caps);
-            let current = sys
-                .get_xattr(dir, name, xattr::CAPABILITY)
-                .map_err(|e| ("read security.capability of", e))?;
-            if current.as_deref() != Some(&expected[..]) {
-                sys.set_xattr(dir, name, xattr::CAPABILITY, &expected)
-                    .map_err(|e| ("write security.capability of", e))?;
-                tally.changed += 1;
-            }
-        }
-        if !st.is_symlink() && record.perm & 0o6000 != 0 && st.perm() != record.perm {
-            sys.chmod(dir, name, record.perm)
-                .map_err(|e| ("chmod", e))?;
-            tally.changed += 1;
-        }
-        Ok(())
-    });
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Err(e) | Ok(Err((_, e))) if is_race(e) => {
-            *missing += 1;
-            Ok(())
-        }
-        Err(e) => Err(record_failure("open", record, e)),
-        Ok(Err((op, e))) => Err(record_failure(op, record, e)),
-    }
-}
-
-/// Puts one journalled inode back exactly: owner, permission bits, capability.
-fn restore(
-    resolver: &mut Resolver<'_>,
-    record: &Record,
-    restored: &mut u64,
-    missing: &mut u64,
-) -> std::result::Result<(), traverse::Failure> {
-    let sys = resolver.sys;
-    let outcome = resolver.at(&record.path, |dir, name| {
-        let st = sys.stat(dir, name).map_err(|e| ("stat", e))?;
-        if st.ino != record.ino {
-            return Err(("stat", Errno::NOENT));
-        }
-        if (st.uid, st.gid) != (record.uid, record.gid) {
-            sys.chown(dir, name, record.uid, record.gid)
-                .map_err(|e| ("chown", e))?;
-        }
-        if let Some(caps) = &record.caps {
-            let current = sys
-                .get_xattr(dir, name, xattr::CAPABILITY)
-                .map_err(|e| ("read security.capability of", e))?;
-            if current.as_deref() != Some(&caps[..]) {
-                sys.set_xattr(dir, name, xattr::CAPABILITY, caps)
-                    .map_err(|e| ("write security.capability of", e))?;
-            }
-        }
-        if !st.is_symlink() {
-            // chown above may have cleared setuid/setgid: compare with what was there.
-            let now = sys.stat(dir, name).map_err(|e| ("stat", e))?;
-            if now.perm() != record.perm {
-                sys.chmod(dir, name, record.perm)
-                    .map_err(|e| ("chmod", e))?;
-            }
-        }
-        Ok(())
-    });
-    match outcome {
-        Ok(Ok(())) => {
-            *restored += 1;
-            Ok(())
-        }
-        Err(e) | Ok(Err((_, e))) if is_race(e) => {
-            *missing += 1;
-            Ok(())
-        }
-        Err(e) => Err(record_failure("open", record, e)),
-        Ok(Err((op, e))) => Err(record_failure(op, record, e)),
-    }
 }

@@ -1,5 +1,5 @@
-// Every syscall the ownership walk makes, behind one trait, so tests can record the
-// mutating calls, inject failures mid-walk and fake a filesystem type without mounting one.
+//! Every syscall the walk makes, behind one trait, so tests can record the mutating calls,
+//! inject failures mid-walk and fake a filesystem type without mounting one.
 use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, StatxFlags};
 use rustix::io::Errno;
@@ -21,6 +21,14 @@ pub struct Stat {
     pub gid: u32,
     pub nlink: u32,
     pub size: u64,
+    /// Last status change: any write, chmod, chown, xattr or link change moves it, and
+    /// userspace cannot set it back.
+    pub ctime: (i64, u32),
+    /// Creation time where the filesystem records it: with the inode number, it tells a
+    /// file from a later one that got the same (reused) inode number.
+    pub btime: Option<(i64, u32)>,
+    /// statx attributes (immutable, append-only, mount root).
+    pub attributes: u64,
 }
 
 impl Stat {
@@ -37,13 +45,38 @@ impl Stat {
     pub fn perm(&self) -> u32 {
         self.mode & 0o7777
     }
+    /// chattr +i or +a: chown and chmod fail with EPERM even for root.
+    pub fn immutable(&self) -> bool {
+        self.attributes & (STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND) != 0
+    }
+    /// The same inode, unchanged in every way the walk acts on: identity, type, owner,
+    /// mode, link count and status-change time.
+    pub fn unchanged(&self, other: &Stat) -> bool {
+        (
+            self.dev, self.ino, self.mode, self.uid, self.gid, self.nlink, self.ctime,
+        ) == (
+            other.dev,
+            other.ino,
+            other.mode,
+            other.uid,
+            other.gid,
+            other.nlink,
+            other.ctime,
+        )
+    }
 }
+
+const STATX_ATTR_IMMUTABLE: u64 = 0x10;
+const STATX_ATTR_APPEND: u64 = 0x20;
 
 /// The syscalls of the walk. `name` is relative to `dir`; an empty name means `dir` itself
 /// (AT_EMPTY_PATH). No method ever follows a symlink in `name`.
 pub trait WalkSys: Send + Sync {
     /// Opens the data path itself (an administrator's path, so symlinks in it are followed).
     fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno>;
+    /// Opens one directory component of an administrator's path: never a symlink (ELOOP),
+    /// but it may be a mount point (the data path may sit on its own filesystem).
+    fn open_dir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
     /// Opens a subdirectory of `dir` without following symlinks or crossing mounts
     /// (a mount point gives EXDEV, a symlink ELOOP).
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
@@ -56,6 +89,13 @@ pub trait WalkSys: Send + Sync {
         each: &mut dyn FnMut(&CStr, FileType),
     ) -> Result<(), Errno>;
     fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno>;
+    /// Pins one entry: an `O_PATH|O_NOFOLLOW` descriptor of exactly the inode `name` names
+    /// now (a symlink itself, never its target; never beneath another mount). The walk
+    /// checks its fstat against what it planned and then changes it only through it (the
+    /// methods below with an empty name). An empty name pins `dir` itself.
+    fn pin(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
+    /// Creates directory `name` in `dir` (mode before umask is `perm`).
+    fn mkdir(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno>;
     /// Names of all extended attributes, NUL-separated as the kernel returns them.
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno>;
     /// One attribute's value, or None when the inode has none.
@@ -149,6 +189,49 @@ fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
     CString::new(path).expect("no NUL in a path built from a CStr")
 }
 
+/// Result of a libc call returning -1 on error.
+fn sized(r: isize) -> Result<usize, Errno> {
+    if r < 0 {
+        Err(last_errno())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The xattr calls on a descriptor itself (an O_PATH pin, which the *xattrat syscalls
+/// refuse with EBADF): through its `/proc/self/fd/N` magic link, which the following
+/// variants resolve to exactly the pinned inode, never by path lookup.
+mod pinned_xattr {
+    use super::*;
+
+    pub fn list(fd: BorrowedFd<'_>, buf: *mut u8, len: usize) -> Result<usize, Errno> {
+        let path = proc_path(fd, c"");
+        // SAFETY: NUL-terminated path, buffer of the given length.
+        sized(unsafe { libc::listxattr(path.as_ptr(), buf.cast(), len) })
+    }
+
+    pub fn get(fd: BorrowedFd<'_>, attr: &CStr, buf: *mut u8, len: usize) -> Result<usize, Errno> {
+        let path = proc_path(fd, c"");
+        // SAFETY: NUL-terminated strings, buffer of the given length.
+        sized(unsafe { libc::getxattr(path.as_ptr(), attr.as_ptr(), buf.cast(), len) })
+    }
+
+    pub fn set(fd: BorrowedFd<'_>, attr: &CStr, value: &[u8]) -> Result<(), Errno> {
+        let path = proc_path(fd, c"");
+        // SAFETY: NUL-terminated strings, value of the given length.
+        let r = unsafe {
+            libc::setxattr(
+                path.as_ptr(),
+                attr.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        sized(r as isize).map(drop)
+    }
+}
+
 impl WalkSys for RealSys {
     /// Opens the data path one component at a time from `/`, never following a symbolic
     /// link (ELOOP or ENOTDIR where one stands): the walk's root is what the policy names.
@@ -182,6 +265,21 @@ impl WalkSys for RealSys {
         Ok(fd)
     }
 
+    fn open_dir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR: tell them apart.
+            Err(Errno::NOTDIR) => {
+                let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+                    return Err(Errno::LOOP);
+                }
+                Err(Errno::NOTDIR)
+            }
+            other => other,
+        }
+    }
+
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         with_fallback(
@@ -200,7 +298,7 @@ impl WalkSys for RealSys {
             || {
                 let opened = rustix::fs::openat(dir, name, flags, Mode::empty())?;
                 let (parent, child) = (self.stat(dir, c"")?, self.stat(opened.as_fd(), c"")?);
-                if (parent.dev, parent.mnt_id) != (child.dev, child.mnt_id) {
+                if parent.mnt_id != child.mnt_id {
                     return Err(Errno::XDEV);
                 }
                 Ok(opened)
@@ -246,8 +344,11 @@ impl WalkSys for RealSys {
                 | StatxFlags::GID
                 | StatxFlags::INO
                 | StatxFlags::SIZE
-                | StatxFlags::MNT_ID,
+                | StatxFlags::MNT_ID
+                | StatxFlags::CTIME
+                | StatxFlags::BTIME,
         )?;
+        let has_btime = st.stx_mask & StatxFlags::BTIME.bits() != 0;
         Ok(Stat {
             dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
             mnt_id: st.stx_mnt_id,
@@ -257,6 +358,9 @@ impl WalkSys for RealSys {
             gid: st.stx_gid,
             nlink: st.stx_nlink,
             size: st.stx_size,
+            ctime: (st.stx_ctime.tv_sec, st.stx_ctime.tv_nsec),
+            btime: has_btime.then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec)),
+            attributes: st.stx_attributes.bits(),
         })
     }
 
@@ -270,37 +374,41 @@ impl WalkSys for RealSys {
             } else {
                 (buf.as_mut_ptr(), buf.len())
             };
-            let got = with_fallback(
-                &self.xattrat,
-                || {
-                    // SAFETY: valid fd, NUL-terminated name, buffer of the given length.
-                    let r = unsafe {
-                        libc::syscall(
-                            SYS_LISTXATTRAT,
-                            dir.as_raw_fd(),
-                            name.as_ptr(),
-                            at_flags(name).bits(),
-                            ptr,
-                            len,
-                        )
-                    };
-                    if r < 0 {
-                        Err(last_errno())
-                    } else {
-                        Ok(r as usize)
-                    }
-                },
-                || {
-                    let path = proc_path(dir, name);
-                    // SAFETY: NUL-terminated path, buffer of the given length.
-                    let r = unsafe { libc::llistxattr(path.as_ptr(), ptr.cast(), len) };
-                    if r < 0 {
-                        Err(last_errno())
-                    } else {
-                        Ok(r as usize)
-                    }
-                },
-            );
+            let got = if name.is_empty() {
+                pinned_xattr::list(dir, ptr, len)
+            } else {
+                with_fallback(
+                    &self.xattrat,
+                    || {
+                        // SAFETY: valid fd, NUL-terminated name, buffer of the given length.
+                        let r = unsafe {
+                            libc::syscall(
+                                SYS_LISTXATTRAT,
+                                dir.as_raw_fd(),
+                                name.as_ptr(),
+                                at_flags(name).bits(),
+                                ptr,
+                                len,
+                            )
+                        };
+                        if r < 0 {
+                            Err(last_errno())
+                        } else {
+                            Ok(r as usize)
+                        }
+                    },
+                    || {
+                        let path = proc_path(dir, name);
+                        // SAFETY: NUL-terminated path, buffer of the given length.
+                        let r = unsafe { libc::llistxattr(path.as_ptr(), ptr.cast(), len) };
+                        if r < 0 {
+                            Err(last_errno())
+                        } else {
+                            Ok(r as usize)
+                        }
+                    },
+                )
+            };
             match got {
                 Ok(0) => return Ok(Vec::new()),
                 // A size answer: make room (plus some, in case a name is added meanwhile).
@@ -326,44 +434,49 @@ impl WalkSys for RealSys {
         let mut buf = vec![0u8; 512];
         loop {
             let (ptr, len) = (buf.as_mut_ptr(), buf.len());
-            let got = with_fallback(
-                &self.xattrat,
-                || {
-                    let mut args = XattrArgs {
-                        value: ptr as u64,
-                        size: len as u32,
-                        flags: 0,
-                    };
-                    // SAFETY: args points at a live buffer of `size` bytes.
-                    let r = unsafe {
-                        libc::syscall(
-                            SYS_GETXATTRAT,
-                            dir.as_raw_fd(),
-                            name.as_ptr(),
-                            at_flags(name).bits(),
-                            attr.as_ptr(),
-                            &mut args as *mut XattrArgs,
-                            std::mem::size_of::<XattrArgs>(),
-                        )
-                    };
-                    if r < 0 {
-                        Err(last_errno())
-                    } else {
-                        Ok(r as usize)
-                    }
-                },
-                || {
-                    let path = proc_path(dir, name);
-                    // SAFETY: NUL-terminated strings, buffer of the given length.
-                    let r =
-                        unsafe { libc::lgetxattr(path.as_ptr(), attr.as_ptr(), ptr.cast(), len) };
-                    if r < 0 {
-                        Err(last_errno())
-                    } else {
-                        Ok(r as usize)
-                    }
-                },
-            );
+            let got = if name.is_empty() {
+                pinned_xattr::get(dir, attr, ptr, len)
+            } else {
+                with_fallback(
+                    &self.xattrat,
+                    || {
+                        let mut args = XattrArgs {
+                            value: ptr as u64,
+                            size: len as u32,
+                            flags: 0,
+                        };
+                        // SAFETY: args points at a live buffer of `size` bytes.
+                        let r = unsafe {
+                            libc::syscall(
+                                SYS_GETXATTRAT,
+                                dir.as_raw_fd(),
+                                name.as_ptr(),
+                                at_flags(name).bits(),
+                                attr.as_ptr(),
+                                &mut args as *mut XattrArgs,
+                                std::mem::size_of::<XattrArgs>(),
+                            )
+                        };
+                        if r < 0 {
+                            Err(last_errno())
+                        } else {
+                            Ok(r as usize)
+                        }
+                    },
+                    || {
+                        let path = proc_path(dir, name);
+                        // SAFETY: NUL-terminated strings, buffer of the given length.
+                        let r = unsafe {
+                            libc::lgetxattr(path.as_ptr(), attr.as_ptr(), ptr.cast(), len)
+                        };
+                        if r < 0 {
+                            Err(last_errno())
+                        } else {
+                            Ok(r as usize)
+                        }
+                    },
+                )
+            };
             match got {
                 Ok(n) => {
                     buf.truncate(n);
@@ -383,6 +496,9 @@ impl WalkSys for RealSys {
         attr: &CStr,
         value: &[u8],
     ) -> Result<(), Errno> {
+        if name.is_empty() {
+            return pinned_xattr::set(dir, attr, value);
+        }
         with_fallback(
             &self.xattrat,
             || {
@@ -440,9 +556,56 @@ impl WalkSys for RealSys {
         )
     }
 
+    fn pin(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        if name.is_empty() {
+            return rustix::io::fcntl_dupfd_cloexec(dir, 0);
+        }
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        with_fallback(
+            &self.openat2,
+            || {
+                rustix::fs::openat2(
+                    dir,
+                    name,
+                    flags,
+                    Mode::empty(),
+                    ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV,
+                )
+            },
+            // One component relative to a trusted fd with O_NOFOLLOW cannot leave it; the
+            // caller's fstat check refuses anything but the planned inode.
+            || rustix::fs::openat(dir, name, flags, Mode::empty()),
+        )
+    }
+
+    fn mkdir(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
+        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(perm))
+    }
+
     fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
         if name.is_empty() {
-            return rustix::fs::fchmod(dir, Mode::from_raw_mode(perm));
+            // A pinned (O_PATH) fd: fchmod refuses it, fchmodat2 with AT_EMPTY_PATH (6.6+)
+            // or the /proc magic link (which resolves to exactly this inode) do not.
+            return with_fallback(
+                &self.fchmodat2,
+                || {
+                    // SAFETY: valid fd and an empty NUL-terminated name.
+                    let r = unsafe {
+                        libc::syscall(
+                            libc::SYS_fchmodat2,
+                            dir.as_raw_fd(),
+                            c"".as_ptr(),
+                            perm,
+                            libc::AT_EMPTY_PATH,
+                        )
+                    };
+                    sized(r as isize).map(drop)
+                },
+                || {
+                    let path = proc_path(dir, c"");
+                    rustix::fs::chmod(path.as_c_str(), Mode::from_raw_mode(perm))
+                },
+            );
         }
         with_fallback(
             &self.fchmodat2,
@@ -506,6 +669,12 @@ pub struct RecordingSys {
     pub calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<(Op, String, Errno)>>,
     fake_fs_type: Option<i64>,
+    /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
+    /// recorded and failed by the name of what was pinned.
+    pins: Mutex<std::collections::HashMap<i32, String>>,
+    /// Runs just before each entry is pinned: tests swap the entry here.
+    #[allow(clippy::type_complexity)]
+    before_pin: Option<Box<dyn Fn(BorrowedFd<'_>, &CStr) + Send + Sync>>,
 }
 
 impl Default for RecordingSys {
@@ -521,7 +690,28 @@ impl RecordingSys {
             calls: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
             fake_fs_type: None,
+            pins: Mutex::new(std::collections::HashMap::new()),
+            before_pin: None,
         }
+    }
+
+    /// Runs `hook(dir, name)` just before every pin (the moment between plan and change).
+    pub fn before_pin(
+        mut self,
+        hook: impl Fn(BorrowedFd<'_>, &CStr) + Send + Sync + 'static,
+    ) -> Self {
+        self.before_pin = Some(Box::new(hook));
+        self
+    }
+
+    /// The entry name a call names: its own, or for a pinned fd what was pinned.
+    fn name_of(&self, dir: BorrowedFd<'_>, name: &CStr) -> CString {
+        if !name.is_empty() {
+            return name.to_owned();
+        }
+        let pins = self.pins.lock().unwrap();
+        let pinned = pins.get(&dir.as_raw_fd()).cloned().unwrap_or_default();
+        CString::new(pinned).expect("names have no NUL")
     }
 
     /// Reports `fs_type` as statfs f_type for every path.
@@ -564,6 +754,9 @@ impl WalkSys for RecordingSys {
     fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno> {
         self.inner.open_root(path)
     }
+    fn open_dir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        self.inner.open_dir(dir, name)
+    }
     fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
         self.inner.open_subdir(dir, name)
     }
@@ -583,6 +776,18 @@ impl WalkSys for RecordingSys {
     fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
         self.inner.stat(dir, name)
     }
+    fn pin(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        if let Some(hook) = &self.before_pin {
+            hook(dir, name);
+        }
+        let fd = self.inner.pin(dir, name)?;
+        let pinned = self.name_of(dir, name).to_string_lossy().into_owned();
+        self.pins.lock().unwrap().insert(fd.as_raw_fd(), pinned);
+        Ok(fd)
+    }
+    fn mkdir(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
+        self.inner.mkdir(dir, name, perm)
+    }
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
         self.inner.list_xattrs(dir, name)
     }
@@ -601,15 +806,19 @@ impl WalkSys for RecordingSys {
         attr: &CStr,
         value: &[u8],
     ) -> Result<(), Errno> {
-        self.record(Op::SetXattr, name, attr.to_string_lossy().into_owned())?;
+        self.record(
+            Op::SetXattr,
+            &self.name_of(dir, name),
+            attr.to_string_lossy().into_owned(),
+        )?;
         self.inner.set_xattr(dir, name, attr, value)
     }
     fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno> {
-        self.record(Op::Chown, name, format!("{uid}:{gid}"))?;
+        self.record(Op::Chown, &self.name_of(dir, name), format!("{uid}:{gid}"))?;
         self.inner.chown(dir, name, uid, gid)
     }
     fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
-        self.record(Op::Chmod, name, format!("{perm:o}"))?;
+        self.record(Op::Chmod, &self.name_of(dir, name), format!("{perm:o}"))?;
         self.inner.chmod(dir, name, perm)
     }
 }

@@ -1,13 +1,19 @@
-// The traversal: a parallel, fd-relative, one-filesystem walk that hands every inode once
-// to an `InodeAction`. It knows nothing about owners, so share ACLs and audits can reuse it.
+//! The traversal: a parallel, fd-relative, one-mount walk that hands every inode once to an
+//! [`InodeAction`] and keeps its own counts ([`Counts`]) apart from the action's ([`Tally`]).
+//! It never follows a symlink, never leaves the data path's mount (decided by mount id, so
+//! overlayfs files and btrfs subvolumes are part of the tree), changes an inode only through
+//! a descriptor pinned and checked against what was planned, and never hands an action an
+//! inode with links outside the walked tree.
 use super::sys::{Stat, WalkSys};
 use crate::error::Error;
 use indicatif::ProgressBar;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
-use std::collections::HashSet;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +21,10 @@ use std::sync::{Arc, Mutex};
 
 /// How many entries of one directory are planned, journalled and applied together.
 const BATCH: usize = 256;
-/// How many samples of one kind a summary keeps.
+/// How many sample paths of one kind a summary keeps.
 pub const SAMPLES: usize = 10;
+/// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
 /// One inode as the traversal found it.
 pub struct Entry<'a> {
@@ -35,6 +43,545 @@ impl Entry<'_> {
     pub fn rel(&self) -> PathBuf {
         rel_join(self.parent, self.name)
     }
+}
+
+/// An inode pinned for a change: `fd` is an `O_PATH` descriptor whose fstat equalled the
+/// planned [`Entry::stat`]; every change goes through it (an empty name), never by name.
+pub struct Pinned<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub entry: &'a Entry<'a>,
+}
+
+/// A count with up to [`SAMPLES`] example paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Samples {
+    pub count: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    pub samples: Vec<PathBuf>,
+}
+
+impl Samples {
+    pub fn add(&mut self, path: PathBuf) {
+        self.count += 1;
+        if self.samples.len() < SAMPLES {
+            self.samples.push(path);
+        }
+    }
+
+    pub fn merge(&mut self, other: Samples) {
+        self.count += other.count;
+        let room = SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.into_iter().take(room));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Counts an action keeps for itself, merged across batches and threads.
+pub trait Tally: Default + Send {
+    fn merge(&mut self, other: Self);
+}
+
+impl Tally for () {
+    fn merge(&mut self, _: ()) {}
+}
+
+/// The traversal's own counts, the same whatever the action.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Inodes seen (each hardlinked inode once; mount points not counted).
+    pub inodes: u64,
+    /// Bytes in regular files seen.
+    pub bytes: u64,
+    /// Inodes the action changed.
+    pub changed: u64,
+    /// Entries that changed under the walk (removed, renamed, swapped, or not the inode
+    /// planned once pinned): not touched.
+    pub raced: Samples,
+    /// Mount points inside the data path (relative paths), not crossed. All are listed.
+    pub mounts_skipped: Vec<PathBuf>,
+    /// Inodes with more links than the walk found inside the data path: never changed.
+    pub outside_links: Samples,
+    /// Inodes a syscall failed on (EPERM on an immutable file, EROFS, EIO, ...).
+    pub failed: Samples,
+    /// "path: what failed: why" for the first failures.
+    pub failure_messages: Vec<String>,
+}
+
+impl Counts {
+    fn merge(&mut self, other: Counts) {
+        self.inodes += other.inodes;
+        self.bytes += other.bytes;
+        self.changed += other.changed;
+        self.raced.merge(other.raced);
+        self.mounts_skipped.extend(other.mounts_skipped);
+        self.outside_links.merge(other.outside_links);
+        self.failed.merge(other.failed);
+        let room = SAMPLES.saturating_sub(self.failure_messages.len());
+        self.failure_messages
+            .extend(other.failure_messages.into_iter().take(room));
+    }
+
+    fn failure(&mut self, root_path: &Path, f: Failure) {
+        let message = failure_error(root_path, &f).to_string();
+        self.failed.add(f.rel);
+        if self.failure_messages.len() < SAMPLES {
+            self.failure_messages.push(message);
+        }
+    }
+
+    fn outcome(&mut self, root_path: &Path, f: Failure) {
+        if is_race(f.errno) {
+            self.raced.add(f.rel);
+        } else {
+            self.failure(root_path, f);
+        }
+    }
+}
+
+/// What a walk found: the traversal's counts and the action's.
+#[derive(Debug, Default)]
+pub struct Walked<T> {
+    pub counts: Counts,
+    pub tally: T,
+}
+
+/// A failed syscall on one inode.
+#[derive(Debug)]
+pub struct Failure {
+    pub op: &'static str,
+    pub rel: PathBuf,
+    pub errno: Errno,
+}
+
+impl Failure {
+    pub fn new(op: &'static str, entry: &Entry<'_>, errno: Errno) -> Failure {
+        Failure {
+            op,
+            rel: entry.rel(),
+            errno,
+        }
+    }
+}
+
+/// Whether an errno means "the entry changed under us" (renamed, removed, swapped for a
+/// symlink or a mount): the walk skips such an entry instead of failing. EOPNOTSUPP is what
+/// chmod and ACL writes with AT_SYMLINK_NOFOLLOW give once a symlink replaced the entry
+/// (attributes the walk writes were read from the same entry, so the filesystem has them).
+pub fn is_race(errno: Errno) -> bool {
+    matches!(
+        errno,
+        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE | Errno::OPNOTSUPP
+    )
+}
+
+/// The per-inode work the traversal carries, with its own tally. `plan` only reads (by
+/// name); `before_apply` sees a whole batch's plans before any is applied (a write-ahead
+/// journal); `apply` changes one pinned inode; `after_batch` runs once the batch is applied.
+/// A read-only action returns no plans.
+pub trait InodeAction: Sync {
+    type Plan: Send;
+    type Tally: Tally;
+    fn plan(
+        &self,
+        sys: &dyn WalkSys,
+        entry: &Entry<'_>,
+        tally: &mut Self::Tally,
+    ) -> Result<Option<Self::Plan>, Failure>;
+    fn before_apply(&self, _plans: &[Self::Plan], _tally: &mut Self::Tally) -> Result<(), Error> {
+        Ok(())
+    }
+    fn apply(
+        &self,
+        sys: &dyn WalkSys,
+        target: &Pinned<'_>,
+        plan: Self::Plan,
+        tally: &mut Self::Tally,
+    ) -> Result<(), Failure>;
+    fn after_batch(&self, _tally: &mut Self::Tally) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A multi-link inode whose links are still being counted.
+struct Links {
+    nlink: u32,
+    ctime: (i64, u32),
+    /// Hashes of (directory inode, name) of every link seen: a directory renamed under the
+    /// walk and visited twice does not count its links twice.
+    seen: Vec<u64>,
+    sample: PathBuf,
+}
+
+struct Walk<'w, A: InodeAction> {
+    sys: &'w dyn WalkSys,
+    action: &'w A,
+    root_path: &'w Path,
+    root: Stat,
+    /// overlayfs: every name is its own inode for a change (copy-up splits hardlinks and
+    /// never touches a lower layer), so links are not counted there.
+    per_name: bool,
+    links: Mutex<HashMap<(u64, u64), Links>>,
+    counts: Mutex<Counts>,
+    tally: Mutex<A::Tally>,
+    abort: AtomicBool,
+    first_error: Mutex<Option<Error>>,
+    progress: Option<&'w ProgressBar>,
+}
+
+fn rel_join(rel: &Path, name: &CStr) -> PathBuf {
+    if name.is_empty() {
+        return rel.to_path_buf();
+    }
+    rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
+}
+
+/// Turns a failure into the crate's error with the absolute path in its message.
+pub fn failure_error(root_path: &Path, failure: &Failure) -> Error {
+    let path = if failure.rel.as_os_str().is_empty() {
+        root_path.to_path_buf()
+    } else {
+        root_path.join(&failure.rel)
+    };
+    Error::io(
+        format!("{} {}", failure.op, path.display()),
+        std::io::Error::from_raw_os_error(failure.errno.raw_os_error()),
+    )
+}
+
+fn link_key(dir_ino: u64, name: &CStr) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir_ino.hash(&mut h);
+    name.hash(&mut h);
+    h.finish()
+}
+
+impl<'w, A: InodeAction> Walk<'w, A> {
+    fn fail(&self, error: Error) {
+        self.abort.store(true, Ordering::Relaxed);
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(error);
+        }
+    }
+
+    fn merge(&self, counts: Counts, tally: A::Tally) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(counts);
+        self.tally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(tally);
+    }
+
+    fn other_mount(&self, stat: &Stat) -> bool {
+        if self.root.mnt_id != 0 && stat.mnt_id != 0 {
+            stat.mnt_id != self.root.mnt_id
+        } else {
+            stat.dev != self.root.dev
+        }
+    }
+
+    /// Counts one link of a multi-link inode; true once every link was seen inside, with
+    /// no link change (which moves ctime) since the first was counted.
+    fn last_link(&self, dir_ino: u64, name: &CStr, rel: &Path, stat: &Stat) -> bool {
+        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (stat.dev, stat.ino);
+        let seen = link_key(dir_ino, name);
+        let pending = links.entry(key).or_insert_with(|| Links {
+            nlink: stat.nlink,
+            ctime: stat.ctime,
+            seen: Vec::new(),
+            sample: rel_join(rel, name),
+        });
+        if (pending.nlink, pending.ctime) != (stat.nlink, stat.ctime) {
+            // Linked, unlinked or renamed meanwhile: count again from here.
+            pending.nlink = stat.nlink;
+            pending.ctime = stat.ctime;
+            pending.seen.clear();
+        }
+        if !pending.seen.contains(&seen) {
+            pending.seen.push(seen);
+        }
+        if pending.seen.len() as u64 >= u64::from(pending.nlink) {
+            links.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// Plans, journals and applies one batch of entries of `dir`; returns the
+    /// subdirectories to descend into (name and inode number).
+    fn batch(
+        &self,
+        dir: BorrowedFd<'_>,
+        dir_ino: u64,
+        rel: &Path,
+        names: &Names,
+        range: std::ops::Range<usize>,
+    ) -> Result<Vec<(CString, u64)>, Error> {
+        let mut counts = Counts::default();
+        let mut tally = A::Tally::default();
+        let count = range.len() as u64;
+        let mut planned = Vec::with_capacity(range.len());
+        let mut subdirs = Vec::new();
+        for name in range.map(|i| names.get(i)) {
+            let stat = match self.sys.stat(dir, name) {
+                Ok(s) => s,
+                Err(errno) => {
+                    counts.outcome(
+                        self.root_path,
+                        Failure {
+                            op: "stat",
+                            rel: rel_join(rel, name),
+                            errno,
+                        },
+                    );
+                    continue;
+                }
+            };
+            if self.other_mount(&stat) {
+                counts.mounts_skipped.push(rel_join(rel, name));
+                continue;
+            }
+            if stat.is_dir() {
+                subdirs.push((name.to_owned(), stat.ino));
+            } else if stat.nlink > 1 && !self.per_name && !self.last_link(dir_ino, name, rel, &stat)
+            {
+                continue;
+            }
+            counts.inodes += 1;
+            if stat.file_type() == FileType::RegularFile {
+                counts.bytes += stat.size;
+            }
+            let entry = Entry {
+                dir,
+                name,
+                parent: rel,
+                stat,
+            };
+            match self.action.plan(self.sys, &entry, &mut tally) {
+                Ok(Some(plan)) => planned.push((entry, plan)),
+                Ok(None) => {}
+                Err(f) => counts.outcome(self.root_path, f),
+            }
+        }
+        self.apply_planned(planned, &mut counts, &mut tally)?;
+        if let Some(bar) = self.progress {
+            bar.inc(count);
+        }
+        self.merge(counts, tally);
+        Ok(subdirs)
+    }
+
+    /// Journals, pins, checks and applies planned changes.
+    fn apply_planned(
+        &self,
+        planned: Vec<(Entry<'_>, A::Plan)>,
+        counts: &mut Counts,
+        tally: &mut A::Tally,
+    ) -> Result<(), Error> {
+        if planned.is_empty() {
+            return Ok(());
+        }
+        let (entries, plans): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
+        self.action.before_apply(&plans, tally)?;
+        for (entry, plan) in entries.iter().zip(plans) {
+            let pinned = match self.sys.pin(entry.dir, entry.name) {
+                Ok(fd) => fd,
+                Err(errno) => {
+                    counts.outcome(self.root_path, Failure::new("open", entry, errno));
+                    continue;
+                }
+            };
+            match self.sys.stat(pinned.as_fd(), c"") {
+                Ok(now) if now.unchanged(&entry.stat) => {}
+                // Swapped, relinked or changed since it was planned: not what was planned.
+                Ok(_) => {
+                    counts.raced.add(entry.rel());
+                    continue;
+                }
+                Err(errno) => {
+                    counts.outcome(self.root_path, Failure::new("stat", entry, errno));
+                    continue;
+                }
+            }
+            let target = Pinned {
+                fd: pinned.as_fd(),
+                entry,
+            };
+            match self.action.apply(self.sys, &target, plan, tally) {
+                Ok(()) => counts.changed += 1,
+                Err(f) => counts.outcome(self.root_path, f),
+            }
+        }
+        self.action.after_batch(tally)
+    }
+
+    /// Reads one directory and works through its entries; subdirectories become tasks
+    /// that hold this directory's fd only until they have opened themselves.
+    fn directory<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        fd: Arc<OwnedFd>,
+        dir_ino: u64,
+        rel: PathBuf,
+    ) where
+        'w: 's,
+    {
+        if self.abort.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut names = Names::default();
+        if let Err(errno) = self
+            .sys
+            .read_dir(fd.as_fd(), &mut |name, _| names.push(name))
+        {
+            let mut counts = Counts::default();
+            counts.outcome(
+                self.root_path,
+                Failure {
+                    op: "read directory",
+                    rel,
+                    errno,
+                },
+            );
+            self.merge(counts, A::Tally::default());
+            return;
+        }
+        let total = names.len();
+        let result = if total > BATCH {
+            use rayon::prelude::*;
+            (0..total.div_ceil(BATCH))
+                .into_par_iter()
+                .map(|c| {
+                    let range = c * BATCH..((c + 1) * BATCH).min(total);
+                    self.batch(fd.as_fd(), dir_ino, &rel, &names, range)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.into_iter().flatten().collect())
+        } else {
+            self.batch(fd.as_fd(), dir_ino, &rel, &names, 0..total)
+        };
+        drop(names);
+        let subdirs = match result {
+            Ok(s) => s,
+            Err(e) => return self.fail(e),
+        };
+        for (name, ino) in subdirs {
+            let parent = Arc::clone(&fd);
+            let child_rel = rel_join(&rel, &name);
+            scope.spawn(move |scope| {
+                if self.abort.load(Ordering::Relaxed) {
+                    return;
+                }
+                // open_subdir refuses symlinks and mount points, so what opens is a plain
+                // directory on this mount (maybe another one renamed here: still inside).
+                let opened = self.sys.open_subdir(parent.as_fd(), &name);
+                drop(parent);
+                match opened {
+                    Ok(child) => self.directory(scope, Arc::new(child), ino, child_rel),
+                    Err(errno) => {
+                        let mut counts = Counts::default();
+                        counts.outcome(
+                            self.root_path,
+                            Failure {
+                                op: "open directory",
+                                rel: child_rel,
+                                errno,
+                            },
+                        );
+                        self.merge(counts, A::Tally::default());
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Walks the tree under `root_fd` (the already opened data path), giving every inode on its
+/// mount, the data path included, once to `action`. Per-inode failures and races are
+/// counted; only a failure of the action's own bookkeeping (the journal) stops the walk.
+pub fn walk<A: InodeAction>(
+    sys: &dyn WalkSys,
+    root_path: &Path,
+    root_fd: OwnedFd,
+    action: &A,
+    progress: Option<&ProgressBar>,
+) -> Result<Walked<A::Tally>, Error> {
+    let root = sys.stat(root_fd.as_fd(), c"").map_err(|errno| {
+        failure_error(
+            root_path,
+            &Failure {
+                op: "stat",
+                rel: PathBuf::new(),
+                errno,
+            },
+        )
+    })?;
+    let per_name = sys
+        .fs_type(root_fd.as_fd())
+        .is_ok_and(|t| t == OVERLAYFS_SUPER_MAGIC);
+    let walk = Walk {
+        sys,
+        action,
+        root_path,
+        root,
+        per_name,
+        links: Mutex::new(HashMap::new()),
+        counts: Mutex::new(Counts::default()),
+        tally: Mutex::new(A::Tally::default()),
+        abort: AtomicBool::new(false),
+        first_error: Mutex::new(None),
+        progress,
+    };
+    // The data path itself, as a batch of one with an empty name.
+    {
+        let mut counts = Counts {
+            inodes: 1,
+            ..Counts::default()
+        };
+        let mut tally = A::Tally::default();
+        let entry = Entry {
+            dir: root_fd.as_fd(),
+            name: c"",
+            parent: Path::new(""),
+            stat: root,
+        };
+        match action.plan(sys, &entry, &mut tally) {
+            Ok(Some(plan)) => walk.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?,
+            Ok(None) => {}
+            Err(f) => counts.outcome(root_path, f),
+        }
+        walk.merge(counts, tally);
+    }
+    let root_fd = Arc::new(root_fd);
+    rayon::scope(|scope| walk.directory(scope, root_fd, root.ino, PathBuf::new()));
+    if let Some(error) = walk
+        .first_error
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+    {
+        return Err(error);
+    }
+    let mut counts = walk.counts.into_inner().unwrap_or_else(|e| e.into_inner());
+    // What is still counting links has links the walk did not find: never handed over.
+    let links = walk.links.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut left: Vec<PathBuf> = links.into_values().map(|l| l.sample).collect();
+    left.sort();
+    for path in left {
+        counts.inodes += 1;
+        counts.outside_links.add(path);
+    }
+    counts.mounts_skipped.sort();
+    Ok(Walked {
+        counts,
+        tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
+    })
 }
 
 /// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).
@@ -56,371 +603,4 @@ impl Names {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         CStr::from_bytes_with_nul(&self.bytes[start..self.ends[i]]).expect("pushed as a CStr")
     }
-}
-
-/// Counts for one batch, merged into the walk's totals.
-#[derive(Clone, Debug, Default)]
-pub struct Tally {
-    pub inodes: u64,
-    pub changed: u64,
-    pub shift: u64,
-    pub reown: u64,
-    pub already: u64,
-    pub outside: u64,
-    pub raced: u64,
-    pub journalled: u64,
-    pub bytes: u64,
-    pub outside_samples: Vec<PathBuf>,
-    pub raced_samples: Vec<PathBuf>,
-    pub mounts_skipped: Vec<PathBuf>,
-}
-
-fn push_sample(samples: &mut Vec<PathBuf>, path: PathBuf) {
-    if samples.len() < SAMPLES {
-        samples.push(path);
-    }
-}
-
-impl Tally {
-    pub fn outside_sample(&mut self, path: &Path) {
-        self.outside += 1;
-        push_sample(&mut self.outside_samples, path.to_path_buf());
-    }
-
-    pub fn raced_sample(&mut self, path: &Path) {
-        self.raced += 1;
-        push_sample(&mut self.raced_samples, path.to_path_buf());
-    }
-
-    fn merge(&mut self, other: Tally) {
-        self.inodes += other.inodes;
-        self.changed += other.changed;
-        self.shift += other.shift;
-        self.reown += other.reown;
-        self.already += other.already;
-        self.outside += other.outside;
-        self.raced += other.raced;
-        self.journalled += other.journalled;
-        self.bytes += other.bytes;
-        for p in other.outside_samples {
-            push_sample(&mut self.outside_samples, p);
-        }
-        for p in other.raced_samples {
-            push_sample(&mut self.raced_samples, p);
-        }
-        // Mount points are all listed: there are few and the operator needs every one.
-        self.mounts_skipped.extend(other.mounts_skipped);
-    }
-}
-
-/// A failed syscall on one inode: becomes an error naming the absolute path.
-#[derive(Debug)]
-pub struct Failure {
-    pub op: &'static str,
-    pub rel: PathBuf,
-    pub errno: Errno,
-}
-
-/// Whether an errno means "the entry changed under us" (renamed, removed, swapped for a
-/// symlink or a mount): the walk skips such an entry instead of failing. EOPNOTSUPP is what
-/// chmod and ACL writes with AT_SYMLINK_NOFOLLOW give once a symlink replaced the entry
-/// (attributes the walk writes were read from the same entry, so the filesystem has them).
-pub fn is_race(errno: Errno) -> bool {
-    matches!(
-        errno,
-        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE | Errno::OPNOTSUPP
-    )
-}
-
-/// The per-inode work the traversal carries. `plan` only reads; `before_apply` sees a whole
-/// batch's plans before any is applied (for a write-ahead journal); `apply` changes the inode.
-pub trait InodeAction: Sync {
-    type Plan: Send;
-    fn plan(
-        &self,
-        sys: &dyn WalkSys,
-        entry: &Entry<'_>,
-        tally: &mut Tally,
-    ) -> Result<Option<Self::Plan>, Failure>;
-    fn before_apply(&self, plans: &[Self::Plan], tally: &mut Tally) -> Result<(), Error>;
-    fn apply(
-        &self,
-        sys: &dyn WalkSys,
-        entry: &Entry<'_>,
-        plan: Self::Plan,
-        tally: &mut Tally,
-    ) -> Result<(), Failure>;
-}
-
-struct Walk<'w, A: InodeAction> {
-    sys: &'w dyn WalkSys,
-    action: &'w A,
-    root_path: &'w Path,
-    root: Stat,
-    hardlinks: Mutex<HashSet<u64>>,
-    totals: Mutex<Tally>,
-    abort: AtomicBool,
-    first_error: Mutex<Option<Error>>,
-    progress: Option<&'w ProgressBar>,
-}
-
-fn rel_join(rel: &Path, name: &CStr) -> PathBuf {
-    if name.is_empty() {
-        return rel.to_path_buf();
-    }
-    rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
-}
-
-/// Turns a failure into the crate's error with the absolute path in its message.
-pub fn failure_error(root_path: &Path, failure: Failure) -> Error {
-    let path = if failure.rel.as_os_str().is_empty() {
-        root_path.to_path_buf()
-    } else {
-        root_path.join(&failure.rel)
-    };
-    Error::io(
-        format!("{} {}", failure.op, path.display()),
-        std::io::Error::from_raw_os_error(failure.errno.raw_os_error()),
-    )
-}
-
-impl<'w, A: InodeAction> Walk<'w, A> {
-    fn fail(&self, error: Error) {
-        self.abort.store(true, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
-        if first.is_none() {
-            *first = Some(error);
-        }
-    }
-
-    fn fail_at(&self, failure: Failure) {
-        self.fail(failure_error(self.root_path, failure));
-    }
-
-    fn other_mount(&self, stat: &Stat) -> bool {
-        stat.dev != self.root.dev || stat.mnt_id != self.root.mnt_id
-    }
-
-    /// Plans, journals and applies one batch of entries of `dir`; returns the
-    /// subdirectories to descend into (name and inode number seen).
-    fn batch(
-        &self,
-        dir: BorrowedFd<'_>,
-        rel: &Path,
-        names: &Names,
-        range: std::ops::Range<usize>,
-    ) -> Result<Vec<CString>, Error> {
-        let mut tally = Tally::default();
-        let count = range.len() as u64;
-        let mut planned = Vec::with_capacity(range.len());
-        let mut subdirs = Vec::new();
-        for name in range.map(|i| names.get(i)) {
-            let stat = match self.sys.stat(dir, name) {
-                Ok(s) => s,
-                Err(e) if is_race(e) => {
-                    tally.raced_sample(&rel_join(rel, name));
-                    continue;
-                }
-                Err(errno) => {
-                    return Err(failure_error(
-                        self.root_path,
-                        Failure {
-                            op: "stat",
-                            rel: rel_join(rel, name),
-                            errno,
-                        },
-                    ))
-                }
-            };
-            if self.other_mount(&stat) {
-                tally.mounts_skipped.push(rel_join(rel, name));
-                continue;
-            }
-            if stat.is_dir() {
-                subdirs.push(name.to_owned());
-            } else if stat.nlink > 1 {
-                let first = self
-                    .hardlinks
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(stat.ino);
-                if !first {
-                    continue;
-                }
-            }
-            tally.inodes += 1;
-            if stat.file_type() == FileType::RegularFile {
-                tally.bytes += stat.size;
-            }
-            let entry = Entry {
-                dir,
-                name,
-                parent: rel,
-                stat,
-            };
-            match self.action.plan(self.sys, &entry, &mut tally) {
-                Ok(Some(plan)) => planned.push((entry, plan)),
-                Ok(None) => {}
-                Err(f) if is_race(f.errno) => tally.raced_sample(&f.rel),
-                Err(f) => return Err(failure_error(self.root_path, f)),
-            }
-        }
-        let (entries, plans): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
-        self.action.before_apply(&plans, &mut tally)?;
-        for (entry, plan) in entries.iter().zip(plans) {
-            match self.action.apply(self.sys, entry, plan, &mut tally) {
-                Ok(()) => tally.changed += 1,
-                Err(f) if is_race(f.errno) => tally.raced_sample(&f.rel),
-                Err(f) => return Err(failure_error(self.root_path, f)),
-            }
-        }
-        if let Some(bar) = self.progress {
-            bar.inc(count);
-        }
-        self.totals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .merge(tally);
-        Ok(subdirs)
-    }
-
-    /// Reads one directory and works through its entries; subdirectories become tasks
-    /// that hold this directory's fd only until they have opened themselves.
-    fn directory<'s>(&'s self, scope: &rayon::Scope<'s>, fd: Arc<OwnedFd>, rel: PathBuf)
-    where
-        'w: 's,
-    {
-        if self.abort.load(Ordering::Relaxed) {
-            return;
-        }
-        let mut names = Names::default();
-        if let Err(errno) = self
-            .sys
-            .read_dir(fd.as_fd(), &mut |name, _| names.push(name))
-        {
-            if is_race(errno) {
-                let mut tally = Tally::default();
-                tally.raced_sample(&rel);
-                self.totals.lock().unwrap().merge(tally);
-            } else {
-                self.fail_at(Failure {
-                    op: "read directory",
-                    rel,
-                    errno,
-                });
-            }
-            return;
-        }
-        let total = names.len();
-        let result = if total > BATCH {
-            use rayon::prelude::*;
-            (0..total.div_ceil(BATCH))
-                .into_par_iter()
-                .map(|c| {
-                    let range = c * BATCH..((c + 1) * BATCH).min(total);
-                    self.batch(fd.as_fd(), &rel, &names, range)
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(|v| v.into_iter().flatten().collect())
-        } else {
-            self.batch(fd.as_fd(), &rel, &names, 0..total)
-        };
-        drop(names);
-        let subdirs = match result {
-            Ok(s) => s,
-            Err(e) => return self.fail(e),
-        };
-        for name in subdirs {
-            let parent = Arc::clone(&fd);
-            let child_rel = rel_join(&rel, &name);
-            scope.spawn(move |scope| {
-                if self.abort.load(Ordering::Relaxed) {
-                    return;
-                }
-                // open_subdir refuses symlinks and mount points, so what opens is a plain
-                // directory on this filesystem (maybe another one renamed here: still inside).
-                let opened = self.sys.open_subdir(parent.as_fd(), &name);
-                drop(parent);
-                match opened {
-                    Ok(child) => self.directory(scope, Arc::new(child), child_rel),
-                    Err(errno) if is_race(errno) => {
-                        let mut tally = Tally::default();
-                        tally.raced_sample(&child_rel);
-                        self.totals.lock().unwrap().merge(tally);
-                    }
-                    Err(errno) => self.fail_at(Failure {
-                        op: "open directory",
-                        rel: child_rel,
-                        errno,
-                    }),
-                }
-            });
-        }
-    }
-}
-
-/// Walks the tree under `root_fd` (the already opened data path), giving every inode on its
-/// filesystem, the data path included, once to `action`.
-pub fn walk<A: InodeAction>(
-    sys: &dyn WalkSys,
-    root_path: &Path,
-    root_fd: OwnedFd,
-    action: &A,
-    progress: Option<&ProgressBar>,
-) -> Result<Tally, Error> {
-    let root = sys.stat(root_fd.as_fd(), c"").map_err(|errno| {
-        failure_error(
-            root_path,
-            Failure {
-                op: "stat",
-                rel: PathBuf::new(),
-                errno,
-            },
-        )
-    })?;
-    let walk = Walk {
-        sys,
-        action,
-        root_path,
-        root,
-        hardlinks: Mutex::new(HashSet::new()),
-        totals: Mutex::new(Tally::default()),
-        abort: AtomicBool::new(false),
-        first_error: Mutex::new(None),
-        progress,
-    };
-    // The data path itself, as a batch of one with an empty name.
-    {
-        let mut tally = Tally {
-            inodes: 1,
-            ..Tally::default()
-        };
-        let entry = Entry {
-            dir: root_fd.as_fd(),
-            name: c"",
-            parent: Path::new(""),
-            stat: root,
-        };
-        let plan = action
-            .plan(sys, &entry, &mut tally)
-            .map_err(|f| failure_error(root_path, f))?;
-        if let Some(plan) = plan {
-            action.before_apply(std::slice::from_ref(&plan), &mut tally)?;
-            action
-                .apply(sys, &entry, plan, &mut tally)
-                .map_err(|f| failure_error(root_path, f))?;
-            tally.changed += 1;
-        }
-        walk.totals.lock().unwrap().merge(tally);
-    }
-    let root_fd = Arc::new(root_fd);
-    rayon::scope(|scope| walk.directory(scope, root_fd, PathBuf::new()));
-    if let Some(error) = walk
-        .first_error
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-    {
-        return Err(error);
-    }
-    Ok(walk.totals.into_inner().unwrap_or_else(|e| e.into_inner()))
 }

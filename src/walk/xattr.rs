@@ -1,5 +1,5 @@
-// The two extended attributes whose contents name host ids: POSIX ACLs (named user/group
-// entries) and file capabilities (a v3 cap's rootid). Pure byte rewriting, no syscalls.
+//! The two extended attributes whose contents name host ids: POSIX ACLs (named user/group
+//! entries) and file capabilities (a v3 cap's rootid). Pure byte rewriting, no syscalls.
 
 pub const ACL_ACCESS: &std::ffi::CStr = c"system.posix_acl_access";
 pub const ACL_DEFAULT: &std::ffi::CStr = c"system.posix_acl_default";
@@ -38,19 +38,30 @@ impl Present {
     }
 }
 
-/// Rewrites the ids of named user and group entries of an ACL xattr. Returns None when
-/// nothing changes, when the value is not a version-2 ACL, or when the rewrite would give
-/// two entries for the same id (the kernel would refuse or merge them; left as it was).
+/// What remapping one ACL gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AclRemap {
+    /// No named entry changes (or the value is not a version-2 ACL, which the kernel never
+    /// stores).
+    Unchanged,
+    Changed(Vec<u8>),
+    /// Two named entries would end up with the same id (e.g. one for a legacy uid next to
+    /// one for the stack uid it shifts to): the kernel would refuse it, and picking one
+    /// would change who may access. Left as it was and reported as a failure.
+    Collision,
+}
+
+/// Rewrites the ids of named user and group entries of an ACL xattr.
 pub fn remap_acl(
     value: &[u8],
     map_uid: impl Fn(u32) -> u32,
     map_gid: impl Fn(u32) -> u32,
-) -> Option<Vec<u8>> {
+) -> AclRemap {
     if value.len() < ACL_HEADER || (value.len() - ACL_HEADER) % ACL_ENTRY != 0 {
-        return None;
+        return AclRemap::Unchanged;
     }
-    if u32::from_le_bytes(value[0..4].try_into().ok()?) != ACL_VERSION {
-        return None;
+    if value[0..4] != ACL_VERSION.to_le_bytes() {
+        return AclRemap::Unchanged;
     }
     let mut out = value.to_vec();
     let mut changed = false;
@@ -75,15 +86,34 @@ pub fn remap_acl(
         }
     }
     if !changed {
-        return None;
+        return AclRemap::Unchanged;
     }
     for ids in [&mut users, &mut groups] {
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
-            return None;
+            return AclRemap::Collision;
         }
     }
-    Some(out)
+    AclRemap::Changed(out)
+}
+
+/// Every named user and group id in an ACL (empty for anything but a version-2 ACL).
+pub fn acl_ids(value: &[u8]) -> Vec<(bool, u32)> {
+    if value.len() < ACL_HEADER || value[0..4] != ACL_VERSION.to_le_bytes() {
+        return Vec::new();
+    }
+    value[ACL_HEADER..]
+        .chunks_exact(ACL_ENTRY)
+        .filter_map(|e| {
+            let tag = u16::from_le_bytes([e[0], e[1]]);
+            let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+            match tag {
+                ACL_USER => Some((true, id)),
+                ACL_GROUP => Some((false, id)),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// The rootid of a v3 `security.capability`, None for v2 (which has none).
@@ -139,7 +169,9 @@ mod tests {
             1000 => 850,
             other => other,
         };
-        let after = remap_acl(&before, shift, shift).unwrap();
+        let AclRemap::Changed(after) = remap_acl(&before, shift, shift) else {
+            panic!("changed");
+        };
         assert_eq!(
             after,
             acl(&[
@@ -152,17 +184,17 @@ mod tests {
                 (0x20, 0, UNDEF),
             ])
         );
-        assert_eq!(remap_acl(&before, |i| i, |i| i), None);
+        assert_eq!(remap_acl(&before, |i| i, |i| i), AclRemap::Unchanged);
     }
 
     #[test]
     fn collisions_and_garbage_are_left_alone() {
         let before = acl(&[(ACL_USER, 5, 1), (ACL_USER, 5, 2)]);
-        assert_eq!(remap_acl(&before, |_| 2, |g| g), None);
-        assert_eq!(remap_acl(&[1, 2, 3], |u| u + 1, |g| g), None);
+        assert_eq!(remap_acl(&before, |_| 2, |g| g), AclRemap::Collision);
+        assert_eq!(remap_acl(&[1, 2, 3], |u| u + 1, |g| g), AclRemap::Unchanged);
         let mut v1 = before.clone();
         v1[0] = 1;
-        assert_eq!(remap_acl(&v1, |u| u + 1, |g| g), None);
+        assert_eq!(remap_acl(&v1, |u| u + 1, |g| g), AclRemap::Unchanged);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 // kind of inode the migration must handle, and full owner/mode/ACL/capability listings.
 #![allow(dead_code)]
 use isolate::ids::{IdMaps, Mapping, Shift, SubidRange};
-use isolate::walk::{MigrateMode, MigrationSpec};
+use isolate::migration::{MigrateMode, MigrationSpec};
 use std::os::unix::fs::{chown, lchown, symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +32,7 @@ pub fn spec(mode: MigrateMode) -> MigrationSpec {
         },
         target_uid: STACK_ROOT,
         target_gid: STACK_ROOT,
+        outside_links: Default::default(),
     }
 }
 

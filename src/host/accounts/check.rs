@@ -7,8 +7,9 @@
 //! (duplicate names or ids, a shadow line without a user) is refused, naming file and line.
 //! Other accounts are the host's business: never repaired, never a reason to refuse.
 use crate::error::{Error, Result};
+use crate::host::accounts::etc::{byte_lines, name_of, read_optional};
+use crate::layout::Root;
 use crate::render::escape;
-use crate::sys::etc::{byte_lines, name_of, read_optional};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -248,7 +249,7 @@ fn pair(
 }
 
 /// Every problem of the account files under `root`; `own` names isolate's users and groups.
-pub fn check(root: &Path, own: &BTreeSet<String>) -> Result<Vec<Finding>> {
+pub fn check(root: &Root, own: &BTreeSet<String>) -> Result<Vec<Finding>> {
     let files = |rel: &str| root.join(rel);
     let passwd = read_entries(root, "etc/passwd", 2, 5)?.unwrap_or_default();
     let shadow = read_entries(root, "etc/shadow", 0, 0)?;
@@ -300,7 +301,7 @@ pub fn check(root: &Path, own: &BTreeSet<String>) -> Result<Vec<Finding>> {
             continue;
         };
         let home = PathBuf::from(home);
-        if !crate::observe::under_root(root, &home).is_dir() {
+        if !root.at(&home).is_dir() {
             let gid = group
                 .iter()
                 .find(|g| g.name == u.name)
@@ -350,7 +351,7 @@ pub fn own_names(state: &crate::state::State, shared_group: Option<&str>) -> BTr
 /// refuses (exit 2, nothing changed) when one of them is wrong in a way no interrupted run
 /// leaves. Returns one line per repair made.
 pub fn repair_or_refuse(
-    root: &Path,
+    root: &Root,
     own: &BTreeSet<String>,
     repairs: &dyn AccountRepairs,
 ) -> Result<Vec<String>> {
@@ -392,7 +393,7 @@ pub fn repair_or_refuse(
 
 /// What is wrong with isolate's own accounts after apply's account steps (empty when
 /// shadow's tools left everything consistent), for apply to report as a failure.
-pub fn own_problems(root: &Path, shared_group: &str) -> Result<Vec<String>> {
+pub fn own_problems(root: &Root, shared_group: &str) -> Result<Vec<String>> {
     let own = own_names(&crate::state::State::read(root)?, Some(shared_group));
     Ok(check(root, &own)?
         .into_iter()

@@ -52,9 +52,11 @@ const GSHADOW: &str = "root:*::\nstk-a:!::\nstk-shared:!::stk-a\n";
 #[test]
 fn consistent_files_have_no_findings() {
     let d = host(PASSWD, SHADOW, GROUP, GSHADOW);
-    assert_eq!(check(d.path(), &own()).unwrap(), vec![]);
+    assert_eq!(check(&Root::new(d.path()), &own()).unwrap(), vec![]);
     let r = Recorded::default();
-    assert!(repair_or_refuse(d.path(), &own(), &r).unwrap().is_empty());
+    assert!(repair_or_refuse(&Root::new(d.path()), &own(), &r)
+        .unwrap()
+        .is_empty());
     assert!(r.0.borrow().is_empty());
 }
 
@@ -66,7 +68,7 @@ fn half_made_own_accounts_are_repaired_in_file_order() {
         GROUP,
         "root:*::\nstk-shared:!::\n",
     );
-    let found = check(d.path(), &own()).unwrap();
+    let found = check(&Root::new(d.path()), &own()).unwrap();
     let p = d.path().display().to_string();
     assert_eq!(
         found.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
@@ -79,7 +81,7 @@ fn half_made_own_accounts_are_repaired_in_file_order() {
     );
     let r = Recorded::default();
     // The fake repairs nothing, so the re-check fails: the repairs were asked for, in order.
-    let e = repair_or_refuse(d.path(), &own(), &r).unwrap_err();
+    let e = repair_or_refuse(&Root::new(d.path()), &own(), &r).unwrap_err();
     assert_eq!(e.exit_code(), 1);
     assert_eq!(
         *r.0.borrow(),
@@ -100,11 +102,13 @@ fn other_accounts_are_neither_repaired_nor_refused() {
         "root:x:0:\nbob:x:5:\n",
         "root:*::\n",
     );
-    let found = check(d.path(), &own()).unwrap();
+    let found = check(&Root::new(d.path()), &own()).unwrap();
     assert_eq!(found.len(), 4, "{found:?}");
     assert!(found.iter().all(|f| !f.own));
     let r = Recorded::default();
-    assert!(repair_or_refuse(d.path(), &own(), &r).unwrap().is_empty());
+    assert!(repair_or_refuse(&Root::new(d.path()), &own(), &r)
+        .unwrap()
+        .is_empty());
     assert!(r.0.borrow().is_empty());
 }
 
@@ -117,7 +121,7 @@ fn duplicates_of_own_accounts_are_refused_by_file_and_line() {
         GSHADOW,
     );
     let r = Recorded::default();
-    let e = repair_or_refuse(d.path(), &own(), &r).unwrap_err();
+    let e = repair_or_refuse(&Root::new(d.path()), &own(), &r).unwrap_err();
     assert_eq!(e.exit_code(), 2);
     let p = d.path().display().to_string();
     let tail = ": an interrupted isolate run does not leave this, so isolate does not repair it; fix it (pwck -R / grpck -R show it) and run again";
@@ -135,5 +139,5 @@ fn duplicates_of_own_accounts_are_refused_by_file_and_line() {
 fn a_missing_gshadow_file_is_not_a_missing_line() {
     let d = host(PASSWD, SHADOW, GROUP, "");
     std::fs::remove_file(d.path().join("etc/gshadow")).unwrap();
-    assert_eq!(check(d.path(), &own()).unwrap(), vec![]);
+    assert_eq!(check(&Root::new(d.path()), &own()).unwrap(), vec![]);
 }

@@ -1,10 +1,9 @@
-// Parsers for the host's account files (passwd, group, subuid, subgid) under a root, and
-// atomic writes for isolate's own files. Reading never changes anything.
+//! Parsers for the host's account files (passwd, group, subuid, subgid) under a root.
+//! Reading never changes anything.
 use crate::error::{Error, Result};
 use crate::ids::SubidRange;
 use crate::render::escape;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,39 +336,6 @@ impl Accounts {
     }
 }
 
-/// Writes a file so that readers see the old or the new content, never a mix: a temporary
-/// file in the same directory, fsync, rename over, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{} has no parent", path.display())))?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp.{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("isolate"),
-        std::process::id()
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(format!("writing {}", path.display()), e)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,15 +427,5 @@ mod tests {
             parse_passwd(Path::new("p"), b"x:x:1\xe9:0:::\n").unwrap_err(),
             vec!["p:1: uid \"1\\xe9\" is not a number from 0 to 4294967295"]
         );
-    }
-
-    #[test]
-    fn atomic_write_replaces_content() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("a/state.json");
-        write_atomic(&p, b"one", 0o600).unwrap();
-        write_atomic(&p, b"two", 0o600).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::read_dir(p.parent().unwrap()).unwrap().count(), 1);
     }
 }

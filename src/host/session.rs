@@ -1,16 +1,15 @@
-// The real systemd and podman side of a stack, adapted to what observe (LiveProbe) and
-// apply (StackManager) need: linger, the user manager, podman.socket, _ping, running
-// containers. Built only by the CLI.
+//! A stack user's session as observe and apply need it — linger, the user manager,
+//! podman.socket, `_ping`, running containers — built on systemd over D-Bus and the podman
+//! API. `LiveSession` is the real one; `OfflineSession` answers for roots without systemd.
 use crate::apply::StackManager;
 use crate::error::Result;
-use crate::observe::LiveProbe;
-use crate::plan::{ManagerFacts, RunningContainer};
-use crate::sys::podman;
-use crate::sys::systemd::{DbusSystemd, Systemd};
-use std::path::{Path, PathBuf};
+use crate::host::podman;
+use crate::host::systemd::DbusSystemd;
+use crate::layout::{Root, PODMAN_SOCKET_UNIT};
+use crate::observe::{LiveProbe, ManagerFacts, RunningContainer};
+use std::path::PathBuf;
 use std::time::Duration;
 
-pub const PODMAN_SOCKET_UNIT: &str = "podman.socket";
 /// How long the user manager may take to come up after linger is enabled.
 pub const MANAGER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long podman.socket may take to become active.
@@ -20,29 +19,20 @@ pub const PING_TIMEOUT: Duration = Duration::from_secs(20);
 /// Listing containers when checking what holds a data path.
 pub const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct Live<'a> {
-    pub root: &'a Path,
-    pub systemd: &'a dyn Systemd,
+pub struct LiveSession<'a> {
+    pub root: &'a Root,
+    pub systemd: &'a DbusSystemd,
     /// Whether status-style checks (a real _ping) are wanted in `manager()`.
     pub ping: bool,
 }
 
-impl Live<'_> {
-    fn socket(&self, uid: u32) -> PathBuf {
-        podman::socket_path(self.root, uid)
-    }
-}
-
-impl LiveProbe for Live<'_> {
+impl LiveProbe for LiveSession<'_> {
     fn manager(&self, user: &str, uid: u32) -> ManagerFacts {
         let facts = match self.systemd.user_facts(uid, user, PODMAN_SOCKET_UNIT) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!("cannot read systemd facts of {user}: {e}");
-                return ManagerFacts {
-                    linger: crate::observe::linger_file(self.root, user).exists(),
-                    ..ManagerFacts::default()
-                };
+                return OfflineSession { root: self.root }.manager(user, uid);
             }
         };
         let unit = facts.unit.unwrap_or_default();
@@ -54,12 +44,12 @@ impl LiveProbe for Live<'_> {
             socket_active,
             ping_ok: self.ping
                 && socket_active
-                && podman::ping(&self.socket(uid), PING_TIMEOUT).is_ok(),
+                && podman::ping(&self.root.podman_socket(uid), PING_TIMEOUT).is_ok(),
         }
     }
 
     fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer> {
-        let socket = self.socket(uid);
+        let socket = self.root.podman_socket(uid);
         if !socket.exists() {
             return Vec::new();
         }
@@ -96,7 +86,7 @@ impl LiveProbe for Live<'_> {
     }
 }
 
-impl StackManager for Live<'_> {
+impl StackManager for LiveSession<'_> {
     fn enable_linger(&self, uid: u32) -> Result<()> {
         self.systemd.enable_linger(uid)?;
         self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)
@@ -106,11 +96,24 @@ impl StackManager for Live<'_> {
         self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)?;
         self.systemd
             .enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, SOCKET_TIMEOUT)?;
-        podman::ping(&self.socket(uid), PING_TIMEOUT)
+        podman::ping(&self.root.podman_socket(uid), PING_TIMEOUT)
     }
 }
 
-/// The real D-Bus backend for a root.
-pub fn dbus(root: &Path) -> DbusSystemd {
-    DbusSystemd::new(root)
+/// The answer without systemd (`--no-systemd`, or a root with no bus): only the linger file
+/// can be seen, nothing runs.
+pub struct OfflineSession<'a> {
+    pub root: &'a Root,
+}
+
+impl LiveProbe for OfflineSession<'_> {
+    fn manager(&self, user: &str, _uid: u32) -> ManagerFacts {
+        ManagerFacts {
+            linger: self.root.linger_file(user).exists(),
+            ..ManagerFacts::default()
+        }
+    }
+    fn running(&self, _owner: &str, _uid: u32, _paths: &[PathBuf]) -> Vec<RunningContainer> {
+        Vec::new()
+    }
 }

@@ -1,98 +1,23 @@
-// apply(): carries out a plan through backends, re-checking each step's precondition so that
-// "already present" is an outcome, recording allocations and migrations in the state file
-// before acting, and isolating a failed stack so the others still converge.
+//! apply(): carries out a plan through backends, re-checking each step's precondition so that
+//! "already present" is an outcome, recording allocations and migrations in the state file
+//! before acting, and isolating a failed stack so the others still converge.
+mod backends;
+mod rollback;
+
+pub use backends::{Backends, Migrator, StackManager, Walker};
+pub use rollback::{refuse_if_held, rollback, RollbackReport};
+
 use crate::error::{Error, Result};
+use crate::host::accounts::Accounts;
 use crate::ids::Shift;
-use crate::observe::under_root;
+use crate::layout::{self, Root};
+use crate::migration::{MigrateMode, MigrationSpec};
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
-use crate::sys::etc::Accounts;
-use crate::sys::shadow::AccountTools;
-use crate::walk::{MigrateMode, MigrationSpec, Summary};
+use crate::walk::{Progress, Summary};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-
-/// The systemd side of a stack, as apply needs it. The real one speaks D-Bus; tests record.
-pub trait StackManager {
-    /// logind SetUserLinger, then wait (bounded) for user@UID.service and its manager.
-    fn enable_linger(&self, uid: u32) -> Result<()>;
-    /// Enable and start podman.socket in the user's manager, then prove it: GET /_ping == OK.
-    fn start_podman_socket(&self, uid: u32) -> Result<()>;
-}
-
-/// The ownership migration engine, as apply needs it.
-pub trait Migrator {
-    fn migrate(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: bool,
-    ) -> Result<Summary>;
-    fn rollback(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: bool,
-    ) -> Result<Summary>;
-    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
-    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// The real engine in `walk`, on the real kernel.
-#[derive(Default)]
-pub struct Walker {
-    pub sys: crate::walk::sys::RealSys,
-}
-
-impl Walker {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-fn progress_of(enabled: bool) -> crate::walk::Progress {
-    crate::walk::Progress {
-        enabled,
-        expected_inodes: None,
-    }
-}
-
-impl Migrator for Walker {
-    fn migrate(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: bool,
-    ) -> Result<Summary> {
-        crate::walk::migrate(&self.sys, path, spec, journal, &progress_of(progress))
-    }
-    fn rollback(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: bool,
-    ) -> Result<Summary> {
-        crate::walk::rollback(&self.sys, path, spec, journal, &progress_of(progress))
-    }
-    fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
-        crate::walk::check_spec(spec)?;
-        crate::walk::check_data_path(&self.sys, path)
-    }
-}
-
-pub struct Backends<'a> {
-    pub accounts: &'a dyn AccountTools,
-    /// None with --no-systemd: the plan then holds no systemd steps.
-    pub manager: Option<&'a dyn StackManager>,
-    pub migrator: &'a dyn Migrator,
-}
+use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -131,23 +56,7 @@ impl Report {
     }
 }
 
-/// Where a data path's reown journal lives, relative to the root: one file per (stack, path).
-pub fn journal_path(stack: &str, path: &Path) -> PathBuf {
-    let mut name = String::new();
-    for b in path.to_string_lossy().trim_start_matches('/').bytes() {
-        match b {
-            b'/' => name.push('-'),
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' => name.push(b as char),
-            _ => name.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    PathBuf::from(crate::state::STATE_DIR)
-        .join("journal")
-        .join(stack)
-        .join(format!("{name}.journal"))
-}
-
-pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Result<Report> {
+pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Result<Report> {
     let mut report = Report::default();
     let mut failed_stacks: BTreeSet<String> = BTreeSet::new();
     let mut global_failure = false;
@@ -165,6 +74,13 @@ pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
         }
         tracing::info!("{line}");
         let (outcome, summary) = match run_step(root, step, b, progress) {
+            Ok((o @ Outcome::Failed { .. }, s)) => {
+                // A migration that ran but is not done: the stack's later steps wait.
+                if let Some(stack) = step.stack() {
+                    failed_stacks.insert(stack.to_string());
+                }
+                (o, s)
+            }
             Ok((o, s)) => (o, s),
             Err(e) => {
                 match step.stack() {
@@ -192,7 +108,7 @@ pub fn apply(root: &Path, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
 }
 
 fn run_step(
-    root: &Path,
+    root: &Root,
     step: &Step,
     b: &Backends<'_>,
     progress: bool,
@@ -306,9 +222,11 @@ fn run_step(
             shift,
             target_uid,
             target_gid,
+            survey,
+            outside_links,
             ..
         } => {
-            let journal = journal_path(stack, path);
+            let journal = layout::journal(stack, path);
             record_migration(
                 root,
                 stack,
@@ -323,13 +241,25 @@ fn run_step(
                 shift: shift.clone(),
                 target_uid: *target_uid,
                 target_gid: *target_gid,
+                outside_links: *outside_links,
             };
-            let summary = b.migrator.migrate(
-                &under_root(root, path),
-                &spec,
-                &under_root(root, &journal),
-                progress,
-            )?;
+            let progress = Progress {
+                enabled: progress,
+                expected_inodes: Some(survey.inodes).filter(|n| *n > 0),
+            };
+            let summary =
+                b.migrator
+                    .migrate(&root.at(path), &spec, &root.at(&journal), progress)?;
+            let problems = summary.problems();
+            if !problems.is_empty() {
+                // Stays `migrating`: the next apply walks it again.
+                let error = format!(
+                    "migration of {} is not done: {}",
+                    path.display(),
+                    problems.join("; ")
+                );
+                return Ok((Outcome::Failed { error }, Some(summary)));
+            }
             record_migration(
                 root,
                 stack,
@@ -345,8 +275,8 @@ fn run_step(
 }
 
 /// Writes the migration's phase into the state file (atomically) before/after the walk.
-fn record_migration(
-    root: &Path,
+pub(super) fn record_migration(
+    root: &Root,
     stack: &str,
     path: &Path,
     mode: MigrateMode,
@@ -374,78 +304,6 @@ fn record_migration(
         None => rec.migrations.push(m),
     }
     state.write(root)
-}
-
-/// `isolate rollback --stack NAME`: every migration of the stack back to its previous owners,
-/// newest first. The account and allocation stay.
-pub fn rollback(
-    root: &Path,
-    stack: &str,
-    migrator: &dyn Migrator,
-    progress: bool,
-) -> Result<Vec<(PathBuf, Summary)>> {
-    let state = State::read(root)?;
-    let rec = state.stacks.get(stack).ok_or_else(|| {
-        Error::Usage(format!(
-            "stack `{stack}` has nothing recorded in {}",
-            crate::state::state_path(root).display()
-        ))
-    })?;
-    let todo: Vec<Migration> = rec
-        .migrations
-        .iter()
-        .rev()
-        .filter(|m| {
-            matches!(
-                m.phase,
-                MigrationPhase::Migrating | MigrationPhase::Done | MigrationPhase::RollingBack
-            )
-        })
-        .cloned()
-        .collect();
-    if todo.is_empty() {
-        return Err(Error::Usage(format!(
-            "stack `{stack}` has no migration to roll back"
-        )));
-    }
-    let target = &rec.allocation;
-    let spec_of = |m: &Migration| MigrationSpec {
-        mode: m.mode,
-        shift: Shift {
-            from: m.from.clone(),
-            to: m.to.clone(),
-        },
-        target_uid: target.uid,
-        target_gid: target.gid,
-    };
-    // Every refusal before the first record: a refused rollback changes nothing.
-    for m in &todo {
-        migrator.check(&under_root(root, &m.path), &spec_of(m))?;
-    }
-    let mut out = Vec::new();
-    for m in todo {
-        let spec = spec_of(&m);
-        let record =
-            |phase| record_migration(root, stack, &m.path, m.mode, &spec.shift, &m.journal, phase);
-        record(MigrationPhase::RollingBack)?;
-        let summary = match migrator.rollback(
-            &under_root(root, &m.path),
-            &spec,
-            &under_root(root, &m.journal),
-            progress,
-        ) {
-            Ok(s) => s,
-            Err(e) if e.exit_code() == crate::error::EXIT_BAD_INPUT => {
-                // The walk refused before its first change: the record goes back as it was.
-                record(m.phase)?;
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        };
-        record(MigrationPhase::RolledBack)?;
-        out.push((m.path.clone(), summary));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
-// Creates groups, users and subordinate ranges through shadow-utils (groupadd, useradd,
-// usermod), so shadow's locks, backups and cache invalidation stay right. Which ids to use
-// is decided by isolate; these tools only write them.
+//! Creates groups, users and subordinate ranges through shadow-utils (groupadd, useradd,
+//! usermod), so shadow's locks, backups and cache invalidation stay right. Which ids to use
+//! is decided by isolate; these tools only write them.
 use crate::error::{Error, Result};
 use crate::ids::SubidRange;
-use std::path::{Path, PathBuf};
+use crate::layout::Root;
+use std::path::Path;
 use std::process::Command;
 
 /// The account changes apply makes. A trait so apply can be tested with a recording fake.
@@ -24,14 +25,12 @@ pub trait AccountTools {
 
 /// The real tools, acting on `root` (`--prefix ROOT` unless the root is `/`).
 pub struct Shadow {
-    root: PathBuf,
+    root: Root,
 }
 
 impl Shadow {
-    pub fn new(root: &Path) -> Self {
-        Shadow {
-            root: root.to_path_buf(),
-        }
+    pub fn new(root: &Root) -> Self {
+        Shadow { root: root.clone() }
     }
 
     fn run(&self, tool: &str, args: &[String]) -> Result<()> {
@@ -42,8 +41,8 @@ impl Shadow {
     /// `--root`, a chroot, where the others take `--prefix`).
     fn run_rooted(&self, tool: &str, root_flag: &str, args: &[String]) -> Result<()> {
         let mut cmd = Command::new(tool);
-        if self.root != Path::new("/") {
-            cmd.arg(root_flag).arg(&self.root);
+        if !self.root.is_host() {
+            cmd.arg(root_flag).arg(self.root.path());
         }
         cmd.args(args)
             .env_clear()
@@ -51,19 +50,19 @@ impl Shadow {
             .env("LC_ALL", "C");
         let shown = format!("{tool} {}", args.join(" "));
         let out = cmd.output().map_err(|e| {
-            Error::Failed(format!(
-                "cannot run `{shown}`: {e} (is shadow-utils installed?)"
-            ))
+            Error::io(
+                format!("cannot run `{shown}` (is shadow-utils installed?)"),
+                e,
+            )
         })?;
         if out.status.success() {
             return Ok(());
         }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        Err(Error::Failed(format!(
-            "`{shown}` failed ({}): {}",
-            out.status,
-            stderr.trim()
-        )))
+        Err(Error::Tool {
+            command: shown,
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -88,7 +87,7 @@ impl AccountTools for Shadow {
     ) -> Result<()> {
         // The parent of the home directory must exist; useradd creates only the last part.
         if let Some(parent) = home.parent() {
-            let on_root = crate::observe::under_root(&self.root, parent);
+            let on_root = self.root.at(parent);
             std::fs::create_dir_all(&on_root)
                 .map_err(|e| Error::io(format!("creating {}", on_root.display()), e))?;
         }
@@ -164,8 +163,8 @@ impl crate::host::accounts::check::AccountRepairs for Shadow {
 
     fn create_home(&self, home: &Path, uid: u32, gid: u32) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
-        let on_root = crate::observe::under_root(&self.root, home);
-        let parent = on_root.parent().unwrap_or(&self.root);
+        let on_root = self.root.at(home);
+        let parent = on_root.parent().unwrap_or(self.root.path());
         std::fs::create_dir_all(parent)
             .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         std::fs::DirBuilder::new()
@@ -174,53 +173,5 @@ impl crate::host::accounts::check::AccountRepairs for Shadow {
             .map_err(|e| Error::io(format!("creating {}", on_root.display()), e))?;
         std::os::unix::fs::lchown(&on_root, Some(uid), Some(gid))
             .map_err(|e| Error::io(format!("chown {}", on_root.display()), e))
-    }
-}
-
-/// What a fake recorded, one line per call, for apply's unit tests.
-#[derive(Default)]
-pub struct RecordingAccounts {
-    pub calls: std::sync::Mutex<Vec<String>>,
-    /// A call whose line starts with this fails.
-    pub fail_on: Option<String>,
-}
-
-impl RecordingAccounts {
-    fn record(&self, line: String) -> Result<()> {
-        let fail = self
-            .fail_on
-            .as_ref()
-            .is_some_and(|f| line.starts_with(f.as_str()));
-        self.calls.lock().unwrap().push(line.clone());
-        if fail {
-            return Err(Error::Failed(format!("injected failure: {line}")));
-        }
-        Ok(())
-    }
-}
-
-impl AccountTools for RecordingAccounts {
-    fn create_group(&self, name: &str, gid: Option<u32>) -> Result<()> {
-        self.record(format!("create_group {name} {gid:?}"))
-    }
-    fn create_user(
-        &self,
-        name: &str,
-        uid: u32,
-        gid: u32,
-        home: &Path,
-        shell: &str,
-        _comment: &str,
-    ) -> Result<()> {
-        self.record(format!(
-            "create_user {name} {uid} {gid} {} {shell}",
-            home.display()
-        ))
-    }
-    fn add_to_group(&self, user: &str, group: &str) -> Result<()> {
-        self.record(format!("add_to_group {user} {group}"))
-    }
-    fn add_subids(&self, user: &str, range: SubidRange, subuid: bool, subgid: bool) -> Result<()> {
-        self.record(format!("add_subids {user} {range} {subuid} {subgid}"))
     }
 }

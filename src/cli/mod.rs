@@ -1,0 +1,251 @@
+//! The command line: parse arguments, then for each command gather -> core -> render. The only
+//! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
+mod args;
+
+pub use args::{Cli, Command, Selection};
+
+use crate::apply::{self, Backends, Walker};
+use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
+use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::session::{LiveSession, OfflineSession};
+use crate::host::systemd::DbusSystemd;
+use crate::layout::Root;
+use crate::observe::{self, LiveProbe};
+use crate::plan::{self, Options};
+use crate::policy::Policy;
+use crate::render::{self, escape, text::HostIdOwners, Format};
+use crate::state::{RunLock, State};
+use clap::Parser;
+use std::io::IsTerminal;
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let format = cli.format();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if format == Format::Json {
+                let msg =
+                    serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
+                println!("{msg}");
+            }
+            eprintln!(
+                "isolate: {}",
+                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
+            );
+            e.exit_code()
+        }
+    }
+}
+
+fn opts(sel: &Selection, force: bool) -> Options {
+    Options {
+        stacks: sel.stacks.clone(),
+        systemd: !sel.no_systemd,
+        force,
+    }
+}
+
+fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
+    render::print(format, value).map_err(|e| Error::io("writing the output", e))
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let root = Root::new(&cli.root);
+    let format = cli.format();
+    match &cli.command {
+        Command::Plan(sel) => {
+            let policy = Policy::load(&cli.policy)?;
+            let o = opts(sel, false);
+            let sd = DbusSystemd::new(&root);
+            let live = session(&root, &o, &sd)?;
+            let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
+            let p = plan::plan(&policy, &obs, &o)?;
+            print(format, &p)?;
+            Ok(EXIT_OK)
+        }
+        Command::Apply { sel, force } => {
+            let policy = Policy::load(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            // Before planning: finish what a killed earlier run left in isolate's accounts.
+            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
+                match format {
+                    Format::Json => eprintln!("{}", escape::lines(&line)),
+                    Format::Text => println!("{}", escape::lines(&line)),
+                }
+            }
+            let o = opts(sel, *force);
+            let sd = DbusSystemd::new(&root);
+            let live = session(&root, &o, &sd)?;
+            let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
+            let p = plan::plan(&policy, &obs, &o)?;
+            if p.steps.is_empty() {
+                match format {
+                    Format::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"steps": [], "notes": p.notes})
+                        )
+                        .expect("serialisable")
+                    ),
+                    Format::Text => println!("nothing to do: the host matches the policy"),
+                }
+                return Ok(EXIT_OK);
+            }
+            let shadow = Shadow::new(&root);
+            let walker = Walker::new();
+            let manager = LiveSession {
+                root: &root,
+                systemd: &sd,
+                ping: false,
+            };
+            let b = Backends {
+                accounts: &shadow,
+                manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
+                migrator: &walker,
+            };
+            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            if format == Format::Text {
+                for s in &p.steps {
+                    println!("{}", escape::lines(&s.to_string()));
+                }
+            }
+            let report = apply::apply(&root, &p, &b, progress)?;
+            print(format, &report)?;
+            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            if !accounts_left.is_empty() {
+                eprintln!(
+                    "FAILED account check after apply (as pwck/grpck):\n  {}",
+                    escape::lines(&accounts_left.join("\n")).replace('\n', "\n  ")
+                );
+            }
+            Ok(
+                if report.failures().is_empty() && accounts_left.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_FAILURE
+                },
+            )
+        }
+        Command::Status(sel) => {
+            let policy = Policy::load(&cli.policy)?;
+            let o = opts(sel, false);
+            let sd = DbusSystemd::new(&root);
+            let live = LiveSession {
+                root: &root,
+                systemd: &sd,
+                ping: true,
+            };
+            let reachable = o.systemd && sd.probe().is_ok();
+            let offline = OfflineSession { root: &root };
+            let status = crate::status::gather(
+                &root,
+                &policy,
+                &o,
+                reachable.then_some(&live as &dyn LiveProbe),
+                &offline,
+            )?;
+            print(format, &status)?;
+            Ok(EXIT_OK)
+        }
+        Command::Map { stack, id, host } => {
+            let policy = load_if_present(&cli.policy)?;
+            if let Some(host) = host {
+                let owners = crate::idmap::from_host(&root, policy.as_ref(), *host)?;
+                print(
+                    format,
+                    &HostIdOwners {
+                        host: *host,
+                        owners,
+                    },
+                )?;
+            } else {
+                let (stack, id) = (stack.as_deref().unwrap_or_default(), id.unwrap_or_default());
+                print(
+                    format,
+                    &crate::idmap::to_host(&root, policy.as_ref(), stack, id)?,
+                )?;
+            }
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { stack, force } => {
+            let policy = load_if_present(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            if !force {
+                let state = State::read(&root)?;
+                if let Some(rec) = state.stacks.get(stack) {
+                    let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
+                    let sd = DbusSystemd::new(&root);
+                    let live = LiveSession {
+                        root: &root,
+                        systemd: &sd,
+                        ping: false,
+                    };
+                    let acc = Accounts::read(&root)?;
+                    let holders = observe::stack_holders(
+                        &root,
+                        &acc,
+                        &live,
+                        policy.as_ref(),
+                        &rec.allocation,
+                        &paths,
+                    );
+                    apply::refuse_if_held(stack, &holders)?;
+                }
+            }
+            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
+            print(format, &done)?;
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// The policy when its file exists: rollback and map work from the state file alone, but a
+/// policy that exists and is broken is bad input, as for every other command.
+fn load_if_present(file: &std::path::Path) -> Result<Option<Policy>> {
+    match std::fs::symlink_metadata(file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => Policy::load(file).map(Some),
+    }
+}
+
+/// The session to observe with: systemd and podman unless --no-systemd. Without a reachable
+/// system bus and logind, say so instead of hanging.
+fn session<'a>(
+    root: &'a Root,
+    o: &Options,
+    sd: &'a DbusSystemd,
+) -> Result<Box<dyn LiveProbe + 'a>> {
+    if !o.systemd {
+        return Ok(Box::new(OfflineSession { root }));
+    }
+    sd.probe()?;
+    Ok(Box::new(LiveSession {
+        root,
+        systemd: sd,
+        ping: false,
+    }))
+}

@@ -1,0 +1,429 @@
+//! The D-Bus side of systemd: ROOT/run/dbus/system_bus_socket for logind and the system
+//! manager, ROOT/run/user/UID/systemd/private (peer to peer, through the sender relay) for a
+//! user's own manager.
+use super::rt::{sleep, within};
+use super::{relay, UnitFacts, UserFacts, BUS_CALL_TIMEOUT, LAST_LOOK, POLL_INTERVAL};
+use crate::error::{Error, Result};
+use crate::host::unix::connect_unix;
+use crate::layout::Root;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use zbus::proxy::CacheProperties;
+use zbus_systemd::{login1, systemd1};
+
+/// Talks to ROOT/run/dbus/system_bus_socket and ROOT/run/user/UID/systemd/private.
+#[derive(Clone, Debug)]
+pub struct DbusSystemd {
+    root: Root,
+    call_timeout: Duration,
+}
+
+impl DbusSystemd {
+    pub fn new(root: &Root) -> Self {
+        DbusSystemd {
+            root: root.clone(),
+            call_timeout: BUS_CALL_TIMEOUT,
+        }
+    }
+
+    fn system_bus_socket(&self) -> PathBuf {
+        self.root.system_bus_socket()
+    }
+
+    fn user_manager_socket(&self, uid: u32) -> PathBuf {
+        self.root.user_manager_socket(uid)
+    }
+
+    async fn system_bus(&self) -> Result<zbus::Connection> {
+        let path = self.system_bus_socket();
+        let stream = connect_unix(&path, self.call_timeout)
+            .map_err(|e| Error::io(format!("system bus {}", path.display()), e))?;
+        let build = zbus::connection::Builder::unix_stream(stream)
+            .method_timeout(self.call_timeout)
+            .build();
+        within(self.call_timeout, build)
+            .await
+            .map_err(|e| Error::dbus(format!("system bus {}", path.display()), e))
+    }
+
+    async fn user_manager(&self, uid: u32) -> Result<zbus::Connection> {
+        let path = self.user_manager_socket(uid);
+        let stream = connect_unix(&path, self.call_timeout)
+            .map_err(|e| Error::io(format!("manager of uid {uid} at {}", path.display()), e))?;
+        let stream = relay::start(stream, self.call_timeout)
+            .map_err(|e| Error::io(format!("manager of uid {uid} at {}", path.display()), e))?;
+        let build = zbus::connection::Builder::unix_stream(stream)
+            .p2p()
+            .method_timeout(self.call_timeout)
+            .build();
+        within(self.call_timeout, build)
+            .await
+            .map_err(|e| Error::dbus(format!("manager of uid {uid} at {}", path.display()), e))
+    }
+
+    async fn set_linger(&self, uid: u32, enable: bool) -> Result<()> {
+        let conn = self.system_bus().await?;
+        let call = async {
+            let logind = login1::ManagerProxy::new(&conn).await?;
+            logind.set_user_linger(uid, enable, false).await
+        };
+        within(self.call_timeout, call).await.map_err(|e| {
+            Error::dbus(
+                format!(
+                    "logind SetUserLinger(uid {uid}, {enable}) on {}",
+                    self.system_bus_socket().display()
+                ),
+                e,
+            )
+        })
+    }
+}
+
+/// `ActiveState` of `unit`, or `inactive` when the manager has not loaded it (NoSuchUnit).
+async fn unit_active_state(conn: &zbus::Connection, unit: &str) -> zbus::Result<String> {
+    let manager = manager_proxy(conn).await?;
+    let path = match manager.get_unit(unit.to_string()).await {
+        Ok(path) => path,
+        Err(zbus::Error::MethodError(name, _, _))
+            if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit" =>
+        {
+            return Ok("inactive".to_string())
+        }
+        Err(e) => return Err(e),
+    };
+    unit_proxy(conn, path).await?.active_state().await
+}
+
+/// Uncached: property caching asks the bus for the name's owner, which a private socket
+/// (peer-to-peer, no bus) cannot answer.
+async fn manager_proxy<'a>(conn: &zbus::Connection) -> zbus::Result<systemd1::ManagerProxy<'a>> {
+    systemd1::ManagerProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+}
+
+async fn unit_proxy<'a>(
+    conn: &zbus::Connection,
+    path: zbus::OwnedObjectPath,
+) -> zbus::Result<systemd1::UnitProxy<'a>> {
+    systemd1::UnitProxy::builder(conn)
+        .path(path)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
+}
+
+/// LoadUnit (so a unit that is not loaded still answers) and read both states.
+async fn unit_facts(conn: &zbus::Connection, unit: &str) -> zbus::Result<UnitFacts> {
+    let manager = manager_proxy(conn).await?;
+    let path = manager.load_unit(unit.to_string()).await?;
+    let proxy = unit_proxy(conn, path).await?;
+    Ok(UnitFacts {
+        unit_file_state: proxy.unit_file_state().await?,
+        active_state: proxy.active_state().await?,
+    })
+}
+
+fn user_service(uid: u32) -> String {
+    format!("user@{uid}.service")
+}
+
+fn absent(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+    )
+}
+
+impl DbusSystemd {
+    /// The systemd effects isolate needs. `uid` is always the stack user's uid.
+    /// Ok when the system bus answers and logind is on it; `Error::Refused` otherwise (no systemd here).
+    pub fn probe(&self) -> Result<()> {
+        let path = self.system_bus_socket();
+        if !path.exists() {
+            return Err(Error::Refused(format!(
+                "no systemd here: {} does not exist (pass --no-systemd to skip linger and the podman socket)",
+                path.display()
+            )));
+        }
+        zbus::block_on(async {
+            let conn = self.system_bus().await?;
+            let call = async {
+                let logind = login1::ManagerProxy::new(&conn).await?;
+                logind.list_users().await
+            };
+            within(self.call_timeout, call)
+                .await
+                .map_err(|e| Error::dbus(format!("logind on {}", path.display()), e))
+        })
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Refused(format!(
+                "no systemd here: {e} (pass --no-systemd to skip linger and the podman socket)"
+            ))
+        })
+    }
+
+    /// Read-only facts about `user` (uid `uid`) and `unit` in its user manager.
+    pub fn user_facts(&self, uid: u32, user: &str, unit: &str) -> Result<UserFacts> {
+        let linger = self.root.linger_file(user).exists();
+        zbus::block_on(async {
+            let manager_state = if self.system_bus_socket().exists() {
+                let conn = self.system_bus().await?;
+                let service = user_service(uid);
+                let state = within(self.call_timeout, unit_active_state(&conn, &service))
+                    .await
+                    .map_err(|e| Error::dbus(format!("system manager: {service}"), e))?;
+                Some(state)
+            } else {
+                None
+            };
+            let private = self.user_manager_socket(uid);
+            let unit = match connect_unix(&private, self.call_timeout) {
+                Err(e) if absent(&e) => None,
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("manager of uid {uid} at {}", private.display()),
+                        e,
+                    ))
+                }
+                Ok(_) => {
+                    let conn = self.user_manager(uid).await?;
+                    let facts = within(self.call_timeout, unit_facts(&conn, unit))
+                        .await
+                        .map_err(|e| Error::dbus(format!("manager of uid {uid}: {unit}"), e))?;
+                    Some(facts)
+                }
+            };
+            Ok(UserFacts {
+                linger,
+                manager_state,
+                unit,
+            })
+        })
+    }
+
+    /// logind `SetUserLinger(uid, true, false)`: the user's manager starts now and at every boot.
+    pub fn enable_linger(&self, uid: u32) -> Result<()> {
+        zbus::block_on(self.set_linger(uid, true))
+    }
+
+    /// logind `SetUserLinger(uid, false, false)`: the undo of `enable_linger`.
+    pub fn disable_linger(&self, uid: u32) -> Result<()> {
+        zbus::block_on(self.set_linger(uid, false))
+    }
+
+    /// Waits until `user@UID.service` is active and its private socket accepts a connection.
+    pub fn wait_user_manager(&self, uid: u32, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let service = user_service(uid);
+        let private = self.user_manager_socket(uid);
+        zbus::block_on(async {
+            let conn = self.system_bus().await?;
+            let mut last_private = String::from("(not tried: the service is not active yet)");
+            let mut failed_for = FailedFor::default();
+            loop {
+                // The last look gets a moment too, so a timeout reports a state, not "no answer".
+                let left = deadline
+                    .saturating_duration_since(Instant::now())
+                    .max(LAST_LOOK);
+                let last_state = match within(
+                    left.min(self.call_timeout),
+                    unit_active_state(&conn, &service),
+                )
+                .await
+                {
+                    Ok(state) => state,
+                    Err(e) => format!("(could not ask: {e})"),
+                };
+                if failed_for.still_failed(&last_state) {
+                    return Err(Error::Failed(format!(
+                        "{service} failed while waiting for uid {uid}'s manager (see journalctl -u {service})"
+                    )));
+                }
+                if last_state == "active" {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .max(LAST_LOOK);
+                    let ping = async {
+                        let conn = self.user_manager(uid).await?;
+                        let manager = manager_proxy(&conn)
+                            .await
+                            .map_err(|e| Error::dbus("manager proxy", e))?;
+                        within(left, manager.version())
+                            .await
+                            .map_err(|e| Error::dbus("Version", e))
+                    };
+                    match ping.await {
+                        Ok(_) => return Ok(()),
+                        Err(e) => last_private = e.to_string(),
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Failed(format!(
+                        "timed out after {timeout:?} waiting for {service} to be active and {} to answer: \
+                         last ActiveState {last_state:?}, private socket: {last_private}",
+                        private.display()
+                    )));
+                }
+                sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
+            }
+        })
+    }
+
+    /// In the user's manager: EnableUnitFiles, Reload (when something changed), StartUnit, then
+    /// waits until the unit is active.
+    pub fn enable_and_start_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let failed = |what: &str, e: zbus::Error| {
+            Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
+        };
+        zbus::block_on(async {
+            let conn = self.user_manager(uid).await?;
+            let manager = manager_proxy(&conn)
+                .await
+                .map_err(|e| failed("proxy for", e))?;
+            let (_, changes) = manager
+                .enable_unit_files(vec![unit.to_string()], false, false)
+                .await
+                .map_err(|e| failed("EnableUnitFiles", e))?;
+            if !changes.is_empty() {
+                manager
+                    .reload()
+                    .await
+                    .map_err(|e| failed("Reload after enabling", e))?;
+            }
+            manager
+                .start_unit(unit.to_string(), "replace".to_string())
+                .await
+                .map_err(|e| failed("StartUnit", e))?;
+            let path = manager
+                .load_unit(unit.to_string())
+                .await
+                .map_err(|e| failed("LoadUnit", e))?;
+            let proxy = unit_proxy(&conn, path)
+                .await
+                .map_err(|e| failed("proxy for", e))?;
+            let mut failed_for = FailedFor::default();
+            loop {
+                let state = proxy
+                    .active_state()
+                    .await
+                    .map_err(|e| failed("ActiveState of", e))?;
+                match state.as_str() {
+                    "active" => return Ok(()),
+                    _ if failed_for.still_failed(&state) => {
+                        return Err(Error::Failed(format!(
+                            "manager of uid {uid}: {unit} failed to start (see journalctl --user-unit {unit} _UID={uid})"
+                        )))
+                    }
+                    _ if Instant::now() >= deadline => {
+                        return Err(Error::Failed(format!(
+                            "manager of uid {uid}: timed out after {timeout:?} waiting for {unit} to be active: ActiveState {state:?}"
+                        )))
+                    }
+                    _ => {
+                        sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
+                            .await
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// A unit that failed before keeps reading `failed` until the start job just queued for it
+/// runs, so `failed` only ends a wait once it has lasted this long.
+const FAILED_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Default)]
+struct FailedFor(Option<Instant>);
+
+impl FailedFor {
+    /// True once `state` has been `failed` at every look for FAILED_GRACE.
+    fn still_failed(&mut self, state: &str) -> bool {
+        if state != "failed" {
+            self.0 = None;
+            return false;
+        }
+        let since = *self.0.get_or_insert_with(Instant::now);
+        since.elapsed() >= FAILED_GRACE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::PODMAN_SOCKET_UNIT;
+
+    #[test]
+    fn probe_refuses_when_there_is_no_system_bus() {
+        let root = tempfile::tempdir().unwrap();
+        let err = DbusSystemd::new(&Root::new(root.path()))
+            .probe()
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err:?}");
+        assert!(err.to_string().contains("system_bus_socket"), "{err}");
+    }
+
+    #[test]
+    fn probe_refuses_a_socket_nobody_listens_on() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run/dbus");
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = std::os::unix::net::UnixListener::bind(dir.join("system_bus_socket"));
+        drop(listener);
+        let err = DbusSystemd::new(&Root::new(root.path()))
+            .probe()
+            .unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err:?}");
+    }
+
+    #[test]
+    fn probe_gives_up_on_a_bus_that_never_answers() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("run/dbus");
+        std::fs::create_dir_all(&dir).unwrap();
+        // Accepts (the kernel's backlog) but never speaks: the handshake must time out.
+        let _listener =
+            std::os::unix::net::UnixListener::bind(dir.join("system_bus_socket")).unwrap();
+        let systemd = DbusSystemd {
+            root: Root::new(root.path()),
+            call_timeout: Duration::from_millis(300),
+        };
+        let err = systemd.probe().unwrap_err();
+        assert!(matches!(err, Error::Refused(_)), "{err:?}");
+    }
+
+    #[test]
+    fn facts_without_bus_or_manager_are_unknown_not_errors() {
+        let root = tempfile::tempdir().unwrap();
+        let linger = root.path().join("var/lib/systemd/linger");
+        std::fs::create_dir_all(&linger).unwrap();
+        std::fs::write(linger.join("stk-a"), "").unwrap();
+        let systemd = DbusSystemd::new(&Root::new(root.path()));
+        let facts = systemd
+            .user_facts(801, "stk-a", PODMAN_SOCKET_UNIT)
+            .unwrap();
+        assert_eq!(
+            facts,
+            UserFacts {
+                linger: true,
+                manager_state: None,
+                unit: None
+            }
+        );
+        assert!(
+            !systemd
+                .user_facts(802, "stk-b", PODMAN_SOCKET_UNIT)
+                .unwrap()
+                .linger
+        );
+    }
+}

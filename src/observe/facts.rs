@@ -1,0 +1,58 @@
+//! What observe hands to plan, as plain data (tests build it by hand), and the port through
+//! which observe asks a stack user's live session.
+use crate::host::accounts::Accounts;
+use crate::state::State;
+use crate::walk::Survey;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What the systemd side of one stack user looks like (filled only when systemd is in use).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ManagerFacts {
+    pub linger: bool,
+    pub manager_active: bool,
+    /// podman.socket is enabled in the user's manager (comes back at boot).
+    pub socket_enabled: bool,
+    pub socket_active: bool,
+    /// A real `GET /_ping` answered OK (asked by status only: plan does not start podman).
+    pub ping_ok: bool,
+}
+
+/// What is known of one data path before migrating it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum DataFacts {
+    /// The walker refused it (missing, not a directory, network filesystem, ...).
+    Refused(String),
+    Surveyed(Survey),
+}
+
+/// A running container that holds a stack's data path (from a podman socket).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunningContainer {
+    pub owner: String,
+    pub name: String,
+    pub data_path: PathBuf,
+}
+
+/// Everything plan() reads, as plain data.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub accounts: Accounts,
+    pub state: State,
+    /// Per stack user name.
+    pub managers: BTreeMap<String, ManagerFacts>,
+    /// Per (stack, data path) that needs migrating.
+    pub data: BTreeMap<(String, PathBuf), DataFacts>,
+    pub running: Vec<RunningContainer>,
+    /// The login shell given to stack users (first nologin found under the root).
+    pub nologin: String,
+}
+
+/// The live facts observation asks of systemd and podman, behind a trait so tests can answer
+/// them and `--no-systemd` can answer "nothing runs".
+pub trait LiveProbe {
+    fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
+    /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
+    fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
+}

@@ -1,0 +1,178 @@
+//! The data part of a plan: for each data path of a stack, whether and how to migrate it (from
+//! the state file and the mappings), refused while containers hold it. observe() surveys with
+//! the same decision (`next_migration`) that plan() hands to apply.
+use super::{selected, Draft, Options, StackCtx, Step};
+use crate::host::accounts::Accounts;
+use crate::ids::{IdMaps, Shift};
+use crate::migration::{MigrateMode, MigrationSpec};
+use crate::observe::{DataFacts, RunningContainer};
+use crate::policy::{Policy, Problem, StackPolicy};
+use crate::state::{Allocation, MigrationPhase, State};
+use crate::walk::Survey;
+use std::path::{Path, PathBuf};
+
+/// The legacy owner's mapping, read from the host's files.
+pub fn legacy_maps(policy: &Policy, acc: &Accounts) -> Option<IdMaps> {
+    acc.mapping_of(&policy.legacy_owner.as_ref()?.value)
+}
+
+/// What the next migration of one data path is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NextMigration {
+    Done,
+    RollbackInterrupted,
+    /// `shift` without a legacy owner.
+    NeedsLegacy,
+    /// The legacy and stack mappings share ids: a shift would not be exact.
+    Overlapping,
+    Run {
+        spec: MigrationSpec,
+        resume: bool,
+    },
+}
+
+pub fn next_migration(
+    state: &State,
+    legacy: Option<&IdMaps>,
+    stack: &StackPolicy,
+    a: &Allocation,
+    path: &Path,
+) -> NextMigration {
+    let to = a.maps();
+    let run = |shift: Shift, mode: MigrateMode, resume: bool| NextMigration::Run {
+        spec: MigrationSpec {
+            mode,
+            shift,
+            target_uid: a.uid,
+            target_gid: a.gid,
+            outside_links: stack.outside_hardlinks,
+        },
+        resume,
+    };
+    let recorded = state.migration(&stack.name, path);
+    match recorded.map(|m| (m, m.phase)) {
+        Some((_, MigrationPhase::Done)) => NextMigration::Done,
+        Some((_, MigrationPhase::RollingBack)) => NextMigration::RollbackInterrupted,
+        // An interrupted migration resumes with exactly the mappings and mode it started with.
+        Some((m, MigrationPhase::Migrating)) => run(
+            Shift {
+                from: m.from.clone(),
+                to: m.to.clone(),
+            },
+            m.mode,
+            true,
+        ),
+        Some((_, MigrationPhase::RolledBack)) | None => {
+            let (from, mode) = match (legacy, stack.migrate.value) {
+                (Some(l), mode) => (l.clone(), mode),
+                // Without a legacy mapping nothing can be shifted: auto reowns it all.
+                (None, MigrateMode::Reown | MigrateMode::Auto) => (to.clone(), MigrateMode::Reown),
+                (None, MigrateMode::Shift) => return NextMigration::NeedsLegacy,
+            };
+            if from != to && from.overlaps(&to) {
+                return NextMigration::Overlapping;
+            }
+            run(Shift { from, to }, mode, false)
+        }
+    }
+}
+
+/// The stacks that need their data surveyed: every (stack, path) whose migration is not done.
+pub fn pending_migrations(
+    policy: &Policy,
+    state: &State,
+    opts: &Options,
+) -> Vec<(String, PathBuf)> {
+    selected(policy, opts)
+        .flat_map(|s| {
+            s.data
+                .iter()
+                .map(move |d| (s.name.clone(), d.value.clone()))
+        })
+        .filter(|(s, p)| {
+            !matches!(
+                state.migration(s, p).map(|m| m.phase),
+                Some(MigrationPhase::Done)
+            )
+        })
+        .collect()
+}
+
+pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>) {
+    let (s, a, name) = (ctx.stack, ctx.allocation, ctx.name());
+    for d in &s.data {
+        let path = &d.value;
+        let (shift, mode, resume, outside_links) = match next_migration(
+            &ctx.obs.state,
+            legacy,
+            s,
+            a,
+            path,
+        ) {
+            NextMigration::Done => {
+                draft.present(Some(name), format!("{} migrated", path.display()));
+                continue;
+            }
+            NextMigration::RollbackInterrupted => {
+                draft.refusals.push(format!(
+                    "stack `{name}`: a rollback of {} was interrupted; finish it first with `isolate rollback --stack {name}`",
+                    path.display(),
+                ));
+                continue;
+            }
+            NextMigration::NeedsLegacy => {
+                draft.problems.push(Problem::new(
+                    s.migrate.span.clone(),
+                    format!("stack `{name}` needs `legacy_owner` to shift its data"),
+                ));
+                continue;
+            }
+            NextMigration::Overlapping => {
+                draft.refusals.push(format!(
+                    "stack `{name}`: the legacy mapping and the stack's mapping overlap, so a shift would not be exact; give the stack a range apart from the legacy owner's"
+                ));
+                continue;
+            }
+            NextMigration::Run { spec, resume } => {
+                (spec.shift, spec.mode, resume, spec.outside_links)
+            }
+        };
+        let survey = match ctx.obs.data.get(&(name.to_string(), path.clone())) {
+            Some(DataFacts::Surveyed(v)) => v.clone(),
+            Some(DataFacts::Refused(why)) => {
+                draft.refusals.push(format!("stack `{name}`: {why}"));
+                continue;
+            }
+            None => Survey::default(),
+        };
+        let holders: Vec<&RunningContainer> = ctx
+            .obs
+            .running
+            .iter()
+            .filter(|c| &c.data_path == path)
+            .collect();
+        if !holders.is_empty() && !ctx.opts.force {
+            draft.refusals.push(format!(
+                "stack `{name}`: containers are running on {}: {}; stop them first (or pass --force)",
+                path.display(),
+                holders
+                    .iter()
+                    .map(|c| format!("{} (of {})", c.name, c.owner))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            continue;
+        }
+        draft.step(Step::Migrate {
+            stack: name.to_string(),
+            path: path.clone(),
+            mode,
+            shift,
+            target_uid: a.uid,
+            target_gid: a.gid,
+            resume,
+            survey,
+            outside_links,
+        });
+    }
+}

@@ -1,0 +1,172 @@
+//! `Step`: one change apply makes, with a readable diff line (`+` added, `~` changed in
+//! place) and a JSON form.
+use crate::ids::{Shift, SubidRange};
+use crate::migration::MigrateMode;
+use crate::walk::Survey;
+use serde::Serialize;
+use std::fmt;
+use std::path::PathBuf;
+
+// A plan holds a handful of steps: a migration's survey inline is simpler than a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    RecordAllocation {
+        stack: String,
+        user: String,
+        uid: u32,
+        gid: u32,
+        subids: SubidRange,
+    },
+    CreateGroup {
+        group: String,
+        gid: Option<u32>,
+    },
+    CreateUser {
+        stack: String,
+        user: String,
+        uid: u32,
+        gid: u32,
+        home: PathBuf,
+        shell: String,
+    },
+    AddToGroup {
+        stack: String,
+        user: String,
+        group: String,
+    },
+    AddSubids {
+        stack: String,
+        user: String,
+        subids: SubidRange,
+        subuid: bool,
+        subgid: bool,
+    },
+    EnableLinger {
+        stack: String,
+        user: String,
+        uid: u32,
+    },
+    StartPodmanSocket {
+        stack: String,
+        user: String,
+        uid: u32,
+        socket: PathBuf,
+    },
+    Migrate {
+        stack: String,
+        path: PathBuf,
+        mode: MigrateMode,
+        shift: Shift,
+        target_uid: u32,
+        target_gid: u32,
+        resume: bool,
+        survey: Survey,
+        /// What the policy accepts for files hardlinked from outside the data path.
+        #[serde(default)]
+        outside_links: crate::migration::OutsideLinks,
+    },
+}
+
+impl Step {
+    pub fn stack(&self) -> Option<&str> {
+        match self {
+            Step::RecordAllocation { stack, .. }
+            | Step::CreateUser { stack, .. }
+            | Step::AddToGroup { stack, .. }
+            | Step::AddSubids { stack, .. }
+            | Step::EnableLinger { stack, .. }
+            | Step::StartPodmanSocket { stack, .. }
+            | Step::Migrate { stack, .. } => Some(stack),
+            Step::CreateGroup { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    /// One line, `+` for something added, `~` for something changed in place.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::RecordAllocation {
+                stack,
+                user,
+                uid,
+                subids,
+                ..
+            } => {
+                write!(
+                    f,
+                    "+ allocation {stack}: user {user} uid {uid}, subordinate ids {subids}"
+                )
+            }
+            Step::CreateGroup {
+                group,
+                gid: Some(g),
+            } => write!(f, "+ group {group} (gid {g})"),
+            Step::CreateGroup { group, gid: None } => write!(f, "+ group {group}"),
+            Step::CreateUser {
+                user,
+                uid,
+                gid,
+                home,
+                ..
+            } => {
+                write!(
+                    f,
+                    "+ user {user} (uid {uid}, gid {gid}, home {})",
+                    home.display()
+                )
+            }
+            Step::AddToGroup { user, group, .. } => write!(f, "+ member {user} of group {group}"),
+            Step::AddSubids {
+                user,
+                subids,
+                subuid,
+                subgid,
+                ..
+            } => {
+                let files = match (subuid, subgid) {
+                    (true, true) => "subuid+subgid",
+                    (true, false) => "subuid",
+                    _ => "subgid",
+                };
+                write!(f, "+ {files} {user}:{}:{}", subids.start, subids.count)
+            }
+            Step::EnableLinger { user, .. } => {
+                write!(f, "+ linger for {user}, wait for its user manager")
+            }
+            Step::StartPodmanSocket { user, socket, .. } => {
+                write!(
+                    f,
+                    "+ podman.socket for {user}, verify GET /_ping on {}",
+                    socket.display()
+                )
+            }
+            Step::Migrate {
+                stack,
+                path,
+                mode,
+                survey,
+                resume,
+                ..
+            } => {
+                write!(
+                    f,
+                    "~ migrate {} for {stack} ({mode}{}): {} inodes: {} shift, {} reown, {} already done, {} left (outside the legacy mapping)",
+                    path.display(),
+                    if *resume { ", resuming an interrupted run" } else { "" },
+                    survey.inodes,
+                    survey.shift,
+                    survey.reown,
+                    survey.already,
+                    survey.outside
+                )?;
+                for warning in survey.warnings() {
+                    write!(f, "\n  ! {warning}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `isolate status`: per stack, what isolate recorded and what runs now (user, ids, linger,
+//! user manager, socket and `_ping`, migrations, the environment compose needs). Gathered
+//! here, printed by `render`.
+use crate::alloc::known_allocations;
+use crate::error::Result;
+use crate::host::accounts::Accounts;
+use crate::ids::SubidRange;
+use crate::layout::{self, Root};
+use crate::migration::MigrateMode;
+use crate::observe::LiveProbe;
+use crate::plan::{check_selection, Options};
+use crate::policy::Policy;
+use crate::state::{MigrationPhase, State};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// One stack's line in `status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StackStatus {
+    pub stack: String,
+    pub user: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub subids: SubidRange,
+    /// Recorded in the state file (apply ran for it).
+    pub applied: bool,
+    pub in_policy: bool,
+    pub user_exists: bool,
+    pub linger: bool,
+    /// None when systemd was not asked (no bus, or --no-systemd).
+    pub manager_active: Option<bool>,
+    pub socket_enabled: Option<bool>,
+    pub socket_active: Option<bool>,
+    pub socket: PathBuf,
+    pub ping: Option<bool>,
+    pub env: BTreeMap<&'static str, String>,
+    pub migrations: Vec<MigrationStatus>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationStatus {
+    pub path: PathBuf,
+    pub mode: MigrateMode,
+    pub phase: MigrationPhase,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// Whether systemd was reachable and asked.
+    pub systemd: bool,
+    pub stacks: Vec<StackStatus>,
+}
+
+/// The environment a compose tool needs to reach the stack's own podman.
+pub fn compose_env(uid: u32) -> BTreeMap<&'static str, String> {
+    let host = format!("unix://{}", layout::podman_socket(uid).display());
+    [
+        (
+            "XDG_RUNTIME_DIR",
+            layout::runtime_dir(uid).display().to_string(),
+        ),
+        ("DOCKER_HOST", host.clone()),
+        ("CONTAINER_HOST", host),
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// `live` is None when systemd is not to be asked.
+pub fn gather(
+    root: &Root,
+    policy: &Policy,
+    opts: &Options,
+    live: Option<&dyn LiveProbe>,
+    offline: &dyn LiveProbe,
+) -> Result<Status> {
+    check_selection(policy, opts)?;
+    let state = State::read(root)?;
+    let acc = Accounts::read(root)?;
+    let known = known_allocations(Some(policy), &acc, &state, &opts.stacks);
+    let mut names: Vec<&String> = policy.stacks.keys().collect();
+    names.extend(
+        state
+            .stacks
+            .keys()
+            .filter(|n| !policy.stacks.contains_key(*n)),
+    );
+    let mut stacks = Vec::new();
+    for name in names
+        .into_iter()
+        .filter(|n| opts.stacks.is_empty() || opts.stacks.contains(n))
+    {
+        let Some((a, applied)) = known.get(name) else {
+            continue;
+        };
+        let facts = live.unwrap_or(offline).manager(&a.user, a.uid);
+        let systemd = live.is_some();
+        let migrations = state
+            .stacks
+            .get(name)
+            .map(|r| {
+                r.migrations
+                    .iter()
+                    .map(|m| MigrationStatus {
+                        path: m.path.clone(),
+                        mode: m.mode,
+                        phase: m.phase,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        stacks.push(StackStatus {
+            stack: name.clone(),
+            in_policy: policy.stacks.contains_key(name),
+            user_exists: acc.user(&a.user).is_some_and(|u| u.uid == a.uid),
+            user: a.user.clone(),
+            uid: a.uid,
+            gid: a.gid,
+            subids: a.subids,
+            applied: *applied,
+            linger: facts.linger,
+            manager_active: systemd.then_some(facts.manager_active),
+            socket_enabled: systemd.then_some(facts.socket_enabled),
+            socket_active: systemd.then_some(facts.socket_active),
+            socket: layout::podman_socket(a.uid),
+            ping: systemd.then_some(facts.ping_ok),
+            env: compose_env(a.uid),
+            migrations,
+        });
+    }
+    Ok(Status {
+        systemd: live.is_some(),
+        stacks,
+    })
+}

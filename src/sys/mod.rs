@@ -1,5 +1,0 @@
-// Backends: the only code that changes the host. Each takes the root it works on.
-pub mod etc;
-pub mod podman;
-pub mod shadow;
-pub mod systemd;
