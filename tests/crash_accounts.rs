@@ -39,10 +39,12 @@ fn seed() -> u64 {
         })
 }
 
-/// Starts isolate `args` in its own process group, kills the group after `after`, and reaps
-/// every process of it (this test is their subreaper, as init is on a host: a killed shadow
-/// tool left a zombie would hold its lock file's PID "alive").
-fn kill_after(h: &Host, args: &[&str], after: Duration) {
+/// Starts isolate `args` in its own process group and kills the group `after` it started, or,
+/// with `mark`, `after` the state file first shows `mark` (so a kill lands in that phase however
+/// slow the machine is); then reaps every process of the group (this test is their subreaper,
+/// as init is on a host: a killed shadow tool left a zombie would hold its lock file's PID
+/// "alive"). A run that ends before the moment is not killed.
+fn kill_after(h: &Host, args: &[&str], mark: Option<&str>, after: Duration) {
     let mut child = h
         .command(args)
         .stdout(std::process::Stdio::null())
@@ -51,6 +53,15 @@ fn kill_after(h: &Host, args: &[&str], after: Duration) {
         .spawn()
         .unwrap();
     let group = child.id() as i32;
+    if let Some(mark) = mark {
+        let state = h.root().join("var/lib/isolate/state.json");
+        while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains(mark)) {
+            if child.try_wait().unwrap().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
     std::thread::sleep(after);
     // SAFETY: kill(2) of the process group this test started.
     unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -120,6 +131,8 @@ fn timed(h: &Host, args: &[&str], mark: &str) -> (Duration, Duration) {
 }
 
 const APPLY: &[&str] = &["apply", "--no-systemd"];
+/// The state file's mark of a started migration.
+const MIGRATING: &str = "\"migrating\"";
 const ROLLBACK: &[&str] = &["rollback", "--stack", "app"];
 const NOTHING_TO_ROLL_BACK: &str = "isolate: stack `app` has no migration to roll back\n";
 
@@ -133,9 +146,15 @@ struct Expected {
 type Snapshot = std::collections::BTreeMap<std::path::PathBuf, (String, u32, u32, u32, Vec<u8>)>;
 
 /// One apply killed after `delay`, then re-run to the end; returns where the kill landed.
-fn apply_killed(template: &Host, delay: Duration, want: &Expected, i: usize) -> &'static str {
+fn apply_killed(
+    template: &Host,
+    mark: Option<&str>,
+    delay: Duration,
+    want: &Expected,
+    i: usize,
+) -> &'static str {
     let h = Host::copy_of(template);
-    kill_after(&h, APPLY, delay);
+    kill_after(&h, APPLY, mark, delay);
     let at = phase(&h);
     let again = h.run(APPLY);
     expect_code(&again, 0);
@@ -158,7 +177,7 @@ fn apply_killed(template: &Host, delay: Duration, want: &Expected, i: usize) -> 
 /// One rollback killed after `delay`, then re-run to the end; returns where the kill landed.
 fn rollback_killed(applied: &Host, delay: Duration, want: &Expected, i: usize) -> &'static str {
     let h = Host::copy_of(applied);
-    kill_after(&h, ROLLBACK, delay);
+    kill_after(&h, ROLLBACK, None, delay);
     let at = match phase(&h) {
         "done" => "rollback not started",
         "rolling_back" => "rolling_back",
@@ -194,11 +213,11 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
 
     let template = Host::new();
     template.policy(APP_POLICY);
-    template.legacy_data("srv/app", 20, 100);
+    template.legacy_data("srv/app", 10, 100);
 
     // The uninterrupted runs: their results, and when the migration starts.
     let reference = Host::copy_of(&template);
-    let (accounts_time, apply_time) = timed(&reference, APPLY, "\"migrating\"");
+    let (accounts_time, apply_time) = timed(&reference, APPLY, MIGRATING);
     shadow_checks(reference.root()).unwrap();
     let applied = Host::copy_of(&reference);
     let (_, rollback_time) = timed(&reference, ROLLBACK, "\"rolling_back\"");
@@ -212,8 +231,9 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
         "seed {seed}: apply {apply_time:?} (migration from {accounts_time:?}), rollback {rollback_time:?}"
     );
 
-    // Half the apply kills at random moments before the migration starts, half after; two
-    // workers, each with its own random sequence.
+    // Half the apply kills at random moments of the account phase, half at random moments
+    // after the migration was recorded as started; two workers, each with its own random
+    // sequence.
     let landed = std::sync::Mutex::new(BTreeMap::<String, usize>::new());
     std::thread::scope(|s| {
         for worker in 0..2u64 {
@@ -222,12 +242,13 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
                 let mut rng =
                     Rng(seed.wrapping_add(worker.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
                 for i in (worker as usize..KILLS).step_by(2) {
-                    let delay = if i % 4 < 2 {
-                        rng.below(accounts_time)
+                    let (mark, delay) = if i % 4 < 2 {
+                        (None, rng.below(accounts_time))
                     } else {
-                        accounts_time + rng.below(apply_time.saturating_sub(accounts_time))
+                        let migration_time = apply_time.saturating_sub(accounts_time);
+                        (Some(MIGRATING), rng.below(migration_time))
                     };
-                    let at = apply_killed(template, delay, want, i);
+                    let at = apply_killed(template, mark, delay, want, i);
                     *landed
                         .lock()
                         .unwrap()

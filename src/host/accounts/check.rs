@@ -21,18 +21,44 @@ struct Entry {
     name: String,
     /// uid (passwd) or gid (group); None in shadow files or when not a number.
     id: Option<u32>,
-    /// Members (group, gshadow) or, in passwd, `[home]`.
+    /// The home directory (passwd) or the members (group, gshadow).
     rest: Vec<String>,
 }
 
+/// Which fields of a line [`read_entries`] keeps beside the name.
+struct Layout {
+    /// The field holding the numeric id, if the file has one.
+    id: Option<usize>,
+    /// The field holding the home directory (passwd) ...
+    home: Option<usize>,
+    /// ... or the comma-separated members (group, gshadow).
+    members: Option<usize>,
+}
+
+const PASSWD_FIELDS: Layout = Layout {
+    id: Some(2),
+    home: Some(5),
+    members: None,
+};
+const SHADOW_FIELDS: Layout = Layout {
+    id: None,
+    home: None,
+    members: None,
+};
+const GROUP_FIELDS: Layout = Layout {
+    id: Some(2),
+    home: None,
+    members: Some(3),
+};
+const GSHADOW_FIELDS: Layout = Layout {
+    id: None,
+    home: None,
+    members: Some(3),
+};
+
 /// An account file as read for the check; `None` when the file does not exist (shadow's
 /// tools then do not write it either, and nothing is missing from it).
-fn read_entries(
-    root: &Path,
-    rel: &str,
-    id_field: usize,
-    list_field: usize,
-) -> Result<Option<Vec<Entry>>> {
+fn read_entries(root: &Root, rel: &str, layout: &Layout) -> Result<Option<Vec<Entry>>> {
     let path = root.join(rel);
     if !path.exists() {
         return Ok(None);
@@ -41,22 +67,21 @@ fn read_entries(
     let mut out = Vec::new();
     for (i, raw) in byte_lines(&bytes).enumerate() {
         if raw.is_empty() || raw.starts_with(b"+") || raw.starts_with(b"-") {
-            continue;
+            continue; // NIS compat lines name no local entry
         }
         let f: Vec<&[u8]> = raw.split(|b| *b == b':').collect();
-        let id = f
-            .get(id_field)
-            .filter(|_| id_field > 0)
+        let field = |n: Option<usize>| n.and_then(|n| f.get(n).copied());
+        let id = field(layout.id)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| v.parse().ok());
-        let rest = match f.get(list_field).filter(|_| list_field > 0) {
-            Some(v) if list_field == 5 => vec![name_of(v)],
-            Some(v) => v
+        let rest = match (field(layout.home), field(layout.members)) {
+            (Some(home), _) => vec![name_of(home)],
+            (None, Some(members)) => members
                 .split(|b| *b == b',')
                 .filter(|m| !m.is_empty())
                 .map(name_of)
                 .collect(),
-            None => Vec::new(),
+            (None, None) => Vec::new(),
         };
         out.push(Entry {
             line: i + 1,
@@ -251,10 +276,10 @@ fn pair(
 /// Every problem of the account files under `root`; `own` names isolate's users and groups.
 pub fn check(root: &Root, own: &BTreeSet<String>) -> Result<Vec<Finding>> {
     let files = |rel: &str| root.join(rel);
-    let passwd = read_entries(root, "etc/passwd", 2, 5)?.unwrap_or_default();
-    let shadow = read_entries(root, "etc/shadow", 0, 0)?;
-    let group = read_entries(root, "etc/group", 2, 3)?.unwrap_or_default();
-    let gshadow = read_entries(root, "etc/gshadow", 0, 3)?;
+    let passwd = read_entries(root, "etc/passwd", &PASSWD_FIELDS)?.unwrap_or_default();
+    let shadow = read_entries(root, "etc/shadow", &SHADOW_FIELDS)?;
+    let group = read_entries(root, "etc/group", &GROUP_FIELDS)?.unwrap_or_default();
+    let gshadow = read_entries(root, "etc/gshadow", &GSHADOW_FIELDS)?;
     let mut out = Vec::new();
     duplicates(&files("etc/passwd"), &passwd, own, &mut out);
     duplicates(&files("etc/group"), &group, own, &mut out);
