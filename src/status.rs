@@ -1,5 +1,6 @@
 //! `isolate status`: per stack, what isolate recorded and what runs now (user, ids, linger,
-//! user manager, socket and `_ping`, migrations, the environment compose needs). Gathered
+//! user manager, socket and `_ping`, migrations, closed data, share grants, the environment
+//! compose needs). Gathered
 //! here, printed by `render`.
 use crate::alloc::known_allocations;
 use crate::error::Result;
@@ -36,6 +37,10 @@ pub struct StackStatus {
     pub ping: Option<bool>,
     pub env: BTreeMap<&'static str, String>,
     pub migrations: Vec<MigrationStatus>,
+    /// Data paths closed to other stacks, and the stack's host uids let into each top.
+    pub closed: Vec<crate::isolation::status::ClosedStatus>,
+    /// What the policy's shares grant this stack.
+    pub grants: Vec<crate::isolation::status::GrantStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -79,6 +84,7 @@ pub fn gather(
     let state = State::read(root)?;
     let acc = Accounts::read(root)?;
     let known = known_allocations(Some(policy), &acc, &state, &opts.stacks);
+    let record = crate::isolation::record::Record::read(root)?;
     let mut names: Vec<&String> = policy.stacks.keys().collect();
     names.extend(
         state
@@ -110,6 +116,9 @@ pub fn gather(
                     .collect()
             })
             .unwrap_or_default();
+        let maps = a.maps();
+        let closed = crate::isolation::status::closed(root, &record, name, &maps);
+        let grants = crate::isolation::status::grants(policy, name, &maps);
         stacks.push(StackStatus {
             stack: name.clone(),
             in_policy: policy.stacks.contains_key(name),
@@ -127,6 +136,8 @@ pub fn gather(
             ping: systemd.then_some(facts.ping_ok),
             env: compose_env(a.uid),
             migrations,
+            closed,
+            grants,
         });
     }
     Ok(Status {

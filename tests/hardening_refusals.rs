@@ -70,10 +70,10 @@ fn a_broken_policy_changes_nothing() {
     ] {
         refused(
             |h| {
-                h.policy("legacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\nsize = 3\n");
+                h.policy("legacy_owner = \"alice\"\n[stacks.app]\ndata = [\"srv/app\"]\n");
             },
             |h| h.command(cmd),
-            "isolate: POLICY:4:1: unknown key `size` in [stacks.app]; expected one of: data, migrate, uid, subid_start, outside_hardlinks\n",
+            "isolate: POLICY:3:9: \"srv/app\" is a relative path; data and share paths must be absolute\n",
         );
     }
 }

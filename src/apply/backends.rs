@@ -30,6 +30,8 @@ pub trait Migrator {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary>;
+    /// Creates a new data path owned by `uid:gid`, mode 0750.
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
     /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
     fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
         Ok(())
@@ -67,6 +69,9 @@ impl Migrator for Walker {
     ) -> Result<Summary> {
         crate::walk::rollback(&self.sys, path, spec, journal, &progress)
     }
+    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
+        crate::walk::create_data_dir(&self.sys, path, uid, gid)
+    }
     fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
         crate::walk::check_spec(spec)?;
         crate::walk::check_data_path(&self.sys, path)
@@ -78,4 +83,7 @@ pub struct Backends<'a> {
     /// None with --no-systemd: the plan then holds no systemd steps.
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
+    /// The filesystem calls of closing data and sharing (the walk's).
+    pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
+    pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,
 }

@@ -40,6 +40,9 @@ pub struct StepReport {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// What a close / reopen / share step did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<crate::isolation::apply::Done>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -69,19 +72,25 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                 line,
                 outcome: Outcome::Skipped,
                 summary: None,
+                isolation: None,
             });
             continue;
         }
+        let _span = crate::logging::step_span(step).entered();
         tracing::info!("{line}");
-        let (outcome, summary) = match run_step(root, step, b, progress) {
-            Ok((o @ Outcome::Failed { .. }, s)) => {
+        let result = match crate::isolation::apply::run_step(root, step, b.walk_sys, b.acl_probe) {
+            Some(r) => r.map(|(o, d)| (o, None, d)),
+            None => run_step(root, step, b, progress).map(|(o, s)| (o, s, None)),
+        };
+        let (outcome, summary, isolation) = match result {
+            Ok((o @ Outcome::Failed { .. }, s, d)) => {
                 // A migration that ran but is not done: the stack's later steps wait.
                 if let Some(stack) = step.stack() {
                     failed_stacks.insert(stack.to_string());
                 }
-                (o, s)
+                (o, s, d)
             }
-            Ok((o, s)) => (o, s),
+            Ok(r) => r,
             Err(e) => {
                 match step.stack() {
                     Some(s) => {
@@ -94,14 +103,23 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                         error: e.to_string(),
                     },
                     None,
+                    None,
                 )
             }
         };
+        match &outcome {
+            Outcome::Failed { error } => tracing::info!(outcome = "failed", "failed: {error}"),
+            Outcome::AlreadyPresent => {
+                tracing::info!(outcome = "already_present", "already present")
+            }
+            _ => tracing::info!(outcome = "done", "done"),
+        }
         report.steps.push(StepReport {
             step: step.clone(),
             line,
             outcome,
             summary,
+            isolation,
         });
     }
     Ok(report)
@@ -215,6 +233,27 @@ fn run_step(
             })?;
             m.start_podman_socket(*uid).map(|_| (Outcome::Done, None))
         }
+        Step::CreateData {
+            stack,
+            path,
+            uid,
+            gid,
+            mode,
+            shift,
+        } => {
+            b.migrator.create_data_dir(&root.at(path), *uid, *gid)?;
+            let journal = layout::journal(stack, path);
+            record_migration(
+                root,
+                stack,
+                path,
+                *mode,
+                shift,
+                &journal,
+                MigrationPhase::Done,
+            )?;
+            Ok((Outcome::Done, None))
+        }
         Step::Migrate {
             stack,
             path,
@@ -271,6 +310,10 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
+        // Carried out by crate::isolation::apply::run_step.
+        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
+            "an isolation step reached the stack step runner".into(),
+        )),
     }
 }
 

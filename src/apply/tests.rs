@@ -30,6 +30,18 @@ struct FakeMigrator {
     root: Root,
     seen: Mutex<Vec<Option<MigrationPhase>>>,
     fail: bool,
+    /// Returns a summary that says the walk is not done (an entry raced).
+    unfinished: bool,
+}
+
+fn unfinished_summary() -> Summary {
+    Summary {
+        inodes: 2,
+        changed: 1,
+        skipped_raced: 1,
+        raced_samples: vec!["x".into()],
+        ..Summary::default()
+    }
 }
 
 impl Migrator for FakeMigrator {
@@ -50,6 +62,9 @@ impl Migrator for FakeMigrator {
         if self.fail {
             return Err(Error::Failed("injected".into()));
         }
+        if self.unfinished {
+            return Ok(unfinished_summary());
+        }
         Ok(Summary {
             inodes: 1,
             changed: 1,
@@ -68,7 +83,13 @@ impl Migrator for FakeMigrator {
             .lock()
             .unwrap()
             .push(st.migration("a", Path::new("/srv/a")).map(|m| m.phase));
+        if self.unfinished {
+            return Ok(unfinished_summary());
+        }
         Ok(Summary::default())
+    }
+    fn create_data_dir(&self, _: &Path, _: u32, _: u32) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -134,10 +155,13 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
+        unfinished: false,
     };
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -145,6 +169,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -179,10 +204,13 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: true,
+        unfinished: false,
     };
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let r = apply(
@@ -190,6 +218,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -208,10 +237,13 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
+        unfinished: false,
     };
     let b = Backends {
         accounts: &acc,
         manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
     };
     let r = apply(
@@ -219,6 +251,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps()[2..3].to_vec(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -253,17 +286,87 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         root: d.clone(),
         seen: Mutex::new(vec![]),
         fail: false,
+        unfinished: false,
     };
     let b = Backends {
         accounts: &acc,
         manager: None,
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
     };
     let p = Plan {
         steps: steps()[..1].to_vec(),
         notes: vec![],
+        ..Plan::default()
     };
     apply(&d, &p, &b, false).unwrap();
     let r = apply(&d, &p, &b, false).unwrap();
     assert_eq!(r.steps[0].outcome, Outcome::AlreadyPresent);
+}
+
+#[test]
+fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
+    let t = tempfile::tempdir().unwrap();
+    let d = Root::new(t.path());
+    let acc = RecordingAccounts::default();
+    let mgr = FakeManager {
+        calls: Mutex::new(vec![]),
+        fail_uid: None,
+    };
+    let mig = FakeMigrator {
+        root: d.clone(),
+        seen: Mutex::new(vec![]),
+        fail: false,
+        unfinished: true,
+    };
+    let b = Backends {
+        accounts: &acc,
+        manager: Some(&mgr),
+        walk_sys: &crate::walk::sys::RecordingSys::new(),
+        acl_probe: &crate::isolation::fs::RealAclProbe,
+        migrator: &mig,
+    };
+    let plan = Plan {
+        steps: steps(),
+        ..Plan::default()
+    };
+    let r = apply(&d, &plan, &b, false).unwrap();
+    let failures = r.failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(
+        failures[0].outcome,
+        Outcome::Failed {
+            error: "migration of /srv/a is not done: 1 entries changed under the walk and \
+                    were not touched: x"
+                .into()
+        }
+    );
+    assert!(
+        failures[0].summary.is_some(),
+        "the summary is still reported"
+    );
+    // The stack's later steps wait; the state says `migrating`, so the next apply walks again.
+    let migrate_at = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s, Step::Migrate { .. }))
+        .unwrap();
+    assert!(r.steps[migrate_at + 1..]
+        .iter()
+        .filter(|s| s.step.stack() == Some("a"))
+        .all(|s| s.outcome == Outcome::Skipped));
+    let st = State::read(&d).unwrap();
+    assert_eq!(
+        st.migration("a", Path::new("/srv/a")).unwrap().phase,
+        MigrationPhase::Migrating
+    );
+    // A rollback that is not done fails and stays `rolling_back`.
+    let err = rollback(&d, "a", &mig, false).unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    let st = State::read(&d).unwrap();
+    assert_eq!(
+        st.migration("a", Path::new("/srv/a")).unwrap().phase,
+        MigrationPhase::RollingBack
+    );
 }

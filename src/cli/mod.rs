@@ -1,8 +1,9 @@
 //! The command line: parse arguments, then for each command gather -> core -> render. The only
 //! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
 mod args;
+pub mod generate;
 
-pub use args::{Cli, Command, Selection};
+pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
@@ -31,14 +32,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    crate::logging::init(crate::logging::Verbosity {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    });
     let format = cli.format();
     match run(cli) {
         Ok(code) => code,
@@ -72,6 +69,11 @@ fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
 pub fn run(cli: Cli) -> Result<i32> {
     let root = Root::new(&cli.root);
     let format = cli.format();
+    if format == Format::Prometheus && !matches!(cli.command, Command::Audit(_)) {
+        return Err(Error::Usage(
+            "--format prometheus is only for `isolate audit`".to_string(),
+        ));
+    }
     match &cli.command {
         Command::Plan(sel) => {
             let policy = Policy::load(&cli.policy)?;
@@ -80,6 +82,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            for s in &p.steps {
+                let _span = crate::logging::step_span(s).entered();
+                tracing::info!("planned: {s}");
+            }
             print(format, &p)?;
             Ok(EXIT_OK)
         }
@@ -90,9 +96,11 @@ pub fn run(cli: Cli) -> Result<i32> {
             // Before planning: finish what a killed earlier run left in isolate's accounts.
             let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
             for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
-                match format {
-                    Format::Json => eprintln!("{}", escape::lines(&line)),
-                    Format::Text => println!("{}", escape::lines(&line)),
+                // Only text output has room for it on stdout; JSON and metrics stay parseable.
+                if format == Format::Text {
+                    println!("{}", escape::lines(&line));
+                } else {
+                    eprintln!("{}", escape::lines(&line));
                 }
             }
             let o = opts(sel, *force);
@@ -100,6 +108,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 match format {
                     Format::Json => println!(
@@ -109,7 +120,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                         )
                         .expect("serialisable")
                     ),
-                    Format::Text => println!("nothing to do: the host matches the policy"),
+                    Format::Text | Format::Prometheus => {
+                        println!("nothing to do: the host matches the policy")
+                    }
                 }
                 return Ok(EXIT_OK);
             }
@@ -120,12 +133,15 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
+            let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
+                walk_sys: &walk_sys,
+                acl_probe: &crate::isolation::fs::RealAclProbe,
             };
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
                 for s in &p.steps {
                     println!("{}", escape::lines(&s.to_string()));
@@ -148,6 +164,32 @@ pub fn run(cli: Cli) -> Result<i32> {
                 },
             )
         }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            let draft = crate::init::run(&crate::init::Request {
+                root: &root,
+                compose,
+                env,
+                legacy_owner: legacy_owner.as_deref(),
+            })?;
+            print!("{draft}");
+            Ok(EXIT_OK)
+        }
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                &root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
+        }
         Command::Status(sel) => {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
@@ -166,7 +208,39 @@ pub fn run(cli: Cli) -> Result<i32> {
                 reachable.then_some(&live as &dyn LiveProbe),
                 &offline,
             )?;
+            for s in &status.stacks {
+                crate::logging::stack_span(&s.stack).in_scope(|| {
+                    tracing::info!(
+                        linger = s.linger,
+                        manager_active = s.manager_active,
+                        socket_active = s.socket_active,
+                        ping = s.ping,
+                        "user {} uid {}, subordinate ids {}",
+                        s.user,
+                        s.uid,
+                        s.subids
+                    )
+                });
+            }
             print(format, &status)?;
+            Ok(EXIT_OK)
+        }
+        Command::Generate { what, path } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let files = generate::generate(*what, cmd, path)
+                .map_err(|e| Error::io(format!("writing {what:?} into {}", path.display()), e))?;
+            for file in files {
+                println!("{}", file.display());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::CompleteStacks => {
+            // Completion must stay quiet: a broken or unreadable policy offers nothing.
+            if let Ok(policy) = Policy::load(&cli.policy) {
+                for name in policy.stacks.keys() {
+                    println!("{name}");
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Map { stack, id, host } => {
@@ -189,7 +263,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
-        Command::Rollback { stack, force } => {
+        Command::Audit(args) => audit(&root, &cli.policy, args, format),
+        Command::Rollback {
+            share: Some(share), ..
+        } => {
+            let policy = load_if_present(&cli.policy)?;
+            crate::privilege::check()?;
+            let _lock = RunLock::acquire(&root)?;
+            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            print(format, &done)?;
+            Ok(EXIT_OK)
+        }
+        Command::Rollback { stack: None, .. } => Err(Error::Usage(
+            "rollback needs --stack NAME or --share NAME".into(),
+        )),
+        Command::Rollback {
+            stack: Some(stack),
+            force,
+            ..
+        } => {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
@@ -215,12 +307,77 @@ pub fn run(cli: Cli) -> Result<i32> {
                     apply::refuse_if_held(stack, &holders)?;
                 }
             }
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
+            // A closed data path first gets its top back as it was, then its owners.
+            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
             let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
             print(format, &done)?;
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a
+/// system bus answers, walks every path read-only and renders the report.
+fn audit(
+    root: &Root,
+    policy_file: &std::path::Path,
+    args: &AuditArgs,
+    format: Format,
+) -> Result<i32> {
+    use crate::audit::model::Severity;
+    use crate::audit::run::{self, LiveCheck};
+    let policy = Policy::load(policy_file)?;
+    let state = State::read(root)?;
+    let accounts = Accounts::read(root)?;
+    let sd = DbusSystemd::new(root);
+    let live = LiveSession {
+        root,
+        systemd: &sd,
+        ping: true,
+    };
+    let offline = OfflineSession { root };
+    let host = run::Host {
+        root,
+        accounts: &accounts,
+        state: &state,
+        live: if sd.probe().is_ok() {
+            &live as &dyn LiveCheck
+        } else {
+            &offline
+        },
+    };
+    let report = run::audit(
+        &crate::walk::sys::RealSys::new(),
+        &policy,
+        &host,
+        &args.stacks,
+    )?;
+    crate::logging::record_audit(&report);
+    let text = match format {
+        Format::Text => render::audit_text::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
+        Format::Prometheus => render::prometheus::render(&report),
+    };
+    match &args.output {
+        Some(file) => crate::host::files::write_atomic(file, text.as_bytes(), 0o644)?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("writing the output", e))?
+        }
+    }
+    let fail_on = match args.fail_on {
+        FailOn::Info => Severity::Info,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Error => Severity::Error,
+    };
+    Ok(if report.fails(fail_on) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The policy when its file exists: rollback and map work from the state file alone, but a

@@ -62,9 +62,13 @@ fn mount_holders_in(proc_root: &Path, path: &Path) -> Result<Vec<MountHolder>> {
         let Ok(text) = std::fs::read_to_string(proc_root.join(&pid_text).join("mountinfo")) else {
             continue;
         };
+        // A data path that is a filesystem's root (its own mount, e.g. overlayfs) shows up
+        // in every copy of the host's tree (a rootless podman's pause process holds one) at
+        // its own place; a container mounts it somewhere else.
+        let copy_of_host_tree = |m: &MountEntry| fs_path == Path::new("/") && m.mount_point == path;
         let Some(mount) = parse_mountinfo(&text)
             .into_iter()
-            .find(|m| m.device == device && m.root.starts_with(&fs_path))
+            .find(|m| m.device == device && m.root.starts_with(&fs_path) && !copy_of_host_tree(m))
         else {
             continue;
         };
@@ -198,6 +202,24 @@ mod tests {
             std::fs::write(p.join("comm"), format!("proc{pid}\n")).unwrap();
         }
         dir
+    }
+
+    #[test]
+    fn a_data_path_that_is_its_own_mount_is_held_only_where_mounted_elsewhere() {
+        let host = format!("{MOUNTINFO}50 22 0:77 / /srv/ovl rw - overlay overlay rw\n");
+        let pause = host.clone();
+        let container = "900 800 0:55 / / rw - overlay overlay rw\n901 900 0:77 / /data rw - overlay overlay rw\n";
+        let proc = fake_proc(&[
+            ("self", "1", "1", &host),
+            ("200", "2", "9", &pause),
+            ("400", "3", "9", container),
+        ]);
+        let holders = mount_holders_in(proc.path(), Path::new("/srv/ovl")).unwrap();
+        let seen: Vec<(u32, &str)> = holders
+            .iter()
+            .map(|h| (h.pid, h.mount_point.to_str().unwrap()))
+            .collect();
+        assert_eq!(seen, vec![(400, "/data")]);
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum DataFacts {
     /// The walker refused it (missing, not a directory, network filesystem, ...).
     Refused(String),
     Surveyed(Survey),
+    /// It does not exist yet, below a trusted parent: apply creates it for the stack.
+    Missing,
 }
 
 /// A running container that holds a stack's data path (from a podman socket).
@@ -45,8 +47,14 @@ pub struct Observed {
     /// Per (stack, data path) that needs migrating.
     pub data: BTreeMap<(String, PathBuf), DataFacts>,
     pub running: Vec<RunningContainer>,
+    /// Closed data and shares (src/isolation).
+    pub isolation: crate::isolation::facts::Facts,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
+    /// `/etc/NIXOS` exists under the root: accounts and subordinate ids are NixOS's to declare.
+    pub nixos: bool,
+    /// Where the host's own allocators hand out subordinate ranges.
+    pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
 }
 
 /// The live facts observation asks of systemd and podman, behind a trait so tests can answer

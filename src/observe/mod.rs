@@ -1,6 +1,7 @@
 //! Reads the host (under --root) into plain data for plan(): account files, isolate's state,
 //! and, for the stacks being planned, their user managers, what holds their data, and a
-//! survey of each data path still to migrate. Never writes.
+//! survey of each data path still to migrate, and what closing data and sharing would change
+//! (`isolation::observe`). Never writes.
 mod facts;
 
 pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
@@ -22,10 +23,19 @@ pub fn observe(
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
+    let nixos = root.is_nixos();
+    let login_defs = crate::layout::LOGIN_DEFS;
+    let login_defs = match std::fs::read_to_string(root.at(Path::new(login_defs))) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(crate::error::Error::io(format!("reading {login_defs}"), e)),
+    };
     let mut obs = Observed {
         accounts,
         state,
         nologin: root.nologin(),
+        nixos,
+        subid_zones: crate::alloc::zones::host_zones(login_defs.as_deref(), nixos),
         ..Observed::default()
     };
 
@@ -66,7 +76,9 @@ pub fn observe(
             continue;
         };
         let on_host = root.at(&path);
+        let missing = crate::walk::data_path_missing(&sys, &on_host).unwrap_or(false);
         let facts = match crate::walk::check_data_path(&sys, &on_host) {
+            Err(_) if missing => DataFacts::Missing,
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
                 let sp = &policy.stacks[&stack];
@@ -87,6 +99,17 @@ pub fn observe(
         };
         obs.data.insert((stack, path), facts);
     }
+    obs.isolation = crate::isolation::observe::observe(
+        root,
+        &sys,
+        &crate::isolation::fs::RealAclProbe,
+        policy,
+        &obs.accounts,
+        &obs.state,
+        &allocs,
+        opts,
+        true,
+    )?;
     Ok(obs)
 }
 

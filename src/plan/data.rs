@@ -138,6 +138,17 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
             }
         };
         let survey = match ctx.obs.data.get(&(name.to_string(), path.clone())) {
+            Some(DataFacts::Missing) => {
+                draft.step(Step::CreateData {
+                    stack: name.to_string(),
+                    path: path.clone(),
+                    uid: a.uid,
+                    gid: a.gid,
+                    mode,
+                    shift,
+                });
+                continue;
+            }
             Some(DataFacts::Surveyed(v)) => v.clone(),
             Some(DataFacts::Refused(why)) => {
                 draft.refusals.push(format!("stack `{name}`: {why}"));

@@ -67,6 +67,19 @@ pub enum Step {
         #[serde(default)]
         outside_links: crate::migration::OutsideLinks,
     },
+    /// A new stack's data path that does not exist yet: created owned by the stack's
+    /// container root, mode 0750, and recorded as migrated (there is nothing to move).
+    CreateData {
+        stack: String,
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        mode: MigrateMode,
+        shift: Shift,
+    },
+    CloseData(crate::isolation::steps::CloseData),
+    OpenData(crate::isolation::steps::OpenData),
+    Share(crate::isolation::steps::ShareStep),
 }
 
 impl Step {
@@ -78,8 +91,11 @@ impl Step {
             | Step::AddSubids { stack, .. }
             | Step::EnableLinger { stack, .. }
             | Step::StartPodmanSocket { stack, .. }
-            | Step::Migrate { stack, .. } => Some(stack),
-            Step::CreateGroup { .. } => None,
+            | Step::Migrate { stack, .. }
+            | Step::CreateData { stack, .. } => Some(stack),
+            Step::CloseData(c) => Some(&c.stack),
+            Step::OpenData(o) => Some(&o.stack),
+            Step::CreateGroup { .. } | Step::Share(_) => None,
         }
     }
 }
@@ -167,6 +183,20 @@ impl fmt::Display for Step {
                 }
                 Ok(())
             }
+            Step::CreateData {
+                stack,
+                path,
+                uid,
+                gid,
+                ..
+            } => write!(
+                f,
+                "+ data {} for {stack}: new directory owned by {uid}:{gid} (container root), mode 0750",
+                path.display()
+            ),
+            Step::CloseData(c) => c.fmt(f),
+            Step::OpenData(o) => o.fmt(f),
+            Step::Share(sh) => sh.fmt(f),
         }
     }
 }

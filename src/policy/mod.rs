@@ -1,7 +1,8 @@
 //! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
 //! walking toml's spanned tree by hand so that *every* problem is reported at once with its
 //! file:line:column, instead of serde stopping at the first.
-mod validate;
+pub mod reference;
+pub mod validate;
 
 use crate::error::{Error, Result};
 use crate::migration::{MigrateMode, OutsideLinks};
@@ -34,8 +35,11 @@ impl Default for Pools {
         Pools {
             uid_first: 800,
             uid_last: 899,
-            subid_first: 200_000,
-            subid_last: (1 << 31) - 1,
+            // 0x70000000..0x7FFDFFFF: 65536-aligned, above shadow's SUB_UID_MAX (600100000) and
+            // systemd-nspawn's container ranges (..0x6FFFFFFF), below systemd's foreign range
+            // (0x7FFE0000..) and 2^31; NixOS's automatic ranges reach it only after 28670 users.
+            subid_first: 0x7000_0000,
+            subid_last: 0x7FFD_FFFF,
             subid_size: 65_536,
         }
     }
@@ -52,6 +56,8 @@ pub struct StackPolicy {
     pub subid_start: Option<Located<u32>>,
     /// What migration does with files hardlinked from outside the data path.
     pub outside_hardlinks: OutsideLinks,
+    /// `closed` (default true): after migration no uid outside the stack enters its data.
+    pub closed: bool,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -68,6 +74,19 @@ pub struct SharePolicy {
     pub path: Located<PathBuf>,
     pub read: Vec<Located<Grant>>,
     pub write: Vec<Located<Grant>>,
+    /// How access is given: named ACL entries (default) or the shared group only.
+    pub mode: ShareMode,
+}
+
+/// `[shares.NAME] mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareMode {
+    /// Named-user POSIX ACL entries for each grant's mapped host uid.
+    Acl,
+    /// For a filesystem without POSIX ACLs: the share belongs to the shared group, and every
+    /// member of it (as a host user, or a container run with `--group-add keep-groups`) reaches it.
+    Group,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,7 +174,7 @@ fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
 }
 
 /// The keys each table accepts; anything else is a problem.
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "user_prefix",
     "shared_group",
     "legacy_owner",
@@ -163,15 +182,22 @@ const TOP_KEYS: &[&str] = &[
     "stacks",
     "shares",
 ];
-const POOL_KEYS: &[&str] = &[
+pub(crate) const POOL_KEYS: &[&str] = &[
     "uid_first",
     "uid_last",
     "subid_first",
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &["data", "migrate", "uid", "subid_start", "outside_hardlinks"];
-const SHARE_KEYS: &[&str] = &["path", "read", "write"];
+pub(crate) const STACK_KEYS: &[&str] = &[
+    "data",
+    "migrate",
+    "uid",
+    "subid_start",
+    "outside_hardlinks",
+    "closed",
+];
+pub(crate) const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
     problems: Vec<Problem>,
@@ -284,6 +310,23 @@ impl<'a> Reader<'a> {
                     ),
                 );
                 Vec::new()
+            }
+        }
+    }
+
+    fn boolean(&mut self, (k, v): Entry<'_>) -> Option<bool> {
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.problem(
+                    v.span(),
+                    format!(
+                        "`{}` must be true or false, found {}",
+                        k.get_ref(),
+                        kind(other)
+                    ),
+                );
+                None
             }
         }
     }
@@ -426,6 +469,7 @@ fn read_stack(
         uid: None,
         subid_start: None,
         outside_hardlinks: OutsideLinks::Refuse,
+        closed: true,
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -487,6 +531,11 @@ fn read_stack(
                     }
                 }
             }
+            "closed" => {
+                if let Some(b) = r.boolean(e) {
+                    stack.closed = b;
+                }
+            }
             _ => {}
         }
     }
@@ -509,8 +558,21 @@ fn read_share(
     let mut path = None;
     let mut read = Vec::new();
     let mut write = Vec::new();
+    let mut mode = ShareMode::Acl;
     for e @ (k, _) in t.iter() {
         match k.get_ref().as_ref() {
+            "mode" => {
+                if let Some(s) = r.string(e) {
+                    match s.value.as_str() {
+                        "acl" => mode = ShareMode::Acl,
+                        "group" => mode = ShareMode::Group,
+                        other => r.problem(
+                            s.span,
+                            format!("`mode` must be \"acl\" or \"group\", not {other:?}"),
+                        ),
+                    }
+                }
+            }
             "path" => {
                 path = r.string(e).map(|s| Located {
                     value: PathBuf::from(s.value),
@@ -547,6 +609,7 @@ fn read_share(
         path,
         read,
         write,
+        mode,
     })
 }
 

@@ -48,7 +48,7 @@ const SYSTEM_DIRS: &[&str] = &[
     "/media",
 ];
 
-fn path_problem(p: &Path) -> Option<String> {
+pub fn path_problem(p: &Path) -> Option<String> {
     if !p.is_absolute() {
         return Some(format!(
             "{:?} is a relative path; data and share paths must be absolute",
@@ -299,9 +299,44 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
         }
     }
 
-    for sh in p.shares.values() {
+    let shares: Vec<_> = p.shares.values().collect();
+    for (i, sh) in shares.iter().enumerate() {
         if let Some(why) = path_problem(&sh.path.value) {
             out.push(Problem::new(sh.path.span.clone(), why));
+        }
+        // One inode must have one owner of its ACL entries: a share is neither a stack's
+        // closed data nor part of another share.
+        let share_path = &sh.path.value;
+        for st in p.stacks.values() {
+            for d in &st.data {
+                if share_path.starts_with(&d.value) || d.value.starts_with(share_path) {
+                    out.push(Problem::new(
+                        sh.path.span.clone(),
+                        format!(
+                            "share `{}` ({}) overlaps data path {} of stack `{}`; a share must lie apart from every stack's data",
+                            sh.name,
+                            share_path.display(),
+                            d.value.display(),
+                            st.name
+                        ),
+                    ));
+                }
+            }
+        }
+        for other in &shares[..i] {
+            let o = &other.path.value;
+            if share_path.starts_with(o) || o.starts_with(share_path) {
+                out.push(Problem::new(
+                    sh.path.span.clone(),
+                    format!(
+                        "share `{}` ({}) overlaps share `{}` ({})",
+                        sh.name,
+                        share_path.display(),
+                        other.name,
+                        o.display()
+                    ),
+                ));
+            }
         }
         for g in sh.read.iter().chain(&sh.write) {
             if !p.stacks.contains_key(&g.value.stack) {

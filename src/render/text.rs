@@ -56,6 +56,9 @@ impl Render for Report {
                     escape::lines(&s.line)
                 )?,
             }
+            if let Some(d) = &s.isolation {
+                writeln!(out, "  {}", d.line())?;
+            }
             if let Some(m) = &s.summary {
                 let path = match &s.step {
                     Step::Migrate { path, .. } => escape::path(path).into_owned(),
@@ -103,6 +106,17 @@ impl Render for RollbackReport {
             )?;
         }
         Ok(())
+    }
+}
+
+impl Render for crate::isolation::apply::ShareRollback {
+    fn text(&self, out: &mut dyn Write) -> Result<()> {
+        writeln!(
+            out,
+            "rolled back share {}: {}",
+            self.share,
+            self.done.line()
+        )
     }
 }
 
@@ -163,6 +177,12 @@ impl Render for Status {
                     mode.as_str().unwrap_or("?"),
                     phase.as_str().unwrap_or("?")
                 )?;
+            }
+            for c in &s.closed {
+                writeln!(out, "  {}", c.line())?;
+            }
+            for g in &s.grants {
+                writeln!(out, "  {}", g.line())?;
             }
         }
         Ok(())

@@ -262,6 +262,17 @@ impl Summary {
         out
     }
 
+    /// Takes the verification walk's findings: what is left, and entries it could not
+    /// look at (raced), which leave the result uncertain.
+    fn verify(&mut self, found: Walked<SurveyTally>) {
+        self.left = found.tally.pending;
+        let raced = found.counts.raced;
+        self.skipped_raced += raced.count;
+        let room = traverse::SAMPLES.saturating_sub(self.raced_samples.len());
+        self.raced_samples
+            .extend(raced.samples.into_iter().take(room));
+    }
+
     fn from_walk(counts: Counts, decisions: SurveyTally, journalled: u64) -> Summary {
         Summary {
             inodes: counts.inodes,
@@ -453,8 +464,23 @@ pub fn check_data_path(sys: &dyn WalkSys, path: &Path) -> Result<()> {
     open_data_path(sys, path).map(drop)
 }
 
+/// Whether a data path does not exist yet but can be created safely: its parent is a
+/// trusted directory (root-owned and writable by no one else, up to `/`) without an entry of
+/// that name. Errors are the parent's refusals.
+pub fn data_path_missing(sys: &dyn WalkSys, path: &Path) -> Result<bool> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(false);
+    };
+    let dir = open_trusted(sys, parent, "data path")?;
+    check_parent(sys, &dir, parent, path, "data path")?;
+    let name =
+        CString::new(name.as_bytes()).map_err(|_| open_error("data path", path, Errno::INVAL))?;
+    Ok(sys.stat(dir.as_fd(), &name) == Err(Errno::NOENT))
+}
+
 /// Creates a new stack's data path: `mkdirat` relative to its pinned, verified parent,
-/// owned by the stack's container root, mode 0750. An existing directory is left as it is.
+/// owned by the stack's container root, mode 0750. Something that appeared there since
+/// the plan is an error (it may hold data to migrate: plan again).
 pub fn create_data_dir(sys: &dyn WalkSys, path: &Path, uid: u32, gid: u32) -> Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Error::Refused(format!(
@@ -468,7 +494,12 @@ pub fn create_data_dir(sys: &dyn WalkSys, path: &Path, uid: u32, gid: u32) -> Re
         CString::new(name.as_bytes()).map_err(|_| open_error("data path", path, Errno::INVAL))?;
     match sys.mkdir(dir.as_fd(), &name, 0o700) {
         Ok(()) => {}
-        Err(Errno::EXIST) => return Ok(()),
+        Err(Errno::EXIST) => {
+            return Err(Error::Failed(format!(
+                "data path {} exists now but did not when planned; run plan again",
+                path.display()
+            )))
+        }
         Err(e) => return Err(Error::io(format!("create {}", path.display()), e.into())),
     }
     let created = sys
@@ -588,7 +619,7 @@ pub fn migrate(
     summary.changed += repaired.changed;
     summary.journal_missing = repaired.missing;
     summary.outside_links_accepted = spec.outside_links == OutsideLinks::Skip;
-    summary.left = survey_walk(sys, path, rules)?.tally.pending;
+    summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -634,7 +665,7 @@ pub fn rollback(
     summary.privilege_withheld = restored.withheld;
     summary.failed.merge(restored.failed);
     summary.failure_messages.extend(restored.failure_messages);
-    summary.left = survey_walk(sys, path, rules)?.tally.pending;
+    summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

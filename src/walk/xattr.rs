@@ -137,6 +137,55 @@ pub fn remap_cap(value: &[u8], map_uid: impl Fn(u32) -> u32) -> Vec<u8> {
     out
 }
 
+/// One entry of a POSIX ACL xattr, as the kernel stores it (`struct posix_acl_xattr_entry`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AclEntry {
+    pub tag: u16,
+    pub perm: u16,
+    pub id: u32,
+}
+
+pub const ACL_TAG_USER_OBJ: u16 = 0x01;
+pub const ACL_TAG_USER: u16 = ACL_USER;
+pub const ACL_TAG_GROUP_OBJ: u16 = 0x04;
+pub const ACL_TAG_GROUP: u16 = ACL_GROUP;
+pub const ACL_TAG_MASK: u16 = 0x10;
+pub const ACL_TAG_OTHER: u16 = 0x20;
+/// The id of entries that name no id (owner, owning group, mask, other).
+pub const ACL_UNDEFINED_ID: u32 = u32::MAX;
+
+/// The entries of a version-2 ACL xattr, in stored order; None when it is not one.
+pub fn decode_acl(value: &[u8]) -> Option<Vec<AclEntry>> {
+    if value.len() < ACL_HEADER || (value.len() - ACL_HEADER) % ACL_ENTRY != 0 {
+        return None;
+    }
+    if u32::from_le_bytes(value[0..4].try_into().ok()?) != ACL_VERSION {
+        return None;
+    }
+    Some(
+        value[ACL_HEADER..]
+            .chunks_exact(ACL_ENTRY)
+            .map(|e| AclEntry {
+                tag: u16::from_le_bytes([e[0], e[1]]),
+                perm: u16::from_le_bytes([e[2], e[3]]),
+                id: u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            })
+            .collect(),
+    )
+}
+
+/// The xattr value of `entries` (the caller orders them as the kernel does: by tag, then id).
+pub fn encode_acl(entries: &[AclEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ACL_HEADER + ACL_ENTRY * entries.len());
+    out.extend_from_slice(&ACL_VERSION.to_le_bytes());
+    for e in entries {
+        out.extend_from_slice(&e.tag.to_le_bytes());
+        out.extend_from_slice(&e.perm.to_le_bytes());
+        out.extend_from_slice(&e.id.to_le_bytes());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +260,22 @@ mod tests {
         v2[3] = 0x02;
         assert_eq!(cap_rootid(&v2), None);
         assert_eq!(remap_cap(&v2, |u| u + 1), v2);
+    }
+
+    #[test]
+    fn acl_entries_round_trip() {
+        let value = acl(&[(0x01, 7, UNDEF), (ACL_USER, 5, 200_998), (0x20, 0, UNDEF)]);
+        let entries = decode_acl(&value).unwrap();
+        assert_eq!(
+            entries[1],
+            AclEntry {
+                tag: ACL_TAG_USER,
+                perm: 5,
+                id: 200_998
+            }
+        );
+        assert_eq!(encode_acl(&entries), value);
+        assert_eq!(decode_acl(&value[..7]), None);
     }
 
     #[test]

@@ -361,6 +361,12 @@ pub trait AccountRepairs {
     fn create_home(&self, home: &Path, uid: u32, gid: u32) -> Result<()>;
 }
 
+/// On NixOS the configuration declares the accounts and isolate never creates one, so no
+/// isolate run can have left one half made, and shadow's tools must not touch them.
+fn nixos(root: &Root) -> bool {
+    root.join("etc/NIXOS").exists()
+}
+
 /// isolate's own account names: every recorded stack user (and its group of the same name)
 /// and the shared group.
 pub fn own_names(state: &crate::state::State, shared_group: Option<&str>) -> BTreeSet<String> {
@@ -380,6 +386,9 @@ pub fn repair_or_refuse(
     own: &BTreeSet<String>,
     repairs: &dyn AccountRepairs,
 ) -> Result<Vec<String>> {
+    if nixos(root) {
+        return Ok(Vec::new());
+    }
     let found: Vec<Finding> = check(root, own)?.into_iter().filter(|f| f.own).collect();
     let refused: Vec<String> = found
         .iter()
@@ -419,6 +428,9 @@ pub fn repair_or_refuse(
 /// What is wrong with isolate's own accounts after apply's account steps (empty when
 /// shadow's tools left everything consistent), for apply to report as a failure.
 pub fn own_problems(root: &Root, shared_group: &str) -> Result<Vec<String>> {
+    if nixos(root) {
+        return Ok(Vec::new());
+    }
     let own = own_names(&crate::state::State::read(root)?, Some(shared_group));
     Ok(check(root, &own)?
         .into_iter()

@@ -1,0 +1,111 @@
+//! What `status` shows of isolation per stack: its closed data paths (with the stack's host
+//! uids let into each top) and the shares the policy grants it.
+use super::acl::Acl;
+use super::grants::{self, Access};
+use super::record::Record;
+use crate::ids::IdMaps;
+use crate::layout::Root;
+use crate::policy::Policy;
+use crate::walk::sys::{RealSys, WalkSys};
+use rustix::fd::AsFd;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClosedStatus {
+    pub path: PathBuf,
+    /// The stack's host uids with a named entry on the top (None when it cannot be read).
+    pub entered_by: Option<Vec<u32>>,
+}
+
+impl ClosedStatus {
+    pub fn line(&self) -> String {
+        let who = match &self.entered_by {
+            Some(ids) if ids.is_empty() => "only the owner and group".to_string(),
+            Some(ids) => format!(
+                "owner, group and host uids {}",
+                ids.iter()
+                    .map(|u| u.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "top not readable".to_string(),
+        };
+        format!("closed {} (enters: {who})", self.path.display())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GrantStatus {
+    pub share: String,
+    pub path: PathBuf,
+    pub access: Access,
+    pub container_uid: u32,
+    pub host_uid: u32,
+}
+
+impl GrantStatus {
+    pub fn line(&self) -> String {
+        format!(
+            "share {} {} ({}) as container uid {} (host uid {})",
+            self.share,
+            self.access.word(),
+            self.path.display(),
+            self.container_uid,
+            self.host_uid
+        )
+    }
+}
+
+/// The stack's closed data paths, from the record, with who may enter each top now.
+pub fn closed(root: &Root, record: &Record, stack: &str, maps: &IdMaps) -> Vec<ClosedStatus> {
+    let sys = RealSys::new();
+    record
+        .closed
+        .get(stack)
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let on_host = root.at(&t.path);
+            let entered_by = sys.open_root(&on_host).ok().and_then(|fd| {
+                let st = sys.stat(fd.as_fd(), c"").ok()?;
+                let value = sys
+                    .get_xattr(fd.as_fd(), c"", crate::walk::xattr::ACL_ACCESS)
+                    .ok()?;
+                let acl = Acl::access_of(st.perm(), value.as_deref());
+                Some(
+                    acl.users
+                        .keys()
+                        .copied()
+                        .filter(|u| maps.uid.contains_host(*u))
+                        .collect(),
+                )
+            });
+            ClosedStatus {
+                path: t.path.clone(),
+                entered_by,
+            }
+        })
+        .collect()
+}
+
+/// Every grant of the policy's shares to `stack`.
+pub fn grants(policy: &Policy, stack: &str, maps: &IdMaps) -> Vec<GrantStatus> {
+    let only: BTreeMap<String, IdMaps> = [(stack.to_string(), maps.clone())].into();
+    policy
+        .shares
+        .values()
+        .flat_map(|sh| {
+            grants::resolve(sh, &only)
+                .into_iter()
+                .map(move |g| GrantStatus {
+                    share: sh.name.clone(),
+                    path: sh.path.value.clone(),
+                    access: g.access,
+                    container_uid: g.container_uid,
+                    host_uid: g.host_uid,
+                })
+        })
+        .collect()
+}
