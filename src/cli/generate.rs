@@ -191,7 +191,6 @@ pub fn isolate_8(cmd: Command) -> io::Result<String> {
             "/var/lib/isolate/state.json",
             "every stack's allocation and migration phases",
         ),
-        ("/var/lib/isolate/lock", "held by apply and rollback"),
         (
             "/var/lib/isolate/journal/",
             "the migration journals rollback reads",
