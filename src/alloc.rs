@@ -9,6 +9,8 @@ use crate::state::{Allocation, State};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+pub mod zones;
+
 /// Where a stack's allocation came from: "already present" is an outcome, not an accident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -184,6 +186,13 @@ pub fn allocate(
             rec.allocation.subids,
             h,
             format!("the range recorded for stack `{name}`"),
+        ));
+    }
+    if let Some(g) = &state.shared_group {
+        taken.push(point(
+            g.gid,
+            Holder::User(g.name.clone()),
+            format!("the gid recorded for group `{}`", g.name),
         ));
     }
     for s in policy.stacks.values() {

@@ -12,6 +12,10 @@ pub const STATE_DIR: &str = "/var/lib/isolate";
 pub const HOME_BASE: &str = "/var/lib/isolate/home";
 /// logind's and the system manager's bus.
 pub const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
+/// NixOS marks its hosts with this file.
+pub const NIXOS_MARKER: &str = "/etc/NIXOS";
+/// shadow's settings, SUB_UID_MIN..SUB_UID_MAX among them.
+pub const LOGIN_DEFS: &str = "/etc/login.defs";
 /// The unit that gives each stack its podman API socket.
 pub const PODMAN_SOCKET_UNIT: &str = "podman.socket";
 
@@ -135,6 +139,11 @@ impl Root {
 
     pub fn podman_socket(&self, uid: u32) -> PathBuf {
         self.at(&podman_socket(uid))
+    }
+
+    /// The root is a NixOS host.
+    pub fn is_nixos(&self) -> bool {
+        self.at(Path::new(NIXOS_MARKER)).exists()
     }
 
     /// The first nologin shell the root has, as shadow's tools would be given it.

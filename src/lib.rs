@@ -3,11 +3,14 @@
 //! backends and the `walk` engine; `render` prints what a command gathered.
 pub mod alloc;
 pub mod apply;
+pub mod audit;
 pub mod cli;
 pub mod error;
+pub mod export;
 pub mod host;
 pub mod idmap;
 pub mod ids;
+pub mod init;
 pub mod isolation;
 pub mod layout;
 pub mod migration;

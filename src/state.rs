@@ -63,11 +63,21 @@ pub struct StackRecord {
     pub migrations: Vec<Migration>,
 }
 
+/// The shared group's gid, once isolate chose it itself (a NixOS export declares the group
+/// before it exists); never changes after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub name: String,
+    pub gid: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub version: u32,
     #[serde(default)]
     pub stacks: BTreeMap<String, StackRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_group: Option<GroupRecord>,
 }
 
 impl Default for State {
@@ -75,6 +85,7 @@ impl Default for State {
         State {
             version: STATE_VERSION,
             stacks: BTreeMap::new(),
+            shared_group: None,
         }
     }
 }

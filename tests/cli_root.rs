@@ -111,7 +111,7 @@ fn apply_creates_accounts_that_shadow_accepts_and_a_second_run_changes_nothing()
     assert!(h.read("etc/passwd").contains("stk-paperless:x:850:850:"));
     assert_eq!(
         h.read("etc/subuid"),
-        "alice:100000:65536\nstk-immich:200000:65536\nstk-paperless:265536:65536\n"
+        "alice:100000:65536\nstk-immich:1879048192:65536\nstk-paperless:1879113728:65536\n"
     );
     assert_eq!(h.read("etc/subgid"), h.read("etc/subuid"));
     assert!(h.read("etc/group").contains("stk-shared:x:"));
@@ -143,7 +143,7 @@ fn apply_creates_accounts_that_shadow_accepts_and_a_second_run_changes_nothing()
         serde_json::from_str(&h.read("var/lib/isolate/state.json")).unwrap();
     assert_eq!(
         state["stacks"]["immich"]["allocation"]["subids"]["start"],
-        200000
+        1879048192
     );
 
     let before = h.snapshot();
@@ -170,7 +170,7 @@ fn stack_selection_touches_only_the_named_stack() {
     // paperless is pinned elsewhere, so immich later still gets the first free range.
     h.isolate(&["apply", "--no-systemd", "--stack", "immich"])
         .success();
-    assert!(h.read("etc/subuid").contains("stk-immich:265536:65536"));
+    assert!(h.read("etc/subuid").contains("stk-immich:1879113728:65536"));
 }
 
 #[test]
@@ -281,14 +281,14 @@ fn map_translates_both_ways() {
     h.isolate(&["apply", "--no-systemd"]).success();
     assert_eq!(
         stdout(&h.isolate(&["map", "immich", "999"]).success()),
-        "host uid 200998 gid 200998\n"
+        "host uid 1879049190 gid 1879049190\n"
     );
     assert_eq!(
         stdout(&h.isolate(&["map", "immich", "0"]).success()),
         "host uid 800 gid 800\n"
     );
     assert_eq!(
-        stdout(&h.isolate(&["map", "--host", "200998"]).success()),
+        stdout(&h.isolate(&["map", "--host", "1879049190"]).success()),
         "stack immich: container uid 999 gid 999\n"
     );
     assert_eq!(
@@ -316,10 +316,10 @@ fn removing_a_stack_from_the_policy_keeps_everything_and_says_so() {
     );
     let a = h.isolate(&["plan", "--no-systemd"]).success();
     let out = stdout(&a);
-    assert!(out.contains("? stack `paperless` is no longer in the policy; kept: user stk-paperless (uid 850), subordinate ids 265536-331071."), "{out}");
+    assert!(out.contains("? stack `paperless` is no longer in the policy; kept: user stk-paperless (uid 850), subordinate ids 1879113728-1879179263."), "{out}");
     // The orphan's range is never handed out again: jellyfin gets the next free one.
     assert!(
-        out.contains("+ subuid+subgid stk-jellyfin:331072:65536"),
+        out.contains("+ subuid+subgid stk-jellyfin:1879179264:65536"),
         "{out}"
     );
 }

@@ -24,6 +24,9 @@ fn homelab() -> Accounts {
     )
 }
 
+/// Where the default pool starts (0x70000000).
+const FIRST: u32 = 0x7000_0000;
+
 fn policy(text: &str) -> Policy {
     Policy::parse(Path::new("p.toml"), text).unwrap()
 }
@@ -44,9 +47,9 @@ fn new_stacks_get_the_lowest_free_ids_in_name_order() {
     // 800 and 801 are taken by svc and the group lp.
     assert_eq!(
         (a.uid, a.gid, a.subids),
-        (802, 802, SubidRange::new(200_000, 65_536).unwrap())
+        (802, 802, SubidRange::new(FIRST, 65_536).unwrap())
     );
-    assert_eq!((b.uid, b.subids.start), (803, 265_536));
+    assert_eq!((b.uid, b.subids.start), (803, FIRST + 65_536));
     assert_eq!(a.user, "stk-a");
     assert_eq!(got["a"].source, Source::New);
 }
@@ -69,8 +72,10 @@ fn pins_against_the_host_are_reported_with_positions() {
 
 #[test]
 fn a_recorded_allocation_never_moves_and_is_never_reused() {
-    let p =
-        policy("[stacks.a]\ndata = []\n[stacks.b]\ndata = []\nuid = 900\nsubid_start = 300000\n");
+    let p = policy(&format!(
+        "[stacks.a]\ndata = []\n[stacks.b]\ndata = []\nuid = 900\nsubid_start = {}\n",
+        FIRST + 100_000
+    ));
     let mut state = State::default();
     state.stacks.insert(
         "gone".into(),
@@ -79,7 +84,7 @@ fn a_recorded_allocation_never_moves_and_is_never_reused() {
                 user: "stk-gone".into(),
                 uid: 802,
                 gid: 802,
-                subids: SubidRange::new(200_000, 65_536).unwrap(),
+                subids: SubidRange::new(FIRST, 65_536).unwrap(),
             },
             migrations: vec![],
         },
@@ -87,11 +92,11 @@ fn a_recorded_allocation_never_moves_and_is_never_reused() {
     let got = allocate(&p, &homelab(), &state, &[]).unwrap();
     // `gone` left the policy, but its ids stay its own.
     assert_eq!(got["a"].allocation.uid, 803);
-    // 265536 would run into b's pinned 300000.
-    assert_eq!(got["a"].allocation.subids.start, 365_536);
+    // FIRST + 65536 would run into b's pinned FIRST + 100000.
+    assert_eq!(got["a"].allocation.subids.start, FIRST + 165_536);
     assert_eq!(
         (got["b"].allocation.uid, got["b"].allocation.subids.start),
-        (900, 300_000)
+        (900, FIRST + 100_000)
     );
 
     for (n, a) in &got {
@@ -152,10 +157,12 @@ fn an_existing_stack_user_is_adopted() {
 
 #[test]
 fn selection_allocates_only_the_named_stacks_but_respects_other_pins() {
-    let p = policy("[stacks.a]\ndata = []\nsubid_start = 200000\n[stacks.b]\ndata = []\n");
+    let p = policy(&format!(
+        "[stacks.a]\ndata = []\nsubid_start = {FIRST}\n[stacks.b]\ndata = []\n"
+    ));
     let got = allocate(&p, &homelab(), &State::default(), &["b".to_string()]).unwrap();
     assert_eq!(got.keys().collect::<Vec<_>>(), vec!["b"]);
-    assert_eq!(got["b"].allocation.subids.start, 265_536);
+    assert_eq!(got["b"].allocation.subids.start, FIRST + 65_536);
 }
 
 /// Users' uids, subuid lines (start, count), how many stacks, and which of them pin a range.
@@ -224,4 +231,48 @@ proptest! {
             prop_assert_eq!(&a.allocation, &got[n].allocation);
         }
     }
+}
+
+#[test]
+fn ranges_recorded_under_the_old_default_pool_stay_where_they_are() {
+    // A host applied before the pool moved: immich holds 200000 in the state file and in
+    // /etc/subuid. It keeps that range; only a new stack comes from the new pool.
+    let p = policy("[stacks.immich]\ndata = []\n[stacks.paperless]\ndata = []\n");
+    let mut acc = homelab();
+    acc.passwd.extend(
+        parse_passwd(
+            Path::new("/etc/passwd"),
+            "stk-immich:x:802:802::/:/bin/false\n",
+        )
+        .unwrap(),
+    );
+    acc.subuid = parse_subid(
+        Path::new("/etc/subuid"),
+        "alice:100000:65536\nstk-immich:200000:65536\n",
+    )
+    .unwrap();
+    acc.subgid = acc.subuid.clone();
+    let mut state = State::default();
+    let old = Allocation {
+        user: "stk-immich".into(),
+        uid: 802,
+        gid: 802,
+        subids: SubidRange::new(200_000, 65_536).unwrap(),
+    };
+    state.stacks.insert(
+        "immich".into(),
+        StackRecord {
+            allocation: old.clone(),
+            migrations: vec![],
+        },
+    );
+    let got = allocate(&p, &acc, &state, &[]).unwrap();
+    assert_eq!(got["immich"].allocation, old);
+    assert_eq!(got["immich"].source, Source::Recorded);
+    assert_eq!(got["paperless"].allocation.subids.start, FIRST);
+
+    // Without the state file, an existing stack user's one range is adopted, not moved.
+    let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
+    assert_eq!(got["immich"].allocation, old);
+    assert_eq!(got["immich"].source, Source::Adopted);
 }

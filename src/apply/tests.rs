@@ -169,6 +169,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -217,6 +218,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -249,6 +251,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         &Plan {
             steps: steps()[2..3].to_vec(),
             notes: vec![],
+            ..Plan::default()
         },
         &b,
         false,
@@ -295,6 +298,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     let p = Plan {
         steps: steps()[..1].to_vec(),
         notes: vec![],
+        ..Plan::default()
     };
     apply(&d, &p, &b, false).unwrap();
     let r = apply(&d, &p, &b, false).unwrap();
@@ -325,7 +329,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     };
     let plan = Plan {
         steps: steps(),
-        notes: vec![],
+        ..Plan::default()
     };
     let r = apply(&d, &plan, &b, false).unwrap();
     let failures = r.failures();

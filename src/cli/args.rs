@@ -50,6 +50,19 @@ pub struct Selection {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Print a policy drafted from compose files (reads only).
+    Init {
+        /// A compose file, a project directory, or a directory of project directories
+        /// (`stacks/<name>/docker-compose.yml`); repeatable.
+        #[arg(long = "compose", value_name = "FILE|DIR", required = true)]
+        compose: Vec<PathBuf>,
+        /// Variables for interpolation, read before each project's own .env (repeatable).
+        #[arg(long = "env", value_name = "FILE")]
+        env: Vec<PathBuf>,
+        /// The user whose rootless containers own the data today.
+        #[arg(long, value_name = "USER")]
+        legacy_owner: Option<String>,
+    },
     /// Show the steps apply would take, without changing anything.
     Plan(Selection),
     /// Bring the host to the policy: accounts, subordinate ids, linger, socket, data.
@@ -74,6 +87,13 @@ pub enum Command {
         #[arg(long, value_name = "ID", conflicts_with_all = ["stack", "id"])]
         host: Option<u32>,
     },
+    /// Write the recorded stacks as another system's configuration.
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
+    /// Who owns which data and who can reach it (read-only): text, JSON or Prometheus.
+    Audit(AuditArgs),
     /// Give a stack's data back its previous owners exactly (the account stays; a closed
     /// data path is reopened first), or take isolate's ACL entries out of a share.
     Rollback {
@@ -91,4 +111,36 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExportTarget {
+    /// A NixOS module declaring every stack's user, groups, subordinate ranges and linger
+    /// (records allocations not recorded yet).
+    Nixos {
+        /// Write the module to FILE (atomically) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AuditArgs {
+    /// Limit to this stack's data and the shares granting it (repeatable).
+    #[arg(long = "stack", value_name = "NAME")]
+    pub stacks: Vec<String>,
+    /// Write the output to FILE atomically (a temporary file in its directory, then rename).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit 1 when a finding of this severity or worse exists.
+    #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
+}
+
+/// `audit --fail-on` levels.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    Info,
+    Warning,
+    Error,
 }

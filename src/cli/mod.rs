@@ -2,7 +2,7 @@
 //! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
 mod args;
 
-pub use args::{Cli, Command, Selection};
+pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
@@ -69,6 +69,11 @@ fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
 pub fn run(cli: Cli) -> Result<i32> {
     let root = Root::new(&cli.root);
     let format = cli.format();
+    if format == Format::Prometheus && !matches!(cli.command, Command::Audit(_)) {
+        return Err(Error::Usage(
+            "--format prometheus is only for `isolate audit`".to_string(),
+        ));
+    }
     match &cli.command {
         Command::Plan(sel) => {
             let policy = Policy::load(&cli.policy)?;
@@ -89,6 +94,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            if let Some(refusal) = p.nixos_refusal() {
+                return Err(refusal);
+            }
             if p.steps.is_empty() {
                 match format {
                     Format::Json => println!(
@@ -98,7 +106,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                         )
                         .expect("serialisable")
                     ),
-                    Format::Text => println!("nothing to do: the host matches the policy"),
+                    Format::Text | Format::Prometheus => {
+                        println!("nothing to do: the host matches the policy")
+                    }
                 }
                 return Ok(EXIT_OK);
             }
@@ -130,6 +140,32 @@ pub fn run(cli: Cli) -> Result<i32> {
             } else {
                 EXIT_FAILURE
             })
+        }
+        Command::Init {
+            compose,
+            env,
+            legacy_owner,
+        } => {
+            let draft = crate::init::run(&crate::init::Request {
+                root: &root,
+                compose,
+                env,
+                legacy_owner: legacy_owner.as_deref(),
+            })?;
+            print!("{draft}");
+            Ok(EXIT_OK)
+        }
+        Command::Export {
+            target: ExportTarget::Nixos { output },
+        } => {
+            let summary = crate::export::run_nixos(
+                &root,
+                &cli.policy,
+                output.as_deref(),
+                &crate::export::no_user_units,
+            )?;
+            eprintln!("isolate: {summary}");
+            Ok(EXIT_OK)
         }
         Command::Status(sel) => {
             let policy = Policy::load(&cli.policy)?;
@@ -172,6 +208,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
+        Command::Audit(args) => audit(&root, &cli.policy, args, format),
         Command::Rollback {
             share: Some(share), ..
         } => {
@@ -223,6 +260,68 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a
+/// system bus answers, walks every path read-only and renders the report.
+fn audit(
+    root: &Root,
+    policy_file: &std::path::Path,
+    args: &AuditArgs,
+    format: Format,
+) -> Result<i32> {
+    use crate::audit::model::Severity;
+    use crate::audit::run::{self, LiveCheck};
+    let policy = Policy::load(policy_file)?;
+    let state = State::read(root)?;
+    let accounts = Accounts::read(root)?;
+    let sd = DbusSystemd::new(root);
+    let live = LiveSession {
+        root,
+        systemd: &sd,
+        ping: true,
+    };
+    let offline = OfflineSession { root };
+    let host = run::Host {
+        root,
+        accounts: &accounts,
+        state: &state,
+        live: if sd.probe().is_ok() {
+            &live as &dyn LiveCheck
+        } else {
+            &offline
+        },
+    };
+    let report = run::audit(
+        &crate::walk::sys::RealSys::new(),
+        &policy,
+        &host,
+        &args.stacks,
+    )?;
+    let text = match format {
+        Format::Text => render::audit_text::render(&report),
+        Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
+        Format::Prometheus => render::prometheus::render(&report),
+    };
+    match &args.output {
+        Some(file) => crate::host::files::write_atomic(file, text.as_bytes(), 0o644)?,
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("writing the output", e))?
+        }
+    }
+    let fail_on = match args.fail_on {
+        FailOn::Info => Severity::Info,
+        FailOn::Warning => Severity::Warning,
+        FailOn::Error => Severity::Error,
+    };
+    Ok(if report.fails(fail_on) {
+        EXIT_FAILURE
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The policy when its file exists: rollback and map work from the state file alone, but a

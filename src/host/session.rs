@@ -117,3 +117,15 @@ impl LiveProbe for OfflineSession<'_> {
         Vec::new()
     }
 }
+
+impl crate::audit::run::LiveCheck for LiveSession<'_> {
+    /// Linger, `user@UID` and a real `_ping` (when `ping` is set).
+    fn check(&self, user: &str, uid: u32) -> crate::audit::run::Liveness {
+        let facts = self.manager(user, uid);
+        crate::audit::run::Liveness {
+            linger: facts.linger,
+            manager_active: Some(facts.manager_active),
+            socket_answers: self.ping.then_some(facts.ping_ok),
+        }
+    }
+}

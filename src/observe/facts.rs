@@ -51,6 +51,10 @@ pub struct Observed {
     pub isolation: crate::isolation::facts::Facts,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
+    /// `/etc/NIXOS` exists under the root: accounts and subordinate ids are NixOS's to declare.
+    pub nixos: bool,
+    /// Where the host's own allocators hand out subordinate ranges.
+    pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
 }
 
 /// The live facts observation asks of systemd and podman, behind a trait so tests can answer

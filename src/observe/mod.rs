@@ -23,10 +23,19 @@ pub fn observe(
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
+    let nixos = root.is_nixos();
+    let login_defs = crate::layout::LOGIN_DEFS;
+    let login_defs = match std::fs::read_to_string(root.at(Path::new(login_defs))) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(crate::error::Error::io(format!("reading {login_defs}"), e)),
+    };
     let mut obs = Observed {
         accounts,
         state,
         nologin: root.nologin(),
+        nixos,
+        subid_zones: crate::alloc::zones::host_zones(login_defs.as_deref(), nixos),
         ..Observed::default()
     };
 

@@ -1,5 +1,6 @@
 //! The account part of a plan: the shared group, the stack's recorded allocation, its own
 //! group, its user, its membership in the shared group and its subordinate ids.
+use super::nixos::account_step;
 use super::{Draft, StackCtx, Step};
 use crate::alloc::Source;
 use crate::host::accounts::etc::SubidFile;
@@ -12,10 +13,20 @@ pub fn shared_group(draft: &mut Draft, policy: &Policy, obs: &Observed) {
     let group = &policy.shared_group.value;
     match obs.accounts.group(group) {
         Some(g) => draft.present(None, format!("group {group} (gid {})", g.gid)),
-        None => draft.step(Step::CreateGroup {
-            group: group.clone(),
-            gid: None,
-        }),
+        None => account_step(
+            draft,
+            obs,
+            Step::CreateGroup {
+                group: group.clone(),
+                // A gid recorded by `export nixos` is kept; otherwise groupadd picks one.
+                gid: obs
+                    .state
+                    .shared_group
+                    .as_ref()
+                    .filter(|g| &g.name == group)
+                    .map(|g| g.gid),
+            },
+        ),
     }
 }
 
@@ -37,10 +48,14 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
             "stack `{name}`: gid {} belongs to group `{}`, not `{}`",
             a.gid, g.name, a.user
         )),
-        None => draft.step(Step::CreateGroup {
-            group: a.user.clone(),
-            gid: Some(a.gid),
-        }),
+        None => account_step(
+            draft,
+            ctx.obs,
+            Step::CreateGroup {
+                group: a.user.clone(),
+                gid: Some(a.gid),
+            },
+        ),
     }
     match acc.user(&a.user) {
         Some(u) if u.uid == a.uid => {
@@ -57,14 +72,18 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
                     a.uid, other.name
                 ));
             }
-            draft.step(Step::CreateUser {
-                stack: name.to_string(),
-                user: a.user.clone(),
-                uid: a.uid,
-                gid: a.gid,
-                home: layout::home(&a.user),
-                shell: ctx.obs.nologin.clone(),
-            });
+            account_step(
+                draft,
+                ctx.obs,
+                Step::CreateUser {
+                    stack: name.to_string(),
+                    user: a.user.clone(),
+                    uid: a.uid,
+                    gid: a.gid,
+                    home: layout::home(&a.user),
+                    shell: ctx.obs.nologin.clone(),
+                },
+            );
         }
     }
     let group = &ctx.policy.shared_group.value;
@@ -72,22 +91,30 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         .group(group)
         .is_some_and(|g| g.members.contains(&a.user));
     if !member {
-        draft.step(Step::AddToGroup {
-            stack: name.to_string(),
-            user: a.user.clone(),
-            group: group.clone(),
-        });
+        account_step(
+            draft,
+            ctx.obs,
+            Step::AddToGroup {
+                stack: name.to_string(),
+                user: a.user.clone(),
+                group: group.clone(),
+            },
+        );
     }
     let has = |f: &SubidFile| f.ranges_of(&a.user, Some(a.uid)).contains(&a.subids);
     let (subuid, subgid) = (!has(&acc.subuid), !has(&acc.subgid));
     if subuid || subgid {
-        draft.step(Step::AddSubids {
-            stack: name.to_string(),
-            user: a.user.clone(),
-            subids: a.subids,
-            subuid,
-            subgid,
-        });
+        account_step(
+            draft,
+            ctx.obs,
+            Step::AddSubids {
+                stack: name.to_string(),
+                user: a.user.clone(),
+                subids: a.subids,
+                subuid,
+                subgid,
+            },
+        );
     } else {
         draft.present(
             Some(name),

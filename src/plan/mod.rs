@@ -5,10 +5,12 @@
 //! policy no longer names).
 pub mod accounts;
 pub mod data;
+pub mod nixos;
 mod orphans;
 pub mod session;
 pub mod shares;
 mod step;
+mod zones;
 
 pub use step::Step;
 
@@ -65,6 +67,10 @@ impl fmt::Display for Note {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub notes: Vec<Note>,
+    /// On NixOS: the account steps the host's configuration must declare (`export nixos`)
+    /// before apply may go on; apply refuses while this is not empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nixos_missing: Vec<String>,
 }
 
 /// A plan being built: the sub-planners add steps and notes, and collect refusals (the host is
@@ -161,11 +167,13 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
             allocated,
         };
         accounts::plan_stack(&mut draft, &ctx);
+        zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);
     orphans::note_orphans(&mut draft, policy, obs);
+    nixos::note_missing(&mut draft);
 
     if !draft.problems.is_empty() {
         return Err(policy.error(draft.problems));

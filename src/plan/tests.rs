@@ -134,11 +134,11 @@ fn a_fresh_host_gets_every_step_in_order() {
         ]
     );
     let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
-    assert_eq!(lines[5], "+ subuid+subgid stk-immich:200000:65536");
+    assert_eq!(lines[5], "+ subuid+subgid stk-immich:1879048192:65536");
     assert_eq!(lines[8], "~ migrate /srv/immich for immich (shift): 3 inodes: 3 shift, 0 reown, 0 already done, 0 left (outside the legacy mapping)");
     match &p.steps[8] {
         Step::Migrate { shift, .. } => {
-            assert_eq!(shift.uid(100_998), Some(200_998));
+            assert_eq!(shift.uid(100_998), Some(1_879_048_192 + 998));
             assert_eq!(shift.uid(1000), Some(800));
         }
         other => panic!("{other:?}"),
@@ -293,4 +293,84 @@ fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
     assert!(
         matches!(p.steps.last(), Some(Step::CloseData(c)) if c.path == Path::new("/srv/immich"))
     );
+}
+
+#[test]
+fn on_nixos_accounts_are_listed_for_the_configuration_and_apply_is_refused() {
+    let mut o = fresh();
+    o.nixos = true;
+    let opts = Options {
+        systemd: true,
+        ..Options::default()
+    };
+    let p = plan(&policy(POLICY), &o, &opts).unwrap();
+    // No account step is planned; what follows them is (it runs once NixOS declared them).
+    assert_eq!(
+        kinds(&p),
+        [
+            "record_allocation",
+            "enable_linger",
+            "start_podman_socket",
+            "migrate",
+            "close_data"
+        ]
+    );
+    assert_eq!(
+        p.nixos_missing,
+        [
+            "group stk-shared",
+            "group stk-immich (gid 800)",
+            "user stk-immich (uid 800, gid 800, home /var/lib/isolate/home/stk-immich)",
+            "member stk-immich of group stk-shared",
+            "subuid+subgid stk-immich:1879048192:65536",
+        ]
+    );
+    let note = p
+        .notes
+        .iter()
+        .find(|n| n.kind == NoteKind::Warning)
+        .unwrap();
+    assert!(note
+        .message
+        .contains("isolate export nixos --output /etc/nixos/isolate-stacks.nix"));
+    let e = p.nixos_refusal().unwrap();
+    assert_eq!(e.exit_code(), 2);
+    assert!(e.to_string().starts_with("this is a NixOS host (/etc/NIXOS): its configuration declares accounts and subordinate ids, and a rebuild would undo any isolate created. Not declared yet: group stk-shared; "), "{e}");
+
+    // Once the rebuild declared them, the plan on NixOS is the same as anywhere else.
+    let mut done = after_apply();
+    done.nixos = true;
+    let p = plan(&policy(POLICY), &done, &opts).unwrap();
+    assert!(p.nixos_missing.is_empty() && p.nixos_refusal().is_none());
+    assert_eq!(p.steps, vec![]);
+}
+
+#[test]
+fn a_range_where_the_hosts_allocators_hand_out_ranges_is_warned_about() {
+    // after_apply() holds immich's range recorded at 200000 (the old default pool).
+    let mut o = after_apply();
+    o.subid_zones = crate::alloc::zones::host_zones(Some("SUB_UID_MAX 600100000\n"), true);
+    let opts = Options {
+        systemd: true,
+        ..Options::default()
+    };
+    let p = plan(&policy(POLICY), &o, &opts).unwrap();
+    let warnings: Vec<&str> = p
+        .notes
+        .iter()
+        .filter(|n| n.kind == NoteKind::Warning)
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].starts_with("stack `immich`: subordinate ids 200000-265535 lie where shadow's useradd (SUB_UID_MIN..SUB_UID_MAX 100000-600100000, in /etc/login.defs) hands out ranges on its own"), "{}", warnings[0]);
+    assert!(
+        warnings[1].contains("NixOS's automatic ranges")
+            && warnings[1].contains("recorded and never moves")
+    );
+
+    // A new stack from the default pool lies in no zone.
+    let mut f = fresh();
+    f.subid_zones = o.subid_zones.clone();
+    let p = plan(&policy(POLICY), &f, &opts).unwrap();
+    assert!(p.notes.iter().all(|n| n.kind != NoteKind::Warning));
 }

@@ -1,7 +1,7 @@
 //! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
 //! walking toml's spanned tree by hand so that *every* problem is reported at once with its
 //! file:line:column, instead of serde stopping at the first.
-mod validate;
+pub mod validate;
 
 use crate::error::{Error, Result};
 use crate::migration::{MigrateMode, OutsideLinks};
@@ -34,8 +34,11 @@ impl Default for Pools {
         Pools {
             uid_first: 800,
             uid_last: 899,
-            subid_first: 200_000,
-            subid_last: (1 << 31) - 1,
+            // 0x70000000..0x7FFDFFFF: 65536-aligned, above shadow's SUB_UID_MAX (600100000) and
+            // systemd-nspawn's container ranges (..0x6FFFFFFF), below systemd's foreign range
+            // (0x7FFE0000..) and 2^31; NixOS's automatic ranges reach it only after 28670 users.
+            subid_first: 0x7000_0000,
+            subid_last: 0x7FFD_FFFF,
             subid_size: 65_536,
         }
     }

@@ -48,7 +48,7 @@ const SYSTEM_DIRS: &[&str] = &[
     "/media",
 ];
 
-fn path_problem(p: &Path) -> Option<String> {
+pub fn path_problem(p: &Path) -> Option<String> {
     if !p.is_absolute() {
         return Some(format!(
             "{:?} is a relative path; data and share paths must be absolute",

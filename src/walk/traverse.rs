@@ -183,6 +183,10 @@ pub fn is_race(errno: Errno) -> bool {
 pub trait InodeAction: Sync {
     type Plan: Send;
     type Tally: Tally;
+    /// A read-only action (it never plans a change) is handed a multi-link inode at the
+    /// first link found, so inodes with links outside the tree are looked at too; their
+    /// links are counted all the same. A changing action gets one at its last link only.
+    const READ_ONLY: bool = false;
     fn plan(
         &self,
         sys: &dyn WalkSys,
@@ -212,6 +216,15 @@ struct Links {
     /// walk and visited twice does not count its links twice.
     seen: Vec<u64>,
     sample: PathBuf,
+    /// Already handed to a read-only action.
+    handed: bool,
+}
+
+/// What one link of a multi-link inode means for the action: `first` (not handed yet) and
+/// `last` (every link was found inside).
+struct LinkSeen {
+    first: bool,
+    last: bool,
 }
 
 struct Walk<'w, A: InodeAction> {
@@ -287,7 +300,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
 
     /// Counts one link of a multi-link inode; true once every link was seen inside, with
     /// no link change (which moves ctime) since the first was counted.
-    fn last_link(&self, dir_ino: u64, name: &CStr, rel: &Path, stat: &Stat) -> bool {
+    fn link_seen(&self, dir_ino: u64, name: &CStr, rel: &Path, stat: &Stat) -> LinkSeen {
         let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
         let key = (stat.dev, stat.ino);
         let seen = link_key(dir_ino, name);
@@ -296,7 +309,9 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             ctime: stat.ctime,
             seen: Vec::new(),
             sample: rel_join(rel, name),
+            handed: false,
         });
+        let first = !std::mem::replace(&mut pending.handed, true);
         if (pending.nlink, pending.ctime) != (stat.nlink, stat.ctime) {
             // Linked, unlinked or renamed meanwhile: count again from here.
             pending.nlink = stat.nlink;
@@ -306,11 +321,11 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         if !pending.seen.contains(&seen) {
             pending.seen.push(seen);
         }
-        if pending.seen.len() as u64 >= u64::from(pending.nlink) {
+        let last = pending.seen.len() as u64 >= u64::from(pending.nlink);
+        if last {
             links.remove(&key);
-            return true;
         }
-        false
+        LinkSeen { first, last }
     }
 
     /// Plans, journals and applies one batch of entries of `dir`; returns the
@@ -349,9 +364,11 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             if stat.is_dir() {
                 subdirs.push((name.to_owned(), stat.ino));
-            } else if stat.nlink > 1 && !self.per_name && !self.last_link(dir_ino, name, rel, &stat)
-            {
-                continue;
+            } else if stat.nlink > 1 && !self.per_name {
+                let seen = self.link_seen(dir_ino, name, rel, &stat);
+                if !(if A::READ_ONLY { seen.first } else { seen.last }) {
+                    continue;
+                }
             }
             counts.inodes += 1;
             if stat.file_type() == FileType::RegularFile {
@@ -568,12 +585,15 @@ pub fn walk<A: InodeAction>(
         return Err(error);
     }
     let mut counts = walk.counts.into_inner().unwrap_or_else(|e| e.into_inner());
-    // What is still counting links has links the walk did not find: never handed over.
+    // What is still counting links has links the walk did not find: never handed over
+    // (but to a read-only action, which saw and counted them at their first link).
     let links = walk.links.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut left: Vec<PathBuf> = links.into_values().map(|l| l.sample).collect();
     left.sort();
     for path in left {
-        counts.inodes += 1;
+        if !A::READ_ONLY {
+            counts.inodes += 1;
+        }
         counts.outside_links.add(path);
     }
     counts.mounts_skipped.sort();

@@ -1,7 +1,9 @@
 //! Per-inode actions the traversal carries: `survey` (read-only counts for plan and the
 //! verification after a change), `migrate` (shift / reown / auto with a write-ahead journal)
-//! and `rollback` (the inverse shift), and `share_acl` (isolation's share ACLs and the owners
-//! survey of closing, owned by the isolation branch). Each brings its own tally type.
+//! and `rollback` (the inverse shift), `share_acl` (share ACLs and the owners survey of
+//! closing a data path), and `audit`, which only reads (owners and findings). Each brings its
+//! own tally type.
+pub mod audit;
 pub mod migrate;
 pub mod rollback;
 pub mod share_acl;

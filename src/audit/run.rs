@@ -1,0 +1,619 @@
+//! Runs an audit: builds the id book and the per-path contexts from the policy, the host's
+//! accounts and isolate's state, walks every data path and share read-only, then adds the
+//! host-wide findings and the access matrix. Nothing here writes anything.
+use super::access::{self, InodeFacts};
+use super::attribution::{IdBook, IdKind, Scope};
+use super::inspect::{Hits, Inspector, SAMPLES};
+use super::intent::{self, Target};
+use super::model::*;
+use crate::error::Result;
+use crate::host::accounts::Accounts;
+use crate::ids::IdMaps;
+use crate::layout::{self, Root};
+use crate::plan;
+use crate::policy::Policy;
+use crate::render::safe_path;
+use crate::state::{MigrationPhase, State};
+use crate::walk::action::audit::{walk_tree, TreeAudit};
+use crate::walk::sys::WalkSys;
+use crate::walk::xattr;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A stack user's systemd and podman side as audit sees it; None where it cannot be asked
+/// (no system bus): then no finding is made about it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Liveness {
+    pub linger: bool,
+    pub manager_active: Option<bool>,
+    pub socket_answers: Option<bool>,
+}
+
+/// Asks systemd and podman about a stack user (the CLI passes the real one, tests a fake).
+pub trait LiveCheck {
+    fn check(&self, user: &str, uid: u32) -> Liveness;
+}
+
+/// What the audit reads of the host.
+pub struct Host<'a> {
+    pub root: &'a Root,
+    pub accounts: &'a Accounts,
+    pub state: &'a State,
+    pub live: &'a dyn LiveCheck,
+}
+
+/// One path of the policy to walk.
+struct Audited {
+    path: PathBuf,
+    kind: PathKind,
+    /// The data path's stack, or the share's name.
+    name: String,
+    /// Stacks whose ids belong here (applied ones only: others have no mapping yet).
+    own: Vec<String>,
+    migrated: bool,
+}
+
+/// The groups a user's processes hold: its primary group and every group listing it.
+fn groups_of(acc: &Accounts, user: &str, primary: u32) -> Vec<u32> {
+    let mut out = vec![primary];
+    out.extend(
+        acc.group
+            .iter()
+            .filter(|g| g.members.iter().any(|m| m == user))
+            .map(|g| g.gid),
+    );
+    out
+}
+
+fn hits_finding(
+    kind: FindingKind,
+    stack: Option<&str>,
+    path: &Path,
+    hits: &Hits,
+    detail: String,
+) -> Finding {
+    Finding {
+        kind,
+        severity: kind.severity(),
+        stack: stack.map(str::to_string),
+        path: Some(path.display().to_string()),
+        count: hits.count,
+        samples: {
+            // Sorted: the walk's parallel batches find them in no fixed order.
+            let mut s: Vec<String> = hits
+                .samples
+                .iter()
+                .map(|rel| safe_path(&path.join(rel)))
+                .collect();
+            s.sort();
+            s
+        },
+        detail,
+    }
+}
+
+fn finding(
+    kind: FindingKind,
+    stack: Option<&str>,
+    path: Option<&Path>,
+    count: u64,
+    detail: String,
+) -> Finding {
+    Finding {
+        kind,
+        severity: kind.severity(),
+        stack: stack.map(str::to_string),
+        path: path.map(|p| p.display().to_string()),
+        count,
+        samples: Vec::new(),
+        detail,
+    }
+}
+
+fn describe(kind: FindingKind, path: &Path) -> String {
+    let p = safe_path(path);
+    match kind {
+        FindingKind::OtherStackIds => {
+            format!("{p}: inodes owned (uid or gid) by another stack's ids")
+        }
+        FindingKind::LegacyAfterMigration => {
+            format!("{p}: inodes still in the legacy mapping though the migration is done")
+        }
+        FindingKind::WorldWritable => format!("{p}: files or directories anyone can write"),
+        FindingKind::SetuidSetgid => format!("{p}: setuid or setgid files"),
+        FindingKind::FileCapability => format!("{p}: files with capabilities"),
+        FindingKind::AclOtherStack => format!("{p}: ACL entries naming another stack's ids"),
+        FindingKind::HardlinkOutside => {
+            format!("{p}: hardlinked inodes with links outside this path")
+        }
+        FindingKind::MountSkipped => format!("{p}: mount points inside, not audited"),
+        _ => p,
+    }
+}
+
+/// Stats one directory and reads its access ACL, by its absolute path (ancestors of policy
+/// paths are the administrator's, so the real open follows no symlink but trusts the names).
+fn facts_of(sys: &dyn WalkSys, path: &Path) -> std::result::Result<InodeFacts, String> {
+    let fd = sys
+        .open_root(path)
+        .map_err(|e| format!("open {}: {}", safe_path(path), std::io::Error::from(e)))?;
+    use rustix::fd::AsFd;
+    let st = sys
+        .stat(fd.as_fd(), c"")
+        .map_err(|e| format!("stat {}: {}", safe_path(path), std::io::Error::from(e)))?;
+    let acl = sys
+        .get_xattr(fd.as_fd(), c"", xattr::ACL_ACCESS)
+        .map_err(|e| {
+            format!(
+                "read the ACL of {}: {}",
+                safe_path(path),
+                std::io::Error::from(e)
+            )
+        })?
+        .and_then(|v| access::parse_acl(&v));
+    Ok(InodeFacts {
+        uid: st.uid,
+        gid: st.gid,
+        perm: st.perm(),
+        acl,
+    })
+}
+
+/// The directories from the audited root down to `path` (both included).
+fn chain_paths(root: &Root, path: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.path().to_path_buf()];
+    let mut cur = PathBuf::from("/");
+    for c in path.components() {
+        if let std::path::Component::Normal(part) = c {
+            cur.push(part);
+            out.push(root.at(&cur));
+        }
+    }
+    out
+}
+
+/// Audits the policy's data paths and shares (of `stacks`, all when empty).
+pub fn audit(
+    sys: &dyn WalkSys,
+    policy: &Policy,
+    host: &Host<'_>,
+    stacks: &[String],
+) -> Result<Report> {
+    let started = Instant::now();
+    let opts = plan::Options {
+        stacks: stacks.to_vec(),
+        ..plan::Options::default()
+    };
+    plan::check_selection(policy, &opts)?;
+    let acc = host.accounts;
+    let selected = |s: &str| stacks.is_empty() || stacks.iter().any(|x| x == s);
+
+    // Every mapping the host knows: recorded stacks (also ones that left the policy) and the legacy owner.
+    let legacy = plan::data::legacy_maps(policy, acc);
+    let legacy_name = policy.legacy_owner.as_ref().map(|l| l.value.clone());
+    let mut book = IdBook {
+        legacy: legacy.clone().zip(legacy_name.clone()).map(|(m, n)| (n, m)),
+        users: acc.passwd.iter().map(|u| (u.uid, u.name.clone())).collect(),
+        groups: acc.group.iter().map(|g| (g.gid, g.name.clone())).collect(),
+        ..IdBook::default()
+    };
+    for (name, rec) in &host.state.stacks {
+        book.stacks.insert(name.clone(), rec.allocation.maps());
+    }
+    let planned = crate::alloc::allocate(policy, acc, host.state, &[]).unwrap_or_default();
+    let mut infos = Vec::new();
+    for name in policy.stacks.keys().filter(|s| selected(s)) {
+        let (a, applied) = match host.state.stacks.get(name) {
+            Some(r) => (r.allocation.clone(), true),
+            None => match planned.get(name) {
+                Some(p) => (p.allocation.clone(), false),
+                None => continue,
+            },
+        };
+        infos.push(StackInfo {
+            stack: name.clone(),
+            user: a.user.clone(),
+            uid: a.uid,
+            gid: a.gid,
+            subid_start: a.subids.start,
+            subid_count: a.subids.count,
+            applied,
+        });
+    }
+
+    // The paths to walk: selected stacks' data, shares granting a selected stack.
+    let mut audited = Vec::new();
+    for s in policy.stacks.values().filter(|s| selected(&s.name)) {
+        for d in &s.data {
+            audited.push(Audited {
+                path: d.value.clone(),
+                kind: PathKind::Data,
+                name: s.name.clone(),
+                own: book
+                    .stacks
+                    .contains_key(&s.name)
+                    .then(|| s.name.clone())
+                    .into_iter()
+                    .collect(),
+                migrated: matches!(
+                    host.state.migration(&s.name, &d.value).map(|m| m.phase),
+                    Some(MigrationPhase::Done)
+                ),
+            });
+        }
+    }
+    for share in policy.shares.values() {
+        let granted: Vec<String> = intent::share_grants(share)
+            .into_keys()
+            .map(|(s, _)| s)
+            .collect();
+        if !stacks.is_empty() && !granted.iter().any(|g| selected(g)) {
+            continue;
+        }
+        audited.push(Audited {
+            path: share.path.value.clone(),
+            kind: PathKind::Share,
+            name: share.name.clone(),
+            own: granted
+                .into_iter()
+                .filter(|g| book.stacks.contains_key(g))
+                .collect(),
+            migrated: false,
+        });
+    }
+
+    let mut paths = Vec::new();
+    let mut findings = Vec::new();
+    for a in &audited {
+        let stack = (a.kind == PathKind::Data).then_some(a.name.as_str());
+        let inspector = Inspector::new(&book, &a.own, a.migrated);
+        let on_host = host.root.at(&a.path);
+        let scope = match a.kind {
+            PathKind::Data => Scope::Data { stack: &a.name },
+            PathKind::Share => Scope::Share { granted: &a.own },
+        };
+        let mut report = PathReport {
+            path: a.path.display().to_string(),
+            kind: a.kind,
+            stack: stack.map(str::to_string),
+            share: (a.kind == PathKind::Share).then(|| a.name.clone()),
+            walked: false,
+            inodes: 0,
+            bytes: 0,
+            uid_classes: BTreeMap::new(),
+            gid_classes: BTreeMap::new(),
+            uids: Vec::new(),
+            gids: Vec::new(),
+        };
+        match walk_tree(sys, &on_host, &inspector) {
+            Err(e) => findings.push(finding(
+                FindingKind::Unreadable,
+                stack,
+                Some(&a.path),
+                1,
+                safe_path(Path::new(&e.to_string())),
+            )),
+            Ok(TreeAudit {
+                tally,
+                outside_links,
+                unreadable,
+                unreadable_messages,
+                mounts_skipped,
+                inodes,
+                bytes,
+            }) => {
+                report.walked = true;
+                report.inodes = inodes;
+                report.bytes = bytes;
+                report.uids = tally.rows(&book, IdKind::Uid, scope);
+                report.gids = tally.rows(&book, IdKind::Gid, scope);
+                for (rows, classes) in [
+                    (&report.uids, &mut report.uid_classes),
+                    (&report.gids, &mut report.gid_classes),
+                ] {
+                    for r in rows {
+                        classes
+                            .entry(r.owner.class().to_string())
+                            .or_default()
+                            .add(&Counts {
+                                inodes: r.inodes,
+                                bytes: r.bytes,
+                            });
+                    }
+                }
+                let mut hits = tally.hits;
+                if outside_links.count > 0 {
+                    hits.insert(FindingKind::HardlinkOutside, outside_links);
+                }
+                if !mounts_skipped.is_empty() {
+                    hits.insert(
+                        FindingKind::MountSkipped,
+                        Hits {
+                            count: mounts_skipped.len() as u64,
+                            samples: mounts_skipped.into_iter().take(SAMPLES).collect(),
+                        },
+                    );
+                }
+                for (kind, h) in &hits {
+                    findings.push(hits_finding(
+                        *kind,
+                        stack,
+                        &a.path,
+                        h,
+                        describe(*kind, &a.path),
+                    ));
+                }
+                if unreadable.count > 0 {
+                    let mut f = hits_finding(
+                        FindingKind::Unreadable,
+                        stack,
+                        &a.path,
+                        &unreadable,
+                        format!(
+                            "{}: entries that could not be read (first: {})",
+                            safe_path(&a.path),
+                            unreadable_messages
+                                .first()
+                                .map_or(String::new(), |m| safe_path(Path::new(m)))
+                        ),
+                    );
+                    f.count = unreadable.count;
+                    findings.push(f);
+                }
+            }
+        }
+        paths.push(report);
+    }
+
+    // Host-wide: overlapping subordinate lines.
+    let overlaps = crate::alloc::host_overlaps(acc);
+    if !overlaps.is_empty() {
+        let mut f = finding(
+            FindingKind::SubidOverlap,
+            None,
+            None,
+            overlaps.len() as u64,
+            "overlapping lines in the subordinate id files".to_string(),
+        );
+        f.samples = overlaps
+            .iter()
+            .take(SAMPLES)
+            .map(|m| safe_path(Path::new(m)))
+            .collect();
+        findings.push(f);
+    }
+
+    // Each applied stack's systemd and podman side.
+    for info in infos.iter().filter(|i| i.applied) {
+        let live = host.live.check(&info.user, info.uid);
+        let s = Some(info.stack.as_str());
+        if !live.linger {
+            findings.push(finding(
+                FindingKind::LingerOff,
+                s,
+                None,
+                1,
+                format!(
+                    "linger is off for {}: its containers stop at logout and do not start at boot",
+                    info.user
+                ),
+            ));
+        }
+        if live.manager_active == Some(false) {
+            findings.push(finding(
+                FindingKind::ManagerDown,
+                s,
+                None,
+                1,
+                format!("user@{}.service is not active", info.uid),
+            ));
+        }
+        if live.socket_answers == Some(false) {
+            findings.push(finding(
+                FindingKind::SocketDown,
+                s,
+                None,
+                1,
+                format!(
+                    "{} does not answer GET /_ping",
+                    layout::podman_socket(info.uid).display()
+                ),
+            ));
+        }
+    }
+
+    // Facts of every directory from the root down to each policy path, read once each.
+    let mut dir_facts: BTreeMap<PathBuf, std::result::Result<InodeFacts, String>> = BTreeMap::new();
+    let mut chains: BTreeMap<PathBuf, Option<Vec<InodeFacts>>> = BTreeMap::new();
+    let all_targets: Vec<(PathBuf, PathKind, Target<'_>)> = policy
+        .stacks
+        .values()
+        .flat_map(|s| {
+            s.data.iter().map(move |d| {
+                (
+                    d.value.clone(),
+                    PathKind::Data,
+                    Target::Data { owner: &s.name },
+                )
+            })
+        })
+        .chain(policy.shares.values().map(|s| {
+            (
+                s.path.value.clone(),
+                PathKind::Share,
+                Target::Share { name: &s.name },
+            )
+        }))
+        .collect();
+    for (p, _, _) in &all_targets {
+        let mut chain = Vec::new();
+        for dir in chain_paths(host.root, p) {
+            let f = dir_facts
+                .entry(dir.clone())
+                .or_insert_with(|| facts_of(sys, &dir));
+            chain.push(f.clone().ok());
+        }
+        chains.insert(p.clone(), chain.into_iter().collect());
+    }
+
+    // Closed data paths (migrated) that a uid outside the stack can traverse again.
+    for a in audited
+        .iter()
+        .filter(|a| a.kind == PathKind::Data && a.migrated)
+    {
+        let (Some(maps), Some(Some(top))) = (
+            book.stacks.get(&a.name),
+            chains
+                .get(&a.path)
+                .map(|c| c.as_ref().and_then(|c| c.last())),
+        ) else {
+            continue;
+        };
+        if top.traversable_by_outsiders(maps) {
+            findings.push(finding(
+                FindingKind::ClosedPathOpen,
+                Some(&a.name),
+                Some(&a.path),
+                1,
+                format!("{}: ids outside the stack can traverse it (others have x, or an ACL entry names an id outside the stack)", safe_path(&a.path)),
+            ));
+        }
+    }
+
+    // Shares: named user entries of the top directory against the grants.
+    for a in audited.iter().filter(|a| a.kind == PathKind::Share) {
+        let Some(Some(top)) = chains
+            .get(&a.path)
+            .map(|c| c.as_ref().and_then(|c| c.last()))
+        else {
+            continue;
+        };
+        let want =
+            intent::share_acl_users(&policy.shares[&a.name], |s| book.stacks.get(s).cloned());
+        // Only entries of stack ids are isolate's to compare: an administrator's own entries
+        // (ids outside every stack mapping) are left alone, as the share ACL writer leaves them.
+        let have: BTreeMap<u32, Access> = access::named_user_access(top)
+            .into_iter()
+            .filter(|(id, _)| book.stack_of(IdKind::Uid, *id).is_some())
+            .collect();
+        let mut diffs = Vec::new();
+        for id in want
+            .keys()
+            .chain(have.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (w, h) = (
+                want.get(id).copied().unwrap_or_default(),
+                have.get(id).copied(),
+            );
+            if h != Some(w) {
+                diffs.push(format!(
+                    "user:{id} grants {} but the policy gives {}",
+                    h.map_or("no entry", |a| a.name()),
+                    w.name()
+                ));
+            }
+        }
+        if !diffs.is_empty() {
+            let mut f = finding(
+                FindingKind::ShareAclMismatch,
+                None,
+                Some(&a.path),
+                diffs.len() as u64,
+                format!("share {}: ACL entries differ from the grants", a.name),
+            );
+            f.samples = diffs.into_iter().take(SAMPLES).collect();
+            findings.push(f);
+        }
+    }
+
+    // The access matrix: each selected stack against every policy path.
+    let mut matrix = Vec::new();
+    for info in &infos {
+        // An applied stack runs as its own user; one not applied yet still runs as the legacy owner.
+        let (maps, groups): (IdMaps, Vec<u32>) = if info.applied {
+            (
+                book.stacks[&info.stack].clone(),
+                groups_of(acc, &info.user, info.gid),
+            )
+        } else if let (Some(l), Some(name)) = (&legacy, &legacy_name) {
+            (l.clone(), groups_of(acc, name, l.gid.root))
+        } else {
+            continue;
+        };
+        for (p, kind, target) in &all_targets {
+            let Some(Some(chain)) = chains.get(p) else {
+                continue;
+            };
+            let (predicted, via) = access::stack_reach(chain, &maps, &groups);
+            let intended = intent::intended(policy, &info.stack, *target);
+            let path = p.display().to_string();
+            if predicted != intended {
+                let kind_f = if predicted > intended {
+                    FindingKind::AccessAbovePolicy
+                } else {
+                    FindingKind::AccessBelowPolicy
+                };
+                findings.push(finding(
+                    kind_f,
+                    Some(&info.stack),
+                    Some(p),
+                    1,
+                    format!(
+                        "{} can {} {} ({}), the policy gives {}",
+                        info.stack,
+                        match predicted {
+                            Access::None => "not reach",
+                            Access::Read => "read",
+                            Access::Write => "write",
+                        },
+                        safe_path(p),
+                        via.map_or("nobody".to_string(), |c| format!("as container uid {c}")),
+                        intended.name()
+                    ),
+                ));
+            }
+            matrix.push(MatrixCell {
+                stack: info.stack.clone(),
+                path,
+                kind: *kind,
+                predicted,
+                intended,
+                via_container_uid: via,
+            });
+        }
+    }
+
+    findings.sort_by(|a, b| {
+        (std::cmp::Reverse(a.severity), a.kind, &a.stack, &a.path).cmp(&(
+            std::cmp::Reverse(b.severity),
+            b.kind,
+            &b.stack,
+            &b.path,
+        ))
+    });
+    let completed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        completed_at,
+        duration_seconds: started.elapsed().as_secs_f64(),
+        legacy_owner: legacy_name,
+        stacks: infos,
+        paths,
+        matrix,
+        findings,
+    })
+}
+
+/// Without a system bus: only the linger file can be seen; manager and socket stay unknown.
+impl LiveCheck for crate::host::session::OfflineSession<'_> {
+    fn check(&self, user: &str, _uid: u32) -> Liveness {
+        Liveness {
+            linger: self.root.linger_file(user).exists(),
+            ..Liveness::default()
+        }
+    }
+}

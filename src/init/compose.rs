@@ -1,0 +1,468 @@
+//! The parts of a compose file that decide a policy: per service its image, user, environment
+//! and mounts (short and long syntax, `:ro`, podman's `:U`), and the top-level named volumes
+//! (driver options that put them on NFS/CIFS). Parsed with yaml-rust2 (pure Rust, no unsafe
+//! C port); `<<` merge keys and anchors are resolved.
+use super::interpolate::{self, Vars};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Why a compose project could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not valid YAML: {message}", path.display())]
+    Yaml { path: PathBuf, message: String },
+    #[error("{}: {what}", path.display())]
+    Shape { path: PathBuf, what: String },
+    #[error("{}: {source}", path.display())]
+    Interpolate {
+        path: PathBuf,
+        #[source]
+        source: interpolate::InterpolateError,
+    },
+    #[error("{}: {message}", path.display())]
+    EnvFile { path: PathBuf, message: String },
+}
+
+/// Where a mount comes from, after interpolation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A host path (relative paths resolved against the project directory).
+    Bind(PathBuf),
+    /// A named volume of the project.
+    Named(String),
+    /// tmpfs, anonymous volumes: nothing on the host to own.
+    Ephemeral,
+    /// Could not be decided: the text as written and why.
+    Unknown { text: String, why: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub source: Source,
+    /// The source as written in the compose file (before interpolation).
+    pub written: String,
+    pub target: String,
+    pub read_only: bool,
+    /// podman's `:U`: chown the source to the container user at every start.
+    pub chown: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub image: Option<String>,
+    pub user: Option<String>,
+    pub environment: BTreeMap<String, String>,
+    pub mounts: Vec<Mount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedVolume {
+    pub name: String,
+    pub external: bool,
+    /// `driver_opts.type` (nfs, nfs4, cifs, ...) and `driver_opts.device`.
+    pub fs_type: Option<String>,
+    pub device: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    /// The compose project name (`name:`, COMPOSE_PROJECT_NAME, or the directory's name).
+    pub name: String,
+    /// The compose file as the host names it (under --root: without the root).
+    pub file: PathBuf,
+    pub services: Vec<Service>,
+    pub volumes: BTreeMap<String, NamedVolume>,
+    /// Variables used without a value and without a default.
+    pub unresolved: Vec<String>,
+    /// Parts of the file init does not follow (`include`, `extends`), for a TODO.
+    pub not_followed: Vec<String>,
+}
+
+/// The file names compose looks for, in its order.
+pub const COMPOSE_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+
+/// Removes `.` and `..` and duplicate or trailing slashes, without touching the filesystem.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    out
+}
+
+fn scalar(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Resolves `<<: *anchor` merge keys (YAML 1.1, which compose files use) everywhere.
+fn merge_keys(y: Yaml) -> Yaml {
+    match y {
+        Yaml::Hash(h) => {
+            let mut out = yaml_rust2::yaml::Hash::new();
+            let mut merged: Vec<Yaml> = Vec::new();
+            for (k, v) in h {
+                if k.as_str() == Some("<<") {
+                    match v {
+                        Yaml::Array(items) => merged.extend(items),
+                        other => merged.push(other),
+                    }
+                } else {
+                    out.insert(k, merge_keys(v));
+                }
+            }
+            for m in merged {
+                if let Yaml::Hash(mh) = merge_keys(m) {
+                    for (k, v) in mh {
+                        out.entry(k).or_insert(v);
+                    }
+                }
+            }
+            Yaml::Hash(out)
+        }
+        Yaml::Array(a) => Yaml::Array(a.into_iter().map(merge_keys).collect()),
+        other => other,
+    }
+}
+
+/// Reads one compose project from `file` (on this machine); `host_file` and `host_dir` are
+/// the file and its directory as the host under --root names them (relative bind mounts
+/// resolve against `host_dir`).
+pub fn load(
+    file: &Path,
+    host_file: &Path,
+    host_dir: &Path,
+    vars: &Vars,
+) -> Result<Project, ComposeError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ComposeError::Read {
+        path: file.to_path_buf(),
+        source: e,
+    })?;
+    let docs = YamlLoader::load_from_str(&text).map_err(|e| ComposeError::Yaml {
+        path: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let doc = merge_keys(docs.into_iter().next().unwrap_or(Yaml::Null));
+    let shape = |what: String| ComposeError::Shape {
+        path: file.to_path_buf(),
+        what,
+    };
+    let mut unresolved = Vec::new();
+    let mut interp = |s: &str| -> Result<(String, Vec<String>), ComposeError> {
+        let r = interpolate::interpolate(s, vars).map_err(|e| ComposeError::Interpolate {
+            path: file.to_path_buf(),
+            source: e,
+        })?;
+        unresolved.extend(r.unresolved.iter().cloned());
+        Ok((r.value, r.unresolved))
+    };
+
+    let dir_name = host_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match scalar(&doc["name"]) {
+        Some(n) => interp(&n)?.0,
+        None => vars
+            .get("COMPOSE_PROJECT_NAME")
+            .cloned()
+            .unwrap_or(dir_name),
+    };
+
+    let mut not_followed = Vec::new();
+    if !doc["include"].is_badvalue() {
+        not_followed.push("`include`".to_string());
+    }
+    let mut services = Vec::new();
+    match &doc["services"] {
+        Yaml::Hash(h) => {
+            for (k, v) in h {
+                let sname =
+                    scalar(k).ok_or_else(|| shape("a service name is not a string".into()))?;
+                if !v["extends"].is_badvalue() {
+                    not_followed.push(format!("`extends` of service {sname}"));
+                }
+                let mut environment = BTreeMap::new();
+                // env_file first: `environment` wins over it, as in compose.
+                let env_files: Vec<String> = match &v["env_file"] {
+                    Yaml::Array(a) => a
+                        .iter()
+                        .filter_map(|e| scalar(e).or_else(|| scalar(&e["path"])))
+                        .collect(),
+                    other => scalar(other).into_iter().collect(),
+                };
+                for ef in env_files {
+                    let (ef, _) = interp(&ef)?;
+                    let disk = file.parent().unwrap_or(Path::new(".")).join(&ef);
+                    let t = match std::fs::read_to_string(&disk) {
+                        Ok(t) => t,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => {
+                            return Err(ComposeError::Read {
+                                path: disk,
+                                source: e,
+                            })
+                        }
+                    };
+                    let mut fv = Vars::new();
+                    interpolate::parse_env_file(&t, &mut fv).map_err(|m| {
+                        ComposeError::EnvFile {
+                            path: disk.clone(),
+                            message: m,
+                        }
+                    })?;
+                    environment.extend(fv);
+                }
+                match &v["environment"] {
+                    Yaml::Array(a) => {
+                        for e in a.iter().filter_map(scalar) {
+                            let (e, _) = interp(&e)?;
+                            if let Some((k, val)) = e.split_once('=') {
+                                environment.insert(k.to_string(), val.to_string());
+                            }
+                        }
+                    }
+                    Yaml::Hash(m) => {
+                        for (k, val) in m {
+                            if let (Some(k), Some(val)) = (scalar(k), scalar(val)) {
+                                environment.insert(k, interp(&val)?.0);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let image = match scalar(&v["image"]) {
+                    Some(i) => Some(interp(&i)?.0),
+                    None => None,
+                };
+                let user = match scalar(&v["user"]) {
+                    Some(u) => {
+                        let (val, missing) = interp(&u)?;
+                        missing.is_empty().then_some(val)
+                    }
+                    None => None,
+                };
+                let mut mounts = Vec::new();
+                if let Yaml::Array(vols) = &v["volumes"] {
+                    for vol in vols {
+                        let m = mount(vol, host_dir, &mut interp).map_err(|e| match e {
+                            MountError::Shape(w) => shape(format!("service `{sname}`: {w}")),
+                            MountError::Interpolate(e) => e,
+                        })?;
+                        mounts.push(m);
+                    }
+                }
+                services.push(Service {
+                    name: sname,
+                    image,
+                    user,
+                    environment,
+                    mounts,
+                });
+            }
+        }
+        Yaml::BadValue | Yaml::Null => {}
+        _ => return Err(shape("`services` is not a mapping".into())),
+    }
+
+    let mut volumes = BTreeMap::new();
+    if let Yaml::Hash(h) = &doc["volumes"] {
+        for (k, v) in h {
+            let Some(n) = scalar(k) else { continue };
+            let external =
+                matches!(v["external"], Yaml::Boolean(true)) || v["external"].as_hash().is_some();
+            let fs_type = match scalar(&v["driver_opts"]["type"]) {
+                Some(t) => Some(interp(&t)?.0),
+                None => None,
+            };
+            let device = match scalar(&v["driver_opts"]["device"]) {
+                Some(d) => Some(interp(&d)?.0),
+                None => None,
+            };
+            volumes.insert(
+                n.clone(),
+                NamedVolume {
+                    name: n,
+                    external,
+                    fs_type,
+                    device,
+                },
+            );
+        }
+    }
+    unresolved.sort();
+    unresolved.dedup();
+    Ok(Project {
+        name,
+        file: host_file.to_path_buf(),
+        services,
+        volumes,
+        unresolved,
+        not_followed,
+    })
+}
+
+type Interp<'a> = dyn FnMut(&str) -> Result<(String, Vec<String>), ComposeError> + 'a;
+
+/// Why one entry of a service's `volumes` could not be read.
+#[derive(Debug, thiserror::Error)]
+enum MountError {
+    #[error("{0}")]
+    Shape(String),
+    #[error(transparent)]
+    Interpolate(#[from] ComposeError),
+}
+
+/// One entry of a service's `volumes`, short (`SRC:DST[:MODE]`) or long syntax.
+fn mount(vol: &Yaml, host_dir: &Path, interp: &mut Interp<'_>) -> Result<Mount, MountError> {
+    let shape = |s: String| MountError::Shape(s);
+    let (written, target, read_only, chown, kind) = if let Some(s) = scalar(vol) {
+        let parts = split_outside_braces(&s);
+        match parts.as_slice() {
+            [t] => (String::new(), t.clone(), false, false, Some("volume")),
+            [src, t] => (src.clone(), t.clone(), false, false, None),
+            [src, t, mode] => {
+                let flags: Vec<&str> = mode.split(',').collect();
+                (
+                    src.clone(),
+                    t.clone(),
+                    flags.contains(&"ro"),
+                    flags.contains(&"U"),
+                    None,
+                )
+            }
+            _ => return Err(shape(format!("volume {s:?} has too many `:` parts"))),
+        }
+    } else if vol.as_hash().is_some() {
+        let src = scalar(&vol["source"]).unwrap_or_default();
+        let target = scalar(&vol["target"])
+            .ok_or_else(|| shape("a long-syntax volume has no `target`".into()))?;
+        let kind = scalar(&vol["type"])
+            .ok_or_else(|| shape("a long-syntax volume has no `type`".into()))?;
+        let ro = matches!(vol["read_only"], Yaml::Boolean(true));
+        let kind = match kind.as_str() {
+            "bind" => None,
+            "volume" if src.is_empty() => Some("volume"),
+            "volume" => Some("named"),
+            _ => Some("tmpfs"),
+        };
+        (src, target, ro, false, kind)
+    } else {
+        return Err(shape(
+            "a volume entry is neither a string nor a mapping".into(),
+        ));
+    };
+    let (value, missing) = interp(&written)?;
+    let source = match kind {
+        Some("volume") | Some("tmpfs") => Source::Ephemeral,
+        _ if !missing.is_empty() => Source::Unknown {
+            text: written.clone(),
+            why: format!("{} not set", missing.join(", ")),
+        },
+        Some("named") => Source::Named(value),
+        _ if value.starts_with('/') => Source::Bind(normalize(Path::new(&value))),
+        _ if value == "." || value.starts_with("./") || value.starts_with("../") => {
+            Source::Bind(normalize(&host_dir.join(&value)))
+        }
+        _ if value.starts_with('~') => Source::Unknown {
+            text: written.clone(),
+            why: "`~` is the home of whoever runs compose".into(),
+        },
+        _ => Source::Named(value),
+    };
+    Ok(Mount {
+        source,
+        written,
+        target,
+        read_only,
+        chown,
+    })
+}
+
+/// Splits a short-syntax volume at `:` outside `${...}` (defaults hold `:-`).
+fn split_outside_braces(s: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut depth = 0usize;
+    let mut prev = '\0';
+    for ch in s.chars() {
+        match ch {
+            '{' if prev == '$' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            ':' if depth == 0 => {
+                out.push(String::new());
+                prev = ch;
+                continue;
+            }
+            _ => {}
+        }
+        out.last_mut().expect("never empty").push(ch);
+        prev = ch;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volumes_split_outside_variable_defaults() {
+        assert_eq!(
+            split_outside_braces("${MEDIA_ROOT:-/mnt/data}/tv:/tv:ro"),
+            ["${MEDIA_ROOT:-/mnt/data}/tv", "/tv", "ro"]
+        );
+        assert_eq!(split_outside_braces("/cache"), ["/cache"]);
+    }
+
+    #[test]
+    fn what_init_does_not_follow_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("compose.yaml");
+        std::fs::write(
+            &f,
+            "include:\n  - other.yaml\nservices:\n  web:\n    extends:\n      file: base.yaml\n      service: web\n    volumes:\n      - ~/x:/x\n      - type: tmpfs\n        target: /t\n",
+        )
+        .unwrap();
+        let p = load(
+            &f,
+            Path::new("/opt/p/compose.yaml"),
+            Path::new("/opt/p"),
+            &Vars::new(),
+        )
+        .unwrap();
+        assert_eq!(p.name, "p");
+        assert_eq!(p.not_followed, ["`include`", "`extends` of service web"]);
+        assert!(
+            matches!(&p.services[0].mounts[0].source, Source::Unknown { why, .. } if why.contains('~'))
+        );
+        assert_eq!(p.services[0].mounts[1].source, Source::Ephemeral);
+    }
+
+    #[test]
+    fn paths_normalize_lexically() {
+        assert_eq!(normalize(Path::new("/a/./b//c/../d/")), Path::new("/a/b/d"));
+    }
+}

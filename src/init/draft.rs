@@ -1,0 +1,864 @@
+//! The decisions of `isolate init`, as a commented policy: one stack per compose project,
+//! its bind mounts as data, host paths several stacks mount as shares, and everything it
+//! cannot decide (unset variables, files, sockets, network filesystems, named volumes) as a
+//! comment. Pure: the host facts come in as data.
+use super::compose::{Mount, Project, Service, Source};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+/// What the host says about a bind-mount source (under --root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathFacts {
+    pub kind: PathKind,
+    /// The filesystem type when it is one isolate cannot chown on (nfs, cifs, virtiofs, ...).
+    pub network_fs: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    Dir,
+    File,
+    Symlink,
+    Missing,
+}
+
+/// Everything the draft is made from.
+pub struct Input<'a> {
+    pub projects: &'a [Project],
+    pub legacy_owner: Option<&'a str>,
+    /// The legacy owner is missing from the root's passwd (plan would refuse it).
+    pub legacy_missing: bool,
+    /// Facts per bind-mount source; a path without facts counts as a directory.
+    pub facts: &'a BTreeMap<PathBuf, PathFacts>,
+    /// Where filesystem types came from, or None when they could not be read.
+    pub mountinfo: Option<&'a str>,
+    pub user_prefix: &'a str,
+}
+
+/// A basic TOML string.
+pub fn toml_string(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            c if c.is_control() => {
+                let _ = write!(o, "\\u{:04X}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A table key: bare when TOML allows it, quoted otherwise.
+fn toml_key(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        s.to_string()
+    } else {
+        toml_string(s)
+    }
+}
+
+/// Text safe inside a `#` comment (one line).
+fn c(s: &str) -> String {
+    s.chars()
+        .flat_map(|ch| {
+            if ch.is_control() {
+                ch.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![ch]
+            }
+        })
+        .collect()
+}
+
+fn p(path: &Path) -> String {
+    c(&path.display().to_string())
+}
+
+/// A stack name from a project name: lower-case, `[a-z0-9_-]`, starting with a letter or `_`,
+/// short enough that prefix + name is a valid user name.
+pub fn stack_name(project: &str, prefix: &str) -> String {
+    let mut s: String = project
+        .to_lowercase()
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-' {
+                ch
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if prefix.is_empty() && !s.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_') {
+        s.insert(0, 's');
+    }
+    if s.is_empty() {
+        s.push_str("stack");
+    }
+    let max = 32usize.saturating_sub(prefix.len()).max(1);
+    s.truncate(max);
+    s
+}
+
+/// The uid a service's processes have in the container, and how that is known.
+pub fn container_uid(s: &Service) -> (Option<u32>, String) {
+    if let Some(u) = &s.user {
+        let first = u.split(':').next().unwrap_or_default();
+        return match first.parse::<u32>() {
+            Ok(n) => (Some(n), format!("user: {u}")),
+            Err(_) => match s.image.as_deref().and_then(well_known) {
+                Some((n, why, user)) if user == first => (Some(n), format!("user {first}: {why}")),
+                _ => (
+                    None,
+                    format!("user {first} is a name: its uid is the image's"),
+                ),
+            },
+        };
+    }
+    if let Some(n) = s
+        .environment
+        .get("PUID")
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        return (Some(n), "PUID".into());
+    }
+    if let Some((n, why, _)) = s.image.as_deref().and_then(well_known) {
+        return (Some(n), why);
+    }
+    (None, "the image's default user".into())
+}
+
+/// Images whose processes run as a fixed uid, with that user's name: the official postgres
+/// (999, 70 on Alpine), mariadb and mysql (mysql, 999), redis and valkey (999).
+fn well_known(image: &str) -> Option<(u32, String, &'static str)> {
+    let no_digest = image.split('@').next().unwrap_or(image);
+    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
+    let (repo, tag) = last.split_once(':').unwrap_or((last, ""));
+    let (uid, why, user) = match repo {
+        "postgres" if tag.contains("alpine") => (70, "postgres image on Alpine", "postgres"),
+        "postgres" => (999, "postgres image", "postgres"),
+        "mariadb" => (999, "mariadb image", "mysql"),
+        "mysql" => (999, "mysql image", "mysql"),
+        "redis" => (999, "redis image", "redis"),
+        "valkey" => (999, "valkey image", "valkey"),
+        _ => return None,
+    };
+    Some((uid, why.to_string(), user))
+}
+
+/// Host paths that are never a stack's data: the host's own system files and sockets.
+const HOST_SYSTEM: &[&str] = &[
+    "/etc", "/dev", "/proc", "/sys", "/run", "/var/run", "/usr", "/lib", "/lib64", "/bin", "/sbin",
+    "/boot", "/tmp", "/nix",
+];
+
+fn is_socket(text: &str) -> bool {
+    let name = text.rsplit('/').next().unwrap_or(text);
+    name == "docker.sock" || name == "podman.sock"
+}
+
+/// One use of a host path by one service.
+#[derive(Clone, Debug)]
+struct Use {
+    stack: String,
+    service: String,
+    target: String,
+    read_only: bool,
+    chown: bool,
+    uid: (Option<u32>, String),
+}
+
+impl Use {
+    fn describe(&self) -> String {
+        let mut s = format!("{}:{}", self.service, self.target);
+        if self.read_only {
+            s.push_str(" read-only");
+        }
+        if self.chown {
+            s.push_str(", :U");
+        }
+        s
+    }
+}
+
+#[derive(Default)]
+struct StackDraft {
+    project: String,
+    file: PathBuf,
+    services: Vec<String>,
+    data: BTreeMap<PathBuf, Vec<Use>>,
+    notes: Vec<String>,
+    /// Named volumes, one description each.
+    volumes: Vec<String>,
+}
+
+/// The policy text.
+pub fn draft(input: &Input<'_>) -> String {
+    let mut stacks: BTreeMap<String, StackDraft> = BTreeMap::new();
+    let mut uses: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+
+    for pr in input.projects {
+        let base = stack_name(&pr.name, input.user_prefix);
+        let mut name = base.clone();
+        let mut n = 2;
+        while !taken.insert(name.clone()) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        let mut sd = StackDraft {
+            project: pr.name.clone(),
+            file: pr.file.clone(),
+            services: pr.services.iter().map(|s| s.name.clone()).collect(),
+            ..StackDraft::default()
+        };
+        if !pr.not_followed.is_empty() {
+            sd.notes.push(format!(
+                "TODO: init does not follow {}: add the mounts they bring yourself",
+                pr.not_followed.join(", ")
+            ));
+        }
+        if !pr.unresolved.is_empty() {
+            sd.notes.push(format!(
+                "TODO: not set and without a default: {} (set them in the project's .env or pass --env FILE); mounts that use them are listed below",
+                pr.unresolved.join(", ")
+            ));
+        }
+        for svc in &pr.services {
+            let uid = container_uid(svc);
+            let at = MountOwner {
+                project: pr,
+                stack: &name,
+                service: svc,
+                uid: &uid,
+            };
+            for m in &svc.mounts {
+                mount_use(&mut sd, &mut uses, input, &at, m);
+            }
+        }
+        stacks.insert(name, sd);
+    }
+
+    // Paths several stacks mount, or one stack only reads, are shares; the rest is data.
+    let mut shares: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
+    for (path, us) in uses {
+        let stacks_using: BTreeSet<&str> = us.iter().map(|u| u.stack.as_str()).collect();
+        if stacks_using.len() > 1 || us.iter().all(|u| u.read_only) {
+            shares.insert(path, us);
+        } else {
+            let st = us[0].stack.clone();
+            stacks.get_mut(&st).expect("stack").data.insert(path, us);
+        }
+    }
+
+    // Data on a network filesystem cannot be migrated here; nested paths are walked once.
+    let all_data: Vec<(String, PathBuf)> = stacks
+        .iter()
+        .flat_map(|(n, s)| s.data.keys().map(move |p| (n.clone(), p.clone())))
+        .collect();
+    for (name, sd) in stacks.iter_mut() {
+        let paths: Vec<PathBuf> = sd.data.keys().cloned().collect();
+        for path in paths {
+            let facts = input.facts.get(&path);
+            if let Some(fs) = facts.and_then(|f| f.network_fs.as_ref()) {
+                let us = sd.data.remove(&path).unwrap_or_default();
+                sd.notes.push(format!(
+                    "not data: {} ({}) is on {fs}: chown there is refused (or lies to you); migrate its owners on the file server",
+                    p(&path),
+                    describe_all(&us)
+                ));
+                continue;
+            }
+            if let Some((other, outer)) = all_data
+                .iter()
+                .find(|(_, o)| o != &path && path.starts_with(o))
+            {
+                let us = sd.data.remove(&path).unwrap_or_default();
+                if other == name {
+                    sd.notes.push(format!(
+                        "{} ({}) lies inside {}, listed above: migrated with it",
+                        p(&path),
+                        describe_all(&us),
+                        p(outer)
+                    ));
+                } else {
+                    sd.notes.push(format!(
+                        "TODO: {} ({}) lies inside {}, the data of stack `{other}`: one directory cannot belong to two stacks; move it, or make it a share",
+                        p(&path),
+                        describe_all(&us),
+                        p(outer)
+                    ));
+                }
+            }
+        }
+        if let Some((sp, _)) = shares.iter().find(|(sp, _)| {
+            sd.data
+                .keys()
+                .any(|d| sp.starts_with(d) || d.starts_with(sp))
+        }) {
+            sd.notes.push(format!(
+                "TODO: the share {} overlaps this stack's data: migrating the data would re-own the share's files to this stack; separate them",
+                p(sp)
+            ));
+        }
+    }
+
+    let mut o = String::new();
+    header(&mut o, input, stacks.len());
+    for (name, sd) in &stacks {
+        stack(&mut o, input, name, sd);
+    }
+    let mut share_names = BTreeSet::new();
+    for (path, us) in &shares {
+        share(&mut o, input, path, us, &mut share_names);
+    }
+    o
+}
+
+/// The service a mount belongs to, with its project, stack and container uid.
+struct MountOwner<'a> {
+    project: &'a Project,
+    stack: &'a str,
+    service: &'a Service,
+    uid: &'a (Option<u32>, String),
+}
+
+/// Sorts one mount: a use of a host path (data or share later), or a note on why not.
+fn mount_use(
+    sd: &mut StackDraft,
+    uses: &mut BTreeMap<PathBuf, Vec<Use>>,
+    input: &Input<'_>,
+    at: &MountOwner<'_>,
+    m: &Mount,
+) {
+    let (pr, stack, svc, uid) = (at.project, at.stack, at.service, at.uid);
+    let what = format!("{}:{}", svc.name, m.target);
+    if is_socket(&m.written)
+        || matches!(&m.source, Source::Bind(b) if is_socket(&b.to_string_lossy()))
+    {
+        sd.notes.push(format!(
+            "WARNING: service {} mounts the container engine's socket ({}): it controls every container of this stack, and through a rootful socket the whole host. After isolate, give it this stack's own socket /run/user/UID/podman/podman.sock (`isolate status` prints it) and nothing else",
+            c(&svc.name),
+            c(&m.written)
+        ));
+        return;
+    }
+    match &m.source {
+        Source::Ephemeral => {}
+        Source::Unknown { text, why } => sd.notes.push(format!(
+            "TODO: {} mounts {} ({}): its host path is unknown; add it to `data` once you know it",
+            c(&what),
+            c(text),
+            c(why)
+        )),
+        Source::Named(v) => {
+            let vol = pr.volumes.get(v);
+            let mut s = format!("{} ({})", c(v), c(&what));
+            if let Some(fs) = vol.and_then(|v| v.fs_type.as_ref()) {
+                let _ = write!(
+                    s,
+                    "; WARNING: on {} (driver_opts{}): owners there are the file server's",
+                    c(fs),
+                    vol.and_then(|v| v.device.as_ref())
+                        .map(|d| format!(", device {}", c(d)))
+                        .unwrap_or_default()
+                );
+            }
+            if vol.is_some_and(|v| v.external) {
+                s.push_str("; external: created outside this project");
+            }
+            sd.volumes.push(s);
+        }
+        Source::Bind(path) => {
+            if HOST_SYSTEM.iter().any(|d| path.starts_with(d)) {
+                sd.notes.push(format!(
+                    "not data: {} ({}): a host system path",
+                    p(path),
+                    c(&what)
+                ));
+                return;
+            }
+            match input.facts.get(path).map(|f| f.kind) {
+                Some(PathKind::File) => {
+                    sd.notes.push(format!(
+                        "not data: {} ({}) is a file; isolate migrates directories: if the stack must own it, list its directory",
+                        p(path),
+                        c(&what)
+                    ));
+                    return;
+                }
+                Some(PathKind::Symlink) => {
+                    sd.notes.push(format!(
+                        "TODO: {} ({}) is a symbolic link, which isolate never follows: list the directory it points to",
+                        p(path),
+                        c(&what)
+                    ));
+                    return;
+                }
+                _ => {}
+            }
+            if let Some(why) = crate::policy::validate::path_problem(path) {
+                sd.notes
+                    .push(format!("TODO: {} ({}): {}", p(path), c(&what), c(&why)));
+                return;
+            }
+            uses.entry(path.clone()).or_default().push(Use {
+                stack: stack.to_string(),
+                service: svc.name.clone(),
+                target: m.target.clone(),
+                read_only: m.read_only,
+                chown: m.chown,
+                uid: uid.clone(),
+            });
+        }
+    }
+}
+
+fn describe_all(us: &[Use]) -> String {
+    us.iter()
+        .map(|u| c(&u.describe()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn header(o: &mut String, input: &Input<'_>, n: usize) {
+    let _ = writeln!(
+        o,
+        "# isolate policy drafted by `isolate init` from {n} compose project(s).\n\
+         # Read every comment: a TODO needs your decision, a WARNING your attention. Then check it\n\
+         # with `isolate plan` and apply one stack at a time (`isolate apply --stack NAME`).\n\
+         # Variables came from --env files and each project's .env only, not from this shell."
+    );
+    match input.mountinfo {
+        Some(src) => {
+            let _ = writeln!(o, "# Filesystem types from {}.", c(src));
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "# TODO: filesystem types unknown (no /proc/self/mountinfo under the root): make sure no\n\
+                 # data path is on NFS, CIFS, virtiofs or FUSE, where isolate refuses to migrate."
+            );
+        }
+    }
+    let _ = writeln!(o);
+    match input.legacy_owner {
+        Some(l) if input.legacy_missing => {
+            let _ = writeln!(
+                o,
+                "# TODO: --legacy-owner {} is not in this host's /etc/passwd, so it is left out (plan would\n\
+                 # refuse it, and `auto` re-owns everything meanwhile). Name the user who runs the\n\
+                 # containers today:\n\
+                 # legacy_owner = {}",
+                c(l),
+                toml_string(l)
+            );
+        }
+        Some(l) => {
+            let _ = writeln!(
+                o,
+                "# The user whose rootless containers own the data today: `auto` shifts what lies in its\n\
+                 # subordinate mapping to the same container ids of each stack and re-owns the rest.\n\
+                 legacy_owner = {}",
+                toml_string(l)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "# TODO: no --legacy-owner. Without it `auto` re-owns every file to the stack user\n\
+                 # (container root); a container that runs as another uid (databases: 999) then loses\n\
+                 # its files. If these containers ran rootless as one user, set it:\n\
+                 # legacy_owner = \"USER\""
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "# user_prefix (\"{}\"), shared_group (\"stk-shared\") and [pools] are isolate's defaults.",
+        c(input.user_prefix)
+    );
+}
+
+fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "# compose project {} ({}): {}",
+        c(&sd.project),
+        p(&sd.file),
+        c(&sd.services.join(", "))
+    );
+    let _ = writeln!(o, "[stacks.{}]", toml_key(name));
+    if sd.data.is_empty() {
+        let _ = writeln!(o, "data = []  # no bind mount of its own: an account only");
+    } else {
+        let _ = writeln!(o, "data = [");
+        for (path, us) in &sd.data {
+            let mut note = us
+                .iter()
+                .map(|u| match &u.uid {
+                    (Some(n), why) if *n != 0 => {
+                        format!("{}, container uid {n} ({})", c(&u.describe()), c(why))
+                    }
+                    _ => c(&u.describe()),
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            if input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing) {
+                note.push_str("; TODO: not found on this host: create it or drop it");
+            }
+            let _ = writeln!(
+                o,
+                "  {},  # {note}",
+                toml_string(&path.display().to_string())
+            );
+        }
+        let _ = writeln!(o, "]");
+    }
+    match input.legacy_owner.filter(|_| !input.legacy_missing) {
+        Some(_) => {
+            let _ = writeln!(o, "migrate = \"auto\"");
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "migrate = \"auto\"  # re-owns everything: see legacy_owner above"
+            );
+            let mut nonroot: Vec<String> = sd
+                .data
+                .values()
+                .flatten()
+                .filter_map(|u| match u.uid.0 {
+                    Some(n) if n != 0 => Some(format!("{} (container uid {n})", u.service)),
+                    _ => None,
+                })
+                .collect();
+            nonroot.sort();
+            nonroot.dedup();
+            if !nonroot.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# TODO: re-owned, the files of {} become container root's, which that service cannot\n\
+                     # write as its own uid: set legacy_owner, or chown them inside the container after apply",
+                    c(&nonroot.join(", "))
+                );
+            }
+        }
+    }
+    if sd.data.values().flatten().any(|u| u.chown) {
+        let _ = writeln!(
+            o,
+            "# `:U` makes podman chown the directory to the container user at every start: after the\n\
+             # migration that is this stack's mapping, so it stays right."
+        );
+    }
+    for n in &sd.notes {
+        let _ = writeln!(o, "# {n}");
+    }
+    if !sd.volumes.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Named volumes live in podman's volume store of the user that runs the stack today, not\n\
+             # in a data path; moving them to the stack user is the hand-off's job:"
+        );
+        for v in &sd.volumes {
+            let _ = writeln!(o, "#   {v}");
+        }
+    }
+}
+
+fn share(o: &mut String, input: &Input<'_>, path: &Path, us: &[Use], names: &mut BTreeSet<String>) {
+    // Named after its last components, unique.
+    let comps: Vec<String> = path
+        .components()
+        .filter_map(|x| match x {
+            std::path::Component::Normal(s) => Some(stack_name(&s.to_string_lossy(), "x")),
+            _ => None,
+        })
+        .collect();
+    let mut name = comps.last().cloned().unwrap_or_else(|| "share".into());
+    if names.contains(&name) && comps.len() > 1 {
+        name = format!("{}-{}", comps[comps.len() - 2], name);
+    }
+    let base = name.clone();
+    let mut n = 2;
+    while !names.insert(name.clone()) {
+        name = format!("{base}-{n}");
+        n += 1;
+    }
+    let stacks: BTreeSet<&str> = us.iter().map(|u| u.stack.as_str()).collect();
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "# {} is mounted by {}",
+        p(path),
+        if stacks.len() > 1 {
+            format!("{} stacks: a share", stacks.len())
+        } else {
+            "one stack, read-only: a share, not its data (migrating would re-own it)".into()
+        }
+    );
+    let _ = writeln!(o, "[shares.{}]", toml_key(&name));
+    let _ = write!(o, "path = {}", toml_string(&path.display().to_string()));
+    match input.facts.get(path) {
+        Some(PathFacts {
+            network_fs: Some(fs),
+            ..
+        }) => {
+            let _ = writeln!(
+                o,
+                "  # WARNING: on {}: the share's ACLs have to be set on the file server",
+                c(fs)
+            );
+        }
+        Some(PathFacts {
+            kind: PathKind::Missing,
+            ..
+        }) => {
+            let _ = writeln!(o, "  # TODO: not found on this host");
+        }
+        _ => {
+            let _ = writeln!(o);
+        }
+    }
+    // One grant per (stack, container uid); write wins over read.
+    let mut grants: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
+    for u in us {
+        let grant = match u.uid.0 {
+            Some(0) | None => u.stack.clone(),
+            Some(n) => format!("{}:{n}", u.stack),
+        };
+        let why = match u.uid.0 {
+            None => format!(
+                "{}; TODO: container uid unknown ({}): `{}` means container root, write `{}:UID` if it runs as UID",
+                u.describe(),
+                u.uid.1,
+                u.stack,
+                u.stack
+            ),
+            Some(_) => format!("{}; uid from {}", u.describe(), u.uid.1),
+        };
+        let e = grants.entry(grant).or_insert((false, Vec::new()));
+        e.0 |= !u.read_only;
+        e.1.push(why);
+    }
+    for (key, write) in [("read", false), ("write", true)] {
+        let list: Vec<(&String, &Vec<String>)> = grants
+            .iter()
+            .filter(|(_, (w, _))| *w == write)
+            .map(|(g, (_, why))| (g, why))
+            .collect();
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "{key} = [");
+        for (g, why) in list {
+            let _ = writeln!(o, "  {},  # {}", toml_string(g), c(&why.join("; ")));
+        }
+        let _ = writeln!(o, "]");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compose::NamedVolume;
+    use super::*;
+
+    fn svc(name: &str, image: &str, mounts: Vec<Mount>) -> Service {
+        Service {
+            name: name.into(),
+            image: Some(image.into()),
+            user: None,
+            environment: BTreeMap::new(),
+            mounts,
+        }
+    }
+
+    fn bind(path: &str, target: &str, ro: bool) -> Mount {
+        Mount {
+            source: Source::Bind(path.into()),
+            written: path.into(),
+            target: target.into(),
+            read_only: ro,
+            chown: false,
+        }
+    }
+
+    fn project(name: &str, services: Vec<Service>) -> Project {
+        Project {
+            name: name.into(),
+            file: format!("/opt/{name}/compose.yaml").into(),
+            services,
+            volumes: BTreeMap::new(),
+            unresolved: vec![],
+            not_followed: vec![],
+        }
+    }
+
+    fn run(projects: &[Project], facts: &BTreeMap<PathBuf, PathFacts>) -> String {
+        let text = draft(&Input {
+            projects,
+            legacy_owner: Some("alice"),
+            legacy_missing: false,
+            facts,
+            mountinfo: Some("/proc/self/mountinfo"),
+            user_prefix: "stk-",
+        });
+        crate::policy::Policy::parse(Path::new("d.toml"), &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        text
+    }
+
+    #[test]
+    fn what_cannot_be_data_is_a_comment_and_the_rest_still_parses() {
+        let mut facts = BTreeMap::new();
+        facts.insert(
+            PathBuf::from("/nas/app"),
+            PathFacts {
+                kind: PathKind::Dir,
+                network_fs: Some("nfs4".into()),
+            },
+        );
+        facts.insert(
+            PathBuf::from("/srv/app/app.ini"),
+            PathFacts {
+                kind: PathKind::File,
+                network_fs: None,
+            },
+        );
+        facts.insert(
+            PathBuf::from("/srv/link"),
+            PathFacts {
+                kind: PathKind::Symlink,
+                network_fs: None,
+            },
+        );
+        let mut p = project(
+            "My App!",
+            vec![svc(
+                "web",
+                "nginx",
+                vec![
+                    bind("/srv/app", "/data", false),
+                    bind("/srv/app/sub", "/sub", false),
+                    bind("/nas/app", "/nas", false),
+                    bind("/srv/app/app.ini", "/app.ini", false),
+                    bind("/srv/link", "/l", false),
+                    bind("/var/run/docker.sock", "/var/run/docker.sock", false),
+                    bind("/srv", "/all", false),
+                    Mount {
+                        source: Source::Unknown {
+                            text: "${X}/y".into(),
+                            why: "X not set".into(),
+                        },
+                        written: "${X}/y".into(),
+                        target: "/y".into(),
+                        read_only: false,
+                        chown: false,
+                    },
+                    Mount {
+                        source: Source::Named("files".into()),
+                        written: "files".into(),
+                        target: "/files".into(),
+                        read_only: false,
+                        chown: false,
+                    },
+                ],
+            )],
+        );
+        p.volumes.insert(
+            "files".into(),
+            NamedVolume {
+                name: "files".into(),
+                external: true,
+                fs_type: Some("cifs".into()),
+                device: Some("//nas/files".into()),
+            },
+        );
+        let t = run(&[p], &facts);
+        assert!(
+            t.contains("[stacks.my-app-]\ndata = [\n  \"/srv/app\",  # web:/data\n]\n"),
+            "{t}"
+        );
+        for want in [
+            "# /srv/app/sub (web:/sub) lies inside /srv/app, listed above: migrated with it",
+            "# not data: /nas/app (web:/nas) is on nfs4",
+            "# not data: /srv/app/app.ini (web:/app.ini) is a file",
+            "# TODO: /srv/link (web:/l) is a symbolic link",
+            "# WARNING: service web mounts the container engine's socket (/var/run/docker.sock)",
+            "# TODO: /srv (web:/all): \"/srv\" is a system directory",
+            "# TODO: web:/y mounts ${X}/y (X not set): its host path is unknown",
+            "#   files (web:/files); WARNING: on cifs (driver_opts, device //nas/files): owners there are the file server's; external: created outside this project",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn shares_get_grants_by_container_uid_and_awkward_paths_are_quoted() {
+        let mut db = svc(
+            "db",
+            "docker.io/library/postgres:16-alpine",
+            vec![bind("/m/x \"q\" \\ é", "/x", false)],
+        );
+        db.user = None;
+        let mut web = svc(
+            "web",
+            "ghcr.io/x/web:1",
+            vec![bind("/m/x \"q\" \\ é", "/x", true)],
+        );
+        web.user = Some("1001:1001".into());
+        let mut media = svc(
+            "media",
+            "lscr.io/linuxserver/jellyfin",
+            vec![bind("/m/x \"q\" \\ é", "/x", true)],
+        );
+        media.environment.insert("PUID".into(), "0".into());
+        let t = run(
+            &[project("a", vec![db, web]), project("b", vec![media])],
+            &BTreeMap::new(),
+        );
+        assert!(
+            t.contains("[shares.x--q-----]\npath = \"/m/x \\\"q\\\" \\\\ é\"\n"),
+            "{t}"
+        );
+        assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
+    }
+
+    #[test]
+    fn container_uids_come_from_user_puid_or_the_image() {
+        let mut s = svc("db", "docker.io/library/mariadb:11", vec![]);
+        assert_eq!(container_uid(&s), (Some(999), "mariadb image".into()));
+        s.user = Some("mysql".into());
+        assert_eq!(
+            container_uid(&s),
+            (Some(999), "user mysql: mariadb image".into())
+        );
+        s.user = Some("www-data".into());
+        assert_eq!(container_uid(&s).0, None);
+        s.user = Some("33:33".into());
+        assert_eq!(container_uid(&s).0, Some(33));
+        let mut l = svc("app", "lscr.io/linuxserver/sonarr", vec![]);
+        l.environment.insert("PUID".into(), "1001".into());
+        assert_eq!(container_uid(&l), (Some(1001), "PUID".into()));
+        let p = svc("db", "postgres:16-alpine@sha256:0", vec![]);
+        assert_eq!(container_uid(&p).0, Some(70));
+        assert_eq!(container_uid(&svc("x", "nginx", vec![])).0, None);
+    }
+
+    #[test]
+    fn stack_names_become_valid_user_names() {
+        assert_eq!(stack_name("Immich", "stk-"), "immich");
+        assert_eq!(stack_name("my app.v2", "stk-"), "my-app-v2");
+        assert_eq!(stack_name("1password", ""), "s1password");
+        assert_eq!(stack_name(&"x".repeat(40), "stk-").len(), 28);
+    }
+}

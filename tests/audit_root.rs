@@ -1,0 +1,384 @@
+//! Root-run audit of a temporary host prepared with every finding kind: the JSON report equals
+//! tests/fixtures/audit/expected.json (times and the temporary root redacted), the CLI writes
+//! all three formats (Prometheus atomically), exits 1 on error findings and 2 on bad input,
+//! and the audit changes nothing: full listings (owners, modes, sizes, links, ctimes, every
+//! xattr) are equal before and after, and a syscall layer that panics on any write is enough.
+use assert_cmd::Command;
+use isolate::audit::run::{self, LiveCheck, Liveness};
+use isolate::walk::sys::{RealSys, Stat, WalkSys};
+use rustix::fd::{BorrowedFd, OwnedFd};
+use rustix::fs::FileType;
+use rustix::io::Errno;
+use std::ffi::CStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+const EXPECTED: &str = "tests/fixtures/audit/expected.json";
+
+/// The real kernel for reads; `list_xattrs` of one name fails with EIO (an unreadable
+/// entry); every write panics (the audit must never make one).
+struct ReadOnlySys {
+    inner: RealSys,
+    unreadable: &'static CStr,
+}
+
+impl WalkSys for ReadOnlySys {
+    fn open_root(&self, path: &Path) -> Result<OwnedFd, Errno> {
+        self.inner.open_root(path)
+    }
+    fn open_dir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        self.inner.open_dir(dir, name)
+    }
+    fn open_subdir(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        self.inner.open_subdir(dir, name)
+    }
+    fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+        self.inner.fs_type(fd)
+    }
+    fn read_dir(
+        &self,
+        dir: BorrowedFd<'_>,
+        each: &mut dyn FnMut(&CStr, FileType),
+    ) -> Result<(), Errno> {
+        self.inner.read_dir(dir, each)
+    }
+    fn stat(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+        self.inner.stat(dir, name)
+    }
+    fn pin(&self, _: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        panic!("audit pinned {name:?} for a change")
+    }
+    fn mkdir(&self, _: BorrowedFd<'_>, name: &CStr, _: u32) -> Result<(), Errno> {
+        panic!("audit made directory {name:?}")
+    }
+    fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
+        if name == self.unreadable {
+            return Err(Errno::IO);
+        }
+        self.inner.list_xattrs(dir, name)
+    }
+    fn get_xattr(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &CStr,
+    ) -> Result<Option<Vec<u8>>, Errno> {
+        self.inner.get_xattr(dir, name, attr)
+    }
+    fn set_xattr(&self, _: BorrowedFd<'_>, name: &CStr, _: &CStr, _: &[u8]) -> Result<(), Errno> {
+        panic!("audit wrote an xattr of {name:?}")
+    }
+    fn chown(&self, _: BorrowedFd<'_>, name: &CStr, _: u32, _: u32) -> Result<(), Errno> {
+        panic!("audit chowned {name:?}")
+    }
+    fn chmod(&self, _: BorrowedFd<'_>, name: &CStr, _: u32) -> Result<(), Errno> {
+        panic!("audit chmodded {name:?}")
+    }
+}
+
+/// Stack a: socket not answering; stack b: no linger, manager down.
+struct FakeLive;
+
+impl LiveCheck for FakeLive {
+    fn check(&self, user: &str, _uid: u32) -> Liveness {
+        match user {
+            "stk-a" => Liveness {
+                linger: true,
+                manager_active: Some(true),
+                socket_answers: Some(false),
+            },
+            _ => Liveness {
+                linger: false,
+                manager_active: Some(false),
+                socket_answers: None,
+            },
+        }
+    }
+}
+
+/// Unmounts the tmpfs inside the tree, also when a test fails.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(&self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+fn sh(cmd: &str, args: &[&str]) {
+    let st = std::process::Command::new(cmd).args(args).status().unwrap();
+    assert!(st.success(), "{cmd} {args:?}");
+}
+
+fn file(path: &Path, uid: u32, gid: u32, mode: u32) {
+    fs::write(path, "data").unwrap();
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn dir(path: &Path, uid: u32, gid: u32, mode: u32) {
+    fs::create_dir_all(path).unwrap();
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+const POLICY: &str = r#"legacy_owner = "alice"
+
+[stacks.a]
+data = ["/srv/a"]
+migrate = "shift"
+
+[stacks.b]
+data = ["/srv/b"]
+migrate = "shift"
+
+[shares.media]
+path = "/srv/media"
+write = ["a"]
+read = ["b:1000"]
+"#;
+
+/// A host with stacks a (migrated, 801, 200000+) and b (applied, not migrated, 802,
+/// 265536+), the legacy owner alice (1000, 100000+), and one of each finding.
+fn prepare() -> (tempfile::TempDir, Mounted) {
+    let t = tempfile::tempdir().unwrap();
+    let r = t.path();
+    fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n\
+         stk-a:x:801:801::/var/lib/isolate/home/stk-a:/usr/sbin/nologin\n\
+         stk-b:x:802:802::/var/lib/isolate/home/stk-b:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    fs::write(
+        r.join("etc/group"),
+        "root:x:0:\nalice:x:1000:\nstk-a:x:801:\nstk-b:x:802:\nstk-shared:x:850:stk-a,stk-b\n",
+    )
+    .unwrap();
+    let subids = "alice:100000:65536\nstk-a:200000:65536\nstk-b:265536:65536\n";
+    fs::write(
+        r.join("etc/subuid"),
+        format!("{subids}ghost1:400000:100\nghost2:400050:100\n"),
+    )
+    .unwrap();
+    fs::write(r.join("etc/subgid"), subids).unwrap();
+    let maps = |root: u32, start: u32| {
+        format!(
+            r#"{{"uid":{{"root":{root},"ranges":[{{"start":{start},"count":65536}}]}},"gid":{{"root":{root},"ranges":[{{"start":{start},"count":65536}}]}}}}"#
+        )
+    };
+    fs::create_dir_all(r.join("var/lib/isolate")).unwrap();
+    fs::write(
+        r.join("var/lib/isolate/state.json"),
+        format!(
+            r#"{{"version":1,"stacks":{{
+"a":{{"allocation":{{"user":"stk-a","uid":801,"gid":801,"subids":{{"start":200000,"count":65536}}}},
+ "migrations":[{{"path":"/srv/a","mode":"shift","from":{},"to":{},"phase":"done","journal":"var/lib/isolate/journal/a-0.journal"}}]}},
+"b":{{"allocation":{{"user":"stk-b","uid":802,"gid":802,"subids":{{"start":265536,"count":65536}}}}}}}}}}"#,
+            maps(1000, 100_000),
+            maps(801, 200_000)
+        ),
+    )
+    .unwrap();
+    fs::write(r.join("policy.toml"), POLICY).unwrap();
+
+    dir(&r.join("srv"), 0, 0, 0o755);
+    let (a, b, media) = (r.join("srv/a"), r.join("srv/b"), r.join("srv/media"));
+    // a's top: others can search it although a is migrated (closed_path_open), b reads it.
+    dir(&a, 801, 801, 0o755);
+    file(&a.join("photo"), 200_998, 200_998, 0o644);
+    file(&a.join("from-b"), 266_535, 266_535, 0o644); // b's container uid 1000
+    file(&a.join("still-legacy"), 100_998, 100_998, 0o644);
+    file(&a.join("world"), 801, 801, 0o666);
+    file(&a.join("bad\nname\x1b[31m"), 801, 801, 0o666);
+    file(&a.join("suid"), 801, 801, 0o4755);
+    file(&a.join("cap"), 801, 801, 0o755);
+    sh(
+        "setcap",
+        &["cap_net_raw+ep", a.join("cap").to_str().unwrap()],
+    );
+    file(&a.join("acl-b"), 801, 801, 0o644);
+    sh(
+        "setfacl",
+        &["-m", "u:265999:r", a.join("acl-b").to_str().unwrap()],
+    );
+    file(&a.join("unreadable"), 801, 801, 0o644);
+    // b: applied, not migrated: legacy ids are no finding there; 0700 keeps a out.
+    dir(&b, 802, 802, 0o700);
+    file(&b.join("notes"), 100_998, 100_998, 0o600);
+    file(&b.join("shared"), 100_999, 100_999, 0o644);
+    fs::hard_link(b.join("shared"), a.join("linked-from-b")).unwrap();
+    // A share without the ACL entries its grants give: a can only read, not write.
+    dir(&media, 0, 0, 0o755);
+    file(&media.join("movie"), 801, 801, 0o644);
+    let mnt = a.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    sh("mount", &["-t", "tmpfs", "none", mnt.to_str().unwrap()]);
+    let guard = Mounted(mnt);
+    (t, guard)
+}
+
+fn redacted(report: &isolate::audit::model::Report, root: &Path) -> String {
+    let mut v = serde_json::to_value(report).unwrap();
+    v["completed_at"] = 0.into();
+    v["duration_seconds"] = 0.into();
+    let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
+    text.replace(root.to_str().unwrap(), "ROOT")
+}
+
+#[test]
+fn every_finding_kind_matches_the_expected_report() {
+    let (t, _mnt) = prepare();
+    let root = t.path();
+    let policy = isolate::policy::Policy::load(&root.join("policy.toml")).unwrap();
+    let accounts = isolate::host::accounts::Accounts::read(root).unwrap();
+    let layout = isolate::layout::Root::new(root);
+    let state = isolate::state::State::read(&layout).unwrap();
+    let host = run::Host {
+        root: &layout,
+        accounts: &accounts,
+        state: &state,
+        live: &FakeLive,
+    };
+    let sys = ReadOnlySys {
+        inner: RealSys::new(),
+        unreadable: c"unreadable",
+    };
+    let report = run::audit(&sys, &policy, &host, &[]).unwrap();
+    let got = redacted(&report, root);
+    let kinds: std::collections::BTreeSet<_> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(
+        kinds.len(),
+        isolate::audit::model::FindingKind::ALL.len(),
+        "every kind is prepared: {kinds:?}"
+    );
+    if std::env::var_os("ISOLATE_BLESS").is_some() {
+        fs::write(EXPECTED, &got).unwrap();
+    }
+    let want = fs::read_to_string(EXPECTED).unwrap();
+    assert_eq!(
+        got, want,
+        "the report differs from {EXPECTED} (ISOLATE_BLESS=1 rewrites it)"
+    );
+}
+
+/// Everything about every entry under `root` that a write could change (atime aside: reading
+/// a directory moves it): type and mode, owner, size, links, inode, mtime, ctime, xattrs.
+fn listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        let mut names = vec![0u8; 4096];
+        let n = rustix::fs::llistxattr(&p, &mut names).unwrap_or(0);
+        let mut attrs = Vec::new();
+        for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let name = std::ffi::CString::new(name).unwrap();
+            let mut value = vec![0u8; 4096];
+            let len = rustix::fs::lgetxattr(&p, &name, &mut value).unwrap();
+            attrs.push(format!("{name:?}={:02x?}", &value[..len]));
+        }
+        out.push(format!(
+            "{:?} {:o} {}:{} {} {} {} {}.{} {}.{} {}",
+            p.strip_prefix(root).unwrap(),
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.size(),
+            m.nlink(),
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            attrs.join(",")
+        ));
+        if m.is_dir() {
+            for e in fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn isolate(root: &Path, args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::cargo_bin("isolate")
+        .unwrap()
+        .arg("--root")
+        .arg(root)
+        .arg("--policy")
+        .arg(root.join("policy.toml"))
+        .arg("audit")
+        .args(args)
+        .env_remove("ISOLATE_LOG")
+        .assert()
+}
+
+#[test]
+fn the_cli_writes_every_format_changes_nothing_and_exits_by_severity() {
+    let (t, _mnt) = prepare();
+    let root = t.path();
+    let out = tempfile::tempdir().unwrap();
+    let before = listing(root);
+
+    let text = isolate(root, &[]).code(1).get_output().stdout.clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("/srv/a/bad\\x0aname\\x1b[31m"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no raw escape character reaches the terminal"
+    );
+
+    let json = isolate(root, &["--format", "json"])
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+
+    let prom = out.path().join("isolate.prom");
+    isolate(
+        root,
+        &["--format", "prometheus", "--output", prom.to_str().unwrap()],
+    )
+    .code(1)
+    .stdout("");
+    let names: Vec<_> = fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("isolate.prom")],
+        "no temporary file left"
+    );
+    let check = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(fs::File::open(&prom).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let metrics = fs::read_to_string(&prom).unwrap();
+    assert!(!metrics.contains("photo"), "no file path in a label");
+
+    // b's data has an error finding too (the link to a's data).
+    isolate(root, &["--stack", "b", "--format", "json"]).code(1);
+    isolate(root, &["--stack", "nosuch"])
+        .code(2)
+        .stderr(format!(
+            "isolate: --stack nosuch: the policy {} defines no such stack\n",
+            root.join("policy.toml").display()
+        ));
+
+    assert_eq!(before, listing(root), "the audit changed something");
+}
