@@ -106,7 +106,16 @@ pub fn plan(
             }
             match facts.closures.get(&key) {
                 None => {}
-                Some(Err(why)) => draft.refusals.push(format!("stack `{}`: {why}", s.name)),
+                // Not a reason to hold back every other stack: said, and tried again next time.
+                Some(Err(why)) => draft.note(
+                    NoteKind::Warning,
+                    Some(s.name.as_str()),
+                    format!(
+                        "cannot tell whether {} of {} is closed to other stacks: {why}",
+                        path.display(),
+                        s.name
+                    ),
+                ),
                 Some(Ok(cf)) => match closing_of(&s.name, &maps, cf, shared_gid) {
                     Some((None, ids)) => draft.note(
                         NoteKind::Present,
