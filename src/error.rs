@@ -10,6 +10,19 @@ pub const EXIT_FAILURE: i32 = 1;
 /// Nothing on the host was changed.
 pub const EXIT_BAD_INPUT: i32 = 2;
 
+/// Every exit status with its meaning, as the README and isolate(8) print them.
+pub const EXIT_STATUS: &[(i32, &str)] = &[
+    (EXIT_OK, "success (including \"nothing to do\")"),
+    (
+        EXIT_FAILURE,
+        "something on the host failed (a tool, a syscall, a timeout); the failed stack's later steps were skipped, other stacks went on. For `audit`: a finding at or above `--fail-on` (default `error`); the output was written",
+    ),
+    (
+        EXIT_BAD_INPUT,
+        "bad input: a policy problem, an unknown `--stack`, broken or overlapping host files, a refused data path, missing privileges, the lock held, on NixOS accounts the configuration does not declare yet. **Nothing was changed.**",
+    ),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Every problem found in the policy, each already formatted with file:line:column.

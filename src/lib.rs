@@ -13,6 +13,7 @@ pub mod ids;
 pub mod init;
 pub mod isolation;
 pub mod layout;
+pub mod logging;
 pub mod migration;
 pub mod observe;
 pub mod plan;

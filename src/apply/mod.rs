@@ -76,6 +76,7 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
             });
             continue;
         }
+        let _span = crate::logging::step_span(step).entered();
         tracing::info!("{line}");
         let result = match crate::isolation::apply::run_step(root, step, b.walk_sys, b.acl_probe) {
             Some(r) => r.map(|(o, d)| (o, None, d)),
@@ -106,6 +107,13 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
                 )
             }
         };
+        match &outcome {
+            Outcome::Failed { error } => tracing::info!(outcome = "failed", "failed: {error}"),
+            Outcome::AlreadyPresent => {
+                tracing::info!(outcome = "already_present", "already present")
+            }
+            _ => tracing::info!(outcome = "done", "done"),
+        }
         report.steps.push(StepReport {
             step: step.clone(),
             line,

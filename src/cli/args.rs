@@ -24,6 +24,12 @@ pub struct Cli {
     /// Print JSON instead of text (the same as --format json).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log more (repeat for more detail: -v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Log errors only and show no progress.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -97,6 +103,7 @@ pub enum Command {
     /// Give a stack's data back its previous owners exactly (the account stays; a closed
     /// data path is reopened first), or take isolate's ACL entries out of a share.
     Rollback {
+        /// The stack whose data to roll back.
         #[arg(
             long = "stack",
             value_name = "NAME",
@@ -111,6 +118,16 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write man pages, shell completions or the README's generated tables (packaging).
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        what: super::generate::What,
+        /// The directory to write into (the README file for `readme`).
+        path: PathBuf,
+    },
+    /// Print the policy's stack names, one a line (shell completion).
+    #[command(name = "__complete-stacks", hide = true)]
+    CompleteStacks,
 }
 
 #[derive(Subcommand, Debug)]

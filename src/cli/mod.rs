@@ -1,6 +1,7 @@
 //! The command line: parse arguments, then for each command gather -> core -> render. The only
 //! place real backends are built. Errors map to exit codes 0/1/2 in `main`.
 mod args;
+pub mod generate;
 
 pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
@@ -31,14 +32,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ISOLATE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .without_time()
-        .init();
+    crate::logging::init(crate::logging::Verbosity {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    });
     let format = cli.format();
     match run(cli) {
         Ok(code) => code,
@@ -82,6 +79,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
             let p = plan::plan(&policy, &obs, &o)?;
+            for s in &p.steps {
+                let _span = crate::logging::step_span(s).entered();
+                tracing::info!("planned: {s}");
+            }
             print(format, &p)?;
             Ok(EXIT_OK)
         }
@@ -127,7 +128,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
             };
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
                 for s in &p.steps {
                     println!("{s}");
@@ -185,7 +186,39 @@ pub fn run(cli: Cli) -> Result<i32> {
                 reachable.then_some(&live as &dyn LiveProbe),
                 &offline,
             )?;
+            for s in &status.stacks {
+                crate::logging::stack_span(&s.stack).in_scope(|| {
+                    tracing::info!(
+                        linger = s.linger,
+                        manager_active = s.manager_active,
+                        socket_active = s.socket_active,
+                        ping = s.ping,
+                        "user {} uid {}, subordinate ids {}",
+                        s.user,
+                        s.uid,
+                        s.subids
+                    )
+                });
+            }
             print(format, &status)?;
+            Ok(EXIT_OK)
+        }
+        Command::Generate { what, path } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let files = generate::generate(*what, cmd, path)
+                .map_err(|e| Error::io(format!("writing {what:?} into {}", path.display()), e))?;
+            for file in files {
+                println!("{}", file.display());
+            }
+            Ok(EXIT_OK)
+        }
+        Command::CompleteStacks => {
+            // Completion must stay quiet: a broken or unreadable policy offers nothing.
+            if let Ok(policy) = Policy::load(&cli.policy) {
+                for name in policy.stacks.keys() {
+                    println!("{name}");
+                }
+            }
             Ok(EXIT_OK)
         }
         Command::Map { stack, id, host } => {
@@ -252,7 +285,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     apply::refuse_if_held(stack, &holders)?;
                 }
             }
-            let progress = format == Format::Text && std::io::stderr().is_terminal();
+            let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             // A closed data path first gets its top back as it was, then its owners.
             crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
             let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
@@ -298,6 +331,7 @@ fn audit(
         &host,
         &args.stacks,
     )?;
+    crate::logging::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
         Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",

@@ -1,6 +1,7 @@
 //! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
 //! walking toml's spanned tree by hand so that *every* problem is reported at once with its
 //! file:line:column, instead of serde stopping at the first.
+pub mod reference;
 pub mod validate;
 
 use crate::error::{Error, Result};
@@ -173,7 +174,7 @@ fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
 }
 
 /// The keys each table accepts; anything else is a problem.
-const TOP_KEYS: &[&str] = &[
+pub(crate) const TOP_KEYS: &[&str] = &[
     "user_prefix",
     "shared_group",
     "legacy_owner",
@@ -181,14 +182,14 @@ const TOP_KEYS: &[&str] = &[
     "stacks",
     "shares",
 ];
-const POOL_KEYS: &[&str] = &[
+pub(crate) const POOL_KEYS: &[&str] = &[
     "uid_first",
     "uid_last",
     "subid_first",
     "subid_last",
     "subid_size",
 ];
-const STACK_KEYS: &[&str] = &[
+pub(crate) const STACK_KEYS: &[&str] = &[
     "data",
     "migrate",
     "uid",
@@ -196,7 +197,7 @@ const STACK_KEYS: &[&str] = &[
     "outside_hardlinks",
     "closed",
 ];
-const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
+pub(crate) const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
     problems: Vec<Problem>,

@@ -1,0 +1,154 @@
+# NixOS module `services.isolate`: the policy as Nix attributes (written to
+# /etc/isolate/policy.toml, isolate's default path), the tool on PATH with its man pages and
+# completions, and the audit timer writing Prometheus metrics. Import it next to the accounts
+# module `isolate export nixos` writes; the two declare disjoint options.
+{
+  config,
+  lib,
+  ...
+}:
+let
+  inherit (lib) mkEnableOption mkIf mkOption types;
+  cfg = config.services.isolate;
+  toml = import ./toml.nix { inherit lib; };
+
+  # null means "not in the file": isolate applies the default isolate-policy(5) names.
+  optional =
+    type: description:
+    mkOption {
+      type = types.nullOr type;
+      default = null;
+      inherit description;
+    };
+
+  absolutePath = types.strMatching "/.*";
+  # `stack` or `stack:container_uid`
+  grant = types.strMatching "[a-z_][a-z0-9_-]*(:[0-9]+)?";
+
+  stack = types.submodule {
+    options = {
+      data = mkOption {
+        type = types.listOf absolutePath;
+        description = "Absolute directories the stack's containers mount.";
+      };
+      migrate = optional (types.enum [
+        "auto"
+        "shift"
+        "reown"
+      ]) "How the data's owners change (default auto).";
+      uid = optional types.ints.unsigned "Pin the stack's uid.";
+      subid_start = optional types.ints.unsigned "Pin the start of the stack's subordinate range.";
+    };
+  };
+
+  share = types.submodule {
+    options = {
+      path = mkOption {
+        type = absolutePath;
+        description = "A shared directory.";
+      };
+      read = optional (types.listOf grant) "Stacks (or stack:container_uid) that read it.";
+      write = optional (types.listOf grant) "Stacks (or stack:container_uid) that write it.";
+    };
+  };
+in
+{
+  options.services.isolate = {
+    enable = mkEnableOption "isolate, one Unix user per rootless Podman stack";
+
+    package = mkOption {
+      type = types.package;
+      description = "The isolate package (the flake's nixosModules.default sets it).";
+    };
+
+    policy = {
+      user_prefix = optional types.str "Stack user = prefix + stack name (default \"stk-\").";
+      shared_group = optional types.str "Group every stack user joins (default \"stk-shared\").";
+      legacy_owner = optional types.str "The user whose rootless containers own the data today.";
+      pools = {
+        uid_first = optional types.ints.unsigned "First uid for stack users (default 800).";
+        uid_last = optional types.ints.unsigned "Last uid for stack users (default 899).";
+        subid_first = optional types.ints.unsigned "First subordinate id (default 200000).";
+        subid_last = optional types.ints.unsigned "Last subordinate id (default 2147483647).";
+        subid_size = optional types.ints.positive "Ids per stack range (default 65536).";
+      };
+      stacks = mkOption {
+        type = types.attrsOf stack;
+        default = { };
+        description = "The stacks, by name.";
+      };
+      shares = mkOption {
+        type = types.attrsOf share;
+        default = { };
+        description = "Directories several stacks read or write.";
+      };
+    };
+
+    policyText = mkOption {
+      type = types.str;
+      readOnly = true;
+      description = "The policy rendered as TOML, as written to /etc/isolate/policy.toml.";
+    };
+
+    audit = {
+      enable = mkEnableOption "the isolate-audit timer (Prometheus text file)";
+      interval = mkOption {
+        type = types.str;
+        default = "1h";
+        description = "Time between two audits (systemd time span).";
+      };
+      output = mkOption {
+        type = absolutePath;
+        default = "/var/lib/prometheus-node-exporter-text-files/isolate.prom";
+        description = "The metrics file; point node-exporter's textfile collector at its directory.";
+      };
+    };
+  };
+
+  config = mkIf cfg.enable {
+    services.isolate.policyText = toml.toTOML cfg.policy;
+
+    environment.systemPackages = [ cfg.package ];
+    environment.etc."isolate/policy.toml".text = cfg.policyText;
+
+    systemd.tmpfiles.rules = mkIf cfg.audit.enable [ "d ${dirOf cfg.audit.output} 0755 root root -" ];
+
+    systemd.services.isolate-audit = mkIf cfg.audit.enable {
+      description = "Audit isolate's stacks into a Prometheus text file";
+      documentation = [
+        "man:isolate(8)"
+        "man:isolate-policy(5)"
+      ];
+      after = [
+        "local-fs.target"
+        "dbus.service"
+        "systemd-logind.service"
+      ];
+      restartTriggers = [ cfg.policyText ];
+      serviceConfig = {
+        Type = "oneshot";
+        # Exit 1 only means "findings": the metrics were written.
+        SuccessExitStatus = 1;
+        ExecStart = "${cfg.package}/bin/isolate audit --format prometheus --output ${cfg.audit.output}";
+        Nice = 10;
+        IOSchedulingClass = "idle";
+        ProtectSystem = "strict";
+        ReadWritePaths = [ (dirOf cfg.audit.output) ];
+        ProtectHome = "read-only";
+        PrivateTmp = true;
+        PrivateNetwork = true;
+        NoNewPrivileges = true;
+      };
+    };
+
+    systemd.timers.isolate-audit = mkIf cfg.audit.enable {
+      description = "Audit isolate's stacks every ${cfg.audit.interval}";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "5min";
+        OnUnitActiveSec = cfg.audit.interval;
+        RandomizedDelaySec = "5min";
+      };
+    };
+  };
+}

@@ -1,0 +1,53 @@
+# Evaluates nix/module.nix with NixOS's real users module and nixpkgs lib from the nixos-eval
+# harness (unpacked at test time; its path is `harness`), next to an accounts module (what
+# `isolate export nixos` writes), and returns what the module produced.
+#
+#   nix-instantiate --eval --strict --json nix/tests/eval.nix \
+#     --arg harness /tmp/x/nixpkgs-eval --arg accounts ./accounts.nix --arg host ./homelab.nix
+{
+  harness,
+  accounts,
+  host,
+}:
+let
+  lib = import (harness + "/lib");
+  # Options of NixOS modules the harness does not stub and services.isolate writes to.
+  stubs =
+    { lib, ... }:
+    {
+      options.systemd.timers = lib.mkOption {
+        type = lib.types.attrsOf (lib.types.attrsOf lib.types.anything);
+        default = { };
+      };
+      options.systemd.tmpfiles.rules = lib.mkOption {
+        type = lib.types.listOf lib.types.str;
+        default = [ ];
+      };
+    };
+  evaluated = import (harness + "/harness/eval.nix") {
+    configuration = {
+      imports = [
+        ../module.nix
+        stubs
+        accounts
+        host
+      ];
+      users.mutableUsers = true;
+      services.isolate.package = {
+        type = "derivation";
+        name = "isolate";
+        outPath = "/nix/store/00000000000000000000000000000000-isolate";
+      };
+    };
+  };
+  inherit (evaluated) config;
+in
+{
+  policyToml = config.environment.etc."isolate/policy.toml".text;
+  auditExecStart = config.systemd.services.isolate-audit.serviceConfig.ExecStart;
+  timer = config.systemd.timers.isolate-audit;
+  tmpfiles = config.systemd.tmpfiles.rules;
+  packages = map (p: p.name) config.environment.systemPackages;
+  users = builtins.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "stk-" n) config.users.users);
+  failedAssertions = evaluated.summary.failedAssertions;
+}

@@ -1,0 +1,184 @@
+//! The policy reference: every key, its default and its meaning, once. The README's policy
+//! table, isolate-policy(5) and the NixOS module's option descriptions are all rendered from
+//! here, and `tests/docs.rs` fails when the README's copy is stale.
+
+/// One row of the policy reference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyKey {
+    /// Where the key lives, as a reader writes it: `user_prefix`, `[pools] uid_first`.
+    pub key: &'static str,
+    /// The default, or `required`, `none`, `allocated`. Inline code in backticks.
+    pub default: &'static str,
+    /// What it means. Inline code in backticks.
+    pub meaning: &'static str,
+}
+
+pub const POLICY_KEYS: &[PolicyKey] = &[
+    PolicyKey {
+        key: "`user_prefix`",
+        default: "`\"stk-\"`",
+        meaning: "stack user = prefix + stack name; the result must be a valid user name (`[a-z_][a-z0-9_-]*`, at most 32 bytes)",
+    },
+    PolicyKey {
+        key: "`shared_group`",
+        default: "`\"stk-shared\"`",
+        meaning: "group every stack user joins (for shared media)",
+    },
+    PolicyKey {
+        key: "`legacy_owner`",
+        default: "none",
+        meaning: "the user whose rootless containers own the data today; its uid, gid and subuid/subgid lines are read from the host. Needed for `shift`; without it `auto` reowns everything",
+    },
+    PolicyKey {
+        key: "`[pools] uid_first`, `uid_last`",
+        default: "800, 899",
+        meaning: "where stack uids come from; each stack's own group gets the same number",
+    },
+    PolicyKey {
+        key: "`[pools] subid_first`, `subid_last`",
+        default: "1879048192, 2147352575",
+        meaning: "where subordinate ranges come from (must end below 2^31); the default, 0x70000000..0x7FFDFFFF, is 65536-aligned and clear of shadow's `useradd` (SUB_UID_MIN..SUB_UID_MAX, 100000..600100000 by default), NixOS's automatic ranges (100000 + k*65536, k counting up from 0: they reach it only after 28670 normal users), systemd-nspawn's container ranges (..0x6FFFFFFF) and systemd's foreign range (0x7FFE0000..). Until this version the default was 200000: recorded allocations never move, so hosts set up then keep theirs",
+    },
+    PolicyKey {
+        key: "`[pools] subid_size`",
+        default: "65536",
+        meaning: "ids per stack range (the same range is used for subuid and subgid)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] data`",
+        default: "required",
+        meaning: "absolute directories the stack's containers mount; none may lie inside another's, and system directories (`/`, `/etc`, `/srv`, ...) are refused",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] migrate`",
+        default: "`\"auto\"`",
+        meaning: "`shift`: ids of the legacy mapping move to the same container id in the stack's mapping; `reown`: everything becomes the stack user (container root), original owners journalled; `auto`: shift what is in the legacy mapping, reown the rest",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] uid`",
+        default: "allocated",
+        meaning: "pin the stack's uid",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] subid_start`",
+        default: "allocated",
+        meaning: "pin the start of the stack's range",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] outside_hardlinks`",
+        default: "`\"refuse\"`",
+        meaning: "a file in the data whose link count is larger than the links found inside it has links elsewhere and is never changed; `refuse`: the migration fails and names them; `skip`: they are left as they are, reported, and the migration can finish",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] closed`",
+        default: "`true`",
+        meaning: "after migration, no uid outside the stack enters its data (see Isolation); `false` keeps it open",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] path`",
+        default: "required",
+        meaning: "a shared directory (apart from every data path and every other share)",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] read`, `write`",
+        default: "`[]`",
+        meaning: "entries `stack` (the stack's container root) or `stack:container_uid`",
+    },
+    PolicyKey {
+        key: "`[shares.NAME] mode`",
+        default: "`\"acl\"`",
+        meaning: "`acl`: named ACL entries per grant; `group`: for filesystems without POSIX ACLs, the shared group (plan lists who gains access; apply checks it and says what to run on the file server)",
+    },
+];
+
+/// The reference as the README's Markdown table.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n| --- | --- | --- |\n");
+    for k in POLICY_KEYS {
+        out.push_str(&format!("| {} | {} | {} |\n", k.key, k.default, k.meaning));
+    }
+    out
+}
+
+/// Text without Markdown's inline-code backticks: how a row reads in a man page.
+pub fn plain(markdown: &str) -> String {
+    markdown.replace('`', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Pools;
+
+    fn default_of(key: &str) -> &'static str {
+        POLICY_KEYS
+            .iter()
+            .find(|k| k.key.contains(key))
+            .unwrap_or_else(|| panic!("no row for {key}"))
+            .default
+    }
+
+    #[test]
+    fn pool_defaults_are_the_parsers_defaults() {
+        let p = Pools::default();
+        assert_eq!(
+            default_of("uid_first"),
+            format!("{}, {}", p.uid_first, p.uid_last)
+        );
+        assert_eq!(
+            default_of("subid_first"),
+            format!("{}, {}", p.subid_first, p.subid_last)
+        );
+        assert_eq!(default_of("subid_size"), p.subid_size.to_string());
+    }
+
+    #[test]
+    fn name_defaults_are_the_parsers_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, "[stacks.a]\ndata = [\"/srv/a\"]\n").unwrap();
+        let p = crate::policy::Policy::load(&file).unwrap();
+        assert_eq!(
+            default_of("user_prefix"),
+            format!("`\"{}\"`", p.user_prefix.value)
+        );
+        assert_eq!(
+            default_of("shared_group"),
+            format!("`\"{}\"`", p.shared_group.value)
+        );
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_in_the_reference() {
+        use crate::policy::{POOL_KEYS, SHARE_KEYS, STACK_KEYS, TOP_KEYS};
+        let rows: Vec<&str> = POLICY_KEYS.iter().map(|k| k.key).collect();
+        let has = |section: &str, key: &str| {
+            rows.iter().any(|row| {
+                let named = row.contains(&format!("`{key}`")) || row.contains(&format!(" {key}`"));
+                named && (section.is_empty() || row.contains(section))
+            })
+        };
+        let mut missing = Vec::new();
+        for key in TOP_KEYS
+            .iter()
+            .filter(|k| !["pools", "stacks", "shares"].contains(k))
+        {
+            if !has("", key) {
+                missing.push(key.to_string());
+            }
+        }
+        for (section, keys) in [
+            ("[pools]", POOL_KEYS),
+            ("[stacks.NAME]", STACK_KEYS),
+            ("[shares.NAME]", SHARE_KEYS),
+        ] {
+            for key in keys.iter().filter(|k| !has(section, k)) {
+                missing.push(format!("{section} {key}"));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in the policy reference: {missing:?}"
+        );
+    }
+}
