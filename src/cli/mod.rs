@@ -308,6 +308,7 @@ fn audit(
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
+    let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
     let live = LiveSession {
         root,
@@ -319,6 +320,7 @@ fn audit(
         root,
         accounts: &accounts,
         state: &state,
+        isolation: &isolation,
         live: if sd.probe().is_ok() {
             &live as &dyn LiveCheck
         } else {
