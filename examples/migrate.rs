@@ -1,5 +1,5 @@
-// Drives the ownership migration engine without the CLI, for scripts/bench-migrate and
-// by hand: fixed realistic mappings (legacy uid 1000 + 100000:65536, stack 850 + 200000:65536).
+//! Drives the ownership migration engine without the CLI, for scripts/bench-migrate and
+//! by hand: fixed realistic mappings (legacy uid 1000 + 100000:65536, stack 850 + 200000:65536).
 use isolate::ids::{IdMaps, Mapping, Shift, SubidRange};
 use isolate::migration::{MigrateMode, MigrationSpec};
 use isolate::walk::{self, sys::RealSys, Progress};

@@ -73,15 +73,16 @@ grep -E '^isolate_audit_(worst_severity|last_completion_timestamp_seconds) ' "$C
 # journal_stacks CURSOR: the ISOLATE_STACK values of isolate's records after CURSOR, one a line.
 # Matched by SYSLOG_IDENTIFIER, which the record carries itself: journald attributes a native
 # record to its unit (_SYSTEMD_UNIT, what `journalctl -u` matches) only while the sender
-# still lives, and a short run like `status` has often exited by then.
+# still lives, and a short run like `status` has often exited by then. Filtered here, not with
+# `-t`: journalctl 252 skips the first match after --after-cursor.
 journal_stacks() {
   in_ct journalctl --sync
-  in_ct journalctl --after-cursor "$1" -t isolate -o json --no-pager >"$ISO_OUT"
+  in_ct journalctl --after-cursor "$1" -o json --no-pager >"$ISO_OUT"
   python3 - "$ISO_OUT" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
     rec = json.loads(line)
-    if rec.get("ISOLATE_STACK"):
+    if rec.get("SYSLOG_IDENTIFIER") == "isolate" and rec.get("ISOLATE_STACK"):
         print(rec["ISOLATE_STACK"], "|", rec.get("MESSAGE"), file=sys.stderr)
         print(rec["ISOLATE_STACK"])
 EOF

@@ -104,7 +104,7 @@ pub fn gather(
         };
         let facts = live.unwrap_or(offline).manager(&a.user, a.uid);
         let systemd = live.is_some();
-        let migrations = state
+        let migrations: Vec<MigrationStatus> = state
             .stacks
             .get(name)
             .map(|r| {
@@ -119,7 +119,12 @@ pub fn gather(
             })
             .unwrap_or_default();
         let maps = a.maps();
-        let closed = crate::isolation::status::closed(root, &record, name, &maps);
+        let migrated: Vec<PathBuf> = migrations
+            .iter()
+            .filter(|m| m.phase == MigrationPhase::Done)
+            .map(|m| m.path.clone())
+            .collect();
+        let closed = crate::isolation::status::closed(root, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
         let handoff = crate::handoff::status::lines(
             policy,

@@ -103,6 +103,11 @@ fn overlay_case(base: &Path, lower_dev: Option<&str>, label: &str) {
         work.display(),
         data.display()
     ));
+    // A hardlinked pair made through the overlay lives in the upper layer: one inode.
+    sh(&format!(
+        "cd '{}' && echo u >up && ln up up-link && chown 100998:100998 up",
+        data.display()
+    ));
     let before = sh(&format!("cd '{}' && find -P . | sort", data.display()));
     let s = migrate(&data, &top.join("j"), MigrateMode::Shift);
     eprintln!("{label}: {s:?}");
@@ -114,6 +119,7 @@ fn overlay_case(base: &Path, lower_dev: Option<&str>, label: &str) {
     assert!(s.problems().is_empty(), "{label}: {:?}", s.problems());
     assert_migrated(&data);
     assert_eq!(owner(&data.join("d/hardlink")), (200_998, 200_998));
+    assert_eq!(owner(&data.join("up-link")), (200_998, 200_998));
     assert_eq!(mode(&data.join("suid")), 0o4755);
     assert_eq!(
         sh(&format!("cd '{}' && find -P . | sort", data.display())),

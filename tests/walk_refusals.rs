@@ -1,5 +1,5 @@
-// What the migration refuses before changing anything (exit 2): missing paths, files,
-// network and FUSE filesystems (faked statfs), overlapping mappings.
+//! What the migration refuses before changing anything (exit 2): missing paths, files,
+//! network and FUSE filesystems (faked statfs), overlapping mappings.
 mod walk_common;
 
 use isolate::error::Error;

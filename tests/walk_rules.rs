@@ -1,5 +1,5 @@
-// The migration rules on a real temp tree (run as root): shift, reown, auto, ACLs,
-// capabilities, setuid bits, hardlinks, symlinks, survey, exact rollback, injected failures.
+//! The migration rules on a real temp tree (run as root): shift, reown, auto, ACLs,
+//! capabilities, setuid bits, hardlinks, symlinks, survey, exact rollback, injected failures.
 mod walk_common;
 
 use isolate::migration::MigrateMode;

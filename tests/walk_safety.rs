@@ -1,6 +1,6 @@
-// The walk under attack and accident (run as root, temp trees only): symlinks swapped in for
-// directories mid-walk, mounts inside the data path (in a private mount namespace), and
-// kill -9 at arbitrary points followed by a re-run that must converge.
+//! The walk under attack and accident (run as root, temp trees only): symlinks swapped in for
+//! directories mid-walk, mounts inside the data path (in a private mount namespace), and
+//! kill -9 at arbitrary points followed by a re-run that must converge.
 mod walk_common;
 
 use isolate::migration::MigrateMode;

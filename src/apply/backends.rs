@@ -32,6 +32,10 @@ pub trait Migrator {
     ) -> Result<Summary>;
     /// Creates a new data path owned by `uid:gid`, mode 0750.
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
+    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
+    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The real engine in `walk`, on the real kernel.
@@ -67,6 +71,10 @@ impl Migrator for Walker {
     }
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
         crate::walk::create_data_dir(&self.sys, path, uid, gid)
+    }
+    fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
+        crate::walk::check_spec(spec)?;
+        crate::walk::check_data_path(&self.sys, path)
     }
 }
 

@@ -7,14 +7,14 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
-use crate::host::accounts::{Accounts, Shadow};
+use crate::host::accounts::{check, Accounts, Shadow};
 use crate::host::session::{LiveSession, OfflineSession};
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
 use crate::observe::{self, LiveProbe};
 use crate::plan::{self, Options};
 use crate::policy::Policy;
-use crate::render::{self, text::HostIdOwners, Format};
+use crate::render::{self, escape, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -45,7 +45,10 @@ pub fn main() -> i32 {
                     serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
                 println!("{msg}");
             }
-            eprintln!("isolate: {}", e.to_string().replace('\n', "\nisolate: "));
+            eprintln!(
+                "isolate: {}",
+                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
+            );
             e.exit_code()
         }
     }
@@ -90,6 +93,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
+            // Before planning: finish what a killed earlier run left in isolate's accounts.
+            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
+                // Only text output has room for it on stdout; JSON and metrics stay parseable.
+                if format == Format::Text {
+                    println!("{}", escape::lines(&line));
+                } else {
+                    eprintln!("{}", escape::lines(&line));
+                }
+            }
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
             let live = session(&root, &o, &sd)?;
@@ -134,16 +147,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
                 for s in &p.steps {
-                    println!("{s}");
+                    println!("{}", escape::lines(&s.to_string()));
                 }
             }
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            Ok(if report.failures().is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_FAILURE
-            })
+            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            if !accounts_left.is_empty() {
+                eprintln!(
+                    "FAILED account check after apply (as pwck/grpck):\n  {}",
+                    escape::lines(&accounts_left.join("\n")).replace('\n', "\n  ")
+                );
+            }
+            Ok(
+                if report.failures().is_empty() && accounts_left.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_FAILURE
+                },
+            )
         }
         Command::Init {
             compose,
@@ -361,6 +383,7 @@ fn audit(
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
+    let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
     let live = LiveSession {
         root,
@@ -372,6 +395,7 @@ fn audit(
         root,
         accounts: &accounts,
         state: &state,
+        isolation: &isolation,
         live: if sd.probe().is_ok() {
             &live as &dyn LiveCheck
         } else {

@@ -176,7 +176,7 @@ fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
 }
 
 /// The keys each table accepts; anything else is a problem.
-pub(crate) const TOP_KEYS: &[&str] = &[
+pub const TOP_KEYS: &[&str] = &[
     "user_prefix",
     "shared_group",
     "legacy_owner",
@@ -184,14 +184,14 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "stacks",
     "shares",
 ];
-pub(crate) const POOL_KEYS: &[&str] = &[
+pub const POOL_KEYS: &[&str] = &[
     "uid_first",
     "uid_last",
     "subid_first",
     "subid_last",
     "subid_size",
 ];
-pub(crate) const STACK_KEYS: &[&str] = &[
+pub const STACK_KEYS: &[&str] = &[
     "data",
     "migrate",
     "uid",
@@ -205,7 +205,7 @@ pub(crate) const STACK_KEYS: &[&str] = &[
     "service",
     "compose_command",
 ];
-pub(crate) const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
+pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
     problems: Vec<Problem>,

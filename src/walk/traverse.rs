@@ -11,7 +11,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
@@ -56,6 +56,7 @@ pub struct Pinned<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
     pub count: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub samples: Vec<PathBuf>,
 }
 
@@ -236,6 +237,9 @@ struct Walk<'w, A: InodeAction> {
     /// never touches a lower layer), so links are not counted there.
     per_name: bool,
     links: Mutex<HashMap<(u64, u64), Links>>,
+    /// Per-name mode only: multi-link inodes changed through one name, so another name of
+    /// the same (upper-layer) inode that no longer matches its plan is not a race.
+    changed_links: Mutex<HashSet<(u64, u64)>>,
     counts: Mutex<Counts>,
     tally: Mutex<A::Tally>,
     abort: AtomicBool,
@@ -328,6 +332,16 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         LinkSeen { first, last }
     }
 
+    fn changed_through_another_name(&self, planned: &Stat) -> bool {
+        self.per_name
+            && planned.nlink > 1
+            && self
+                .changed_links
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&(planned.dev, planned.ino))
+    }
+
     /// Plans, journals and applies one batch of entries of `dir`; returns the
     /// subdirectories to descend into (name and inode number).
     fn batch(
@@ -418,7 +432,9 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 Ok(now) if now.unchanged(&entry.stat) => {}
                 // Swapped, relinked or changed since it was planned: not what was planned.
                 Ok(_) => {
-                    counts.raced.add(entry.rel());
+                    if !self.changed_through_another_name(&entry.stat) {
+                        counts.raced.add(entry.rel());
+                    }
                     continue;
                 }
                 Err(errno) => {
@@ -431,7 +447,15 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 entry,
             };
             match self.action.apply(self.sys, &target, plan, tally) {
-                Ok(()) => counts.changed += 1,
+                Ok(()) => {
+                    counts.changed += 1;
+                    if self.per_name && entry.stat.nlink > 1 && !entry.stat.is_dir() {
+                        self.changed_links
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((entry.stat.dev, entry.stat.ino));
+                    }
+                }
                 Err(f) => counts.outcome(self.root_path, f),
             }
         }
@@ -549,6 +573,7 @@ pub fn walk<A: InodeAction>(
         root,
         per_name,
         links: Mutex::new(HashMap::new()),
+        changed_links: Mutex::new(HashSet::new()),
         counts: Mutex::new(Counts::default()),
         tally: Mutex::new(A::Tally::default()),
         abort: AtomicBool::new(false),

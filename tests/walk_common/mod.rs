@@ -1,5 +1,5 @@
-// Shared helpers of the walk integration tests: realistic mappings, temp trees with every
-// kind of inode the migration must handle, and full owner/mode/ACL/capability listings.
+//! Shared helpers of the walk integration tests: realistic mappings, temp trees with every
+//! kind of inode the migration must handle, and full owner/mode/ACL/capability listings.
 #![allow(dead_code)]
 use isolate::ids::{IdMaps, Mapping, Shift, SubidRange};
 use isolate::migration::{MigrateMode, MigrationSpec};
