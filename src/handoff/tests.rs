@@ -274,3 +274,45 @@ fn the_service_is_planned_installed_proven_and_removed() {
     assert!(!stores.units.lock().unwrap().last().unwrap().2);
     assert!(crate::state::State::read(&root).unwrap().handoff.is_empty());
 }
+
+#[test]
+fn a_volume_in_use_or_already_full_is_refused_and_a_moved_one_is_present() {
+    let p = Policy::parse(Path::new("p.toml"), POLICY).unwrap();
+    let volume = |holders: Vec<String>, stack_data: bool| VolumeFacts {
+        name: "app_db".into(),
+        legacy: Some("/home/alice/.local/share/containers/storage/volumes/app_db/_data".into()),
+        legacy_data: true,
+        stack: stack_data.then(|| "/x/_data".into()),
+        stack_data,
+        holders,
+        ..VolumeFacts::default()
+    };
+    let with = |v: VolumeFacts| {
+        let mut o = observed();
+        o.handoff.insert(
+            "app".into(),
+            StackFacts {
+                volumes: vec![v],
+                ..StackFacts::default()
+            },
+        );
+        o
+    };
+    let e = plan(
+        &p,
+        &with(volume(vec!["app_db_1 (of alice)".into()], false)),
+        &opts(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "stack `app`: containers are using volume app_db: app_db_1 (of alice); stop them first (or pass --force)"
+    );
+    let e = plan(&p, &with(volume(vec![], true)), &opts()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "stack `app`: volume app_db already holds data in stk-app's store; isolate never mixes two volumes' data: empty or remove one of them first"
+    );
+    let ok = plan(&p, &with(volume(vec![], false)), &opts()).unwrap();
+    assert!(ok.steps.iter().any(|s| matches!(s, Step::Handoff(HandoffStep::MoveVolume { name, resume: false, .. }) if name == "app_db")));
+}
