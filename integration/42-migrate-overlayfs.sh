@@ -54,7 +54,10 @@ assert_stack_running stk-app
 import_busybox stk-app
 after=$(listing stk-app)
 printf '%s\n' "$after"
-assert_eq "$before" "$after" "uid:gid and mode of every file as the containers see them"
+# Closing the data (closed = true, the default) takes o+rx off its top and nothing else.
+expected=$(sed 's|^0:0 755 \.$|0:0 750 .|' <<<"$before")
+grep -q '^0:0 755 \.$' <<<"$before" || fail "the data path's top was not 0755 before"
+assert_eq "$expected" "$after" "uid:gid and mode of every file as the containers see them (the top closed)"
 left=$(in_ct_sh "find /srv/app \\( -uid +99999 -uid -165536 -o -gid +99999 -gid -165536 \\) | head")
 assert_eq "" "$left" "files left in the legacy mapping"
 lower_owner=$(in_ct stat -c '%u:%g' /srv/ovl/lower/low-999)

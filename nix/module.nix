@@ -38,6 +38,11 @@ let
       ]) "How the data's owners change (default auto).";
       uid = optional types.ints.unsigned "Pin the stack's uid.";
       subid_start = optional types.ints.unsigned "Pin the start of the stack's subordinate range.";
+      outside_hardlinks = optional (types.enum [
+        "refuse"
+        "skip"
+      ]) "Files with links outside the data: refuse the migration (default) or skip them.";
+      closed = optional types.bool "Close the data to every uid outside the stack (default true).";
     };
   };
 
@@ -49,6 +54,10 @@ let
       };
       read = optional (types.listOf grant) "Stacks (or stack:container_uid) that read it.";
       write = optional (types.listOf grant) "Stacks (or stack:container_uid) that write it.";
+      mode = optional (types.enum [
+        "acl"
+        "group"
+      ]) "How access is granted: named ACL entries (default) or the shared group.";
     };
   };
 in
@@ -68,8 +77,8 @@ in
       pools = {
         uid_first = optional types.ints.unsigned "First uid for stack users (default 800).";
         uid_last = optional types.ints.unsigned "Last uid for stack users (default 899).";
-        subid_first = optional types.ints.unsigned "First subordinate id (default 200000).";
-        subid_last = optional types.ints.unsigned "Last subordinate id (default 2147483647).";
+        subid_first = optional types.ints.unsigned "First subordinate id (default 1879048192, 0x70000000).";
+        subid_last = optional types.ints.unsigned "Last subordinate id (default 2147352575).";
         subid_size = optional types.ints.positive "Ids per stack range (default 65536).";
       };
       stacks = mkOption {

@@ -43,7 +43,8 @@ pub enum Error {
     #[error("missing privilege: {0}")]
     Privilege(String),
 
-    #[error("another isolate run holds the lock {}", .0.display())]
+    /// Another run holds the lock on this root directory.
+    #[error("another isolate run holds the lock on {}", .0.display())]
     Locked(PathBuf),
 
     #[error("{0}")]

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod error;
 pub mod export;
+pub mod handoff;
 pub mod host;
 pub mod idmap;
 pub mod ids;

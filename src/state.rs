@@ -76,6 +76,9 @@ pub struct State {
     pub version: u32,
     #[serde(default)]
     pub stacks: BTreeMap<String, StackRecord>,
+    /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handoff: BTreeMap<String, crate::handoff::HandoffRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_group: Option<GroupRecord>,
 }
@@ -85,6 +88,7 @@ impl Default for State {
         State {
             version: STATE_VERSION,
             stacks: BTreeMap::new(),
+            handoff: BTreeMap::new(),
             shared_group: None,
         }
     }
@@ -139,35 +143,30 @@ impl State {
     }
 }
 
-/// An exclusive lock on ROOT/var/lib/isolate/lock, held until dropped. Two runs never interleave.
+/// An exclusive lock on the root directory itself (`flock` on its descriptor), held until
+/// dropped: two runs never interleave. Locking the directory creates nothing, so a run that
+/// refuses leaves the root exactly as it found it (a lock file would be a change of its own).
 pub struct RunLock {
-    _file: fs::File,
+    _dir: fs::File,
 }
 
 impl RunLock {
     pub fn acquire(root: &Root) -> Result<RunLock> {
         use std::os::unix::fs::OpenOptionsExt;
-        let dir = root.state_dir();
-        fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        let path = root.lock_file();
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(root.path())
+            .map_err(|e| Error::io(format!("opening {}", root.display()), e))?;
         // SAFETY: flock on an fd we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(Error::Locked(path));
+                return Err(Error::Locked(root.to_path_buf()));
             }
-            return Err(Error::io(format!("locking {}", path.display()), err));
+            return Err(Error::io(format!("locking {}", root.display()), err));
         }
-        Ok(RunLock { _file: file })
+        Ok(RunLock { _dir: dir })
     }
 }
 
@@ -203,9 +202,19 @@ mod tests {
         let d = Root::new(t.path());
         let _held = RunLock::acquire(&d).unwrap();
         match RunLock::acquire(&d) {
-            Err(Error::Locked(p)) => assert!(p.ends_with("var/lib/isolate/lock")),
+            Err(Error::Locked(p)) => assert_eq!(p, t.path()),
             other => panic!("{:?}", other.err()),
         }
+    }
+
+    #[test]
+    fn locking_creates_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Root::new(t.path());
+        let held = RunLock::acquire(&d).unwrap();
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
+        drop(held);
+        RunLock::acquire(&d).unwrap();
     }
 
     #[test]

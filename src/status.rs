@@ -41,6 +41,8 @@ pub struct StackStatus {
     pub closed: Vec<crate::isolation::status::ClosedStatus>,
     /// What the policy's shares grant this stack.
     pub grants: Vec<crate::isolation::status::GrantStatus>,
+    /// Env files, volumes and service handed to the stack; what the legacy user left behind.
+    pub handoff: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -102,7 +104,7 @@ pub fn gather(
         };
         let facts = live.unwrap_or(offline).manager(&a.user, a.uid);
         let systemd = live.is_some();
-        let migrations = state
+        let migrations: Vec<MigrationStatus> = state
             .stacks
             .get(name)
             .map(|r| {
@@ -117,8 +119,21 @@ pub fn gather(
             })
             .unwrap_or_default();
         let maps = a.maps();
-        let closed = crate::isolation::status::closed(root, &record, name, &maps);
+        let migrated: Vec<PathBuf> = migrations
+            .iter()
+            .filter(|m| m.phase == MigrationPhase::Done)
+            .map(|m| m.path.clone())
+            .collect();
+        let closed = crate::isolation::status::closed(root, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
+        let handoff = crate::handoff::status::lines(
+            policy,
+            &state,
+            &acc,
+            name,
+            a,
+            live.and_then(|l| l.stores()),
+        );
         stacks.push(StackStatus {
             stack: name.clone(),
             in_policy: policy.stacks.contains_key(name),
@@ -138,6 +153,7 @@ pub fn gather(
             migrations,
             closed,
             grants,
+            handoff,
         });
     }
     Ok(Status {

@@ -187,8 +187,16 @@ fn prepare() -> (tempfile::TempDir, Mounted) {
 
     dir(&r.join("srv"), 0, 0, 0o755);
     let (a, b, media) = (r.join("srv/a"), r.join("srv/b"), r.join("srv/media"));
-    // a's top: others can search it although a is migrated (closed_path_open), b reads it.
+    // a's top: recorded as closed, yet others can search it (closed_path_open), b reads it.
     dir(&a, 801, 801, 0o755);
+    fs::write(
+        r.join("var/lib/isolate/isolation.json"),
+        format!(
+            r#"{{"version":1,"closed":{{"a":[{{"path":"/srv/a","ino":{},"perm":488,"acl_access":null}}]}}}}"#,
+            fs::metadata(&a).unwrap().ino()
+        ),
+    )
+    .unwrap();
     file(&a.join("photo"), 200_998, 200_998, 0o644);
     file(&a.join("from-b"), 266_535, 266_535, 0o644); // b's container uid 1000
     file(&a.join("still-legacy"), 100_998, 100_998, 0o644);
@@ -237,10 +245,12 @@ fn every_finding_kind_matches_the_expected_report() {
     let accounts = isolate::host::accounts::Accounts::read(root).unwrap();
     let layout = isolate::layout::Root::new(root);
     let state = isolate::state::State::read(&layout).unwrap();
+    let isolation = isolate::isolation::record::Record::read(&layout).unwrap();
     let host = run::Host {
         root: &layout,
         accounts: &accounts,
         state: &state,
+        isolation: &isolation,
         live: &FakeLive,
     };
     let sys = ReadOnlySys {
@@ -379,6 +389,21 @@ fn the_cli_writes_every_format_changes_nothing_and_exits_by_severity() {
             "isolate: --stack nosuch: the policy {} defines no such stack\n",
             root.join("policy.toml").display()
         ));
+
+    Command::cargo_bin("isolate")
+        .unwrap()
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "--format",
+            "prometheus",
+            "map",
+            "a",
+            "1",
+        ])
+        .assert()
+        .code(2)
+        .stderr("isolate: --format prometheus is only for `isolate audit`\n");
 
     assert_eq!(before, listing(root), "the audit changed something");
 }

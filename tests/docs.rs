@@ -163,3 +163,70 @@ fn complete_stacks_is_silent_on_a_broken_policy() {
         .stdout("")
         .stderr("");
 }
+
+#[test]
+fn zsh_and_fish_completions_parse() {
+    let (_dir, dir) = generate("completions");
+    for (shell, args, file) in [
+        ("zsh", vec!["-n"], "_isolate"),
+        ("fish", vec!["--no-execute"], "isolate.fish"),
+    ] {
+        let out = std::process::Command::new(shell)
+            .args(args)
+            .arg(dir.join(file))
+            .output()
+            .unwrap_or_else(|e| panic!("{shell} runs (installed by scripts/install-deps): {e}"));
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn fish_completion_offers_commands_and_stacks() {
+    let (_dir, dir) = generate("completions");
+    let bin = assert_cmd::cargo::cargo_bin("isolate");
+    let complete = |line: &str| -> Vec<String> {
+        let script = format!(
+            "source {}; complete -C '{line}'",
+            dir.join("isolate.fish").display()
+        );
+        let out = std::process::Command::new("fish")
+            .args(["--no-config", "-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.parent().unwrap().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let subs = complete("isolate ");
+    for sub in ["plan", "apply", "status", "map", "rollback", "audit"] {
+        assert!(subs.contains(&sub.to_string()), "{sub} not in {subs:?}");
+    }
+    assert!(!subs.iter().any(|w| w.starts_with("__")), "{subs:?}");
+    assert_eq!(
+        complete("isolate --policy policies/homelab.toml apply --stack "),
+        ["immich", "jellyfin", "paperless"]
+    );
+    assert_eq!(
+        complete("isolate --policy policies/homelab.toml map "),
+        ["immich", "jellyfin", "paperless"]
+    );
+}

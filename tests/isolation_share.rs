@@ -473,3 +473,15 @@ fn mode_of(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).unwrap().mode() & 0o7777
 }
+
+#[test]
+fn a_file_linked_from_outside_the_share_is_never_changed() {
+    let s = Share::new();
+    let outside = s.root.path().join("private");
+    std::fs::write(&outside, "not shared").unwrap();
+    std::fs::hard_link(&outside, s.path().join("linked")).unwrap();
+    let before = getfacl(&outside);
+    let done = s.apply(GRANTS);
+    assert_eq!(done.outside_links, vec![PathBuf::from("linked")]);
+    assert_eq!(getfacl(&outside), before);
+}

@@ -1,7 +1,7 @@
 //! The Nix files: every one parses (`nix-instantiate --parse`), and the NixOS module
 //! `services.isolate`, evaluated with nixpkgs' real `lib` and NixOS's users module from the
-//! nixos-eval harness next to an accounts module, writes the example policy's TOML, which
-//! isolate itself accepts, and the audit service and timer.
+//! nixos-eval harness next to the accounts module `isolate export nixos` writes, writes the
+//! example policy's TOML (which isolate itself accepts), the audit service and the timer.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -52,8 +52,8 @@ fn every_nix_file_parses() {
     }
 }
 
-/// Unpacks the harness into a temporary directory and evaluates nix/tests/eval.nix.
-fn evaluate(host: &str) -> serde_json::Value {
+/// The harness unpacked into a temporary directory (kept while the guard lives).
+fn unpack_harness() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("tar")
         .args(["-xJf", HARNESS_TARBALL, "-C"])
@@ -62,8 +62,58 @@ fn evaluate(host: &str) -> serde_json::Value {
         .unwrap();
     assert!(status.success(), "cannot unpack {HARNESS_TARBALL}");
     let harness = dir.path().join("nixpkgs-eval");
-    // The kind of accounts module `isolate export nixos` writes (stk-immich, its groups).
-    let accounts = harness.join("harness/example-stack-users.nix");
+    (dir, harness)
+}
+
+/// A root holding only account files with root and alice (the example policy's legacy owner).
+fn root_with_alice() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    for (file, text) in [
+        (
+            "passwd",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+        ),
+        (
+            "shadow",
+            "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n",
+        ),
+        ("group", "root:x:0:\nalice:x:1000:\n"),
+        ("gshadow", "root:*::\nalice:!::\n"),
+        ("subuid", "alice:100000:65536\n"),
+        ("subgid", "alice:100000:65536\n"),
+    ] {
+        std::fs::write(etc.join(file), text).unwrap();
+    }
+    dir
+}
+
+/// The accounts module `isolate export nixos` writes for the example policy on `root`.
+fn export_nixos(root: &Path, module: &Path) {
+    let out = Command::new(assert_cmd::cargo::cargo_bin("isolate"))
+        .arg("--root")
+        .arg(root)
+        .arg("--policy")
+        .arg(repo().join("policies/homelab.toml"))
+        .args(["export", "nixos", "--output"])
+        .arg(module)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "isolate export nixos: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Evaluates nix/tests/eval.nix: the module for the host configuration `host`, next to the
+/// accounts module `isolate export nixos` writes for the example policy.
+fn evaluate(host: &str) -> serde_json::Value {
+    let (_dir, harness) = unpack_harness();
+    let root = root_with_alice();
+    let accounts = root.path().join("isolate-stacks.nix");
+    export_nixos(root.path(), &accounts);
     let out = nix_instantiate(&[
         "--eval",
         "--strict",
@@ -100,8 +150,8 @@ fn module_writes_the_example_policy() {
     assert_eq!(got["failedAssertions"], serde_json::json!([]));
     assert_eq!(
         got["users"],
-        serde_json::json!(["stk-immich"]),
-        "the accounts module is evaluated next to services.isolate"
+        serde_json::json!(["stk-immich", "stk-jellyfin", "stk-paperless"]),
+        "the exported accounts module is evaluated next to services.isolate"
     );
     assert_eq!(
         got["auditExecStart"],
@@ -117,4 +167,59 @@ fn module_writes_the_example_policy() {
         got["packages"][0], "isolate",
         "the package (man pages, completions) is on the system"
     );
+}
+
+#[test]
+fn module_declares_every_policy_key_the_parser_accepts() {
+    use isolate::policy::{POOL_KEYS, SHARE_KEYS, STACK_KEYS, TOP_KEYS};
+    let got = evaluate("./nix/tests/homelab.nix");
+    for (table, keys) in [
+        ("top", TOP_KEYS),
+        ("pools", POOL_KEYS),
+        ("stacks", STACK_KEYS),
+        ("shares", SHARE_KEYS),
+    ] {
+        let mut want: Vec<&str> = keys.to_vec();
+        want.sort_unstable();
+        let declared: Vec<&str> = got["policyKeys"][table]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            declared, want,
+            "services.isolate.policy ({table}) and the policy parser disagree: edit nix/module.nix"
+        );
+    }
+}
+
+#[test]
+fn package_installs_man_pages_and_completions() {
+    let (_dir, harness) = unpack_harness();
+    let out = nix_instantiate(&[
+        "--eval",
+        "--strict",
+        "--json",
+        "nix/tests/package.nix",
+        "--arg",
+        "harness",
+        harness.to_str().unwrap(),
+    ]);
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["pname"], "isolate");
+    assert_eq!(got["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(got["mainProgram"], "isolate");
+    assert_eq!(got["lockFile"], "Cargo.lock");
+    let post = got["postInstall"].as_str().unwrap();
+    for line in [
+        "$out/bin/isolate __generate man generated/man",
+        "$out/bin/isolate __generate completions generated/completions",
+        "installManPage generated/man/isolate.8 generated/man/isolate-policy.5",
+        "--bash generated/completions/isolate.bash",
+        "--zsh generated/completions/_isolate",
+        "--fish generated/completions/isolate.fish",
+    ] {
+        assert!(post.contains(line), "postInstall lacks `{line}`:\n{post}");
+    }
 }

@@ -1,6 +1,6 @@
 # Evaluates nix/module.nix with NixOS's real users module and nixpkgs lib from the nixos-eval
-# harness (unpacked at test time; its path is `harness`), next to an accounts module (what
-# `isolate export nixos` writes), and returns what the module produced.
+# harness (unpacked at test time; its path is `harness`), next to the accounts module
+# `isolate export nixos` wrote (`accounts`), and returns what the module produced.
 #
 #   nix-instantiate --eval --strict --json nix/tests/eval.nix \
 #     --arg harness /tmp/x/nixpkgs-eval --arg accounts ./accounts.nix --arg host ./homelab.nix
@@ -50,4 +50,16 @@ in
   packages = map (p: p.name) config.environment.systemPackages;
   users = builtins.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "stk-" n) config.users.users);
   failedAssertions = evaluated.summary.failedAssertions;
+  # The policy keys services.isolate declares, per table: tests hold them against the parser's.
+  policyKeys =
+    let
+      policy = evaluated.options.services.isolate.policy;
+      keysOf = o: builtins.attrNames (builtins.removeAttrs (o.type.getSubOptions [ ]) [ "_module" ]);
+    in
+    {
+      top = builtins.attrNames policy;
+      pools = builtins.attrNames policy.pools;
+      stacks = keysOf policy.stacks;
+      shares = keysOf policy.shares;
+    };
 }

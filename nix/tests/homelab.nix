@@ -11,8 +11,8 @@
       pools = {
         uid_first = 800;
         uid_last = 899;
-        subid_first = 200000;
-        subid_last = 2147483647;
+        subid_first = 1879048192;
+        subid_last = 2147352575;
         subid_size = 65536;
       };
       stacks = {

@@ -32,6 +32,10 @@ pub trait Migrator {
     ) -> Result<Summary>;
     /// Creates a new data path owned by `uid:gid`, mode 0750.
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
+    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
+    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The real engine in `walk`, on the real kernel.
@@ -68,6 +72,10 @@ impl Migrator for Walker {
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
         crate::walk::create_data_dir(&self.sys, path, uid, gid)
     }
+    fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
+        crate::walk::check_spec(spec)?;
+        crate::walk::check_data_path(&self.sys, path)
+    }
 }
 
 pub struct Backends<'a> {
@@ -75,6 +83,8 @@ pub struct Backends<'a> {
     /// None with --no-systemd: the plan then holds no systemd steps.
     pub manager: Option<&'a dyn StackManager>,
     pub migrator: &'a dyn Migrator,
+    /// The users' podman stores (None with --no-systemd: the plan then copies no images).
+    pub stores: Option<&'a dyn crate::handoff::stores::Stores>,
     /// The filesystem calls of closing data and sharing (the walk's).
     pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
     pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,

@@ -28,6 +28,10 @@ pub enum Outcome {
     Failed {
         error: String,
     },
+    /// Nothing to act on, reported but not a failure (an image the legacy store lacks).
+    NotFound {
+        detail: String,
+    },
     /// An earlier step of the same stack failed.
     Skipped,
 }
@@ -310,11 +314,24 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
+        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
         // Carried out by crate::isolation::apply::run_step.
         Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
             "an isolation step reached the stack step runner".into(),
         )),
     }
+}
+
+/// Whether the stack has a data migration that rollback would undo.
+pub fn has_rollback(state: &State, stack: &str) -> bool {
+    state.stacks.get(stack).is_some_and(|r| {
+        r.migrations.iter().any(|m| {
+            matches!(
+                m.phase,
+                MigrationPhase::Migrating | MigrationPhase::Done | MigrationPhase::RollingBack
+            )
+        })
+    })
 }
 
 /// Writes the migration's phase into the state file (atomically) before/after the walk.

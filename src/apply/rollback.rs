@@ -49,34 +49,40 @@ pub fn rollback(
         )));
     }
     let target = &rec.allocation;
-    let mut out = Vec::new();
-    for m in todo {
-        let shift = Shift {
+    let spec_of = |m: &Migration| MigrationSpec {
+        mode: m.mode,
+        shift: Shift {
             from: m.from.clone(),
             to: m.to.clone(),
-        };
-        record_migration(
-            root,
-            stack,
-            &m.path,
-            m.mode,
-            &shift,
-            &m.journal,
-            MigrationPhase::RollingBack,
-        )?;
-        let spec = MigrationSpec {
-            mode: m.mode,
-            shift: shift.clone(),
-            target_uid: target.uid,
-            target_gid: target.gid,
-            outside_links: Default::default(),
-        };
+        },
+        target_uid: target.uid,
+        target_gid: target.gid,
+        outside_links: Default::default(),
+    };
+    // Every refusal before the first record: a refused rollback changes nothing.
+    for m in &todo {
+        migrator.check(&root.at(&m.path), &spec_of(m))?;
+    }
+    let mut out = Vec::new();
+    for m in todo {
+        let spec = spec_of(&m);
+        let record =
+            |phase| record_migration(root, stack, &m.path, m.mode, &spec.shift, &m.journal, phase);
+        record(MigrationPhase::RollingBack)?;
         let progress = Progress {
             enabled: progress,
             expected_inodes: None,
         };
         let summary =
-            migrator.rollback(&root.at(&m.path), &spec, &root.at(&m.journal), progress)?;
+            match migrator.rollback(&root.at(&m.path), &spec, &root.at(&m.journal), progress) {
+                Ok(s) => s,
+                Err(e) if e.exit_code() == crate::error::EXIT_BAD_INPUT => {
+                    // The walk refused before its first change: the record goes back as it was.
+                    record(m.phase)?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
         let problems = summary.problems();
         if !problems.is_empty() {
             // Stays `rolling_back`: the next rollback walks it again.
@@ -86,15 +92,7 @@ pub fn rollback(
                 problems.join("; ")
             )));
         }
-        record_migration(
-            root,
-            stack,
-            &m.path,
-            m.mode,
-            &shift,
-            &m.journal,
-            MigrationPhase::RolledBack,
-        )?;
+        record(MigrationPhase::RolledBack)?;
         out.push((m.path.clone(), summary));
     }
     Ok(RollbackReport(out))

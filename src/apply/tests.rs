@@ -163,6 +163,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
+        stores: None,
     };
     let r = apply(
         &d,
@@ -212,6 +213,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
+        stores: None,
     };
     let r = apply(
         &d,
@@ -245,6 +247,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
+        stores: None,
     };
     let r = apply(
         &d,
@@ -294,6 +297,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
+        stores: None,
     };
     let p = Plan {
         steps: steps()[..1].to_vec(),
@@ -326,6 +330,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
+        stores: None,
     };
     let plan = Plan {
         steps: steps(),

@@ -97,13 +97,20 @@ impl InodeFacts {
     fn named(&self, tag: u16) -> impl Iterator<Item = &AclEntry> {
         self.acl.iter().flatten().filter(move |e| e.tag == tag)
     }
-    /// Whether a uid outside `maps` can search (x) this directory: other has x, or a named
-    /// ACL entry for an id outside the mapping has x under the mask.
+    /// Whether a uid outside `maps` can search (x) this directory: other has x, its owner
+    /// (root aside, which passes anyway) or owning group is outside the mapping with x, or a
+    /// named ACL entry for an id outside the mapping has x under the mask.
     pub fn traversable_by_outsiders(&self, maps: &IdMaps) -> bool {
         if self.perm & 0o001 != 0 {
             return true;
         }
         let mask = self.mask();
+        if self.uid != 0 && !maps.uid.contains_host(self.uid) && self.perm & 0o100 != 0 {
+            return true;
+        }
+        if !maps.gid.contains_host(self.gid) && self.group_obj() & mask & X != 0 {
+            return true;
+        }
         self.named(TAG_USER)
             .any(|e| e.perm & mask & X != 0 && !maps.uid.contains_host(e.id))
             || self
@@ -404,6 +411,12 @@ mod tests {
             &[(TAG_USER, 5, 265_999), (TAG_MASK, 7, 0)],
         );
         assert!(foreign.traversable_by_outsiders(&m));
+        // The shared group (850, outside the stack) owning the top with g+x lets its members in.
+        assert!(dir(800, 850, 0o710).traversable_by_outsiders(&m));
+        assert!(!dir(800, 850, 0o700).traversable_by_outsiders(&m));
+        // Another stack's user owning it with u+x; root owning it is no finding (root passes).
+        assert!(dir(801, 800, 0o700).traversable_by_outsiders(&m));
+        assert!(!dir(0, 800, 0o700).traversable_by_outsiders(&m));
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Host<'a> {
     pub root: &'a Root,
     pub accounts: &'a Accounts,
     pub state: &'a State,
+    /// What isolation closed (ROOT/var/lib/isolate/isolation.json).
+    pub isolation: &'a crate::isolation::record::Record,
     pub live: &'a dyn LiveCheck,
 }
 
@@ -173,34 +175,32 @@ fn chain_paths(root: &Root, path: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Audits the policy's data paths and shares (of `stacks`, all when empty).
-pub fn audit(
-    sys: &dyn WalkSys,
-    policy: &Policy,
-    host: &Host<'_>,
-    stacks: &[String],
-) -> Result<Report> {
-    let started = Instant::now();
-    let opts = plan::Options {
-        stacks: stacks.to_vec(),
-        ..plan::Options::default()
-    };
-    plan::check_selection(policy, &opts)?;
+/// Every mapping the host knows (recorded stacks, also ones that left the policy, and the
+/// legacy owner) and its account names.
+fn id_book(policy: &Policy, host: &Host<'_>) -> IdBook {
     let acc = host.accounts;
-    let selected = |s: &str| stacks.is_empty() || stacks.iter().any(|x| x == s);
-
-    // Every mapping the host knows: recorded stacks (also ones that left the policy) and the legacy owner.
     let legacy = plan::data::legacy_maps(policy, acc);
     let legacy_name = policy.legacy_owner.as_ref().map(|l| l.value.clone());
-    let mut book = IdBook {
-        legacy: legacy.clone().zip(legacy_name.clone()).map(|(m, n)| (n, m)),
+    IdBook {
+        stacks: host
+            .state
+            .stacks
+            .iter()
+            .map(|(name, rec)| (name.clone(), rec.allocation.maps()))
+            .collect(),
+        legacy: legacy_name.zip(legacy),
         users: acc.passwd.iter().map(|u| (u.uid, u.name.clone())).collect(),
         groups: acc.group.iter().map(|g| (g.gid, g.name.clone())).collect(),
-        ..IdBook::default()
-    };
-    for (name, rec) in &host.state.stacks {
-        book.stacks.insert(name.clone(), rec.allocation.maps());
     }
+}
+
+/// The selected stacks: recorded ones (applied) and the allocation apply would make for others.
+fn stack_infos(
+    policy: &Policy,
+    host: &Host<'_>,
+    selected: &dyn Fn(&str) -> bool,
+) -> Vec<StackInfo> {
+    let (acc, selected) = (host.accounts, selected);
     let planned = crate::alloc::allocate(policy, acc, host.state, &[]).unwrap_or_default();
     let mut infos = Vec::new();
     for name in policy.stacks.keys().filter(|s| selected(s)) {
@@ -222,7 +222,17 @@ pub fn audit(
         });
     }
 
-    // The paths to walk: selected stacks' data, shares granting a selected stack.
+    infos
+}
+
+/// The paths to walk: the selected stacks' data paths, and the shares granting one of them.
+fn audited_paths(
+    policy: &Policy,
+    state: &State,
+    book: &IdBook,
+    stacks: &[String],
+    selected: &dyn Fn(&str) -> bool,
+) -> Vec<Audited> {
     let mut audited = Vec::new();
     for s in policy.stacks.values().filter(|s| selected(&s.name)) {
         for d in &s.data {
@@ -237,7 +247,7 @@ pub fn audit(
                     .into_iter()
                     .collect(),
                 migrated: matches!(
-                    host.state.migration(&s.name, &d.value).map(|m| m.phase),
+                    state.migration(&s.name, &d.value).map(|m| m.phase),
                     Some(MigrationPhase::Done)
                 ),
             });
@@ -263,110 +273,120 @@ pub fn audit(
         });
     }
 
-    let mut paths = Vec::new();
-    let mut findings = Vec::new();
-    for a in &audited {
-        let stack = (a.kind == PathKind::Data).then_some(a.name.as_str());
-        let inspector = Inspector::new(&book, &a.own, a.migrated);
-        let on_host = host.root.at(&a.path);
-        let scope = match a.kind {
-            PathKind::Data => Scope::Data { stack: &a.name },
-            PathKind::Share => Scope::Share { granted: &a.own },
-        };
-        let mut report = PathReport {
-            path: a.path.display().to_string(),
-            kind: a.kind,
-            stack: stack.map(str::to_string),
-            share: (a.kind == PathKind::Share).then(|| a.name.clone()),
-            walked: false,
-            inodes: 0,
-            bytes: 0,
-            uid_classes: BTreeMap::new(),
-            gid_classes: BTreeMap::new(),
-            uids: Vec::new(),
-            gids: Vec::new(),
-        };
-        match walk_tree(sys, &on_host, &inspector) {
-            Err(e) => findings.push(finding(
-                FindingKind::Unreadable,
-                stack,
-                Some(&a.path),
-                1,
-                safe_path(Path::new(&e.to_string())),
-            )),
-            Ok(TreeAudit {
-                tally,
-                outside_links,
-                unreadable,
-                unreadable_messages,
-                mounts_skipped,
-                inodes,
-                bytes,
-            }) => {
-                report.walked = true;
-                report.inodes = inodes;
-                report.bytes = bytes;
-                report.uids = tally.rows(&book, IdKind::Uid, scope);
-                report.gids = tally.rows(&book, IdKind::Gid, scope);
-                for (rows, classes) in [
-                    (&report.uids, &mut report.uid_classes),
-                    (&report.gids, &mut report.gid_classes),
-                ] {
-                    for r in rows {
-                        classes
-                            .entry(r.owner.class().to_string())
-                            .or_default()
-                            .add(&Counts {
-                                inodes: r.inodes,
-                                bytes: r.bytes,
-                            });
-                    }
-                }
-                let mut hits = tally.hits;
-                if outside_links.count > 0 {
-                    hits.insert(FindingKind::HardlinkOutside, outside_links);
-                }
-                if !mounts_skipped.is_empty() {
-                    hits.insert(
-                        FindingKind::MountSkipped,
-                        Hits {
-                            count: mounts_skipped.len() as u64,
-                            samples: mounts_skipped.into_iter().take(SAMPLES).collect(),
-                        },
-                    );
-                }
-                for (kind, h) in &hits {
-                    findings.push(hits_finding(
-                        *kind,
-                        stack,
-                        &a.path,
-                        h,
-                        describe(*kind, &a.path),
-                    ));
-                }
-                if unreadable.count > 0 {
-                    let mut f = hits_finding(
-                        FindingKind::Unreadable,
-                        stack,
-                        &a.path,
-                        &unreadable,
-                        format!(
-                            "{}: entries that could not be read (first: {})",
-                            safe_path(&a.path),
-                            unreadable_messages
-                                .first()
-                                .map_or(String::new(), |m| safe_path(Path::new(m)))
-                        ),
-                    );
-                    f.count = unreadable.count;
-                    findings.push(f);
+    audited
+}
+
+/// Walks one path and turns what it found into its report and findings.
+fn walk_path(
+    sys: &dyn WalkSys,
+    host: &Host<'_>,
+    book: &IdBook,
+    a: &Audited,
+    findings: &mut Vec<Finding>,
+) -> PathReport {
+    let stack = (a.kind == PathKind::Data).then_some(a.name.as_str());
+    let inspector = Inspector::new(book, &a.own, a.migrated);
+    let on_host = host.root.at(&a.path);
+    let scope = match a.kind {
+        PathKind::Data => Scope::Data { stack: &a.name },
+        PathKind::Share => Scope::Share { granted: &a.own },
+    };
+    let mut report = PathReport {
+        path: a.path.display().to_string(),
+        kind: a.kind,
+        stack: stack.map(str::to_string),
+        share: (a.kind == PathKind::Share).then(|| a.name.clone()),
+        walked: false,
+        inodes: 0,
+        bytes: 0,
+        uid_classes: BTreeMap::new(),
+        gid_classes: BTreeMap::new(),
+        uids: Vec::new(),
+        gids: Vec::new(),
+    };
+    match walk_tree(sys, &on_host, &inspector) {
+        Err(e) => findings.push(finding(
+            FindingKind::Unreadable,
+            stack,
+            Some(&a.path),
+            1,
+            safe_path(Path::new(&e.to_string())),
+        )),
+        Ok(TreeAudit {
+            tally,
+            outside_links,
+            unreadable,
+            unreadable_messages,
+            mounts_skipped,
+            inodes,
+            bytes,
+        }) => {
+            report.walked = true;
+            report.inodes = inodes;
+            report.bytes = bytes;
+            report.uids = tally.rows(book, IdKind::Uid, scope);
+            report.gids = tally.rows(book, IdKind::Gid, scope);
+            for (rows, classes) in [
+                (&report.uids, &mut report.uid_classes),
+                (&report.gids, &mut report.gid_classes),
+            ] {
+                for r in rows {
+                    classes
+                        .entry(r.owner.class().to_string())
+                        .or_default()
+                        .add(&Counts {
+                            inodes: r.inodes,
+                            bytes: r.bytes,
+                        });
                 }
             }
+            let mut hits = tally.hits;
+            if outside_links.count > 0 {
+                hits.insert(FindingKind::HardlinkOutside, outside_links);
+            }
+            if !mounts_skipped.is_empty() {
+                hits.insert(
+                    FindingKind::MountSkipped,
+                    Hits {
+                        count: mounts_skipped.len() as u64,
+                        samples: mounts_skipped.into_iter().take(SAMPLES).collect(),
+                    },
+                );
+            }
+            for (kind, h) in &hits {
+                findings.push(hits_finding(
+                    *kind,
+                    stack,
+                    &a.path,
+                    h,
+                    describe(*kind, &a.path),
+                ));
+            }
+            if unreadable.count > 0 {
+                let mut f = hits_finding(
+                    FindingKind::Unreadable,
+                    stack,
+                    &a.path,
+                    &unreadable,
+                    format!(
+                        "{}: entries that could not be read (first: {})",
+                        safe_path(&a.path),
+                        unreadable_messages
+                            .first()
+                            .map_or(String::new(), |m| safe_path(Path::new(m)))
+                    ),
+                );
+                f.count = unreadable.count;
+                findings.push(f);
+            }
         }
-        paths.push(report);
     }
+    report
+}
 
-    // Host-wide: overlapping subordinate lines.
+/// Overlapping lines of the host's subordinate id files.
+fn subid_findings(acc: &Accounts) -> Vec<Finding> {
+    let mut findings = Vec::new();
     let overlaps = crate::alloc::host_overlaps(acc);
     if !overlaps.is_empty() {
         let mut f = finding(
@@ -384,7 +404,12 @@ pub fn audit(
         findings.push(f);
     }
 
-    // Each applied stack's systemd and podman side.
+    findings
+}
+
+/// Each applied stack's systemd and podman side.
+fn liveness_findings(host: &Host<'_>, infos: &[StackInfo]) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for info in infos.iter().filter(|i| i.applied) {
         let live = host.live.check(&info.user, info.uid);
         let s = Some(info.stack.as_str());
@@ -423,10 +448,12 @@ pub fn audit(
         }
     }
 
-    // Facts of every directory from the root down to each policy path, read once each.
-    let mut dir_facts: BTreeMap<PathBuf, std::result::Result<InodeFacts, String>> = BTreeMap::new();
-    let mut chains: BTreeMap<PathBuf, Option<Vec<InodeFacts>>> = BTreeMap::new();
-    let all_targets: Vec<(PathBuf, PathKind, Target<'_>)> = policy
+    findings
+}
+
+/// Every policy path with its kind and what it is in the policy's intent.
+fn targets(policy: &Policy) -> Vec<(PathBuf, PathKind, Target<'_>)> {
+    policy
         .stacks
         .values()
         .flat_map(|s| {
@@ -445,29 +472,52 @@ pub fn audit(
                 Target::Share { name: &s.name },
             )
         }))
-        .collect();
-    for (p, _, _) in &all_targets {
-        let mut chain = Vec::new();
-        for dir in chain_paths(host.root, p) {
-            let f = dir_facts
-                .entry(dir.clone())
-                .or_insert_with(|| facts_of(sys, &dir));
-            chain.push(f.clone().ok());
-        }
-        chains.insert(p.clone(), chain.into_iter().collect());
-    }
+        .collect()
+}
 
-    // Closed data paths (migrated) that a uid outside the stack can traverse again.
+/// Per policy path, the facts of every directory from the root down to it (each directory
+/// read once); None when one of them cannot be read.
+fn chains(
+    sys: &dyn WalkSys,
+    root: &Root,
+    targets: &[(PathBuf, PathKind, Target<'_>)],
+) -> BTreeMap<PathBuf, Option<Vec<InodeFacts>>> {
+    let mut dir_facts: BTreeMap<PathBuf, Option<InodeFacts>> = BTreeMap::new();
+    let mut chains = BTreeMap::new();
+    for (p, _, _) in targets {
+        let chain: Option<Vec<InodeFacts>> = chain_paths(root, p)
+            .into_iter()
+            .map(|dir| {
+                dir_facts
+                    .entry(dir.clone())
+                    .or_insert_with(|| facts_of(sys, &dir).ok())
+                    .clone()
+            })
+            .collect();
+        chains.insert(p.clone(), chain);
+    }
+    chains
+}
+
+type Chains = BTreeMap<PathBuf, Option<Vec<InodeFacts>>>;
+
+fn top<'c>(chains: &'c Chains, path: &Path) -> Option<&'c InodeFacts> {
+    chains.get(path)?.as_ref()?.last()
+}
+
+/// Data paths isolation closed whose top a uid outside the stack can traverse again.
+fn closed_findings(
+    audited: &[Audited],
+    book: &IdBook,
+    closed: &crate::isolation::record::Record,
+    chains: &Chains,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for a in audited
         .iter()
-        .filter(|a| a.kind == PathKind::Data && a.migrated)
+        .filter(|a| a.kind == PathKind::Data && closed.closed_top(&a.name, &a.path).is_some())
     {
-        let (Some(maps), Some(Some(top))) = (
-            book.stacks.get(&a.name),
-            chains
-                .get(&a.path)
-                .map(|c| c.as_ref().and_then(|c| c.last())),
-        ) else {
+        let (Some(maps), Some(top)) = (book.stacks.get(&a.name), top(chains, &a.path)) else {
             continue;
         };
         if top.traversable_by_outsiders(maps) {
@@ -476,17 +526,24 @@ pub fn audit(
                 Some(&a.name),
                 Some(&a.path),
                 1,
-                format!("{}: ids outside the stack can traverse it (others have x, or an ACL entry names an id outside the stack)", safe_path(&a.path)),
+                format!("{}: closed, yet ids outside the stack can traverse it (x for others, a foreign owner or group, or an ACL entry naming an id outside the stack)", safe_path(&a.path)),
             ));
         }
     }
 
-    // Shares: named user entries of the top directory against the grants.
+    findings
+}
+
+/// Shares whose top directory's named user entries (of stack ids) differ from the grants.
+fn share_findings(
+    policy: &Policy,
+    audited: &[Audited],
+    book: &IdBook,
+    chains: &Chains,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for a in audited.iter().filter(|a| a.kind == PathKind::Share) {
-        let Some(Some(top)) = chains
-            .get(&a.path)
-            .map(|c| c.as_ref().and_then(|c| c.last()))
-        else {
+        let Some(top) = top(chains, &a.path) else {
             continue;
         };
         let want =
@@ -528,21 +585,36 @@ pub fn audit(
         }
     }
 
-    // The access matrix: each selected stack against every policy path.
+    findings
+}
+
+/// The access matrix, each selected stack against every policy path, and a finding for every
+/// cell where the prediction is not the intent.
+fn matrix(
+    policy: &Policy,
+    host: &Host<'_>,
+    book: &IdBook,
+    infos: &[StackInfo],
+    targets: &[(PathBuf, PathKind, Target<'_>)],
+    chains: &Chains,
+    findings: &mut Vec<Finding>,
+) -> Vec<MatrixCell> {
+    let acc = host.accounts;
+    let legacy = book.legacy.as_ref();
     let mut matrix = Vec::new();
-    for info in &infos {
+    for info in infos {
         // An applied stack runs as its own user; one not applied yet still runs as the legacy owner.
         let (maps, groups): (IdMaps, Vec<u32>) = if info.applied {
             (
                 book.stacks[&info.stack].clone(),
                 groups_of(acc, &info.user, info.gid),
             )
-        } else if let (Some(l), Some(name)) = (&legacy, &legacy_name) {
+        } else if let Some((name, l)) = legacy {
             (l.clone(), groups_of(acc, name, l.gid.root))
         } else {
             continue;
         };
-        for (p, kind, target) in &all_targets {
+        for (p, kind, target) in targets {
             let Some(Some(chain)) = chains.get(p) else {
                 continue;
             };
@@ -560,18 +632,21 @@ pub fn audit(
                     Some(&info.stack),
                     Some(p),
                     1,
-                    format!(
-                        "{} can {} {} ({}), the policy gives {}",
-                        info.stack,
-                        match predicted {
-                            Access::None => "not reach",
-                            Access::Read => "read",
-                            Access::Write => "write",
-                        },
-                        safe_path(p),
-                        via.map_or("nobody".to_string(), |c| format!("as container uid {c}")),
-                        intended.name()
-                    ),
+                    match via {
+                        Some(c) => format!(
+                            "{} can {} {} (as container uid {c}), the policy gives {}",
+                            info.stack,
+                            predicted.name(),
+                            safe_path(p),
+                            intended.name()
+                        ),
+                        None => format!(
+                            "{} cannot reach {}, the policy gives {}",
+                            info.stack,
+                            safe_path(p),
+                            intended.name()
+                        ),
+                    },
                 ));
             }
             matrix.push(MatrixCell {
@@ -585,6 +660,46 @@ pub fn audit(
         }
     }
 
+    matrix
+}
+
+/// Audits the policy's data paths and shares (of `stacks`, all when empty).
+pub fn audit(
+    sys: &dyn WalkSys,
+    policy: &Policy,
+    host: &Host<'_>,
+    stacks: &[String],
+) -> Result<Report> {
+    let started = Instant::now();
+    let opts = plan::Options {
+        stacks: stacks.to_vec(),
+        ..plan::Options::default()
+    };
+    plan::check_selection(policy, &opts)?;
+    let selected = |s: &str| stacks.is_empty() || stacks.iter().any(|x| x == s);
+    let book = id_book(policy, host);
+    let infos = stack_infos(policy, host, &selected);
+    let audited = audited_paths(policy, host.state, &book, stacks, &selected);
+    let mut findings = Vec::new();
+    let paths = audited
+        .iter()
+        .map(|a| walk_path(sys, host, &book, a, &mut findings))
+        .collect();
+    findings.extend(subid_findings(host.accounts));
+    findings.extend(liveness_findings(host, &infos));
+    let targets = targets(policy);
+    let chains = chains(sys, host.root, &targets);
+    findings.extend(closed_findings(&audited, &book, host.isolation, &chains));
+    findings.extend(share_findings(policy, &audited, &book, &chains));
+    let matrix = matrix(
+        policy,
+        host,
+        &book,
+        &infos,
+        &targets,
+        &chains,
+        &mut findings,
+    );
     findings.sort_by(|a, b| {
         (std::cmp::Reverse(a.severity), a.kind, &a.stack, &a.path).cmp(&(
             std::cmp::Reverse(b.severity),
@@ -600,7 +715,7 @@ pub fn audit(
         schema_version: SCHEMA_VERSION,
         completed_at,
         duration_seconds: started.elapsed().as_secs_f64(),
-        legacy_owner: legacy_name,
+        legacy_owner: policy.legacy_owner.as_ref().map(|l| l.value.clone()),
         stacks: infos,
         paths,
         matrix,
@@ -615,5 +730,293 @@ impl LiveCheck for crate::host::session::OfflineSession<'_> {
             linger: self.root.linger_file(user).exists(),
             ..Liveness::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The findings that come from the host and the policy rather than from one inode, each
+    //! from hand-built facts (the root-run test covers them again on a real tree).
+    use super::*;
+    use crate::audit::access::{AclEntry, TAG_MASK, TAG_USER};
+    use crate::audit::attribution::tests::book;
+    use crate::isolation::record::{ClosedTop, Record};
+
+    fn policy() -> Policy {
+        Policy::parse(
+            Path::new("p.toml"),
+            r#"
+legacy_owner = "alice"
+[stacks.immich]
+data = ["/srv/immich"]
+[stacks.paperless]
+data = ["/srv/paperless"]
+[shares.media]
+path = "/srv/media"
+write = ["immich"]
+read = ["paperless:1000"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn dir(uid: u32, gid: u32, perm: u32, named: &[(u32, u8)]) -> InodeFacts {
+        let mut acl: Vec<AclEntry> = named
+            .iter()
+            .map(|&(id, perm)| AclEntry {
+                tag: TAG_USER,
+                perm,
+                id,
+            })
+            .collect();
+        if !acl.is_empty() {
+            acl.push(AclEntry {
+                tag: TAG_MASK,
+                perm: 7,
+                id: 0,
+            });
+        }
+        InodeFacts {
+            uid,
+            gid,
+            perm,
+            acl: (!acl.is_empty()).then_some(acl),
+        }
+    }
+
+    fn audited(path: &str, kind: PathKind, name: &str) -> Audited {
+        Audited {
+            path: path.into(),
+            kind,
+            name: name.into(),
+            own: vec![name.into()],
+            migrated: true,
+        }
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<(FindingKind, Option<String>)> {
+        findings.iter().map(|f| (f.kind, f.stack.clone())).collect()
+    }
+
+    struct Live;
+    impl LiveCheck for Live {
+        fn check(&self, user: &str, _: u32) -> Liveness {
+            match user {
+                "stk-immich" => Liveness {
+                    linger: false,
+                    manager_active: Some(false),
+                    socket_answers: Some(false),
+                },
+                _ => Liveness {
+                    linger: true,
+                    manager_active: None,
+                    socket_answers: None,
+                },
+            }
+        }
+    }
+
+    fn info(stack: &str, uid: u32, applied: bool) -> StackInfo {
+        StackInfo {
+            stack: stack.into(),
+            user: format!("stk-{stack}"),
+            uid,
+            gid: uid + 50,
+            subid_start: 200_000,
+            subid_count: 65_536,
+            applied,
+        }
+    }
+
+    #[test]
+    fn a_closed_top_that_others_can_search_again() {
+        let closed = Record {
+            closed: [(
+                "immich".to_string(),
+                vec![ClosedTop {
+                    path: "/srv/immich".into(),
+                    ino: 1,
+                    perm: 0o750,
+                    acl_access: None,
+                }],
+            )]
+            .into(),
+            ..Record::default()
+        };
+        let paths = [
+            audited("/srv/immich", PathKind::Data, "immich"),
+            audited("/srv/paperless", PathKind::Data, "paperless"),
+        ];
+        let chains = |immich: InodeFacts| -> Chains {
+            [
+                (
+                    "/srv/immich".into(),
+                    Some(vec![dir(0, 0, 0o755, &[]), immich]),
+                ),
+                // Open, but isolation never closed it: no finding.
+                (
+                    "/srv/paperless".into(),
+                    Some(vec![dir(0, 0, 0o755, &[]), dir(801, 851, 0o755, &[])]),
+                ),
+            ]
+            .into()
+        };
+        let b = book();
+        assert!(closed_findings(
+            &paths,
+            &b,
+            &closed,
+            &chains(dir(800, 850, 0o750, &[(200_998, 1)]))
+        )
+        .is_empty());
+        for reopened in [
+            dir(800, 850, 0o751, &[]),
+            dir(800, 850, 0o750, &[(265_999, 1)]),
+        ] {
+            assert_eq!(
+                kinds(&closed_findings(&paths, &b, &closed, &chains(reopened))),
+                vec![(FindingKind::ClosedPathOpen, Some("immich".into()))]
+            );
+        }
+    }
+
+    #[test]
+    fn a_share_whose_entries_differ_from_its_grants() {
+        let p = policy();
+        let b = book();
+        let paths = [audited("/srv/media", PathKind::Share, "media")];
+        // immich write = its user 800 rwx; paperless:1000 read = 266535 r-x.
+        let right = dir(0, 0, 0o770, &[(800, 7), (266_535, 5), (4242, 4)]);
+        let chains =
+            |top: InodeFacts| -> Chains { [("/srv/media".into(), Some(vec![top]))].into() };
+        assert!(
+            share_findings(&p, &paths, &b, &chains(right)).is_empty(),
+            "an admin's entry (4242) is not compared"
+        );
+        let wrong = dir(0, 0, 0o770, &[(800, 5), (200_998, 7)]);
+        let f = share_findings(&p, &paths, &b, &chains(wrong));
+        assert_eq!(kinds(&f), vec![(FindingKind::ShareAclMismatch, None)]);
+        assert_eq!(
+            f[0].samples,
+            vec![
+                "user:800 grants read but the policy gives write",
+                "user:200998 grants write but the policy gives none",
+                "user:266535 grants no entry but the policy gives read",
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_subordinate_lines() {
+        let accounts = |subuid: &str| Accounts {
+            subuid: crate::host::accounts::etc::parse_subid(Path::new("/etc/subuid"), subuid)
+                .unwrap(),
+            ..Accounts::default()
+        };
+        let f = subid_findings(&accounts("a:100000:65536\nb:165535:10\n"));
+        assert_eq!(
+            (kinds(&f), f[0].count),
+            (vec![(FindingKind::SubidOverlap, None)], 1)
+        );
+        assert!(subid_findings(&accounts("a:100000:65536\n")).is_empty());
+    }
+
+    #[test]
+    fn linger_manager_and_socket_of_applied_stacks_only() {
+        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
+        let root = Root::new("/nonexistent");
+        let host = Host {
+            root: &root,
+            accounts: &acc,
+            state: &state,
+            isolation: &isolation,
+            live: &Live,
+        };
+        let f = liveness_findings(
+            &host,
+            &[
+                info("immich", 800, true),
+                info("paperless", 801, true),
+                info("new", 802, false),
+            ],
+        );
+        let immich = Some("immich".to_string());
+        assert_eq!(
+            kinds(&f),
+            vec![
+                (FindingKind::LingerOff, immich.clone()),
+                (FindingKind::ManagerDown, immich.clone()),
+                (FindingKind::SocketDown, immich),
+            ],
+            "unknown (None) is no finding, a stack not applied has nothing to check"
+        );
+    }
+
+    #[test]
+    fn reach_above_and_below_the_policy() {
+        let p = policy();
+        let b = book();
+        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
+        let root = Root::new("/nonexistent");
+        let host = Host {
+            root: &root,
+            accounts: &acc,
+            state: &state,
+            isolation: &isolation,
+            live: &Live,
+        };
+        let slash = dir(0, 0, 0o755, &[]);
+        let chains: Chains = [
+            // immich's own data, closed: write for immich.
+            (
+                "/srv/immich".into(),
+                Some(vec![slash.clone(), dir(800, 850, 0o750, &[])]),
+            ),
+            // paperless's data left world-readable: immich reads it (above), paperless writes.
+            (
+                "/srv/paperless".into(),
+                Some(vec![slash.clone(), dir(801, 851, 0o755, &[])]),
+            ),
+            // The share without its entries: immich only reads (below write).
+            (
+                "/srv/media".into(),
+                Some(vec![slash, dir(0, 0, 0o755, &[])]),
+            ),
+        ]
+        .into();
+        let targets = targets(&p);
+        let mut findings = Vec::new();
+        let cells = matrix(
+            &p,
+            &host,
+            &b,
+            &[info("immich", 800, true)],
+            &targets,
+            &chains,
+            &mut findings,
+        );
+        let got: Vec<_> = cells
+            .iter()
+            .map(|c| (c.path.as_str(), c.predicted, c.intended))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/srv/immich", Access::Write, Access::Write),
+                ("/srv/paperless", Access::Read, Access::None),
+                ("/srv/media", Access::Read, Access::Write),
+            ]
+        );
+        let found: Vec<_> = findings
+            .iter()
+            .map(|f| (f.kind, f.path.clone().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (FindingKind::AccessAbovePolicy, "/srv/paperless".to_string()),
+                (FindingKind::AccessBelowPolicy, "/srv/media".to_string()),
+            ]
+        );
     }
 }

@@ -80,7 +80,14 @@ pub enum Command {
         force: bool,
     },
     /// Per stack: user, ids, linger, user manager, socket, and the environment for compose.
-    Status(Selection),
+    Status {
+        #[command(flatten)]
+        sel: Selection,
+        /// Print, per stack, the drop-in a root-owned wrapper unit needs to run the compose
+        /// project as the stack user (installs nothing).
+        #[arg(long)]
+        unit: bool,
+    },
     /// Translate ids: `map STACK CONTAINER_ID` or `map --host HOST_ID`.
     Map {
         /// Stack whose mapping to use.

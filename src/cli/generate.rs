@@ -154,7 +154,7 @@ pub fn isolate_8(cmd: Command) -> io::Result<String> {
     let mut roff = Roff::new();
     roff.control("SH", ["COMMANDS"]);
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        command_section(&mut roff, sub);
+        command_section(&mut roff, sub.get_name(), sub);
     }
     roff.control("SH", ["EXIT STATUS"]);
     for (code, meaning) in EXIT_STATUS {
@@ -191,7 +191,6 @@ pub fn isolate_8(cmd: Command) -> io::Result<String> {
             "/var/lib/isolate/state.json",
             "every stack's allocation and migration phases",
         ),
-        ("/var/lib/isolate/lock", "held by apply and rollback"),
         (
             "/var/lib/isolate/journal/",
             "the migration journals rollback reads",
@@ -218,15 +217,20 @@ pub fn isolate_8(cmd: Command) -> io::Result<String> {
     String::from_utf8(buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// One command of isolate(8): its synopsis line, what it does and its own options.
-fn command_section(roff: &mut Roff, sub: &Command) {
+/// One command of isolate(8) (`name` is its path, e.g. `export nixos`): its synopsis line,
+/// what it does and its own options, then its own subcommands the same way.
+fn command_section(roff: &mut Roff, name: &str, sub: &Command) {
     let args: Vec<&Arg> = sub.get_arguments().filter(|a| !a.is_hide_set()).collect();
-    let mut synopsis = vec![bold(format!("isolate {}", sub.get_name()))];
+    let mut synopsis = vec![bold(format!("isolate {name}"))];
     for a in &args {
         synopsis.push(roman(" "));
         synopsis.extend(arg_synopsis(a));
     }
-    roff.control("SS", [sub.get_name()]).text(synopsis);
+    if sub.has_subcommands() {
+        synopsis.push(roman(" "));
+        synopsis.push(italic("COMMAND"));
+    }
+    roff.control("SS", [name]).text(synopsis);
     if let Some(about) = sub.get_long_about().or(sub.get_about()) {
         roff.control("PP", []).text(inlines(&about.to_string()));
     }
@@ -238,6 +242,9 @@ fn command_section(roff: &mut Roff, sub: &Command) {
             .map(|h| h.to_string())
             .unwrap_or_default();
         roff.text(inlines(&help));
+    }
+    for nested in sub.get_subcommands().filter(|s| !s.is_hide_set()) {
+        command_section(roff, &format!("{name} {}", nested.get_name()), nested);
     }
 }
 
@@ -441,16 +448,29 @@ fi
 "#;
 
 const ZSH_STACKS: &str = r#"
-# Stack names for `--stack NAME` and `map STACK`, read from the policy by the binary itself.
+# Stack names for `--stack NAME` and `map STACK`, read from the policy (the command line's
+# --policy, if given) by the binary itself.
 (( $+functions[_isolate_stacks] )) ||
 _isolate_stacks() {
-    local -a stacks
-    stacks=(${(f)"$(isolate __complete-stacks 2>/dev/null)"})
+    local -a stacks policy
+    local i=${words[(i)--policy]}
+    (( i < CURRENT - 1 )) && policy=(--policy "${words[i+1]}")
+    stacks=(${(f)"$(${words[1]} $policy __complete-stacks 2>/dev/null)"})
     _describe -t stacks 'stack' stacks
 }
 "#;
 
 const FISH_MAP_STACK: &str = r#"
+# Stack names, read from the policy (the command line's --policy, if given) by the binary itself.
+function __fish_isolate_stacks
+    set -l tokens (commandline -opc)
+    set -l policy
+    if set -l i (contains -i -- --policy $tokens)
+        set policy --policy $tokens[(math $i + 1)]
+    end
+    $tokens[1] $policy __complete-stacks 2>/dev/null
+end
+
 # `map STACK ID`: the first word after map is a stack name.
 function __fish_isolate_map_wants_stack
     set -l tokens (commandline -opc)
@@ -460,7 +480,7 @@ function __fish_isolate_map_wants_stack
 end
 complete -c isolate -n "__fish_isolate_map_wants_stack" "#;
 
-const FISH_STACKS: &str = r#"-f -a "(isolate __complete-stacks 2>/dev/null)""#;
+const FISH_STACKS: &str = r#"-f -a "(__fish_isolate_stacks)""#;
 
 /// A shell's completion script: clap_complete's, with stack names completed from the policy.
 pub fn completion(shell: Shell, cmd: Command) -> String {
@@ -535,7 +555,13 @@ mod tests {
     #[test]
     fn isolate_8_has_every_command_option_and_exit_status() {
         let page = isolate_8(cli()).unwrap();
-        for sub in ["plan", "apply", "status", "map", "rollback"] {
+        assert!(
+            page.contains(".SS \"export nixos\"\n"),
+            "nested commands: {page}"
+        );
+        for sub in [
+            "plan", "apply", "status", "map", "rollback", "audit", "init", "export",
+        ] {
             assert!(
                 page.contains(&format!(".SS {sub}\n")),
                 "no section for {sub}"

@@ -7,14 +7,14 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
-use crate::host::accounts::{Accounts, Shadow};
+use crate::host::accounts::{check, Accounts, Shadow};
 use crate::host::session::{LiveSession, OfflineSession};
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
 use crate::observe::{self, LiveProbe};
 use crate::plan::{self, Options};
 use crate::policy::Policy;
-use crate::render::{self, text::HostIdOwners, Format};
+use crate::render::{self, escape, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -45,7 +45,10 @@ pub fn main() -> i32 {
                     serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
                 println!("{msg}");
             }
-            eprintln!("isolate: {}", e.to_string().replace('\n', "\nisolate: "));
+            eprintln!(
+                "isolate: {}",
+                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
+            );
             e.exit_code()
         }
     }
@@ -90,6 +93,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
+            // Before planning: finish what a killed earlier run left in isolate's accounts.
+            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
+                // Only text output has room for it on stdout; JSON and metrics stay parseable.
+                if format == Format::Text {
+                    println!("{}", escape::lines(&line));
+                } else {
+                    eprintln!("{}", escape::lines(&line));
+                }
+            }
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
             let live = session(&root, &o, &sd)?;
@@ -125,22 +138,34 @@ pub fn run(cli: Cli) -> Result<i32> {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
                 migrator: &walker,
+                stores: o
+                    .systemd
+                    .then_some(&manager as &dyn crate::handoff::stores::Stores),
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
                 for s in &p.steps {
-                    println!("{s}");
+                    println!("{}", escape::lines(&s.to_string()));
                 }
             }
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            Ok(if report.failures().is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_FAILURE
-            })
+            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            if !accounts_left.is_empty() {
+                eprintln!(
+                    "FAILED account check after apply (as pwck/grpck):\n  {}",
+                    escape::lines(&accounts_left.join("\n")).replace('\n', "\n  ")
+                );
+            }
+            Ok(
+                if report.failures().is_empty() && accounts_left.is_empty() {
+                    EXIT_OK
+                } else {
+                    EXIT_FAILURE
+                },
+            )
         }
         Command::Init {
             compose,
@@ -168,7 +193,26 @@ pub fn run(cli: Cli) -> Result<i32> {
             eprintln!("isolate: {summary}");
             Ok(EXIT_OK)
         }
-        Command::Status(sel) => {
+        Command::Status { sel, unit: true } => {
+            let policy = Policy::load(&cli.policy)?;
+            let o = opts(sel, false);
+            crate::plan::check_selection(&policy, &o)?;
+            let state = State::read(&root)?;
+            let mut text = String::new();
+            for s in crate::plan::selected(&policy, &o) {
+                let rec = state.stacks.get(&s.name).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "stack `{}` has no user yet: run `isolate apply --stack {}` first",
+                        s.name, s.name
+                    ))
+                })?;
+                text.push_str(&crate::handoff::service::render_dropin(s, &rec.allocation));
+                text.push('\n');
+            }
+            print!("{text}");
+            Ok(EXIT_OK)
+        }
+        Command::Status { sel, unit: false } => {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
@@ -263,6 +307,18 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
+            let sd = DbusSystemd::new(&root);
+            let session = LiveSession {
+                root: &root,
+                systemd: &sd,
+                ping: false,
+            };
+            // The stack's compose service stops first: its containers hold the data.
+            let service_line = crate::handoff::apply::stop_service(
+                &root,
+                stack,
+                Some(&session as &dyn crate::handoff::stores::Stores),
+            )?;
             if !force {
                 let state = State::read(&root)?;
                 if let Some(rec) = state.stacks.get(stack) {
@@ -288,8 +344,27 @@ pub fn run(cli: Cli) -> Result<i32> {
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             // A closed data path first gets its top back as it was, then its owners.
             crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
-            let done = apply::rollback(&root, stack, &Walker::new(), progress)?;
-            print(format, &done)?;
+            let state = State::read(&root)?;
+            let handoff_pending =
+                service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
+            // The hand-off (volumes, env files) is undone before the data changes owners.
+            let mut handoff: Vec<String> = service_line.into_iter().collect();
+            handoff.extend(crate::handoff::apply::rollback(
+                &root,
+                stack,
+                Some(&session as &dyn crate::handoff::stores::Stores),
+                &Walker::new(),
+                progress,
+            )?);
+            let data = if handoff_pending && !apply::has_rollback(&state, stack) {
+                apply::RollbackReport(Vec::new())
+            } else {
+                apply::rollback(&root, stack, &Walker::new(), progress)?
+            };
+            print(
+                format,
+                &crate::handoff::apply::StackRollback { handoff, data },
+            )?;
             Ok(EXIT_OK)
         }
     }
@@ -308,6 +383,7 @@ fn audit(
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
+    let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
     let live = LiveSession {
         root,
@@ -319,6 +395,7 @@ fn audit(
         root,
         accounts: &accounts,
         state: &state,
+        isolation: &isolation,
         live: if sd.probe().is_ok() {
             &live as &dyn LiveCheck
         } else {

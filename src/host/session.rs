@@ -84,6 +84,10 @@ impl LiveProbe for LiveSession<'_> {
         }
         out
     }
+
+    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
+        Some(self)
+    }
 }
 
 impl StackManager for LiveSession<'_> {

@@ -298,16 +298,36 @@ pub fn draft(input: &Input<'_>) -> String {
                 }
             }
         }
-        if let Some((sp, _)) = shares.iter().find(|(sp, _)| {
-            sd.data
-                .keys()
-                .any(|d| sp.starts_with(d) || d.starts_with(sp))
-        }) {
-            sd.notes.push(format!(
-                "TODO: the share {} overlaps this stack's data: migrating the data would re-own the share's files to this stack; separate them",
-                p(sp)
-            ));
-        }
+    }
+
+    // A share must lie apart from every data path and every other share (one owner of each
+    // inode's ACL entries). The innermost shares stay; one that holds another share or
+    // overlaps data is left out, commented, with the reason.
+    let mut left_out: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for sp in shares.keys() {
+        let inner: Vec<String> = shares
+            .keys()
+            .filter(|o| *o != sp && o.starts_with(sp))
+            .map(|o| p(o))
+            .collect();
+        let data: Vec<String> = stacks
+            .iter()
+            .flat_map(|(n, sd)| sd.data.keys().map(move |d| (n, d)))
+            .filter(|(_, d)| sp.starts_with(d) || d.starts_with(sp))
+            .map(|(n, d)| format!("{} (data of {n})", p(d)))
+            .collect();
+        let why = match (inner.is_empty(), data.is_empty()) {
+            (true, true) => continue,
+            (false, _) => format!(
+                "it holds the shares {}, and shares cannot nest: add these grants to those shares instead, or replace them with this one",
+                inner.join(", ")
+            ),
+            (true, false) => format!(
+                "it overlaps {}, and a share must lie apart from every stack's data: move one of them",
+                data.join(", ")
+            ),
+        };
+        left_out.insert(sp.clone(), why);
     }
 
     let mut o = String::new();
@@ -317,7 +337,20 @@ pub fn draft(input: &Input<'_>) -> String {
     }
     let mut share_names = BTreeSet::new();
     for (path, us) in &shares {
-        share(&mut o, input, path, us, &mut share_names);
+        match left_out.get(path) {
+            None => share(&mut o, input, path, us, &mut share_names),
+            Some(why) => {
+                let mut block = String::new();
+                share(&mut block, input, path, us, &mut share_names);
+                let _ = writeln!(o, "\n# TODO: left out: {}: {}", p(path), c(why));
+                for line in block
+                    .lines()
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                {
+                    let _ = writeln!(o, "# {line}");
+                }
+            }
+        }
     }
     o
 }
@@ -513,7 +546,9 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
                 .collect::<Vec<_>>()
                 .join("; ");
             if input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing) {
-                note.push_str("; TODO: not found on this host: create it or drop it");
+                note.push_str(
+                    "; TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's; if the data lives elsewhere, name that path",
+                );
             }
             let _ = writeln!(
                 o,
@@ -831,6 +866,61 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
+    }
+
+    #[test]
+    fn a_share_inside_data_or_holding_a_share_is_left_out_commented() {
+        let t = run(
+            &[
+                project(
+                    "a",
+                    vec![svc("web", "nginx", vec![bind("/srv/app", "/app", false)])],
+                ),
+                project(
+                    "b",
+                    vec![svc(
+                        "cdn",
+                        "nginx",
+                        vec![
+                            bind("/srv/app/public", "/public", true),
+                            bind("/m", "/m", true),
+                            bind("/m/x", "/x", true),
+                        ],
+                    )],
+                ),
+            ],
+            &BTreeMap::new(),
+        );
+        assert!(t.contains("# TODO: left out: /srv/app/public: it overlaps /srv/app (data of a), and a share must lie apart from every stack's data: move one of them\n# [shares.public]\n# path = \"/srv/app/public\"\n"), "{t}");
+        assert!(
+            t.contains("# TODO: left out: /m: it holds the shares /m/x, and shares cannot nest"),
+            "{t}"
+        );
+        assert!(t.contains("\n[shares.x]\npath = \"/m/x\"\n"), "{t}");
+    }
+
+    #[test]
+    fn a_missing_data_path_stays_data_with_a_todo() {
+        let mut facts = BTreeMap::new();
+        facts.insert(
+            PathBuf::from("/srv/new/db"),
+            PathFacts {
+                kind: PathKind::Missing,
+                network_fs: None,
+            },
+        );
+        let t = run(
+            &[project(
+                "new",
+                vec![svc(
+                    "db",
+                    "postgres:17",
+                    vec![bind("/srv/new/db", "/var/lib/postgresql/data", false)],
+                )],
+            )],
+            &facts,
+        );
+        assert!(t.contains("  \"/srv/new/db\",  # db:/var/lib/postgresql/data, container uid 999 (postgres image); TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's"), "{t}");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Done {
     pub failed: u64,
     pub failures: Vec<String>,
     pub mounts_skipped: Vec<PathBuf>,
+    /// Inodes with links outside the tree: never changed.
+    pub outside_links: Vec<PathBuf>,
     /// Host uids given `--x` on a closed top.
     pub entered_by: Vec<u32>,
 }
@@ -43,6 +45,7 @@ impl Done {
             failed: c.failed.count,
             failures: c.failure_messages,
             mounts_skipped: c.mounts_skipped,
+            outside_links: c.outside_links.samples,
             entered_by: Vec::new(),
         }
     }
@@ -54,6 +57,16 @@ impl Done {
             text.push_str(&format!(
                 ", {} changed under the walk (skipped)",
                 self.raced
+            ));
+        }
+        if !self.outside_links.is_empty() {
+            text.push_str(&format!(
+                ", left as they are (linked from outside): {}",
+                self.outside_links
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if !self.mounts_skipped.is_empty() {

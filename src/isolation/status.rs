@@ -15,6 +15,8 @@ use std::path::PathBuf;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClosedStatus {
     pub path: PathBuf,
+    /// isolate closed it (and `rollback` reopens it); false when it was made closed.
+    pub recorded: bool,
     /// The stack's host uids with a named entry on the top (None when it cannot be read).
     pub entered_by: Option<Vec<u32>>,
 }
@@ -58,33 +60,47 @@ impl GrantStatus {
     }
 }
 
-/// The stack's closed data paths, from the record, with who may enter each top now.
-pub fn closed(root: &Root, record: &Record, stack: &str, maps: &IdMaps) -> Vec<ClosedStatus> {
+/// The stack's closed data paths: every migrated one whose top gives "other" nothing now
+/// (whether isolate closed it, as recorded, or it was made closed), with who of the stack
+/// may enter it. A top that cannot be read is listed with `entered_by: None`.
+pub fn closed(
+    root: &Root,
+    record: &Record,
+    stack: &str,
+    maps: &IdMaps,
+    migrated: &[PathBuf],
+) -> Vec<ClosedStatus> {
     let sys = RealSys::new();
-    record
-        .closed
-        .get(stack)
-        .into_iter()
-        .flatten()
-        .map(|t| {
-            let on_host = root.at(&t.path);
-            let entered_by = sys.open_root(&on_host).ok().and_then(|fd| {
+    migrated
+        .iter()
+        .filter_map(|path| {
+            let on_host = root.at(path);
+            let top = sys.open_root(&on_host).ok().and_then(|fd| {
                 let st = sys.stat(fd.as_fd(), c"").ok()?;
                 let value = sys
                     .get_xattr(fd.as_fd(), c"", crate::walk::xattr::ACL_ACCESS)
                     .ok()?;
-                let acl = Acl::access_of(st.perm(), value.as_deref());
-                Some(
-                    acl.users
-                        .keys()
-                        .copied()
-                        .filter(|u| maps.uid.contains_host(*u))
-                        .collect(),
-                )
+                Some(Acl::access_of(st.perm(), value.as_deref()))
             });
-            ClosedStatus {
-                path: t.path.clone(),
-                entered_by,
+            let recorded = record.closed_top(stack, path).is_some();
+            match top {
+                Some(acl) if acl.other == 0 => Some(ClosedStatus {
+                    path: path.clone(),
+                    recorded,
+                    entered_by: Some(
+                        acl.users
+                            .keys()
+                            .copied()
+                            .filter(|u| maps.uid.contains_host(*u))
+                            .collect(),
+                    ),
+                }),
+                Some(_) => None,
+                None => recorded.then(|| ClosedStatus {
+                    path: path.clone(),
+                    recorded,
+                    entered_by: None,
+                }),
             }
         })
         .collect()

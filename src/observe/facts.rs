@@ -51,6 +51,8 @@ pub struct Observed {
     pub isolation: crate::isolation::facts::Facts,
     /// The login shell given to stack users (first nologin found under the root).
     pub nologin: String,
+    /// Per stack: its env files, images, volumes and service as found.
+    pub handoff: BTreeMap<String, crate::handoff::StackFacts>,
     /// `/etc/NIXOS` exists under the root: accounts and subordinate ids are NixOS's to declare.
     pub nixos: bool,
     /// Where the host's own allocators hand out subordinate ranges.
@@ -63,4 +65,8 @@ pub trait LiveProbe {
     fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
     /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
     fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
+    /// The users' podman stores, for the hand-off (None: not looked at).
+    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
+        None
+    }
 }

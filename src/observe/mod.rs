@@ -66,6 +66,19 @@ pub fn observe(
             &paths,
         ));
     }
+    for (stack, a) in &allocs {
+        if let Some(s) = policy.stacks.get(stack) {
+            let facts = crate::handoff::observe::observe_stack(
+                root,
+                policy,
+                &obs.accounts,
+                s,
+                &a.allocation,
+                live.stores(),
+            )?;
+            obs.handoff.insert(stack.clone(), facts);
+        }
+    }
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
@@ -145,7 +158,7 @@ pub fn stack_holders(
 
 /// Processes holding `path` (or a directory inside it) mounted, as running containers; when
 /// they cannot be listed, that is reported as a holder too, so migration refuses.
-fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
+pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
     let found = match crate::host::mounts::mount_holders(path) {
         Ok(f) => f,
         Err(e) => {

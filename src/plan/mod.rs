@@ -5,6 +5,7 @@
 //! policy no longer names).
 pub mod accounts;
 pub mod data;
+pub mod handoff;
 pub mod nixos;
 mod orphans;
 pub mod session;
@@ -170,6 +171,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
+        handoff::plan_stack(&mut draft, &ctx);
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);
     orphans::note_orphans(&mut draft, policy, obs);

@@ -106,7 +106,16 @@ pub fn plan(
             }
             match facts.closures.get(&key) {
                 None => {}
-                Some(Err(why)) => draft.refusals.push(format!("stack `{}`: {why}", s.name)),
+                // Not a reason to hold back every other stack: said, and tried again next time.
+                Some(Err(why)) => draft.note(
+                    NoteKind::Warning,
+                    Some(s.name.as_str()),
+                    format!(
+                        "cannot tell whether {} of {} is closed to other stacks: {why}",
+                        path.display(),
+                        s.name
+                    ),
+                ),
                 Some(Ok(cf)) => match closing_of(&s.name, &maps, cf, shared_gid) {
                     Some((None, ids)) => draft.note(
                         NoteKind::Present,
@@ -226,6 +235,22 @@ pub fn plan(
             changes,
             group_members: members,
         }));
+    }
+
+    // A share isolate applied that the policy no longer names keeps its entries until the
+    // operator says so: reported, never removed behind their back.
+    for (name, top) in &facts.record.shares {
+        if !policy.shares.contains_key(name) {
+            draft.note(
+                NoteKind::Orphaned,
+                None,
+                format!(
+                    "share `{name}` ({}) is no longer in the policy; its ACL entries stay until \
+                     `isolate rollback --share {name}` removes them",
+                    top.path.display()
+                ),
+            );
+        }
     }
 }
 
@@ -455,6 +480,22 @@ read = ["b:1000"]
         assert_eq!(p.steps, vec![]);
         assert!(p.notes.iter().any(|n| n.kind == NoteKind::Present
             && n.message.starts_with("share s at /srv/s in group-only mode: group stk-shared owns it, others have nothing. Who then gains access: every member of stk-shared as a host user (stk-a, stk-b, stk-c)")));
+    }
+
+    #[test]
+    fn a_share_left_out_of_the_policy_is_reported() {
+        let mut o = applied();
+        o.isolation.record.shares.insert(
+            "old".into(),
+            crate::isolation::record::ShareTop {
+                path: "/srv/old".into(),
+                other: 5,
+                group_obj: 5,
+            },
+        );
+        let p = full_plan(&policy(POLICY), &o, &opts()).unwrap();
+        assert!(p.notes.iter().any(|n| n.kind == NoteKind::Orphaned
+            && n.message == "share `old` (/srv/old) is no longer in the policy; its ACL entries stay until `isolate rollback --share old` removes them"));
     }
 
     #[test]

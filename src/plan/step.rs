@@ -80,6 +80,8 @@ pub enum Step {
     CloseData(crate::isolation::steps::CloseData),
     OpenData(crate::isolation::steps::OpenData),
     Share(crate::isolation::steps::ShareStep),
+    /// Env files, images, volumes and the service that move with the stack.
+    Handoff(crate::handoff::HandoffStep),
 }
 
 impl Step {
@@ -93,6 +95,7 @@ impl Step {
             | Step::StartPodmanSocket { stack, .. }
             | Step::Migrate { stack, .. }
             | Step::CreateData { stack, .. } => Some(stack),
+            Step::Handoff(h) => Some(h.stack()),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -197,6 +200,7 @@ impl fmt::Display for Step {
             Step::CloseData(c) => c.fmt(f),
             Step::OpenData(o) => o.fmt(f),
             Step::Share(sh) => sh.fmt(f),
+            Step::Handoff(h) => h.fmt(f),
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct StackPolicy {
     pub outside_hardlinks: OutsideLinks,
     /// `closed` (default true): after migration no uid outside the stack enters its data.
     pub closed: bool,
+    /// What moves with the stack besides its data: compose project, env files, images, service.
+    pub handoff: crate::handoff::policy::StackHandoff,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -174,7 +176,7 @@ fn render(file: &Path, text: &str, mut problems: Vec<Problem>) -> Vec<String> {
 }
 
 /// The keys each table accepts; anything else is a problem.
-pub(crate) const TOP_KEYS: &[&str] = &[
+pub const TOP_KEYS: &[&str] = &[
     "user_prefix",
     "shared_group",
     "legacy_owner",
@@ -182,22 +184,28 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "stacks",
     "shares",
 ];
-pub(crate) const POOL_KEYS: &[&str] = &[
+pub const POOL_KEYS: &[&str] = &[
     "uid_first",
     "uid_last",
     "subid_first",
     "subid_last",
     "subid_size",
 ];
-pub(crate) const STACK_KEYS: &[&str] = &[
+pub const STACK_KEYS: &[&str] = &[
     "data",
     "migrate",
     "uid",
     "subid_start",
     "outside_hardlinks",
     "closed",
+    "compose",
+    "project",
+    "env_files",
+    "images",
+    "service",
+    "compose_command",
 ];
-pub(crate) const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
+pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
     problems: Vec<Problem>,
@@ -345,6 +353,16 @@ impl<'a> Reader<'a> {
     }
 }
 
+fn paths(strings: Vec<Located<String>>) -> Vec<Located<PathBuf>> {
+    strings
+        .into_iter()
+        .map(|s| Located {
+            value: PathBuf::from(s.value),
+            span: s.span,
+        })
+        .collect()
+}
+
 fn kind(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
@@ -470,6 +488,7 @@ fn read_stack(
         subid_start: None,
         outside_hardlinks: OutsideLinks::Refuse,
         closed: true,
+        handoff: Default::default(),
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -517,6 +536,17 @@ fn read_stack(
             }
             "uid" => stack.uid = r.id(e),
             "subid_start" => stack.subid_start = r.id(e),
+            "compose" => stack.handoff.compose = paths(r.strings(e)),
+            "env_files" => stack.handoff.env_files = paths(r.strings(e)),
+            "images" => stack.handoff.images = r.strings(e),
+            "project" => stack.handoff.project = r.string(e),
+            "compose_command" => stack.handoff.compose_command = r.strings(e),
+            "service" => {
+                stack.handoff.service = r.boolean(e).map(|value| Located {
+                    value,
+                    span: e.1.span(),
+                })
+            }
             "outside_hardlinks" => {
                 if let Some(s) = r.string(e) {
                     match s.value.as_str() {

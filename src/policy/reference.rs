@@ -75,6 +75,36 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "after migration, no uid outside the stack enters its data (see Isolation); `false` keeps it open",
     },
     PolicyKey {
+        key: "`[stacks.NAME] compose`",
+        default: "`[]`",
+        meaning: "the stack's compose files (absolute), in `-f` order: their images and named volumes move with the stack (see Moving a compose stack whole)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] project`",
+        default: "the stack's name",
+        meaning: "the compose project name (lower-case letters, digits, `_`, `-`)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] env_files`",
+        default: "`[]`",
+        meaning: "the stack's secrets: made the stack user's alone (mode 0400, original owner journalled); compose files are interpolated from them",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] images`",
+        default: "`[]`",
+        meaning: "images copied from the legacy user's podman store besides those the compose files and the legacy project's containers name",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] service`",
+        default: "`false`",
+        meaning: "install, enable and start a user unit in the stack user's manager that runs the compose project",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME] compose_command`",
+        default: "`[\"podman-compose\"]`",
+        meaning: "the command the service runs (`[\"docker\", \"compose\"]` works too: `DOCKER_HOST` points at the stack's socket)",
+    },
+    PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
         meaning: "a shared directory (apart from every data path and every other share)",

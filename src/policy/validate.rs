@@ -183,6 +183,7 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
                 all_data.push((s.name.as_str(), d));
             }
         }
+        out.extend(crate::handoff::policy::check(s));
         if let Some(u) = &s.uid {
             if u.value == 0 || u64::from(u.value) >= ID_CEILING {
                 out.push(Problem::new(

@@ -1,6 +1,6 @@
 //! The text form of each command's output: plan lines, apply and rollback reports, status and
 //! id translations.
-use super::Render;
+use super::{escape, Render};
 use crate::apply::{Outcome, Report, RollbackReport};
 use crate::idmap::{HostIdOwner, ToHost};
 use crate::plan::{Plan, Step};
@@ -10,10 +10,10 @@ use std::io::{Result, Write};
 impl Render for Plan {
     fn text(&self, out: &mut dyn Write) -> Result<()> {
         for n in &self.notes {
-            writeln!(out, "{n}")?;
+            writeln!(out, "{}", escape::lines(&n.to_string()))?;
         }
         for s in &self.steps {
-            writeln!(out, "{s}")?;
+            writeln!(out, "{}", escape::lines(&s.to_string()))?;
         }
         if self.steps.is_empty() {
             writeln!(out, "nothing to do: the host matches the policy")
@@ -41,16 +41,25 @@ impl Render for Report {
                     writeln!(
                         out,
                         "= {} (already present)",
-                        s.line.trim_start_matches(['+', '~', ' '])
+                        escape::lines(s.line.trim_start_matches(['+', '~', ' ']))
                     )?;
                 }
-                Outcome::Failed { error } => {
-                    writeln!(out, "FAILED {}\n  {}", s.line, error.replace('\n', "\n  "))?
-                }
+                Outcome::Failed { error } => writeln!(
+                    out,
+                    "FAILED {}\n  {}",
+                    escape::lines(&s.line),
+                    escape::lines(error).replace('\n', "\n  ")
+                )?,
+                Outcome::NotFound { detail } => writeln!(
+                    out,
+                    "! {}: {}",
+                    escape::lines(&s.line),
+                    escape::lines(detail)
+                )?,
                 Outcome::Skipped => writeln!(
                     out,
                     "skipped {} (an earlier step of this stack failed)",
-                    s.line
+                    escape::lines(&s.line)
                 )?,
             }
             if let Some(d) = &s.isolation {
@@ -58,7 +67,10 @@ impl Render for Report {
             }
             if let Some(m) = &s.summary {
                 let path = match &s.step {
-                    Step::Migrate { path, .. } => path.display().to_string(),
+                    Step::Migrate { path, .. } => escape::path(path).into_owned(),
+                    Step::Handoff(crate::handoff::HandoffStep::MoveVolume { name, .. }) => {
+                        format!("volume {}", escape::lines(name))
+                    }
                     _ => String::new(),
                 };
                 writeln!(
@@ -67,13 +79,17 @@ impl Render for Report {
                     m.inodes, m.changed, m.skipped_already, m.skipped_outside, m.bytes, m.seconds
                 )?;
                 for p in &m.mounts_skipped {
-                    writeln!(out, "  mount point skipped (not crossed): {}", p.display())?;
+                    writeln!(
+                        out,
+                        "  mount point skipped (not crossed): {}",
+                        escape::path(p)
+                    )?;
                 }
                 for p in &m.outside_samples {
                     writeln!(
                         out,
                         "  left as is (outside the legacy mapping): {}",
-                        p.display()
+                        escape::path(p)
                     )?;
                 }
             }
@@ -92,7 +108,7 @@ impl Render for RollbackReport {
             writeln!(
                 out,
                 "rolled back {}: {} inodes seen, {} changed in {:.1}s",
-                path.display(),
+                escape::path(path),
                 s.inodes,
                 s.changed,
                 s.seconds
@@ -130,8 +146,8 @@ impl Render for Status {
             writeln!(
                 out,
                 "{}: user {} uid {} gid {}, subordinate ids {}{}{}",
-                s.stack,
-                s.user,
+                escape::text(&s.stack),
+                escape::text(&s.user),
                 s.uid,
                 s.gid,
                 s.subids,
@@ -150,7 +166,7 @@ impl Render for Status {
                 yn(s.socket_active, "active", "inactive"),
                 yn(s.ping, "OK", "no answer")
             )?;
-            writeln!(out, "  socket {}", s.socket.display())?;
+            writeln!(out, "  socket {}", escape::path(&s.socket))?;
             writeln!(
                 out,
                 "  env {}",
@@ -166,7 +182,7 @@ impl Render for Status {
                 writeln!(
                     out,
                     "  data {} ({}, {})",
-                    m.path.display(),
+                    escape::path(&m.path),
                     mode.as_str().unwrap_or("?"),
                     phase.as_str().unwrap_or("?")
                 )?;
@@ -176,6 +192,9 @@ impl Render for Status {
             }
             for g in &s.grants {
                 writeln!(out, "  {}", g.line())?;
+            }
+            for h in &s.handoff {
+                writeln!(out, "  {h}")?;
             }
         }
         Ok(())

@@ -55,7 +55,9 @@ pub struct Survey {
     pub reown: u64,
     pub already: u64,
     pub outside: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
     /// chattr +i / +a inodes the migration would have to change: it cannot.
     #[serde(default)]
@@ -131,12 +133,15 @@ pub struct Summary {
     pub skipped_already: u64,
     /// Inodes with an id outside the source mapping, left as it was.
     pub skipped_outside: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
     /// Entries that changed under the walk (removed, renamed, swapped for a symlink, or not
     /// the inode planned once pinned): skipped.
     pub skipped_raced: u64,
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub raced_samples: Vec<PathBuf>,
     /// Mount points inside the data path (relative paths), not crossed.
+    #[serde(serialize_with = "crate::render::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
     /// Inodes with links outside the data path, never changed.
     #[serde(default)]

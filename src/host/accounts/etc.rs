@@ -2,6 +2,7 @@
 //! Reading never changes anything.
 use crate::error::{Error, Result};
 use crate::ids::SubidRange;
+use crate::render::escape;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -76,10 +77,12 @@ impl SubidFile {
     }
 }
 
-fn read_optional(path: &Path) -> Result<String> {
-    match fs::read_to_string(path) {
+/// The file's bytes; a missing file is empty. Never decoded as a whole: /etc files are bytes
+/// (a Latin-1 GECOS is legal), and only the fields isolate needs are decoded, one by one.
+pub fn read_optional(path: &Path) -> Result<Vec<u8>> {
+    match fs::read(path) {
         Ok(s) => Ok(s),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
     }
 }
@@ -88,25 +91,53 @@ fn bad_line(path: &Path, line: usize, why: impl std::fmt::Display) -> String {
     format!("{}:{}: {}", path.display(), line, why)
 }
 
-fn number(path: &Path, line: usize, field: &str, what: &str) -> std::result::Result<u32, String> {
-    field.parse::<u32>().map_err(|_| {
-        bad_line(
-            path,
-            line,
-            format!("{what} {field:?} is not a number from 0 to 4294967295"),
-        )
-    })
+fn number(path: &Path, line: usize, field: &[u8], what: &str) -> std::result::Result<u32, String> {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|f| f.parse::<u32>().ok())
+        .ok_or_else(|| {
+            bad_line(
+                path,
+                line,
+                format!(
+                    "{what} \"{}\" is not a number from 0 to 4294967295",
+                    escape::bytes(field)
+                ),
+            )
+        })
 }
 
-pub fn parse_passwd(path: &Path, text: &str) -> std::result::Result<Vec<PasswdEntry>, Vec<String>> {
+/// A name field as isolate holds it: the text when it is UTF-8, else its escaped form
+/// (`\xNN`), which holds a backslash and so never equals a valid user or group name: a
+/// name that is not UTF-8 never matches a stack user, and is never written back by isolate.
+pub fn name_of(field: &[u8]) -> String {
+    escape::held_name(field)
+}
+
+/// The lines of an account file as bytes, without their `\n` (and a `\r` before it).
+pub fn byte_lines(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    text.split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(move |_| !text.is_empty())
+}
+
+fn fields(line: &[u8]) -> Vec<&[u8]> {
+    line.split(|b| *b == b':').collect()
+}
+
+pub fn parse_passwd(
+    path: &Path,
+    text: impl AsRef<[u8]>,
+) -> std::result::Result<Vec<PasswdEntry>, Vec<String>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in byte_lines(text.as_ref()).enumerate() {
         let n = i + 1;
-        if raw.is_empty() || raw.starts_with('+') || raw.starts_with('-') {
+        if raw.is_empty() || raw.starts_with(b"+") || raw.starts_with(b"-") {
             continue; // NIS compat lines name no local account
         }
-        let f: Vec<&str> = raw.split(':').collect();
+        let f = fields(raw);
         if f.len() != 7 {
             errs.push(bad_line(
                 path,
@@ -117,11 +148,11 @@ pub fn parse_passwd(path: &Path, text: &str) -> std::result::Result<Vec<PasswdEn
         }
         match (number(path, n, f[2], "uid"), number(path, n, f[3], "gid")) {
             (Ok(uid), Ok(gid)) => out.push(PasswdEntry {
-                name: f[0].to_string(),
+                name: name_of(f[0]),
                 uid,
                 gid,
-                home: f[5].to_string(),
-                shell: f[6].to_string(),
+                home: name_of(f[5]),
+                shell: name_of(f[6]),
             }),
             (a, b) => errs.extend(a.err().into_iter().chain(b.err())),
         }
@@ -133,15 +164,18 @@ pub fn parse_passwd(path: &Path, text: &str) -> std::result::Result<Vec<PasswdEn
     }
 }
 
-pub fn parse_group(path: &Path, text: &str) -> std::result::Result<Vec<GroupEntry>, Vec<String>> {
+pub fn parse_group(
+    path: &Path,
+    text: impl AsRef<[u8]>,
+) -> std::result::Result<Vec<GroupEntry>, Vec<String>> {
     let mut out = Vec::new();
     let mut errs = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in byte_lines(text.as_ref()).enumerate() {
         let n = i + 1;
-        if raw.is_empty() || raw.starts_with('+') || raw.starts_with('-') {
+        if raw.is_empty() || raw.starts_with(b"+") || raw.starts_with(b"-") {
             continue;
         }
-        let f: Vec<&str> = raw.split(':').collect();
+        let f = fields(raw);
         if f.len() != 4 {
             errs.push(bad_line(
                 path,
@@ -152,12 +186,12 @@ pub fn parse_group(path: &Path, text: &str) -> std::result::Result<Vec<GroupEntr
         }
         match number(path, n, f[2], "gid") {
             Ok(gid) => out.push(GroupEntry {
-                name: f[0].to_string(),
+                name: name_of(f[0]),
                 gid,
                 members: f[3]
-                    .split(',')
+                    .split(|b| *b == b',')
                     .filter(|m| !m.is_empty())
-                    .map(str::to_string)
+                    .map(name_of)
                     .collect(),
             }),
             Err(e) => errs.push(e),
@@ -173,15 +207,18 @@ pub fn parse_group(path: &Path, text: &str) -> std::result::Result<Vec<GroupEntr
 /// Parses `/etc/subuid` or `/etc/subgid`: `owner:start:count` per line, owner a user name or a
 /// numeric uid. shadow's parser has no comments, so a `#` line is an error rather than skipped:
 /// silently skipping it would hide a range newuidmap does not see the way the admin thinks.
-pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Vec<String>> {
+pub fn parse_subid(
+    path: &Path,
+    text: impl AsRef<[u8]>,
+) -> std::result::Result<SubidFile, Vec<String>> {
     let mut lines = Vec::new();
     let mut errs = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in byte_lines(text.as_ref()).enumerate() {
         let n = i + 1;
-        if raw.trim().is_empty() {
+        if raw.trim_ascii().is_empty() {
             continue;
         }
-        if raw.trim_start().starts_with('#') {
+        if raw.trim_ascii_start().starts_with(b"#") {
             errs.push(bad_line(
                 path,
                 n,
@@ -189,7 +226,7 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
             ));
             continue;
         }
-        let f: Vec<&str> = raw.split(':').collect();
+        let f = fields(raw);
         if f.len() != 3 {
             errs.push(bad_line(
                 path,
@@ -202,7 +239,7 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
             errs.push(bad_line(path, n, "the owner is empty"));
             continue;
         }
-        let owner = if f[0].bytes().all(|b| b.is_ascii_digit()) {
+        let owner = if f[0].iter().all(|b| b.is_ascii_digit()) {
             match number(path, n, f[0], "owner uid") {
                 Ok(u) => SubidOwner::Uid(u),
                 Err(e) => {
@@ -211,7 +248,7 @@ pub fn parse_subid(path: &Path, text: &str) -> std::result::Result<SubidFile, Ve
                 }
             }
         } else {
-            SubidOwner::Name(f[0].to_string())
+            SubidOwner::Name(name_of(f[0]))
         };
         let (start, count) = match (
             number(path, n, f[1], "start"),
@@ -365,6 +402,30 @@ mod tests {
         assert_eq!(
             parse_passwd(Path::new("p"), "x:x:y:0:::\n").unwrap_err(),
             vec!["p:1: uid \"y\" is not a number from 0 to 4294967295"]
+        );
+    }
+
+    #[test]
+    fn fields_isolate_does_not_need_may_be_any_bytes() {
+        let p = parse_passwd(
+            Path::new("p"),
+            b"jose:x:1001:1001:Jos\xe9 Garc\xeda:/home/jose:/bin/bash\r\ncaf\xe9:x:1002:1002::/:/bin/sh\n",
+        )
+        .unwrap();
+        assert_eq!((p[0].name.as_str(), p[0].uid), ("jose", 1001));
+        // A name that is not UTF-8 is held escaped: it never equals a valid user name.
+        assert_eq!(p[1].name, "caf\\xe9");
+        let g = parse_group(Path::new("g"), b"m\xfcsik:x:600:jose,caf\xe9\n").unwrap();
+        assert_eq!(g[0].members, vec!["jose", "caf\\xe9"]);
+        let f = parse_subid(Path::new("s"), b"caf\xe9:100000:10\n").unwrap();
+        assert_eq!(f.lines[0].owner, SubidOwner::Name("caf\\xe9".into()));
+    }
+
+    #[test]
+    fn a_needed_field_that_is_not_utf8_is_named_escaped() {
+        assert_eq!(
+            parse_passwd(Path::new("p"), b"x:x:1\xe9:0:::\n").unwrap_err(),
+            vec!["p:1: uid \"1\\xe9\" is not a number from 0 to 4294967295"]
         );
     }
 }

@@ -1,5 +1,6 @@
 //! The host's accounts: reading passwd/group/subuid/subgid (`etc`) and changing them through
 //! shadow-utils (`shadow`).
+pub mod check;
 pub mod etc;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;

@@ -34,9 +34,15 @@ impl Shadow {
     }
 
     fn run(&self, tool: &str, args: &[String]) -> Result<()> {
+        self.run_rooted(tool, "--prefix", args)
+    }
+
+    /// Runs `tool` with `root_flag ROOT` unless the root is `/` (chage and gpasswd know only
+    /// `--root`, a chroot, where the others take `--prefix`).
+    fn run_rooted(&self, tool: &str, root_flag: &str, args: &[String]) -> Result<()> {
         let mut cmd = Command::new(tool);
         if !self.root.is_host() {
-            cmd.arg("--prefix").arg(self.root.path());
+            cmd.arg(root_flag).arg(self.root.path());
         }
         cmd.args(args)
             .env_clear()
@@ -127,5 +133,45 @@ impl AccountTools for Shadow {
         }
         args.push(user.into());
         self.run("usermod", &args)
+    }
+}
+
+impl crate::host::accounts::check::AccountRepairs for Shadow {
+    fn add_shadow_line(&self, user: &str) -> Result<()> {
+        // chage creates the missing shadow line (moving passwd's `x` into it); usermod then
+        // locks the password exactly as useradd does (`!`).
+        let days = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 86_400);
+        self.run_rooted(
+            "chage",
+            "--root",
+            &["--lastday".into(), days.to_string(), user.into()],
+        )?;
+        self.run("usermod", &["--password".into(), "!".into(), user.into()])
+    }
+
+    fn add_gshadow_line(&self, group: &str) -> Result<()> {
+        // --restrict writes the `!` password groupadd writes; a missing line is made from
+        // /etc/group's (members included).
+        self.run_rooted("gpasswd", "--root", &["--restrict".into(), group.into()])
+    }
+
+    fn add_member(&self, user: &str, group: &str) -> Result<()> {
+        self.add_to_group(user, group)
+    }
+
+    fn create_home(&self, home: &Path, uid: u32, gid: u32) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        let on_root = self.root.at(home);
+        let parent = on_root.parent().unwrap_or(self.root.path());
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&on_root)
+            .map_err(|e| Error::io(format!("creating {}", on_root.display()), e))?;
+        std::os::unix::fs::lchown(&on_root, Some(uid), Some(gid))
+            .map_err(|e| Error::io(format!("chown {}", on_root.display()), e))
     }
 }

@@ -14,9 +14,10 @@ pub struct Response {
 /// Why one request on a podman socket did not give a usable answer. Callers match on the kind
 /// (a 404 for a container that went away), never on the text.
 #[derive(Debug, thiserror::Error)]
-#[error("podman socket {}: GET {path}: {kind}", socket.display())]
+#[error("podman socket {}: {method} {path}: {kind}", socket.display())]
 pub struct HttpError {
     pub socket: PathBuf,
+    pub method: &'static str,
     pub path: String,
     #[source]
     pub kind: HttpErrorKind,
@@ -50,9 +51,16 @@ impl HttpError {
     pub fn new(socket: &Path, path: &str, kind: HttpErrorKind) -> Self {
         HttpError {
             socket: socket.to_path_buf(),
+            method: "GET",
             path: path.to_string(),
             kind,
         }
+    }
+
+    /// The same for a request other than GET.
+    pub fn of(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
     }
 
     /// An answer with a status other than the one wanted (the body's start kept for the message).
@@ -73,9 +81,20 @@ impl HttpError {
     }
 }
 
-/// One request, one connection; everything (connect, write, read) ends by `timeout`.
+/// One GET, one connection; everything (connect, write, read) ends by `timeout`.
 pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response, HttpError> {
-    let fail = |kind: HttpErrorKind| HttpError::new(socket, path, kind);
+    request(socket, "GET", path, None, timeout)
+}
+
+/// One request (with a JSON body when given), one connection; everything ends by `timeout`.
+pub fn request(
+    socket: &Path,
+    method: &'static str,
+    path: &str,
+    json_body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Response, HttpError> {
+    let fail = |kind: HttpErrorKind| HttpError::new(socket, path, kind).of(method);
     let deadline = Instant::now() + timeout;
     let mut stream = connect_unix(socket, timeout).map_err(|e| {
         fail(match e.kind() {
@@ -98,8 +117,20 @@ pub fn get(socket: &Path, path: &str, timeout: Duration) -> Result<Response, Htt
         Some(left.max(Duration::from_millis(1)))
     };
     stream.set_write_timeout(left(deadline)).map_err(io_fail)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).map_err(io_fail)?;
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n").into_bytes();
+    if let Some(body) = json_body {
+        request.extend_from_slice(
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+    }
+    request.extend_from_slice(b"\r\n");
+    request.extend_from_slice(json_body.unwrap_or_default());
+    stream.write_all(&request).map_err(io_fail)?;
 
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
@@ -188,7 +219,7 @@ fn parse_response(raw: &[u8], eof: bool) -> std::result::Result<Option<Response>
 }
 
 /// Ok(None) until the terminating zero-size chunk has arrived.
-fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
+pub(crate) fn decode_chunked(mut data: &[u8]) -> std::result::Result<Option<Vec<u8>>, String> {
     let mut body = Vec::new();
     loop {
         let Some(line_end) = find(data, b"\r\n") else {

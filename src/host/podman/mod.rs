@@ -1,6 +1,7 @@
 //! The libpod API of a user's podman socket: `GET /_ping` and which running containers mount
 //! what. Requests go through the small HTTP client in `http`.
 pub mod http;
+pub mod store;
 
 use crate::error::Result;
 use http::{HttpError, HttpErrorKind};

@@ -280,6 +280,35 @@ impl DbusSystemd {
         unit: &str,
         timeout: Duration,
     ) -> Result<()> {
+        self.user_unit_up(uid, unit, timeout, UnitUp::Enable)
+    }
+
+    /// In the user's manager: StartUnit only (nothing enabled, gone at the next boot), then
+    /// waits until the unit is active. For a socket needed once, e.g. the legacy user's.
+    pub fn start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        self.user_unit_up(uid, unit, timeout, UnitUp::Start)
+    }
+
+    /// In the user's manager, for a unit file just written or rewritten: Reload, EnableUnitFiles,
+    /// Reload, (Re)StartUnit, then waits until the unit is active.
+    pub fn reload_enable_and_restart_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        self.user_unit_up(uid, unit, timeout, UnitUp::ReloadEnableRestart)
+    }
+
+    /// In the user's manager: StopUnit, waits (bounded by `timeout`) until the unit is inactive
+    /// or failed, then DisableUnitFiles, Reload. A unit that is not loaded or not enabled is
+    /// fine.
+    pub fn stop_and_disable_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let failed = |what: &str, e: zbus::Error| {
             Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
@@ -289,20 +318,94 @@ impl DbusSystemd {
             let manager = manager_proxy(&conn)
                 .await
                 .map_err(|e| failed("proxy for", e))?;
-            let (_, changes) = manager
-                .enable_unit_files(vec![unit.to_string()], false, false)
+            if let Err(e) = manager
+                .stop_unit(unit.to_string(), "replace".to_string())
                 .await
-                .map_err(|e| failed("EnableUnitFiles", e))?;
-            if !changes.is_empty() {
+            {
+                // NoSuchUnit: nothing runs.
+                if !matches!(&e, zbus::Error::MethodError(name, _, _) if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
+                {
+                    return Err(failed("StopUnit", e));
+                }
+            } else {
+                let path = manager
+                    .load_unit(unit.to_string())
+                    .await
+                    .map_err(|e| failed("LoadUnit", e))?;
+                let proxy = unit_proxy(&conn, path)
+                    .await
+                    .map_err(|e| failed("proxy for", e))?;
+                loop {
+                    let state = proxy
+                        .active_state()
+                        .await
+                        .map_err(|e| failed("ActiveState of", e))?;
+                    if state == "inactive" || state == "failed" {
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Error::Failed(format!(
+                            "manager of uid {uid}: timed out after {timeout:?} waiting for {unit} to stop: ActiveState {state:?}"
+                        )));
+                    }
+                    sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
+                        .await;
+                }
+            }
+            manager
+                .disable_unit_files(vec![unit.to_string()], false)
+                .await
+                .map_err(|e| failed("DisableUnitFiles", e))?;
+            manager
+                .reload()
+                .await
+                .map_err(|e| failed("Reload after disabling", e))
+        })
+    }
+
+    fn user_unit_up(&self, uid: u32, unit: &str, timeout: Duration, how: UnitUp) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let failed = |what: &str, e: zbus::Error| {
+            Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
+        };
+        zbus::block_on(async {
+            let conn = self.user_manager(uid).await?;
+            let manager = manager_proxy(&conn)
+                .await
+                .map_err(|e| failed("proxy for", e))?;
+            if how == UnitUp::ReloadEnableRestart {
                 manager
                     .reload()
                     .await
-                    .map_err(|e| failed("Reload after enabling", e))?;
+                    .map_err(|e| failed("Reload before enabling", e))?;
             }
-            manager
-                .start_unit(unit.to_string(), "replace".to_string())
-                .await
-                .map_err(|e| failed("StartUnit", e))?;
+            if how != UnitUp::Start {
+                let (_, changes) = manager
+                    .enable_unit_files(
+                        vec![unit.to_string()],
+                        false,
+                        how == UnitUp::ReloadEnableRestart,
+                    )
+                    .await
+                    .map_err(|e| failed("EnableUnitFiles", e))?;
+                if !changes.is_empty() {
+                    manager
+                        .reload()
+                        .await
+                        .map_err(|e| failed("Reload after enabling", e))?;
+                }
+            }
+            if how == UnitUp::ReloadEnableRestart {
+                manager
+                    .restart_unit(unit.to_string(), "replace".to_string())
+                    .await
+                    .map_err(|e| failed("RestartUnit", e))?;
+            } else {
+                manager
+                    .start_unit(unit.to_string(), "replace".to_string())
+                    .await
+                    .map_err(|e| failed("StartUnit", e))?;
+            }
             let path = manager
                 .load_unit(unit.to_string())
                 .await
@@ -336,6 +439,14 @@ impl DbusSystemd {
             }
         })
     }
+}
+
+/// What `user_unit_up` does before it waits for the unit to be active.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum UnitUp {
+    Start,
+    Enable,
+    ReloadEnableRestart,
 }
 
 /// A unit that failed before keeps reading `failed` until the start job just queued for it

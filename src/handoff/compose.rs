@@ -1,0 +1,296 @@
+//! What the hand-off needs from a stack's compose files: the images its services name and the
+//! named volumes it declares, after `${VAR}` interpolation from the stack's env files (as
+//! compose does). YAML is read with yaml-rust2, the crate the compose import also uses.
+use std::collections::BTreeMap;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// A named volume the compose file declares.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ComposeVolume {
+    /// The key under top-level `volumes:`.
+    pub key: String,
+    /// The volume's name in the engine: `name:` or `PROJECT_KEY`.
+    pub name: String,
+    /// `external: true`: made outside this project.
+    pub external: bool,
+}
+
+/// The parts of one or more compose files the hand-off uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ComposeFacts {
+    /// Images of the services, in file order, without repeats.
+    pub images: Vec<String>,
+    pub volumes: Vec<ComposeVolume>,
+}
+
+/// `KEY=value` lines of an env file, as compose reads them: blank lines and `#` comments
+/// skipped, an `export ` prefix allowed, one pair of matching quotes around the value removed.
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = [('"', '"'), ('\'', '\'')]
+            .iter()
+            .find_map(|(a, b)| {
+                (value.len() >= 2 && value.starts_with(*a) && value.ends_with(*b))
+                    .then(|| &value[1..value.len() - 1])
+            })
+            .unwrap_or(value);
+        out.insert(key.trim().to_string(), value.to_string());
+    }
+    out
+}
+
+/// Compose's interpolation: `$$`, `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
+/// `${VAR:+alt}`, `${VAR+alt}`, `${VAR:?error}`, `${VAR?error}`. An unset variable is empty.
+pub fn interpolate(s: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let end = r
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in {s:?}"))?;
+            out.push_str(&expand(&r[..end], env, s)?);
+            rest = &r[end + 1..];
+        } else {
+            let len = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if len == 0 {
+                out.push('$');
+            } else {
+                out.push_str(env.get(&after[..len]).map_or("", |v| v.as_str()));
+            }
+            rest = &after[len..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn expand(inner: &str, env: &BTreeMap<String, String>, whole: &str) -> Result<String, String> {
+    let name_len = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    let (name, op) = inner.split_at(name_len);
+    if name.is_empty() {
+        return Err(format!("bad substitution `${{{inner}}}` in {whole:?}"));
+    }
+    let value = env.get(name);
+    let set = value.is_some();
+    let non_empty = value.is_some_and(|v| !v.is_empty());
+    let value = value.cloned().unwrap_or_default();
+    let arg = |p: &str| op[p.len()..].to_string();
+    Ok(match op {
+        "" => value,
+        o if o.starts_with(":-") => {
+            if non_empty {
+                value
+            } else {
+                arg(":-")
+            }
+        }
+        o if o.starts_with('-') => {
+            if set {
+                value
+            } else {
+                arg("-")
+            }
+        }
+        o if o.starts_with(":+") => {
+            if non_empty {
+                arg(":+")
+            } else {
+                String::new()
+            }
+        }
+        o if o.starts_with('+') => {
+            if set {
+                arg("+")
+            } else {
+                String::new()
+            }
+        }
+        o if o.starts_with(":?") || o.starts_with('?') => {
+            let strict = o.starts_with(":?");
+            if (strict && non_empty) || (!strict && set) {
+                value
+            } else {
+                let p = if strict { ":?" } else { "?" };
+                return Err(format!("variable {name} is required: {}", arg(p)));
+            }
+        }
+        _ => return Err(format!("bad substitution `${{{inner}}}` in {whole:?}")),
+    })
+}
+
+fn string_of(y: &Yaml) -> Option<String> {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the images and named volumes of one compose file's text and adds them to `into`
+/// (a later file overrides an earlier one's volume of the same key, as `-f a -f b` does).
+pub fn parse_into(
+    text: &str,
+    env: &BTreeMap<String, String>,
+    project: &str,
+    into: &mut ComposeFacts,
+) -> Result<(), String> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let Some(doc) = docs.first() else {
+        return Ok(());
+    };
+    if !matches!(doc, Yaml::Hash(_)) {
+        return Err("the top level is not a mapping".into());
+    }
+    if let Yaml::Hash(services) = &doc["services"] {
+        for (name, service) in services {
+            let Some(image) = service["image"].as_str() else {
+                continue;
+            };
+            let image = interpolate(image, env).map_err(|e| {
+                format!(
+                    "service {}: image: {e}",
+                    string_of(name).unwrap_or_default()
+                )
+            })?;
+            if !image.is_empty() && !into.images.contains(&image) {
+                into.images.push(image);
+            }
+        }
+    }
+    if let Yaml::Hash(volumes) = &doc["volumes"] {
+        for (key, spec) in volumes {
+            let key = string_of(key).ok_or("a volume key is not a string")?;
+            let external = match &spec["external"] {
+                Yaml::Boolean(b) => *b,
+                Yaml::Hash(_) => true,
+                _ => false,
+            };
+            let named = match spec["name"].as_str() {
+                Some(n) => Some(interpolate(n, env).map_err(|e| format!("volume {key}: {e}"))?),
+                None => None,
+            };
+            let name = match named {
+                Some(n) => n,
+                None if external => key.clone(),
+                None => format!("{project}_{key}"),
+            };
+            let v = ComposeVolume {
+                key: key.clone(),
+                name,
+                external,
+            };
+            match into.volumes.iter_mut().find(|x| x.key == key) {
+                Some(old) => *old = v,
+                None => into.volumes.push(v),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn env_files_read_as_compose_reads_them() {
+        let e = parse_env_file("# c\n\nA=1\nexport B = \"two words\"\nC='x'\nD=\nnot a pair\n");
+        assert_eq!(
+            e,
+            env(&[("A", "1"), ("B", "two words"), ("C", "x"), ("D", "")])
+        );
+    }
+
+    #[test]
+    fn interpolation_follows_compose() {
+        let e = env(&[("TAG", "1.2"), ("EMPTY", "")]);
+        let i = |s| interpolate(s, &e);
+        assert_eq!(i("img:${TAG}").unwrap(), "img:1.2");
+        assert_eq!(i("img:$TAG-x").unwrap(), "img:1.2-x");
+        assert_eq!(i("a$$b").unwrap(), "a$b");
+        assert_eq!(i("${NOPE:-d}").unwrap(), "d");
+        assert_eq!(i("${EMPTY:-d}").unwrap(), "d");
+        assert_eq!(i("${EMPTY-d}").unwrap(), "");
+        assert_eq!(i("${TAG:+yes}").unwrap(), "yes");
+        assert_eq!(i("${NOPE}").unwrap(), "");
+        assert_eq!(
+            i("${NOPE:?set NOPE}").unwrap_err(),
+            "variable NOPE is required: set NOPE"
+        );
+        assert!(i("${TAG").is_err());
+    }
+
+    #[test]
+    fn images_and_volumes_of_a_compose_file() {
+        let text = r#"
+services:
+  web:
+    image: localhost/app:${TAG:-latest}
+    volumes: [db:/var/lib/db, /srv/app:/data]
+  worker:
+    image: localhost/app:${TAG:-latest}
+  built:
+    build: .
+volumes:
+  db:
+  cache:
+    name: ${CACHE_NAME}
+  shared:
+    external: true
+"#;
+        let mut f = ComposeFacts::default();
+        parse_into(text, &env(&[("CACHE_NAME", "models")]), "app", &mut f).unwrap();
+        assert_eq!(f.images, vec!["localhost/app:latest".to_string()]);
+        let names: Vec<(&str, &str, bool)> = f
+            .volumes
+            .iter()
+            .map(|v| (v.key.as_str(), v.name.as_str(), v.external))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("db", "app_db", false),
+                ("cache", "models", false),
+                ("shared", "shared", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn broken_compose_files_are_errors() {
+        let mut f = ComposeFacts::default();
+        assert!(parse_into("services: [", &BTreeMap::new(), "p", &mut f).is_err());
+        assert_eq!(
+            parse_into("- a\n- b\n", &BTreeMap::new(), "p", &mut f).unwrap_err(),
+            "the top level is not a mapping"
+        );
+    }
+}

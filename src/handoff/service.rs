@@ -1,0 +1,418 @@
+//! The compose project as a service of the stack user: a user unit in the stack user's own
+//! systemd manager (podman supports no `User=` for rootless containers in a system unit), its
+//! text rendered here with the literal uid and paths (never `%U`/`%t`/`%h`), written into the
+//! stack user's home without following a link the user may have planted; and, for admins who
+//! keep a root-owned wrapper unit, the drop-in that wrapper needs.
+use crate::error::{Error, Result};
+use crate::layout::Root;
+use crate::policy::StackPolicy;
+use crate::state::Allocation;
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// The compose command when the policy names none (what Debian ships).
+pub const DEFAULT_COMPOSE: &str = "podman-compose";
+
+/// The user unit of a stack's compose project.
+pub fn unit_name(project: &str) -> String {
+    format!("isolate-compose-{project}.service")
+}
+
+/// The stack user's home: as the account says, else where isolate creates it.
+pub fn home_of(acc: &crate::host::accounts::Accounts, a: &Allocation) -> PathBuf {
+    acc.user(&a.user)
+        .map(|u| PathBuf::from(&u.home))
+        .filter(|h| h.is_absolute() && h != Path::new("/"))
+        .unwrap_or_else(|| crate::layout::home(&a.user))
+}
+
+/// Where the unit lives: the stack user's own unit directory (relative to the root).
+pub fn unit_path(home: &Path, project: &str) -> PathBuf {
+    home.join(".config/systemd/user").join(unit_name(project))
+}
+
+/// The service as installed (in the state file): rollback stops, disables and removes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub unit: String,
+    pub path: PathBuf,
+}
+
+/// One word of a unit's command line, quoted as systemd reads it: `%` and `$` doubled,
+/// quotes around anything with a space, quote or backslash.
+fn unit_word(w: &str) -> String {
+    let w = w.replace('%', "%%").replace('$', "$$");
+    if w.is_empty() || w.contains([' ', '\t', '"', '\'', '\\', ';']) {
+        format!("\"{}\"", w.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        w
+    }
+}
+
+/// A value of `Environment=`/`EnvironmentFile=`: `%` doubled, quoted when it holds a space.
+fn unit_value(v: &str) -> String {
+    let v = v.replace('%', "%%");
+    if v.contains([' ', '"', '\\']) {
+        format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        v
+    }
+}
+
+/// The compose command line for `args` (`up -d`, `stop`), as a unit's Exec line.
+fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
+    let mut words: Vec<String> = if s.handoff.compose_command.is_empty() {
+        vec![DEFAULT_COMPOSE.to_string()]
+    } else {
+        s.handoff
+            .compose_command
+            .iter()
+            .map(|w| w.value.clone())
+            .collect()
+    };
+    words.push("-p".into());
+    words.push(project.into());
+    for c in &s.handoff.compose {
+        words.push("-f".into());
+        words.push(c.value.display().to_string());
+    }
+    words.extend(args.iter().map(|a| a.to_string()));
+    words
+        .iter()
+        .map(|w| unit_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The environment every way of running the stack needs, with the literal uid.
+fn environment(s: &StackPolicy, a: &Allocation) -> Vec<(String, String)> {
+    let socket = crate::layout::podman_socket(a.uid);
+    let mut env = vec![
+        (
+            "XDG_RUNTIME_DIR".to_string(),
+            crate::layout::runtime_dir(a.uid).display().to_string(),
+        ),
+        (
+            "CONTAINER_HOST".to_string(),
+            format!("unix://{}", socket.display()),
+        ),
+        (
+            "DOCKER_HOST".to_string(),
+            format!("unix://{}", socket.display()),
+        ),
+        ("ISOLATE_STACK".to_string(), s.name.clone()),
+    ];
+    if let Some(first) = s.data.first() {
+        env.push(("DATA_ROOT".to_string(), first.value.display().to_string()));
+    }
+    env
+}
+
+/// Whether the compose command drives the local podman CLI (podman-compose) rather than an
+/// engine API (docker compose, which reads DOCKER_HOST).
+fn drives_podman_cli(s: &StackPolicy) -> bool {
+    s.handoff
+        .compose_command
+        .first()
+        .is_none_or(|c| c.value.ends_with("podman-compose"))
+}
+
+/// The user unit that runs the stack's compose project. For podman-compose it leaves out
+/// CONTAINER_HOST: that would send every podman call through the API service instead of
+/// running it directly as the user, for nothing (and the service's crun cannot make session
+/// keyrings where keyctl is filtered, as in systemd-nspawn).
+pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
+    let project = s.handoff.project_of(&s.name);
+    let mut u = String::new();
+    u.push_str(&format!(
+        "# Written by isolate for stack {}: runs compose project {project} as {}.\n\
+         # apply rewrites it; rollback --stack {} removes it.\n",
+        s.name, a.user, s.name
+    ));
+    u.push_str(&format!(
+        "[Unit]\nDescription=compose project {project} of stack {} (isolate)\nWants=podman.socket\nAfter=podman.socket\n\n",
+        s.name
+    ));
+    u.push_str("[Service]\nType=oneshot\nRemainAfterExit=yes\n");
+    let podman_cli = drives_podman_cli(s);
+    for (k, v) in environment(s, a) {
+        if podman_cli && k == "CONTAINER_HOST" {
+            continue;
+        }
+        u.push_str(&format!(
+            "Environment={}\n",
+            unit_value(&format!("{k}={v}"))
+        ));
+    }
+    for e in &s.handoff.env_files {
+        u.push_str(&format!(
+            "EnvironmentFile={}\n",
+            unit_value(&e.value.display().to_string())
+        ));
+    }
+    if let Some(dir) = s.handoff.compose.first().and_then(|c| c.value.parent()) {
+        u.push_str(&format!(
+            "WorkingDirectory={}\n",
+            unit_value(&dir.display().to_string())
+        ));
+    }
+    u.push_str(&format!(
+        "ExecStart={}\n",
+        compose_line(s, &project, &["up", "-d"])
+    ));
+    u.push_str(&format!(
+        "ExecStop={}\n",
+        compose_line(s, &project, &["stop"])
+    ));
+    u.push_str("Restart=on-failure\nRestartSec=10s\nTimeoutStartSec=15min\n\n");
+    u.push_str("[Install]\nWantedBy=default.target\n");
+    u
+}
+
+/// The drop-in a root-owned wrapper unit (a system service that runs the project, NixOS
+/// `mkService`-style) needs to run it as the stack user.
+pub fn render_dropin(s: &StackPolicy, a: &Allocation) -> String {
+    let uid = a.uid;
+    let runtime = crate::layout::runtime_dir(uid);
+    let mut d = format!(
+        "# Drop-in for the system unit that runs stack {}'s compose project as {}\n\
+         # (e.g. /etc/systemd/system/UNIT.service.d/isolate.conf). Literal ids and paths: in a\n\
+         # system unit %U, %t and %h are root's. Give podman --cgroups=enabled in that unit's\n\
+         # command (podman's default, `no-conmon` or `split` from wrappers, fails as a user).\n\
+         [Unit]\nRequires=user@{uid}.service\nAfter=user@{uid}.service\nRequiresMountsFor={}\n\n\
+         [Service]\nUser={}\nGroup={}\n",
+        s.name,
+        a.user,
+        runtime.display(),
+        a.user,
+        a.user
+    );
+    for (k, v) in environment(s, a) {
+        d.push_str(&format!(
+            "Environment={}\n",
+            unit_value(&format!("{k}={v}"))
+        ));
+    }
+    for e in &s.handoff.env_files {
+        d.push_str(&format!(
+            "EnvironmentFile={}\n",
+            unit_value(&e.value.display().to_string())
+        ));
+    }
+    d
+}
+
+fn io(what: &str, p: &Path, e: rustix::io::Errno) -> Error {
+    Error::io(format!("{what} {}", p.display()), e.into())
+}
+
+/// Opens each directory of `dir` below `root` without following a symbolic link, creating
+/// what is missing: owned by `uid:gid` inside `home`, by root above it.
+fn open_dirs(root: &Root, dir: &Path, home: &Path, uid: u32, gid: u32) -> Result<OwnedFd> {
+    let mut fd = rustix::fs::open(
+        root.path(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("open", root.path(), e))?;
+    let mut at = root.path().to_path_buf();
+    let mut rel = PathBuf::from("/");
+    for part in dir.components().filter_map(|c| match c {
+        std::path::Component::Normal(p) => Some(p),
+        _ => None,
+    }) {
+        at.push(part);
+        rel.push(part);
+        let created = match rustix::fs::mkdirat(fd.as_fd(), part, Mode::from_raw_mode(0o755)) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::EXIST) => false,
+            Err(e) => return Err(io("mkdir", &at, e)),
+        };
+        let next = rustix::fs::openat2(
+            fd.as_fd(),
+            part,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| io("open (no symbolic links followed)", &at, e))?;
+        if created && rel.starts_with(home) {
+            rustix::fs::fchown(
+                &next,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| io("chown", &at, e))?;
+        }
+        fd = next;
+    }
+    Ok(fd)
+}
+
+/// Writes `text` to `path` (relative to the root) atomically: a new file beside it, owned by
+/// `uid:gid`, mode 0644, renamed over; the directories on the way are created as `uid:gid`
+/// and never followed through a link (those inside `home` owned by `uid:gid`).
+pub fn write_unit(
+    root: &Root,
+    path: &Path,
+    home: &Path,
+    text: &str,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::Failed(format!("{} names no file", path.display())))?;
+    let dirfd = open_dirs(root, dir, home, uid, gid)?;
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".isolate-new");
+    let shown = root.at(path);
+    let _ = rustix::fs::unlinkat(dirfd.as_fd(), tmp_name.as_os_str(), AtFlags::empty());
+    let fd = rustix::fs::openat(
+        dirfd.as_fd(),
+        tmp_name.as_os_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| io("create", &shown, e))?;
+    rustix::fs::fchown(
+        &fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+    )
+    .map_err(|e| io("chown", &shown, e))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(text.as_bytes())
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(format!("write {}", shown.display()), e))?;
+    rustix::fs::renameat(dirfd.as_fd(), tmp_name.as_os_str(), dirfd.as_fd(), name)
+        .map_err(|e| io("rename into", &shown, e))
+}
+
+/// Removes the unit file (no link followed); a missing one is fine.
+pub fn remove_unit(root: &Root, path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let Some(name) = path.file_name() else {
+        return Ok(());
+    };
+    let rootfd = rustix::fs::open(
+        root.path(),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("open", root.path(), e))?;
+    let rel = dir.strip_prefix("/").unwrap_or(dir);
+    let dirfd = match rustix::fs::openat2(
+        rootfd.as_fd(),
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(io("open", &root.at(dir), e)),
+    };
+    match rustix::fs::unlinkat(dirfd.as_fd(), name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(io("remove", &root.at(path), e)),
+    }
+}
+
+/// The unit file's text as it is now (None: absent or unreadable), for plan.
+pub fn read_unit(root: &Root, path: &Path) -> Option<String> {
+    super::env_files::read_pinned(root, path)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn stack(extra: &str) -> (StackPolicy, Allocation) {
+        let p = Policy::parse(
+            Path::new("p.toml"),
+            &format!("[stacks.app]\ndata = [\"/srv/app/data\"]\ncompose = [\"/srv/app/conf/compose.yaml\"]\nenv_files = [\"/srv/app/conf/app.env\"]\n{extra}"),
+        )
+        .unwrap();
+        let a = Allocation {
+            user: "stk-app".into(),
+            uid: 1800,
+            gid: 1800,
+            subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+        };
+        (p.stacks["app"].clone(), a)
+    }
+
+    #[test]
+    fn the_unit_names_the_literal_uid_and_never_a_specifier_for_the_user() {
+        let (s, a) = stack("compose_command = [\"podman-compose\", \"--podman-path\", \"/usr/local/bin/pod man\"]\n");
+        let u = render_unit(&s, &a);
+        assert!(
+            u.contains("Environment=XDG_RUNTIME_DIR=/run/user/1800\n"),
+            "{u}"
+        );
+        assert!(
+            !u.contains("CONTAINER_HOST"),
+            "podman-compose runs podman itself: {u}"
+        );
+        let (docker, _) = stack("compose_command = [\"docker\", \"compose\"]\n");
+        let d = render_unit(&docker, &a);
+        assert!(d.contains("Environment=CONTAINER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
+        assert!(d.contains("ExecStart=docker compose -p app"), "{d}");
+        assert!(u.contains("Environment=DOCKER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
+        assert!(u.contains("Environment=DATA_ROOT=/srv/app/data\n"));
+        assert!(u.contains("EnvironmentFile=/srv/app/conf/app.env\n"));
+        assert!(u.contains("WorkingDirectory=/srv/app/conf\n"));
+        assert!(u.contains("ExecStart=podman-compose --podman-path \"/usr/local/bin/pod man\" -p app -f /srv/app/conf/compose.yaml up -d\n"), "{u}");
+        assert!(u.contains("Restart=on-failure\n"));
+        assert!(u.contains("WantedBy=default.target\n"));
+        for spec in ["%U", "%t", "%h", "%u"] {
+            assert!(!u.contains(spec), "{spec} in {u}");
+        }
+    }
+
+    #[test]
+    fn the_dropin_has_what_a_system_wrapper_needs() {
+        let (s, a) = stack("");
+        let d = render_dropin(&s, &a);
+        for line in [
+            "User=stk-app\n",
+            "Requires=user@1800.service\n",
+            "After=user@1800.service\n",
+            "RequiresMountsFor=/run/user/1800\n",
+            "Environment=XDG_RUNTIME_DIR=/run/user/1800\n",
+            "--cgroups=enabled",
+        ] {
+            assert!(d.contains(line), "{line} missing in {d}");
+        }
+    }
+
+    #[test]
+    fn the_unit_is_written_without_following_a_planted_link() {
+        let d = tempfile::tempdir().unwrap();
+        let root = Root::new(d.path());
+        let home = d.path().join("var/lib/isolate/home/stk-app");
+        std::fs::create_dir_all(&home).unwrap();
+        let elsewhere = d.path().join("etc/elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, home.join(".config")).unwrap();
+        let path = Path::new("/var/lib/isolate/home/stk-app/.config/systemd/user/x.service");
+        let home_rel = Path::new("/var/lib/isolate/home/stk-app");
+        assert!(write_unit(&root, path, home_rel, "x", 1800, 1800).is_err());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        std::fs::remove_file(home.join(".config")).unwrap();
+        write_unit(&root, path, home_rel, "[Unit]\n", 1800, 1800).unwrap();
+        assert_eq!(read_unit(&root, path).as_deref(), Some("[Unit]\n"));
+        let meta = std::fs::metadata(root.at(path)).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 1800);
+        remove_unit(&root, path).unwrap();
+        assert!(read_unit(&root, path).is_none());
+    }
+}

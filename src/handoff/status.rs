@@ -1,0 +1,81 @@
+//! The hand-off's lines of `status`: what isolate handed the stack (env files, volumes, the
+//! service and its state) and what the legacy user still holds of the project, with the
+//! command that removes it. Asks podman only through sockets that already listen.
+use super::stores::Stores;
+use crate::host::accounts::Accounts;
+use crate::policy::Policy;
+use crate::state::{Allocation, State};
+
+pub fn lines(
+    policy: &Policy,
+    state: &State,
+    acc: &Accounts,
+    stack: &str,
+    a: &Allocation,
+    stores: Option<&dyn Stores>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rec) = state.handoff.get(stack) {
+        for e in &rec.env_files {
+            out.push(format!(
+                "env file {}: {}'s alone (was {}:{} mode {:04o})",
+                e.path.display(),
+                a.user,
+                e.was.uid,
+                e.was.gid,
+                e.was.mode
+            ));
+        }
+        for v in &rec.volumes {
+            let phase = serde_json::to_value(v.phase).unwrap_or_default();
+            out.push(format!(
+                "volume {} ({}): {}",
+                v.name,
+                phase.as_str().unwrap_or("?"),
+                v.to.display()
+            ));
+        }
+        if let Some(svc) = &rec.service {
+            let state = match stores.and_then(|s| s.unit_state(&a.user, a.uid, &svc.unit)) {
+                Some((enabled, active)) => format!(
+                    "{}, {}",
+                    if enabled { "enabled" } else { "disabled" },
+                    if active { "active" } else { "inactive" }
+                ),
+                None => "not asked".into(),
+            };
+            out.push(format!(
+                "service {} ({state}): {}",
+                svc.unit,
+                svc.path.display()
+            ));
+        }
+    }
+    let (Some(stores), Some(s), Some(legacy)) = (
+        stores,
+        policy.stacks.get(stack),
+        policy
+            .legacy_owner
+            .as_ref()
+            .and_then(|l| acc.user(&l.value)),
+    ) else {
+        return out;
+    };
+    if s.handoff.compose.is_empty() || !stores.socket_listening(legacy.uid) {
+        return out;
+    }
+    let project = s.handoff.project_of(&s.name);
+    if let Ok(left) = stores.project_containers(legacy.uid, &project) {
+        if !left.is_empty() {
+            let names: Vec<&str> = left.iter().map(|c| c.name.as_str()).collect();
+            out.push(format!(
+                "left behind: {}'s containers of project {project}: {}; remove with `runuser -u {} -- podman rm {}`",
+                legacy.name,
+                names.join(", "),
+                legacy.name,
+                names.join(" ")
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,405 @@
+//! The hand-off sub-planner: pure, from the policy and the observed facts to the steps that
+//! hand a stack its env files, images and named volumes, and the notes on what is already
+//! right, what is left behind and what is worth knowing.
+use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
+use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use crate::handoff::volumes::VolumePhase;
+use crate::handoff::HandoffStep;
+use crate::observe::Observed;
+use crate::policy::{Policy, StackPolicy};
+use crate::state::Allocation;
+
+/// Every other stack user that exists on the host: who must not read this stack's secrets.
+fn other_stack_users<'a>(policy: &Policy, obs: &'a Observed, me: &str) -> Vec<(&'a str, u32)> {
+    let mut names: Vec<String> = policy
+        .stacks
+        .keys()
+        .map(|s| policy.stack_user(s))
+        .chain(obs.state.stacks.values().map(|r| r.allocation.user.clone()))
+        .filter(|u| u != me)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+        .iter()
+        .filter_map(|n| obs.accounts.user(n))
+        .map(|u| (u.name.as_str(), u.uid))
+        .collect()
+}
+
+/// Appends the stack's hand-off steps and notes; refusals (bad input, nothing changed) go to
+/// the draft's refusals.
+pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
+    let (policy, s, a, obs, opts) = (ctx.policy, ctx.stack, ctx.allocation, ctx.obs, ctx.opts);
+    let (out, refusals) = (&mut draft.plan, &mut draft.refusals);
+    plan_env_files(policy, s, a, obs, out, refusals);
+    plan_images(policy, s, a, obs, opts, out, refusals);
+    plan_volumes(policy, s, a, obs, opts, out, refusals);
+    plan_service(s, a, obs, opts, out);
+    if !s.handoff.compose.is_empty() && a.uid < FIRST_USER_JOURNAL_UID {
+        out.notes.push(note(
+            s,
+            NoteKind::Warning,
+            format!(
+                "{} has uid {} (below {FIRST_USER_JOURNAL_UID}): journald keeps its containers' logs in the system journal, which it cannot read, so `podman logs` fails for it (root still reads them: journalctl _UID={}); give new stacks uids from {FIRST_USER_JOURNAL_UID} up (`[pools] uid_first`, or `uid` per stack)",
+                a.user, a.uid, a.uid
+            ),
+        ));
+    }
+}
+
+/// journald writes the logs of uids from here up (non-system users) into per-user journals
+/// their users can read; below, into the system journal (systemd's SYSTEM_UID_MAX is 999).
+pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
+
+/// The compose service: written, enabled and started unless its unit is already exactly
+/// what isolate renders, enabled and active.
+fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options, out: &mut Plan) {
+    if !s.handoff.wants_service() {
+        return;
+    }
+    let project = s.handoff.project_of(&s.name);
+    let unit = crate::handoff::service::unit_name(&project);
+    if !opts.systemd {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!("service {unit} of `{}` (--no-systemd)", s.name),
+        ));
+        return;
+    }
+    let text = crate::handoff::service::render_unit(s, a);
+    let home = crate::handoff::service::home_of(&obs.accounts, a);
+    let facts = obs
+        .handoff
+        .get(&s.name)
+        .and_then(|f| f.service.clone())
+        .unwrap_or_default();
+    if facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active {
+        out.notes.push(note(
+            s,
+            NoteKind::Present,
+            format!("service {unit} of {} enabled and active", a.user),
+        ));
+        return;
+    }
+    out.steps.push(Step::Handoff(HandoffStep::InstallService {
+        stack: s.name.clone(),
+        user: a.user.clone(),
+        uid: a.uid,
+        gid: a.gid,
+        project,
+        unit,
+        path: crate::handoff::service::unit_path(&home, &s.handoff.project_of(&s.name)),
+        home,
+        text,
+    }));
+}
+
+fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
+    Note {
+        kind,
+        stack: Some(s.name.clone()),
+        message,
+    }
+}
+
+fn plan_env_files(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    let facts = obs.handoff.get(&s.name);
+    let others = other_stack_users(policy, obs, &a.user);
+    for e in &s.handoff.env_files {
+        let path = &e.value;
+        let shown = path.display();
+        let note = |kind: NoteKind, message: String| note(s, kind, message);
+        match facts.and_then(|f| f.env_files.get(path)) {
+            None => refusals.push(format!(
+                "stack `{}`: env file {shown} was not looked at",
+                s.name
+            )),
+            Some(EnvFileFacts::Missing) => {
+                refusals.push(format!("stack `{}`: env file {shown} does not exist", s.name))
+            }
+            Some(EnvFileFacts::ThroughSymlink) => refusals.push(format!(
+                "stack `{}`: env file {shown} is reached through a symbolic link; isolate never follows one: name the real file",
+                s.name
+            )),
+            Some(EnvFileFacts::NotRegular { file_type }) => refusals.push(format!(
+                "stack `{}`: env file {shown} is {file_type}, not a regular file",
+                s.name
+            )),
+            Some(EnvFileFacts::File(f)) if env_files::is_handed(f, a.uid, a.gid) => {
+                out.notes.push(note(
+                    NoteKind::Present,
+                    format!("env file {shown} is {}'s alone (mode {:04o})", a.user, f.mode),
+                ))
+            }
+            Some(EnvFileFacts::File(f)) => {
+                let readers = env_files::readers(f, &obs.accounts, &others);
+                if !readers.is_empty() {
+                    out.notes.push(note(
+                        NoteKind::Warning,
+                        format!(
+                            "env file {shown} of stack `{}` is readable by other stacks' users today: {} (owner {}:{}, mode {:04o}); apply makes it {}'s alone",
+                            s.name,
+                            readers.join(", "),
+                            f.uid,
+                            f.gid,
+                            f.mode,
+                            a.user
+                        ),
+                    ));
+                }
+                out.steps.push(Step::Handoff(HandoffStep::EnvFile {
+                    stack: s.name.clone(),
+                    user: a.user.clone(),
+                    path: path.clone(),
+                    was: *f,
+                    to: FileOwner {
+                        uid: a.uid,
+                        gid: a.gid,
+                        mode: ENV_FILE_MODE,
+                    },
+                }));
+            }
+        }
+    }
+}
+
+/// One step per image the stack needs and its own store lacks (or holds with another ID);
+/// an image the legacy store is seen to lack is a warning, not a step.
+fn plan_images(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    let Some(facts) = obs.handoff.get(&s.name) else {
+        return;
+    };
+    if let Some(e) = &facts.compose_error {
+        refusals.push(format!("stack `{}`: {e}", s.name));
+        return;
+    }
+    let project = s.handoff.project_of(&s.name);
+    let containers = facts
+        .legacy
+        .as_ref()
+        .map(|l| l.containers.as_slice())
+        .unwrap_or_default();
+    let images = crate::handoff::wanted_images(s, &facts.compose, containers);
+    if images.is_empty() {
+        return;
+    }
+    let Some(legacy) = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value))
+    else {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!(
+                "images of `{}` ({}): no `legacy_owner` to copy them from",
+                s.name,
+                images.join(", ")
+            ),
+        ));
+        return;
+    };
+    if !opts.systemd {
+        out.notes.push(note(
+            s,
+            NoteKind::Skipped,
+            format!(
+                "images of `{}` ({}): copying needs the podman sockets (--no-systemd)",
+                s.name,
+                images.join(", ")
+            ),
+        ));
+        return;
+    }
+    for image in images {
+        let in_legacy = facts.legacy.as_ref().and_then(|l| l.images.get(&image));
+        let in_stack = facts.stack_images.get(&image).cloned().flatten();
+        match (in_legacy, in_stack) {
+            (Some(Some(l)), Some(st)) if *l == st => out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!("image {image} in {}'s store (ID {})", a.user, short(&st)),
+            )),
+            (Some(None), Some(st)) => out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!("image {image} in {}'s store (ID {})", a.user, short(&st)),
+            )),
+            (Some(None), None) => out.notes.push(note(
+                s,
+                NoteKind::Warning,
+                format!(
+                    "image {image} of `{}` is not in {}'s podman store: not copied (pull or build it as {} yourself)",
+                    s.name, legacy.name, a.user
+                ),
+            )),
+            _ => out.steps.push(Step::Handoff(HandoffStep::CopyImage {
+                stack: s.name.clone(),
+                image,
+                from_user: legacy.name.clone(),
+                from_uid: legacy.uid,
+                to_user: a.user.clone(),
+                to_uid: a.uid,
+            })),
+        }
+    }
+    if !containers.is_empty() {
+        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+        out.notes.push(note(
+            s,
+            NoteKind::Warning,
+            format!(
+                "left behind: {}'s containers of project {project}: {} (isolate never deletes them); once the stack runs as {}, remove them with `runuser -u {} -- podman rm {}`",
+                legacy.name,
+                names.join(", "),
+                a.user,
+                legacy.name,
+                names.join(" ")
+            ),
+        ));
+    }
+}
+
+/// The first 12 hex digits of an image ID, as podman prints it.
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
+
+/// One step per named volume of the project still in the legacy store (or half moved);
+/// refused while a container has it mounted or when the stack's volume already holds data.
+fn plan_volumes(
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
+    let recorded: Vec<&crate::handoff::volumes::VolumeRecord> = obs
+        .state
+        .handoff
+        .get(&s.name)
+        .map(|r| r.volumes.iter().collect())
+        .unwrap_or_default();
+    let Some(facts) = obs.handoff.get(&s.name) else {
+        return;
+    };
+    let legacy = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value));
+    for v in &facts.volumes {
+        let rec = recorded.iter().find(|r| r.name == v.name);
+        if let Some(r) = rec {
+            match r.phase {
+                VolumePhase::Done => {
+                    out.notes.push(note(
+                        s,
+                        NoteKind::Present,
+                        format!("volume {} moved to {}'s store", v.name, a.user),
+                    ));
+                    continue;
+                }
+                VolumePhase::Unplacing | VolumePhase::Unshifting | VolumePhase::MovingBack => {
+                    refusals.push(format!(
+                        "stack `{}`: a rollback of volume {} was interrupted; finish it first with `isolate rollback --stack {}`",
+                        s.name, v.name, s.name
+                    ));
+                    continue;
+                }
+                VolumePhase::Moving | VolumePhase::Shifting | VolumePhase::Placing => {}
+            }
+        }
+        if rec.is_none() && !v.legacy_data {
+            if v.stack.is_some() {
+                out.notes.push(note(
+                    s,
+                    NoteKind::Present,
+                    format!("volume {} in {}'s store", v.name, a.user),
+                ));
+            }
+            continue;
+        }
+        if !v.holders.is_empty() && !opts.force {
+            refusals.push(format!(
+                "stack `{}`: containers are using volume {}: {}; stop them first (or pass --force)",
+                s.name,
+                v.name,
+                v.holders.join(", ")
+            ));
+            continue;
+        }
+        if rec.is_none() && v.stack_data {
+            refusals.push(format!(
+                "stack `{}`: volume {} already holds data in {}'s store; isolate never mixes two volumes' data: empty or remove one of them first",
+                s.name, v.name, a.user
+            ));
+            continue;
+        }
+        let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
+            continue;
+        };
+        let Some(legacy_maps) = super::data::legacy_maps(policy, &obs.accounts) else {
+            continue;
+        };
+        let to = a.maps();
+        let (shift, mode) = match rec {
+            Some(r) => (
+                crate::ids::Shift {
+                    from: r.from_maps.clone(),
+                    to: r.to_maps.clone(),
+                },
+                r.mode,
+            ),
+            None => {
+                if legacy_maps != to && legacy_maps.overlaps(&to) {
+                    refusals.push(format!(
+                        "stack `{}`: the legacy mapping and the stack's mapping overlap, so volume {} cannot be shifted exactly",
+                        s.name, v.name
+                    ));
+                    continue;
+                }
+                (
+                    crate::ids::Shift {
+                        from: legacy_maps,
+                        to,
+                    },
+                    s.migrate.value,
+                )
+            }
+        };
+        out.steps.push(Step::Handoff(HandoffStep::MoveVolume {
+            stack: s.name.clone(),
+            name: v.name.clone(),
+            labels: v.labels.clone(),
+            from_user: legacy.name.clone(),
+            from: from.clone(),
+            to_user: a.user.clone(),
+            to_uid: a.uid,
+            mode,
+            shift,
+            target_uid: a.uid,
+            target_gid: a.gid,
+            resume: rec.is_some(),
+        }));
+    }
+}
