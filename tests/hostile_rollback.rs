@@ -62,6 +62,7 @@ fn rollback_never_gives_root_privileges_to_content_the_stack_changed() {
             fx.data.join("cap-rewritten").display()
         ));
         let before = privileged_root_files(&fx.data);
+        let outside_before = listing(&fx.outside);
         let s = migrate(&fx, mode);
         assert!(s.problems().is_empty(), "{:?}", s.problems());
         assert_eq!(
@@ -110,6 +111,7 @@ fn rollback_never_gives_root_privileges_to_content_the_stack_changed() {
             assert!(before.contains(line), "a new privileged root file: {line}");
         }
         assert!(back.problems().is_empty(), "{:?}", back.problems());
+        assert_same(&listing(&fx.outside), &outside_before);
     }
 }
 
@@ -121,6 +123,7 @@ fn a_journal_record_applies_only_to_the_file_it_was_written_for() {
     std::fs::write(&secret, b"root's").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     let ino = std::fs::metadata(&secret).unwrap().ino();
+    let outside_before = listing(&fx.outside);
     migrate(&fx, MigrateMode::Reown);
     // The stack deletes it and creates files until one gets the same inode number (ext4
     // hands the freed number out again at once).
@@ -143,6 +146,7 @@ fn a_journal_record_applies_only_to_the_file_it_was_written_for() {
     // The new file is not the journalled one: it is only shifted back, never made root's.
     assert_eq!(owner(&secret), (100_000, 100_000));
     assert_eq!(back.journal_missing, 1, "{back:?}");
+    assert_same(&listing(&fx.outside), &outside_before);
 }
 
 fn dir_owned(path: &Path, id: u32) {
