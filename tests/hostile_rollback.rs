@@ -128,15 +128,17 @@ fn a_journal_record_applies_only_to_the_file_it_was_written_for() {
     // The stack deletes it and creates files until one gets the same inode number (ext4
     // hands the freed number out again at once).
     std::fs::remove_file(&secret).unwrap();
+    sh("sync");
     let mut reused = false;
-    for _ in 0..1000 {
-        std::fs::write(&secret, b"the stack's").unwrap();
-        chown(&secret, Some(200_000), Some(200_000)).unwrap();
-        if std::fs::metadata(&secret).unwrap().ino() == ino {
+    for i in 0..5000 {
+        let candidate = fx.data.join(format!("new{i}"));
+        std::fs::write(&candidate, b"the stack's").unwrap();
+        chown(&candidate, Some(200_000), Some(200_000)).unwrap();
+        if std::fs::metadata(&candidate).unwrap().ino() == ino {
+            std::fs::rename(&candidate, &secret).unwrap();
             reused = true;
             break;
         }
-        std::fs::remove_file(&secret).unwrap();
     }
     assert!(
         reused,
