@@ -4,27 +4,8 @@
 # read and create on a's data, b's data and s; the observed matrix must equal the policy's.
 legacy=alice
 step "legacy user $legacy with a subordinate range; data of a and b, share s"
-in_ct useradd --create-home --shell /bin/bash "$legacy"
-# useradd may have given it a range already (shadow's SUB_UID_MIN is 100000).
-grep -q "^$legacy:" "$CT_ROOT/etc/subuid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subuid"
-grep -q "^$legacy:" "$CT_ROOT/etc/subgid" || printf '%s:100000:65536\n' "$legacy" >>"$CT_ROOT/etc/subgid"
-grep "^$legacy:100000:65536$" "$CT_ROOT/etc/subuid" || fail "$legacy's range is not 100000:65536"
-# As alice's containers left it: container root owns the tops and a probe file (0644),
-# container 999 a postgres-like directory, and in a's data only, container 1000 a directory.
-in_ct_sh "
-  set -e
-  for s in a b; do
-    install -d -o $legacy -g $legacy -m 0755 /srv/\$s
-    echo \"data of \$s\" >/srv/\$s/probe && chown $legacy:$legacy /srv/\$s/probe && chmod 0644 /srv/\$s/probe
-    install -d -o 100998 -g 100998 -m 0700 /srv/\$s/pg
-  done
-  install -d -o 100999 -g 100999 -m 0755 /srv/a/u1000
-  install -d -o root -g root -m 0755 /srv/c
-  install -d -o $legacy -g $legacy -m 0755 /srv/s /srv/s/photos
-  echo shared >/srv/s/probe && chmod 0644 /srv/s/probe && chown $legacy:$legacy /srv/s/probe
-  echo photo >/srv/s/photos/p1 && chown 1000:1000 /srv/s/photos/p1
-  setfacl -m u:4242:r /srv/s/photos/p1   # a host user's entry: never isolate's
-"
+source "$SUITE/matrix.sh"
+matrix_legacy_host "$legacy"
 
 # Owners, modes and ACLs of everything under the three trees, as the host sees them.
 full_listing() {
@@ -35,26 +16,7 @@ full_listing() {
 }
 before=$(full_listing)
 
-write_policy /etc/isolate/policy.toml <<TOML
-legacy_owner = "$legacy"
-
-[stacks.a]
-data = ["/srv/a"]
-migrate = "shift"
-
-[stacks.b]
-data = ["/srv/b"]
-migrate = "shift"
-
-[stacks.c]
-data = ["/srv/c"]
-migrate = "reown"
-
-[shares.s]
-path = "/srv/s"
-write = ["a"]
-read = ["b:1000"]
-TOML
+write_matrix_policy "$legacy"
 
 step "plan shows closing and the share step with its inode count"
 isolate_ok plan
@@ -66,17 +28,6 @@ step "apply"
 isolate_ok apply
 for s in a b c; do import_busybox "stk-$s"; done
 
-# try STACK CUID PATH: "LRC" with 1 where list / read probe / create worked, from a real
-# rootless container of the stack running as container uid CUID with PATH mounted at /data.
-try_access() {
-  as_user "stk-$1" podman run --rm --network none --user "$2:$2" -v "$3:/data" localhost/busybox sh -c '
-    l=0 r=0 c=0
-    ls /data >/dev/null 2>&1 && l=1
-    cat /data/probe >/dev/null 2>&1 && r=1
-    f=/data/.try-$(id -u)-$$
-    if touch "$f" 2>/dev/null; then c=1; rm -f "$f"; fi
-    echo "$l$r$c"' 2>/dev/null || echo 000
-}
 
 # The matrix the policy implies: own data open to container root; container uid 1000 only
 # enters a's top (it owns a directory there: --x, no listing); the share as granted.
@@ -103,18 +54,6 @@ matrix c 1000 share-s 0 0 0
 M
 }
 
-# Prints one stable line per (stack, container uid, path): "matrix STACK CUID PATH LIST READ CREATE".
-observed_matrix() {
-  local s u t p r
-  for s in a b c; do
-    for u in 0 1000; do
-      for t in data-a:/srv/a data-b:/srv/b share-s:/srv/s; do
-        r=$(try_access "$s" "$u" "${t#*:}")
-        printf 'matrix %s %s %s %s %s %s\n' "$s" "$u" "${t%%:*}" "${r:0:1}" "${r:1:1}" "${r:2:1}"
-      done
-    done
-  done
-}
 
 step "the access matrix real containers observe"
 echo "matrix STACK CONTAINER_UID PATH LIST READ CREATE"
