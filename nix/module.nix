@@ -43,6 +43,12 @@ let
         "skip"
       ]) "Files with links outside the data: refuse the migration (default) or skip them.";
       closed = optional types.bool "Close the data to every uid outside the stack (default true).";
+      compose = optional (types.listOf absolutePath) "The stack's compose files (hand-off: images, volumes, service).";
+      project = optional types.str "The compose project name (default: the stack's name).";
+      env_files = optional (types.listOf absolutePath) "Env files given to the stack user alone (0400).";
+      images = optional (types.listOf types.str) "Images to copy beyond those the compose files name.";
+      service = optional types.bool "Install the user unit that runs the compose project.";
+      compose_command = optional (types.listOf types.str) "The compose command the unit runs (default podman-compose).";
     };
   };
 
