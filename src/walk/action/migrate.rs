@@ -3,14 +3,12 @@
 //! inode and puts back what chown drops, and journals the inode's ctime after the change
 //! (the proof a rollback checks before it gives privileges back).
 use super::survey::{count, SurveyTally};
-use super::Attrs;
+use super::{remapped, Attrs, OwnerChange};
 use crate::error::Error;
 use crate::walk::journal::{Applied, Journal, Kind, Line, Record};
 use crate::walk::rules::{Decision, Rules};
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Tally};
-use crate::walk::xattr::{self, AclRemap};
-use rustix::io::Errno;
 
 /// What the migration counts beyond the traversal's counts.
 #[derive(Debug, Default)]
@@ -34,16 +32,9 @@ impl Tally for MigrateTally {
 
 /// What to do to one inode.
 pub struct Change {
-    uid: u32,
-    gid: u32,
-    chown: bool,
+    owner: OwnerChange,
     /// Permission bits to put back after the chown (setuid/setgid).
     restore_perm: Option<u32>,
-    /// What was read when planning: the change goes ahead only if the pin reads the same.
-    attrs: Attrs,
-    caps: Option<Vec<u8>>,
-    acl_access: Option<Vec<u8>>,
-    acl_default: Option<Vec<u8>>,
     record: Option<Record>,
 }
 
@@ -51,17 +42,6 @@ pub struct Change {
 pub struct Migrate<'j> {
     pub rules: Rules,
     pub journal: &'j Journal,
-}
-
-fn remapped(rules: &Rules, acl: &Option<Vec<u8>>, unmapped: &mut bool) -> Option<Vec<u8>> {
-    match rules.acl(acl.as_deref()?) {
-        AclRemap::Unchanged => None,
-        AclRemap::Changed(v) => Some(v),
-        AclRemap::Collision => {
-            *unmapped = true;
-            None
-        }
-    }
 }
 
 impl InodeAction for Migrate<'_> {
@@ -116,14 +96,16 @@ impl InodeAction for Migrate<'_> {
             caps: attrs.caps.clone(),
         });
         Ok(Some(Change {
-            uid,
-            gid,
-            chown,
+            owner: OwnerChange {
+                uid,
+                gid,
+                chown,
+                attrs,
+                caps,
+                acl_access,
+                acl_default,
+            },
             restore_perm: special.then_some(st.perm()),
-            attrs,
-            caps,
-            acl_access,
-            acl_default,
             record,
         }))
     }
@@ -148,37 +130,7 @@ impl InodeAction for Migrate<'_> {
     ) -> Result<(), Failure> {
         let (fd, entry) = (target.fd, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
-        let writes_attrs =
-            change.caps.is_some() || change.acl_access.is_some() || change.acl_default.is_some();
-        if writes_attrs && !entry.stat.is_symlink() {
-            // The planned values were read by name: apply them only to the inode they came from.
-            let now = Attrs::read_at(sys, fd, c"").map_err(|(op, e)| failed(op, e))?;
-            if now != change.attrs {
-                return Err(failed("re-read xattrs of", Errno::STALE));
-            }
-        }
-        if change.chown {
-            sys.chown(fd, c"", change.uid, change.gid)
-                .map_err(|e| failed("chown", e))?;
-        }
-        for (value, attr, op) in [
-            (&change.acl_access, xattr::ACL_ACCESS, "write ACL of"),
-            (
-                &change.acl_default,
-                xattr::ACL_DEFAULT,
-                "write default ACL of",
-            ),
-            (
-                &change.caps,
-                xattr::CAPABILITY,
-                "write security.capability of",
-            ),
-        ] {
-            if let Some(value) = value {
-                sys.set_xattr(fd, c"", attr, value)
-                    .map_err(|e| failed(op, e))?;
-            }
-        }
+        change.owner.apply(sys, target)?;
         if let Some(perm) = change.restore_perm {
             sys.chmod(fd, c"", perm).map_err(|e| failed("chmod", e))?;
         }

@@ -9,9 +9,10 @@ pub mod rollback;
 pub mod share_acl;
 pub mod survey;
 
+use super::rules::Rules;
 use super::sys::WalkSys;
-use super::traverse::{Entry, Failure};
-use super::xattr::{self, Present};
+use super::traverse::{Entry, Failure, Pinned};
+use super::xattr::{self, AclRemap, Present};
 use rustix::fd::BorrowedFd;
 use rustix::io::Errno;
 
@@ -59,5 +60,73 @@ impl Attrs {
             }
         }
         Ok(attrs)
+    }
+}
+
+/// `acl` with its ids remapped by `rules`: None when it is absent or nothing changes; sets
+/// `unmapped` when two entries would collide (the inode must then not change at all).
+pub fn remapped(rules: &Rules, acl: &Option<Vec<u8>>, unmapped: &mut bool) -> Option<Vec<u8>> {
+    match rules.acl(acl.as_deref()?) {
+        AclRemap::Unchanged => None,
+        AclRemap::Changed(v) => Some(v),
+        AclRemap::Collision => {
+            *unmapped = true;
+            None
+        }
+    }
+}
+
+/// The new owner and id-bearing attributes of one inode, as migrate and rollback plan them,
+/// and how both put them on the pinned inode: only if its attributes still read as planned,
+/// then chown, ACLs and capability, all through the descriptor.
+#[derive(Debug)]
+pub struct OwnerChange {
+    pub uid: u32,
+    pub gid: u32,
+    pub chown: bool,
+    /// What was read when planning: the change goes ahead only if the pin reads the same.
+    pub attrs: Attrs,
+    /// New values to write (None: left as they are).
+    pub caps: Option<Vec<u8>>,
+    pub acl_access: Option<Vec<u8>>,
+    pub acl_default: Option<Vec<u8>>,
+}
+
+impl OwnerChange {
+    pub fn apply(&self, sys: &dyn WalkSys, target: &Pinned<'_>) -> Result<(), Failure> {
+        let (fd, entry) = (target.fd, target.entry);
+        let failed = |op, e| Failure::new(op, entry, e);
+        let writes_attrs =
+            self.caps.is_some() || self.acl_access.is_some() || self.acl_default.is_some();
+        if writes_attrs && !entry.stat.is_symlink() {
+            // The planned values were read by name: apply them only to the inode they came from.
+            let now = Attrs::read_at(sys, fd, c"").map_err(|(op, e)| failed(op, e))?;
+            if now != self.attrs {
+                return Err(failed("re-read xattrs of", Errno::STALE));
+            }
+        }
+        if self.chown {
+            sys.chown(fd, c"", self.uid, self.gid)
+                .map_err(|e| failed("chown", e))?;
+        }
+        for (value, attr, op) in [
+            (&self.acl_access, xattr::ACL_ACCESS, "write ACL of"),
+            (
+                &self.acl_default,
+                xattr::ACL_DEFAULT,
+                "write default ACL of",
+            ),
+            (
+                &self.caps,
+                xattr::CAPABILITY,
+                "write security.capability of",
+            ),
+        ] {
+            if let Some(value) = value {
+                sys.set_xattr(fd, c"", attr, value)
+                    .map_err(|e| failed(op, e))?;
+            }
+        }
+        Ok(())
     }
 }

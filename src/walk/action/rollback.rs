@@ -2,12 +2,10 @@
 //! mapping (owners, ACL entries). It never puts setuid/setgid bits or capabilities back
 //! (chown drops them): only the journal may, for a file proven unmodified since migration.
 use super::survey::{count, SurveyTally};
-use super::Attrs;
+use super::{remapped, Attrs, OwnerChange};
 use crate::walk::rules::Rules;
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
-use crate::walk::xattr::{self, AclRemap};
-use rustix::io::Errno;
 
 /// What the inverse shift counts beyond the traversal's counts.
 #[derive(Debug, Default)]
@@ -26,12 +24,7 @@ impl Tally for RollbackTally {
 }
 
 pub struct Change {
-    uid: u32,
-    gid: u32,
-    chown: bool,
-    attrs: Attrs,
-    acl_access: Option<Vec<u8>>,
-    acl_default: Option<Vec<u8>>,
+    owner: OwnerChange,
     drops_privilege: bool,
 }
 
@@ -58,16 +51,8 @@ impl InodeAction for Rollback {
         let chown = (uid, gid) != (st.uid, st.gid);
         let attrs = Attrs::read(sys, entry)?;
         let mut unmapped = false;
-        let mut remap = |acl: &Option<Vec<u8>>| match acl.as_deref().map(|a| self.rules.acl(a)) {
-            Some(AclRemap::Changed(v)) => Some(v),
-            Some(AclRemap::Collision) => {
-                unmapped = true;
-                None
-            }
-            _ => None,
-        };
-        let acl_access = remap(&attrs.acl_access);
-        let acl_default = remap(&attrs.acl_default);
+        let acl_access = remapped(&self.rules, &attrs.acl_access, &mut unmapped);
+        let acl_default = remapped(&self.rules, &attrs.acl_default, &mut unmapped);
         if unmapped {
             tally.decisions.acl_unmapped.add(entry.rel());
             return Ok(None);
@@ -82,12 +67,16 @@ impl InodeAction for Rollback {
         let drops_privilege =
             chown && !st.is_symlink() && (st.perm() & 0o6000 != 0 || attrs.caps.is_some());
         Ok(Some(Change {
-            uid,
-            gid,
-            chown,
-            attrs,
-            acl_access,
-            acl_default,
+            owner: OwnerChange {
+                uid,
+                gid,
+                chown,
+                attrs,
+                // Capabilities are never written back here: only the journal may, with proof.
+                caps: None,
+                acl_access,
+                acl_default,
+            },
             drops_privilege,
         }))
     }
@@ -99,34 +88,9 @@ impl InodeAction for Rollback {
         change: Change,
         tally: &mut RollbackTally,
     ) -> Result<(), Failure> {
-        let (fd, entry) = (target.fd, target.entry);
-        let failed = |op, e| Failure::new(op, entry, e);
-        if (change.acl_access.is_some() || change.acl_default.is_some()) && !entry.stat.is_symlink()
-        {
-            let now = Attrs::read_at(sys, fd, c"").map_err(|(op, e)| failed(op, e))?;
-            if now != change.attrs {
-                return Err(failed("re-read xattrs of", Errno::STALE));
-            }
-        }
-        if change.chown {
-            sys.chown(fd, c"", change.uid, change.gid)
-                .map_err(|e| failed("chown", e))?;
-        }
-        for (value, attr, op) in [
-            (&change.acl_access, xattr::ACL_ACCESS, "write ACL of"),
-            (
-                &change.acl_default,
-                xattr::ACL_DEFAULT,
-                "write default ACL of",
-            ),
-        ] {
-            if let Some(value) = value {
-                sys.set_xattr(fd, c"", attr, value)
-                    .map_err(|e| failed(op, e))?;
-            }
-        }
+        change.owner.apply(sys, target)?;
         if change.drops_privilege {
-            tally.privilege_dropped.add(entry.rel());
+            tally.privilege_dropped.add(target.entry.rel());
         }
         Ok(())
     }
