@@ -54,6 +54,19 @@ pub fn podman_socket(uid: u32) -> PathBuf {
     runtime_dir(uid).join("podman/podman.sock")
 }
 
+/// The environment a compose tool (or any podman client) needs to reach a user's own podman:
+/// runtime dir and socket, with the literal uid.
+pub fn podman_env(uid: u32) -> std::collections::BTreeMap<&'static str, String> {
+    let host = format!("unix://{}", podman_socket(uid).display());
+    [
+        ("XDG_RUNTIME_DIR", runtime_dir(uid).display().to_string()),
+        ("DOCKER_HOST", host.clone()),
+        ("CONTAINER_HOST", host),
+    ]
+    .into_iter()
+    .collect()
+}
+
 /// A stack user's home.
 pub fn home(user: &str) -> PathBuf {
     Path::new(HOME_BASE).join(user)

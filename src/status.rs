@@ -59,21 +59,6 @@ pub struct Status {
     pub stacks: Vec<StackStatus>,
 }
 
-/// The environment a compose tool needs to reach the stack's own podman.
-pub fn compose_env(uid: u32) -> BTreeMap<&'static str, String> {
-    let host = format!("unix://{}", layout::podman_socket(uid).display());
-    [
-        (
-            "XDG_RUNTIME_DIR",
-            layout::runtime_dir(uid).display().to_string(),
-        ),
-        ("DOCKER_HOST", host.clone()),
-        ("CONTAINER_HOST", host),
-    ]
-    .into_iter()
-    .collect()
-}
-
 /// `live` is None when systemd is not to be asked.
 pub fn gather(
     root: &Root,
@@ -149,7 +134,7 @@ pub fn gather(
             socket_active: systemd.then_some(facts.socket_active),
             socket: layout::podman_socket(a.uid),
             ping: systemd.then_some(facts.ping_ok),
-            env: compose_env(a.uid),
+            env: layout::podman_env(a.uid),
             migrations,
             closed,
             grants,

@@ -89,22 +89,11 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
 
 /// The environment every way of running the stack needs, with the literal uid.
 fn environment(s: &StackPolicy, a: &Allocation) -> Vec<(String, String)> {
-    let socket = crate::layout::podman_socket(a.uid);
-    let mut env = vec![
-        (
-            "XDG_RUNTIME_DIR".to_string(),
-            crate::layout::runtime_dir(a.uid).display().to_string(),
-        ),
-        (
-            "CONTAINER_HOST".to_string(),
-            format!("unix://{}", socket.display()),
-        ),
-        (
-            "DOCKER_HOST".to_string(),
-            format!("unix://{}", socket.display()),
-        ),
-        ("ISOLATE_STACK".to_string(), s.name.clone()),
-    ];
+    let mut env: Vec<(String, String)> = crate::layout::podman_env(a.uid)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    env.push(("ISOLATE_STACK".to_string(), s.name.clone()));
     if let Some(first) = s.data.first() {
         env.push(("DATA_ROOT".to_string(), first.value.display().to_string()));
     }
