@@ -43,6 +43,18 @@ pub enum MigrationPhase {
     RolledBack,
 }
 
+impl MigrationPhase {
+    /// The word the state file and `status` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationPhase::Migrating => "migrating",
+            MigrationPhase::Done => "done",
+            MigrationPhase::RollingBack => "rolling_back",
+            MigrationPhase::RolledBack => "rolled_back",
+        }
+    }
+}
+
 /// One data path's move from one mapping to another.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
@@ -215,6 +227,21 @@ mod tests {
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
         drop(held);
         RunLock::acquire(&d).unwrap();
+    }
+
+    #[test]
+    fn phase_words_are_the_state_files_words() {
+        for phase in [
+            MigrationPhase::Migrating,
+            MigrationPhase::Done,
+            MigrationPhase::RollingBack,
+            MigrationPhase::RolledBack,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::from(phase.as_str())
+            );
+        }
     }
 
     #[test]

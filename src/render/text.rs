@@ -177,14 +177,12 @@ impl Render for Status {
                     .join(" ")
             )?;
             for m in &s.migrations {
-                let mode = serde_json::to_value(m.mode).unwrap_or_default();
-                let phase = serde_json::to_value(m.phase).unwrap_or_default();
                 writeln!(
                     out,
                     "  data {} ({}, {})",
                     escape::path(&m.path),
-                    mode.as_str().unwrap_or("?"),
-                    phase.as_str().unwrap_or("?")
+                    m.mode.as_str(),
+                    m.phase.as_str()
                 )?;
             }
             for c in &s.closed {
