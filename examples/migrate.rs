@@ -51,6 +51,13 @@ fn main() -> anyhow::Result<()> {
         target_gid: 850,
         outside_links: Default::default(),
     };
+    // ISOLATE_THREADS=N as `isolate --threads N` (the benchmark compares counts).
+    let threads = match std::env::var("ISOLATE_THREADS") {
+        Ok(n) => Some(n.parse()?),
+        Err(_) => None,
+    };
+    let threads = walk::threads::configure(threads)?;
+    eprintln!("threads: {threads}");
     let sys = RealSys::new();
     let progress = Progress {
         enabled: true,

@@ -67,6 +67,7 @@ fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    crate::walk::threads::configure(cli.threads.map(usize::from))?;
     let root = Root::new(&cli.root);
     let format = cli.format();
     if format == Format::Prometheus && !matches!(cli.command, Command::Audit(_)) {

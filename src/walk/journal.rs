@@ -257,8 +257,14 @@ pub fn read(path: &Path, mut each: impl FnMut(Line) -> io::Result<()>) -> io::Re
 }
 
 /// An open journal that records are appended to, each batch synced before it returns.
+/// Syncs are shared (group commit): a thread whose lines a sync already covered, started
+/// after they were written, does not sync again, so threads do not queue one fsync each.
 pub struct Journal {
     file: Mutex<File>,
+    /// Writes so far (counted under `file`'s lock) and the count the last finished sync
+    /// covers (under its own lock, held while syncing).
+    written: std::sync::atomic::AtomicU64,
+    synced: Mutex<u64>,
 }
 
 impl Journal {
@@ -291,6 +297,8 @@ impl Journal {
         }
         Ok(Journal {
             file: Mutex::new(file),
+            written: Default::default(),
+            synced: Mutex::new(0),
         })
     }
 
@@ -299,29 +307,48 @@ impl Journal {
         if lines.is_empty() {
             return Ok(());
         }
-        self.write(lines)?;
-        self.sync()
+        let mine = self.write_counted(lines)?;
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if *synced >= mine {
+            // A sync that started after this write finished meanwhile.
+            return Ok(());
+        }
+        let upto = self.written.load(std::sync::atomic::Ordering::Acquire);
+        self.file_handle()?.sync_data()?;
+        *synced = upto;
+        Ok(())
     }
 
     /// Appends without waiting for the disk (for `After` lines: losing one only makes a
     /// rollback more careful).
     pub fn write(&self, lines: &[Line]) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
+        self.write_counted(lines).map(drop)
+    }
+
+    /// Writes `lines` in one write; returns this write's number.
+    fn write_counted(&self, lines: &[Line]) -> io::Result<u64> {
+        use std::sync::atomic::Ordering;
         let mut bytes = Vec::with_capacity(lines.len() * 96);
         for l in lines {
             l.encode(&mut bytes);
         }
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(&bytes)
+        if !bytes.is_empty() {
+            file.write_all(&bytes)?;
+        }
+        Ok(self.written.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
-    pub fn sync(&self) -> io::Result<()> {
+    /// A second handle on the file, so a sync does not hold up writers.
+    fn file_handle(&self) -> io::Result<File> {
         self.file
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .sync_data()
+            .try_clone()
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file_handle()?.sync_data()
     }
 }
 

@@ -21,9 +21,11 @@
 //! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod action;
 pub mod journal;
+mod links;
 mod replay;
 pub mod rules;
 pub mod sys;
+pub mod threads;
 pub mod traverse;
 pub mod xattr;
 

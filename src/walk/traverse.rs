@@ -4,6 +4,7 @@
 //! overlayfs files and btrfs subvolumes are part of the tree), changes an inode only through
 //! a descriptor pinned and checked against what was planned, and never hands an action an
 //! inode with links outside the walked tree.
+use super::links::{link_hash, LinkSeen, LinkTable};
 use super::sys::{Stat, WalkSys};
 use crate::error::Error;
 use indicatif::ProgressBar;
@@ -11,9 +12,8 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{CStr, CString};
-use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -209,25 +209,6 @@ pub trait InodeAction: Sync {
     }
 }
 
-/// A multi-link inode whose links are still being counted.
-struct Links {
-    nlink: u32,
-    ctime: (i64, u32),
-    /// Hashes of (directory inode, name) of every link seen: a directory renamed under the
-    /// walk and visited twice does not count its links twice.
-    seen: Vec<u64>,
-    sample: PathBuf,
-    /// Already handed to a read-only action.
-    handed: bool,
-}
-
-/// What one link of a multi-link inode means for the action: `first` (not handed yet) and
-/// `last` (every link was found inside).
-struct LinkSeen {
-    first: bool,
-    last: bool,
-}
-
 struct Walk<'w, A: InodeAction> {
     sys: &'w dyn WalkSys,
     action: &'w A,
@@ -236,7 +217,7 @@ struct Walk<'w, A: InodeAction> {
     /// overlayfs: every name is its own inode for a change (copy-up splits hardlinks and
     /// never touches a lower layer), so links are not counted there.
     per_name: bool,
-    links: Mutex<HashMap<(u64, u64), Links>>,
+    links: LinkTable,
     /// Per-name mode only: multi-link inodes changed through one name, so another name of
     /// the same (upper-layer) inode that no longer matches its plan is not a race.
     changed_links: Mutex<HashSet<(u64, u64)>>,
@@ -267,13 +248,6 @@ pub fn failure_error(root_path: &Path, failure: &Failure) -> Error {
     )
 }
 
-fn link_key(dir_ino: u64, name: &CStr) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    dir_ino.hash(&mut h);
-    name.hash(&mut h);
-    h.finish()
-}
-
 impl<'w, A: InodeAction> Walk<'w, A> {
     fn fail(&self, error: Error) {
         self.abort.store(true, Ordering::Relaxed);
@@ -302,34 +276,16 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         }
     }
 
-    /// Counts one link of a multi-link inode; true once every link was seen inside, with
+    /// Counts one link of a multi-link inode; `last` once every link was seen inside, with
     /// no link change (which moves ctime) since the first was counted.
     fn link_seen(&self, dir_ino: u64, name: &CStr, rel: &Path, stat: &Stat) -> LinkSeen {
-        let mut links = self.links.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (stat.dev, stat.ino);
-        let seen = link_key(dir_ino, name);
-        let pending = links.entry(key).or_insert_with(|| Links {
-            nlink: stat.nlink,
-            ctime: stat.ctime,
-            seen: Vec::new(),
-            sample: rel_join(rel, name),
-            handed: false,
-        });
-        let first = !std::mem::replace(&mut pending.handed, true);
-        if (pending.nlink, pending.ctime) != (stat.nlink, stat.ctime) {
-            // Linked, unlinked or renamed meanwhile: count again from here.
-            pending.nlink = stat.nlink;
-            pending.ctime = stat.ctime;
-            pending.seen.clear();
-        }
-        if !pending.seen.contains(&seen) {
-            pending.seen.push(seen);
-        }
-        let last = pending.seen.len() as u64 >= u64::from(pending.nlink);
-        if last {
-            links.remove(&key);
-        }
-        LinkSeen { first, last }
+        self.links.seen(
+            (stat.dev, stat.ino),
+            link_hash(dir_ino, name.to_bytes()),
+            stat.nlink,
+            stat.ctime,
+            || rel_join(rel, name),
+        )
     }
 
     fn changed_through_another_name(&self, planned: &Stat) -> bool {
@@ -572,7 +528,7 @@ pub fn walk<A: InodeAction>(
         root_path,
         root,
         per_name,
-        links: Mutex::new(HashMap::new()),
+        links: LinkTable::default(),
         changed_links: Mutex::new(HashSet::new()),
         counts: Mutex::new(Counts::default()),
         tally: Mutex::new(A::Tally::default()),
@@ -612,15 +568,12 @@ pub fn walk<A: InodeAction>(
     let mut counts = walk.counts.into_inner().unwrap_or_else(|e| e.into_inner());
     // What is still counting links has links the walk did not find: never handed over
     // (but to a read-only action, which saw and counted them at their first link).
-    let links = walk.links.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut left: Vec<PathBuf> = links.into_values().map(|l| l.sample).collect();
-    left.sort();
-    for path in left {
-        if !A::READ_ONLY {
-            counts.inodes += 1;
-        }
-        counts.outside_links.add(path);
+    let (open, samples) = walk.links.into_open();
+    if !A::READ_ONLY {
+        counts.inodes += open;
     }
+    counts.outside_links.count += open;
+    counts.outside_links.samples = samples.into_iter().take(SAMPLES).collect();
     counts.mounts_skipped.sort();
     Ok(Walked {
         counts,
