@@ -188,6 +188,16 @@ pub trait InodeAction: Sync {
     /// first link found, so inodes with links outside the tree are looked at too; their
     /// links are counted all the same. A changing action gets one at its last link only.
     const READ_ONLY: bool = false;
+    /// Whether the action ever changes an inode. A changing walk pins each entry first and
+    /// reads its stat through the pin (what it plans is what it changes); the others stat
+    /// by name.
+    const CHANGES: bool = !Self::READ_ONLY;
+    /// Whether `plan` must be seen by `before_apply` (written ahead) before it is applied:
+    /// such plans wait for the end of the batch and are pinned and checked again then;
+    /// the others are applied through the pin right after they are planned.
+    fn written_ahead(&self, _plan: &Self::Plan) -> bool {
+        false
+    }
     fn plan(
         &self,
         sys: &dyn WalkSys,
@@ -207,6 +217,14 @@ pub trait InodeAction: Sync {
     fn after_batch(&self, _tally: &mut Self::Tally) -> Result<(), Error> {
         Ok(())
     }
+}
+
+/// Why an entry has no stat to plan from.
+enum Found {
+    /// A mount point: not crossed.
+    Mount,
+    /// A syscall failed (or the entry went away: a race).
+    Failed(&'static str, Errno),
 }
 
 struct Walk<'w, A: InodeAction> {
@@ -314,13 +332,17 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let mut planned = Vec::with_capacity(range.len());
         let mut subdirs = Vec::new();
         for name in range.map(|i| names.get(i)) {
-            let stat = match self.sys.stat(dir, name) {
-                Ok(s) => s,
-                Err(errno) => {
+            let (stat, pin) = match self.stat_entry(dir, name) {
+                Ok(found) => found,
+                Err(Found::Mount) => {
+                    counts.mounts_skipped.push(rel_join(rel, name));
+                    continue;
+                }
+                Err(Found::Failed(op, errno)) => {
                     counts.outcome(
                         self.root_path,
                         Failure {
-                            op: "stat",
+                            op,
                             rel: rel_join(rel, name),
                             errno,
                         },
@@ -351,12 +373,22 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 stat,
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
-                Ok(Some(plan)) => planned.push((entry, plan)),
+                Ok(Some(plan)) => match pin {
+                    Some(fd) if !self.action.written_ahead(&plan) => {
+                        let target = Pinned {
+                            fd: fd.as_fd(),
+                            entry: &entry,
+                        };
+                        self.apply_one(&target, plan, &mut counts, &mut tally);
+                    }
+                    _ => planned.push((entry, plan)),
+                },
                 Ok(None) => {}
                 Err(f) => counts.outcome(self.root_path, f),
             }
         }
         self.apply_planned(planned, &mut counts, &mut tally)?;
+        self.action.after_batch(&mut tally)?;
         if let Some(bar) = self.progress {
             bar.inc(count);
         }
@@ -364,7 +396,59 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         Ok(subdirs)
     }
 
-    /// Journals, pins, checks and applies planned changes.
+    /// The stat of one entry: for a changing action through a pin (returned with it, so
+    /// the change goes to the inode the plan was made for); by name for the others.
+    fn stat_entry(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+    ) -> Result<(Stat, Option<OwnedFd>), Found> {
+        if !A::CHANGES {
+            return match self.sys.stat(dir, name) {
+                Ok(stat) => Ok((stat, None)),
+                Err(errno) => Err(Found::Failed("stat", errno)),
+            };
+        }
+        match self.sys.pin(dir, name) {
+            Ok(fd) => match self.sys.stat(fd.as_fd(), c"") {
+                Ok(stat) => Ok((stat, Some(fd))),
+                Err(errno) => Err(Found::Failed("stat", errno)),
+            },
+            // A mount point (the pin never crosses one): confirmed by its mount id.
+            Err(Errno::XDEV) => match self.sys.stat(dir, name) {
+                Ok(stat) if self.other_mount(&stat) => Err(Found::Mount),
+                Ok(_) => Err(Found::Failed("open", Errno::XDEV)),
+                Err(errno) => Err(Found::Failed("stat", errno)),
+            },
+            Err(errno) => Err(Found::Failed("open", errno)),
+        }
+    }
+
+    /// Applies one plan to its pinned inode and counts the outcome.
+    fn apply_one(
+        &self,
+        target: &Pinned<'_>,
+        plan: A::Plan,
+        counts: &mut Counts,
+        tally: &mut A::Tally,
+    ) {
+        let entry = target.entry;
+        match self.action.apply(self.sys, target, plan, tally) {
+            Ok(()) => {
+                counts.changed += 1;
+                if self.per_name && entry.stat.nlink > 1 && !entry.stat.is_dir() {
+                    self.changed_links
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((entry.stat.dev, entry.stat.ino));
+                }
+            }
+            Err(f) => counts.outcome(self.root_path, f),
+        }
+    }
+
+    /// Journals the written-ahead plans, then pins each again, checks it is still the
+    /// inode planned, unchanged, and applies it.
     fn apply_planned(
         &self,
         planned: Vec<(Entry<'_>, A::Plan)>,
@@ -402,20 +486,9 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 fd: pinned.as_fd(),
                 entry,
             };
-            match self.action.apply(self.sys, &target, plan, tally) {
-                Ok(()) => {
-                    counts.changed += 1;
-                    if self.per_name && entry.stat.nlink > 1 && !entry.stat.is_dir() {
-                        self.changed_links
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert((entry.stat.dev, entry.stat.ino));
-                    }
-                }
-                Err(f) => counts.outcome(self.root_path, f),
-            }
+            self.apply_one(&target, plan, counts, tally);
         }
-        self.action.after_batch(tally)
+        Ok(())
     }
 
     /// Reads one directory and works through its entries; subdirectories become tasks
@@ -550,7 +623,10 @@ pub fn walk<A: InodeAction>(
             stat: root,
         };
         match action.plan(sys, &entry, &mut tally) {
-            Ok(Some(plan)) => walk.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?,
+            Ok(Some(plan)) => {
+                walk.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?;
+                action.after_batch(&mut tally)?;
+            }
             Ok(None) => {}
             Err(f) => counts.outcome(root_path, f),
         }

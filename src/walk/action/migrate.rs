@@ -110,6 +110,11 @@ impl InodeAction for Migrate<'_> {
         }))
     }
 
+    /// Records of owners and privileges go to the journal before the change.
+    fn written_ahead(&self, change: &Change) -> bool {
+        change.record.is_some()
+    }
+
     fn before_apply(&self, plans: &[Change], tally: &mut MigrateTally) -> Result<(), Error> {
         let lines: Vec<Line> = plans
             .iter()

@@ -127,6 +127,7 @@ pub struct Owners {
 impl InodeAction for Owners {
     type Plan = ();
     type Tally = OwnersTally;
+    const CHANGES: bool = false;
 
     fn plan(
         &self,

@@ -62,6 +62,7 @@ pub fn count(tally: &mut SurveyTally, entry: &Entry<'_>, du: Decision, dg: Decis
 impl InodeAction for Survey {
     type Plan = ();
     type Tally = SurveyTally;
+    const CHANGES: bool = false;
 
     fn plan(
         &self,
