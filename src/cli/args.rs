@@ -30,7 +30,7 @@ pub struct Cli {
     /// Log errors only and show no progress.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Threads the walks over data run on (default: 4 per core, from 4 to 32; more than
+    /// Threads the walks over data run on (default: 8 per core, from 8 to 64; more than
     /// cores keeps a cold disk and a busy machine from holding the walk up).
     #[arg(long, global = true, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=256))]

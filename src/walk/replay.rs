@@ -21,6 +21,8 @@ struct Resolver<'a> {
     sys: &'a dyn WalkSys,
     root: BorrowedFd<'a>,
     parent: Option<(PathBuf, OwnedFd)>,
+    /// The data path's mount id, once read: a pin on another mount is refused.
+    root_mnt: Option<u64>,
 }
 
 impl<'a> Resolver<'a> {
@@ -29,6 +31,7 @@ impl<'a> Resolver<'a> {
             sys,
             root,
             parent: None,
+            root_mnt: None,
         }
     }
 
@@ -65,6 +68,14 @@ impl<'a> Resolver<'a> {
         };
         let fd = self.sys.pin(dir, &name)?;
         let st = self.sys.stat(fd.as_fd(), c"")?;
+        let root_mnt = match self.root_mnt {
+            Some(m) => m,
+            None => *self.root_mnt.insert(self.sys.stat(self.root, c"")?.mnt_id),
+        };
+        // A pin of one name crosses a mount that sits on it: not the journalled file.
+        if st.mnt_id != root_mnt {
+            return Err(Errno::XDEV);
+        }
         Ok((fd, st))
     }
 }

@@ -4,9 +4,9 @@
 use crate::error::Error;
 
 /// Threads per core by default, and the bounds of the default.
-const PER_CORE: usize = 4;
-const MIN_DEFAULT: usize = 4;
-const MAX_DEFAULT: usize = 32;
+const PER_CORE: usize = 8;
+const MIN_DEFAULT: usize = 8;
+const MAX_DEFAULT: usize = 64;
 /// The most `--threads` accepts: each thread holds a few descriptors and a stack.
 pub const MAX: usize = 256;
 
