@@ -68,6 +68,11 @@ int main(int argc, char **argv) {
     double sum[KINDS] = {0}, t0;
     char proc[64];
 #define TIME(kind, body) do { t0 = now(); for (int i = c; i < e; i++) { body; } sum[kind] += now() - t0; } while (0)
+    // Warm the caches first: the table is about the syscalls, not the disk.
+    for (int i = 0; i < n; i++) {
+        statx(dirs[i], names[i], AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx);
+        syscall(SYS_listxattrat, dirs[i], names[i], AT_SYMLINK_NOFOLLOW, NULL, 0);
+    }
     for (int c = 0; c < n; c += CHUNK) {
         int e = c + CHUNK < n ? c + CHUNK : n;
         TIME(STAT_NAME, statx(dirs[i], names[i], AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &sx));

@@ -296,8 +296,9 @@ fn kill_9_mid_migration_then_rerun_converges_and_rolls_back_exactly() {
 
 const FD_CHILD: &str = "ISOLATE_WALK_TEST_FD_CHILD";
 
-/// Migrates a 2,000-deep chain and a wide fan of directories with at most 64 open files:
-/// the walk holds a directory fd only while its subdirectories are still to be opened.
+/// Migrates a 2,000-deep chain and a wide fan of directories with at most 64 open files, on
+/// the default thread count (8 per core): the walk holds a directory fd only while its
+/// subdirectories are still to be opened, and a pin only while it plans and changes one inode.
 #[test]
 #[ignore = "a child process body: its parent test runs it with --ignored --exact"]
 fn fd_child() {
@@ -311,8 +312,10 @@ fn fd_child() {
     )
     .unwrap();
     let base = PathBuf::from(base);
+    let threads = isolate::walk::threads::configure(None).unwrap();
+    assert!(threads >= 8, "{threads} threads");
     let s = run(&base.join("data"), &base.join("j"), MigrateMode::Shift);
-    println!("FD-CHILD-OK {}", s.inodes);
+    println!("FD-CHILD-OK {} inodes on {threads} threads", s.inodes);
 }
 
 #[test]
