@@ -33,11 +33,7 @@ fn main() -> anyhow::Result<()> {
             mkdir(&root.join(side), owner)?;
         }
         build(&root.join("torrents"), leaves, owner, |dir, n, f| {
-            let path = dir.join(format!("f{f}"));
-            let mut file = std::fs::File::create(&path)?;
-            file.write_all(&vec![b'x'; n % 300])?;
-            std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))?;
-            Ok(())
+            small_file(&dir.join(format!("f{f}")), n % 300, owner)
         })?;
         build(&root.join("media"), leaves, owner, |dir, _, f| {
             let rel = dir.strip_prefix(root.join("media")).expect("under media");
@@ -62,11 +58,7 @@ fn main() -> anyhow::Result<()> {
             std::fs::hard_link(dir.join("f0"), dir.join(format!("h{f}")))?;
             return Ok(());
         }
-        let path = dir.join(format!("f{f}"));
-        let mut file = std::fs::File::create(&path)?;
-        file.write_all(&vec![b'x'; n % 300])?;
-        std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))?;
-        Ok(())
+        small_file(&dir.join(format!("f{f}")), n % 300, owner)
     })?;
     let tops = leaves.div_ceil(LEAVES_PER_TOP);
     println!(
@@ -74,6 +66,14 @@ fn main() -> anyhow::Result<()> {
         tops + leaves + 1,
         tops + leaves * (FILES_PER_DIR + 1) + 1
     );
+    Ok(())
+}
+
+/// A file of `len` bytes owned by `owner`.
+fn small_file(path: &Path, len: usize, owner: (u32, u32)) -> anyhow::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(&vec![b'x'; len])?;
+    std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))?;
     Ok(())
 }
 
