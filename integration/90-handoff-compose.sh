@@ -145,6 +145,17 @@ wait_for 60 unit_active || fail "the compose unit is not active after the reboot
 isolate_ok apply --stack app
 grep -q "nothing to do" "$ISO_OUT" || fail "apply after a reboot is not 'nothing to do'"
 
+step "a rollback refused while alice's container holds the data changes nothing: the service runs again"
+as_user "$legacy" podman run -d --name holder --network none -v /srv/app/data:/data localhost/app:1 sleep 100000 >/dev/null
+run_isolate rollback --stack app
+[ "$ISO_RC" = 2 ] || fail "rollback with alice's container on the data exited $ISO_RC, not 2"
+grep -q 'containers are running on the data of `app`: holder (of alice) on /srv/app/data' "$ISO_ERR" || fail "the refusal does not name the holder"
+wait_for 60 unit_active || fail "the compose unit is not active again after the refused rollback"
+wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 does not run again after the refused rollback"
+isolate_ok status --stack app
+grep -q "service isolate-compose-app.service (enabled, active)" "$ISO_OUT" || fail "status does not show the service enabled and active after the refused rollback"
+as_user "$legacy" podman rm -f holder >/dev/null
+
 step "rollback: service gone; env file, volume and data are alice's again and her project starts again"
 isolate_ok rollback --stack app
 grep -q "rolled back service isolate-compose-app.service" "$ISO_OUT" || fail "rollback does not name the service"

@@ -314,34 +314,23 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
-            // The stack's compose service stops first: its containers hold the data.
-            let service_line = crate::handoff::apply::stop_service(
+            // The stack's compose service stops first: its containers hold the data. Its unit
+            // stays until nothing else holds the data; a refusal starts it again, so a refused
+            // rollback changes nothing.
+            let paused = crate::handoff::apply::pause_service(
                 &root,
                 stack,
                 Some(&session as &dyn crate::handoff::stores::Stores),
             )?;
             if !force {
-                let state = State::read(&root)?;
-                if let Some(rec) = state.stacks.get(stack) {
-                    let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
-                    let sd = DbusSystemd::new(&root);
-                    let live = LiveSession {
-                        root: &root,
-                        systemd: &sd,
-                        ping: false,
-                    };
-                    let acc = Accounts::read(&root)?;
-                    let holders = observe::stack_holders(
-                        &root,
-                        &acc,
-                        &live,
-                        policy.as_ref(),
-                        &rec.allocation,
-                        &paths,
-                    );
-                    apply::refuse_if_held(stack, &holders)?;
+                if let Err(refusal) = refuse_if_data_held(&root, policy.as_ref(), stack) {
+                    if let Some(paused) = paused {
+                        paused.resume(Some(&session as &dyn crate::handoff::stores::Stores))?;
+                    }
+                    return Err(refusal);
                 }
             }
+            let service_line = paused.map(|p| p.remove(&root)).transpose()?;
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             // A closed data path first gets its top back as it was, then its owners.
             crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
@@ -369,6 +358,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
+fn refuse_if_data_held(root: &Root, policy: Option<&Policy>, stack: &str) -> Result<()> {
+    let state = State::read(root)?;
+    let Some(rec) = state.stacks.get(stack) else {
+        return Ok(());
+    };
+    let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
+    let sd = DbusSystemd::new(root);
+    let live = LiveSession {
+        root,
+        systemd: &sd,
+        ping: false,
+    };
+    let acc = Accounts::read(root)?;
+    let holders = observe::stack_holders(root, &acc, &live, policy, &rec.allocation, &paths);
+    apply::refuse_if_held(stack, &holders)
 }
 
 /// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a

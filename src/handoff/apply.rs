@@ -159,37 +159,52 @@ fn project_running(
     }
 }
 
-/// Stops and disables the service and removes its unit file.
-fn rollback_service(
-    root: &Root,
-    stack: &str,
+/// The stack's compose service, stopped and disabled, its unit and record kept: a rollback
+/// checks what else holds the data now, and if it is refused, starts the service again.
+#[derive(Debug)]
+pub struct PausedService {
+    stack: String,
+    rec: ServiceRecord,
+    uid: u32,
+}
+
+impl PausedService {
+    /// Enables and starts the service again (the rollback was refused).
+    pub fn resume(self, stores: Option<&dyn Stores>) -> Result<()> {
+        reach(stores, &self.rec, self.uid)?.start_unit(self.uid, &self.rec.unit)
+    }
+
+    /// Removes the unit file and the record: the rollback goes on.
+    pub fn remove(self, root: &Root) -> Result<String> {
+        super::service::remove_unit(root, &self.rec.path)?;
+        let mut state = State::read(root)?;
+        if let Some(r) = state.handoff.get_mut(&self.stack) {
+            r.service = None;
+            if r.is_empty() {
+                state.handoff.remove(&self.stack);
+            }
+        }
+        state.write(root)?;
+        Ok(format!(
+            "service {}: stopped, disabled and removed ({})",
+            self.rec.unit,
+            self.rec.path.display()
+        ))
+    }
+}
+
+/// The stores, or why the service's manager cannot be reached.
+fn reach<'s>(
+    stores: Option<&'s dyn Stores>,
     rec: &ServiceRecord,
     uid: u32,
-    stores: Option<&dyn Stores>,
-) -> Result<String> {
-    match stores {
-        Some(s) => s.stop_unit(uid, &rec.unit)?,
-        None => {
-            return Err(Error::Failed(format!(
-                "{} runs in uid {uid}'s manager, which cannot be reached here",
-                rec.unit
-            )))
-        }
-    }
-    super::service::remove_unit(root, &rec.path)?;
-    let mut state = State::read(root)?;
-    if let Some(r) = state.handoff.get_mut(stack) {
-        r.service = None;
-        if r.is_empty() {
-            state.handoff.remove(stack);
-        }
-    }
-    state.write(root)?;
-    Ok(format!(
-        "service {}: stopped, disabled and removed ({})",
-        rec.unit,
-        rec.path.display()
-    ))
+) -> Result<&'s dyn Stores> {
+    stores.ok_or_else(|| {
+        Error::Failed(format!(
+            "{} runs in uid {uid}'s manager, which cannot be reached here",
+            rec.unit
+        ))
+    })
 }
 
 /// Writes the volume's record (replacing the one of the same name) into the state file.
@@ -510,6 +525,18 @@ pub fn stop_service(
     stack: &str,
     stores: Option<&dyn Stores>,
 ) -> Result<Option<String>> {
+    pause_service(root, stack, stores)?
+        .map(|paused| paused.remove(root))
+        .transpose()
+}
+
+/// Stops and disables the stack's compose service, keeping its unit and record (see
+/// [`PausedService`]). None when there is none.
+pub fn pause_service(
+    root: &Root,
+    stack: &str,
+    stores: Option<&dyn Stores>,
+) -> Result<Option<PausedService>> {
     let state = State::read(root)?;
     let (Some(svc), Some(rec)) = (
         state.handoff.get(stack).and_then(|r| r.service.clone()),
@@ -517,7 +544,13 @@ pub fn stop_service(
     ) else {
         return Ok(None);
     };
-    rollback_service(root, stack, &svc, rec.allocation.uid, stores).map(Some)
+    let uid = rec.allocation.uid;
+    reach(stores, &svc, uid)?.stop_unit(uid, &svc.unit)?;
+    Ok(Some(PausedService {
+        stack: stack.to_string(),
+        rec: svc,
+        uid,
+    }))
 }
 
 /// Whether the stack has hand-off changes a rollback would undo.

@@ -265,6 +265,18 @@ fn the_service_is_planned_installed_proven_and_removed() {
         .unwrap()
         .starts_with("# Written by isolate"));
 
+    // A refused rollback: paused (stopped and disabled, unit and record kept), then resumed.
+    let paused = apply::pause_service(&root, "app", Some(&stores))
+        .unwrap()
+        .expect("the service is recorded");
+    assert!(!stores.units.lock().unwrap().last().unwrap().2);
+    assert!(unit.exists());
+    let recorded = crate::state::State::read(&root).unwrap();
+    assert!(recorded.handoff["app"].service.is_some());
+    paused.resume(Some(&stores)).unwrap();
+    assert!(stores.units.lock().unwrap().last().unwrap().2);
+    assert!(unit.exists());
+
     let line = apply::stop_service(&root, "app", Some(&stores)).unwrap();
     assert_eq!(
         line.as_deref(),
