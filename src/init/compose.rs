@@ -1,7 +1,7 @@
 //! The parts of a compose file that decide a policy: per service its image, user, environment
 //! and mounts (short and long syntax, `:ro`, podman's `:U`), and the top-level named volumes
 //! (driver options that put them on NFS/CIFS). Parsed with yaml-rust2 (pure Rust, no unsafe
-//! C port); `<<` merge keys and anchors are resolved.
+//! C port); `<<` merge keys and anchors are resolved, `extends` and `include` followed.
 use super::interpolate::{self, Vars};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -82,7 +82,7 @@ pub struct Project {
     pub volumes: BTreeMap<String, NamedVolume>,
     /// Variables used without a value and without a default.
     pub unresolved: Vec<String>,
-    /// Parts of the file init does not follow (`include`, `extends`), for a TODO.
+    /// `include`s and `extends` init could not follow (and why), for a TODO.
     pub not_followed: Vec<String>,
 }
 
@@ -119,7 +119,7 @@ fn scalar(y: &Yaml) -> Option<String> {
 }
 
 /// Resolves `<<: *anchor` merge keys (YAML 1.1, which compose files use) everywhere.
-fn merge_keys(y: Yaml) -> Yaml {
+pub(super) fn merge_keys(y: Yaml) -> Yaml {
     match y {
         Yaml::Hash(h) => {
             let mut out = yaml_rust2::yaml::Hash::new();
@@ -166,6 +166,8 @@ pub fn load(
         message: e.to_string(),
     })?;
     let doc = merge_keys(docs.into_iter().next().unwrap_or(Yaml::Null));
+    let mut not_followed = Vec::new();
+    let doc = super::extends::resolve(doc, file, host_dir, &mut not_followed);
     let shape = |what: String| ComposeError::Shape {
         path: file.to_path_buf(),
         what,
@@ -192,19 +194,12 @@ pub fn load(
             .unwrap_or(dir_name),
     };
 
-    let mut not_followed = Vec::new();
-    if !doc["include"].is_badvalue() {
-        not_followed.push("`include`".to_string());
-    }
     let mut services = Vec::new();
     match &doc["services"] {
         Yaml::Hash(h) => {
             for (k, v) in h {
                 let sname =
                     scalar(k).ok_or_else(|| shape("a service name is not a string".into()))?;
-                if !v["extends"].is_badvalue() {
-                    not_followed.push(format!("`extends` of service {sname}"));
-                }
                 let mut environment = BTreeMap::new();
                 // env_file first: `environment` wins over it, as in compose.
                 let env_files: Vec<String> = match &v["env_file"] {
@@ -403,7 +398,7 @@ fn mount(vol: &Yaml, host_dir: &Path, interp: &mut Interp<'_>) -> Result<Mount, 
 }
 
 /// Splits a short-syntax volume at `:` outside `${...}` (defaults hold `:-`).
-fn split_outside_braces(s: &str) -> Vec<String> {
+pub(super) fn split_outside_braces(s: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut depth = 0usize;
     let mut prev = '\0';
@@ -454,7 +449,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.name, "p");
-        assert_eq!(p.not_followed, ["`include`", "`extends` of service web"]);
+        assert_eq!(p.not_followed.len(), 2, "{:?}", p.not_followed);
+        assert!(p.not_followed[0].starts_with("`extends` of service web (base.yaml: "));
+        assert!(p.not_followed[1].starts_with("`include` of other.yaml ("));
         assert!(
             matches!(&p.services[0].mounts[0].source, Source::Unknown { why, .. } if why.contains('~'))
         );

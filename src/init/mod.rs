@@ -4,6 +4,7 @@
 //! accepts. Reads only; never changes anything.
 pub mod compose;
 pub mod draft;
+mod extends;
 pub mod interpolate;
 
 use crate::error::{Error, Result};

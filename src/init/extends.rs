@@ -1,0 +1,514 @@
+//! Compose's `extends` and `include`, resolved before a project is read: a service built on
+//! another (in the same file or another one) and files included into the project, their
+//! relative paths rebased onto their own directory. What cannot be followed (a missing or
+//! broken file, a remote include, a cycle) is named for a TODO instead.
+use super::compose::{merge_keys, normalize, split_outside_braces};
+use std::path::{Path, PathBuf};
+use yaml_rust2::yaml::Hash;
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// How many `extends`/`include` steps a chain may take (compose has no limit; a cycle has).
+const MAX_DEPTH: usize = 8;
+
+/// Where one compose file's relative paths start: on this machine (to read env files and
+/// other compose files) and as the host names it (bind mounts, under --root without it).
+#[derive(Clone)]
+struct Dirs {
+    disk: PathBuf,
+    host: PathBuf,
+}
+
+impl Dirs {
+    /// The directories of `rel`, a file named relative to these.
+    fn of(&self, rel: &str) -> (PathBuf, Dirs) {
+        let disk_file = self.disk.join(rel);
+        let host_file = normalize(&self.host.join(rel));
+        let dirs = Dirs {
+            disk: disk_file
+                .parent()
+                .map_or_else(|| self.disk.clone(), Path::to_path_buf),
+            host: host_file
+                .parent()
+                .map_or_else(|| self.host.clone(), Path::to_path_buf),
+        };
+        (disk_file, dirs)
+    }
+}
+
+/// `doc` (the compose file `file`, whose directory the host names `host_dir`) with every
+/// service's `extends` merged in and every `include`d file's services and volumes added
+/// (the including file's own definitions win). What was not followed goes to `not_followed`.
+pub fn resolve(doc: Yaml, file: &Path, host_dir: &Path, not_followed: &mut Vec<String>) -> Yaml {
+    let dirs = Dirs {
+        disk: file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        host: host_dir.to_path_buf(),
+    };
+    resolve_in(doc, &dirs, 0, not_followed)
+}
+
+fn resolve_in(doc: Yaml, dirs: &Dirs, depth: usize, not_followed: &mut Vec<String>) -> Yaml {
+    let Yaml::Hash(mut top) = doc else {
+        return doc;
+    };
+    let services_key = Yaml::String("services".into());
+    if let Some(Yaml::Hash(services)) = top.get(&services_key).cloned() {
+        let mut out = Hash::new();
+        for (name, svc) in &services {
+            let label = name.as_str().unwrap_or("?");
+            out.insert(
+                name.clone(),
+                extended(svc, &services, dirs, depth, label, not_followed),
+            );
+        }
+        top.insert(services_key.clone(), Yaml::Hash(out));
+    }
+    if let Some(include) = top.remove(&Yaml::String("include".into())) {
+        let items = match include {
+            Yaml::Array(a) => a,
+            other => vec![other],
+        };
+        for item in items {
+            include_one(&mut top, &item, dirs, depth, not_followed);
+        }
+    }
+    Yaml::Hash(top)
+}
+
+/// Adds the services and volumes of one `include` entry (a path, or a mapping with `path`
+/// and maybe `project_directory`) that `top` does not define itself.
+fn include_one(
+    top: &mut Hash,
+    item: &Yaml,
+    dirs: &Dirs,
+    depth: usize,
+    not_followed: &mut Vec<String>,
+) {
+    let paths: Vec<String> = match item {
+        Yaml::String(p) => vec![p.clone()],
+        Yaml::Hash(_) => match &item["path"] {
+            Yaml::String(p) => vec![p.clone()],
+            Yaml::Array(a) => a
+                .iter()
+                .filter_map(|p| p.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    if paths.is_empty() {
+        not_followed.push("an `include` entry without a path".into());
+        return;
+    }
+    for path in paths {
+        if path.contains("://") || path.starts_with("git@") {
+            not_followed.push(format!("`include` of {path} (remote)"));
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            not_followed.push(format!(
+                "`include` of {path} (circular or deeper than {MAX_DEPTH})"
+            ));
+            continue;
+        }
+        let (disk_file, mut inc_dirs) = dirs.of(&path);
+        if let Some(project_dir) = item["project_directory"].as_str() {
+            inc_dirs = dirs.of(&format!("{project_dir}/.")).1;
+        }
+        let doc = match read(&disk_file) {
+            Ok(doc) => doc,
+            Err(why) => {
+                not_followed.push(format!("`include` of {path} ({why})"));
+                continue;
+            }
+        };
+        let Yaml::Hash(inc) = resolve_in(doc, &inc_dirs, depth + 1, not_followed) else {
+            continue;
+        };
+        for key in ["services", "volumes"] {
+            let key = Yaml::String(key.into());
+            let Some(Yaml::Hash(theirs)) = inc.get(&key) else {
+                continue;
+            };
+            let ours = top
+                .entry(key.clone())
+                .or_insert_with(|| Yaml::Hash(Hash::new()));
+            let Yaml::Hash(ours) = ours else { continue };
+            for (name, value) in theirs {
+                let value = if key.as_str() == Some("services") {
+                    rebased(value.clone(), &inc_dirs)
+                } else {
+                    value.clone()
+                };
+                ours.entry(name.clone()).or_insert(value);
+            }
+        }
+    }
+}
+
+/// Service `svc` with its `extends` (if any) merged in.
+fn extended(
+    svc: &Yaml,
+    services: &Hash,
+    dirs: &Dirs,
+    depth: usize,
+    label: &str,
+    not_followed: &mut Vec<String>,
+) -> Yaml {
+    let ext = &svc["extends"];
+    if ext.is_badvalue() {
+        return svc.clone();
+    }
+    let (base_name, base_file) = match ext {
+        Yaml::String(s) => (Some(s.clone()), None),
+        _ => (
+            ext["service"].as_str().map(String::from),
+            ext["file"].as_str().map(String::from),
+        ),
+    };
+    let mut skip = |why: String| {
+        not_followed.push(format!("`extends` of service {label} ({why})"));
+        without_extends(svc)
+    };
+    let Some(base_name) = base_name else {
+        return skip("no `service` named".into());
+    };
+    if depth >= MAX_DEPTH {
+        return skip(format!("circular or deeper than {MAX_DEPTH}"));
+    }
+    let base = match base_file {
+        None => match services.get(&Yaml::String(base_name.clone())) {
+            Some(base) => extended(base, services, dirs, depth + 1, &base_name, not_followed),
+            None => return skip(format!("no service {base_name} in this file")),
+        },
+        Some(f) => {
+            let (disk_file, base_dirs) = dirs.of(&f);
+            let doc = match read(&disk_file) {
+                Ok(doc) => doc,
+                Err(why) => return skip(format!("{f}: {why}")),
+            };
+            let Yaml::Hash(base_services) = &doc["services"] else {
+                return skip(format!("{f} has no services"));
+            };
+            let Some(base) = base_services.get(&Yaml::String(base_name.clone())) else {
+                return skip(format!("no service {base_name} in {f}"));
+            };
+            let base = extended(
+                base,
+                base_services,
+                &base_dirs,
+                depth + 1,
+                &base_name,
+                not_followed,
+            );
+            rebased(base, &base_dirs)
+        }
+    };
+    merged(base, svc)
+}
+
+fn without_extends(svc: &Yaml) -> Yaml {
+    match svc {
+        Yaml::Hash(h) => {
+            let mut h = h.clone();
+            h.remove(&Yaml::String("extends".into()));
+            Yaml::Hash(h)
+        }
+        other => other.clone(),
+    }
+}
+
+/// Reads one compose file's first document, merge keys resolved.
+fn read(path: &Path) -> Result<Yaml, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let docs = YamlLoader::load_from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?;
+    Ok(merge_keys(docs.into_iter().next().unwrap_or(Yaml::Null)))
+}
+
+/// Whether a bind source is relative to the compose file's directory.
+fn relative(source: &str) -> bool {
+    source == "." || source.starts_with("./") || source.starts_with("../")
+}
+
+/// Service `svc` of a file in `dirs` with its relative bind sources made absolute host paths
+/// and its env files absolute paths on this machine, so it reads the same in another file.
+fn rebased(svc: Yaml, dirs: &Dirs) -> Yaml {
+    let Yaml::Hash(mut h) = svc else {
+        return svc;
+    };
+    let volumes = Yaml::String("volumes".into());
+    if let Some(Yaml::Array(vols)) = h.get(&volumes).cloned() {
+        let vols = vols
+            .into_iter()
+            .map(|v| match v {
+                Yaml::String(s) => {
+                    let mut parts = split_outside_braces(&s);
+                    if parts.len() > 1 && relative(&parts[0]) {
+                        parts[0] = normalize(&dirs.host.join(&parts[0])).display().to_string();
+                    }
+                    Yaml::String(parts.join(":"))
+                }
+                Yaml::Hash(mut m) => {
+                    let source = Yaml::String("source".into());
+                    if m.get(&Yaml::String("type".into())).and_then(Yaml::as_str) == Some("bind") {
+                        if let Some(Yaml::String(s)) = m.get(&source).cloned() {
+                            if relative(&s) {
+                                let abs = normalize(&dirs.host.join(s)).display().to_string();
+                                m.insert(source, Yaml::String(abs));
+                            }
+                        }
+                    }
+                    Yaml::Hash(m)
+                }
+                other => other,
+            })
+            .collect();
+        h.insert(volumes, Yaml::Array(vols));
+    }
+    let env_file = Yaml::String("env_file".into());
+    let absolute = |p: &str| {
+        if Path::new(p).is_absolute() {
+            p.to_string()
+        } else {
+            dirs.disk.join(p).display().to_string()
+        }
+    };
+    match h.get(&env_file).cloned() {
+        Some(Yaml::String(p)) => {
+            h.insert(env_file, Yaml::String(absolute(&p)));
+        }
+        Some(Yaml::Array(a)) => {
+            let a = a
+                .into_iter()
+                .map(|e| match e {
+                    Yaml::String(p) => Yaml::String(absolute(&p)),
+                    Yaml::Hash(mut m) => {
+                        let path = Yaml::String("path".into());
+                        if let Some(Yaml::String(p)) = m.get(&path).cloned() {
+                            m.insert(path, Yaml::String(absolute(&p)));
+                        }
+                        Yaml::Hash(m)
+                    }
+                    other => other,
+                })
+                .collect();
+            h.insert(env_file, Yaml::Array(a));
+        }
+        _ => {}
+    }
+    Yaml::Hash(h)
+}
+
+/// `local` over `base`, as compose merges an extended service: `environment` by variable,
+/// `volumes` by container path, `env_file` appended, anything else replaced.
+fn merged(base: Yaml, local: &Yaml) -> Yaml {
+    let (Yaml::Hash(mut out), Yaml::Hash(local)) = (base, local) else {
+        return without_extends(local);
+    };
+    for (k, v) in local {
+        match k.as_str() {
+            Some("extends") => {}
+            Some("environment") => {
+                let mut env = environment(out.get(k));
+                env.extend(environment(Some(v)));
+                out.insert(k.clone(), Yaml::Hash(env));
+            }
+            Some("volumes") => {
+                let theirs: Vec<Yaml> = match out.get(k) {
+                    Some(Yaml::Array(a)) => a.clone(),
+                    _ => Vec::new(),
+                };
+                let ours: Vec<Yaml> = match v {
+                    Yaml::Array(a) => a.clone(),
+                    _ => Vec::new(),
+                };
+                let targets: Vec<Option<String>> = ours.iter().map(target).collect();
+                let mut vols: Vec<Yaml> = theirs
+                    .into_iter()
+                    .filter(|t| target(t).is_none() || !targets.contains(&target(t)))
+                    .collect();
+                vols.extend(ours);
+                out.insert(k.clone(), Yaml::Array(vols));
+            }
+            Some("env_file") => {
+                let mut files = list(out.get(k));
+                files.extend(list(Some(v)));
+                out.insert(k.clone(), Yaml::Array(files));
+            }
+            _ => {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    out.remove(&Yaml::String("extends".into()));
+    Yaml::Hash(out)
+}
+
+/// A service's `environment`, list (`K=V`, `K`) or mapping, as a mapping.
+fn environment(env: Option<&Yaml>) -> Hash {
+    match env {
+        Some(Yaml::Hash(h)) => h.clone(),
+        Some(Yaml::Array(a)) => a
+            .iter()
+            .filter_map(Yaml::as_str)
+            .map(|e| match e.split_once('=') {
+                Some((k, v)) => (Yaml::String(k.into()), Yaml::String(v.into())),
+                None => (Yaml::String(e.into()), Yaml::Null),
+            })
+            .collect(),
+        _ => Hash::new(),
+    }
+}
+
+fn list(v: Option<&Yaml>) -> Vec<Yaml> {
+    match v {
+        Some(Yaml::Array(a)) => a.clone(),
+        Some(Yaml::BadValue) | None => Vec::new(),
+        Some(other) => vec![other.clone()],
+    }
+}
+
+/// The container path of one `volumes` entry.
+fn target(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => {
+            let parts = split_outside_braces(s);
+            match parts.as_slice() {
+                [t] => Some(t.clone()),
+                [_, t, ..] => Some(t.clone()),
+                [] => None,
+            }
+        }
+        Yaml::Hash(_) => v["target"].as_str().map(String::from),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn load(file: &Path, host_dir: &str) -> (Yaml, Vec<String>) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let doc = merge_keys(YamlLoader::load_from_str(&text).unwrap().remove(0));
+        let mut not_followed = Vec::new();
+        let doc = resolve(doc, file, Path::new(host_dir), &mut not_followed);
+        (doc, not_followed)
+    }
+
+    fn strs(v: &Yaml) -> Vec<String> {
+        v.as_vec()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn extends_in_the_same_file_merges_environment_and_volumes_by_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(
+            dir.path(),
+            "compose.yaml",
+            "services:\n  base:\n    image: postgres:16\n    user: \"999\"\n    environment:\n      - A=1\n      - B=2\n    volumes:\n      - ./db:/var/lib/db\n      - ./logs:/logs\n  db:\n    extends: base\n    environment:\n      B: three\n    volumes:\n      - /srv/db:/var/lib/db\n",
+        );
+        let (doc, not_followed) = load(&f, "/opt/app");
+        assert!(not_followed.is_empty(), "{not_followed:?}");
+        let db = &doc["services"]["db"];
+        assert_eq!(db["image"].as_str(), Some("postgres:16"));
+        assert_eq!(db["user"].as_str(), Some("999"));
+        assert_eq!(db["environment"]["A"].as_str(), Some("1"));
+        assert_eq!(db["environment"]["B"].as_str(), Some("three"));
+        assert_eq!(
+            strs(&db["volumes"]),
+            ["./logs:/logs", "/srv/db:/var/lib/db"]
+        );
+        assert!(db["extends"].is_badvalue());
+    }
+
+    #[test]
+    fn extends_of_another_file_takes_its_paths_from_that_files_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "common/services.yaml",
+            "services:\n  web:\n    image: nginx\n    env_file: web.env\n    volumes:\n      - ./html:/usr/share/nginx/html:ro\n      - cache:/cache\n",
+        );
+        let f = write(
+            dir.path(),
+            "app/compose.yaml",
+            "services:\n  front:\n    extends:\n      file: ../common/services.yaml\n      service: web\n",
+        );
+        let (doc, not_followed) = load(&f, "/opt/app");
+        assert!(not_followed.is_empty(), "{not_followed:?}");
+        let front = &doc["services"]["front"];
+        assert_eq!(
+            strs(&front["volumes"]),
+            ["/opt/common/html:/usr/share/nginx/html:ro", "cache:/cache"]
+        );
+        assert_eq!(
+            front["env_file"].as_str().map(String::from),
+            Some(
+                dir.path()
+                    .join("app/../common/web.env")
+                    .display()
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn include_adds_services_and_volumes_rebased_and_keeps_the_including_files_own() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "db/compose.yaml",
+            "services:\n  db:\n    image: redis\n    volumes:\n      - ./data:/data\n  web:\n    image: theirs\nvolumes:\n  shared: {}\n",
+        );
+        let f = write(
+            dir.path(),
+            "compose.yaml",
+            "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: ours\n",
+        );
+        let (doc, not_followed) = load(&f, "/opt/app");
+        assert!(not_followed.is_empty(), "{not_followed:?}");
+        assert_eq!(doc["services"]["web"]["image"].as_str(), Some("ours"));
+        assert_eq!(
+            strs(&doc["services"]["db"]["volumes"]),
+            ["/opt/app/db/data:/data"]
+        );
+        assert!(doc["volumes"]["shared"].as_hash().is_some());
+        assert!(doc["include"].is_badvalue());
+    }
+
+    #[test]
+    fn what_cannot_be_followed_is_named_and_the_service_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write(
+            dir.path(),
+            "compose.yaml",
+            "include:\n  - missing.yaml\n  - oci://registry/x:1\nservices:\n  a:\n    extends: b\n    image: a\n  b:\n    extends: a\n  c:\n    extends:\n      file: gone.yaml\n      service: x\n    image: c\n",
+        );
+        let (doc, not_followed) = load(&f, "/opt/app");
+        assert_eq!(doc["services"]["c"]["image"].as_str(), Some("c"));
+        let text = not_followed.join("\n");
+        assert!(text.contains("`include` of missing.yaml ("), "{text}");
+        assert!(
+            text.contains("`include` of oci://registry/x:1 (remote)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("`extends` of service c (gone.yaml: "),
+            "{text}"
+        );
+        assert!(text.contains("circular or deeper than 8"), "{text}");
+    }
+}
