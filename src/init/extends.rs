@@ -114,7 +114,10 @@ fn include_one(
         }
         let (disk_file, mut inc_dirs) = dirs.of(&path);
         if let Some(project_dir) = item["project_directory"].as_str() {
-            inc_dirs = dirs.of(&format!("{project_dir}/.")).1;
+            inc_dirs = Dirs {
+                disk: dirs.disk.join(project_dir),
+                host: normalize(&dirs.host.join(project_dir)),
+            };
         }
         let doc = match read(&disk_file) {
             Ok(doc) => doc,
@@ -473,10 +476,15 @@ mod tests {
             "db/compose.yaml",
             "services:\n  db:\n    image: redis\n    volumes:\n      - ./data:/data\n  web:\n    image: theirs\nvolumes:\n  shared: {}\n",
         );
+        write(
+            dir.path(),
+            "cache/compose.yaml",
+            "services:\n  cache:\n    image: valkey\n    volumes:\n      - ./cache:/data\n",
+        );
         let f = write(
             dir.path(),
             "compose.yaml",
-            "include:\n  - db/compose.yaml\nservices:\n  web:\n    image: ours\n",
+            "include:\n  - db/compose.yaml\n  - path: cache/compose.yaml\n    project_directory: srv\nservices:\n  web:\n    image: ours\n",
         );
         let (doc, not_followed) = load(&f, "/opt/app");
         assert!(not_followed.is_empty(), "{not_followed:?}");
@@ -484,6 +492,10 @@ mod tests {
         assert_eq!(
             strs(&doc["services"]["db"]["volumes"]),
             ["/opt/app/db/data:/data"]
+        );
+        assert_eq!(
+            strs(&doc["services"]["cache"]["volumes"]),
+            ["/opt/app/srv/cache:/data"]
         );
         assert!(doc["volumes"]["shared"].as_hash().is_some());
         assert!(doc["include"].is_badvalue());
