@@ -219,14 +219,6 @@ pub trait InodeAction: Sync {
     }
 }
 
-/// Why an entry has no stat to plan from.
-enum Found {
-    /// A mount point: not crossed.
-    Mount,
-    /// A syscall failed (or the entry went away: a race).
-    Failed(&'static str, Errno),
-}
-
 struct Walk<'w, A: InodeAction> {
     sys: &'w dyn WalkSys,
     action: &'w A,
@@ -334,11 +326,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         for name in range.map(|i| names.get(i)) {
             let (stat, pin) = match self.stat_entry(dir, name) {
                 Ok(found) => found,
-                Err(Found::Mount) => {
-                    counts.mounts_skipped.push(rel_join(rel, name));
-                    continue;
-                }
-                Err(Found::Failed(op, errno)) => {
+                Err((op, errno)) => {
                     counts.outcome(
                         self.root_path,
                         Failure {
@@ -397,31 +385,26 @@ impl<'w, A: InodeAction> Walk<'w, A> {
     }
 
     /// The stat of one entry: for a changing action through a pin (returned with it, so
-    /// the change goes to the inode the plan was made for); by name for the others.
+    /// the change goes to the inode the plan was made for); by name for the others. A pin
+    /// crosses a mount on the name: the caller's mount-id check skips it as a mount point.
     fn stat_entry(
         &self,
         dir: BorrowedFd<'_>,
         name: &CStr,
-    ) -> Result<(Stat, Option<OwnedFd>), Found> {
+    ) -> Result<(Stat, Option<OwnedFd>), (&'static str, Errno)> {
         if !A::CHANGES {
-            return match self.sys.stat(dir, name) {
-                Ok(stat) => Ok((stat, None)),
-                Err(errno) => Err(Found::Failed("stat", errno)),
-            };
+            return self
+                .sys
+                .stat(dir, name)
+                .map(|stat| (stat, None))
+                .map_err(|errno| ("stat", errno));
         }
-        match self.sys.pin(dir, name) {
-            Ok(fd) => match self.sys.stat(fd.as_fd(), c"") {
-                Ok(stat) => Ok((stat, Some(fd))),
-                Err(errno) => Err(Found::Failed("stat", errno)),
-            },
-            // A mount point (the pin never crosses one): confirmed by its mount id.
-            Err(Errno::XDEV) => match self.sys.stat(dir, name) {
-                Ok(stat) if self.other_mount(&stat) => Err(Found::Mount),
-                Ok(_) => Err(Found::Failed("open", Errno::XDEV)),
-                Err(errno) => Err(Found::Failed("stat", errno)),
-            },
-            Err(errno) => Err(Found::Failed("open", errno)),
-        }
+        let fd = self.sys.pin(dir, name).map_err(|errno| ("open", errno))?;
+        let stat = self
+            .sys
+            .stat(fd.as_fd(), c"")
+            .map_err(|errno| ("stat", errno))?;
+        Ok((stat, Some(fd)))
     }
 
     /// Applies one plan to its pinned inode and counts the outcome.
