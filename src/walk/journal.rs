@@ -261,6 +261,8 @@ pub fn read(path: &Path, mut each: impl FnMut(Line) -> io::Result<()>) -> io::Re
 /// after they were written, does not sync again, so threads do not queue one fsync each.
 pub struct Journal {
     file: Mutex<File>,
+    /// A second descriptor of the same file, for syncs: they do not hold up writers.
+    syncer: File,
     /// Writes so far (counted under `file`'s lock) and the count the last finished sync
     /// covers (under its own lock, held while syncing).
     written: std::sync::atomic::AtomicU64,
@@ -296,6 +298,7 @@ impl Journal {
             }
         }
         Ok(Journal {
+            syncer: file.try_clone()?,
             file: Mutex::new(file),
             written: Default::default(),
             synced: Mutex::new(0),
@@ -314,7 +317,7 @@ impl Journal {
             return Ok(());
         }
         let upto = self.written.load(std::sync::atomic::Ordering::Acquire);
-        self.file_handle()?.sync_data()?;
+        self.syncer.sync_data()?;
         *synced = upto;
         Ok(())
     }
@@ -339,16 +342,8 @@ impl Journal {
         Ok(self.written.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
-    /// A second handle on the file, so a sync does not hold up writers.
-    fn file_handle(&self) -> io::Result<File> {
-        self.file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .try_clone()
-    }
-
     pub fn sync(&self) -> io::Result<()> {
-        self.file_handle()?.sync_data()
+        self.syncer.sync_data()
     }
 }
 
