@@ -323,7 +323,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Some(&session as &dyn crate::handoff::stores::Stores),
             )?;
             if !force {
-                if let Err(refusal) = refuse_if_data_held(&root, policy.as_ref(), stack) {
+                if let Err(refusal) = refuse_if_data_held(&root, &session, policy.as_ref(), stack) {
                     if let Some(paused) = paused {
                         paused.resume(Some(&session as &dyn crate::handoff::stores::Stores))?;
                     }
@@ -361,20 +361,19 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
-fn refuse_if_data_held(root: &Root, policy: Option<&Policy>, stack: &str) -> Result<()> {
+fn refuse_if_data_held(
+    root: &Root,
+    live: &dyn observe::LiveProbe,
+    policy: Option<&Policy>,
+    stack: &str,
+) -> Result<()> {
     let state = State::read(root)?;
     let Some(rec) = state.stacks.get(stack) else {
         return Ok(());
     };
     let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
-    let sd = DbusSystemd::new(root);
-    let live = LiveSession {
-        root,
-        systemd: &sd,
-        ping: false,
-    };
     let acc = Accounts::read(root)?;
-    let holders = observe::stack_holders(root, &acc, &live, policy, &rec.allocation, &paths);
+    let holders = observe::stack_holders(root, &acc, live, policy, &rec.allocation, &paths);
     apply::refuse_if_held(stack, &holders)
 }
 
