@@ -68,36 +68,58 @@ struct Share {
     root: tempfile::TempDir,
 }
 
+/// A share tree of every kind of inode at `s`: files, an executable, a setgid directory,
+/// a symlink out, a host user's and a host group's entries and a default ACL.
+fn fill_tree(s: &Path) {
+    std::fs::create_dir_all(s.join("photos/2024")).unwrap();
+    std::fs::write(s.join("probe"), "shared").unwrap();
+    std::fs::write(s.join("photos/p1"), "photo").unwrap();
+    std::fs::write(s.join("photos/2024/p2"), "photo").unwrap();
+    std::fs::copy("/bin/true", s.join("tool")).unwrap();
+    for (p, mode) in [
+        ("", 0o755),
+        ("probe", 0o644),
+        ("photos", 0o755),
+        ("photos/p1", 0o644),
+        ("photos/2024", 0o2775),
+        ("photos/2024/p2", 0o664),
+        ("tool", 0o755),
+    ] {
+        let path = s.join(p);
+        chown(&path, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    std::os::unix::fs::symlink("/etc/shadow", s.join("link")).unwrap();
+    sh(&format!(
+        "cd '{}' && setfacl -m u:4242:r,g:4243:r photos/p1 && setfacl -d -m u:4242:rx photos/2024",
+        s.display()
+    ));
+}
+
 impl Share {
     fn new() -> Share {
         let root = tempfile::Builder::new()
             .prefix("share-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
-        let s = root.path().join("srv/s");
-        std::fs::create_dir_all(s.join("photos/2024")).unwrap();
-        std::fs::write(s.join("probe"), "shared").unwrap();
-        std::fs::write(s.join("photos/p1"), "photo").unwrap();
-        std::fs::write(s.join("photos/2024/p2"), "photo").unwrap();
-        std::fs::copy("/bin/true", s.join("tool")).unwrap();
-        for (p, mode) in [
-            ("", 0o755),
-            ("probe", 0o644),
-            ("photos", 0o755),
-            ("photos/p1", 0o644),
-            ("photos/2024", 0o2775),
-            ("photos/2024/p2", 0o664),
-            ("tool", 0o755),
-        ] {
-            let path = s.join(p);
-            chown(&path, Some(1000), Some(1000)).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        std::os::unix::fs::symlink("/etc/shadow", s.join("link")).unwrap();
+        fill_tree(&root.path().join("srv/s"));
+        Share { root }
+    }
+
+    /// The same tree on a tmpfs mounted at ROOT/srv (call it in a private mount namespace).
+    fn on_tmpfs() -> Share {
+        let root = tempfile::Builder::new()
+            .prefix("share-tmpfs-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let srv = root.path().join("srv");
+        std::fs::create_dir_all(&srv).unwrap();
         sh(&format!(
-            "cd '{}' && setfacl -m u:4242:r,g:4243:r photos/p1 && setfacl -d -m u:4242:rx photos/2024",
-            s.display()
+            "mount -t tmpfs -o mode=0755 isolate-test '{}'",
+            srv.display()
         ));
+        assert_eq!(sh(&format!("stat -f -c %T '{}'", srv.display())), "tmpfs\n");
+        fill_tree(&srv.join("s"));
         Share { root }
     }
 
@@ -125,6 +147,7 @@ impl Share {
             inodes: 0,
             changes: 0,
             group_members: Vec::new(),
+            moves_from: Vec::new(),
         }
     }
 
@@ -283,15 +306,18 @@ fn rollback_share_gives_back_identical_listings() {
     let before = listing(&s.path());
     s.apply(GRANTS);
     assert_ne!(listing(&s.path()), before);
-    assert!(Record::read(&Root::new(s.root.path()))
-        .unwrap()
-        .shares
-        .contains_key("s"));
+    assert_eq!(
+        Record::read(&Root::new(s.root.path()))
+            .unwrap()
+            .shares_named("s")
+            .count(),
+        1
+    );
     s.rollback();
     assert_eq!(listing(&s.path()), before);
     assert!(Record::read(&Root::new(s.root.path()))
         .unwrap()
-        .shares
+        .share_trees
         .is_empty());
 }
 
@@ -338,7 +364,7 @@ fn no_posix_acls_is_a_clear_refusal_and_nothing_changes() {
     assert_eq!(listing(&s.path()), before);
     assert!(Record::read(&Root::new(s.root.path()))
         .unwrap()
-        .shares
+        .share_trees
         .is_empty());
 }
 
@@ -484,4 +510,178 @@ fn a_file_linked_from_outside_the_share_is_never_changed() {
     let done = s.apply(GRANTS);
     assert_eq!(done.outside_links, vec![PathBuf::from("linked")]);
     assert_eq!(getfacl(&outside), before);
+}
+
+/// Runs this binary's test `name` again inside a private mount namespace (for a tmpfs that
+/// goes away with it).
+fn in_private_mount_ns(name: &str) {
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("SHARE_IN_MOUNT_NS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed in its mount namespace: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn in_mount_ns() -> bool {
+    std::env::var_os("SHARE_IN_MOUNT_NS").is_some()
+}
+
+/// The rights `who` ("user:34", "group:4243", "group:", "default:user:34") really has in a
+/// `getfacl` listing: the entry's, or the `#effective` the mask leaves of it.
+fn effective(listing: &str, who: &str) -> String {
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(&format!("{who}:")))
+        .unwrap_or_else(|| panic!("no {who} entry in {listing}"));
+    match line.split_once("#effective:") {
+        Some((_, e)) => e.trim().to_string(),
+        None => line[who.len() + 1..].trim().to_string(),
+    }
+}
+
+/// The policy moved the share: same name, another path.
+fn moved_step(s: &Share, grants: &[(u32, u32, Access)]) -> ShareStep {
+    ShareStep {
+        path: PathBuf::from("/srv/t"),
+        ..s.step(grants)
+    }
+}
+
+#[test]
+fn a_changed_share_path_takes_the_grants_off_the_old_tree() {
+    let s = Share::new();
+    let t = s.root.path().join("srv/t");
+    fill_tree(&t);
+    // The new top had a mode and an ACL of its own.
+    sh(&format!(
+        "chmod 2750 '{}' && setfacl -m u:34:rx '{}'",
+        t.display(),
+        t.display()
+    ));
+    let (old_before, new_before) = (listing(&s.path()), listing(&t));
+    s.apply(GRANTS);
+    let root = Root::new(s.root.path());
+    let done = apply::share(
+        &root,
+        &RealSys::new(),
+        &RealAclProbe,
+        &moved_step(&s, GRANTS),
+    )
+    .unwrap();
+    assert_eq!(
+        listing(&s.path()),
+        old_before,
+        "the old tree keeps none of isolate's entries, its top is back as it was"
+    );
+    assert_eq!(done.moved_from, Some(PathBuf::from("/srv/s")));
+    let top = getfacl(&t);
+    assert!(top.contains(&format!("user:{A}:rwx\n")), "{top}");
+    assert!(top.contains("other::---\n"), "{top}");
+    let record = Record::read(&root).unwrap();
+    let paths: Vec<_> = record.shares_named("s").map(|t| t.path.clone()).collect();
+    assert_eq!(
+        paths,
+        vec![PathBuf::from("/srv/t")],
+        "keyed by the path changed"
+    );
+    // A second apply changes nothing; rollback gives the new tree back exactly.
+    let again = apply::share(
+        &root,
+        &RealSys::new(),
+        &RealAclProbe,
+        &moved_step(&s, GRANTS),
+    )
+    .unwrap();
+    assert_eq!((again.changed, again.moved_from), (0, None));
+    s.rollback();
+    assert_eq!(
+        listing(&t),
+        new_before,
+        "the new top's mode and ACL come back"
+    );
+    assert_eq!(listing(&s.path()), old_before);
+    assert_eq!(Record::read(&root).unwrap().shares_named("s").count(), 0);
+}
+
+/// A backup user (34) and a host group (4243) with named entries wider than the mask lets
+/// them use, on the top, a directory's access and default ACLs and a file; the owning group
+/// wider than the mask on another file.
+fn narrow_masks(s: &Path) {
+    sh(&format!(
+        "cd '{}' && chmod g+s . \
+         && setfacl -m u:34:rwx,m::rx . \
+         && setfacl -m u:34:rwx,g:4243:rwx,m::rx photos \
+         && setfacl -d -m u:34:rwx,m::rx photos/2024 \
+         && setfacl -m u:34:rw,g:4243:rw,m::r photos/p1 \
+         && setfacl -m g::rw,m::r probe",
+        s.display()
+    ));
+}
+
+fn backup_rights(s: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (p, who) in [
+        ("", "user:34"),
+        ("photos", "user:34"),
+        ("photos", "group:4243"),
+        ("photos/2024", "default:user:34"),
+        ("photos/p1", "user:34"),
+        ("photos/p1", "group:4243"),
+        ("probe", "group:"),
+    ] {
+        out.push((format!("{p} {who}"), effective(&getfacl(&s.join(p)), who)));
+    }
+    out
+}
+
+fn never_widened_and_rolled_back_exactly(s: &Share) {
+    let p = s.path();
+    narrow_masks(&p);
+    let before = listing(&p);
+    let rights = backup_rights(&p);
+    assert_eq!(
+        rights.iter().map(|(_, r)| r.as_str()).collect::<Vec<_>>(),
+        ["r-x", "r-x", "r-x", "r-x", "r--", "r--", "r--"]
+    );
+    s.apply(GRANTS);
+    assert_eq!(backup_rights(&p), rights, "no host entry gains a right");
+    let top = getfacl(&p);
+    assert!(top.contains(&format!("user:{A}:rwx\n")), "{top}");
+    let p1 = getfacl(&p.join("photos/p1"));
+    assert!(
+        p1.contains(&format!("user:{A}:rw-\n")),
+        "the grant is whole: {p1}"
+    );
+    // A second apply changes nothing and still widens nothing.
+    assert_eq!(s.apply(GRANTS).changed, 0);
+    assert_eq!(backup_rights(&p), rights);
+    s.rollback();
+    assert_eq!(
+        listing(&p),
+        before,
+        "masks, entries and the top's mode come back"
+    );
+}
+
+#[test]
+fn share_grants_never_widen_a_host_users_entry_and_rollback_gives_the_masks_back() {
+    never_widened_and_rolled_back_exactly(&Share::new());
+}
+
+#[test]
+fn share_grants_never_widen_a_host_users_entry_on_tmpfs() {
+    if !in_mount_ns() {
+        return in_private_mount_ns("share_grants_never_widen_a_host_users_entry_on_tmpfs");
+    }
+    let s = Share::on_tmpfs();
+    never_widened_and_rolled_back_exactly(&s);
+    sh(&format!("umount '{}'", s.root.path().join("srv").display()));
 }

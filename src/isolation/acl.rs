@@ -96,6 +96,17 @@ impl Acl {
         self.users.is_empty() && self.groups.is_empty()
     }
 
+    /// Cuts every entry of the group class (owning group, named users and groups) to what
+    /// the mask lets it use now, so that recomputing the mask afterwards gives no one a
+    /// right they did not have. Nothing to cut without a mask.
+    pub fn cap_to_mask(&mut self) {
+        if let Some(mask) = self.mask {
+            self.group_obj &= mask;
+            self.users.values_mut().for_each(|p| *p &= mask);
+            self.groups.values_mut().for_each(|p| *p &= mask);
+        }
+    }
+
     /// The mask as setfacl computes it: the union of the group class (owning group and
     /// every named entry); none for a minimal ACL.
     pub fn recompute_mask(&mut self) {

@@ -5,14 +5,16 @@ use super::acl::Acl;
 use super::closed::{self, Closing, Top};
 use super::fs::{self, AclProbe};
 use super::grants::{self, OwnedIds};
-use super::record::{hex, unhex, ClosedTop, Record, ShareTop};
+use super::journal;
+use super::record::{hex, journal_path, unhex, ClosedTop, Record, ShareTree};
 use super::share::ShareRule;
 use super::steps::{CloseData, ShareStep};
 use crate::error::{Error, Result};
 use crate::ids::{IdMaps, Mapping};
 use crate::layout::Root;
 use crate::policy::ShareMode;
-use crate::walk::action::share_acl::{Owners, ShareAcl};
+use crate::walk::action::share_acl::ShareTally;
+use crate::walk::action::share_acl::{Owners, Run, ShareAcl};
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{self, Counts};
 use crate::walk::xattr;
@@ -34,6 +36,18 @@ pub struct Done {
     pub outside_links: Vec<PathBuf>,
     /// Host uids given `--x` on a closed top.
     pub entered_by: Vec<u32>,
+    /// A share whose path changed: the path isolate's entries were first taken off (its
+    /// inodes back as they were, its top with its recorded bits), and how many changed there.
+    pub moved_from: Option<PathBuf>,
+    pub moved_changed: u64,
+    /// Share changes journalled first (apply), or inodes put back from the journal (rollback).
+    pub journalled: u64,
+    /// Rollback: journalled inodes someone changed since isolate did (isolate's entries
+    /// taken out, the rest left as found).
+    pub changed_since: Vec<PathBuf>,
+    pub changed_since_count: u64,
+    /// Rollback: the tree no longer exists (forgotten, nothing changed).
+    pub gone: bool,
 }
 
 impl Done {
@@ -46,13 +60,48 @@ impl Done {
             failures: c.failure_messages,
             mounts_skipped: c.mounts_skipped,
             outside_links: c.outside_links.samples,
-            entered_by: Vec::new(),
+            ..Done::default()
+        }
+    }
+
+    fn from_share_walk(walked: traverse::Walked<ShareTally>) -> Done {
+        Done {
+            journalled: walked.tally.journalled,
+            changed_since: walked.tally.changed_since.samples,
+            changed_since_count: walked.tally.changed_since.count,
+            ..Done::from_counts(walked.counts)
         }
     }
 
     /// "N inodes seen, M changed ..." for the text report.
     pub fn line(&self) -> String {
-        let mut text = format!("{} inodes seen, {} changed", self.inodes, self.changed);
+        let mut text = String::new();
+        if self.gone {
+            return "the share's directory no longer exists: nothing to roll back, forgotten"
+                .to_string();
+        }
+        if let Some(from) = &self.moved_from {
+            text.push_str(&format!(
+                "isolate's entries taken off {} first ({} inodes changed back), then ",
+                from.display(),
+                self.moved_changed
+            ));
+        }
+        text.push_str(&format!(
+            "{} inodes seen, {} changed",
+            self.inodes, self.changed
+        ));
+        if self.changed_since_count > 0 {
+            text.push_str(&format!(
+                ", {} changed by someone else since isolate did (its entries taken out, the rest left as found): {}",
+                self.changed_since_count,
+                self.changed_since
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if self.raced > 0 {
             text.push_str(&format!(
                 ", {} changed under the walk (skipped)",
@@ -258,7 +307,7 @@ pub fn apply_rule(
     ShareRule {
         owned: OwnedIds::new(owned),
         grants: grants::by_uid(grants),
-        top_other: 0,
+        top_other: Some(0),
         top_group_obj: Some(0),
         shared_gid,
     }
@@ -276,43 +325,108 @@ pub fn survey_share(
     let fd = open_share(sys, probe, name, path, shared_group)?;
     let action = ShareAcl {
         rule,
-        read_only: true,
+        run: Run::Survey,
     };
     let walked = traverse::walk(sys, path, fd, &action, None)?;
     Ok((walked.counts.inodes, walked.tally.pending.count))
 }
 
-/// Makes a share what the step grants: records the top's bits (once), then walks.
+/// Makes a share what the step grants. The share's new top is opened (and refused) before
+/// anything changes; a tree recorded for this share at another path (the policy moved it)
+/// is rolled back first; the tree is recorded (name, path, top inode) before the walk, and
+/// every change a rollback could not undo by taking isolate's entries out is journalled
+/// before it is made.
 pub fn share(
     root: &Root,
     sys: &dyn WalkSys,
     probe: &dyn AclProbe,
     step: &ShareStep,
 ) -> Result<Done> {
-    if step.mode == ShareMode::Group {
-        return group_only(root, sys, step);
-    }
     let on_host = root.at(&step.path);
-    let fd = open_share(sys, probe, &step.share, &on_host, &step.shared_group)?;
-    let mut record = Record::read(root)?;
-    if !record.shares.contains_key(&step.share) {
-        let top = read_top(sys, fd.as_fd(), &on_host)?;
-        let acl = Acl::access_of(top.perm, top.acl_access.as_deref());
-        record.shares.insert(
-            step.share.clone(),
-            ShareTop {
-                path: step.path.clone(),
-                other: acl.other,
-                group_obj: acl.group_obj,
-            },
-        );
-        record.write(root)?;
+    let opened = match step.mode {
+        ShareMode::Group => None,
+        ShareMode::Acl => {
+            let fd = open_share(sys, probe, &step.share, &on_host, &step.shared_group)?;
+            let top = read_top(sys, fd.as_fd(), &on_host)?;
+            Some((fd, top))
+        }
+    };
+    let mut moved: Option<(PathBuf, u64)> = None;
+    let elsewhere: Vec<ShareTree> = Record::read(root)?
+        .shares_named(&step.share)
+        .filter(|t| t.path != step.path || step.mode == ShareMode::Group)
+        .cloned()
+        .collect();
+    for old in elsewhere {
+        let undone = rollback_tree(
+            root,
+            sys,
+            probe,
+            &old,
+            &step.owned,
+            &step.shared_group,
+            step.shared_gid,
+        )?;
+        moved = Some((old.path.clone(), undone.changed));
     }
+    let Some((fd, top)) = opened else {
+        let mut done = group_only(root, sys, step)?;
+        if let Some((from, changed)) = moved {
+            done.moved_from = Some(from);
+            done.moved_changed = changed;
+        }
+        return Ok(done);
+    };
+
+    let mut record = Record::read(root)?;
+    let tree = match record.share_tree(&step.share, &step.path) {
+        Some(t) if t.ino == top.ino => t.clone(),
+        found => {
+            if let Some(old) = found {
+                // Another directory stands at the path now: what was journalled of the one
+                // isolate changed says nothing about this one.
+                tracing::warn!(
+                    "share `{}`: {} is another directory than the one isolate changed (inode {} now, {} then); its journal starts again",
+                    step.share,
+                    on_host.display(),
+                    top.ino,
+                    old.ino
+                );
+                let stale = journal_path(root, old);
+                std::fs::remove_file(&stale)
+                    .or_else(|e| {
+                        if e.kind() == std::io::ErrorKind::NotFound {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
+                    })
+                    .map_err(|e| Error::io(format!("removing {}", stale.display()), e))?;
+                record.forget_share_tree(&step.share, &step.path);
+            }
+            let fresh = ShareTree::new(&step.share, &step.path, top.ino);
+            record.share_trees.push(fresh.clone());
+            record.write(root)?;
+            fresh
+        }
+    };
+    let jpath = journal_path(root, &tree);
+    let journalled =
+        journal::read(&jpath).map_err(|e| Error::io(format!("reading {}", jpath.display()), e))?;
+    let writer = journal::Writer::open(&jpath)
+        .map_err(|e| Error::io(format!("opening {}", jpath.display()), e))?;
     let action = ShareAcl {
         rule: apply_rule(&step.owned, &step.grants, step.shared_gid),
-        read_only: false,
+        run: Run::Apply {
+            journal: &writer,
+            journalled: &journalled,
+        },
     };
-    let done = Done::from_counts(traverse::walk(sys, &on_host, fd, &action, None)?.counts);
+    let mut done = Done::from_share_walk(traverse::walk(sys, &on_host, fd, &action, None)?);
+    if let Some((from, changed)) = moved {
+        done.moved_from = Some(from);
+        done.moved_changed = changed;
+    }
     if done.failed > 0 {
         return Err(Error::Failed(format!(
             "share `{}`: {} inodes could not be changed: {}",
@@ -353,9 +467,95 @@ fn group_only(root: &Root, sys: &dyn WalkSys, step: &ShareStep) -> Result<Done> 
     )))
 }
 
-/// `isolate rollback --share NAME`: takes every entry of an id of a stack's mapping out of
-/// the share (access and default ACLs), recomputes the mask, gives the top its recorded
-/// bits back and forgets the share.
+/// Rolls one recorded share tree back: every entry of an id of a stack's mapping out of
+/// it (access and default ACLs, masks recomputed), every journalled inode still as isolate
+/// left it back exactly as it was (mask, other users' entries, the top's bits); then forgets
+/// the tree and its journal. A tree that no longer exists is forgotten with a warning; any
+/// inode that could not be changed (or changed under the walk) keeps the tree recorded.
+fn rollback_tree(
+    root: &Root,
+    sys: &dyn WalkSys,
+    probe: &dyn AclProbe,
+    tree: &ShareTree,
+    owned: &[IdMaps],
+    shared_group: &str,
+    shared_gid: Option<u32>,
+) -> Result<Done> {
+    let on_host = root.at(&tree.path);
+    let jpath = journal_path(root, tree);
+    let forget = || -> Result<()> {
+        let mut record = Record::read(root)?;
+        record.forget_share_tree(&tree.name, &tree.path);
+        record.write(root)?;
+        match std::fs::remove_file(&jpath) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io(format!("removing {}", jpath.display()), e))
+            }
+            _ => Ok(()),
+        }
+    };
+    // Nothing stands at the path at all (not even an empty mount point): the tree is gone,
+    // and with it every entry isolate made there.
+    if let Err(e) = std::fs::symlink_metadata(&on_host) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            tracing::warn!(
+                "share `{}`: {} no longer exists; nothing of it to roll back",
+                tree.name,
+                on_host.display()
+            );
+            forget()?;
+            return Ok(Done {
+                gone: true,
+                ..Done::default()
+            });
+        }
+    }
+    let fd = open_share(sys, probe, &tree.name, &on_host, shared_group)?;
+    let top = read_top(sys, fd.as_fd(), &on_host)?;
+    if top.ino != tree.ino {
+        return Err(Error::Failed(format!(
+            "share `{}`: {} is another directory than the one isolate changed (inode {} now, {} \
+             then), so isolate's entries cannot be taken off it: mount or move that directory \
+             back and run again; if it is gone for good, move the directory standing there now \
+             aside and run again (the share is then forgotten)",
+            tree.name,
+            tree.path.display(),
+            top.ino,
+            tree.ino
+        )));
+    }
+    let journalled =
+        journal::read(&jpath).map_err(|e| Error::io(format!("reading {}", jpath.display()), e))?;
+    let action = ShareAcl {
+        rule: ShareRule {
+            owned: OwnedIds::new(owned),
+            grants: Default::default(),
+            top_other: None,
+            top_group_obj: None,
+            shared_gid,
+        },
+        run: Run::Rollback {
+            journalled: &journalled,
+        },
+    };
+    let done = Done::from_share_walk(traverse::walk(sys, &on_host, fd, &action, None)?);
+    if done.failed > 0 || done.raced > 0 {
+        return Err(Error::Failed(format!(
+            "share `{}` at {}: {} inodes could not be changed back and {} changed under the walk; \
+             it stays recorded, run the rollback again: {}",
+            tree.name,
+            tree.path.display(),
+            done.failed,
+            done.raced,
+            done.failures.join("; ")
+        )));
+    }
+    forget()?;
+    Ok(done)
+}
+
+/// `isolate rollback --share NAME`: rolls back every tree recorded for the share (one; two
+/// when a move of its path did not finish), then forgets it.
 pub fn rollback_share(
     root: &Root,
     sys: &dyn WalkSys,
@@ -365,36 +565,25 @@ pub fn rollback_share(
     shared_group: &str,
     shared_gid: Option<u32>,
 ) -> Result<Done> {
-    let mut record = Record::read(root)?;
-    let Some(top) = record.shares.get(name).cloned() else {
+    let trees: Vec<ShareTree> = Record::read(root)?.shares_named(name).cloned().collect();
+    if trees.is_empty() {
         return Err(Error::Usage(format!(
             "share `{name}` has nothing recorded in {}",
             super::record::record_path(root).display()
         )));
-    };
-    let on_host = root.at(&top.path);
-    let fd = open_share(sys, probe, name, &on_host, shared_group)?;
-    let action = ShareAcl {
-        rule: ShareRule {
-            owned: OwnedIds::new(owned),
-            grants: Default::default(),
-            top_other: top.other,
-            top_group_obj: Some(top.group_obj),
-            shared_gid,
-        },
-        read_only: false,
-    };
-    let done = Done::from_counts(traverse::walk(sys, &on_host, fd, &action, None)?.counts);
-    if done.failed > 0 {
-        return Err(Error::Failed(format!(
-            "share `{name}`: {} inodes could not be changed: {}",
-            done.failed,
-            done.failures.join("; ")
-        )));
     }
-    record.shares.remove(name);
-    record.write(root)?;
-    Ok(done)
+    let mut total = Done::default();
+    for tree in &trees {
+        let d = rollback_tree(root, sys, probe, tree, owned, shared_group, shared_gid)?;
+        total.inodes += d.inodes;
+        total.changed += d.changed;
+        total.journalled += d.journalled;
+        total.changed_since_count += d.changed_since_count;
+        total.changed_since.extend(d.changed_since);
+        total.mounts_skipped.extend(d.mounts_skipped);
+        total.outside_links.extend(d.outside_links);
+    }
+    Ok(total)
 }
 
 /// Runs an isolation step; None for any other step.

@@ -43,11 +43,15 @@ pub fn closed_top(c: &Closing<'_>, top: &Top<'_>) -> Option<Acl> {
         .retain(|id, _| stack.uid.contains_host(*id) || !c.others.uid(*id));
     acl.groups
         .retain(|id, _| stack.gid.contains_host(*id) || !c.others.gid(*id));
-    let mut ours = before != acl.users.len() + acl.groups.len();
-    for uid in c.owners.iter().filter(|u| **u != top.uid) {
-        let p = acl.users.entry(*uid).or_insert(0);
-        *p |= X;
-        ours = true;
+    let removed = before != acl.users.len() + acl.groups.len();
+    let entering: Vec<u32> = c.owners.iter().copied().filter(|u| *u != top.uid).collect();
+    let ours = removed || !entering.is_empty();
+    if ours {
+        // The mask is recomputed below: the entries kept may use what it let them use, no more.
+        acl.cap_to_mask();
+    }
+    for uid in entering {
+        *acl.users.entry(uid).or_insert(0) |= X;
     }
     if ours {
         acl.recompute_mask();
@@ -135,5 +139,38 @@ mod tests {
         let acl = closed_top(&c, &top).unwrap();
         assert_eq!(acl.users, [(34, 5), (200_010, 7)].into());
         assert_eq!((acl.group_obj, acl.other), (5, 0));
+    }
+
+    #[test]
+    fn closing_never_widens_a_host_users_entry_through_the_mask() {
+        let a = maps(800, 200_000);
+        let others = OwnedIds::default();
+        let owners: BTreeSet<u32> = [200_998].into();
+        // A backup user with rwx whose mask lets it use r-x; the owning group likewise.
+        let mut cur = Acl::from_mode(0o775);
+        cur.users.insert(34, 7);
+        cur.mask = Some(5);
+        let v = cur.encode();
+        let c = Closing {
+            stack: &a,
+            others: &others,
+            owners: &owners,
+            shared_gid: None,
+        };
+        let top = Top {
+            perm: cur.mode_bits(),
+            uid: 800,
+            gid: 1000,
+            access: Some(&v),
+        };
+        let acl = closed_top(&c, &top).unwrap();
+        assert!(acl.allows(800, 1000, 200_998, &[], X));
+        for (uid, gids) in [(34, vec![]), (4000, vec![1000])] {
+            assert!(
+                !acl.allows(800, 1000, uid, &gids, 2),
+                "uid {uid} gains write: {acl:?}"
+            );
+            assert!(acl.allows(800, 1000, uid, &gids, 5));
+        }
     }
 }

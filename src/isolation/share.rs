@@ -1,7 +1,10 @@
 //! The per-inode rule of a share, pure: from an inode's mode and current ACLs to the ACLs it
 //! must have. Named entries of ids isolate owns are replaced by the grants; every other
-//! entry stays; the mask is recomputed; directories get default ACLs so what a writer
-//! creates reaches every other granted stack; the share's top is closed to "other".
+//! entry stays, never with more rights than the mask let it use before (the mask is
+//! recomputed for the grants, so a wider entry is cut to what it had); directories get
+//! default ACLs so what a writer creates reaches every other granted stack; the share's top
+//! is closed to "other". Also what a rollback writes, and whether one can undo a change by
+//! taking isolate's entries out (else the change is journalled first).
 use super::acl::{Acl, R, W, X};
 use super::grants::{Access, OwnedIds};
 use std::collections::BTreeMap;
@@ -13,13 +16,25 @@ pub struct ShareRule {
     /// host uid -> access; empty for a rollback.
     pub grants: BTreeMap<u32, Access>,
     /// The share's top directory gets this `other` (0 on apply: a stack not granted cannot
-    /// enter; the recorded value on rollback).
-    pub top_other: u16,
+    /// enter); None leaves it.
+    pub top_other: Option<u16>,
     /// The top's owning-group entry when its group is the shared group (0 on apply, so
-    /// membership gives nothing; the recorded value on rollback).
+    /// membership gives nothing); None leaves it.
     pub top_group_obj: Option<u16>,
     /// The shared group's gid, if it exists.
     pub shared_gid: Option<u32>,
+}
+
+impl ShareRule {
+    /// The rule that takes isolate's entries out and nothing else.
+    pub fn undo(&self) -> ShareRule {
+        ShareRule {
+            grants: BTreeMap::new(),
+            top_other: None,
+            top_group_obj: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// What one inode looks like.
@@ -33,6 +48,38 @@ pub struct Inode<'a> {
     pub top: bool,
     pub access: Option<&'a [u8]>,
     pub default: Option<&'a [u8]>,
+}
+
+/// An inode's permissions as a whole: its bits (with setuid/setgid/sticky), its access ACL
+/// (its mode's when it has none) and its default ACL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub perm: u32,
+    pub access: Acl,
+    pub default: Option<Acl>,
+}
+
+impl State {
+    pub fn of(inode: &Inode<'_>) -> State {
+        State::from_values(inode.perm, inode.access, inode.default)
+    }
+
+    pub fn from_values(perm: u32, access: Option<&[u8]>, default: Option<&[u8]>) -> State {
+        State {
+            perm,
+            access: Acl::access_of(perm, access),
+            default: default.and_then(Acl::decode),
+        }
+    }
+
+    /// The access xattr the kernel keeps for it (none for a minimal ACL).
+    pub fn access_value(&self) -> Option<Vec<u8>> {
+        (!self.access.is_minimal()).then(|| self.access.encode())
+    }
+
+    pub fn default_value(&self) -> Option<Vec<u8>> {
+        self.default.as_ref().map(Acl::encode)
+    }
 }
 
 /// One ACL xattr's fate.
@@ -49,11 +96,14 @@ pub enum AclWrite {
 pub struct AclChange {
     pub access: AclWrite,
     pub default: AclWrite,
+    /// Permission bits to set after the ACLs (only when setuid/setgid/sticky differ: the
+    /// ACL write sets the rest).
+    pub chmod: Option<u32>,
 }
 
 impl AclChange {
     pub fn is_empty(&self) -> bool {
-        self.access == AclWrite::Keep && self.default == AclWrite::Keep
+        self.access == AclWrite::Keep && self.default == AclWrite::Keep && self.chmod.is_none()
     }
 }
 
@@ -69,28 +119,36 @@ pub fn grant_perm(access: Access, is_dir: bool, owner_exec: bool) -> u16 {
 
 /// Takes isolate's named entries out and puts the grants in. Returns whether any owned
 /// entry was present before or after (only then is the mask isolate's business: an ACL of
-/// foreign entries alone keeps its mask as its owner set it).
+/// foreign entries alone keeps its mask as its owner set it). When it is, every other entry
+/// of the group class is first cut to what the mask let it use, so recomputing the mask
+/// for the grants gives nobody else a right.
 fn replace_owned(acl: &mut Acl, rule: &ShareRule, perm_of: impl Fn(Access) -> u16) -> bool {
     let before = acl.users.len() + acl.groups.len();
     acl.users.retain(|id, _| !rule.owned.uid(*id));
     acl.groups.retain(|id, _| !rule.owned.gid(*id));
     let removed = before != acl.users.len() + acl.groups.len();
+    let ours = removed || !rule.grants.is_empty();
+    if !ours {
+        return false;
+    }
+    acl.cap_to_mask();
     for (uid, access) in &rule.grants {
         acl.users.insert(*uid, perm_of(*access));
     }
-    removed || !rule.grants.is_empty()
+    true
 }
 
-/// What `inode` must get under `rule`.
-pub fn change(rule: &ShareRule, inode: &Inode<'_>) -> AclChange {
-    let current = Acl::access_of(inode.perm, inode.access);
-    let mut access = current.clone();
-    let owner_exec = current.user_obj & X != 0;
+/// What an inode now as `cur` must become under `rule`.
+pub fn target(rule: &ShareRule, inode: &Inode<'_>, cur: &State) -> State {
+    let mut access = cur.access.clone();
+    let owner_exec = access.user_obj & X != 0;
     let ours = replace_owned(&mut access, rule, |a| {
         grant_perm(a, inode.is_dir, owner_exec)
     });
     if inode.top {
-        access.other = rule.top_other;
+        if let Some(other) = rule.top_other {
+            access.other = other;
+        }
         if inode.gid != u32::MAX && Some(inode.gid) == rule.shared_gid {
             if let Some(g) = rule.top_group_obj {
                 access.group_obj = g;
@@ -100,50 +158,106 @@ pub fn change(rule: &ShareRule, inode: &Inode<'_>) -> AclChange {
     if ours {
         access.recompute_mask();
     }
-    let access_write = if access == current {
-        AclWrite::Keep
-    } else {
-        AclWrite::Set(access.encode())
-    };
-
-    let default_write = if !inode.is_dir {
-        AclWrite::Keep
-    } else {
-        let current_default = inode.default.and_then(Acl::decode);
-        match current_default {
-            None if rule.grants.is_empty() => AclWrite::Keep,
-            None => {
-                // As setfacl does: a new default ACL starts from the access ACL's base entries.
-                let mut d = Acl {
-                    users: BTreeMap::new(),
-                    groups: BTreeMap::new(),
-                    mask: None,
-                    ..access.clone()
-                };
-                replace_owned(&mut d, rule, |a| grant_perm(a, true, true));
+    let default = match &cur.default {
+        _ if !inode.is_dir => cur.default.clone(),
+        None if rule.grants.is_empty() => None,
+        None => {
+            // As setfacl does: a new default ACL starts from the access ACL's base entries.
+            let mut d = Acl {
+                users: BTreeMap::new(),
+                groups: BTreeMap::new(),
+                mask: None,
+                ..access.clone()
+            };
+            replace_owned(&mut d, rule, |a| grant_perm(a, true, true));
+            d.recompute_mask();
+            Some(d)
+        }
+        Some(c) => {
+            let mut d = c.clone();
+            if replace_owned(&mut d, rule, |a| grant_perm(a, true, true)) {
                 d.recompute_mask();
-                AclWrite::Set(d.encode())
             }
-            Some(cur) => {
-                let mut d = cur.clone();
-                if replace_owned(&mut d, rule, |a| grant_perm(a, true, true)) {
-                    d.recompute_mask();
-                }
-                if d == cur {
-                    AclWrite::Keep
-                } else if rule.grants.is_empty() && d.is_minimal() {
-                    // Only isolate's entries made it a default ACL worth having.
-                    AclWrite::Remove
-                } else {
-                    AclWrite::Set(d.encode())
-                }
+            // Only isolate's entries made it a default ACL worth having.
+            if d != *c && rule.grants.is_empty() && d.is_minimal() {
+                None
+            } else {
+                Some(d)
             }
         }
     };
-    AclChange {
-        access: access_write,
-        default: default_write,
+    State {
+        perm: (cur.perm & !0o777) | access.mode_bits(),
+        access,
+        default,
     }
+}
+
+/// The writes that make `cur` into `new`.
+pub fn writes(cur: &State, new: &State) -> AclChange {
+    AclChange {
+        access: if new.access == cur.access {
+            AclWrite::Keep
+        } else {
+            AclWrite::Set(new.access.encode())
+        },
+        default: match &new.default {
+            _ if new.default == cur.default => AclWrite::Keep,
+            None => AclWrite::Remove,
+            Some(d) => AclWrite::Set(d.encode()),
+        },
+        chmod: ((new.perm ^ cur.perm) & 0o7000 != 0).then_some(new.perm),
+    }
+}
+
+/// What `inode` must get under `rule`.
+pub fn change(rule: &ShareRule, inode: &Inode<'_>) -> AclChange {
+    let cur = State::of(inode);
+    writes(&cur, &target(rule, inode, &cur))
+}
+
+/// Whether taking isolate's entries out of `new` gives what taking them out of `cur` gives:
+/// if so, a rollback needs no record of this change; if not (a mask or an entry cut, the
+/// top's `other`), the change is journalled before it is made.
+pub fn undone_by_removal(rule: &ShareRule, inode: &Inode<'_>, cur: &State, new: &State) -> bool {
+    let undo = rule.undo();
+    target(&undo, inode, new) == target(&undo, inode, cur)
+}
+
+/// A journalled inode: how it was before isolate's first change, and each state isolate
+/// left it in since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Journalled {
+    pub before: State,
+    pub afters: Vec<State>,
+}
+
+/// What a rollback makes of an inode now as `cur`: with a journal entry and still as isolate
+/// left it, exactly the state before (mask, entries, top bits); changed since by someone
+/// else, isolate's entries out and the rest as found (the second value says so); without
+/// an entry, isolate's entries out.
+pub fn undo(
+    rule: &ShareRule,
+    inode: &Inode<'_>,
+    cur: &State,
+    journalled: Option<&Journalled>,
+) -> (State, bool) {
+    let undo = rule.undo();
+    let Some(j) = journalled else {
+        return (target(&undo, inode, cur), false);
+    };
+    if *cur == j.before {
+        return (cur.clone(), false);
+    }
+    if j.afters.contains(cur) {
+        return (j.before.clone(), false);
+    }
+    let back = ShareRule {
+        top_other: Some(j.before.access.other),
+        top_group_obj: Some(j.before.access.group_obj),
+        ..undo
+    };
+    (target(&back, inode, cur), true)
 }
 
 #[cfg(test)]
@@ -167,7 +281,7 @@ mod tests {
         ShareRule {
             owned: OwnedIds::new(&[maps(A, A_START), maps(801, 265_536)]),
             grants: grants.iter().copied().collect(),
-            top_other: 0,
+            top_other: Some(0),
             top_group_obj: Some(0),
             shared_gid: Some(900),
         }
@@ -305,15 +419,86 @@ mod tests {
             default: Some(&d),
             ..dir
         };
-        let back = ShareRule {
-            top_other: 5,
-            ..rule(&[])
-        };
-        let undo = change(&back, &applied);
+        let undo = change(&rule(&[(A, Access::Write)]).undo(), &applied);
         // A minimal access ACL: the kernel turns it back into the mode 0755.
         let minimal = set(&undo.access);
         assert!(minimal.is_minimal() && minimal.mask.is_none());
         assert_eq!(minimal.mode_bits(), 0o755);
         assert_eq!(undo.default, AclWrite::Remove);
+    }
+
+    #[test]
+    fn a_host_entry_wider_than_its_mask_is_cut_to_what_it_could_use() {
+        let mut cur = Acl::from_mode(0o775);
+        cur.users.insert(34, R | W | X); // a backup user, effective r-x through the mask
+        cur.groups.insert(4243, R | W);
+        cur.mask = Some(R | X);
+        let v = cur.encode();
+        let dir = Inode {
+            perm: cur.mode_bits(),
+            gid: 1000,
+            is_dir: true,
+            top: false,
+            access: Some(&v),
+            default: None,
+        };
+        let r = rule(&[(A, Access::Write)]);
+        let got = set(&change(&r, &dir).access);
+        assert_eq!(got.users, [(34, R | X), (A, R | W | X)].into());
+        assert_eq!(got.groups, [(4243, R)].into());
+        assert_eq!((got.group_obj, got.mask), (R | X, Some(R | W | X)));
+        for (uid, gids) in [(34, vec![]), (5, vec![4243]), (6, vec![1000])] {
+            assert!(
+                !got.allows(1000, 1000, uid, &gids, W),
+                "uid {uid} gains write"
+            );
+        }
+        // Taking isolate's entry out would not give the mask and entries back: journalled.
+        let before = State::of(&dir);
+        let after = target(&r, &dir, &before);
+        assert!(!undone_by_removal(&r, &dir, &before, &after));
+        // A plain file is: nothing to journal.
+        let plain = file(0o644, None);
+        let p0 = State::of(&plain);
+        assert!(undone_by_removal(&r, &plain, &p0, &target(&r, &plain, &p0)));
+    }
+
+    #[test]
+    fn a_journalled_inode_comes_back_exactly_unless_changed_since() {
+        let r = rule(&[(A, Access::Write)]);
+        let top = Inode {
+            perm: 0o2755,
+            gid: 1000,
+            is_dir: true,
+            top: true,
+            access: None,
+            default: None,
+        };
+        let before = State::of(&top);
+        let after = target(&r, &top, &before);
+        assert_eq!(after.access.other, 0);
+        assert_eq!(after.perm & 0o7000, 0o2000, "setgid kept");
+        let j = Journalled {
+            before: before.clone(),
+            afters: vec![after.clone()],
+        };
+        assert_eq!(undo(&r, &top, &after, Some(&j)), (before.clone(), false));
+        assert_eq!(undo(&r, &top, &before, Some(&j)), (before.clone(), false));
+        // Someone added an entry since: isolate's entries go, other comes back, theirs stays.
+        let mut since = after.clone();
+        since.access.users.insert(4242, R);
+        since.access.recompute_mask();
+        let (back, changed) = undo(&r, &top, &since, Some(&j));
+        assert!(changed);
+        assert_eq!(back.access.users, [(4242, R)].into());
+        assert_eq!(back.access.other, R | X);
+        // Restoring: the ACL writes, and a chmod only for setuid/setgid/sticky.
+        let w = writes(&after, &before);
+        assert_eq!(w.chmod, None);
+        let cleared = State {
+            perm: after.perm & !0o2000,
+            ..after
+        };
+        assert_eq!(writes(&cleared, &before).chmod, Some(0o2755));
     }
 }

@@ -45,6 +45,10 @@ pub struct ShareStep {
     pub changes: u64,
     /// Group mode: every user that then reaches the share through the group.
     pub group_members: Vec<String>,
+    /// Trees isolate changed for this share at another path (the policy moved it), or in
+    /// ACL mode at any path (group mode now): taken off first, each inode back as recorded.
+    #[serde(default)]
+    pub moves_from: Vec<PathBuf>,
 }
 
 fn uids(ids: &[u32]) -> String {
@@ -107,10 +111,31 @@ impl fmt::Display for ShareStep {
         } else {
             grants.join(", ")
         };
+        if !self.moves_from.is_empty() {
+            write!(
+                f,
+                "~ share {} moves from {} to {}: isolate's entries leave {} first (each inode \
+                 back as recorded, masks and the top's mode and ACL too); then ",
+                self.share,
+                self.moves_from
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                self.path.display(),
+                if self.moves_from.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+            )?;
+        }
+        let lead = if self.moves_from.is_empty() { "~ " } else { "" };
         match self.mode {
             ShareMode::Acl => write!(
                 f,
-                "~ share {} at {}: {grants}; {} of {} inodes change (ACL entries, default ACLs, mask; closed to other stacks)",
+                "{lead}share {} at {}: {grants}; {} of {} inodes change (ACL entries, default ACLs, mask; \
+                 never more for another user's entry than it had; closed to other stacks)",
                 self.share,
                 self.path.display(),
                 self.changes,
@@ -118,7 +143,7 @@ impl fmt::Display for ShareStep {
             ),
             ShareMode::Group => write!(
                 f,
-                "~ share {} at {} in group-only mode: {}, with {} for the group and nothing for others \
+                "{lead}share {} at {} in group-only mode: {}, with {} for the group and nothing for others \
                  (set on the file server; apply checks it and prints the commands). {}",
                 self.share,
                 self.path.display(),

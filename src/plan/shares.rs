@@ -155,6 +155,14 @@ pub fn plan(
             continue;
         }
         let grants = grants::resolve(share, &maps);
+        // A tree isolate changed at another path (the policy moved the share), or any tree
+        // once the share is in group mode: taken off before the share is made anew.
+        let moves_from: Vec<PathBuf> = facts
+            .record
+            .shares_named(&share.name)
+            .filter(|t| t.path != share.path.value || share.mode == ShareMode::Group)
+            .map(|t| t.path.clone())
+            .collect();
         let members = obs
             .accounts
             .group(shared_group)
@@ -177,7 +185,7 @@ pub fn plan(
                 continue;
             }
             Some(ShareFacts::NoAcls(_)) | None => (0, 0),
-            Some(ShareFacts::GroupOnly { ready: true }) => {
+            Some(ShareFacts::GroupOnly { ready: true }) if moves_from.is_empty() => {
                 let step = ShareStep {
                     share: share.name.clone(),
                     path: share.path.value.clone(),
@@ -189,6 +197,7 @@ pub fn plan(
                     inodes: 1,
                     changes: 0,
                     group_members: members,
+                    moves_from: Vec::new(),
                 };
                 draft.note(
                     NoteKind::Present,
@@ -203,10 +212,11 @@ pub fn plan(
                 );
                 continue;
             }
-            Some(ShareFacts::GroupOnly { ready: false }) => (1, 1),
+            Some(ShareFacts::GroupOnly { ready }) => (1, u64::from(!*ready)),
             Some(ShareFacts::Surveyed { inodes, changes }) => (*inodes, *changes),
         };
         if changes == 0
+            && moves_from.is_empty()
             && matches!(
                 facts.shares.get(&share.name),
                 Some(ShareFacts::Surveyed { .. })
@@ -234,12 +244,14 @@ pub fn plan(
             inodes,
             changes,
             group_members: members,
+            moves_from,
         }));
     }
 
     // A share isolate applied that the policy no longer names keeps its entries until the
     // operator says so: reported, never removed behind their back.
-    for (name, top) in &facts.record.shares {
+    for tree in &facts.record.share_trees {
+        let name = &tree.name;
         if !policy.shares.contains_key(name) {
             draft.note(
                 NoteKind::Orphaned,
@@ -247,7 +259,7 @@ pub fn plan(
                 format!(
                     "share `{name}` ({}) is no longer in the policy; its ACL entries stay until \
                      `isolate rollback --share {name}` removes them",
-                    top.path.display()
+                    tree.path.display()
                 ),
             );
         }
@@ -370,7 +382,7 @@ read = ["b:1000"]
             lines,
             [
                 "~ close /srv/a of a: other stacks get nothing (o-rwx on the top directory), --x there for the stack's host uids owning something inside: 200998",
-                "~ share s at /srv/s: a write (host uid 800), b:1000 read (host uid 266535); 4 of 10 inodes change (ACL entries, default ACLs, mask; closed to other stacks)",
+                "~ share s at /srv/s: a write (host uid 800), b:1000 read (host uid 266535); 4 of 10 inodes change (ACL entries, default ACLs, mask; never more for another user's entry than it had; closed to other stacks)",
             ]
         );
         let notes: Vec<String> = p.notes.iter().map(|n| n.to_string()).collect();
@@ -483,16 +495,50 @@ read = ["b:1000"]
     }
 
     #[test]
-    fn a_share_left_out_of_the_policy_is_reported() {
+    fn a_moved_share_is_taken_off_its_old_path_first_even_when_the_new_one_is_done() {
         let mut o = applied();
-        o.isolation.record.shares.insert(
-            "old".into(),
-            crate::isolation::record::ShareTop {
-                path: "/srv/old".into(),
-                other: 5,
-                group_obj: 5,
+        o.isolation
+            .record
+            .share_trees
+            .push(crate::isolation::record::ShareTree::new(
+                "s",
+                Path::new("/srv/old"),
+                7,
+            ));
+        o.isolation.shares.insert(
+            "s".into(),
+            ShareFacts::Surveyed {
+                inodes: 10,
+                changes: 0,
             },
         );
+        let p = full_plan(&policy(POLICY), &o, &opts()).unwrap();
+        let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            lines,
+            ["~ share s moves from /srv/old to /srv/s: isolate's entries leave it first (each inode \
+              back as recorded, masks and the top's mode and ACL too); then share s at /srv/s: a \
+              write (host uid 800), b:1000 read (host uid 266535); 0 of 10 inodes change (ACL \
+              entries, default ACLs, mask; never more for another user's entry than it had; \
+              closed to other stacks)"]
+        );
+        // Recorded at the policy's path: nothing to move, nothing to do.
+        o.isolation.record.share_trees[0].path = "/srv/s".into();
+        let p = full_plan(&policy(POLICY), &o, &opts()).unwrap();
+        assert_eq!(p.steps, vec![]);
+    }
+
+    #[test]
+    fn a_share_left_out_of_the_policy_is_reported() {
+        let mut o = applied();
+        o.isolation
+            .record
+            .share_trees
+            .push(crate::isolation::record::ShareTree::new(
+                "old",
+                Path::new("/srv/old"),
+                7,
+            ));
         let p = full_plan(&policy(POLICY), &o, &opts()).unwrap();
         assert!(p.notes.iter().any(|n| n.kind == NoteKind::Orphaned
             && n.message == "share `old` (/srv/old) is no longer in the policy; its ACL entries stay until `isolate rollback --share old` removes them"));

@@ -1,0 +1,323 @@
+//! The journal of one share tree: for every inode whose change taking isolate's entries out
+//! could not undo (a mask or another user's entry cut, the top closed), its bits and ACLs
+//! before and after, written and synced before the change. A rollback puts back the first
+//! "before" of an inode still in one of its "after" states; so a crash between a line and
+//! its change, or a second apply, leaves it exact.
+use super::share::{Journalled, State};
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// An inode's bits and ACL xattrs as saved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub perm: u32,
+    pub access: Option<Vec<u8>>,
+    pub default: Option<Vec<u8>>,
+}
+
+impl Saved {
+    pub fn of(state: &State) -> Saved {
+        Saved {
+            perm: state.perm,
+            access: state.access_value(),
+            default: state.default_value(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        State::from_values(self.perm, self.access.as_deref(), self.default.as_deref())
+    }
+}
+
+/// One journalled change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub ino: u64,
+    /// With `ino`, the inode's identity where the filesystem keeps a creation time.
+    pub btime: Option<(i64, u32)>,
+    /// Relative to the share (for people reading the journal).
+    pub rel: PathBuf,
+    pub before: Saved,
+    pub after: Saved,
+}
+
+fn hex_or_dash(v: &Option<Vec<u8>>) -> String {
+    v.as_deref()
+        .map_or_else(|| "-".to_string(), super::record::hex)
+}
+
+fn unhex_or_dash(s: &str) -> Option<Option<Vec<u8>>> {
+    if s == "-" {
+        Some(None)
+    } else {
+        super::record::unhex(s).map(Some)
+    }
+}
+
+/// FNV-1a, 64 bit: tells a torn or garbled line from a whole one.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl Line {
+    /// `ino btime perm access default perm access default rel checksum`, hex values, `-`
+    /// for none.
+    pub fn encode(&self) -> String {
+        let btime = self
+            .btime
+            .map_or_else(|| "-".to_string(), |(s, n)| format!("{s}.{n}"));
+        let saved = |s: &Saved| {
+            format!(
+                "{:o} {} {}",
+                s.perm,
+                hex_or_dash(&s.access),
+                hex_or_dash(&s.default)
+            )
+        };
+        let body = format!(
+            "{} {btime} {} {} {}",
+            self.ino,
+            saved(&self.before),
+            saved(&self.after),
+            hex_or_dash(&Some(self.rel.as_os_str().as_bytes().to_vec()))
+        );
+        format!("{body} {:016x}\n", checksum(body.as_bytes()))
+    }
+
+    pub fn decode(line: &str) -> Option<Line> {
+        let (body, sum) = line.rsplit_once(' ')?;
+        if u64::from_str_radix(sum, 16).ok()? != checksum(body.as_bytes()) {
+            return None;
+        }
+        let f: Vec<&str> = body.split(' ').collect();
+        let [ino, btime, p1, a1, d1, p2, a2, d2, rel] = f.as_slice() else {
+            return None;
+        };
+        let btime = match *btime {
+            "-" => None,
+            t => {
+                let (s, n) = t.split_once('.')?;
+                Some((s.parse().ok()?, n.parse().ok()?))
+            }
+        };
+        let saved = |p: &str, a: &str, d: &str| -> Option<Saved> {
+            Some(Saved {
+                perm: u32::from_str_radix(p, 8).ok()?,
+                access: unhex_or_dash(a)?,
+                default: unhex_or_dash(d)?,
+            })
+        };
+        Some(Line {
+            ino: ino.parse().ok()?,
+            btime,
+            before: saved(p1, a1, d1)?,
+            after: saved(p2, a2, d2)?,
+            rel: PathBuf::from(std::ffi::OsString::from_vec(unhex_or_dash(rel)??)),
+        })
+    }
+}
+
+/// What a journal holds, by inode number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entries {
+    by_ino: HashMap<u64, (Option<(i64, u32)>, Journalled)>,
+}
+
+impl Entries {
+    /// The inode's entry: the same number and, where both are known, the same creation
+    /// time (a later file that got a freed number is not the one journalled).
+    pub fn get(&self, ino: u64, btime: Option<(i64, u32)>) -> Option<&Journalled> {
+        let (then, j) = self.by_ino.get(&ino)?;
+        match (then, btime) {
+            (Some(a), Some(b)) if *a != b => None,
+            _ => Some(j),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ino.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ino.is_empty()
+    }
+
+    fn add(&mut self, line: Line) {
+        let after = line.after.state();
+        match self.by_ino.get_mut(&line.ino) {
+            Some((then, j)) if *then == line.btime => j.afters.push(after),
+            _ => {
+                self.by_ino.insert(
+                    line.ino,
+                    (
+                        line.btime,
+                        Journalled {
+                            before: line.before.state(),
+                            afters: vec![after],
+                        },
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn invalid(path: &Path, what: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {what}", path.display()),
+    )
+}
+
+/// Reads a journal; a missing one is empty. Only the last line may be torn (a crash while it
+/// was written: its change was not made); a bad line before it is an error.
+pub fn read(path: &Path) -> io::Result<Entries> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Entries::default()),
+        Err(e) => return Err(e),
+    };
+    let mut entries = Entries::default();
+    let whole = bytes.ends_with(b"\n");
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let last = i + 1 == lines.len();
+        match std::str::from_utf8(raw).ok().and_then(Line::decode) {
+            Some(line) if whole || !last => entries.add(line),
+            _ if last => {}
+            _ => return Err(invalid(path, format!("line {} is damaged", i + 1))),
+        }
+    }
+    Ok(entries)
+}
+
+/// An open journal lines are appended to, synced before `append` returns.
+pub struct Writer {
+    file: Mutex<File>,
+}
+
+impl Writer {
+    /// Opens (creating it, and its directory 0700) for appending, first cutting off a torn
+    /// last line so the next one starts whole.
+    pub fn open(path: &Path) -> io::Result<Writer> {
+        if let Some(dir) = path.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(path)?;
+        let bytes = std::fs::read(path)?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole != bytes.len() {
+            file.set_len(whole as u64)?;
+            file.sync_data()?;
+        }
+        if !existed {
+            file.sync_all()?;
+            if let Some(dir) = path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(Writer {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Appends and syncs: when this returns, the lines survive a crash.
+    pub fn append(&self, lines: &[Line]) -> io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let text: String = lines.iter().map(Line::encode).collect();
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(text.as_bytes())?;
+        file.sync_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isolation::acl::Acl;
+
+    fn line(ino: u64, before: u32, after: u32) -> Line {
+        let mut acl = Acl::from_mode(after);
+        acl.users.insert(34, 5);
+        acl.recompute_mask();
+        Line {
+            ino,
+            btime: Some((1_700_000_000, 7)),
+            rel: PathBuf::from("photos/a b\n"),
+            before: Saved {
+                perm: before,
+                access: None,
+                default: None,
+            },
+            after: Saved {
+                perm: 0o2000 | acl.mode_bits(),
+                access: Some(acl.encode()),
+                default: Some(acl.encode()),
+            },
+        }
+    }
+
+    #[test]
+    fn lines_round_trip_and_a_torn_last_line_is_cut() {
+        let l = line(9, 0o2755, 0o750);
+        assert_eq!(Line::decode(l.encode().trim_end()), Some(l.clone()));
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("shares/s.acl");
+        let w = Writer::open(&path).unwrap();
+        w.append(&[l.clone(), line(9, 0o777, 0o700), line(10, 0o644, 0o640)])
+            .unwrap();
+        drop(w);
+        let e = read(&path).unwrap();
+        assert_eq!(e.len(), 2);
+        let j = e.get(9, Some((1_700_000_000, 7))).unwrap();
+        assert_eq!(j.before.perm, 0o2755, "the first before is kept");
+        assert_eq!(j.afters.len(), 2);
+        assert!(
+            e.get(9, Some((1, 0))).is_none(),
+            "another file, same number"
+        );
+        // A crash in the middle of a line: read ignores it, open cuts it off.
+        let torn = line(11, 0o644, 0o600).encode();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&torn.as_bytes()[..20])
+            .unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+        Writer::open(&path)
+            .unwrap()
+            .append(&[line(12, 0o644, 0o600)])
+            .unwrap();
+        assert_eq!(read(&path).unwrap().len(), 3);
+        // A damaged line before the last is an error, never a silent loss.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replacen("9 ", "8 ", 1);
+        std::fs::write(&path, text).unwrap();
+        assert!(read(&path).is_err());
+    }
+}
