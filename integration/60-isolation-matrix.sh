@@ -14,7 +14,15 @@ full_listing() {
     in_ct_sh "cd $d && find . -path ./from-a -prune -o -print | LC_ALL=C sort | xargs -d '\n' stat -c '%n %u %g %a %h' && getfacl -R -n -P . 2>/dev/null"
   done
 }
+# One tree's listing, nothing left out.
+listing_of() {
+  in_ct_sh "cd $1 && find . | LC_ALL=C sort | xargs -d '\n' stat -c '%n %u %g %a %h' && getfacl -R -n -P . 2>/dev/null"
+}
+
+step "a backup user (uid 34) whose rwx entries on the share the masks cut to r-x / r--"
+in_ct_sh "setfacl -m u:34:rx /srv/s && setfacl -m u:34:rwx,m::rx /srv/s/photos && setfacl -m u:34:rw,m::r /srv/s/probe"
 before=$(full_listing)
+s_before=$(listing_of /srv/s)
 
 write_matrix_policy "$legacy"
 
@@ -60,6 +68,13 @@ echo "matrix STACK CONTAINER_UID PATH LIST READ CREATE"
 observed=$(observed_matrix)
 printf '%s\n' "$observed"
 assert_eq "$(expected_matrix)" "$observed" "observed access matrix"
+
+step "the backup user keeps what its masks let it use: it lists and reads, it never writes"
+as_34() { in_ct setpriv --reuid 34 --regid 34 --clear-groups "$@"; }
+as_34 ls /srv/s/photos >/dev/null || fail "uid 34 can no longer list /srv/s/photos"
+as_34 cat /srv/s/probe >/dev/null || fail "uid 34 can no longer read /srv/s/probe"
+! as_34 touch /srv/s/photos/by-backup 2>/dev/null || fail "uid 34 gained write on /srv/s/photos"
+! as_34 sh -c 'echo x >>/srv/s/probe' 2>/dev/null || fail "uid 34 gained write on /srv/s/probe"
 
 step "from the host: c's user (with its groups, the shared group too) and a subordinate id of c cannot read a's data or s"
 c_uid=$(uid_of stk-c) c_gid=$(gid_of stk-c)
@@ -109,9 +124,24 @@ assert_eq 000 "$(try_access b 1000 /srv/s)" "b:1000 on s after the revocation"
 isolate_ok apply
 grep -q '^nothing to do' "$ISO_OUT" || fail "apply after the revocation is not a no-op"
 
-step "rollback: share and both stacks' data byte for byte as before"
+step "the share moves to /srv/t: isolate's entries leave /srv/s (as it was), /srv/t gets them"
 in_ct rm /srv/s/from-a
+in_ct_sh "install -d -o $legacy -g $legacy -m 2750 /srv/t && echo t >/srv/t/probe && chown $legacy:$legacy /srv/t/probe && setfacl -m u:34:rwx,m::rx /srv/t"
+t_before=$(listing_of /srv/t)
+sed -i 's|^path = "/srv/s"$|path = "/srv/t"|' "$CT_ROOT/etc/isolate/policy.toml"
+isolate_ok plan
+grep -q '^~ share s moves from /srv/s to /srv/t: ' "$ISO_OUT" || fail "plan does not name both paths of the move"
+isolate_ok apply
+assert_eq "$s_before" "$(listing_of /srv/s)" "/srv/s after the share moved away"
+assert_eq 111 "$(try_access a 0 /srv/t)" "a on the share's new path"
+assert_eq 000 "$(try_access c 0 /srv/t)" "c on the share's new path"
+in_ct getfacl -n -P /srv/t | grep -q '^user:34:r-x$' || fail "uid 34's entry on /srv/t is not cut to r-x"
+isolate_ok apply
+grep -q '^nothing to do' "$ISO_OUT" || fail "apply after the move is not a no-op"
+
+step "rollback: share and both stacks' data byte for byte as before"
 isolate_ok rollback --share s
+assert_eq "$t_before" "$(listing_of /srv/t)" "/srv/t after rollback --share (its top's mode and ACL too)"
 isolate_ok rollback --stack a
 isolate_ok rollback --stack b
 after=$(full_listing)
