@@ -152,13 +152,15 @@ impl Share {
     }
 
     fn apply(&self, grants: &[(u32, u32, Access)]) -> Done {
-        apply::share(
+        let done = apply::share(
             &Root::new(self.root.path()),
             &RealSys::new(),
             &RealAclProbe,
             &self.step(grants),
         )
-        .unwrap()
+        .unwrap();
+        assert_eq!(done.raced, 0, "nothing changes under these walks: {done:?}");
+        done
     }
 
     fn pending(&self, grants: &[(u32, u32, Access)]) -> (u64, u64) {
@@ -655,11 +657,18 @@ fn never_widened_and_rolled_back_exactly(s: &Share) {
     assert_eq!(backup_rights(&p), rights, "no host entry gains a right");
     let top = getfacl(&p);
     assert!(top.contains(&format!("user:{A}:rwx\n")), "{top}");
-    let p1 = getfacl(&p.join("photos/p1"));
-    assert!(
-        p1.contains(&format!("user:{A}:rw-\n")),
-        "the grant is whole: {p1}"
-    );
+    for f in ["photos/p1", "probe"] {
+        let acl = getfacl(&p.join(f));
+        assert!(
+            acl.contains(&format!("user:{A}:rw-\n")),
+            "the grant is whole: {acl}"
+        );
+        assert!(acl.contains(&format!("user:{B_1000}:r--\n")), "{acl}");
+    }
+    for d in ["", "photos", "photos/2024"] {
+        let acl = getfacl(&p.join(d));
+        assert!(acl.contains(&format!("user:{A}:rwx\n")), "{d}: {acl}");
+    }
     // A second apply changes nothing and still widens nothing.
     assert_eq!(s.apply(GRANTS).changed, 0);
     assert_eq!(backup_rights(&p), rights);
@@ -684,4 +693,55 @@ fn share_grants_never_widen_a_host_users_entry_on_tmpfs() {
     let s = Share::on_tmpfs();
     never_widened_and_rolled_back_exactly(&s);
     sh(&format!("umount '{}'", s.root.path().join("srv").display()));
+}
+
+#[test]
+fn a_journalled_change_that_never_happened_and_one_changed_since_roll_back_right() {
+    use isolate::walk::sys::Op;
+    let s = Share::new();
+    let p = s.path();
+    narrow_masks(&p);
+    let before = listing(&p);
+    let root = Root::new(s.root.path());
+    // photos/p1's line is journalled, then its ACL write fails: as a crash between the two.
+    let failing = RecordingSys::new().fail(Op::SetXattr, "p1", Errno::IO);
+    let err = apply::share(&root, &failing, &RealAclProbe, &s.step(GRANTS)).unwrap_err();
+    assert!(
+        err.to_string().contains("1 inodes could not be changed"),
+        "{err}"
+    );
+    assert!(!getfacl(&p.join("photos/p1")).contains(&format!("user:{A}:")));
+    s.rollback();
+    assert_eq!(
+        listing(&p),
+        before,
+        "a journalled change never made is left as it is"
+    );
+
+    // Applied again; then an admin adds an entry to a journalled inode.
+    s.apply(GRANTS);
+    sh(&format!(
+        "setfacl -m u:4244:r '{}'",
+        p.join("photos/p1").display()
+    ));
+    let done = s.rollback();
+    assert_eq!(
+        (done.changed_since_count, done.changed_since.clone()),
+        (1, vec![PathBuf::from("photos/p1")])
+    );
+    let p1 = getfacl(&p.join("photos/p1"));
+    assert!(p1.contains("user:4244:r--\n"), "their change stays: {p1}");
+    assert!(
+        !p1.contains(&format!("user:{A}:")),
+        "isolate's entry goes: {p1}"
+    );
+    assert_eq!(effective(&p1, "user:34"), "r--", "still no wider: {p1}");
+    // Everything else is exactly as before.
+    let strip = |l: &str| {
+        l.split("\n\n")
+            .filter(|b| !b.contains("# file: photos/p1\n"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    assert_eq!(strip(&listing(&p)), strip(&before));
 }

@@ -107,6 +107,12 @@ impl Acl {
         }
     }
 
+    /// Nothing the mode bits cannot say (no named entry, no mask): the kernel keeps no
+    /// xattr for such an ACL.
+    pub fn is_mode_only(&self) -> bool {
+        self.is_minimal() && self.mask.is_none()
+    }
+
     /// The mask as setfacl computes it: the union of the group class (owning group and
     /// every named entry); none for a minimal ACL.
     pub fn recompute_mask(&mut self) {

@@ -72,9 +72,10 @@ impl State {
         }
     }
 
-    /// The access xattr the kernel keeps for it (none for a minimal ACL).
+    /// The access xattr the kernel keeps for it (none when the mode says it all; an ACL
+    /// with a mask and no named entry is kept).
     pub fn access_value(&self) -> Option<Vec<u8>> {
-        (!self.access.is_minimal()).then(|| self.access.encode())
+        (!self.access.is_mode_only()).then(|| self.access.encode())
     }
 
     pub fn default_value(&self) -> Option<Vec<u8>> {
