@@ -883,3 +883,56 @@ fn a_share_apply_or_rollback_killed_anywhere_still_rolls_back_exactly() {
         "no run was cut short mid-walk; the tree is too small"
     );
 }
+
+#[test]
+fn a_moved_share_whose_old_tree_was_replaced_stops_and_one_gone_is_forgotten() {
+    let s = Share::new();
+    let t = s.root.path().join("srv/t");
+    fill_tree(&t);
+    let t_before = listing(&t);
+    let root = Root::new(s.root.path());
+    s.apply(GRANTS);
+    // Another directory stands at the old path (the old one moved aside, or a mount missing).
+    let aside = s.root.path().join("srv/s.old");
+    std::fs::rename(s.path(), &aside).unwrap();
+    std::fs::create_dir(s.path()).unwrap();
+    let err = apply::share(
+        &root,
+        &RealSys::new(),
+        &RealAclProbe,
+        &moved_step(&s, GRANTS),
+    )
+    .unwrap_err();
+    assert_eq!(err.exit_code(), 1);
+    assert!(
+        err.to_string()
+            .contains("/srv/s is another directory than the one isolate changed"),
+        "{err}"
+    );
+    assert_eq!(listing(&t), t_before, "the new path is not touched");
+    assert_eq!(Record::read(&root).unwrap().shares_named("s").count(), 1);
+    // Gone for good: nothing stands there; the old tree is forgotten, the new one granted.
+    std::fs::remove_dir(s.path()).unwrap();
+    let done = apply::share(
+        &root,
+        &RealSys::new(),
+        &RealAclProbe,
+        &moved_step(&s, GRANTS),
+    )
+    .unwrap();
+    assert!(done.moved_gone && done.changed > 0, "{done:?}");
+    assert!(
+        done.line()
+            .starts_with("/srv/s (the share's old path) no longer exists"),
+        "{}",
+        done.line()
+    );
+    let paths: Vec<_> = Record::read(&root)
+        .unwrap()
+        .shares_named("s")
+        .map(|t| t.path.clone())
+        .collect();
+    assert_eq!(paths, vec![PathBuf::from("/srv/t")]);
+    s.rollback();
+    assert_eq!(listing(&t), t_before);
+}

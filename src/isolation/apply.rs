@@ -40,6 +40,8 @@ pub struct Done {
     /// inodes back as they were, its top with its recorded bits), and how many changed there.
     pub moved_from: Option<PathBuf>,
     pub moved_changed: u64,
+    /// The old path no longer existed: nothing to take off, forgotten.
+    pub moved_gone: bool,
     /// Share changes journalled first (apply), or inodes put back from the journal (rollback).
     pub journalled: u64,
     /// Rollback: journalled inodes someone changed since isolate did (isolate's entries
@@ -73,6 +75,15 @@ impl Done {
         }
     }
 
+    /// Notes the old tree a moved share was taken off first.
+    fn moved(&mut self, moved: Option<(PathBuf, Done)>) {
+        if let Some((from, undone)) = moved {
+            self.moved_from = Some(from);
+            self.moved_changed = undone.changed;
+            self.moved_gone = undone.gone;
+        }
+    }
+
     /// "N inodes seen, M changed ..." for the text report.
     pub fn line(&self) -> String {
         let mut text = String::new();
@@ -80,7 +91,12 @@ impl Done {
             return "the share's directory no longer exists: nothing to roll back, forgotten"
                 .to_string();
         }
-        if let Some(from) = &self.moved_from {
+        if let Some(from) = self.moved_from.as_ref().filter(|_| self.moved_gone) {
+            text.push_str(&format!(
+                "{} (the share's old path) no longer exists: nothing to take off there; then ",
+                from.display()
+            ));
+        } else if let Some(from) = &self.moved_from {
             text.push_str(&format!(
                 "isolate's entries taken off {} first ({} inodes changed back), then ",
                 from.display(),
@@ -351,7 +367,7 @@ pub fn share(
             Some((fd, top))
         }
     };
-    let mut moved: Option<(PathBuf, u64)> = None;
+    let mut moved: Option<(PathBuf, Done)> = None;
     let elsewhere: Vec<ShareTree> = Record::read(root)?
         .shares_named(&step.share)
         .filter(|t| t.path != step.path || step.mode == ShareMode::Group)
@@ -367,14 +383,11 @@ pub fn share(
             &step.shared_group,
             step.shared_gid,
         )?;
-        moved = Some((old.path.clone(), undone.changed));
+        moved = Some((old.path.clone(), undone));
     }
     let Some((fd, top)) = opened else {
         let mut done = group_only(root, sys, step)?;
-        if let Some((from, changed)) = moved {
-            done.moved_from = Some(from);
-            done.moved_changed = changed;
-        }
+        done.moved(moved);
         return Ok(done);
     };
 
@@ -423,10 +436,7 @@ pub fn share(
         },
     };
     let mut done = Done::from_share_walk(traverse::walk(sys, &on_host, fd, &action, None)?);
-    if let Some((from, changed)) = moved {
-        done.moved_from = Some(from);
-        done.moved_changed = changed;
-    }
+    done.moved(moved);
     if done.failed > 0 {
         return Err(Error::Failed(format!(
             "share `{}`: {} inodes could not be changed: {}",
