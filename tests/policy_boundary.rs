@@ -98,7 +98,7 @@ read = ["app"]
          isolate: POLICY:4:54: \"/var/lib/containers\" belongs to the system: isolate never gives it to a stack\n\
          isolate: POLICY:4:77: \"/run/user/1000\" is inside /run, which belongs to the system: isolate never gives it to a stack\n\
          isolate: POLICY:5:14: env file \"/etc/ssh/ssh_host_ed25519_key\" is inside /etc, which belongs to the system: isolate never gives it to a stack\n\
-         isolate: POLICY:5:46: env file \"/var/lib/isolate/state.json\" is a file isolate never hands to a stack\n\
+         isolate: POLICY:5:47: env file \"/var/lib/isolate/state.json\" is a file isolate never hands to a stack\n\
          isolate: POLICY:7:8: \"/usr/share/media\" is inside /usr, which belongs to the system: isolate never gives it to a stack\n",
     );
 }
@@ -125,7 +125,9 @@ read = ["immich"]
          isolate: POLICY:8:8: \"/home/bob/shared\" is inside /home/bob, the home directory of user bob: isolate never gives a person's files to a stack (if bob's containers own them, make bob the legacy_owner)\n",
     );
 
-    // The legacy user's own data directories stay allowed.
+    // The legacy user's own data directories stay allowed (below directories only root can
+    // write, as every data path).
+    chown(h.root().join("home/alice"), Some(0), Some(0)).unwrap();
     h.policy(
         "legacy_owner = \"alice\"\n[stacks.immich]\ndata = [\"/home/alice/stacks/immich/data\"]\n",
     );
@@ -136,23 +138,40 @@ read = ["immich"]
 fn an_existing_group_isolate_did_not_create_is_never_the_shared_group_unasked() {
     let h = people();
     for (group, adopt, why) in [
-        ("sudo", "", "the existing group sudo (gid 27), a privileged group"),
-        ("disk", "", "the existing group disk (gid 6), a privileged group"),
-        ("alice", "", "the existing group alice (gid 1000), the primary group of user alice"),
+        (
+            "sudo",
+            "",
+            "the existing group sudo (gid 27), a privileged group",
+        ),
+        (
+            "disk",
+            "",
+            "the existing group disk (gid 6), a privileged group",
+        ),
+        (
+            "alice",
+            "",
+            "the existing group alice (gid 1000), the primary group of user alice",
+        ),
         // Naming it in `adopt` does not change that.
-        ("sudo", "adopt = [\"sudo\"]\n", "the existing group sudo (gid 27), a privileged group"),
+        (
+            "sudo",
+            "adopt = [\"sudo\"]\n",
+            "the existing group sudo (gid 27), a privileged group",
+        ),
     ] {
         refused(
             &h,
             &format!(
-                "shared_group = \"{group}\"\nlegacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\n{adopt}"
+                "shared_group = \"{group}\"\n{adopt}legacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\n"
             ),
             &format!(
                 "isolate: POLICY:1:16: shared_group \"{group}\" is {why}, which isolate did not create: stack users never join it; name a group that does not exist yet and isolate creates it\n"
             ),
         );
     }
-    let media = "shared_group = \"media\"\nlegacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\n";
+    let media =
+        "shared_group = \"media\"\nlegacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\n";
     refused(
         &h,
         media,
@@ -181,6 +200,16 @@ fn the_shared_group_isolate_created_stays_its_own() {
         "{}",
         text(&again.stdout)
     );
+    // apply recorded the group it created with the gid groupadd chose.
+    let state_file = h.root().join("var/lib/isolate/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(state["shared_group"]["name"], "stk-shared");
+    // A group an earlier isolate made without recording it holds only recorded stack users:
+    // still isolate's own.
+    state.as_object_mut().unwrap().remove("shared_group");
+    fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+    expect_code(&h.run(&["plan", "--no-systemd"]), 0);
 }
 
 #[test]

@@ -55,7 +55,7 @@ read = ["nobody", "jellyfin:x"]
     assert_eq!(
         errors(text),
         vec![
-            "policy.toml:2:1: unknown key `colour` in the policy's top level; expected one of: user_prefix, shared_group, legacy_owner, pools, stacks, shares",
+            "policy.toml:2:1: unknown key `colour` in the policy's top level; expected one of: user_prefix, shared_group, legacy_owner, adopt, pools, stacks, shares",
             "policy.toml:4:14: `subid_size` must be a whole number from 0 to 4294967295",
             "policy.toml:5:9: stack name `Immich` gives user name \"stk-Immich\", which is not a valid user name (lower-case letters, digits, `_`, `-`; 32 bytes at most)",
             "policy.toml:6:9: \"srv/immich\" is a relative path; data and share paths must be absolute",
@@ -85,7 +85,7 @@ fn pins_overlapping_each_other_and_system_paths() {
     assert_eq!(
         errors(text),
         vec![
-            "policy.toml:4:9: \"/etc\" is a system directory; name the stack's own directories below it",
+            "policy.toml:4:9: \"/etc\" belongs to the system: isolate never gives it to a stack",
             "policy.toml:8:9: \"/srv/b/\" is not in normal form (no `.`, `..`, `//` or trailing `/`)",
             "policy.toml:10:15: subordinate range 300500-301499 of `b` overlaps 300000-300999 pinned for `a`",
             "policy.toml:11:7: uid 300100 of `b` lies inside the subordinate range 300000-300999 pinned for `a`",
