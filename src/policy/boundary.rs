@@ -239,7 +239,7 @@ fn user_privilege(
     acc.group
         .iter()
         .filter(|g| g.gid == u.gid || g.members.contains(&u.name))
-        .filter(|g| !recorded_gid(state, g.gid) && !(isolates && g.gid == u.gid))
+        .filter(|g| !(recorded_gid(state, g.gid) || (isolates && g.gid == u.gid)))
         .find_map(|g| {
             privileged(g).map(|why| format!("a member of group {} (gid {}), {why}", g.name, g.gid))
         })

@@ -107,3 +107,47 @@ fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé\nf", 8), (3, 1));
     assert_eq!(line_col("ab\ncdé\nf", 5), (2, 3));
 }
+
+#[test]
+fn system_trees_are_refused_and_the_stacks_own_directories_are_not() {
+    use super::validate::path_problem;
+    use std::path::Path;
+    for refused in [
+        "/etc/ssh",
+        "/etc",
+        "/usr/local/bin",
+        "/boot/efi",
+        "/root/.ssh",
+        "/var/log/journal",
+        "/var/spool/cron",
+        "/var/lib/containers/storage",
+        "/var/lib/isolate/home/stk-a",
+        "/run/user/1000",
+        "/var/run/docker.sock",
+        "/tmp/x",
+        "/nix/store/abc",
+        "/lib64",
+        // Holds a system tree.
+        "/var/lib",
+        "/",
+        // Tops whose own directories below them are fine.
+        "/srv",
+        "/mnt",
+        "/opt",
+        "/home",
+    ] {
+        assert!(path_problem(Path::new(refused)).is_some(), "{refused}");
+    }
+    for allowed in [
+        "/srv/immich",
+        "/mnt/media/photos",
+        "/opt/stacks/web",
+        "/data/paperless",
+        "/var/lib/immich",
+        "/home/alice/stacks/immich/data",
+        "/etcetera/x",
+        "/usrdata",
+    ] {
+        assert_eq!(path_problem(Path::new(allowed)), None, "{allowed}");
+    }
+}
