@@ -80,6 +80,7 @@ in
       user_prefix = optional types.str "Stack user = prefix + stack name (default \"stk-\").";
       shared_group = optional types.str "Group every stack user joins (default \"stk-shared\").";
       legacy_owner = optional types.str "The user whose rootless containers own the data today.";
+      adopt = optional (types.listOf types.str) "Existing accounts isolate did not create that it may take over (stack users, the shared group); never root or privileged ones.";
       pools = {
         uid_first = optional types.ints.unsigned "First uid for stack users (default 800).";
         uid_last = optional types.ints.unsigned "Last uid for stack users (default 899).";

@@ -153,6 +153,9 @@ pub fn allocate(
         }
     }
 
+    // People's homes, and accounts isolate did not create: refused before anything is allocated.
+    problems.extend(crate::policy::boundary::host_problems(policy, acc, state));
+
     let wanted: Vec<&crate::policy::StackPolicy> = policy
         .stacks
         .values()

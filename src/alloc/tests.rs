@@ -135,14 +135,19 @@ fn overlapping_host_lines_refuse_allocation() {
 }
 
 #[test]
-fn an_existing_stack_user_is_adopted() {
+fn an_existing_stack_user_is_adopted_when_the_policy_names_it() {
     let acc = host(
-        "stk-a:x:950:951::/:/bin/false\n",
-        "stk-a:x:951:\n",
+        "stk-a:x:1950:1951::/:/bin/false\n",
+        "stk-a:x:1951:\n",
         "stk-a:500000:65536\n",
-        "950:500000:65536\n",
+        "1950:500000:65536\n",
     );
     let p = policy("[stacks.a]\ndata = []\n");
+    assert_eq!(
+        errors(&p, &acc, &State::default()),
+        vec!["p.toml:1:9: stack `a` gives user name \"stk-a\": the existing user stk-a (uid 1950) was not created by isolate: to make it this stack's user, add adopt = [\"stk-a\"]; or rename the stack or change user_prefix"]
+    );
+    let p = policy("adopt = [\"stk-a\"]\n[stacks.a]\ndata = []\n");
     let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
     assert_eq!(got["a"].source, Source::Adopted);
     assert_eq!(
@@ -151,7 +156,7 @@ fn an_existing_stack_user_is_adopted() {
             got["a"].allocation.gid,
             got["a"].allocation.subids.start
         ),
-        (950, 951, 500_000)
+        (1950, 1951, 500_000)
     );
 }
 
@@ -237,12 +242,14 @@ proptest! {
 fn ranges_recorded_under_the_old_default_pool_stay_where_they_are() {
     // A host applied before the pool moved: immich holds 200000 in the state file and in
     // /etc/subuid. It keeps that range; only a new stack comes from the new pool.
-    let p = policy("[stacks.immich]\ndata = []\n[stacks.paperless]\ndata = []\n");
+    let p = policy(
+        "adopt = [\"stk-immich\"]\n[stacks.immich]\ndata = []\n[stacks.paperless]\ndata = []\n",
+    );
     let mut acc = homelab();
     acc.passwd.extend(
         parse_passwd(
             Path::new("/etc/passwd"),
-            "stk-immich:x:802:802::/:/bin/false\n",
+            "stk-immich:x:802:802::/var/lib/isolate/home/stk-immich:/bin/false\n",
         )
         .unwrap(),
     );
@@ -271,7 +278,8 @@ fn ranges_recorded_under_the_old_default_pool_stay_where_they_are() {
     assert_eq!(got["immich"].source, Source::Recorded);
     assert_eq!(got["paperless"].allocation.subids.start, FIRST);
 
-    // Without the state file, an existing stack user's one range is adopted, not moved.
+    // Without the state file, an existing stack user isolate made (its home is isolate's, its
+    // uid from the pool) is adopted when the policy names it, and its one range is not moved.
     let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
     assert_eq!(got["immich"].allocation, old);
     assert_eq!(got["immich"].source, Source::Adopted);

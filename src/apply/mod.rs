@@ -129,6 +129,31 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
     Ok(report)
 }
 
+/// Only the shared group comes without a gid: isolate picks the one `groupadd --system` would
+/// and records it before the group exists, so a later run (also after a kill right after
+/// groupadd) knows the group is its own and never takes it for someone else's.
+fn record_shared_group(root: &Root, acc: &Accounts, group: &str) -> Result<u32> {
+    let mut state = State::read(root)?;
+    let held = |id: u32| {
+        state
+            .stacks
+            .values()
+            .any(|r| r.allocation.uid == id || r.allocation.gid == id)
+            || state.shared_group.as_ref().is_some_and(|g| g.gid == id)
+    };
+    let gid = acc.free_system_gid(held).ok_or_else(|| {
+        Error::Failed(format!(
+            "no free system gid (101-999) left for the group {group}"
+        ))
+    })?;
+    state.shared_group = Some(crate::state::GroupRecord {
+        name: group.to_string(),
+        gid,
+    });
+    state.write(root)?;
+    Ok(gid)
+}
+
 fn run_step(
     root: &Root,
     step: &Step,
@@ -173,10 +198,15 @@ fn run_step(
                     g.gid,
                     gid.unwrap()
                 ))),
-                None => b
-                    .accounts
-                    .create_group(group, *gid)
-                    .map(|_| (Outcome::Done, None)),
+                None => {
+                    let gid = match gid {
+                        Some(g) => *g,
+                        None => record_shared_group(root, &acc, group)?,
+                    };
+                    b.accounts
+                        .create_group(group, Some(gid))
+                        .map(|_| (Outcome::Done, None))
+                }
             }
         }
         Step::CreateUser {

@@ -1,6 +1,7 @@
 //! The policy file: what stacks exist, where their data is, which ids they may use. Parsed by
 //! walking toml's spanned tree by hand so that *every* problem is reported at once with its
 //! file:line:column, instead of serde stopping at the first.
+pub mod boundary;
 pub mod reference;
 pub mod validate;
 
@@ -99,6 +100,9 @@ pub struct Policy {
     pub user_prefix: Located<String>,
     pub shared_group: Located<String>,
     pub legacy_owner: Option<Located<String>>,
+    /// Existing accounts isolate did not create that it may take over: stack users and the
+    /// shared group, each named explicitly (never root or a privileged account).
+    pub adopt: Vec<Located<String>>,
     pub pools: Pools,
     pub pools_span: Range<usize>,
     pub stacks: BTreeMap<String, StackPolicy>,
@@ -180,6 +184,7 @@ pub const TOP_KEYS: &[&str] = &[
     "user_prefix",
     "shared_group",
     "legacy_owner",
+    "adopt",
     "pools",
     "stacks",
     "shares",
@@ -404,6 +409,7 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
             span: whole.clone(),
         },
         legacy_owner: None,
+        adopt: Vec::new(),
         pools: Pools::default(),
         pools_span: whole.clone(),
         stacks: BTreeMap::new(),
@@ -423,6 +429,7 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
                 }
             }
             "legacy_owner" => policy.legacy_owner = r.string(entry),
+            "adopt" => policy.adopt = r.strings(entry),
             "pools" => {
                 if let Some(t) = r.table(entry) {
                     policy.pools_span = k.span();

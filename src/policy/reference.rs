@@ -30,6 +30,11 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "the user whose rootless containers own the data today; its uid, gid and subuid/subgid lines are read from the host. Needed for `shift`; without it `auto` reowns everything",
     },
     PolicyKey {
+        key: "`adopt`",
+        default: "`[]`",
+        meaning: "existing accounts isolate did not create that it may take over: a stack user (prefix + stack name) or the shared group, each named here. Without it, an existing one is refused; root, a uid or gid below 1000 isolate did not record, a privileged group (`sudo`, `wheel`, `adm`, `disk`, `docker`, `systemd-journal`, ...), a member of one, and a person's primary group are refused even when named",
+    },
+    PolicyKey {
         key: "`[pools] uid_first`, `uid_last`",
         default: "800, 899",
         meaning: "where stack uids come from; each stack's own group gets the same number",
@@ -47,7 +52,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME] data`",
         default: "required",
-        meaning: "absolute directories the stack's containers mount; none may lie inside another's, and system directories (`/`, `/etc`, `/srv`, ...) are refused",
+        meaning: "absolute directories the stack's containers mount; none may lie inside another's. Refused: system trees and everything in them (`/etc`, `/usr`, `/boot`, `/root`, `/run`, `/var/log`, `/var/spool`, `/var/lib/containers`, `/var/lib/isolate`, ...), the tops `/`, `/srv`, `/mnt`, `/opt`, `/home`, ... themselves, and people's homes: the legacy owner's home itself (her stacks' directories below it are fine) and every other user's home and what is in it",
     },
     PolicyKey {
         key: "`[stacks.NAME] migrate`",
@@ -87,7 +92,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME] env_files`",
         default: "`[]`",
-        meaning: "the stack's secrets: made the stack user's alone (mode 0400, original owner journalled); compose files are interpolated from them",
+        meaning: "the stack's secrets: made the stack user's alone (mode 0400, original owner journalled); compose files are interpolated from them. One file belongs to one stack: an env file another stack lists, or inside another stack's data or a share, is refused, as are env files in system trees or people's homes",
     },
     PolicyKey {
         key: "`[stacks.NAME] images`",
@@ -107,7 +112,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
-        meaning: "a shared directory (apart from every data path and every other share)",
+        meaning: "a shared directory (apart from every data path and every other share; like data, never in a system tree or a person's home)",
     },
     PolicyKey {
         key: "`[shares.NAME] read`, `write`",

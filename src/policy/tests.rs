@@ -55,7 +55,7 @@ read = ["nobody", "jellyfin:x"]
     assert_eq!(
         errors(text),
         vec![
-            "policy.toml:2:1: unknown key `colour` in the policy's top level; expected one of: user_prefix, shared_group, legacy_owner, pools, stacks, shares",
+            "policy.toml:2:1: unknown key `colour` in the policy's top level; expected one of: user_prefix, shared_group, legacy_owner, adopt, pools, stacks, shares",
             "policy.toml:4:14: `subid_size` must be a whole number from 0 to 4294967295",
             "policy.toml:5:9: stack name `Immich` gives user name \"stk-Immich\", which is not a valid user name (lower-case letters, digits, `_`, `-`; 32 bytes at most)",
             "policy.toml:6:9: \"srv/immich\" is a relative path; data and share paths must be absolute",
@@ -85,7 +85,7 @@ fn pins_overlapping_each_other_and_system_paths() {
     assert_eq!(
         errors(text),
         vec![
-            "policy.toml:4:9: \"/etc\" is a system directory; name the stack's own directories below it",
+            "policy.toml:4:9: \"/etc\" belongs to the system: isolate never gives it to a stack",
             "policy.toml:8:9: \"/srv/b/\" is not in normal form (no `.`, `..`, `//` or trailing `/`)",
             "policy.toml:10:15: subordinate range 300500-301499 of `b` overlaps 300000-300999 pinned for `a`",
             "policy.toml:11:7: uid 300100 of `b` lies inside the subordinate range 300000-300999 pinned for `a`",
@@ -106,4 +106,48 @@ fn shift_without_a_legacy_owner_is_explained() {
 fn line_col_counts_characters() {
     assert_eq!(line_col("ab\ncdé\nf", 8), (3, 1));
     assert_eq!(line_col("ab\ncdé\nf", 5), (2, 3));
+}
+
+#[test]
+fn system_trees_are_refused_and_the_stacks_own_directories_are_not() {
+    use super::validate::path_problem;
+    use std::path::Path;
+    for refused in [
+        "/etc/ssh",
+        "/etc",
+        "/usr/local/bin",
+        "/boot/efi",
+        "/root/.ssh",
+        "/var/log/journal",
+        "/var/spool/cron",
+        "/var/lib/containers/storage",
+        "/var/lib/isolate/home/stk-a",
+        "/run/user/1000",
+        "/var/run/docker.sock",
+        "/tmp/x",
+        "/nix/store/abc",
+        "/lib64",
+        // Holds a system tree.
+        "/var/lib",
+        "/",
+        // Tops whose own directories below them are fine.
+        "/srv",
+        "/mnt",
+        "/opt",
+        "/home",
+    ] {
+        assert!(path_problem(Path::new(refused)).is_some(), "{refused}");
+    }
+    for allowed in [
+        "/srv/immich",
+        "/mnt/media/photos",
+        "/opt/stacks/web",
+        "/data/paperless",
+        "/var/lib/immich",
+        "/home/alice/stacks/immich/data",
+        "/etcetera/x",
+        "/usrdata",
+    ] {
+        assert_eq!(path_problem(Path::new(allowed)), None, "{allowed}");
+    }
 }

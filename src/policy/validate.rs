@@ -1,5 +1,6 @@
 //! Checks a parsed policy needs no host for: names, paths, pins and pools. Host-dependent
-//! checks (pins against existing users, the legacy owner) happen in allocation.
+//! checks (pins against existing users, the legacy owner, people's homes, accounts isolate did
+//! not create) happen in allocation (`boundary`).
 use super::{Policy, Problem};
 use crate::ids::{SubidRange, ID_CEILING};
 use crate::migration::MigrateMode;
@@ -20,33 +21,90 @@ pub fn valid_user_name(s: &str) -> bool {
         })
 }
 
-/// Directories no stack's data may be: migrating any of them would break the host.
-const SYSTEM_DIRS: &[&str] = &[
-    "/",
+/// Trees that belong to the system: no data path, share or env file lies in or below one, and
+/// none holds one. Migrating or handing over anything there gives a part of the host (its
+/// configuration, programs, boot files, logs, spools, container stores, isolate's own state,
+/// kernel interfaces, runtime sockets) to a stack.
+pub const SYSTEM_TREES: &[&str] = &[
     "/bin",
     "/boot",
     "/dev",
+    "/efi",
     "/etc",
-    "/home",
     "/lib",
+    "/lib32",
     "/lib64",
+    "/libx32",
     "/nix",
-    "/nix/store",
-    "/opt",
     "/proc",
     "/root",
     "/run",
     "/sbin",
-    "/srv",
     "/sys",
     "/tmp",
     "/usr",
-    "/var",
-    "/var/lib",
+    "/var/backups",
+    "/var/cache",
+    "/var/db",
+    "/var/empty",
+    "/var/lib/apt",
+    "/var/lib/containers",
+    "/var/lib/docker",
+    "/var/lib/dpkg",
     "/var/lib/isolate",
-    "/mnt",
-    "/media",
+    "/var/lib/machines",
+    "/var/lib/nixos",
+    "/var/lib/private",
+    "/var/lib/systemd",
+    "/var/lock",
+    "/var/log",
+    "/var/mail",
+    "/var/run",
+    "/var/spool",
+    "/var/tmp",
 ];
+
+/// Directories that are no stack's data themselves, while a stack's own directories below them
+/// are: `/srv/immich`, `/mnt/media/photos`, `/opt/stacks/web`, `/home/alice/stacks/x/data`
+/// (people's homes themselves are checked against the host's passwd, see `boundary`).
+const SYSTEM_DIRS: &[&str] = &[
+    "/", "/home", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib",
+];
+
+/// Why `p` (absolute, normal form) belongs to the system, if it does: inside or equal to a
+/// system tree, one of the system directories, or holding a system tree.
+pub fn system_problem(p: &Path) -> Option<String> {
+    let shown = p.display().to_string();
+    if let Some(tree) = SYSTEM_TREES
+        .iter()
+        .map(Path::new)
+        .find(|t| p.starts_with(t))
+    {
+        return Some(if p == tree {
+            format!("{shown:?} belongs to the system: isolate never gives it to a stack")
+        } else {
+            format!(
+                "{shown:?} is inside {}, which belongs to the system: isolate never gives it to a stack",
+                tree.display()
+            )
+        });
+    }
+    if SYSTEM_DIRS.iter().any(|d| Path::new(d) == p) {
+        return Some(format!(
+            "{shown:?} is a system directory; name the stack's own directories below it"
+        ));
+    }
+    SYSTEM_TREES
+        .iter()
+        .map(Path::new)
+        .find(|t| t.starts_with(p))
+        .map(|tree| {
+            format!(
+                "{shown:?} holds {}, which belongs to the system: isolate never gives it to a stack",
+                tree.display()
+            )
+        })
+}
 
 pub fn path_problem(p: &Path) -> Option<String> {
     if !p.is_absolute() {
@@ -65,23 +123,120 @@ pub fn path_problem(p: &Path) -> Option<String> {
             p.display().to_string()
         ));
     }
-    if SYSTEM_DIRS.iter().any(|d| Path::new(d) == p) {
-        return Some(format!(
-            "{:?} is a system directory; name the stack's own directories below it",
-            p.display().to_string()
-        ));
+    system_problem(p)
+}
+
+/// `file:line:column` of a span of the policy, to name a second place in a message.
+fn place(p: &Policy, span: &std::ops::Range<usize>) -> String {
+    let (l, c) = super::line_col(&p.text, span.start);
+    format!("{}:{l}:{c}", p.file.display())
+}
+
+/// Env files: none in a system tree, none claimed by two stacks, none inside another stack's
+/// data (its migration would take it) or inside a share (other stacks reach it). A file has one
+/// owner; two claims make every apply hand it to the other stack.
+fn env_file_problems(p: &Policy, flagged: &[std::ops::Range<usize>]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let all: Vec<(&str, &super::Located<std::path::PathBuf>)> = p
+        .stacks
+        .values()
+        .flat_map(|s| {
+            s.handoff
+                .env_files
+                .iter()
+                .map(move |e| (s.name.as_str(), e))
+        })
+        .filter(|(_, e)| !flagged.contains(&e.span))
+        .collect();
+    for (stack, e) in &all {
+        if let Some(why) = system_problem(&e.value) {
+            out.push(Problem::new(e.span.clone(), format!("env file {why}")));
+            continue;
+        }
+        for (other, o) in &all {
+            if other != stack && o.value == e.value {
+                out.push(Problem::new(
+                    e.span.clone(),
+                    format!(
+                        "env file {} is also stack `{other}`'s ({}): a file has one owner; give each stack its own copy",
+                        e.value.display(),
+                        place(p, &o.span)
+                    ),
+                ));
+            }
+        }
+        for s in p.stacks.values().filter(|s| s.name != *stack) {
+            for d in s.data.iter().filter(|d| e.value.starts_with(&d.value)) {
+                out.push(Problem::new(
+                    e.span.clone(),
+                    format!(
+                        "env file {} is inside {}, the data of stack `{}`: a file has one owner; keep a stack's env files apart from other stacks' data",
+                        e.value.display(),
+                        d.value.display(),
+                        s.name
+                    ),
+                ));
+            }
+        }
+        for sh in p
+            .shares
+            .values()
+            .filter(|sh| e.value.starts_with(&sh.path.value))
+        {
+            out.push(Problem::new(
+                e.span.clone(),
+                format!(
+                    "env file {} is inside share `{}` ({}), which other stacks reach: keep secrets out of shares",
+                    e.value.display(),
+                    sh.name,
+                    sh.path.value.display()
+                ),
+            ));
+        }
     }
-    if p.starts_with("/var/lib/isolate")
-        || p.starts_with("/proc")
-        || p.starts_with("/sys")
-        || p.starts_with("/dev")
-    {
-        return Some(format!(
-            "{:?} is inside a directory isolate never migrates",
-            p.display().to_string()
-        ));
+    out
+}
+
+/// Stack user names that would be someone else's account: the shared group's (the stack's own
+/// group would be the shared group) or the legacy owner's; and `adopt` entries that name no
+/// account of this policy.
+fn name_problems(p: &Policy) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for s in p.stacks.values() {
+        let user = p.stack_user(&s.name);
+        if user == p.shared_group.value {
+            out.push(Problem::new(
+                s.span.clone(),
+                format!(
+                    "stack `{}` gives user name {user:?}, the name of shared_group: its own group would be the shared group; rename the stack, or change shared_group or user_prefix",
+                    s.name
+                ),
+            ));
+        }
+        if p.legacy_owner.as_ref().is_some_and(|l| l.value == user) {
+            out.push(Problem::new(
+                s.span.clone(),
+                format!(
+                    "stack `{}` gives user name {user:?}, the legacy owner: the legacy owner never becomes a stack user; rename the stack or change user_prefix",
+                    s.name
+                ),
+            ));
+        }
     }
-    None
+    for a in &p.adopt {
+        let known =
+            a.value == p.shared_group.value || p.stacks.keys().any(|s| p.stack_user(s) == a.value);
+        if !known {
+            out.push(Problem::new(
+                a.span.clone(),
+                format!(
+                    "adopt names {:?}, which is neither a stack user of this policy (user_prefix + stack name) nor shared_group",
+                    a.value
+                ),
+            ));
+        }
+    }
+    out
 }
 
 pub(super) fn check(p: &Policy) -> Vec<Problem> {
@@ -162,6 +317,7 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
     }
 
     let mut all_data: Vec<(&str, &super::Located<std::path::PathBuf>)> = Vec::new();
+    let mut handoff_spans = Vec::new();
     for s in p.stacks.values() {
         let user = p.stack_user(&s.name);
         if !valid_user_name(&user) {
@@ -183,7 +339,9 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
                 all_data.push((s.name.as_str(), d));
             }
         }
-        out.extend(crate::handoff::policy::check(s));
+        let handoff = crate::handoff::policy::check(s);
+        handoff_spans.extend(handoff.iter().map(|h| h.span.clone()));
+        out.extend(handoff);
         if let Some(u) = &s.uid {
             if u.value == 0 || u64::from(u.value) >= ID_CEILING {
                 out.push(Problem::new(
@@ -299,6 +457,9 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
             }
         }
     }
+
+    out.extend(env_file_problems(p, &handoff_spans));
+    out.extend(name_problems(p));
 
     let shares: Vec<_> = p.shares.values().collect();
     for (i, sh) in shares.iter().enumerate() {

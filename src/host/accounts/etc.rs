@@ -334,6 +334,18 @@ impl Accounts {
     pub fn group_by_gid(&self, gid: u32) -> Option<&GroupEntry> {
         self.group.iter().find(|g| g.gid == gid)
     }
+
+    /// The gid `groupadd --system` would pick with shadow's defaults (the highest free one of
+    /// 101..=999), also clear of every uid and of what `taken` holds; chosen by isolate itself so
+    /// that it is recorded before the group exists.
+    pub fn free_system_gid(&self, taken: impl Fn(u32) -> bool) -> Option<u32> {
+        (101..=999).rev().find(|&id| {
+            self.group_by_gid(id).is_none()
+                && self.user_by_uid(id).is_none()
+                && !self.passwd.iter().any(|u| u.gid == id)
+                && !taken(id)
+        })
+    }
 }
 
 #[cfg(test)]
