@@ -5,8 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The harness tarball (test infrastructure outside the repository; unpacked per test run).
-const HARNESS_TARBALL: &str = "/work/shared/nixos-eval/nixpkgs-eval.tar.xz";
+/// The harness tarball (test infrastructure outside the repository, in `shared/` beside the
+/// checkout; unpacked per test run). `ISOLATE_NIXOS_EVAL` names another copy.
+fn harness_tarball() -> PathBuf {
+    std::env::var_os("ISOLATE_NIXOS_EVAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/nixos-eval/nixpkgs-eval.tar.xz"))
+}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,11 +61,17 @@ fn every_nix_file_parses() {
 fn unpack_harness() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let status = Command::new("tar")
-        .args(["-xJf", HARNESS_TARBALL, "-C"])
+        .arg("-xJf")
+        .arg(harness_tarball())
+        .arg("-C")
         .arg(dir.path())
         .status()
         .unwrap();
-    assert!(status.success(), "cannot unpack {HARNESS_TARBALL}");
+    assert!(
+        status.success(),
+        "cannot unpack {}",
+        harness_tarball().display()
+    );
     let harness = dir.path().join("nixpkgs-eval");
     (dir, harness)
 }

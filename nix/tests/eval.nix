@@ -11,14 +11,11 @@
 }:
 let
   lib = import (harness + "/lib");
-  # Options of NixOS modules the harness does not stub and services.isolate writes to.
+  # Options of NixOS modules the harness does not declare and services.isolate writes to
+  # (systemd.timers is the harness's own, typed by NixOS's unit modules).
   stubs =
     { lib, ... }:
     {
-      options.systemd.timers = lib.mkOption {
-        type = lib.types.attrsOf (lib.types.attrsOf lib.types.anything);
-        default = { };
-      };
       options.systemd.tmpfiles.rules = lib.mkOption {
         type = lib.types.listOf lib.types.str;
         default = [ ];
@@ -45,7 +42,10 @@ in
 {
   policyToml = config.environment.etc."isolate/policy.toml".text;
   auditExecStart = config.systemd.services.isolate-audit.serviceConfig.ExecStart;
-  timer = config.systemd.timers.isolate-audit;
+  timer = {
+    inherit (config.systemd.timers.isolate-audit) wantedBy timerConfig;
+    text = evaluated.summary.units.system."isolate-audit.timer" or null;
+  };
   tmpfiles = config.systemd.tmpfiles.rules;
   packages = map (p: p.name) config.environment.systemPackages;
   users = builtins.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "stk-" n) config.users.users);
