@@ -81,7 +81,7 @@ impl Host {
     }
 
     fn init(&self) -> Run {
-        run(self.root(), &self.app())
+        run(self.root(), &[self.app()], &[])
     }
 }
 
@@ -124,7 +124,7 @@ const GNU_TIME: &str = "/usr/bin/time";
 
 /// Runs `isolate --root ROOT init --compose PROJECT` with at most 1 GiB of address space,
 /// killed after 20 s; the peak RSS comes from GNU time when it is installed (else -1).
-fn run(root: &Path, project: &Path) -> Run {
+fn run(root: &Path, projects: &[PathBuf], env: &[(&str, &str)]) -> Run {
     use std::io::Read;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let rss_file = tempfile::NamedTempFile::new().unwrap();
@@ -138,11 +138,11 @@ fn run(root: &Path, project: &Path) -> Run {
     } else {
         Command::new(env!("CARGO_BIN_EXE_isolate"))
     };
-    cmd.arg("--root")
-        .arg(root)
-        .arg("init")
-        .arg("--compose")
-        .arg(project)
+    cmd.arg("--root").arg(root).arg("init");
+    for p in projects {
+        cmd.arg("--compose").arg(p);
+    }
+    cmd.envs(env.iter().copied())
         .env_remove("ISOLATE_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -391,4 +391,122 @@ fn a_fifty_megabyte_file_ends_with_the_size_named() {
         i += 1;
     }
     bounded(&t, "larger than");
+}
+
+#[test]
+fn a_dot_env_linked_to_procs_own_environment_is_refused() {
+    // /proc/self/environ is isolate's own environment, readable by any of its threads.
+    let h = Host::new();
+    h.alice_writes("compose.yaml", PLAIN);
+    h.alice_links(".env", Path::new("/proc/self/environ"));
+    let env_mark = format!("DATA=/srv/{MARK}");
+    // Refused as "not readable by alice" (the kernel makes isolate's /proc/PID root's once
+    // a thread changes its uid) or, failing that, as "not a regular file" (on procfs).
+    let r = run(h.root(), &[h.app()], &[("ISOLATE_TEST_SECRET", &env_mark)]);
+    r.assert_refused(&[".env"]);
+    let h = Host::new();
+    h.alice_writes("compose.yaml", PLAIN);
+    h.alice_links(".env", Path::new("/proc/thread-self/environ"));
+    let r = run(h.root(), &[h.app()], &[("ISOLATE_TEST_SECRET", &env_mark)]);
+    r.assert_refused(&[".env"]);
+}
+
+#[test]
+fn reading_as_alice_leaves_root_reading_roots_own_project_after_it() {
+    // alice's project first (a), then one only root can read (b, a root 0600 .env): the
+    // dropped rights were the reading thread's, not the process's.
+    let h = Host::new();
+    h.alice_writes("compose.yaml", PLAIN);
+    let b = h.root().join("opt/b");
+    fs::create_dir_all(&b).unwrap();
+    fs::write(b.join("compose.yaml"), PLAIN.replace("web", "db")).unwrap();
+    fs::write(b.join(".env"), "DATA=/srv/root-db\n").unwrap();
+    fs::set_permissions(b.join(".env"), fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run(h.root(), &[h.app(), b], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.text());
+    assert!(r.stdout.contains("/srv/web"), "{}", r.text());
+    assert!(r.stdout.contains("/srv/root-db"), "{}", r.text());
+}
+
+#[test]
+fn an_include_of_another_of_alices_stacks_through_dotdot_is_followed() {
+    // One directory per stack under ~/stacks, a shared file beside them: what alice can
+    // read is read, wherever it lies.
+    let h = Host::new();
+    let common = h.root().join("home/alice/stacks/common");
+    fs::create_dir(&common).unwrap();
+    fs::write(
+        common.join("db.yaml"),
+        "services:\n  db:\n    image: postgres:16\n    volumes:\n      - ./pg:/var/lib/postgresql/data\n",
+    )
+    .unwrap();
+    chown(&common, Some(ALICE), Some(ALICE)).unwrap();
+    chown(common.join("db.yaml"), Some(ALICE), Some(ALICE)).unwrap();
+    // A root file alice may read (0644) is read too.
+    fs::create_dir_all(h.root().join("srv/shared")).unwrap();
+    fs::write(
+        h.root().join("srv/shared/cache.yaml"),
+        "services:\n  cache:\n    image: redis\n",
+    )
+    .unwrap();
+    h.alice_writes(
+        "compose.yaml",
+        &format!(
+            "include:\n  - ../common/db.yaml\n  - {}\n{PLAIN}",
+            h.root().join("srv/shared/cache.yaml").display()
+        ),
+    );
+    let r = h.init();
+    assert_eq!(r.code, Some(0), "{}", r.text());
+    assert!(
+        r.stdout.contains("/home/alice/stacks/common/pg"),
+        "{}",
+        r.text()
+    );
+    assert!(r.stdout.contains("cache"), "{}", r.text());
+}
+
+#[test]
+fn a_root_project_including_a_file_in_alices_tree_reads_it_with_her_rights() {
+    // The project is root's, but the included path runs through alice's directory: she
+    // decides what it names, so it is read with her rights.
+    let h = Host::new();
+    h.alice_links("common.yaml", &h.secret("compose.yaml"));
+    let p = h.root().join("opt/p");
+    fs::create_dir_all(&p).unwrap();
+    fs::write(
+        p.join("compose.yaml"),
+        format!(
+            "include:\n  - {}\n{PLAIN}",
+            h.app().join("common.yaml").display()
+        ),
+    )
+    .unwrap();
+    run(h.root(), &[p], &[]).assert_refused(&["common.yaml", "alice"]);
+}
+
+#[test]
+fn a_tree_below_two_users_directories_is_refused() {
+    let h = Host::new();
+    let bobs = h.app().join("bobs");
+    fs::create_dir(&bobs).unwrap();
+    chown(&bobs, Some(1001), Some(1001)).unwrap();
+    fs::write(bobs.join("compose.yaml"), PLAIN).unwrap();
+    run(h.root(), &[bobs], &[]).assert_refused(&[
+        "alice (uid 1000)",
+        "uid 1001",
+        "each user's tree",
+    ]);
+}
+
+#[test]
+fn a_root_tree_below_a_directory_others_can_write_is_refused() {
+    let h = Host::new();
+    let open = h.root().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::create_dir(open.join("p")).unwrap();
+    fs::write(open.join("p/compose.yaml"), PLAIN).unwrap();
+    run(h.root(), &[open.join("p")], &[])
+        .assert_refused(&["which users other than its owner can write (mode 777)"]);
 }

@@ -248,10 +248,19 @@ impl Rights {
                 rustix::thread::set_thread_groups(&gids)
                     .and_then(|()| rustix::thread::set_thread_res_gid(g, g, g))
                     .and_then(|()| rustix::thread::set_thread_res_uid(u, u, u))
+                    .map_err(std::io::Error::from)
+                    // The kernel clears the capabilities of a thread leaving uid 0; clear
+                    // them again in case securebits kept them (CAP_DAC_OVERRIDE reads all).
+                    .and_then(|()| {
+                        for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+                            caps::clear(None, set).map_err(std::io::Error::other)?;
+                        }
+                        Ok(())
+                    })
                     .map_err(|e| ReadError::Drop {
                         path: path.to_path_buf(),
                         reader: reader.clone(),
-                        source: e.into(),
+                        source: e,
                     })?;
                 read_regular(path, Some(&reader))
             })
@@ -293,7 +302,13 @@ fn read_regular(path: &Path, reader: Option<&Reader>) -> Result<Vec<u8>, ReadErr
         .open(path)
         .map_err(io)?;
     let md = f.metadata().map_err(io)?;
-    if !md.is_file() {
+    // A file of /proc is the reading process's own (`/proc/self/environ` is isolate's
+    // environment, readable by its threads whatever their uid while it is dumpable): never
+    // compose input.
+    let fs_type = rustix::fs::fstatfs(&f).map_err(|e| io(e.into()))?.f_type;
+    #[allow(clippy::unnecessary_cast)] // f_type is i64 or u32 depending on the target
+    let on_proc = fs_type as i64 == libc::PROC_SUPER_MAGIC as i64;
+    if !md.is_file() || on_proc {
         return Err(ReadError::NotRegular {
             path: path.to_path_buf(),
         });
