@@ -106,6 +106,7 @@ impl Run {
     /// Refused with exit 2, the secret nowhere, and stderr holding each of `says`.
     fn assert_refused(&self, says: &[&str]) {
         let all = self.text();
+        eprint!("refused: {}", self.stderr);
         assert!(
             !all.contains(MARK),
             "root-only content reached the output:\n{all}"
@@ -317,9 +318,9 @@ fn bounded(text: &str, budget: &str) {
     let h = Host::new();
     h.alice_writes("compose.yaml", text);
     let r = h.init();
-    eprintln!(
-        "{budget}: exit {:?} signal {:?}, {:?}, peak {} KiB",
-        r.code, r.signal, r.elapsed, r.max_rss_kib
+    eprint!(
+        "{budget}: exit {:?} signal {:?}, {:?}, peak {} KiB: {}",
+        r.code, r.signal, r.elapsed, r.max_rss_kib, r.stderr
     );
     assert_eq!(r.code, Some(2), "{}", r.text());
     assert!(r.stderr.contains("compose.yaml: "), "{}", r.text());
@@ -509,4 +510,43 @@ fn a_root_tree_below_a_directory_others_can_write_is_refused() {
     fs::write(open.join("p/compose.yaml"), PLAIN).unwrap();
     run(h.root(), &[open.join("p")], &[])
         .assert_refused(&["which users other than its owner can write (mode 777)"]);
+}
+
+#[test]
+fn a_file_including_itself_many_times_ends_with_the_budget_named() {
+    // Depth alone bounds a cycle at 8 steps, but 20 includes per step are 20^8 reads.
+    let mut t = String::from("include:\n");
+    for _ in 0..20 {
+        t.push_str("  - compose.yaml\n");
+    }
+    t.push_str(PLAIN);
+    bounded(&t, "more than 256 files");
+}
+
+#[test]
+fn many_services_extending_a_large_one_end_with_the_budget_named() {
+    // Each extends copies its base: 20,000 services on a base of 20,000 volumes would be
+    // 400 million nodes.
+    let mut t = String::from("services:\n  base:\n    image: nginx\n    volumes:\n");
+    for i in 0..20_000 {
+        t.push_str(&format!("      - /v{i}:/v{i}\n"));
+    }
+    for i in 0..20_000 {
+        t.push_str(&format!("  s{i}: {{extends: base}}\n"));
+    }
+    bounded(
+        &t,
+        "more than 250000 nodes with extends and includes merged",
+    );
+}
+
+#[test]
+fn a_service_with_forty_thousand_volumes_ends_with_the_budget_named() {
+    // 1 MB of compose: the draft compares every data path with every other one, so 40,000
+    // took over 9 minutes.
+    let mut t = String::from("services:\n  web:\n    image: nginx\n    volumes:\n");
+    for i in 0..40_000 {
+        t.push_str(&format!("      - /v{i}:/v{i}\n"));
+    }
+    bounded(&t, "more than 2000 volumes together");
 }

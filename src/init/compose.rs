@@ -22,6 +22,14 @@ pub enum ComposeError {
     },
     #[error("{}: {what}", path.display())]
     Shape { path: PathBuf, what: String },
+    /// A file an `include` or `extends` of `path` names could not be read.
+    #[error("{}: {what}: {source}", path.display())]
+    Via {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: Box<ComposeError>,
+    },
     #[error("{}: {source}", path.display())]
     Interpolate {
         path: PathBuf,

@@ -88,11 +88,17 @@ impl Cx<'_, '_> {
     /// One compose file named by an include or extends: Ok(Err(why)) when it cannot be
     /// followed (missing, not YAML: a TODO), Err when init must stop (a file the reader may
     /// not read, a budget exceeded).
-    fn read(&mut self, path: &Path) -> Result<Result<Yaml, String>, ComposeError> {
+    /// `what` says which include or extends named it, for the error.
+    fn read(&mut self, path: &Path, what: String) -> Result<Result<Yaml, String>, ComposeError> {
+        let via = |source: ComposeError| ComposeError::Via {
+            path: self.file.to_path_buf(),
+            what,
+            source: Box::new(source),
+        };
         let text = match self.files.read(path) {
             Ok(t) => t,
             Err(e) if e.is_not_found() => return Ok(Err("no such file".into())),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(via(e.into())),
         };
         match super::yaml::load_first(&text) {
             Ok(doc) => {
@@ -100,10 +106,10 @@ impl Cx<'_, '_> {
                 self.charge(&doc)?;
                 Ok(Ok(doc))
             }
-            Err(e) if e.is_budget() => Err(ComposeError::Yaml {
+            Err(e) if e.is_budget() => Err(via(ComposeError::Yaml {
                 path: path.to_path_buf(),
                 source: e,
-            }),
+            })),
             Err(e) => Ok(Err(e.to_string())),
         }
     }
@@ -191,7 +197,7 @@ fn include_one(
                 host: normalize(&dirs.host.join(project_dir)),
             };
         }
-        let doc = match cx.read(&disk_file)? {
+        let doc = match cx.read(&disk_file, format!("`include` of {path}"))? {
             Ok(doc) => doc,
             Err(why) => {
                 cx.not_followed.push(format!("`include` of {path} ({why})"));
@@ -256,12 +262,16 @@ fn extended(
     }
     let base = match base_file {
         None => match services.get(&Yaml::String(base_name.clone())) {
-            Some(base) => extended(base, services, dirs, depth + 1, &base_name, cx)?,
+            Some(base) => {
+                // Counted before it is copied.
+                cx.charge(base)?;
+                extended(base, services, dirs, depth + 1, &base_name, cx)?
+            }
             None => return skip(cx, format!("no service {base_name} in this file")),
         },
         Some(f) => {
             let (disk_file, base_dirs) = dirs.of(&f);
-            let doc = match cx.read(&disk_file)? {
+            let doc = match cx.read(&disk_file, format!("`extends` of service {label}"))? {
                 Ok(doc) => doc,
                 Err(why) => return skip(cx, format!("{f}: {why}")),
             };
@@ -271,11 +281,11 @@ fn extended(
             let Some(base) = base_services.get(&Yaml::String(base_name.clone())) else {
                 return skip(cx, format!("no service {base_name} in {f}"));
             };
+            cx.charge(base)?;
             let base = extended(base, base_services, &base_dirs, depth + 1, &base_name, cx)?;
             rebased(base, &base_dirs)
         }
     };
-    cx.charge(&base)?;
     Ok(merged(base, svc))
 }
 
@@ -387,7 +397,8 @@ fn merged(base: Yaml, local: &Yaml) -> Yaml {
                     Yaml::Array(a) => a.clone(),
                     _ => Vec::new(),
                 };
-                let targets: Vec<Option<String>> = ours.iter().map(target).collect();
+                let targets: std::collections::HashSet<Option<String>> =
+                    ours.iter().map(target).collect();
                 let mut vols: Vec<Yaml> = theirs
                     .into_iter()
                     .filter(|t| target(t).is_none() || !targets.contains(&target(t)))

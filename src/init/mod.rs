@@ -26,6 +26,10 @@ pub struct Request<'a> {
     pub legacy_owner: Option<&'a str>,
 }
 
+/// How many volumes the drafted projects may have together: the draft compares every data
+/// path with every other one (homelabs have a few hundred).
+const MAX_MOUNTS: usize = 2_000;
+
 /// Filesystems where chown is refused or not the file server's truth.
 const NETWORK_FS: &[&str] = &[
     "nfs",
@@ -156,6 +160,7 @@ pub fn run(req: &Request<'_>) -> Result<String> {
             .map_err(|m| Error::Usage(format!("--env {}: {m}", e.display())))?;
     }
     let mut projects = Vec::new();
+    let mut mounts = 0;
     for f in &compose_files {
         let dir = f.parent().unwrap_or(Path::new("."));
         let mut files =
@@ -176,6 +181,13 @@ pub fn run(req: &Request<'_>) -> Result<String> {
             &mut files,
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
+        mounts += p.services.iter().map(|s| s.mounts.len()).sum::<usize>();
+        if mounts > MAX_MOUNTS {
+            return Err(Error::Usage(format!(
+                "{}: the compose projects have more than {MAX_MOUNTS} volumes together; run init on fewer at a time",
+                f.display()
+            )));
+        }
         projects.push(p);
     }
 

@@ -23,7 +23,7 @@ pub const MAX_PROJECT_BYTES: u64 = 16 << 20;
 pub const MAX_PROJECT_FILES: usize = 256;
 /// Nodes one project may build with its extends and includes merged (each extends copies
 /// its base): compose projects have a few thousand.
-pub const MAX_PROJECT_NODES: usize = 1_000_000;
+pub const MAX_PROJECT_NODES: usize = 250_000;
 /// Symbolic links followed while finding who controls a path (the kernel's limit).
 const MAX_LINKS: usize = 40;
 
@@ -52,7 +52,7 @@ impl fmt::Display for Reader {
 pub enum ReadError {
     #[error("{}: no such file", path.display())]
     NotFound { path: PathBuf },
-    #[error("{}: not readable by {reader}, whose rights init reads it with ({source})", path.display())]
+    #[error("{}: {reader} may not read it ({source}); init reads a file with the rights of the user who controls its path", path.display())]
     Denied {
         path: PathBuf,
         reader: Reader,
