@@ -125,7 +125,7 @@ impl Rights {
             groups.extend(
                 a.group
                     .iter()
-                    .filter(|g| g.members.iter().any(|m| *m == u.name))
+                    .filter(|g| g.members.contains(&u.name))
                     .map(|g| g.gid),
             );
         }
@@ -177,6 +177,10 @@ impl Rights {
             }
             let next = dir.join(&name);
             let Ok(md) = rustix::fs::lstat(&next) else {
+                // Missing: in a directory others can write, anyone may create it next.
+                if others_write && writable.is_none() {
+                    writable = Some((dir.clone(), mode & 0o7777));
+                }
                 break;
             };
             // In a sticky directory others can write, an entry is its owner's.
@@ -396,5 +400,134 @@ impl<'a> Files<'a> {
     pub fn charge_nodes(&mut self, n: usize) -> bool {
         self.nodes += n;
         self.nodes <= MAX_PROJECT_NODES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{chown, lchown, symlink, PermissionsExt};
+
+    /// Root's own directory (0755) in /tmp, and a Rights that knows alice (1000) in group
+    /// media (2000).
+    fn setup() -> (tempfile::TempDir, Rights) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let etc = d.path().join("etc");
+        std::fs::create_dir(&etc).unwrap();
+        std::fs::write(
+            etc.join("passwd"),
+            "alice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(etc.join("group"), "alice:x:1000:\nmedia:x:2000:bob,alice\n").unwrap();
+        let rights = Rights::new(d.path());
+        (d, rights)
+    }
+
+    fn dir(at: &Path, uid: u32, mode: u32) -> PathBuf {
+        std::fs::create_dir(at).unwrap();
+        chown(at, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(at, std::fs::Permissions::from_mode(mode)).unwrap();
+        at.to_path_buf()
+    }
+
+    #[test]
+    fn a_reader_has_its_primary_and_listed_groups() {
+        let (_d, rights) = setup();
+        let r = rights.reader(1000);
+        assert_eq!(
+            (r.uid, r.gid, r.groups.clone()),
+            (1000, 1000, vec![1000, 2000])
+        );
+        assert_eq!(r.to_string(), "alice (uid 1000)");
+        let unknown = rights.reader(1234);
+        assert_eq!((unknown.gid, unknown.groups), (65534, vec![65534]));
+    }
+
+    #[test]
+    fn the_controller_is_whoever_owns_a_directory_looked_in() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let (d, rights) = setup();
+        let r = d.path();
+        assert_eq!(rights.controller(&r.join("etc/passwd")).unwrap(), None);
+        let alice = dir(&r.join("alice"), 1000, 0o755);
+        dir(&alice.join("sub"), 0, 0o755);
+        // Root's directory below hers is still hers to swap.
+        assert_eq!(rights.controller(&alice.join("sub/x")).unwrap(), Some(1000));
+        // A root link into her tree, then `..` from where it led: physical, as the kernel.
+        symlink(alice.join("sub"), r.join("link")).unwrap();
+        assert_eq!(rights.controller(&r.join("link/../x")).unwrap(), Some(1000));
+        // Her link out of her tree to root's file: still hers.
+        symlink(r.join("etc/passwd"), alice.join("l")).unwrap();
+        lchown(alice.join("l"), Some(1000), Some(1000)).unwrap();
+        assert_eq!(rights.controller(&alice.join("l")).unwrap(), Some(1000));
+        // Two users on one path.
+        dir(&alice.join("bobs"), 1001, 0o755);
+        assert!(matches!(
+            rights.controller(&alice.join("bobs/compose.yaml")),
+            Err(ReadError::SeveralOwners { .. })
+        ));
+    }
+
+    #[test]
+    fn a_root_path_through_a_directory_others_can_write_is_refused() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let (d, rights) = setup();
+        let r = d.path();
+        let open = dir(&r.join("open"), 0, 0o777);
+        std::fs::write(open.join("f"), "").unwrap();
+        assert!(matches!(
+            rights.controller(&open.join("f")),
+            Err(ReadError::OthersCanWrite { mode: 0o777, .. })
+        ));
+        let group = dir(&r.join("group"), 0, 0o775);
+        assert!(matches!(
+            rights.controller(&group.join("f")),
+            Err(ReadError::OthersCanWrite { mode: 0o775, .. })
+        ));
+        // Sticky: an entry root owns stays root's; a missing one anyone may create.
+        let sticky = dir(&r.join("sticky"), 0, 0o1777);
+        std::fs::write(sticky.join("f"), "").unwrap();
+        assert_eq!(rights.controller(&sticky.join("f")).unwrap(), None);
+        assert!(matches!(
+            rights.controller(&sticky.join("missing")),
+            Err(ReadError::OthersCanWrite { .. })
+        ));
+        std::fs::write(sticky.join("hers"), "").unwrap();
+        chown(sticky.join("hers"), Some(1000), Some(1000)).unwrap();
+        assert_eq!(rights.controller(&sticky.join("hers")).unwrap(), Some(1000));
+    }
+
+    #[test]
+    fn a_read_with_a_users_rights_is_refused_what_she_may_not_read() {
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let (d, rights) = setup();
+        let r = d.path();
+        let secret = r.join("secret");
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let alice = rights.reader(1000);
+        assert!(matches!(
+            rights.read(Some(&alice), &secret),
+            Err(ReadError::Denied { .. })
+        ));
+        // Group media may read it: so may she, through her supplementary group.
+        chown(&secret, Some(0), Some(2000)).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(rights.read(Some(&alice), &secret).unwrap(), b"x");
+        // The process kept its own rights.
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(rights.read(None, &secret).unwrap(), b"x");
+        assert!(matches!(
+            rights.read(None, r),
+            Err(ReadError::NotRegular { .. })
+        ));
     }
 }
