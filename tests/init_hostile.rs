@@ -126,6 +126,11 @@ const GNU_TIME: &str = "/usr/bin/time";
 /// Runs `isolate --root ROOT init --compose PROJECT` with at most 1 GiB of address space,
 /// killed after 20 s; the peak RSS comes from GNU time when it is installed (else -1).
 fn run(root: &Path, projects: &[PathBuf], env: &[(&str, &str)]) -> Run {
+    run_with(root, projects, &[], env)
+}
+
+/// `run` with `--env` files.
+fn run_with(root: &Path, projects: &[PathBuf], env_files: &[PathBuf], env: &[(&str, &str)]) -> Run {
     use std::io::Read;
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let rss_file = tempfile::NamedTempFile::new().unwrap();
@@ -142,6 +147,9 @@ fn run(root: &Path, projects: &[PathBuf], env: &[(&str, &str)]) -> Run {
     cmd.arg("--root").arg(root).arg("init");
     for p in projects {
         cmd.arg("--compose").arg(p);
+    }
+    for e in env_files {
+        cmd.arg("--env").arg(e);
     }
     cmd.envs(env.iter().copied())
         .env_remove("ISOLATE_LOG")
@@ -549,4 +557,28 @@ fn a_service_with_forty_thousand_volumes_ends_with_the_budget_named() {
         t.push_str(&format!("      - /v{i}:/v{i}\n"));
     }
     bounded(&t, "more than 2000 volumes together");
+}
+
+#[test]
+fn an_env_file_named_on_the_command_line_in_alices_tree_is_read_with_her_rights() {
+    // `--env ~alice/stacks/common.env`: the admin named it, alice decides what it is.
+    let h = Host::new();
+    h.alice_writes("compose.yaml", PLAIN);
+    let common = h.root().join("home/alice/stacks/common.env");
+    symlink(h.secret("env"), &common).unwrap();
+    std::os::unix::fs::lchown(&common, Some(ALICE), Some(ALICE)).unwrap();
+    run_with(h.root(), &[h.app()], &[common], &[]).assert_refused(&[
+        "--env",
+        "common.env",
+        "alice",
+    ]);
+    // Root's own env file, in root's directory, is read as root.
+    let h = Host::new();
+    h.alice_writes("compose.yaml", PLAIN);
+    let own = h.root().join("common.env");
+    fs::write(&own, "DATA=/srv/from-roots-env\n").unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o600)).unwrap();
+    let r = run_with(h.root(), &[h.app()], &[own], &[]);
+    assert_eq!(r.code, Some(0), "{}", r.text());
+    assert!(r.stdout.contains("/srv/from-roots-env"), "{}", r.text());
 }
