@@ -528,7 +528,7 @@ fn a_file_including_itself_many_times_ends_with_the_budget_named() {
         t.push_str("  - compose.yaml\n");
     }
     t.push_str(PLAIN);
-    bounded(&t, "more than 256 files");
+    bounded(&t, "more than 256 files|more than 250000 nodes");
 }
 
 #[test]
@@ -581,4 +581,26 @@ fn an_env_file_named_on_the_command_line_in_alices_tree_is_read_with_her_rights(
     let r = run_with(h.root(), &[h.app()], &[own], &[]);
     assert_eq!(r.code, Some(0), "{}", r.text());
     assert!(r.stdout.contains("/srv/from-roots-env"), "{}", r.text());
+}
+
+#[test]
+fn a_hundred_services_extending_one_common_file_stay_within_the_budgets() {
+    // A common file (200 variables) that a hundred services extend: read and parsed once,
+    // 200 copies of 400 nodes are well within the budget.
+    let h = Host::new();
+    let mut common = String::from("services:\n  base:\n    image: nginx\n    environment:\n");
+    for i in 0..200 {
+        common.push_str(&format!("      K{i}: value-{i}\n"));
+    }
+    h.alice_writes("common.yaml", &common);
+    let mut t = String::from("services:\n");
+    for i in 0..100 {
+        t.push_str(&format!(
+            "  s{i}:\n    extends: {{file: common.yaml, service: base}}\n    volumes:\n      - /srv/s{i}:/data\n"
+        ));
+    }
+    h.alice_writes("compose.yaml", &t);
+    let r = h.init();
+    assert_eq!(r.code, Some(0), "{}", r.text());
+    assert!(r.stdout.contains("\"/srv/s99\""), "{}", r.text());
 }

@@ -58,6 +58,7 @@ pub fn resolve(
         file,
         not_followed,
         files,
+        read_before: Default::default(),
     };
     resolve_in(doc, &dirs, 0, &mut cx)
 }
@@ -68,6 +69,9 @@ struct Cx<'a, 'b> {
     file: &'a Path,
     not_followed: &'a mut Vec<String>,
     files: &'a mut Files<'b>,
+    /// Each file named by includes and extends is read and parsed once (fifty services may
+    /// extend one common file).
+    read_before: std::collections::HashMap<PathBuf, Result<Yaml, String>>,
 }
 
 impl Cx<'_, '_> {
@@ -90,28 +94,37 @@ impl Cx<'_, '_> {
     /// not read, a budget exceeded).
     /// `what` says which include or extends named it, for the error.
     fn read(&mut self, path: &Path, what: String) -> Result<Result<Yaml, String>, ComposeError> {
+        if let Some(known) = self.read_before.get(path) {
+            let known = known.clone();
+            if let Ok(doc) = &known {
+                self.charge(doc)?;
+            }
+            return Ok(known);
+        }
         let via = |source: ComposeError| ComposeError::Via {
             path: self.file.to_path_buf(),
             what,
             source: Box::new(source),
         };
-        let text = match self.files.read(path) {
-            Ok(t) => t,
-            Err(e) if e.is_not_found() => return Ok(Err("no such file".into())),
+        let parsed = match self.files.read(path) {
+            Ok(text) => match super::yaml::load_first(&text) {
+                Ok(doc) => Ok(merge_keys(doc)),
+                Err(e) if e.is_budget() => {
+                    return Err(via(ComposeError::Yaml {
+                        path: path.to_path_buf(),
+                        source: e,
+                    }))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) if e.is_not_found() => Err("no such file".into()),
             Err(e) => return Err(via(e.into())),
         };
-        match super::yaml::load_first(&text) {
-            Ok(doc) => {
-                let doc = merge_keys(doc);
-                self.charge(&doc)?;
-                Ok(Ok(doc))
-            }
-            Err(e) if e.is_budget() => Err(via(ComposeError::Yaml {
-                path: path.to_path_buf(),
-                source: e,
-            })),
-            Err(e) => Ok(Err(e.to_string())),
+        if let Ok(doc) = &parsed {
+            self.charge(doc)?;
         }
+        self.read_before.insert(path.to_path_buf(), parsed.clone());
+        Ok(parsed)
     }
 }
 

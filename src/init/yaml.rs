@@ -171,7 +171,10 @@ fn insert(parent: &mut Open, node: Yaml, mark: &Marker) -> Result<(), YamlError>
             Some(key) => {
                 if h.contains_key(&key) {
                     return Err(YamlError::DuplicateKey {
-                        key: format!("{key:?}"),
+                        key: match &key {
+                            Yaml::String(k) => format!("{k:?}"),
+                            other => format!("{other:?}"),
+                        },
                         line: mark.line(),
                     });
                 }
