@@ -5,9 +5,16 @@
 //! (per-thread credentials, so the kernel decides with her rights: modes, groups, ACLs,
 //! every directory on the way), so init reads exactly what she could read herself, and a
 //! path she can follow with `..` to another of her stacks stays fine. Only a path that no one
-//! but root controls is read as root. Every read is bounded: regular files only (a FIFO
-//! would block), at most MAX_FILE_BYTES each, MAX_PROJECT_BYTES and MAX_PROJECT_FILES per
-//! project with its includes and extends.
+//! but root controls is read as root.
+//!
+//! Why a thread with her credentials rather than opening beneath the tree as root and
+//! checking modes: that would re-implement the kernel's permission check (groups, ACL masks,
+//! search rights on every directory) and still need a boundary for `../other-stack`; and
+//! rather than a forked child: no fork of a threaded process, no unsafe code. The kernel
+//! makes the process non-dumpable when a thread changes uid, so her processes cannot trace
+//! it; files on /proc (the process's own) are refused, and every read is bounded: regular
+//! files only (a FIFO would block), MAX_FILE_BYTES each, MAX_PROJECT_BYTES,
+//! MAX_PROJECT_FILES and MAX_PROJECT_NODES per project with its includes and extends.
 use crate::host::accounts::Accounts;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
