@@ -3,23 +3,33 @@
 //! (driver options that put them on NFS/CIFS). Parsed with yaml-rust2 (pure Rust, no unsafe
 //! C port); `<<` merge keys and anchors are resolved, `extends` and `include` followed.
 use super::interpolate::{self, Vars};
+use super::read::{Files, ReadError};
+use super::yaml::YamlError;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 /// Why a compose project could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
-    #[error("reading {}: {source}", path.display())]
-    Read {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{}: {source}", path.display())]
+    Yaml {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: YamlError,
     },
-    #[error("{}: not valid YAML: {message}", path.display())]
-    Yaml { path: PathBuf, message: String },
     #[error("{}: {what}", path.display())]
     Shape { path: PathBuf, what: String },
+    /// A file an `include` or `extends` of `path` names could not be read.
+    #[error("{}: {what}: {source}", path.display())]
+    Via {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: Box<ComposeError>,
+    },
     #[error("{}: {source}", path.display())]
     Interpolate {
         path: PathBuf,
@@ -150,24 +160,23 @@ pub(super) fn merge_keys(y: Yaml) -> Yaml {
 
 /// Reads one compose project from `file` (on this machine); `host_file` and `host_dir` are
 /// the file and its directory as the host under --root names them (relative bind mounts
-/// resolve against `host_dir`).
+/// resolve against `host_dir`). Every file is read through `files`: with the rights of the
+/// user who owns the project, within its budgets.
 pub fn load(
     file: &Path,
     host_file: &Path,
     host_dir: &Path,
     vars: &Vars,
+    files: &mut Files<'_>,
 ) -> Result<Project, ComposeError> {
-    let text = std::fs::read_to_string(file).map_err(|e| ComposeError::Read {
+    let text = files.read(file)?;
+    let doc = super::yaml::load_first(&text).map_err(|e| ComposeError::Yaml {
         path: file.to_path_buf(),
         source: e,
     })?;
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| ComposeError::Yaml {
-        path: file.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let doc = merge_keys(docs.into_iter().next().unwrap_or(Yaml::Null));
+    let doc = merge_keys(doc);
     let mut not_followed = Vec::new();
-    let doc = super::extends::resolve(doc, file, host_dir, &mut not_followed);
+    let doc = super::extends::resolve(doc, file, host_dir, &mut not_followed, files)?;
     let shape = |what: String| ComposeError::Shape {
         path: file.to_path_buf(),
         what,
@@ -212,15 +221,10 @@ pub fn load(
                 for ef in env_files {
                     let (ef, _) = interp(&ef)?;
                     let disk = file.parent().unwrap_or(Path::new(".")).join(&ef);
-                    let t = match std::fs::read_to_string(&disk) {
+                    let t = match files.read(&disk) {
                         Ok(t) => t,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => {
-                            return Err(ComposeError::Read {
-                                path: disk,
-                                source: e,
-                            })
-                        }
+                        Err(e) if e.is_not_found() => continue,
+                        Err(e) => return Err(e.into()),
                     };
                     let mut fv = Vars::new();
                     interpolate::parse_env_file(&t, &mut fv).map_err(|m| {
@@ -441,11 +445,13 @@ mod tests {
             "include:\n  - other.yaml\nservices:\n  web:\n    extends:\n      file: base.yaml\n      service: web\n    volumes:\n      - ~/x:/x\n      - type: tmpfs\n        target: /t\n",
         )
         .unwrap();
+        let rights = super::super::read::Rights::new(Path::new("/nonexistent"));
         let p = load(
             &f,
             Path::new("/opt/p/compose.yaml"),
             Path::new("/opt/p"),
             &Vars::new(),
+            &mut Files::per_file(&rights),
         )
         .unwrap();
         assert_eq!(p.name, "p");

@@ -1,11 +1,13 @@
 //! Compose's `extends` and `include`, resolved before a project is read: a service built on
 //! another (in the same file or another one) and files included into the project, their
 //! relative paths rebased onto their own directory. What cannot be followed (a missing or
-//! broken file, a remote include, a cycle) is named for a TODO instead.
-use super::compose::{merge_keys, normalize, split_outside_braces};
+//! broken file, a remote include, a cycle) is named for a TODO instead; a file the
+//! project's reader may not read, or one over a budget, ends init with an error.
+use super::compose::{merge_keys, normalize, split_outside_braces, ComposeError};
+use super::read::{Files, MAX_PROJECT_NODES};
 use std::path::{Path, PathBuf};
 use yaml_rust2::yaml::Hash;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::Yaml;
 
 /// How many `extends`/`include` steps a chain may take (compose has no limit; a cycle has).
 const MAX_DEPTH: usize = 8;
@@ -38,19 +40,106 @@ impl Dirs {
 /// `doc` (the compose file `file`, whose directory the host names `host_dir`) with every
 /// service's `extends` merged in and every `include`d file's services and volumes added
 /// (the including file's own definitions win). What was not followed goes to `not_followed`.
-pub fn resolve(doc: Yaml, file: &Path, host_dir: &Path, not_followed: &mut Vec<String>) -> Yaml {
+/// Every file is read through `files` (the project's reader and budgets).
+pub fn resolve(
+    doc: Yaml,
+    file: &Path,
+    host_dir: &Path,
+    not_followed: &mut Vec<String>,
+    files: &mut Files<'_>,
+) -> Result<Yaml, ComposeError> {
     let dirs = Dirs {
         disk: file
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         host: host_dir.to_path_buf(),
     };
-    resolve_in(doc, &dirs, 0, not_followed)
+    let mut cx = Cx {
+        file,
+        not_followed,
+        files,
+        read_before: Default::default(),
+    };
+    resolve_in(doc, &dirs, 0, &mut cx)
 }
 
-fn resolve_in(doc: Yaml, dirs: &Dirs, depth: usize, not_followed: &mut Vec<String>) -> Yaml {
+/// What one resolution carries along: the project's compose file (for errors), what was
+/// not followed, and the reads with their budgets.
+struct Cx<'a, 'b> {
+    file: &'a Path,
+    not_followed: &'a mut Vec<String>,
+    files: &'a mut Files<'b>,
+    /// Each file named by includes and extends is read and parsed once (fifty services may
+    /// extend one common file).
+    read_before: std::collections::HashMap<PathBuf, Result<Yaml, String>>,
+}
+
+impl Cx<'_, '_> {
+    /// Counts the nodes of `y`, built once more for the project.
+    fn charge(&mut self, y: &Yaml) -> Result<(), ComposeError> {
+        if self.files.charge_nodes(nodes(y)) {
+            Ok(())
+        } else {
+            Err(ComposeError::Shape {
+                path: self.file.to_path_buf(),
+                what: format!(
+                    "more than {MAX_PROJECT_NODES} nodes with extends and includes merged"
+                ),
+            })
+        }
+    }
+
+    /// One compose file named by an include or extends: Ok(Err(why)) when it cannot be
+    /// followed (missing, not YAML: a TODO), Err when init must stop (a file the reader may
+    /// not read, a budget exceeded).
+    /// `what` says which include or extends named it, for the error.
+    fn read(&mut self, path: &Path, what: String) -> Result<Result<Yaml, String>, ComposeError> {
+        if let Some(known) = self.read_before.get(path) {
+            let known = known.clone();
+            if let Ok(doc) = &known {
+                self.charge(doc)?;
+            }
+            return Ok(known);
+        }
+        let via = |source: ComposeError| ComposeError::Via {
+            path: self.file.to_path_buf(),
+            what,
+            source: Box::new(source),
+        };
+        let parsed = match self.files.read(path) {
+            Ok(text) => match super::yaml::load_first(&text) {
+                Ok(doc) => Ok(merge_keys(doc)),
+                Err(e) if e.is_budget() => {
+                    return Err(via(ComposeError::Yaml {
+                        path: path.to_path_buf(),
+                        source: e,
+                    }))
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) if e.is_not_found() => Err("no such file".into()),
+            Err(e) => return Err(via(e.into())),
+        };
+        if let Ok(doc) = &parsed {
+            self.charge(doc)?;
+        }
+        self.read_before.insert(path.to_path_buf(), parsed.clone());
+        Ok(parsed)
+    }
+}
+
+/// How many nodes `y` holds (its depth is bounded by the YAML budget).
+fn nodes(y: &Yaml) -> usize {
+    match y {
+        Yaml::Array(a) => 1 + a.iter().map(nodes).sum::<usize>(),
+        Yaml::Hash(h) => 1 + h.iter().map(|(k, v)| nodes(k) + nodes(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+fn resolve_in(doc: Yaml, dirs: &Dirs, depth: usize, cx: &mut Cx) -> Result<Yaml, ComposeError> {
     let Yaml::Hash(mut top) = doc else {
-        return doc;
+        return Ok(doc);
     };
     let services_key = Yaml::String("services".into());
     if let Some(Yaml::Hash(services)) = top.get(&services_key).cloned() {
@@ -59,7 +148,7 @@ fn resolve_in(doc: Yaml, dirs: &Dirs, depth: usize, not_followed: &mut Vec<Strin
             let label = name.as_str().unwrap_or("?");
             out.insert(
                 name.clone(),
-                extended(svc, &services, dirs, depth, label, not_followed),
+                extended(svc, &services, dirs, depth, label, cx)?,
             );
         }
         top.insert(services_key.clone(), Yaml::Hash(out));
@@ -70,10 +159,10 @@ fn resolve_in(doc: Yaml, dirs: &Dirs, depth: usize, not_followed: &mut Vec<Strin
             other => vec![other],
         };
         for item in items {
-            include_one(&mut top, &item, dirs, depth, not_followed);
+            include_one(&mut top, &item, dirs, depth, cx)?;
         }
     }
-    Yaml::Hash(top)
+    Ok(Yaml::Hash(top))
 }
 
 /// Adds the services and volumes of one `include` entry (a path, or a mapping with `path`
@@ -83,8 +172,8 @@ fn include_one(
     item: &Yaml,
     dirs: &Dirs,
     depth: usize,
-    not_followed: &mut Vec<String>,
-) {
+    cx: &mut Cx,
+) -> Result<(), ComposeError> {
     let paths: Vec<String> = match item {
         Yaml::String(p) => vec![p.clone()],
         Yaml::Hash(_) => match &item["path"] {
@@ -98,16 +187,18 @@ fn include_one(
         _ => Vec::new(),
     };
     if paths.is_empty() {
-        not_followed.push("an `include` entry without a path".into());
-        return;
+        cx.not_followed
+            .push("an `include` entry without a path".into());
+        return Ok(());
     }
     for path in paths {
         if path.contains("://") || path.starts_with("git@") {
-            not_followed.push(format!("`include` of {path} (remote)"));
+            cx.not_followed
+                .push(format!("`include` of {path} (remote)"));
             continue;
         }
         if depth >= MAX_DEPTH {
-            not_followed.push(format!(
+            cx.not_followed.push(format!(
                 "`include` of {path} (circular or deeper than {MAX_DEPTH})"
             ));
             continue;
@@ -119,14 +210,14 @@ fn include_one(
                 host: normalize(&dirs.host.join(project_dir)),
             };
         }
-        let doc = match read(&disk_file) {
+        let doc = match cx.read(&disk_file, format!("`include` of {path}"))? {
             Ok(doc) => doc,
             Err(why) => {
-                not_followed.push(format!("`include` of {path} ({why})"));
+                cx.not_followed.push(format!("`include` of {path} ({why})"));
                 continue;
             }
         };
-        let Yaml::Hash(inc) = resolve_in(doc, &inc_dirs, depth + 1, not_followed) else {
+        let Yaml::Hash(inc) = resolve_in(doc, &inc_dirs, depth + 1, cx)? else {
             continue;
         };
         for key in ["services", "volumes"] {
@@ -148,6 +239,7 @@ fn include_one(
             }
         }
     }
+    Ok(())
 }
 
 /// Service `svc` with its `extends` (if any) merged in.
@@ -157,11 +249,11 @@ fn extended(
     dirs: &Dirs,
     depth: usize,
     label: &str,
-    not_followed: &mut Vec<String>,
-) -> Yaml {
+    cx: &mut Cx,
+) -> Result<Yaml, ComposeError> {
     let ext = &svc["extends"];
     if ext.is_badvalue() {
-        return svc.clone();
+        return Ok(svc.clone());
     }
     let (base_name, base_file) = match ext {
         Yaml::String(s) => (Some(s.clone()), None),
@@ -170,45 +262,44 @@ fn extended(
             ext["file"].as_str().map(String::from),
         ),
     };
-    let mut skip = |why: String| {
-        not_followed.push(format!("`extends` of service {label} ({why})"));
-        without_extends(svc)
+    let skip = |cx: &mut Cx, why: String| {
+        cx.not_followed
+            .push(format!("`extends` of service {label} ({why})"));
+        Ok(without_extends(svc))
     };
     let Some(base_name) = base_name else {
-        return skip("no `service` named".into());
+        return skip(cx, "no `service` named".into());
     };
     if depth >= MAX_DEPTH {
-        return skip(format!("circular or deeper than {MAX_DEPTH}"));
+        return skip(cx, format!("circular or deeper than {MAX_DEPTH}"));
     }
     let base = match base_file {
         None => match services.get(&Yaml::String(base_name.clone())) {
-            Some(base) => extended(base, services, dirs, depth + 1, &base_name, not_followed),
-            None => return skip(format!("no service {base_name} in this file")),
+            Some(base) => {
+                // Counted before it is copied.
+                cx.charge(base)?;
+                extended(base, services, dirs, depth + 1, &base_name, cx)?
+            }
+            None => return skip(cx, format!("no service {base_name} in this file")),
         },
         Some(f) => {
             let (disk_file, base_dirs) = dirs.of(&f);
-            let doc = match read(&disk_file) {
+            let doc = match cx.read(&disk_file, format!("`extends` of service {label}"))? {
                 Ok(doc) => doc,
-                Err(why) => return skip(format!("{f}: {why}")),
+                Err(why) => return skip(cx, format!("{f}: {why}")),
             };
             let Yaml::Hash(base_services) = &doc["services"] else {
-                return skip(format!("{f} has no services"));
+                return skip(cx, format!("{f} has no services"));
             };
             let Some(base) = base_services.get(&Yaml::String(base_name.clone())) else {
-                return skip(format!("no service {base_name} in {f}"));
+                return skip(cx, format!("no service {base_name} in {f}"));
             };
-            let base = extended(
-                base,
-                base_services,
-                &base_dirs,
-                depth + 1,
-                &base_name,
-                not_followed,
-            );
+            cx.charge(base)?;
+            let base = extended(base, base_services, &base_dirs, depth + 1, &base_name, cx)?;
             rebased(base, &base_dirs)
         }
     };
-    merged(base, svc)
+    Ok(merged(base, svc))
 }
 
 fn without_extends(svc: &Yaml) -> Yaml {
@@ -220,13 +311,6 @@ fn without_extends(svc: &Yaml) -> Yaml {
         }
         other => other.clone(),
     }
-}
-
-/// Reads one compose file's first document, merge keys resolved.
-fn read(path: &Path) -> Result<Yaml, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let docs = YamlLoader::load_from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?;
-    Ok(merge_keys(docs.into_iter().next().unwrap_or(Yaml::Null)))
 }
 
 /// Whether a bind source is relative to the compose file's directory.
@@ -326,7 +410,8 @@ fn merged(base: Yaml, local: &Yaml) -> Yaml {
                     Yaml::Array(a) => a.clone(),
                     _ => Vec::new(),
                 };
-                let targets: Vec<Option<String>> = ours.iter().map(target).collect();
+                let targets: std::collections::HashSet<Option<String>> =
+                    ours.iter().map(target).collect();
                 let mut vols: Vec<Yaml> = theirs
                     .into_iter()
                     .filter(|t| target(t).is_none() || !targets.contains(&target(t)))
@@ -401,9 +486,18 @@ mod tests {
 
     fn load(file: &Path, host_dir: &str) -> (Yaml, Vec<String>) {
         let text = std::fs::read_to_string(file).unwrap();
-        let doc = merge_keys(YamlLoader::load_from_str(&text).unwrap().remove(0));
+        let doc = merge_keys(crate::init::yaml::load_first(&text).unwrap());
         let mut not_followed = Vec::new();
-        let doc = resolve(doc, file, Path::new(host_dir), &mut not_followed);
+        let rights = crate::init::read::Rights::new(Path::new("/nonexistent"));
+        let mut files = Files::per_file(&rights);
+        let doc = resolve(
+            doc,
+            file,
+            Path::new(host_dir),
+            &mut not_followed,
+            &mut files,
+        )
+        .unwrap();
         (doc, not_followed)
     }
 

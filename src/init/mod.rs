@@ -1,11 +1,14 @@
 //! `isolate init`: a policy drafted from compose files. Finds the compose projects, reads
 //! their variables and mounts, looks at the host (under --root) for what each mounted path
 //! is and which filesystem it lies on, and prints a commented policy that `isolate plan`
-//! accepts. Reads only; never changes anything.
+//! accepts. Reads only; never changes anything. What it reads from a tree another user owns,
+//! it reads with that user's rights (`read`), and YAML within budgets (`yaml`).
 pub mod compose;
 pub mod draft;
 mod extends;
 pub mod interpolate;
+pub mod read;
+pub mod yaml;
 
 use crate::error::{Error, Result};
 use crate::layout::Root;
@@ -22,6 +25,10 @@ pub struct Request<'a> {
     pub env: &'a [PathBuf],
     pub legacy_owner: Option<&'a str>,
 }
+
+/// How many volumes the drafted projects may have together: the draft compares every data
+/// path with every other one (homelabs have a few hundred).
+const MAX_MOUNTS: usize = 2_000;
 
 /// Filesystems where chown is refused or not the file server's truth.
 const NETWORK_FS: &[&str] = &[
@@ -141,32 +148,46 @@ fn fs_of<'a>(mounts: &'a [(PathBuf, String)], path: &Path) -> Option<&'a str> {
 
 /// Reads everything and returns the draft; the draft is checked to parse as a policy.
 pub fn run(req: &Request<'_>) -> Result<String> {
-    let files = find_projects(req.compose)?;
+    let compose_files = find_projects(req.compose)?;
+    let rights = read::Rights::new(req.root.path());
     let mut base = interpolate::Vars::new();
+    let mut env_files = read::Files::per_file(&rights);
     for e in req.env {
-        let t = std::fs::read_to_string(e)
-            .map_err(|err| Error::Usage(format!("--env {}: {err}", e.display())))?;
+        let t = env_files
+            .read(e)
+            .map_err(|err| Error::Usage(format!("--env: {err}")))?;
         interpolate::parse_env_file(&t, &mut base)
             .map_err(|m| Error::Usage(format!("--env {}: {m}", e.display())))?;
     }
     let mut projects = Vec::new();
-    for f in &files {
+    let mut mounts = 0;
+    for f in &compose_files {
         let dir = f.parent().unwrap_or(Path::new("."));
+        let mut files =
+            read::Files::for_project(&rights, f).map_err(|e| Error::Usage(e.to_string()))?;
         let mut vars = base.clone();
         let dot_env = dir.join(".env");
-        if dot_env.is_file() {
-            let t = std::fs::read_to_string(&dot_env)
-                .map_err(|e| Error::io(format!("reading {}", dot_env.display()), e))?;
-            interpolate::parse_env_file(&t, &mut vars)
-                .map_err(|m| Error::Usage(format!("{}: {m}", dot_env.display())))?;
+        match files.read(&dot_env) {
+            Ok(t) => interpolate::parse_env_file(&t, &mut vars)
+                .map_err(|m| Error::Usage(format!("{}: {m}", dot_env.display())))?,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(Error::Usage(e.to_string())),
         }
         let p = compose::load(
             f,
             &host_path(req.root.path(), f),
             &host_path(req.root.path(), dir),
             &vars,
+            &mut files,
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
+        mounts += p.services.iter().map(|s| s.mounts.len()).sum::<usize>();
+        if mounts > MAX_MOUNTS {
+            return Err(Error::Usage(format!(
+                "{}: the compose projects have more than {MAX_MOUNTS} volumes together; run init on fewer at a time",
+                f.display()
+            )));
+        }
         projects.push(p);
     }
 
