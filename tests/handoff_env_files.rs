@@ -305,5 +305,6 @@ fn a_race_exchanging_the_env_file_with_a_root_files_link_never_reowns_the_root_f
             taken += 1;
         }
     }
+    eprintln!("exit codes of the racing applies: {outcomes:?}");
     assert_eq!(taken, 0, "the root file was re-owned ({outcomes:?})");
 }

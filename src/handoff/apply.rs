@@ -59,7 +59,12 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
             ..
         } => copy_image(stores, image, (from_user, *from_uid), (to_user, *to_uid)),
         HandoffStep::EnvFile {
-            stack, path, to, ..
+            stack,
+            path,
+            was,
+            id,
+            to,
+            ..
         } => {
             let now = match env_files::observe(root, path)? {
                 EnvFileFacts::File(f) => f,
@@ -70,9 +75,14 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
                     )))
                 }
             };
-            if env_files::is_handed(&now, to.uid, to.gid) {
+            if now.id == *id && now.links == 1 && env_files::is_handed(&now.owner, to.uid, to.gid)
+            {
                 return Ok(Outcome::AlreadyPresent);
             }
+            let expected = env_files::Expected {
+                uid: was.uid,
+                id: Some(*id),
+            };
             // The original owner is on disk before the file changes; a re-run after a crash
             // keeps the first record (the file may already be half changed).
             let mut state = State::read(root)?;
@@ -80,11 +90,12 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
             if !rec.env_files.iter().any(|r| &r.path == path) {
                 rec.env_files.push(EnvFileRecord {
                     path: path.clone(),
-                    was: now,
+                    was: now.owner,
+                    id: Some(*id),
                 });
                 state.write(root)?;
             }
-            env_files::set_owner(root, path, *to)?;
+            env_files::set_owner(root, path, &expected, *to)?;
             Ok(Outcome::Done)
         }
     }
@@ -479,7 +490,26 @@ pub fn rollback(
     for e in rec.env_files.iter().rev() {
         let back = env_files::restored(e.was);
         match env_files::observe(root, &e.path)? {
-            EnvFileFacts::File(_) => env_files::set_owner(root, &e.path, back)?,
+            // Only the inode handed over, still the stack's with one name, goes back.
+            EnvFileFacts::File(f)
+                if f.owner.uid == target.0 && f.links == 1 && e.id.is_none_or(|id| id == f.id) =>
+            {
+                let expected = env_files::Expected {
+                    uid: target.0,
+                    id: Some(f.id),
+                };
+                env_files::set_owner(root, &e.path, &expected, back)?
+            }
+            EnvFileFacts::File(f) => {
+                lines.push(format!(
+                    "env file {} is no longer the file handed over (owner uid {}, {} names); left as is",
+                    e.path.display(),
+                    f.owner.uid,
+                    f.links
+                ));
+                forget_env_file(root, stack, &e.path)?;
+                continue;
+            }
             EnvFileFacts::Missing => {
                 lines.push(format!(
                     "env file {} is gone; nothing to give back",

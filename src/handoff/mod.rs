@@ -13,7 +13,7 @@ pub mod volumes;
 
 use crate::host::podman::store::ProjectContainer;
 use compose::ComposeFacts;
-use env_files::{EnvFileFacts, EnvFileRecord, FileOwner};
+use env_files::{EnvFileFacts, EnvFileRecord, FileId, FileOwner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -121,12 +121,14 @@ impl HandoffRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "handoff", rename_all = "snake_case")]
 pub enum HandoffStep {
-    /// The env file becomes the stack user's, mode 0400.
+    /// The env file becomes the stack user's, mode 0400: only the inode plan saw (`id`), still
+    /// the legacy user's (`was.uid`) and with one name.
     EnvFile {
         stack: String,
         user: String,
         path: PathBuf,
         was: FileOwner,
+        id: FileId,
         to: FileOwner,
     },
     /// The image is copied from the legacy user's store into the stack user's, then its ID
@@ -190,6 +192,7 @@ impl fmt::Display for HandoffStep {
                 path,
                 was,
                 to,
+                ..
             } => write!(
                 f,
                 "~ env file {} of {stack}: owner {user} ({}:{}), mode {:04o} (was {}:{} mode {:04o})",

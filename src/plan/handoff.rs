@@ -114,6 +114,10 @@ fn plan_env_files(
 ) {
     let facts = obs.handoff.get(&s.name);
     let others = other_stack_users(policy, obs, &a.user);
+    let legacy = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value));
     for e in &s.handoff.env_files {
         let path = &e.value;
         let shown = path.display();
@@ -134,13 +138,29 @@ fn plan_env_files(
                 "stack `{}`: env file {shown} is {file_type}, not a regular file",
                 s.name
             )),
-            Some(EnvFileFacts::File(f)) if env_files::is_handed(f, a.uid, a.gid) => {
+            Some(EnvFileFacts::File(f)) if f.links != 1 => refusals.push(format!(
+                "stack `{}`: env file {shown} has {} names (hard links); another name could be a file that is not the legacy user's to give (a root file, another stack's secret): isolate takes only a file with one name",
+                s.name, f.links
+            )),
+            Some(EnvFileFacts::File(f)) if env_files::is_handed(&f.owner, a.uid, a.gid) => {
                 out.notes.push(note(
                     NoteKind::Present,
-                    format!("env file {shown} is {}'s alone (mode {:04o})", a.user, f.mode),
+                    format!(
+                        "env file {shown} is {}'s alone (mode {:04o})",
+                        a.user, f.owner.mode
+                    ),
                 ))
             }
-            Some(EnvFileFacts::File(f)) => {
+            Some(EnvFileFacts::File(f)) if Some(f.owner.uid) != legacy.map(|l| l.uid) => {
+                refusals.push(format!(
+                    "stack `{}`: env file {shown} belongs to uid {}, not to the legacy user {}: isolate hands over only that user's files",
+                    s.name,
+                    f.owner.uid,
+                    legacy.map_or("(no `legacy_owner` in the policy)", |l| l.name.as_str())
+                ))
+            }
+            Some(EnvFileFacts::File(file)) => {
+                let f = &file.owner;
                 let readers = env_files::readers(f, &obs.accounts, &others);
                 if !readers.is_empty() {
                     out.notes.push(note(
@@ -161,6 +181,7 @@ fn plan_env_files(
                     user: a.user.clone(),
                     path: path.clone(),
                     was: *f,
+                    id: file.id,
                     to: FileOwner {
                         uid: a.uid,
                         gid: a.gid,
