@@ -328,3 +328,72 @@ fn a_volume_in_use_or_already_full_is_refused_and_a_moved_one_is_present() {
     let ok = plan(&p, &with(volume(vec![], false)), &opts()).unwrap();
     assert!(ok.steps.iter().any(|s| matches!(s, Step::Handoff(HandoffStep::MoveVolume { name, resume: false, .. }) if name == "app_db")));
 }
+
+/// podman-compose exits 0 while every container fails to start: the oneshot unit is active
+/// and enabled, but the project does not run. Neither plan nor status may call that done.
+#[test]
+fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() {
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 1800\ncompose = [\"/srv/app/compose.yaml\"]\nservice = true\n",
+    )
+    .unwrap();
+    let s = &p.stacks["app"];
+    let a = crate::state::Allocation {
+        user: "stk-app".into(),
+        uid: 1800,
+        gid: 1800,
+        subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+    };
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    let unit = "isolate-compose-app.service";
+    let path = Path::new("/var/lib/isolate/home/stk-app/.config/systemd/user").join(unit);
+    std::fs::create_dir_all(root.at(path.parent().unwrap())).unwrap();
+    std::fs::write(root.at(&path), service::render_unit(s, &a)).unwrap();
+    std::fs::create_dir_all(root.at(Path::new("/srv/app"))).unwrap();
+    std::fs::write(root.at(Path::new("/srv/app/compose.yaml")), "services: {}\n").unwrap();
+    let mut stores = FakeStores::default();
+    stores.units.lock().unwrap().push((1800, unit.into(), true));
+    stores.containers.insert(
+        1800,
+        vec![ProjectContainer {
+            state: "created".into(),
+            ..container("app_web_1", "localhost/app:1")
+        }],
+    );
+    let mut o = observed();
+    let facts = observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores)).unwrap();
+    o.handoff.insert("app".into(), facts);
+    let plan = plan(&p, &o, &opts()).unwrap();
+    let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, Step::Handoff(HandoffStep::InstallService { .. }))),
+        "no service step although nothing runs: {notes:?}"
+    );
+    assert!(
+        !notes.iter().any(|n| n.contains("enabled and active")),
+        "{notes:?}"
+    );
+
+    let mut state = crate::state::State::default();
+    state.handoff.insert(
+        "app".into(),
+        HandoffRecord {
+            service: Some(service::ServiceRecord {
+                unit: unit.into(),
+                path: path.clone(),
+            }),
+            ..HandoffRecord::default()
+        },
+    );
+    let lines = status::lines(&p, &state, &o.accounts, "app", &a, Some(&stores));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("project app does not run: not running: app_web_1 (created)")),
+        "{lines:?}"
+    );
+}
