@@ -75,8 +75,7 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
                     )))
                 }
             };
-            if now.id == *id && now.links == 1 && env_files::is_handed(&now.owner, to.uid, to.gid)
-            {
+            if now.id == *id && now.links == 1 && env_files::is_handed(&now.owner, to.uid, to.gid) {
                 return Ok(Outcome::AlreadyPresent);
             }
             let expected = env_files::Expected {
@@ -121,7 +120,7 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
     let current = super::service::read_unit(root, path);
     if current.as_deref() == Some(text.as_str())
         && stores.unit_state(user, *uid, unit) == Some((true, true))
-        && project_running(stores, *uid, project)?.is_ok()
+        && super::service::project_running(stores, *uid, project)?.is_ok()
     {
         return Ok(Outcome::AlreadyPresent);
     }
@@ -135,7 +134,7 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
     stores.start_unit(*uid, unit)?;
     let deadline = std::time::Instant::now() + stores.running_timeout();
     loop {
-        match project_running(stores, *uid, project)? {
+        match super::service::project_running(stores, *uid, project)? {
             Ok(()) => return Ok(Outcome::Done),
             Err(why) if std::time::Instant::now() >= deadline => {
                 return Err(Error::Failed(format!(
@@ -144,29 +143,6 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
             }
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
         }
-    }
-}
-
-/// Ok(()) when the project has containers in the user's store and all of them run;
-/// otherwise what is not running.
-fn project_running(
-    stores: &dyn Stores,
-    uid: u32,
-    project: &str,
-) -> Result<std::result::Result<(), String>> {
-    let containers = stores.project_containers(uid, project)?;
-    if containers.is_empty() {
-        return Ok(Err("it has no containers".into()));
-    }
-    let stopped: Vec<String> = containers
-        .iter()
-        .filter(|c| c.state != "running")
-        .map(|c| format!("{} ({})", c.name, c.state))
-        .collect();
-    if stopped.is_empty() {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!("not running: {}", stopped.join(", "))))
     }
 }
 

@@ -44,6 +44,9 @@ pub struct ServiceFacts {
     pub text: Option<String>,
     pub enabled: bool,
     pub active: bool,
+    /// Whether the project's containers run in the stack user's store: the service's truth
+    /// (a oneshot unit stays active when compose exits 0 while every container failed).
+    pub project: service::ProjectRuns,
 }
 
 /// One named volume of the project.

@@ -2,7 +2,9 @@
 //! systemd manager (podman supports no `User=` for rootless containers in a system unit), its
 //! text rendered here with the literal uid and paths (never `%U`/`%t`/`%h`), written into the
 //! stack user's home without following a link the user may have planted; and, for admins who
-//! keep a root-owned wrapper unit, the drop-in that wrapper needs.
+//! keep a root-owned wrapper unit, the drop-in that wrapper needs. The service's truth is its
+//! project's containers running, asked of the stack's store on every read.
+use super::stores::Stores;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use crate::policy::StackPolicy;
@@ -309,6 +311,76 @@ pub fn remove_unit(root: &Root, path: &Path) -> Result<()> {
     match rustix::fs::unlinkat(dirfd.as_fd(), name, AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
         Err(e) => Err(io("remove", &root.at(path), e)),
+    }
+}
+
+/// Whether a compose project runs in a user's store, as observation found it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "snake_case")]
+pub enum ProjectRuns {
+    /// Not asked: the stack's podman socket does not listen (or no systemd).
+    #[default]
+    NotAsked,
+    Yes,
+    No(String),
+}
+
+/// Ok(()) when the project has containers in the user's store and all of them run;
+/// otherwise what is not running.
+pub fn project_running(
+    stores: &dyn Stores,
+    uid: u32,
+    project: &str,
+) -> Result<std::result::Result<(), String>> {
+    let containers = stores.project_containers(uid, project)?;
+    if containers.is_empty() {
+        return Ok(Err("it has no containers".into()));
+    }
+    let stopped: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state != "running")
+        .map(|c| format!("{} ({})", c.name, c.state))
+        .collect();
+    if stopped.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!("not running: {}", stopped.join(", "))))
+    }
+}
+
+/// Asks the stack's store whether its project runs; never starts a socket.
+pub fn project_runs(stores: &dyn Stores, uid: u32, project: &str) -> ProjectRuns {
+    if !stores.socket_listening(uid) {
+        return ProjectRuns::NotAsked;
+    }
+    match project_running(stores, uid, project) {
+        Ok(Ok(())) => ProjectRuns::Yes,
+        Ok(Err(why)) => ProjectRuns::No(why),
+        Err(e) => ProjectRuns::No(format!("its containers cannot be listed: {e}")),
+    }
+}
+
+/// The service as it is: its unit file, its state in the stack user's manager and whether the
+/// project's containers run. Never writes.
+pub fn observe(
+    root: &Root,
+    acc: &crate::host::accounts::Accounts,
+    s: &StackPolicy,
+    a: &Allocation,
+    stores: Option<&dyn Stores>,
+) -> super::ServiceFacts {
+    let project = s.handoff.project_of(&s.name);
+    let path = unit_path(&home_of(acc, a), &project);
+    let (enabled, active) = stores
+        .and_then(|st| st.unit_state(&a.user, a.uid, &unit_name(&project)))
+        .unwrap_or((false, false));
+    super::ServiceFacts {
+        text: read_unit(root, &path),
+        enabled,
+        active,
+        project: stores.map_or(ProjectRuns::NotAsked, |st| {
+            project_runs(st, a.uid, &project)
+        }),
     }
 }
 

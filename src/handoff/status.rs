@@ -1,6 +1,8 @@
 //! The hand-off's lines of `status`: what isolate handed the stack (env files, volumes, the
 //! service and its state) and what the legacy user still holds of the project, with the
-//! command that removes it. Asks podman only through sockets that already listen.
+//! command that removes it. Asks podman only through sockets that already listen. A service
+//! is shown running only when its project's containers run.
+use super::service::ProjectRuns;
 use super::stores::Stores;
 use crate::host::accounts::Accounts;
 use crate::policy::Policy;
@@ -36,11 +38,24 @@ pub fn lines(
             ));
         }
         if let Some(svc) = &rec.service {
+            let project = policy
+                .stacks
+                .get(stack)
+                .map_or_else(|| stack.to_string(), |s| s.handoff.project_of(&s.name));
             let state = match stores.and_then(|s| s.unit_state(&a.user, a.uid, &svc.unit)) {
                 Some((enabled, active)) => format!(
-                    "{}, {}",
+                    "{}, {}, {}",
                     if enabled { "enabled" } else { "disabled" },
-                    if active { "active" } else { "inactive" }
+                    if active { "active" } else { "inactive" },
+                    match stores.map(|s| super::service::project_runs(s, a.uid, &project)) {
+                        Some(ProjectRuns::Yes) => format!("project {project} runs"),
+                        Some(ProjectRuns::No(why)) => {
+                            format!("project {project} does not run: {why}")
+                        }
+                        _ => format!(
+                            "project {project} not asked (its podman socket does not listen)"
+                        ),
+                    }
                 ),
                 None => "not asked".into(),
             };

@@ -3,6 +3,7 @@
 //! right, what is left behind and what is worth knowing.
 use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
 use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use crate::handoff::service::ProjectRuns;
 use crate::handoff::volumes::VolumePhase;
 use crate::handoff::HandoffStep;
 use crate::observe::Observed;
@@ -53,7 +54,8 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
 pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
 
 /// The compose service: written, enabled and started unless its unit is already exactly
-/// what isolate renders, enabled and active.
+/// what isolate renders, enabled and active, and the project's containers run (a oneshot
+/// unit stays active when compose exits 0 with every container failed).
 fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options, out: &mut Plan) {
     if !s.handoff.wants_service() {
         return;
@@ -75,13 +77,28 @@ fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options,
         .get(&s.name)
         .and_then(|f| f.service.clone())
         .unwrap_or_default();
-    if facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active {
-        out.notes.push(note(
+    let unit_right = facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active;
+    match &facts.project {
+        ProjectRuns::Yes if unit_right => {
+            out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!(
+                    "service {unit} of {} enabled and active, project {project} runs",
+                    a.user
+                ),
+            ));
+            return;
+        }
+        ProjectRuns::No(why) if unit_right => out.notes.push(note(
             s,
-            NoteKind::Present,
-            format!("service {unit} of {} enabled and active", a.user),
-        ));
-        return;
+            NoteKind::Warning,
+            format!(
+                "service {unit} of {} is enabled and active, but project {project} does not run ({why}): apply starts it again",
+                a.user
+            ),
+        )),
+        _ => {}
     }
     out.steps.push(Step::Handoff(HandoffStep::InstallService {
         stack: s.name.clone(),
