@@ -405,3 +405,112 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
         "{lines:?}"
     );
 }
+
+/// After the hand-off the legacy user still owns the directory of the compose and env files:
+/// the service must run isolate's root-owned copies, and a changed original is a plan diff
+/// that only apply (run by root) copies.
+#[test]
+fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let p = Policy::parse(
+        Path::new("p.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 1800\ncompose = [\"/srv/app/conf/compose.yaml\"]\nenv_files = [\"/srv/app/conf/app.env\"]\nservice = true\n",
+    )
+    .unwrap();
+    let s = &p.stacks["app"];
+    let a = crate::state::Allocation {
+        user: "stk-app".into(),
+        uid: 1800,
+        gid: 1800,
+        subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+    };
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    let conf = d.path().join("srv/app/conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(d.path().join("var/lib/isolate/home/stk-app")).unwrap();
+    let compose = "services:\n  web:\n    image: localhost/app:${TAG}\n    volumes:\n      - ./data:/data\n";
+    std::fs::write(conf.join("compose.yaml"), compose).unwrap();
+    std::fs::write(conf.join("app.env"), "TAG=1\nSECRET=hunter2\n").unwrap();
+    for f in ["compose.yaml", "app.env"] {
+        std::os::unix::fs::chown(conf.join(f), Some(1000), Some(1000)).unwrap();
+    }
+    std::os::unix::fs::chown(&conf, Some(1000), Some(1000)).unwrap();
+    let mut stores = FakeStores::default();
+    stores.containers.insert(
+        1800,
+        vec![ProjectContainer {
+            state: "running".into(),
+            ..container("app_web_1", "localhost/app:1")
+        }],
+    );
+    let planned = |stores: &FakeStores| {
+        let mut o = observed();
+        let facts = observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(stores)).unwrap();
+        o.handoff.insert("app".into(), facts);
+        plan(&p, &o, &opts()).unwrap()
+    };
+    let service_step = |plan: &crate::plan::Plan| {
+        plan.steps.iter().find_map(|s| match s {
+            Step::Handoff(h @ HandoffStep::InstallService { .. }) => Some(h.clone()),
+            _ => None,
+        })
+    };
+    let first = planned(&stores);
+    let step = service_step(&first).expect("a service step");
+    let walker = crate::apply::Walker::new();
+    apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+
+    let copies = d.path().join("var/lib/isolate/stacks/app/files/srv/app/conf");
+    let unit = std::fs::read_to_string(
+        d.path()
+            .join("var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service"),
+    )
+    .unwrap();
+    assert!(
+        unit.contains("-f /var/lib/isolate/stacks/app/files/srv/app/conf/compose.yaml up -d\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("EnvironmentFile=/var/lib/isolate/stacks/app/files/srv/app/conf/app.env\n"),
+        "{unit}"
+    );
+    let meta = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        format!("{}:{} {:o}", m.uid(), m.gid(), m.permissions().mode() & 0o7777)
+    };
+    assert_eq!(meta(&copies.join("app.env")), "0:1800 440");
+    assert_eq!(meta(&copies.join("compose.yaml")), "0:1800 440");
+    assert_eq!(meta(&d.path().join("var/lib/isolate/stacks/app")), "0:1800 750");
+    assert_eq!(
+        std::fs::read_to_string(copies.join("app.env")).unwrap(),
+        "TAG=1\nSECRET=hunter2\n"
+    );
+    // The relative bind source still names the original project directory.
+    let copied = std::fs::read_to_string(copies.join("compose.yaml")).unwrap();
+    assert!(copied.contains("/srv/app/conf/data:/data"), "{copied}");
+
+    // The legacy user edits her compose file and replaces the env file.
+    std::fs::write(
+        conf.join("compose.yaml"),
+        format!("{compose}      - \"/:/host\"\n"),
+    )
+    .unwrap();
+    std::fs::write(conf.join("app.env"), "TAG=1\nSECRET=other\nEVIL=1\n").unwrap();
+    let second = planned(&stores);
+    let notes: Vec<String> = second.notes.iter().map(|n| n.to_string()).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("compose file /srv/app/conf/compose.yaml changed since isolate copied it") && n.contains("+") && n.contains("/:/host")),
+        "{notes:?}"
+    );
+    assert!(
+        notes.iter().any(|n| n.contains("env file /srv/app/conf/app.env changed since isolate copied it")
+            && n.contains("EVIL")
+            && !n.contains("other")),
+        "values of an env file are never shown: {notes:?}"
+    );
+    assert!(service_step(&second).is_some(), "{notes:?}");
+    // Until apply, the service runs the copy.
+    assert_eq!(std::fs::read_to_string(copies.join("compose.yaml")).unwrap(), copied);
+    assert!(!copied.contains("/host"));
+}
