@@ -113,12 +113,29 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
         path,
         home,
         text,
+        copies,
     } = step
     else {
         unreachable!("install_service gets InstallService steps only")
     };
+    // Each original must still be what plan showed; a copy that differs is written below.
+    let mut stale = Vec::new();
+    for c in copies {
+        let now = super::copies::wanted(root, stack, c.kind, &c.from, &c.owners)
+            .map_err(|e| Error::Failed(format!("{} cannot be copied: {e}", c.from.display())))?;
+        if now != c.content {
+            return Err(Error::Failed(format!(
+                "{} changed since the plan; run `isolate plan` to see the change, then apply again",
+                c.from.display()
+            )));
+        }
+        if super::copies::current(root, &c.to).as_ref() != Some(&c.content) {
+            stale.push(c);
+        }
+    }
     let current = super::service::read_unit(root, path);
-    if current.as_deref() == Some(text.as_str())
+    if stale.is_empty()
+        && current.as_deref() == Some(text.as_str())
         && stores.unit_state(user, *uid, unit) == Some((true, true))
         && super::service::project_running(stores, *uid, project)?.is_ok()
     {
@@ -130,6 +147,9 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
         path: path.clone(),
     });
     state.write(root)?;
+    for c in stale {
+        super::copies::write(root, stack, *gid, &c.to, &c.content)?;
+    }
     super::service::write_unit(root, path, home, text, *uid, *gid)?;
     stores.start_unit(*uid, unit)?;
     let deadline = std::time::Instant::now() + stores.running_timeout();
@@ -164,6 +184,7 @@ impl PausedService {
     /// Removes the unit file and the record: the rollback goes on.
     pub fn remove(self, root: &Root) -> Result<String> {
         super::service::remove_unit(root, &self.rec.path)?;
+        super::copies::remove(root, &self.stack)?;
         let mut state = State::read(root)?;
         if let Some(r) = state.handoff.get_mut(&self.stack) {
             r.service = None;
@@ -173,7 +194,7 @@ impl PausedService {
         }
         state.write(root)?;
         Ok(format!(
-            "service {}: stopped, disabled and removed ({})",
+            "service {}: stopped, disabled and removed ({}, and isolate's copies of its files)",
             self.rec.unit,
             self.rec.path.display()
         ))

@@ -256,6 +256,16 @@ pub fn restored(was: FileOwner) -> FileOwner {
 /// following a symbolic link; anything but a regular file is refused before it is opened for
 /// reading (the pinned inode is reopened through its /proc link).
 pub fn read_pinned(root: &Root, path: &Path) -> std::io::Result<Vec<u8>> {
+    read_checked(root, path, None)
+}
+
+/// Like [`read_pinned`], for a file root copies for a stack: refused unless one of `owners`
+/// owns it (checked on the pinned inode that is read).
+pub fn read_owned(root: &Root, path: &Path, owners: &[u32]) -> std::io::Result<Vec<u8>> {
+    read_checked(root, path, Some(owners))
+}
+
+fn read_checked(root: &Root, path: &Path, owners: Option<&[u32]>) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let pinned = open_pinned(root, path)?;
     let st = rustix::fs::fstat(&pinned)?;
@@ -269,6 +279,12 @@ pub fn read_pinned(root: &Root, path: &Path) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!(
             "it has {} names (hard links); isolate reads only a file with one (another name could be a file its owner cannot read)",
             st.st_nlink
+        )));
+    }
+    if let Some(owners) = owners.filter(|o| !o.contains(&st.st_uid)) {
+        return Err(std::io::Error::other(format!(
+            "it belongs to uid {}, which is none of {owners:?} (the legacy user, the stack user, root)",
+            st.st_uid
         )));
     }
     let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pinned));

@@ -3,6 +3,7 @@
 //! runs its compose project. This module holds those steps, their facts and their records.
 pub mod apply;
 pub mod compose;
+pub mod copies;
 pub mod env_files;
 pub mod observe;
 pub mod policy;
@@ -47,6 +48,8 @@ pub struct ServiceFacts {
     /// Whether the project's containers run in the stack user's store: the service's truth
     /// (a oneshot unit stays active when compose exits 0 while every container failed).
     pub project: service::ProjectRuns,
+    /// The compose and env files the service runs: originals and isolate's copies.
+    pub copies: Vec<copies::CopyFacts>,
 }
 
 /// One named volume of the project.
@@ -172,6 +175,8 @@ pub enum HandoffStep {
         path: PathBuf,
         home: PathBuf,
         text: String,
+        /// isolate's copies of the compose and env files, which the unit runs.
+        copies: Vec<copies::CopyStep>,
     },
 }
 

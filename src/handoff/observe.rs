@@ -135,7 +135,7 @@ pub fn observe_stack(
         }
     }
     if s.handoff.wants_service() {
-        facts.service = Some(super::service::observe(root, acc, s, a, stores));
+        facts.service = Some(super::service::observe(root, policy, acc, s, a, stores));
     }
     let Some(stores) = stores else {
         return Ok(facts);

@@ -199,8 +199,21 @@ fn the_service_is_planned_installed_proven_and_removed() {
         "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 1800\ncompose = [\"/srv/app/compose.yaml\"]\nservice = true\n",
     )
     .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let root = Root::new(d.path());
+    std::fs::create_dir_all(d.path().join("srv/app")).unwrap();
+    std::fs::write(d.path().join("srv/app/compose.yaml"), "services: {}\n").unwrap();
     let mut o = observed();
-    o.handoff.insert("app".into(), StackFacts::default());
+    o.handoff.insert(
+        "app".into(),
+        StackFacts {
+            service: Some(ServiceFacts {
+                copies: copies::observe(&root, &p.stacks["app"], &[0]),
+                ..ServiceFacts::default()
+            }),
+            ..StackFacts::default()
+        },
+    );
     let plan = plan(&p, &o, &opts()).unwrap();
     let step = plan
         .steps
@@ -215,8 +228,6 @@ fn the_service_is_planned_installed_proven_and_removed() {
         "+ service isolate-compose-app.service for app: runs compose project app in stk-app's manager (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service), enabled, started, proven by its containers"
     );
 
-    let d = tempfile::tempdir().unwrap();
-    let root = Root::new(d.path());
     let mut s = crate::state::State::default();
     s.stacks.insert(
         "app".into(),
@@ -256,7 +267,7 @@ fn the_service_is_planned_installed_proven_and_removed() {
         .join("var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service");
     assert!(std::fs::read_to_string(&unit)
         .unwrap()
-        .contains("ExecStart=podman-compose -p app -f /srv/app/compose.yaml up -d\n"));
+        .contains("ExecStart=podman-compose -p app -f /var/lib/isolate/stacks/app/files/srv/app/compose.yaml up -d\n"));
     // A changed unit file is written and the unit restarted.
     std::fs::write(&unit, "edited").unwrap();
     let (o2, _) = apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
@@ -280,9 +291,10 @@ fn the_service_is_planned_installed_proven_and_removed() {
     let line = apply::stop_service(&root, "app", Some(&stores)).unwrap();
     assert_eq!(
         line.as_deref(),
-        Some("service isolate-compose-app.service: stopped, disabled and removed (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service)")
+        Some("service isolate-compose-app.service: stopped, disabled and removed (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service, and isolate's copies of its files)")
     );
     assert!(!unit.exists());
+    assert!(!d.path().join("var/lib/isolate/stacks/app").exists());
     assert!(!stores.units.lock().unwrap().last().unwrap().2);
     assert!(crate::state::State::read(&root).unwrap().handoff.is_empty());
 }
@@ -429,7 +441,8 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     let conf = d.path().join("srv/app/conf");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::create_dir_all(d.path().join("var/lib/isolate/home/stk-app")).unwrap();
-    let compose = "services:\n  web:\n    image: localhost/app:${TAG}\n    volumes:\n      - ./data:/data\n";
+    let compose =
+        "services:\n  web:\n    image: localhost/app:${TAG}\n    volumes:\n      - ./data:/data\n";
     std::fs::write(conf.join("compose.yaml"), compose).unwrap();
     std::fs::write(conf.join("app.env"), "TAG=1\nSECRET=hunter2\n").unwrap();
     for f in ["compose.yaml", "app.env"] {
@@ -461,7 +474,9 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     let walker = crate::apply::Walker::new();
     apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
 
-    let copies = d.path().join("var/lib/isolate/stacks/app/files/srv/app/conf");
+    let copies = d
+        .path()
+        .join("var/lib/isolate/stacks/app/files/srv/app/conf");
     let unit = std::fs::read_to_string(
         d.path()
             .join("var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service"),
@@ -477,11 +492,19 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     );
     let meta = |p: &Path| {
         let m = std::fs::symlink_metadata(p).unwrap();
-        format!("{}:{} {:o}", m.uid(), m.gid(), m.permissions().mode() & 0o7777)
+        format!(
+            "{}:{} {:o}",
+            m.uid(),
+            m.gid(),
+            m.permissions().mode() & 0o7777
+        )
     };
     assert_eq!(meta(&copies.join("app.env")), "0:1800 440");
     assert_eq!(meta(&copies.join("compose.yaml")), "0:1800 440");
-    assert_eq!(meta(&d.path().join("var/lib/isolate/stacks/app")), "0:1800 750");
+    assert_eq!(
+        meta(&d.path().join("var/lib/isolate/stacks/app")),
+        "0:1800 750"
+    );
     assert_eq!(
         std::fs::read_to_string(copies.join("app.env")).unwrap(),
         "TAG=1\nSECRET=hunter2\n"
@@ -500,17 +523,40 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     let second = planned(&stores);
     let notes: Vec<String> = second.notes.iter().map(|n| n.to_string()).collect();
     assert!(
-        notes.iter().any(|n| n.contains("compose file /srv/app/conf/compose.yaml changed since isolate copied it") && n.contains("+") && n.contains("/:/host")),
+        notes.iter().any(|n| n
+            .contains("compose file /srv/app/conf/compose.yaml changed since isolate copied it")
+            && n.contains("+")
+            && n.contains("/:/host")),
         "{notes:?}"
     );
     assert!(
-        notes.iter().any(|n| n.contains("env file /srv/app/conf/app.env changed since isolate copied it")
+        notes.iter().any(|n| n
+            .contains("env file /srv/app/conf/app.env changed since isolate copied it")
             && n.contains("EVIL")
             && !n.contains("other")),
         "values of an env file are never shown: {notes:?}"
     );
     assert!(service_step(&second).is_some(), "{notes:?}");
     // Until apply, the service runs the copy.
-    assert_eq!(std::fs::read_to_string(copies.join("compose.yaml")).unwrap(), copied);
+    assert_eq!(
+        std::fs::read_to_string(copies.join("compose.yaml")).unwrap(),
+        copied
+    );
     assert!(!copied.contains("/host"));
+    // apply, run by root, is the approval: it copies the change and restarts the service.
+    let starts = stores.units.lock().unwrap().len();
+    let (o, _) = apply::run(
+        &root,
+        &service_step(&second).unwrap(),
+        Some(&stores),
+        &walker,
+        false,
+    )
+    .unwrap();
+    assert_eq!(o, Outcome::Done);
+    assert_eq!(stores.units.lock().unwrap().len(), starts + 1);
+    assert!(std::fs::read_to_string(copies.join("compose.yaml"))
+        .unwrap()
+        .contains("/:/host"));
+    assert_eq!(meta(&copies.join("app.env")), "0:1800 440");
 }

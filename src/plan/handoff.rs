@@ -2,6 +2,7 @@
 //! hand a stack its env files, images and named volumes, and the notes on what is already
 //! right, what is left behind and what is worth knowing.
 use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
+use crate::handoff::copies::{self, CopyStep};
 use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
 use crate::handoff::service::ProjectRuns;
 use crate::handoff::volumes::VolumePhase;
@@ -36,7 +37,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
-    plan_service(s, a, obs, opts, out);
+    plan_service(s, a, obs, opts, out, refusals);
     if !s.handoff.compose.is_empty() && a.uid < FIRST_USER_JOURNAL_UID {
         out.notes.push(note(
             s,
@@ -56,7 +57,14 @@ pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
 /// The compose service: written, enabled and started unless its unit is already exactly
 /// what isolate renders, enabled and active, and the project's containers run (a oneshot
 /// unit stays active when compose exits 0 with every container failed).
-fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options, out: &mut Plan) {
+fn plan_service(
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
     if !s.handoff.wants_service() {
         return;
     }
@@ -77,9 +85,12 @@ fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options,
         .get(&s.name)
         .and_then(|f| f.service.clone())
         .unwrap_or_default();
+    let Some((copies, copies_right)) = plan_copies(s, &facts, out, refusals) else {
+        return;
+    };
     let unit_right = facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active;
     match &facts.project {
-        ProjectRuns::Yes if unit_right => {
+        ProjectRuns::Yes if unit_right && copies_right => {
             out.notes.push(note(
                 s,
                 NoteKind::Present,
@@ -110,7 +121,58 @@ fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options,
         path: crate::handoff::service::unit_path(&home, &s.handoff.project_of(&s.name)),
         home,
         text,
+        copies,
     }));
+}
+
+/// The copies the service runs, and whether each already holds what its original says; a
+/// changed original is a `!` note with the change (None: refused, see `refusals`).
+fn plan_copies(
+    s: &StackPolicy,
+    facts: &crate::handoff::ServiceFacts,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) -> Option<(Vec<CopyStep>, bool)> {
+    let mut steps = Vec::new();
+    let mut all_right = true;
+    let mut refused = false;
+    for (kind, original) in copies::files(s) {
+        let what = match kind {
+            copies::CopyKind::Env => "env file",
+            copies::CopyKind::Compose => "compose file",
+        };
+        let Some(c) = facts.copies.iter().find(|c| c.original == original) else {
+            refusals.push(format!(
+                "stack `{}`: {what} {} was not looked at",
+                s.name,
+                original.display()
+            ));
+            refused = true;
+            continue;
+        };
+        let Some(wanted) = &c.wanted else {
+            refusals.push(format!(
+                "stack `{}`: {what} {} cannot be copied for its service: {}",
+                s.name,
+                original.display(),
+                c.error.as_deref().unwrap_or("unreadable")
+            ));
+            refused = true;
+            continue;
+        };
+        if let Some(n) = copies::changed_note(c, &s.name) {
+            out.notes.push(note(s, NoteKind::Warning, n));
+        }
+        all_right &= c.current.as_ref() == Some(wanted);
+        steps.push(CopyStep {
+            kind,
+            from: original,
+            to: c.copy.clone(),
+            owners: c.owners.clone(),
+            content: wanted.clone(),
+        });
+    }
+    (!refused).then_some((steps, all_right))
 }
 
 fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
