@@ -308,3 +308,31 @@ fn a_race_exchanging_the_env_file_with_a_root_files_link_never_reowns_the_root_f
     eprintln!("exit codes of the racing applies: {outcomes:?}");
     assert_eq!(taken, 0, "the root file was re-owned ({outcomes:?})");
 }
+
+#[test]
+fn a_replaced_env_file_is_named_in_plan_and_rollback_gives_back_the_new_one() {
+    let h = host();
+    let r = h.path();
+    fs::write(
+        r.join("policy.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 850\nenv_files = [\"/srv/app/.env\"]\n",
+    )
+    .unwrap();
+    write_env(r, ".env", 1000, 1000, 0o600);
+    isolate(r, &["apply", "--no-systemd", "--stack", "app"]).success();
+    assert_eq!(owner(&r.join("srv/app/.env")), "850:850 0400");
+    // The legacy user owns the directory: she replaces the handed file with her own.
+    fs::remove_file(r.join("srv/app/.env")).unwrap();
+    write_env(r, ".env", 1000, 1000, 0o644);
+    let plan = isolate(r, &["plan", "--no-systemd", "--stack", "app"]).success();
+    assert!(
+        out(&plan).contains("! env file /srv/app/.env of stack `app` was replaced since isolate handed it to stk-app (owner now uid 1000); apply hands over the new file"),
+        "{}",
+        out(&plan)
+    );
+    isolate(r, &["apply", "--no-systemd", "--stack", "app"]).success();
+    assert_eq!(owner(&r.join("srv/app/.env")), "850:850 0400");
+    isolate(r, &["rollback", "--stack", "app"]).success();
+    // Hers again (the mode is the recorded one: the new file may have the old inode number).
+    assert!(owner(&r.join("srv/app/.env")).starts_with("1000:1000 "));
+}

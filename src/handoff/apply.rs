@@ -83,10 +83,13 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
                 id: Some(*id),
             };
             // The original owner is on disk before the file changes; a re-run after a crash
-            // keeps the first record (the file may already be half changed).
+            // keeps the first record of the same inode (it may already be half changed); a
+            // file replaced since is another file, with its own record.
             let mut state = State::read(root)?;
             let rec = state.handoff.entry(stack.clone()).or_default();
-            if !rec.env_files.iter().any(|r| &r.path == path) {
+            let same = |r: &EnvFileRecord| &r.path == path && r.id.is_none_or(|r| r == *id);
+            if !rec.env_files.iter().any(same) {
+                rec.env_files.retain(|r| &r.path != path);
                 rec.env_files.push(EnvFileRecord {
                     path: path.clone(),
                     was: now.owner,

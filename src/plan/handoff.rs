@@ -240,6 +240,22 @@ fn plan_env_files(
             }
             Some(EnvFileFacts::File(file)) => {
                 let f = &file.owner;
+                // Handed over before, and not the stack's now: replaced (an inode number may
+                // come back, so this does not rest on the recorded one).
+                let handed_before = obs
+                    .state
+                    .handoff
+                    .get(&s.name)
+                    .is_some_and(|r| r.env_files.iter().any(|r| &r.path == path));
+                if handed_before {
+                    out.notes.push(note(
+                        NoteKind::Warning,
+                        format!(
+                            "env file {shown} of stack `{}` was replaced since isolate handed it to {} (owner now uid {}); apply hands over the new file",
+                            s.name, a.user, f.uid
+                        ),
+                    ));
+                }
                 let readers = env_files::readers(f, &obs.accounts, &others);
                 if !readers.is_empty() {
                     out.notes.push(note(
