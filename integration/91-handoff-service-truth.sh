@@ -98,7 +98,7 @@ assert_eq "root:stk-app 440" "$(in_ct stat -c '%U:%G %a' $copies/compose.yaml)" 
 unit=/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service
 in_ct grep -qx "EnvironmentFile=$copies/app.env" "$unit" || fail "the unit does not read the env file's copy"
 in_ct grep -q -- "-f $copies/compose.yaml up -d" "$unit" || fail "the unit does not run the compose file's copy"
-in_ct grep -q -- "- /srv/app/data:/data" "$copies/compose.yaml" || fail "the relative bind source is not the original directory's neighbour in the copy"
+in_ct grep -q "/srv/app/data:/data" "$copies/compose.yaml" || fail "the relative bind source is not the original directory's neighbour in the copy"
 wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_web_1' || fail "app_web_1 does not run as stk-app"
 wait_for 30 in_ct test -e /srv/app/data/greeting || fail "the web service wrote no greeting into the bound data path"
 assert_eq hello "$(in_ct cat /srv/app/data/greeting)" "the greeting from the env file"
