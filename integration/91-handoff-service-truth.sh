@@ -104,6 +104,7 @@ wait_for 30 in_ct test -e /srv/app/data/greeting || fail "the web service wrote 
 assert_eq hello "$(in_ct cat /srv/app/data/greeting)" "the greeting from the env file"
 isolate_ok status --stack app
 grep -q "service isolate-compose-app.service (enabled, active, project app runs)" "$ISO_OUT" || fail "status does not show the project running"
+grep -q "the service runs isolate's copies in /var/lib/isolate/stacks/app/files, equal to their originals" "$ISO_OUT" || fail "status does not show the copies equal"
 isolate_ok apply --stack app
 grep -q "nothing to do" "$ISO_OUT" || fail "a second apply is not 'nothing to do'"
 
@@ -130,6 +131,9 @@ grep -q "^! env file /srv/app/conf/app.env changed since isolate copied it" "$IS
 grep -q "^    ~ GREETING (value changed)" "$ISO_OUT" || fail "plan does not name the changed key"
 grep -q "evil" "$ISO_OUT" && fail "plan prints an env file's value"
 grep -q "^+ service isolate-compose-app.service for app" "$ISO_OUT" || fail "plan does not copy and restart the service"
+isolate_ok status --stack app
+grep -q "these originals differ from their copies.*: /srv/app/conf/app.env, /srv/app/conf/compose.yaml" "$ISO_OUT" || fail "status does not name the changed originals"
+grep -q "env file /srv/app/conf/app.env: no longer stk-app's alone: owner uid $(uid_of $legacy)" "$ISO_OUT" || fail "status does not say the env file was replaced"
 
 step "rollback --stack app removes the copies"
 isolate_ok rollback --stack app

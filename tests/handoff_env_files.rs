@@ -330,8 +330,21 @@ fn a_replaced_env_file_is_named_in_plan_and_rollback_gives_back_the_new_one() {
         "{}",
         out(&plan)
     );
+    // status says what the file is now, not what the record says was done.
+    let st = isolate(r, &["status", "--stack", "app"]).success();
+    assert!(
+        out(&st).contains("env file /srv/app/.env: no longer stk-app's alone: owner uid 1000, mode 0644, 1 name(s)"),
+        "{}",
+        out(&st)
+    );
     isolate(r, &["apply", "--no-systemd", "--stack", "app"]).success();
     assert_eq!(owner(&r.join("srv/app/.env")), "850:850 0400");
+    let st = isolate(r, &["status", "--stack", "app"]).success();
+    assert!(
+        out(&st).contains("env file /srv/app/.env: stk-app's alone"),
+        "{}",
+        out(&st)
+    );
     isolate(r, &["rollback", "--stack", "app"]).success();
     // Hers again (the mode is the recorded one: the new file may have the old inode number).
     assert!(owner(&r.join("srv/app/.env")).starts_with("1000:1000 "));

@@ -409,7 +409,7 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
             ..HandoffRecord::default()
         },
     );
-    let lines = status::lines(&p, &state, &o.accounts, "app", &a, Some(&stores));
+    let lines = status::lines(&root, &p, &state, &o.accounts, "app", &a, Some(&stores));
     assert!(
         lines
             .iter()
