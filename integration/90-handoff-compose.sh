@@ -133,7 +133,7 @@ as_user "$legacy" podman container exists app_db_1 || fail "the legacy container
 isolate_ok plan --stack app
 grep -q "left behind: alice's containers of project app: app_db_1, app_web_1" "$ISO_OUT" || fail "plan does not name what is left behind"
 isolate_ok status --stack app
-grep -q "service isolate-compose-app.service (enabled, active)" "$ISO_OUT" || fail "status does not show the service"
+grep -q "service isolate-compose-app.service (enabled, active, project app runs)" "$ISO_OUT" || fail "status does not show the service"
 grep -q "left behind: alice's containers of project app: app_db_1, app_web_1; remove with \`runuser -u alice -- podman rm app_db_1 app_web_1\`" "$ISO_OUT" || fail "status does not name what is left behind"
 
 step "reboot: the project comes back as stk-app with nobody logged in"
@@ -153,7 +153,7 @@ grep -q 'containers are running on the data of `app`: holder (of alice) on /srv/
 wait_for 60 unit_active || fail "the compose unit is not active again after the refused rollback"
 wait_for 60 as_user stk-app sh -c 'podman ps --format "{{.Names}}" | grep -qx app_db_1' || fail "app_db_1 does not run again after the refused rollback"
 isolate_ok status --stack app
-grep -q "service isolate-compose-app.service (enabled, active)" "$ISO_OUT" || fail "status does not show the service enabled and active after the refused rollback"
+grep -q "service isolate-compose-app.service (enabled, active, project app runs)" "$ISO_OUT" || fail "status does not show the service enabled and active after the refused rollback"
 as_user "$legacy" podman rm -f holder >/dev/null
 
 step "rollback: service gone; env file, volume and data are alice's again and her project starts again"

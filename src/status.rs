@@ -112,6 +112,7 @@ pub fn gather(
         let closed = crate::isolation::status::closed(root, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
         let handoff = crate::handoff::status::lines(
+            root,
             policy,
             &state,
             &acc,

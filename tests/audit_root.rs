@@ -5,6 +5,7 @@
 //! xattr) are equal before and after, and a syscall layer that panics on any write is enough.
 use assert_cmd::Command;
 use isolate::audit::run::{self, LiveCheck, Liveness};
+use isolate::handoff::service::ProjectRuns;
 use isolate::walk::sys::{RealSys, Stat, WalkSys};
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
@@ -77,7 +78,8 @@ impl WalkSys for ReadOnlySys {
     }
 }
 
-/// Stack a: socket not answering; stack b: no linger, manager down.
+/// Stack a: socket not answering, its service's project not running; stack b: no linger,
+/// manager down.
 struct FakeLive;
 
 impl LiveCheck for FakeLive {
@@ -94,6 +96,13 @@ impl LiveCheck for FakeLive {
                 socket_answers: None,
             },
         }
+    }
+    /// a's compose project sits in `Created` (compose exited 0, the unit is active).
+    fn project_runs(&self, uid: u32, _project: &str) -> Option<ProjectRuns> {
+        Some(match uid {
+            801 => ProjectRuns::No("not running: a_web_1 (created)".into()),
+            _ => ProjectRuns::Yes,
+        })
     }
 }
 
@@ -177,7 +186,8 @@ fn prepare() -> (tempfile::TempDir, Mounted) {
             r#"{{"version":1,"stacks":{{
 "a":{{"allocation":{{"user":"stk-a","uid":801,"gid":801,"subids":{{"start":200000,"count":65536}}}},
  "migrations":[{{"path":"/srv/a","mode":"shift","from":{},"to":{},"phase":"done","journal":"var/lib/isolate/journal/a-0.journal"}}]}},
-"b":{{"allocation":{{"user":"stk-b","uid":802,"gid":802,"subids":{{"start":265536,"count":65536}}}}}}}}}}"#,
+"b":{{"allocation":{{"user":"stk-b","uid":802,"gid":802,"subids":{{"start":265536,"count":65536}}}}}}}},
+"handoff":{{"a":{{"service":{{"unit":"isolate-compose-a.service","path":"/var/lib/isolate/home/stk-a/.config/systemd/user/isolate-compose-a.service"}}}}}}}}"#,
             maps(1000, 100_000),
             maps(801, 200_000)
         ),

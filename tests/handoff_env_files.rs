@@ -189,3 +189,163 @@ fn env_file_keys_are_checked_with_positions() {
         )
     );
 }
+
+/// A root-only file: what an env file must never turn into a stack's secret.
+fn root_secret(root: &Path) -> std::path::PathBuf {
+    let p = root.join("srv/other/root-secret");
+    fs::write(&p, "ROOT=only\n").unwrap();
+    std::os::unix::fs::chown(&p, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+#[test]
+fn a_root_file_hardlinked_in_as_an_env_file_is_refused_and_left_as_is() {
+    let h = host();
+    let r = h.path();
+    fs::write(r.join("policy.toml"), POLICY).unwrap();
+    write_env(r, "db.env", 1000, 1000, 0o640);
+    let secret = root_secret(r);
+    fs::hard_link(&secret, r.join("srv/app/.env")).unwrap();
+
+    let a = isolate(r, &["apply", "--no-systemd", "--stack", "app"]).code(2);
+    assert!(
+        err(&a).contains("env file /srv/app/.env has 2 names"),
+        "{}{}",
+        out(&a),
+        err(&a)
+    );
+    assert_eq!(owner(&secret), "0:0 0600");
+    assert_eq!(owner(&r.join("srv/app/db.env")), "1000:1000 0640");
+
+    // With one name left, it is still root's, not the legacy user's: refused too.
+    fs::remove_file(&secret).unwrap();
+    let a = isolate(r, &["apply", "--no-systemd", "--stack", "app"]).code(2);
+    assert!(
+        err(&a).contains("env file /srv/app/.env belongs to uid 0, not to the legacy user alice"),
+        "{}{}",
+        out(&a),
+        err(&a)
+    );
+    assert_eq!(owner(&r.join("srv/app/.env")), "0:0 0600");
+}
+
+#[test]
+fn an_env_file_hardlinked_to_another_stacks_env_file_is_refused() {
+    let h = host();
+    let r = h.path();
+    fs::write(
+        r.join("policy.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nenv_files = [\"/srv/app/.env\"]\n[stacks.other]\ndata = []\nenv_files = [\"/srv/other/.env\"]\n",
+    )
+    .unwrap();
+    let theirs = r.join("srv/other/.env");
+    fs::write(&theirs, "OTHER_SECRET=1\n").unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o600)).unwrap();
+    isolate(r, &["apply", "--no-systemd", "--stack", "other"]).success();
+    let handed = owner(&theirs);
+    assert!(handed.ends_with(" 0400"), "{handed}");
+    // The legacy user linked it into app's directory while she still owned it.
+    fs::hard_link(&theirs, r.join("srv/app/.env")).unwrap();
+
+    let a = isolate(r, &["apply", "--no-systemd", "--stack", "app"]).code(2);
+    assert!(
+        err(&a).contains("env file /srv/app/.env has 2 names"),
+        "{}{}",
+        out(&a),
+        err(&a)
+    );
+    assert_eq!(owner(&theirs), handed, "the other stack keeps its secret");
+}
+
+#[test]
+fn a_race_exchanging_the_env_file_with_a_root_files_link_never_reowns_the_root_file() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut taken = 0;
+    let mut outcomes = Vec::new();
+    for _ in 0..6 {
+        let h = host();
+        let r = h.path().to_path_buf();
+        fs::write(
+            r.join("policy.toml"),
+            "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nenv_files = [\"/srv/app/.env\"]\n",
+        )
+        .unwrap();
+        write_env(&r, ".env", 1000, 1000, 0o600);
+        let secret = root_secret(&r);
+        // The evil name sits beside the env file; the racer swaps the two names all along.
+        fs::hard_link(&secret, r.join("srv/app/evil")).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let racer = {
+            let (stop, dir) = (stop.clone(), r.join("srv/app"));
+            std::thread::spawn(move || {
+                let d = nix::fcntl::open(
+                    &dir,
+                    nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = nix::fcntl::renameat2(
+                        &d,
+                        ".env",
+                        &d,
+                        "evil",
+                        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                    );
+                }
+            })
+        };
+        let a = isolate(&r, &["apply", "--no-systemd", "--stack", "app"]);
+        stop.store(true, Ordering::Relaxed);
+        racer.join().unwrap();
+        outcomes.push(a.get_output().status.code());
+        if owner(&secret) != "0:0 0600" {
+            taken += 1;
+        }
+    }
+    eprintln!("exit codes of the racing applies: {outcomes:?}");
+    assert_eq!(taken, 0, "the root file was re-owned ({outcomes:?})");
+}
+
+#[test]
+fn a_replaced_env_file_is_named_in_plan_and_rollback_gives_back_the_new_one() {
+    let h = host();
+    let r = h.path();
+    fs::write(
+        r.join("policy.toml"),
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 850\nenv_files = [\"/srv/app/.env\"]\n",
+    )
+    .unwrap();
+    write_env(r, ".env", 1000, 1000, 0o600);
+    isolate(r, &["apply", "--no-systemd", "--stack", "app"]).success();
+    assert_eq!(owner(&r.join("srv/app/.env")), "850:850 0400");
+    // The legacy user owns the directory: she replaces the handed file with her own.
+    fs::remove_file(r.join("srv/app/.env")).unwrap();
+    write_env(r, ".env", 1000, 1000, 0o644);
+    let plan = isolate(r, &["plan", "--no-systemd", "--stack", "app"]).success();
+    assert!(
+        out(&plan).contains("! env file /srv/app/.env of stack `app` was replaced since isolate handed it to stk-app (owner now uid 1000); apply hands over the new file"),
+        "{}",
+        out(&plan)
+    );
+    // status says what the file is now, not what the record says was done.
+    let st = isolate(r, &["status", "--stack", "app"]).success();
+    assert!(
+        out(&st).contains("env file /srv/app/.env: no longer stk-app's alone: owner uid 1000, mode 0644, 1 name(s)"),
+        "{}",
+        out(&st)
+    );
+    isolate(r, &["apply", "--no-systemd", "--stack", "app"]).success();
+    assert_eq!(owner(&r.join("srv/app/.env")), "850:850 0400");
+    let st = isolate(r, &["status", "--stack", "app"]).success();
+    assert!(
+        out(&st).contains("env file /srv/app/.env: stk-app's alone"),
+        "{}",
+        out(&st)
+    );
+    isolate(r, &["rollback", "--stack", "app"]).success();
+    // Hers again (the mode is the recorded one: the new file may have the old inode number).
+    assert!(owner(&r.join("srv/app/.env")).starts_with("1000:1000 "));
+}

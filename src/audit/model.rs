@@ -56,6 +56,8 @@ pub enum FindingKind {
     ManagerDown,
     /// The stack's podman socket does not answer `GET /_ping`.
     SocketDown,
+    /// The stack's compose service is installed, but its project's containers do not run.
+    ServiceNotRunning,
     /// A stack reaches a path more than the policy grants.
     AccessAbovePolicy,
     /// A stack reaches a path less than the policy grants.
@@ -68,7 +70,7 @@ pub enum FindingKind {
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 17] = [
+    pub const ALL: [FindingKind; 18] = [
         FindingKind::OtherStackIds,
         FindingKind::LegacyAfterMigration,
         FindingKind::WorldWritable,
@@ -82,6 +84,7 @@ impl FindingKind {
         FindingKind::LingerOff,
         FindingKind::ManagerDown,
         FindingKind::SocketDown,
+        FindingKind::ServiceNotRunning,
         FindingKind::AccessAbovePolicy,
         FindingKind::AccessBelowPolicy,
         FindingKind::Unreadable,
@@ -103,6 +106,7 @@ impl FindingKind {
             FindingKind::LingerOff => "linger_off",
             FindingKind::ManagerDown => "manager_down",
             FindingKind::SocketDown => "socket_down",
+            FindingKind::ServiceNotRunning => "service_not_running",
             FindingKind::AccessAbovePolicy => "access_above_policy",
             FindingKind::AccessBelowPolicy => "access_below_policy",
             FindingKind::Unreadable => "unreadable",
@@ -117,7 +121,9 @@ impl FindingKind {
             OtherStackIds | ClosedPathOpen | AclOtherStack | HardlinkOutside | ShareAclMismatch
             | SubidOverlap | AccessAbovePolicy => Severity::Error,
             LegacyAfterMigration | WorldWritable | SetuidSetgid | FileCapability | LingerOff
-            | ManagerDown | SocketDown | AccessBelowPolicy | Unreadable => Severity::Warning,
+            | ManagerDown | SocketDown | ServiceNotRunning | AccessBelowPolicy | Unreadable => {
+                Severity::Warning
+            }
             MountSkipped => Severity::Info,
         }
     }

@@ -33,6 +33,14 @@ pub struct Liveness {
 /// Asks systemd and podman about a stack user (the CLI passes the real one, tests a fake).
 pub trait LiveCheck {
     fn check(&self, user: &str, uid: u32) -> Liveness;
+    /// Whether the compose project runs in the user's store (None: not asked here).
+    fn project_runs(
+        &self,
+        _uid: u32,
+        _project: &str,
+    ) -> Option<crate::handoff::service::ProjectRuns> {
+        None
+    }
 }
 
 /// What the audit reads of the host.
@@ -407,8 +415,9 @@ fn subid_findings(acc: &Accounts) -> Vec<Finding> {
     findings
 }
 
-/// Each applied stack's systemd and podman side.
-fn liveness_findings(host: &Host<'_>, infos: &[StackInfo]) -> Vec<Finding> {
+/// Each applied stack's systemd and podman side, and its compose service's project: an
+/// installed service whose containers do not run is a finding, whatever the unit's state.
+fn liveness_findings(policy: &Policy, host: &Host<'_>, infos: &[StackInfo]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for info in infos.iter().filter(|i| i.applied) {
         let live = host.live.check(&info.user, info.uid);
@@ -445,6 +454,28 @@ fn liveness_findings(host: &Host<'_>, infos: &[StackInfo]) -> Vec<Finding> {
                     layout::podman_socket(info.uid).display()
                 ),
             ));
+        }
+        let installed = host
+            .state
+            .handoff
+            .get(&info.stack)
+            .and_then(|r| r.service.as_ref());
+        if let (Some(svc), Some(sp)) = (installed, policy.stacks.get(&info.stack)) {
+            let project = sp.handoff.project_of(&sp.name);
+            if let Some(crate::handoff::service::ProjectRuns::No(why)) =
+                host.live.project_runs(info.uid, &project)
+            {
+                findings.push(finding(
+                    FindingKind::ServiceNotRunning,
+                    s,
+                    None,
+                    1,
+                    format!(
+                        "{} of {} is installed, but project {project} does not run: {why}",
+                        svc.unit, info.user
+                    ),
+                ));
+            }
         }
     }
 
@@ -686,7 +717,7 @@ pub fn audit(
         .map(|a| walk_path(sys, host, &book, a, &mut findings))
         .collect();
     findings.extend(subid_findings(host.accounts));
-    findings.extend(liveness_findings(host, &infos));
+    findings.extend(liveness_findings(policy, host, &infos));
     let targets = targets(policy);
     let chains = chains(sys, host.root, &targets);
     findings.extend(closed_findings(&audited, &book, host.isolation, &chains));
@@ -814,6 +845,13 @@ read = ["paperless:1000"]
                 },
             }
         }
+        fn project_runs(&self, uid: u32, _: &str) -> Option<crate::handoff::service::ProjectRuns> {
+            use crate::handoff::service::ProjectRuns;
+            Some(match uid {
+                801 => ProjectRuns::No("not running: paperless_web_1 (created)".into()),
+                _ => ProjectRuns::Yes,
+            })
+        }
     }
 
     fn info(stack: &str, uid: u32, applied: bool) -> StackInfo {
@@ -922,8 +960,22 @@ read = ["paperless:1000"]
     }
 
     #[test]
-    fn linger_manager_and_socket_of_applied_stacks_only() {
-        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
+    fn linger_manager_socket_and_service_of_applied_stacks_only() {
+        let (acc, mut state, isolation) =
+            (Accounts::default(), State::default(), Record::default());
+        // Both have a service installed; paperless's project does not run.
+        for stack in ["immich", "paperless"] {
+            state.handoff.insert(
+                stack.into(),
+                crate::handoff::HandoffRecord {
+                    service: Some(crate::handoff::service::ServiceRecord {
+                        unit: format!("isolate-compose-{stack}.service"),
+                        path: "/x".into(),
+                    }),
+                    ..Default::default()
+                },
+            );
+        }
         let root = Root::new("/nonexistent");
         let host = Host {
             root: &root,
@@ -933,6 +985,7 @@ read = ["paperless:1000"]
             live: &Live,
         };
         let f = liveness_findings(
+            &policy(),
             &host,
             &[
                 info("immich", 800, true),
@@ -947,6 +1000,7 @@ read = ["paperless:1000"]
                 (FindingKind::LingerOff, immich.clone()),
                 (FindingKind::ManagerDown, immich.clone()),
                 (FindingKind::SocketDown, immich),
+                (FindingKind::ServiceNotRunning, Some("paperless".into())),
             ],
             "unknown (None) is no finding, a stack not applied has nothing to check"
         );

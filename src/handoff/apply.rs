@@ -59,7 +59,12 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
             ..
         } => copy_image(stores, image, (from_user, *from_uid), (to_user, *to_uid)),
         HandoffStep::EnvFile {
-            stack, path, to, ..
+            stack,
+            path,
+            was,
+            id,
+            to,
+            ..
         } => {
             let now = match env_files::observe(root, path)? {
                 EnvFileFacts::File(f) => f,
@@ -70,21 +75,29 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
                     )))
                 }
             };
-            if env_files::is_handed(&now, to.uid, to.gid) {
+            if now.id == *id && now.links == 1 && env_files::is_handed(&now.owner, to.uid, to.gid) {
                 return Ok(Outcome::AlreadyPresent);
             }
+            let expected = env_files::Expected {
+                uid: was.uid,
+                id: Some(*id),
+            };
             // The original owner is on disk before the file changes; a re-run after a crash
-            // keeps the first record (the file may already be half changed).
+            // keeps the first record of the same inode (it may already be half changed); a
+            // file replaced since is another file, with its own record.
             let mut state = State::read(root)?;
             let rec = state.handoff.entry(stack.clone()).or_default();
-            if !rec.env_files.iter().any(|r| &r.path == path) {
+            let same = |r: &EnvFileRecord| &r.path == path && r.id.is_none_or(|r| r == *id);
+            if !rec.env_files.iter().any(same) {
+                rec.env_files.retain(|r| &r.path != path);
                 rec.env_files.push(EnvFileRecord {
                     path: path.clone(),
-                    was: now,
+                    was: now.owner,
+                    id: Some(*id),
                 });
                 state.write(root)?;
             }
-            env_files::set_owner(root, path, *to)?;
+            env_files::set_owner(root, path, &expected, *to)?;
             Ok(Outcome::Done)
         }
     }
@@ -103,14 +116,31 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
         path,
         home,
         text,
+        copies,
     } = step
     else {
         unreachable!("install_service gets InstallService steps only")
     };
+    // Each original must still be what plan showed; a copy that differs is written below.
+    let mut stale = Vec::new();
+    for c in copies {
+        let now = super::copies::wanted(root, stack, c.kind, &c.from, &c.owners)
+            .map_err(|e| Error::Failed(format!("{} cannot be copied: {e}", c.from.display())))?;
+        if now != c.content {
+            return Err(Error::Failed(format!(
+                "{} changed since the plan; run `isolate plan` to see the change, then apply again",
+                c.from.display()
+            )));
+        }
+        if super::copies::current(root, &c.to).as_ref() != Some(&c.content) {
+            stale.push(c);
+        }
+    }
     let current = super::service::read_unit(root, path);
-    if current.as_deref() == Some(text.as_str())
+    if stale.is_empty()
+        && current.as_deref() == Some(text.as_str())
         && stores.unit_state(user, *uid, unit) == Some((true, true))
-        && project_running(stores, *uid, project)?.is_ok()
+        && super::service::project_running(stores, *uid, project)?.is_ok()
     {
         return Ok(Outcome::AlreadyPresent);
     }
@@ -120,11 +150,14 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
         path: path.clone(),
     });
     state.write(root)?;
+    for c in stale {
+        super::copies::write(root, stack, *gid, &c.to, &c.content)?;
+    }
     super::service::write_unit(root, path, home, text, *uid, *gid)?;
     stores.start_unit(*uid, unit)?;
     let deadline = std::time::Instant::now() + stores.running_timeout();
     loop {
-        match project_running(stores, *uid, project)? {
+        match super::service::project_running(stores, *uid, project)? {
             Ok(()) => return Ok(Outcome::Done),
             Err(why) if std::time::Instant::now() >= deadline => {
                 return Err(Error::Failed(format!(
@@ -133,29 +166,6 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
             }
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
         }
-    }
-}
-
-/// Ok(()) when the project has containers in the user's store and all of them run;
-/// otherwise what is not running.
-fn project_running(
-    stores: &dyn Stores,
-    uid: u32,
-    project: &str,
-) -> Result<std::result::Result<(), String>> {
-    let containers = stores.project_containers(uid, project)?;
-    if containers.is_empty() {
-        return Ok(Err("it has no containers".into()));
-    }
-    let stopped: Vec<String> = containers
-        .iter()
-        .filter(|c| c.state != "running")
-        .map(|c| format!("{} ({})", c.name, c.state))
-        .collect();
-    if stopped.is_empty() {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!("not running: {}", stopped.join(", "))))
     }
 }
 
@@ -177,6 +187,7 @@ impl PausedService {
     /// Removes the unit file and the record: the rollback goes on.
     pub fn remove(self, root: &Root) -> Result<String> {
         super::service::remove_unit(root, &self.rec.path)?;
+        super::copies::remove(root, &self.stack)?;
         let mut state = State::read(root)?;
         if let Some(r) = state.handoff.get_mut(&self.stack) {
             r.service = None;
@@ -186,7 +197,7 @@ impl PausedService {
         }
         state.write(root)?;
         Ok(format!(
-            "service {}: stopped, disabled and removed ({})",
+            "service {}: stopped, disabled and removed ({}, and isolate's copies of its files)",
             self.rec.unit,
             self.rec.path.display()
         ))
@@ -479,7 +490,26 @@ pub fn rollback(
     for e in rec.env_files.iter().rev() {
         let back = env_files::restored(e.was);
         match env_files::observe(root, &e.path)? {
-            EnvFileFacts::File(_) => env_files::set_owner(root, &e.path, back)?,
+            // Only the inode handed over, still the stack's with one name, goes back.
+            EnvFileFacts::File(f)
+                if f.owner.uid == target.0 && f.links == 1 && e.id.is_none_or(|id| id == f.id) =>
+            {
+                let expected = env_files::Expected {
+                    uid: target.0,
+                    id: Some(f.id),
+                };
+                env_files::set_owner(root, &e.path, &expected, back)?
+            }
+            EnvFileFacts::File(f) => {
+                lines.push(format!(
+                    "env file {} is no longer the file handed over (owner uid {}, {} names); left as is",
+                    e.path.display(),
+                    f.owner.uid,
+                    f.links
+                ));
+                forget_env_file(root, stack, &e.path)?;
+                continue;
+            }
             EnvFileFacts::Missing => {
                 lines.push(format!(
                     "env file {} is gone; nothing to give back",

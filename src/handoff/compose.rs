@@ -1,7 +1,9 @@
 //! What the hand-off needs from a stack's compose files: the images its services name and the
 //! named volumes it declares, after `${VAR}` interpolation from the stack's env files (as
-//! compose does). YAML is read with yaml-rust2, the crate the compose import also uses.
+//! compose does). YAML is read with yaml-rust2, the crate the compose import also uses. Also
+//! the copy the service runs: the file with its relative paths made absolute.
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// A named volume the compose file declares.
@@ -209,6 +211,155 @@ pub fn parse_into(
     Ok(())
 }
 
+/// Whether a path of a compose file (env file, build context, included file) is relative to
+/// the compose file's directory: not absolute, not `~`, not a variable, not a URL.
+fn relative_path(p: &str) -> bool {
+    !(p.is_empty()
+        || p.starts_with('/')
+        || p.starts_with('~')
+        || p.starts_with('$')
+        || p.contains("://")
+        || p.starts_with("git@"))
+}
+
+/// Whether a short-syntax volume source is a host path relative to the compose file (a bare
+/// name is a named volume).
+fn relative_source(p: &str) -> bool {
+    p == "." || p == ".." || p.starts_with("./") || p.starts_with("../")
+}
+
+/// `dir/p`, with `.` and `..` resolved by name (compose does the same).
+fn joined(dir: &Path, p: &str) -> String {
+    let mut out = PathBuf::new();
+    for c in dir.join(p).components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out.display().to_string()
+}
+
+fn rebase_string(y: &mut Yaml, dir: &Path, test: fn(&str) -> bool) {
+    if let Yaml::String(s) = y {
+        if test(s) {
+            *s = joined(dir, s);
+        }
+    }
+}
+
+/// A string, a list of strings, or (`key`) mappings holding one.
+fn rebase_paths(y: &mut Yaml, dir: &Path, key: &str) {
+    match y {
+        Yaml::String(_) => rebase_string(y, dir, relative_path),
+        Yaml::Array(items) => items.iter_mut().for_each(|i| rebase_paths(i, dir, key)),
+        Yaml::Hash(h) => {
+            if let Some(v) = h.get_mut(&Yaml::String(key.into())) {
+                rebase_paths(v, dir, key);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn rebase_service(svc: &mut Yaml, dir: &Path) {
+    let Yaml::Hash(h) = svc else {
+        return;
+    };
+    if let Some(Yaml::Array(vols)) = h.get_mut(&Yaml::String("volumes".into())) {
+        for v in vols.iter_mut() {
+            match v {
+                Yaml::String(s) => {
+                    if let Some((src, rest)) = s.split_once(':') {
+                        if relative_source(src) {
+                            *s = format!("{}:{rest}", joined(dir, src));
+                        }
+                    }
+                }
+                Yaml::Hash(m) => {
+                    if let Some(src) = m.get_mut(&Yaml::String("source".into())) {
+                        rebase_string(src, dir, relative_source);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(b) = h.get_mut(&Yaml::String("build".into())) {
+        match b {
+            Yaml::String(_) => rebase_string(b, dir, relative_path),
+            Yaml::Hash(m) => {
+                if let Some(c) = m.get_mut(&Yaml::String("context".into())) {
+                    rebase_string(c, dir, relative_path);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(e) = h.get_mut(&Yaml::String("env_file".into())) {
+        rebase_paths(e, dir, "path");
+    }
+    if let Some(Yaml::Hash(m)) = h.get_mut(&Yaml::String("extends".into())) {
+        if let Some(f) = m.get_mut(&Yaml::String("file".into())) {
+            rebase_string(f, dir, relative_path);
+        }
+    }
+}
+
+/// The text isolate runs instead of a compose file: its first document with every path
+/// relative to the file's directory `dir` made absolute (bind sources, build contexts, env
+/// files, extended and included files, secrets and configs), so the copy, kept elsewhere,
+/// means what the original means. Variables are left for compose to interpolate.
+pub fn rebased_copy(text: &str, dir: &Path) -> Result<String, String> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+    let mut doc = docs
+        .into_iter()
+        .next()
+        .unwrap_or(Yaml::Hash(Default::default()));
+    let Yaml::Hash(top) = &mut doc else {
+        return Err("the top level is not a mapping".into());
+    };
+    if let Some(Yaml::Hash(services)) = top.get_mut(&Yaml::String("services".into())) {
+        for (_, svc) in services.iter_mut() {
+            rebase_service(svc, dir);
+        }
+    }
+    if let Some(inc) = top.get_mut(&Yaml::String("include".into())) {
+        rebase_paths(inc, dir, "path");
+        if let Yaml::Array(items) = inc {
+            for i in items.iter_mut() {
+                if let Yaml::Hash(m) = i {
+                    for key in ["project_directory", "env_file"] {
+                        if let Some(v) = m.get_mut(&Yaml::String(key.into())) {
+                            rebase_paths(v, dir, "path");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for section in ["secrets", "configs"] {
+        if let Some(Yaml::Hash(items)) = top.get_mut(&Yaml::String(section.into())) {
+            for (_, item) in items.iter_mut() {
+                if let Yaml::Hash(m) = item {
+                    if let Some(f) = m.get_mut(&Yaml::String("file".into())) {
+                        rebase_string(f, dir, relative_path);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    yaml_rust2::YamlEmitter::new(&mut out)
+        .dump(&doc)
+        .map_err(|e| format!("cannot write the copy: {e}"))?;
+    out.push('\n');
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +443,57 @@ volumes:
             parse_into("- a\n- b\n", &BTreeMap::new(), "p", &mut f).unwrap_err(),
             "the top level is not a mapping"
         );
+    }
+
+    #[test]
+    fn a_copy_keeps_every_relative_path_pointing_at_the_original_directory() {
+        let text = r#"
+services:
+  web:
+    image: app:${TAG}
+    build: ./web
+    env_file: [./web.env, {path: ../shared.env}, /etc/abs.env]
+    volumes:
+      - ./data:/data:ro
+      - ../up:/up
+      - named:/named
+      - /abs:/abs
+      - {type: bind, source: ./cfg, target: /cfg}
+    extends: {file: ./base.yaml, service: base}
+    command: ["sh", "-c", "echo $$(id -u)"]
+    user: "999:999"
+  api:
+    build: {context: ., dockerfile: Dockerfile.api}
+include: [./more.yaml]
+secrets:
+  token: {file: ./token.txt}
+volumes:
+  named:
+"#;
+        let out = rebased_copy(text, Path::new("/srv/app/conf")).unwrap();
+        for want in [
+            "build: /srv/app/conf/web\n",
+            "/srv/app/conf/web.env",
+            "/srv/app/shared.env",
+            "/etc/abs.env",
+            "/srv/app/conf/data:/data:ro",
+            "/srv/app/up:/up",
+            "named:/named",
+            "/abs:/abs",
+            "/srv/app/conf/cfg",
+            "/srv/app/conf/base.yaml",
+            "context: /srv/app/conf\n",
+            "dockerfile: Dockerfile.api",
+            "/srv/app/conf/more.yaml",
+            "/srv/app/conf/token.txt",
+            "app:${TAG}",
+            "$$(id -u)",
+        ] {
+            assert!(out.contains(want), "{want} missing in {out}");
+        }
+        // Read back, it is the same document apart from the paths.
+        let back = &YamlLoader::load_from_str(&out).unwrap()[0];
+        assert_eq!(back["services"]["web"]["user"].as_str(), Some("999:999"));
+        assert!(back["volumes"]["named"].is_null());
     }
 }

@@ -1,6 +1,9 @@
 //! A stack's env files (its secrets) become the stack user's alone: owner the stack user,
-//! mode 0400. Every file is reached without following a symbolic link; its original owner
-//! and mode are recorded in the state file before it changes, so rollback restores them.
+//! mode 0400. Every file is reached without following a symbolic link; only a file the legacy
+//! user owns, with one name, that is the very inode plan saw is taken (checked on the pinned
+//! descriptor that is then changed, so no swap in between can aim the chown at another file);
+//! its original owner and mode are recorded in the state file before it changes, so rollback
+//! restores them.
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
@@ -23,7 +26,40 @@ pub enum EnvFileFacts {
     NotRegular {
         file_type: String,
     },
-    File(FileOwner),
+    File(EnvFile),
+}
+
+/// A regular file as observation found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EnvFile {
+    pub owner: FileOwner,
+    /// Its number of names (hard links): more than one and another name may be anywhere.
+    pub links: u64,
+    pub id: FileId,
+}
+
+/// Which inode a file is: what apply checks on its pinned descriptor before it changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(st: &rustix::fs::Stat) -> FileId {
+        FileId {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
+/// What a file must still be when apply or rollback changes it: its owner, one name, and
+/// (when plan saw it) the same inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub uid: u32,
+    pub id: Option<FileId>,
 }
 
 /// Owner, group and permission bits (with setuid/setgid/sticky) of a file.
@@ -39,6 +75,9 @@ pub struct FileOwner {
 pub struct EnvFileRecord {
     pub path: PathBuf,
     pub was: FileOwner,
+    /// The inode that was handed over: rollback gives back only that one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<FileId>,
 }
 
 /// True when the file already is the stack's alone: owner the stack user and mode 0400, or
@@ -128,16 +167,48 @@ pub fn observe(root: &Root, path: &Path) -> Result<EnvFileFacts> {
             file_type: file_type_name(t).into(),
         });
     }
-    Ok(EnvFileFacts::File(FileOwner {
-        uid: st.st_uid,
-        gid: st.st_gid,
-        mode: st.st_mode & 0o7777,
+    Ok(EnvFileFacts::File(EnvFile {
+        owner: FileOwner {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+        },
+        links: st.st_nlink,
+        id: FileId::of(&st),
     }))
 }
 
-/// Gives the pinned regular file `path` the owner and mode `to`. Mode first (so nobody else
-/// reads it from that moment), then owner, then the full mode (chown may clear bits).
-pub fn set_owner(root: &Root, path: &Path, to: FileOwner) -> Result<()> {
+/// Why the pinned file is not what `expected` says (None: it is), checked on its descriptor.
+fn differs(st: &rustix::fs::Stat, expected: &Expected) -> Option<String> {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+        return Some("it is no longer a regular file".into());
+    }
+    if st.st_nlink != 1 {
+        return Some(format!(
+            "it has {} names (hard links) now; isolate changes only a file with one",
+            st.st_nlink
+        ));
+    }
+    if st.st_uid != expected.uid {
+        return Some(format!(
+            "it belongs to uid {} now, not to uid {}",
+            st.st_uid, expected.uid
+        ));
+    }
+    match expected.id {
+        Some(id) if id != FileId::of(st) => Some(format!(
+            "it is another file now (device {} inode {}, plan saw device {} inode {})",
+            st.st_dev, st.st_ino, id.dev, id.ino
+        )),
+        _ => None,
+    }
+}
+
+/// Gives the pinned regular file `path` the owner and mode `to`, when that pinned inode is
+/// what `expected` says (owner, one name, the inode plan saw): refused otherwise, unchanged.
+/// Mode first (so nobody else reads it from that moment), then owner, then the full mode
+/// (chown may clear bits); all through the pinned descriptor.
+pub fn set_owner(root: &Root, path: &Path, expected: &Expected, to: FileOwner) -> Result<()> {
     let shown = root.at(path);
     let fail = |what: &str, e: rustix::io::Errno| {
         Error::io(format!("{what} {}", shown.display()), e.into())
@@ -150,9 +221,9 @@ pub fn set_owner(root: &Root, path: &Path, to: FileOwner) -> Result<()> {
         e => fail("open", e),
     })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| fail("stat", e))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+    if let Some(why) = differs(&st, expected) {
         return Err(Error::Failed(format!(
-            "env file {} is no longer a regular file",
+            "env file {} changed since it was checked: {why}; left as is",
             shown.display()
         )));
     }
@@ -185,6 +256,16 @@ pub fn restored(was: FileOwner) -> FileOwner {
 /// following a symbolic link; anything but a regular file is refused before it is opened for
 /// reading (the pinned inode is reopened through its /proc link).
 pub fn read_pinned(root: &Root, path: &Path) -> std::io::Result<Vec<u8>> {
+    read_checked(root, path, None)
+}
+
+/// Like [`read_pinned`], for a file root copies for a stack: refused unless one of `owners`
+/// owns it (checked on the pinned inode that is read).
+pub fn read_owned(root: &Root, path: &Path, owners: &[u32]) -> std::io::Result<Vec<u8>> {
+    read_checked(root, path, Some(owners))
+}
+
+fn read_checked(root: &Root, path: &Path, owners: Option<&[u32]>) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let pinned = open_pinned(root, path)?;
     let st = rustix::fs::fstat(&pinned)?;
@@ -192,6 +273,18 @@ pub fn read_pinned(root: &Root, path: &Path) -> std::io::Result<Vec<u8>> {
         return Err(std::io::Error::other(format!(
             "{} (not a regular file)",
             file_type_name(FileType::from_raw_mode(st.st_mode))
+        )));
+    }
+    if st.st_nlink != 1 {
+        return Err(std::io::Error::other(format!(
+            "it has {} names (hard links); isolate reads only a file with one (another name could be a file its owner cannot read)",
+            st.st_nlink
+        )));
+    }
+    if let Some(owners) = owners.filter(|o| !o.contains(&st.st_uid)) {
+        return Err(std::io::Error::other(format!(
+            "it belongs to uid {}, which is none of {owners:?} (the legacy user, the stack user, root)",
+            st.st_uid
         )));
     }
     let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&pinned));

@@ -3,6 +3,7 @@
 //! runs its compose project. This module holds those steps, their facts and their records.
 pub mod apply;
 pub mod compose;
+pub mod copies;
 pub mod env_files;
 pub mod observe;
 pub mod policy;
@@ -13,7 +14,7 @@ pub mod volumes;
 
 use crate::host::podman::store::ProjectContainer;
 use compose::ComposeFacts;
-use env_files::{EnvFileFacts, EnvFileRecord, FileOwner};
+use env_files::{EnvFileFacts, EnvFileRecord, FileId, FileOwner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -44,6 +45,11 @@ pub struct ServiceFacts {
     pub text: Option<String>,
     pub enabled: bool,
     pub active: bool,
+    /// Whether the project's containers run in the stack user's store: the service's truth
+    /// (a oneshot unit stays active when compose exits 0 while every container failed).
+    pub project: service::ProjectRuns,
+    /// The compose and env files the service runs: originals and isolate's copies.
+    pub copies: Vec<copies::CopyFacts>,
 }
 
 /// One named volume of the project.
@@ -121,12 +127,14 @@ impl HandoffRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "handoff", rename_all = "snake_case")]
 pub enum HandoffStep {
-    /// The env file becomes the stack user's, mode 0400.
+    /// The env file becomes the stack user's, mode 0400: only the inode plan saw (`id`), still
+    /// the legacy user's (`was.uid`) and with one name.
     EnvFile {
         stack: String,
         user: String,
         path: PathBuf,
         was: FileOwner,
+        id: FileId,
         to: FileOwner,
     },
     /// The image is copied from the legacy user's store into the stack user's, then its ID
@@ -167,6 +175,8 @@ pub enum HandoffStep {
         path: PathBuf,
         home: PathBuf,
         text: String,
+        /// isolate's copies of the compose and env files, which the unit runs.
+        copies: Vec<copies::CopyStep>,
     },
 }
 
@@ -190,6 +200,7 @@ impl fmt::Display for HandoffStep {
                 path,
                 was,
                 to,
+                ..
             } => write!(
                 f,
                 "~ env file {} of {stack}: owner {user} ({}:{}), mode {:04o} (was {}:{} mode {:04o})",

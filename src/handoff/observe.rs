@@ -135,16 +135,7 @@ pub fn observe_stack(
         }
     }
     if s.handoff.wants_service() {
-        let project = s.handoff.project_of(&s.name);
-        let path = super::service::unit_path(&super::service::home_of(acc, a), &project);
-        let (enabled, active) = stores
-            .and_then(|st| st.unit_state(&a.user, a.uid, &super::service::unit_name(&project)))
-            .unwrap_or((false, false));
-        facts.service = Some(super::ServiceFacts {
-            text: super::service::read_unit(root, &path),
-            enabled,
-            active,
-        });
+        facts.service = Some(super::service::observe(root, policy, acc, s, a, stores));
     }
     let Some(stores) = stores else {
         return Ok(facts);

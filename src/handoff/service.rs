@@ -2,7 +2,11 @@
 //! systemd manager (podman supports no `User=` for rootless containers in a system unit), its
 //! text rendered here with the literal uid and paths (never `%U`/`%t`/`%h`), written into the
 //! stack user's home without following a link the user may have planted; and, for admins who
-//! keep a root-owned wrapper unit, the drop-in that wrapper needs.
+//! keep a root-owned wrapper unit, the drop-in that wrapper needs. The unit runs isolate's
+//! root-owned copies of the compose and env files (see `copies`), never the originals. The service's truth is its
+//! project's containers running, asked of the stack's store on every read.
+use super::copies;
+use super::stores::Stores;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use crate::policy::StackPolicy;
@@ -77,7 +81,7 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
     words.push(project.into());
     for c in &s.handoff.compose {
         words.push("-f".into());
-        words.push(c.value.display().to_string());
+        words.push(copy_of(s, &c.value));
     }
     words.extend(args.iter().map(|a| a.to_string()));
     words
@@ -85,6 +89,11 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
         .map(|w| unit_word(w))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The copy the unit runs instead of `original` (see [`copies`]).
+fn copy_of(s: &StackPolicy, original: &Path) -> String {
+    copies::copy_path(&s.name, original).display().to_string()
 }
 
 /// The environment every way of running the stack needs, with the literal uid.
@@ -121,6 +130,12 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
          # apply rewrites it; rollback --stack {} removes it.\n",
         s.name, a.user, s.name
     ));
+    for (_, original) in copies::files(s) {
+        u.push_str(&format!(
+            "# Runs isolate's copy of {}.\n",
+            crate::render::safe_path(&original)
+        ));
+    }
     u.push_str(&format!(
         "[Unit]\nDescription=compose project {project} of stack {} (isolate)\nWants=podman.socket\nAfter=podman.socket\n\n",
         s.name
@@ -139,10 +154,12 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
     for e in &s.handoff.env_files {
         u.push_str(&format!(
             "EnvironmentFile={}\n",
-            unit_value(&e.value.display().to_string())
+            unit_value(&copy_of(s, &e.value))
         ));
     }
-    if let Some(dir) = s.handoff.compose.first().and_then(|c| c.value.parent()) {
+    if let Some(c) = s.handoff.compose.first() {
+        let copy = copies::copy_path(&s.name, &c.value);
+        let dir = copy.parent().unwrap_or(Path::new("/"));
         u.push_str(&format!(
             "WorkingDirectory={}\n",
             unit_value(&dir.display().to_string())
@@ -312,6 +329,96 @@ pub fn remove_unit(root: &Root, path: &Path) -> Result<()> {
     }
 }
 
+/// Whether a compose project runs in a user's store, as observation found it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "snake_case")]
+pub enum ProjectRuns {
+    /// Not asked: the stack's podman socket does not listen (or no systemd).
+    #[default]
+    NotAsked,
+    Yes,
+    No(String),
+}
+
+/// Ok(()) when the project has containers in the user's store and all of them run;
+/// otherwise what is not running.
+pub fn project_running(
+    stores: &dyn Stores,
+    uid: u32,
+    project: &str,
+) -> Result<std::result::Result<(), String>> {
+    let containers = stores.project_containers(uid, project)?;
+    if containers.is_empty() {
+        return Ok(Err("it has no containers".into()));
+    }
+    let stopped: Vec<String> = containers
+        .iter()
+        .filter(|c| c.state != "running")
+        .map(|c| format!("{} ({})", c.name, c.state))
+        .collect();
+    if stopped.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!("not running: {}", stopped.join(", "))))
+    }
+}
+
+/// Who may own a file the service's copies are made from: the legacy user (the files are
+/// hers until the hand-off), the stack user (its env files after it) and root.
+pub fn copy_owners(
+    policy: &crate::policy::Policy,
+    acc: &crate::host::accounts::Accounts,
+    a: &Allocation,
+) -> Vec<u32> {
+    let mut owners = vec![0, a.uid];
+    if let Some(l) = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| acc.user(&l.value))
+    {
+        owners.push(l.uid);
+    }
+    owners
+}
+
+/// Asks the stack's store whether its project runs; never starts a socket.
+pub fn project_runs(stores: &dyn Stores, uid: u32, project: &str) -> ProjectRuns {
+    if !stores.socket_listening(uid) {
+        return ProjectRuns::NotAsked;
+    }
+    match project_running(stores, uid, project) {
+        Ok(Ok(())) => ProjectRuns::Yes,
+        Ok(Err(why)) => ProjectRuns::No(why),
+        Err(e) => ProjectRuns::No(format!("its containers cannot be listed: {e}")),
+    }
+}
+
+/// The service as it is: its unit file, its state in the stack user's manager and whether the
+/// project's containers run. Never writes.
+pub fn observe(
+    root: &Root,
+    policy: &crate::policy::Policy,
+    acc: &crate::host::accounts::Accounts,
+    s: &StackPolicy,
+    a: &Allocation,
+    stores: Option<&dyn Stores>,
+) -> super::ServiceFacts {
+    let project = s.handoff.project_of(&s.name);
+    let path = unit_path(&home_of(acc, a), &project);
+    let (enabled, active) = stores
+        .and_then(|st| st.unit_state(&a.user, a.uid, &unit_name(&project)))
+        .unwrap_or((false, false));
+    super::ServiceFacts {
+        text: read_unit(root, &path),
+        enabled,
+        active,
+        project: stores.map_or(ProjectRuns::NotAsked, |st| {
+            project_runs(st, a.uid, &project)
+        }),
+        copies: super::copies::observe(root, s, &copy_owners(policy, acc, a)),
+    }
+}
+
 /// The unit file's text as it is now (None: absent or unreadable), for plan.
 pub fn read_unit(root: &Root, path: &Path) -> Option<String> {
     super::env_files::read_pinned(root, path)
@@ -357,9 +464,12 @@ mod tests {
         assert!(d.contains("ExecStart=docker compose -p app"), "{d}");
         assert!(u.contains("Environment=DOCKER_HOST=unix:///run/user/1800/podman/podman.sock\n"));
         assert!(u.contains("Environment=DATA_ROOT=/srv/app/data\n"));
-        assert!(u.contains("EnvironmentFile=/srv/app/conf/app.env\n"));
-        assert!(u.contains("WorkingDirectory=/srv/app/conf\n"));
-        assert!(u.contains("ExecStart=podman-compose --podman-path \"/usr/local/bin/pod man\" -p app -f /srv/app/conf/compose.yaml up -d\n"), "{u}");
+        assert!(
+            u.contains("EnvironmentFile=/var/lib/isolate/stacks/app/files/srv/app/conf/app.env\n")
+        );
+        assert!(u.contains("WorkingDirectory=/var/lib/isolate/stacks/app/files/srv/app/conf\n"));
+        assert!(u.contains("ExecStart=podman-compose --podman-path \"/usr/local/bin/pod man\" -p app -f /var/lib/isolate/stacks/app/files/srv/app/conf/compose.yaml up -d\n"), "{u}");
+        assert!(u.contains("# Runs isolate's copy of /srv/app/conf/compose.yaml.\n"));
         assert!(u.contains("Restart=on-failure\n"));
         assert!(u.contains("WantedBy=default.target\n"));
         for spec in ["%U", "%t", "%h", "%u"] {

@@ -132,4 +132,12 @@ impl crate::audit::run::LiveCheck for LiveSession<'_> {
             socket_answers: self.ping.then_some(facts.ping_ok),
         }
     }
+
+    fn project_runs(
+        &self,
+        uid: u32,
+        project: &str,
+    ) -> Option<crate::handoff::service::ProjectRuns> {
+        Some(crate::handoff::service::project_runs(self, uid, project))
+    }
 }

@@ -2,7 +2,9 @@
 //! hand a stack its env files, images and named volumes, and the notes on what is already
 //! right, what is left behind and what is worth knowing.
 use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
+use crate::handoff::copies::{self, CopyStep};
 use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use crate::handoff::service::ProjectRuns;
 use crate::handoff::volumes::VolumePhase;
 use crate::handoff::HandoffStep;
 use crate::observe::Observed;
@@ -35,7 +37,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
-    plan_service(s, a, obs, opts, out);
+    plan_service(s, a, obs, opts, out, refusals);
     if !s.handoff.compose.is_empty() && a.uid < FIRST_USER_JOURNAL_UID {
         out.notes.push(note(
             s,
@@ -53,8 +55,16 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
 pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
 
 /// The compose service: written, enabled and started unless its unit is already exactly
-/// what isolate renders, enabled and active.
-fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options, out: &mut Plan) {
+/// what isolate renders, enabled and active, and the project's containers run (a oneshot
+/// unit stays active when compose exits 0 with every container failed).
+fn plan_service(
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Observed,
+    opts: &Options,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) {
     if !s.handoff.wants_service() {
         return;
     }
@@ -75,13 +85,31 @@ fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options,
         .get(&s.name)
         .and_then(|f| f.service.clone())
         .unwrap_or_default();
-    if facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active {
-        out.notes.push(note(
-            s,
-            NoteKind::Present,
-            format!("service {unit} of {} enabled and active", a.user),
-        ));
+    let Some((copies, copies_right)) = plan_copies(s, &facts, out, refusals) else {
         return;
+    };
+    let unit_right = facts.text.as_deref() == Some(text.as_str()) && facts.enabled && facts.active;
+    match &facts.project {
+        ProjectRuns::Yes if unit_right && copies_right => {
+            out.notes.push(note(
+                s,
+                NoteKind::Present,
+                format!(
+                    "service {unit} of {} enabled and active, project {project} runs",
+                    a.user
+                ),
+            ));
+            return;
+        }
+        ProjectRuns::No(why) if unit_right => out.notes.push(note(
+            s,
+            NoteKind::Warning,
+            format!(
+                "service {unit} of {} is enabled and active, but project {project} does not run ({why}): apply starts it again",
+                a.user
+            ),
+        )),
+        _ => {}
     }
     out.steps.push(Step::Handoff(HandoffStep::InstallService {
         stack: s.name.clone(),
@@ -93,7 +121,58 @@ fn plan_service(s: &StackPolicy, a: &Allocation, obs: &Observed, opts: &Options,
         path: crate::handoff::service::unit_path(&home, &s.handoff.project_of(&s.name)),
         home,
         text,
+        copies,
     }));
+}
+
+/// The copies the service runs, and whether each already holds what its original says; a
+/// changed original is a `!` note with the change (None: refused, see `refusals`).
+fn plan_copies(
+    s: &StackPolicy,
+    facts: &crate::handoff::ServiceFacts,
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+) -> Option<(Vec<CopyStep>, bool)> {
+    let mut steps = Vec::new();
+    let mut all_right = true;
+    let mut refused = false;
+    for (kind, original) in copies::files(s) {
+        let what = match kind {
+            copies::CopyKind::Env => "env file",
+            copies::CopyKind::Compose => "compose file",
+        };
+        let Some(c) = facts.copies.iter().find(|c| c.original == original) else {
+            refusals.push(format!(
+                "stack `{}`: {what} {} was not looked at",
+                s.name,
+                original.display()
+            ));
+            refused = true;
+            continue;
+        };
+        let Some(wanted) = &c.wanted else {
+            refusals.push(format!(
+                "stack `{}`: {what} {} cannot be copied for its service: {}",
+                s.name,
+                original.display(),
+                c.error.as_deref().unwrap_or("unreadable")
+            ));
+            refused = true;
+            continue;
+        };
+        if let Some(n) = copies::changed_note(c, &s.name) {
+            out.notes.push(note(s, NoteKind::Warning, n));
+        }
+        all_right &= c.current.as_ref() == Some(wanted);
+        steps.push(CopyStep {
+            kind,
+            from: original,
+            to: c.copy.clone(),
+            owners: c.owners.clone(),
+            content: wanted.clone(),
+        });
+    }
+    (!refused).then_some((steps, all_right))
 }
 
 fn note(s: &StackPolicy, kind: NoteKind, message: String) -> Note {
@@ -114,6 +193,10 @@ fn plan_env_files(
 ) {
     let facts = obs.handoff.get(&s.name);
     let others = other_stack_users(policy, obs, &a.user);
+    let legacy = policy
+        .legacy_owner
+        .as_ref()
+        .and_then(|l| obs.accounts.user(&l.value));
     for e in &s.handoff.env_files {
         let path = &e.value;
         let shown = path.display();
@@ -134,13 +217,45 @@ fn plan_env_files(
                 "stack `{}`: env file {shown} is {file_type}, not a regular file",
                 s.name
             )),
-            Some(EnvFileFacts::File(f)) if env_files::is_handed(f, a.uid, a.gid) => {
+            Some(EnvFileFacts::File(f)) if f.links != 1 => refusals.push(format!(
+                "stack `{}`: env file {shown} has {} names (hard links); another name could be a file that is not the legacy user's to give (a root file, another stack's secret): isolate takes only a file with one name",
+                s.name, f.links
+            )),
+            Some(EnvFileFacts::File(f)) if env_files::is_handed(&f.owner, a.uid, a.gid) => {
                 out.notes.push(note(
                     NoteKind::Present,
-                    format!("env file {shown} is {}'s alone (mode {:04o})", a.user, f.mode),
+                    format!(
+                        "env file {shown} is {}'s alone (mode {:04o})",
+                        a.user, f.owner.mode
+                    ),
                 ))
             }
-            Some(EnvFileFacts::File(f)) => {
+            Some(EnvFileFacts::File(f)) if Some(f.owner.uid) != legacy.map(|l| l.uid) => {
+                refusals.push(format!(
+                    "stack `{}`: env file {shown} belongs to uid {}, not to the legacy user {}: isolate hands over only that user's files",
+                    s.name,
+                    f.owner.uid,
+                    legacy.map_or("(no `legacy_owner` in the policy)", |l| l.name.as_str())
+                ))
+            }
+            Some(EnvFileFacts::File(file)) => {
+                let f = &file.owner;
+                // Handed over before, and not the stack's now: replaced (an inode number may
+                // come back, so this does not rest on the recorded one).
+                let handed_before = obs
+                    .state
+                    .handoff
+                    .get(&s.name)
+                    .is_some_and(|r| r.env_files.iter().any(|r| &r.path == path));
+                if handed_before {
+                    out.notes.push(note(
+                        NoteKind::Warning,
+                        format!(
+                            "env file {shown} of stack `{}` was replaced since isolate handed it to {} (owner now uid {}); apply hands over the new file",
+                            s.name, a.user, f.uid
+                        ),
+                    ));
+                }
                 let readers = env_files::readers(f, &obs.accounts, &others);
                 if !readers.is_empty() {
                     out.notes.push(note(
@@ -161,6 +276,7 @@ fn plan_env_files(
                     user: a.user.clone(),
                     path: path.clone(),
                     was: *f,
+                    id: file.id,
                     to: FileOwner {
                         uid: a.uid,
                         gid: a.gid,
