@@ -39,7 +39,16 @@ pub enum Line {
     After(Applied),
 }
 
-/// The state of one journalled inode right after the migration changed it.
+impl Record {
+    /// Whether the inode had setuid/setgid bits or a capability: what only a proof that
+    /// nobody else changed it since gives back.
+    pub fn privileged(&self) -> bool {
+        self.perm & 0o6000 != 0 || self.caps.is_some()
+    }
+}
+
+/// The state of one journalled inode right after isolate (a migration, its crash repair or
+/// a rollback) changed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub path: PathBuf,
