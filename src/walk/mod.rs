@@ -666,7 +666,6 @@ pub fn rollback(
     let proofs = replay::Proofs::read(journal_path)?;
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
     replay::restore_proven(sys, root.as_fd(), path, &proofs, &mut after)?;
-    drop(after);
     let rules = inverse_rules(spec);
     let bar = progress.bar();
     let walked = traverse::walk(
@@ -675,6 +674,7 @@ pub fn rollback(
         root,
         &Rollback {
             rules: rules.clone(),
+            proofs: &proofs,
         },
         bar.as_ref(),
     );
@@ -682,7 +682,7 @@ pub fn rollback(
     let Walked { counts, tally } = walked?;
     let mut summary = Summary::from_walk(counts, tally.decisions, 0);
     let root = open_data_path(sys, path)?;
-    let restored = replay::restore(sys, root.as_fd(), path, journal_path)?;
+    let restored = replay::restore(sys, root.as_fd(), path, journal_path, &proofs, &mut after)?;
     summary.journalled = restored.restored;
     summary.journal_missing = restored.missing;
     summary.changed += restored.changed;

@@ -112,9 +112,21 @@ fn io_error(path: &Path, record: &Record, op: &'static str, errno: Errno) -> Err
 /// records only.
 pub struct Proofs {
     records: Vec<Record>,
-    ctimes: HashMap<(PathBuf, u64), Vec<(i64, u32)>>,
+    /// By inode number: a parent directory renamed meanwhile (by the stack, or an attacker)
+    /// moves neither the file nor its ctime; the record's identity check (inode number and
+    /// creation time) comes first.
+    ctimes: HashMap<u64, Proof>,
+    seen: std::collections::HashSet<(PathBuf, u64)>,
     /// Where the journal's valid part ends (a torn last line is cut off before appending).
     pub valid_len: u64,
+}
+
+/// What the journal says of one inode number: the creation times its privileged records
+/// name, and the ctimes isolate left on it.
+#[derive(Default)]
+struct Proof {
+    btimes: Vec<Option<(i64, u32)>>,
+    ctimes: Vec<(i64, u32)>,
 }
 
 fn key(record: &Record) -> (PathBuf, u64) {
@@ -127,22 +139,24 @@ impl Proofs {
         let mut proofs = Proofs {
             records: Vec::new(),
             ctimes: HashMap::new(),
+            seen: Default::default(),
             valid_len: 0,
         };
         let valid_len = journal::read(journal_path, |line| {
             match line {
                 Line::Before(record) if record.privileged() => {
-                    if let std::collections::hash_map::Entry::Vacant(v) =
-                        proofs.ctimes.entry(key(&record))
-                    {
-                        v.insert(Vec::new());
+                    let proof = proofs.ctimes.entry(record.ino).or_default();
+                    if !proof.btimes.contains(&record.btime) {
+                        proof.btimes.push(record.btime);
+                    }
+                    if proofs.seen.insert(key(&record)) {
                         proofs.records.push(record);
                     }
                 }
                 Line::Before(_) => {}
                 Line::After(after) => {
-                    if let Some(ctimes) = proofs.ctimes.get_mut(&(after.path, after.ino)) {
-                        ctimes.push(after.ctime);
+                    if let Some(proof) = proofs.ctimes.get_mut(&after.ino) {
+                        proof.ctimes.push(after.ctime);
                     }
                 }
             }
@@ -158,8 +172,21 @@ impl Proofs {
         same_file(record, st)
             && self
                 .ctimes
-                .get(&key(record))
-                .is_some_and(|c| c.contains(&st.ctime))
+                .get(&record.ino)
+                .is_some_and(|p| p.ctimes.contains(&st.ctime))
+    }
+
+    /// Whether `st` is a privileged journalled inode as isolate last left it (whichever
+    /// of its records names it).
+    pub fn own_inode(&self, st: &Stat) -> bool {
+        self.ctimes.get(&st.ino).is_some_and(|p| {
+            p.ctimes.contains(&st.ctime)
+                && p.btimes.iter().any(|b| match (b, st.btime) {
+                    (Some(a), Some(b)) => *a == b,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                })
+        })
     }
 }
 
@@ -319,30 +346,7 @@ pub fn restore_proven(
             if !proofs.own(record, &st) {
                 return Ok(false);
             }
-            let fd = fd.as_fd();
-            // The owner first: from here on the stack's ids can no longer open it for writing.
-            if (st.uid, st.gid) != (record.uid, record.gid) {
-                sys.chown(fd, c"", record.uid, record.gid)
-                    .map_err(|e| ("chown", e))?;
-                journal.note(sys, fd, &record.path)?;
-            }
-            if let Some(caps) = &record.caps {
-                let now = sys
-                    .get_xattr(fd, c"", xattr::CAPABILITY)
-                    .map_err(|e| ("read security.capability of", e))?;
-                if now.as_deref() != Some(&caps[..]) {
-                    sys.set_xattr(fd, c"", xattr::CAPABILITY, caps)
-                        .map_err(|e| ("write security.capability of", e))?;
-                    journal.note(sys, fd, &record.path)?;
-                }
-            }
-            if !st.is_symlink() {
-                let now = sys.stat(fd, c"").map_err(|e| ("stat", e))?;
-                if now.perm() != record.perm {
-                    sys.chmod(fd, c"", record.perm).map_err(|e| ("chmod", e))?;
-                    journal.note(sys, fd, &record.path)?;
-                }
-            }
+            give_back(sys, fd.as_fd(), &st, record, journal)?;
             Ok(true)
         };
         match restore() {
@@ -353,6 +357,45 @@ pub fn restore_proven(
         }
     }
     Ok(proven)
+}
+
+/// Gives a proven inode (`st`, pinned as `fd`) everything `record` says it had: owner,
+/// capability, mode; each step journalled as isolate's own. Returns whether it changed.
+fn give_back(
+    sys: &dyn WalkSys,
+    fd: BorrowedFd<'_>,
+    st: &Stat,
+    record: &Record,
+    journal: &mut AfterLines<'_>,
+) -> Step<bool> {
+    let mut changed = false;
+    // The owner first: from here on the stack's ids can no longer open it for writing.
+    if (st.uid, st.gid) != (record.uid, record.gid) {
+        sys.chown(fd, c"", record.uid, record.gid)
+            .map_err(|e| ("chown", e))?;
+        journal.note(sys, fd, &record.path)?;
+        changed = true;
+    }
+    if let Some(caps) = &record.caps {
+        let now = sys
+            .get_xattr(fd, c"", xattr::CAPABILITY)
+            .map_err(|e| ("read security.capability of", e))?;
+        if now.as_deref() != Some(&caps[..]) {
+            sys.set_xattr(fd, c"", xattr::CAPABILITY, caps)
+                .map_err(|e| ("write security.capability of", e))?;
+            journal.note(sys, fd, &record.path)?;
+            changed = true;
+        }
+    }
+    if !st.is_symlink() {
+        let now = sys.stat(fd, c"").map_err(|e| ("stat", e))?;
+        if now.perm() != record.perm {
+            sys.chmod(fd, c"", record.perm).map_err(|e| ("chmod", e))?;
+            journal.note(sys, fd, &record.path)?;
+            changed = true;
+        }
+    }
+    Ok(changed)
 }
 
 /// What rollback's journal phase did.
@@ -378,6 +421,8 @@ pub fn restore(
     root: BorrowedFd<'_>,
     path: &Path,
     journal_path: &Path,
+    proofs: &Proofs,
+    after: &mut AfterLines<'_>,
 ) -> Result<Restored> {
     let mut resolver = Resolver::new(sys, root);
     let mut out = Restored::default();
@@ -388,6 +433,14 @@ pub fn restore(
                 return Err(("stat", Errno::NOENT));
             }
             let fd = fd.as_fd();
+            if record.privileged() && proofs.own(record, &st) {
+                // Missed by the first phase (its path raced) and left alone by the walk.
+                if give_back(sys, fd, &st, record, after)? {
+                    out.changed += 1;
+                }
+                out.restored += 1;
+                return Ok(());
+            }
             let chowned = (st.uid, st.gid) != (record.uid, record.gid);
             if chowned {
                 sys.chown(fd, c"", record.uid, record.gid)
