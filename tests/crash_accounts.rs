@@ -182,16 +182,27 @@ fn apply_killed(
     let converged = (|| {
         let again = h.run(APPLY);
         if again.status.code() != Some(0) {
-            return Err(format!("re-run exited {:?}: {}", again.status.code(), text(&again.stderr)));
+            return Err(format!(
+                "re-run exited {:?}: {}",
+                again.status.code(),
+                text(&again.stderr)
+            ));
         }
         let third = h.run(APPLY);
         if text(&third.stdout) != "nothing to do: the host matches the policy\n" {
-            return Err(format!("third run: {}{}", text(&third.stdout), text(&third.stderr)));
+            return Err(format!(
+                "third run: {}{}",
+                text(&third.stdout),
+                text(&third.stderr)
+            ));
         }
         shadow_checks(h.root())?;
         let data = h.snapshot_under("srv/app");
         if data != want.applied_data {
-            return Err(format!("data differs: {}", differences(&data, &want.applied_data)));
+            return Err(format!(
+                "data differs: {}",
+                differences(&data, &want.applied_data)
+            ));
         }
         if etc(&h) != want.applied_etc {
             return Err("/etc differs".into());
@@ -266,7 +277,10 @@ fn rollback_killed(
         shadow_checks(h.root())?;
         let data = h.snapshot_under("srv/app");
         if data != want.original_data {
-            return Err(format!("data differs: {}", differences(&data, &want.original_data)));
+            return Err(format!(
+                "data differs: {}",
+                differences(&data, &want.original_data)
+            ));
         }
         Ok(())
     })();
@@ -383,7 +397,11 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
         }
         println!("{command}: {converged} of {runs} killed runs converged");
     }
-    assert!(failures.is_empty(), "did not converge:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "did not converge:\n{}",
+        failures.join("\n")
+    );
     for phase in [
         "apply: accounts",
         "apply: migrating",

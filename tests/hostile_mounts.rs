@@ -203,7 +203,12 @@ fn overlay_outside_links_case(base: &Path, lower_dev: Option<&str>, label: &str)
     let s = migrate(&data, &top.join("j"), MigrateMode::Auto);
     eprintln!("{label}: {s:?}");
     for (path, was) in &outside {
-        assert_eq!(owner(path), *was, "{label}: {} changed owner", path.display());
+        assert_eq!(
+            owner(path),
+            *was,
+            "{label}: {} changed owner",
+            path.display()
+        );
     }
     assert_eq!(mode(&merged.join("root-secret")), 0o600, "{label}");
     assert!(
@@ -222,7 +227,11 @@ fn overlay_outside_links_case(base: &Path, lower_dev: Option<&str>, label: &str)
     );
     // Hardlinks with every name inside still migrate (upper inode, lower pair).
     assert_eq!(owner(&data.join("up-link")), (200_998, 200_998), "{label}");
-    assert_eq!(owner(&data.join("d/hardlink")), (200_998, 200_998), "{label}");
+    assert_eq!(
+        owner(&data.join("d/hardlink")),
+        (200_998, 200_998),
+        "{label}"
+    );
     assert_eq!(owner(&data.join("f")), (200_998, 200_998), "{label}");
 }
 
@@ -350,7 +359,10 @@ fn read_only_bind_apply_child() {
         "{}",
         text(&first.stdout)
     );
-    assert_eq!(phase, "migrating", "a skipped mount is not a done migration");
+    assert_eq!(
+        phase, "migrating",
+        "a skipped mount is not a done migration"
+    );
     // The re-run walks it again and says so again: never "nothing to do".
     expect_code(&second, 1);
     assert!(

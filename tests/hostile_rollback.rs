@@ -263,12 +263,21 @@ fn a_rollback_stopped_after_any_of_its_changes_is_finished_exactly_by_the_next()
     migrate(&reference, mode);
     let counting = StopsAfter::new(usize::MAX, false);
     let journal = reference.tmp.path().join("j");
-    let whole = walk::rollback(&counting, &reference.data, &spec(mode), &journal, &Progress::off())
-        .unwrap();
+    let whole = walk::rollback(
+        &counting,
+        &reference.data,
+        &spec(mode),
+        &journal,
+        &Progress::off(),
+    )
+    .unwrap();
     assert!(whole.problems().is_empty(), "{:?}", whole.problems());
     assert_eq!(listing(&reference.data), original);
     let changes = counting.made.load(Ordering::SeqCst);
-    assert!(changes > 10, "only {changes} changes: the test proves little");
+    assert!(
+        changes > 10,
+        "only {changes} changes: the test proves little"
+    );
 
     let mut diverged = Vec::new();
     let mut unproven = 0;

@@ -238,7 +238,7 @@ struct Walk<'w, A: InodeAction> {
     /// Per-name mode only: (device, inode, ctime, link count) a multi-link inode had right
     /// after this walk changed it: another of its names showing that is isolate's own
     /// change, not someone else's.
-    own_stamps: Mutex<HashSet<(u64, u64, (i64, u32), u32)>>,
+    own_stamps: Mutex<HashSet<LinkStamp>>,
     counts: Mutex<Counts>,
     tally: Mutex<A::Tally>,
     abort: AtomicBool,
@@ -385,8 +385,8 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                     },
                     None => {
                         let seen = self.link_seen(dir_ino, name, rel, &stat);
-                        let handed = self.per_name
-                            || if A::READ_ONLY { seen.first } else { seen.last };
+                        let handed =
+                            self.per_name || if A::READ_ONLY { seen.first } else { seen.last };
                         if !handed {
                             continue;
                         }
@@ -711,6 +711,9 @@ pub fn walk<A: InodeAction>(
         tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
 }
+
+/// (device, inode, ctime, link count) of a multi-link inode.
+type LinkStamp = (u64, u64, (i64, u32), u32);
 
 /// What a changing walk on overlayfs does with one name of a multi-link inode.
 enum CensusSays {
