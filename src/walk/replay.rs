@@ -217,6 +217,15 @@ impl<'a> AfterLines<'a> {
         }
     }
 
+    /// Opens the journal now, before the first change: the moment between a change and
+    /// its line (a kill there leaves the file unproven) stays a stat and a write.
+    fn open(&mut self) -> std::io::Result<&Journal> {
+        if self.journal.is_none() {
+            self.journal = Some(Journal::open(self.path, self.valid_len)?);
+        }
+        Ok(self.journal.as_ref().expect("just opened"))
+    }
+
     /// Records the ctime `fd`'s inode has now as isolate's own.
     fn note(&mut self, sys: &dyn WalkSys, fd: BorrowedFd<'_>, path: &Path) -> Step<()> {
         let st = sys.stat(fd, c"").map_err(|e| ("stat", e))?;
@@ -225,21 +234,24 @@ impl<'a> AfterLines<'a> {
             ino: st.ino,
             ctime: st.ctime,
         });
-        let journal_error = |e: std::io::Error| {
-            (
-                "write the journal about",
-                Errno::from_io_error(&e).unwrap_or(Errno::IO),
-            )
-        };
-        let journal = match &mut self.journal {
-            Some(j) => j,
-            None => self
-                .journal
-                .insert(Journal::open(self.path, self.valid_len).map_err(journal_error)?),
-        };
-        journal
-            .write(std::slice::from_ref(&line))
-            .map_err(journal_error)
+        self.open()
+            .and_then(|j| j.write(std::slice::from_ref(&line)))
+            .map_err(|e| {
+                (
+                    "write the journal about",
+                    Errno::from_io_error(&e).unwrap_or(Errno::IO),
+                )
+            })
+    }
+
+    /// [`AfterLines::open`] when `proofs` has records to act on.
+    fn open_for(&mut self, proofs: &Proofs, journal_path: &Path) -> Result<()> {
+        if proofs.records.is_empty() {
+            return Ok(());
+        }
+        self.open()
+            .map(drop)
+            .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))
     }
 }
 
@@ -265,6 +277,7 @@ pub fn repair_after_crash(
     proofs: &Proofs,
     journal: &mut AfterLines<'_>,
 ) -> Result<Repaired> {
+    journal.open_for(proofs, journal.path)?;
     let mut resolver = Resolver::new(sys, root);
     let mut out = Repaired {
         changed: 0,
@@ -334,6 +347,7 @@ pub fn restore_proven(
     proofs: &Proofs,
     journal: &mut AfterLines<'_>,
 ) -> Result<u64> {
+    journal.open_for(proofs, journal.path)?;
     let mut resolver = Resolver::new(sys, root);
     let mut proven = 0;
     for record in &proofs.records {
