@@ -648,9 +648,11 @@ pub fn migrate(
 /// time, ctime one that isolate journalled after its own change: the migration's, or an
 /// interrupted rollback's) get everything back, each step journalled. Then every id in the
 /// stack mapping goes back to the legacy mapping (ACL entries too; chown drops privileges
-/// and this phase never restores them). Then every journalled inode that is still the file
-/// its record was written for gets its owner and mode back, without setuid/setgid bits or
-/// capability unless proven above (those are reported, and the rollback is not done). A
+/// and this phase never restores them, so it does not chown a proven one the first phase
+/// could not reach). Then every journalled inode that is still the file its record was
+/// written for gets its owner and mode back (a proven one everything), without
+/// setuid/setgid bits or capability otherwise (those are reported, and the rollback is not
+/// done). A
 /// verification walk counts what is left in the stack mapping. Re-runnable; the journal is
 /// kept.
 pub fn rollback(
