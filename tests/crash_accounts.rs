@@ -1,16 +1,37 @@
 //! kill -9 (the whole process group, as a stopped unit or a lost terminal does: shadow's
 //! tools die with isolate) at random moments of `apply` (account creation and migration)
-//! and of `rollback`, against temporary roots. After every kill one re-run converges, a
-//! second one has nothing to do, shadow's `pwck -r` and `grpck -r` pass, and the data ends
-//! exactly as after an uninterrupted run. Prints where the kills landed; fails if a phase got
-//! none.
+//! and of `rollback` (most after it recorded `rolling_back`, so inside its walks), against
+//! temporary roots whose data holds setuid/setgid files and a setgid directory. After every
+//! kill one re-run converges, a second one has nothing to do, shadow's `pwck -r` and
+//! `grpck -r` pass, and the data ends exactly as after an uninterrupted run, setuid/setgid
+//! bits included. Prints where the kills landed and how many killed runs converged per
+//! command (`CRASH_KILLS`, default 50, and `CRASH_SEED` set them); fails listing every kill
+//! that did not, or if a phase got none.
 mod hardening_common;
 use hardening_common::{expect_code, shadow_checks, text, Host, APP_POLICY};
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-const KILLS: usize = 50;
+/// Kills of each command (`CRASH_KILLS` overrides).
+fn kills() -> usize {
+    std::env::var("CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50)
+}
+
+/// Per phase the kill landed in: each kill's number and whether its re-runs converged.
+type Landed = BTreeMap<String, Vec<(usize, Result<(), String>)>>;
+
+fn note(landed: &std::sync::Mutex<Landed>, at: String, i: usize, converged: Result<(), String>) {
+    landed
+        .lock()
+        .unwrap()
+        .entry(at)
+        .or_default()
+        .push((i, converged));
+}
 
 /// xorshift64*: enough randomness for kill moments, reproducible from the printed seed.
 struct Rng(u64);
@@ -134,6 +155,8 @@ const APPLY: &[&str] = &["apply", "--no-systemd"];
 /// The state file's mark of a started migration.
 const MIGRATING: &str = "\"migrating\"";
 const ROLLBACK: &[&str] = &["rollback", "--stack", "app"];
+/// The state file's mark of a started rollback.
+const ROLLING_BACK: &str = "\"rolling_back\"";
 const NOTHING_TO_ROLL_BACK: &str = "isolate: stack `app` has no migration to roll back\n";
 
 /// What every run must end in.
@@ -145,63 +168,146 @@ struct Expected {
 
 type Snapshot = std::collections::BTreeMap<std::path::PathBuf, (String, u32, u32, u32, Vec<u8>)>;
 
-/// One apply killed after `delay`, then re-run to the end; returns where the kill landed.
+/// Whether a killed run's re-run converged: Err says how it did not.
+type Converged = Result<(), String>;
+
+/// One apply killed after `delay`, then re-run to the end; returns where the kill landed and
+/// whether the re-runs converged to the uninterrupted result.
 fn apply_killed(
     template: &Host,
     mark: Option<&str>,
     delay: Duration,
     want: &Expected,
-    i: usize,
-) -> &'static str {
+) -> (&'static str, Converged) {
     let h = Host::copy_of(template);
     kill_after(&h, APPLY, mark, delay);
     let at = phase(&h);
-    let again = h.run(APPLY);
-    expect_code(&again, 0);
-    let third = h.run(APPLY);
-    assert_eq!(
-        text(&third.stdout),
-        "nothing to do: the host matches the policy\n",
-        "apply kill {i} ({at}): {}",
-        text(&third.stderr)
-    );
-    shadow_checks(h.root()).unwrap_or_else(|e| panic!("apply kill {i} ({at}): {e}"));
-    assert!(
-        h.snapshot_under("srv/app") == want.applied_data,
-        "apply kill {i} ({at}): data differs"
-    );
-    assert_eq!(etc(&h), want.applied_etc, "apply kill {i} ({at})");
-    at
+    let converged = (|| {
+        let again = h.run(APPLY);
+        if again.status.code() != Some(0) {
+            return Err(format!(
+                "re-run exited {:?}: {}",
+                again.status.code(),
+                text(&again.stderr)
+            ));
+        }
+        let third = h.run(APPLY);
+        if text(&third.stdout) != "nothing to do: the host matches the policy\n" {
+            return Err(format!(
+                "third run: {}{}",
+                text(&third.stdout),
+                text(&third.stderr)
+            ));
+        }
+        shadow_checks(h.root())?;
+        let data = h.snapshot_under("srv/app");
+        if data != want.applied_data {
+            return Err(format!(
+                "data differs: {}",
+                differences(&data, &want.applied_data)
+            ));
+        }
+        if etc(&h) != want.applied_etc {
+            return Err("/etc differs".into());
+        }
+        Ok(())
+    })();
+    (at, converged)
 }
 
-/// One rollback killed after `delay`, then re-run to the end; returns where the kill landed.
-fn rollback_killed(template: &Host, delay: Duration, want: &Expected, i: usize) -> &'static str {
+/// The first entries that differ between two snapshots (path: got vs wanted).
+fn differences(got: &Snapshot, want: &Snapshot) -> String {
+    let mut out = Vec::new();
+    for (path, w) in want {
+        match got.get(path) {
+            Some(g) if g == w => {}
+            Some(g) => out.push(format!(
+                "{}: mode {:o} {}:{} (want {:o} {}:{})",
+                path.display(),
+                g.1,
+                g.2,
+                g.3,
+                w.1,
+                w.2,
+                w.3
+            )),
+            None => out.push(format!("{}: missing", path.display())),
+        }
+    }
+    for path in got.keys().filter(|p| !want.contains_key(*p)) {
+        out.push(format!("{}: extra", path.display()));
+    }
+    let n = out.len();
+    out.truncate(4);
+    format!("{n} entries: {}", out.join(", "))
+}
+
+/// One rollback killed after `delay`, then re-run to the end; returns where the kill landed
+/// and whether the re-runs converged to the uninterrupted result (setuid/setgid bits
+/// included).
+fn rollback_killed(
+    template: &Host,
+    mark: Option<&str>,
+    delay: Duration,
+    want: &Expected,
+) -> (&'static str, Converged) {
     // Applied here, not copied from an applied host: rollback recognises files (and the data
     // directory) by identity, which a copy does not keep.
     let h = Host::copy_of(template);
     expect_code(&h.run(APPLY), 0);
-    kill_after(&h, ROLLBACK, None, delay);
+    kill_after(&h, ROLLBACK, mark, delay);
     let at = match phase(&h) {
         "done" => "rollback not started",
         "rolling_back" => "rolling_back",
         "rolled_back" => "rollback recorded",
-        other => panic!("rollback kill {i}: phase {other}"),
+        other => panic!("rollback kill: phase {other}"),
     };
-    if at != "rollback recorded" {
-        expect_code(&h.run(ROLLBACK), 0);
-    }
-    let last = h.run(ROLLBACK);
-    assert_eq!(
-        text(&last.stderr),
-        NOTHING_TO_ROLL_BACK,
-        "rollback kill {i} ({at})"
-    );
-    shadow_checks(h.root()).unwrap_or_else(|e| panic!("rollback kill {i} ({at}): {e}"));
-    assert!(
-        h.snapshot_under("srv/app") == want.original_data,
-        "rollback kill {i} ({at}): data differs"
-    );
-    at
+    let converged = (|| {
+        if at != "rollback recorded" {
+            let again = h.run(ROLLBACK);
+            if again.status.code() != Some(0) {
+                return Err(format!(
+                    "re-run exited {:?}: {}",
+                    again.status.code(),
+                    text(&again.stderr)
+                ));
+            }
+        }
+        let last = h.run(ROLLBACK);
+        if text(&last.stderr) != NOTHING_TO_ROLL_BACK {
+            return Err(format!("last run: {}", text(&last.stderr)));
+        }
+        shadow_checks(h.root())?;
+        let data = h.snapshot_under("srv/app");
+        if data != want.original_data {
+            return Err(format!(
+                "data differs: {}",
+                differences(&data, &want.original_data)
+            ));
+        }
+        Ok(())
+    })();
+    (at, converged)
+}
+
+/// Files whose privileges a rollback must give back exactly: a root 4755 file (reowned by
+/// `auto`, journalled), a legacy-mapped 4755 file and a setgid directory (shifted; the
+/// chown drops the file's bits).
+fn privileged_data(h: &Host) {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let set = |rel: &str, uid: u32, gid: u32, mode: u32| {
+        let p = h.root().join(rel);
+        chown(&p, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    h.write("srv/app/root-suid", b"#!/bin/sh\n");
+    set("srv/app/root-suid", 0, 0, 0o4755);
+    h.write("srv/app/d0/legacy-suid", b"binary");
+    set("srv/app/d0/legacy-suid", 100_000, 100_005, 0o6755);
+    std::fs::create_dir(h.root().join("srv/app/sgid")).unwrap();
+    set("srv/app/sgid", 100_000, 100_005, 0o2775);
+    h.write("srv/app/sgid/inside", b"x");
+    set("srv/app/sgid/inside", 100_001, 100_005, 0o644);
 }
 
 #[test]
@@ -212,11 +318,13 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
         0
     );
     let seed = seed();
+    let kills = kills();
     let started = Instant::now();
 
     let template = Host::new();
     template.policy(APP_POLICY);
     template.legacy_data("srv/app", 10, 50);
+    privileged_data(&template);
 
     // The uninterrupted runs: their results, and when the migration starts.
     let reference = Host::copy_of(&template);
@@ -224,7 +332,7 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
     shadow_checks(reference.root()).unwrap();
     let applied_data = reference.snapshot_under("srv/app");
     let applied_etc = etc(&reference);
-    let (_, rollback_time) = timed(&reference, ROLLBACK, "\"rolling_back\"");
+    let (rollback_marked, rollback_time) = timed(&reference, ROLLBACK, ROLLING_BACK);
     let want = Expected {
         applied_data,
         applied_etc,
@@ -232,52 +340,70 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
     };
     assert!(reference.snapshot_under("srv/app") == want.original_data);
     println!(
-        "seed {seed}: apply {apply_time:?} (migration from {accounts_time:?}), rollback {rollback_time:?}"
+        "seed {seed}: apply {apply_time:?} (migration from {accounts_time:?}), rollback {rollback_time:?} (walk from {rollback_marked:?})"
     );
 
     // Half the apply kills at random moments of the account phase, half at random moments
     // after the migration was recorded as started; two workers, each with its own random
     // sequence.
-    let landed = std::sync::Mutex::new(BTreeMap::<String, usize>::new());
+    let landed = std::sync::Mutex::new(Landed::new());
     std::thread::scope(|s| {
         for worker in 0..2u64 {
             let (template, want, landed) = (&template, &want, &landed);
             s.spawn(move || {
                 let mut rng =
                     Rng(seed.wrapping_add(worker.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
-                for i in (worker as usize..KILLS).step_by(2) {
+                for i in (worker as usize..kills).step_by(2) {
                     let (mark, delay) = if i % 4 < 2 {
                         (None, rng.below(accounts_time))
                     } else {
                         let migration_time = apply_time.saturating_sub(accounts_time);
                         (Some(MIGRATING), rng.below(migration_time))
                     };
-                    let at = apply_killed(template, mark, delay, want, i);
-                    *landed
-                        .lock()
-                        .unwrap()
-                        .entry(format!("apply: {at}"))
-                        .or_default() += 1;
-                    let delay = rng.below(rollback_time);
-                    let at = rollback_killed(template, delay, want, i);
-                    *landed
-                        .lock()
-                        .unwrap()
-                        .entry(format!("rollback: {at}"))
-                        .or_default() += 1;
+                    let (at, converged) = apply_killed(template, mark, delay, want);
+                    note(landed, format!("apply: {at}"), i, converged);
+                    // A quarter of the rollback kills anywhere, the others at random moments
+                    // after the rollback was recorded as started (its walks).
+                    let (mark, delay) = if i % 4 == 0 {
+                        (None, rng.below(rollback_time))
+                    } else {
+                        let walk_time = rollback_time.saturating_sub(rollback_marked);
+                        (Some(ROLLING_BACK), rng.below(walk_time))
+                    };
+                    let (at, converged) = rollback_killed(template, mark, delay, want);
+                    note(landed, format!("rollback: {at}"), i, converged);
                 }
             });
         }
     });
     let landed = landed.into_inner().unwrap();
     println!(
-        "{KILLS} kills of apply and {KILLS} of rollback landed: {} ({:.1}s)",
+        "{kills} kills of apply and {kills} of rollback landed: {} ({:.1}s)",
         landed
             .iter()
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{k} {}", v.len()))
             .collect::<Vec<_>>()
             .join(", "),
         started.elapsed().as_secs_f64()
+    );
+    let mut failures = Vec::new();
+    for command in ["apply", "rollback"] {
+        let (mut runs, mut converged) = (0, 0);
+        for (at, results) in landed.iter().filter(|(k, _)| k.starts_with(command)) {
+            runs += results.len();
+            for (i, r) in results {
+                match r {
+                    Ok(()) => converged += 1,
+                    Err(e) => failures.push(format!("{at} kill {i}: {e}")),
+                }
+            }
+        }
+        println!("{command}: {converged} of {runs} killed runs converged");
+    }
+    assert!(
+        failures.is_empty(),
+        "did not converge:\n{}",
+        failures.join("\n")
     );
     for phase in [
         "apply: accounts",
@@ -285,7 +411,7 @@ fn kill_9_anywhere_in_apply_or_rollback_then_rerun_converges() {
         "rollback: rolling_back",
     ] {
         assert!(
-            landed.get(phase).copied().unwrap_or(0) > 0,
+            landed.get(phase).is_some_and(|r| !r.is_empty()),
             "no kill landed in {phase}: {landed:?}"
         );
     }

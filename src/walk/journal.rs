@@ -1,8 +1,9 @@
 //! The write-ahead journal of a migration: the owner, mode and capability of every inode a
 //! migration cannot recompute (reowned ones, and ones whose setuid bits or capability a chown
 //! drops), synced before the chown, so a crash anywhere leaves rollback exact; then, after the
-//! change, the inode's status-change time, which proves at rollback whether it is still the
-//! same unmodified file.
+//! change (and after every step isolate later takes on a privileged one: crash repair,
+//! rollback), the inode's status-change time, which proves whether it is still the file
+//! isolate left.
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -39,7 +40,16 @@ pub enum Line {
     After(Applied),
 }
 
-/// The state of one journalled inode right after the migration changed it.
+impl Record {
+    /// Whether the inode had setuid/setgid bits or a capability: what only a proof that
+    /// nobody else changed it since gives back.
+    pub fn privileged(&self) -> bool {
+        self.perm & 0o6000 != 0 || self.caps.is_some()
+    }
+}
+
+/// The state of one journalled inode right after isolate (a migration, its crash repair or
+/// a rollback) changed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub path: PathBuf,

@@ -13,10 +13,15 @@
 //! changes of each batch, the identity (inode number and creation time), original owner,
 //! permission bits and capability of every inode it reowns, whose setuid/setgid bits or
 //! capability a chown drops, or whose capability it rewrites; after the change it appends
-//! the inode's ctime. rollback gives setuid/setgid bits and capabilities back only where the
-//! ctime proves the file unchanged since then (any write, chmod, chown or link change moves
-//! ctime, and userspace cannot set it back); otherwise it restores the owner without them
-//! and reports the file. A record applies only to the inode it was written for.
+//! the inode's ctime. Every later change isolate makes to a privileged journalled inode
+//! (each step of its migration, the crash repair's, a rollback's) appends the ctime it left,
+//! so isolate's own changes never count as someone else's. setuid/setgid bits and
+//! capabilities are given back (by the crash repair or a rollback) only where the ctime is
+//! one isolate left (any write, chmod, chown or link change moves ctime, and userspace
+//! cannot set it back); otherwise the owner comes back without them, the file is listed
+//! and the step is not done. A record applies only to the inode it was written for.
+//! Limitation: a kill in the microseconds between a change and its line leaves that file
+//! unproven: withheld and listed, never given back on a guess.
 //! Limitation: an inode that was already in the stack mapping before the first migrate is
 //! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod action;
@@ -36,7 +41,6 @@ use action::migrate::Migrate;
 use action::rollback::Rollback;
 use action::survey::{Survey as SurveyAction, SurveyTally};
 use indicatif::{ProgressBar, ProgressStyle};
-use journal::Journal;
 use rules::Rules;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -162,8 +166,9 @@ pub struct Summary {
     /// ACLs whose entries would have collided once mapped: left as they were.
     #[serde(default)]
     pub acl_unmapped: Samples,
-    /// Rollback: files that got their owner back but not their setuid/setgid bits or
-    /// capability, because they changed since the migration (or cannot be proven not to).
+    /// Files that lack the setuid/setgid bits or capability the journal says they had,
+    /// because they changed since isolate last changed them (or cannot be proven not to):
+    /// rollback gave their owner back without them; migrate's crash repair left them.
     #[serde(default)]
     pub privilege_withheld: Samples,
     /// What the verification walk found still in the source mapping afterwards.
@@ -252,6 +257,16 @@ impl Summary {
                 "{} ACL(s) hold entries that would collide once mapped (left unchanged): {}",
                 self.acl_unmapped.count,
                 list(&self.acl_unmapped)
+            ));
+        }
+        if !self.privilege_withheld.is_empty() {
+            out.push(format!(
+                "{} file(s) did not get their setuid/setgid bits or capability back, because \
+                 they changed since isolate last changed them (so their content may not be \
+                 what it was): {}; if you trust them, put the bits back by hand (chmod, \
+                 setcap) and run again",
+                self.privilege_withheld.count,
+                list(&self.privilege_withheld)
             ));
         }
         if !self.failed.is_empty() {
@@ -600,12 +615,13 @@ pub fn migrate(
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
     let rules = rules_of(spec);
-    let repaired = replay::repair_after_crash(sys, root.as_fd(), path, &rules, journal_path)?;
-    let journal = Journal::open(journal_path, repaired.valid_len)
+    let proofs = replay::Proofs::read(journal_path)?;
+    let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
+    let repaired =
+        replay::repair_after_crash(sys, root.as_fd(), path, &rules, &proofs, &mut after)?;
+    let journal = after
+        .into_journal()
         .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
-    journal
-        .append(&repaired.after)
-        .map_err(|e| Error::io(format!("write journal {}", journal_path.display()), e))?;
     let action = Migrate {
         rules: rules.clone(),
         journal: &journal,
@@ -620,6 +636,7 @@ pub fn migrate(
     let mut summary = Summary::from_walk(counts, tally.decisions, tally.journalled);
     summary.changed += repaired.changed;
     summary.journal_missing = repaired.missing;
+    summary.privilege_withheld = repaired.withheld;
     summary.outside_links_accepted = spec.outside_links == OutsideLinks::Skip;
     summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
@@ -627,13 +644,17 @@ pub fn migrate(
 }
 
 /// Undoes `migrate`. First, journalled files that had setuid/setgid bits or a capability
-/// and are provably unchanged since the migration (same inode, same creation time, ctime
-/// equal to the one journalled after the change) get everything back. Then every id in the
+/// and are provably unchanged since isolate last changed them (same inode, same creation
+/// time, ctime one that isolate journalled after its own change: the migration's, or an
+/// interrupted rollback's) get everything back, each step journalled. Then every id in the
 /// stack mapping goes back to the legacy mapping (ACL entries too; chown drops privileges
-/// and this phase never restores them). Then every journalled inode that is still the file
-/// its record was written for gets its owner and mode back, without setuid/setgid bits or
-/// capability unless proven above (those are reported). A verification walk counts what is
-/// left in the stack mapping. Re-runnable; the journal is kept.
+/// and this phase never restores them, so it does not chown a proven one the first phase
+/// could not reach). Then every journalled inode that is still the file its record was
+/// written for gets its owner and mode back (a proven one everything), without
+/// setuid/setgid bits or capability otherwise (those are reported, and the rollback is not
+/// done). A
+/// verification walk counts what is left in the stack mapping. Re-runnable; the journal is
+/// kept.
 pub fn rollback(
     sys: &dyn WalkSys,
     path: &Path,
@@ -644,7 +665,9 @@ pub fn rollback(
     let started = Instant::now();
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
-    let proven = replay::restore_proven(sys, root.as_fd(), path, journal_path)?;
+    let proofs = replay::Proofs::read(journal_path)?;
+    let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
+    replay::restore_proven(sys, root.as_fd(), path, &proofs, &mut after)?;
     let rules = inverse_rules(spec);
     let bar = progress.bar();
     let walked = traverse::walk(
@@ -653,6 +676,7 @@ pub fn rollback(
         root,
         &Rollback {
             rules: rules.clone(),
+            proofs: &proofs,
         },
         bar.as_ref(),
     );
@@ -660,7 +684,7 @@ pub fn rollback(
     let Walked { counts, tally } = walked?;
     let mut summary = Summary::from_walk(counts, tally.decisions, 0);
     let root = open_data_path(sys, path)?;
-    let restored = replay::restore(sys, root.as_fd(), path, journal_path, &proven)?;
+    let restored = replay::restore(sys, root.as_fd(), path, journal_path, &proofs, &mut after)?;
     summary.journalled = restored.restored;
     summary.journal_missing = restored.missing;
     summary.changed += restored.changed;

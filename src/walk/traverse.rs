@@ -12,7 +12,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -224,13 +224,21 @@ struct Walk<'w, A: InodeAction> {
     action: &'w A,
     root_path: &'w Path,
     root: Stat,
-    /// overlayfs: every name is its own inode for a change (copy-up splits hardlinks and
-    /// never touches a lower layer), so links are not counted there.
+    /// overlayfs: every name of a multi-link inode is handed to the action, because a
+    /// copy-up splits a lower-layer hardlink (a change through one name leaves the others).
+    /// Links are still counted: a read-only action reports inodes with links outside; a
+    /// changing one gets a name only if the census found every link of its inode inside.
     per_name: bool,
+    /// Changing walks on overlayfs: the links a read-only pass found, by inode identity.
+    census: Option<Census>,
     links: LinkTable,
     /// Per-name mode only: multi-link inodes changed through one name, so another name of
     /// the same (upper-layer) inode that no longer matches its plan is not a race.
     changed_links: Mutex<HashSet<(u64, u64)>>,
+    /// Per-name mode only: (device, inode, ctime, link count) a multi-link inode had right
+    /// after this walk changed it: another of its names showing that is isolate's own
+    /// change, not someone else's.
+    own_stamps: Mutex<HashSet<LinkStamp>>,
     counts: Mutex<Counts>,
     tally: Mutex<A::Tally>,
     abort: AtomicBool,
@@ -298,6 +306,26 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         )
     }
 
+    /// Whether a changing walk on overlayfs may hand this name of a multi-link inode over:
+    /// the census found all its links inside and it still has the links and ctime the
+    /// census saw, or those this walk's own change left.
+    fn census_says(&self, census: &Census, stat: &Stat) -> CensusSays {
+        let key = (stat.dev, stat.ino);
+        if census.outside.contains(&key) {
+            return CensusSays::Outside;
+        }
+        let own = || {
+            self.own_stamps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&(stat.dev, stat.ino, stat.ctime, stat.nlink))
+        };
+        match census.inside.get(&key) {
+            Some(seen) if *seen == (stat.ctime, stat.nlink) || own() => CensusSays::Inside,
+            _ => CensusSays::Changed,
+        }
+    }
+
     fn changed_through_another_name(&self, planned: &Stat) -> bool {
         self.per_name
             && planned.nlink > 1
@@ -344,10 +372,25 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             if stat.is_dir() {
                 subdirs.push((name.to_owned(), stat.ino));
-            } else if stat.nlink > 1 && !self.per_name {
-                let seen = self.link_seen(dir_ino, name, rel, &stat);
-                if !(if A::READ_ONLY { seen.first } else { seen.last }) {
-                    continue;
+            } else if stat.nlink > 1 {
+                match &self.census {
+                    Some(census) => match self.census_says(census, &stat) {
+                        CensusSays::Inside => {}
+                        // Counted once, from the census, when the walk ends.
+                        CensusSays::Outside => continue,
+                        CensusSays::Changed => {
+                            counts.raced.add(rel_join(rel, name));
+                            continue;
+                        }
+                    },
+                    None => {
+                        let seen = self.link_seen(dir_ino, name, rel, &stat);
+                        let handed =
+                            self.per_name || if A::READ_ONLY { seen.first } else { seen.last };
+                        if !handed {
+                            continue;
+                        }
+                    }
                 }
             }
             counts.inodes += 1;
@@ -424,6 +467,12 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert((entry.stat.dev, entry.stat.ino));
+                    if let Ok(now) = self.sys.stat(target.fd, c"") {
+                        self.own_stamps
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert((now.dev, now.ino, now.ctime, now.nlink));
+                    }
                 }
             }
             Err(f) => counts.outcome(self.root_path, f),
@@ -578,14 +627,32 @@ pub fn walk<A: InodeAction>(
     let per_name = sys
         .fs_type(root_fd.as_fd())
         .is_ok_and(|t| t == OVERLAYFS_SUPER_MAGIC);
+    let census = if per_name && A::CHANGES {
+        // Its own open file description: a dup would share the directory offset.
+        let again = sys.open_subdir(root_fd.as_fd(), c".").map_err(|errno| {
+            failure_error(
+                root_path,
+                &Failure {
+                    op: "open",
+                    rel: PathBuf::new(),
+                    errno,
+                },
+            )
+        })?;
+        Some(census(sys, root_path, again)?)
+    } else {
+        None
+    };
     let walk = Walk {
         sys,
         action,
         root_path,
         root,
         per_name,
+        census,
         links: LinkTable::default(),
         changed_links: Mutex::new(HashSet::new()),
+        own_stamps: Mutex::new(HashSet::new()),
         counts: Mutex::new(Counts::default()),
         tally: Mutex::new(A::Tally::default()),
         abort: AtomicBool::new(false),
@@ -627,7 +694,12 @@ pub fn walk<A: InodeAction>(
     let mut counts = walk.counts.into_inner().unwrap_or_else(|e| e.into_inner());
     // What is still counting links has links the walk did not find: never handed over
     // (but to a read-only action, which saw and counted them at their first link).
-    let (open, samples) = walk.links.into_open();
+    let (mut open, mut samples) = walk.links.into_open();
+    if let Some(census) = walk.census {
+        open += census.outside.len() as u64;
+        samples.extend(census.samples);
+        samples.sort();
+    }
     if !A::READ_ONLY {
         counts.inodes += open;
     }
@@ -638,6 +710,132 @@ pub fn walk<A: InodeAction>(
         counts,
         tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
+}
+
+/// (device, inode, ctime, link count) of a multi-link inode.
+type LinkStamp = (u64, u64, (i64, u32), u32);
+
+/// What a changing walk on overlayfs does with one name of a multi-link inode.
+enum CensusSays {
+    /// Every link is inside the data path: hand this name over.
+    Inside,
+    /// A link is outside: never changed.
+    Outside,
+    /// Its links or ctime changed since the census (and not by this walk): skipped.
+    Changed,
+}
+
+/// The multi-link inodes of an overlayfs data path, found by a read-only pass before a
+/// change: on overlayfs a changing walk hands every name over (a copy-up splits a
+/// lower-layer hardlink, so each name needs its own change), so links cannot be counted as
+/// it goes; the census counts them by inode identity first. An inode made on the mounted
+/// overlay is one upper inode with several names, and a file outside the data linked into
+/// it must never change.
+struct Census {
+    /// Inodes with every link inside: the (ctime, link count) they had.
+    inside: HashMap<(u64, u64), ((i64, u32), u32)>,
+    /// Inodes with links outside (or links that changed during the census).
+    outside: HashSet<(u64, u64)>,
+    samples: Vec<PathBuf>,
+}
+
+/// The census pass's findings for one inode.
+struct Sighting {
+    stamp: ((i64, u32), u32),
+    /// The names found (hashes of their paths).
+    names: HashSet<u64>,
+    /// The same ctime and link count at every name.
+    steady: bool,
+    sample: PathBuf,
+}
+
+#[derive(Default)]
+struct CensusTally(HashMap<(u64, u64), Sighting>);
+
+impl Tally for CensusTally {
+    fn merge(&mut self, other: CensusTally) {
+        for (key, theirs) in other.0 {
+            match self.0.entry(key) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(theirs);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let mine = o.get_mut();
+                    mine.steady &= theirs.steady && mine.stamp == theirs.stamp;
+                    mine.names.extend(theirs.names);
+                }
+            }
+        }
+    }
+}
+
+/// The census pass: every name of every multi-link inode (read-only, per name).
+struct LinkCensus;
+
+impl InodeAction for LinkCensus {
+    type Plan = ();
+    type Tally = CensusTally;
+    const READ_ONLY: bool = true;
+
+    fn plan(
+        &self,
+        _: &dyn WalkSys,
+        entry: &Entry<'_>,
+        tally: &mut CensusTally,
+    ) -> Result<Option<()>, Failure> {
+        let st = &entry.stat;
+        if st.is_dir() || st.nlink <= 1 {
+            return Ok(None);
+        }
+        let rel = entry.rel();
+        let name = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            rel.hash(&mut h);
+            h.finish()
+        };
+        let stamp = (st.ctime, st.nlink);
+        let sighting = tally.0.entry((st.dev, st.ino)).or_insert_with(|| Sighting {
+            stamp,
+            names: HashSet::new(),
+            steady: true,
+            sample: rel,
+        });
+        sighting.steady &= sighting.stamp == stamp;
+        sighting.names.insert(name);
+        Ok(None)
+    }
+
+    fn apply(
+        &self,
+        _: &dyn WalkSys,
+        _: &Pinned<'_>,
+        _: (),
+        _: &mut CensusTally,
+    ) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+/// Counts the links of every multi-link inode under `root_fd` by inode identity.
+fn census(sys: &dyn WalkSys, root_path: &Path, root_fd: OwnedFd) -> Result<Census, Error> {
+    let found = walk(sys, root_path, root_fd, &LinkCensus, None)?;
+    let mut census = Census {
+        inside: HashMap::new(),
+        outside: HashSet::new(),
+        samples: Vec::new(),
+    };
+    for (key, s) in found.tally.0 {
+        if s.steady && s.names.len() as u64 >= u64::from(s.stamp.1) {
+            census.inside.insert(key, s.stamp);
+        } else {
+            census.outside.insert(key);
+            if census.samples.len() < SAMPLES {
+                census.samples.push(s.sample);
+            }
+        }
+    }
+    Ok(census)
 }
 
 /// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).

@@ -1,7 +1,8 @@
 //! The migration action (shift / reown / auto): decides each id, remaps ACL entries and
 //! capability rootids, journals ahead what cannot be recomputed, then changes the pinned
 //! inode and puts back what chown drops, and journals the inode's ctime after the change
-//! (the proof a rollback checks before it gives privileges back).
+//! (and, for an inode with setuid/setgid bits or a capability, after each step of it): the
+//! proof a re-run or a rollback checks before it gives privileges back.
 use super::survey::{count, SurveyTally};
 use super::{remapped, Attrs, OwnerChange};
 use crate::error::Error;
@@ -135,22 +136,33 @@ impl InodeAction for Migrate<'_> {
     ) -> Result<(), Failure> {
         let (fd, entry) = (target.fd, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
-        change.owner.apply(sys, target)?;
-        if let Some(perm) = change.restore_perm {
-            sys.chmod(fd, c"", perm).map_err(|e| failed("chmod", e))?;
-        }
-        if let Some(record) = change.record {
-            // Right away (not synced): a crash before this line only makes the rollback
-            // withhold this file's privileges.
+        // Right away (not synced): a crash before a line only makes the rollback withhold
+        // this file's privileges (and say so).
+        let after = |path: &std::path::Path, tally: &mut MigrateTally| {
             let st = sys.stat(fd, c"").map_err(|e| failed("stat", e))?;
             let line = Line::After(Applied {
-                path: record.path,
+                path: path.to_path_buf(),
                 ino: st.ino,
                 ctime: st.ctime,
             });
             if let Err(e) = self.journal.write(std::slice::from_ref(&line)) {
                 tally.journal_error.get_or_insert(e);
             }
+            Ok(())
+        };
+        match change.record.as_ref().filter(|r| r.privileged()) {
+            // Each step of a privileged inode's change is journalled as isolate's own, so
+            // a crash between the chown and the chmod leaves a state a re-run recognises.
+            Some(record) => change
+                .owner
+                .apply_noting(sys, target, &mut || after(&record.path, tally))?,
+            None => change.owner.apply(sys, target)?,
+        }
+        if let Some(perm) = change.restore_perm {
+            sys.chmod(fd, c"", perm).map_err(|e| failed("chmod", e))?;
+        }
+        if let Some(record) = change.record {
+            after(&record.path, tally)?;
         }
         Ok(())
     }

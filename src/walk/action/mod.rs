@@ -94,6 +94,17 @@ pub struct OwnerChange {
 
 impl OwnerChange {
     pub fn apply(&self, sys: &dyn WalkSys, target: &Pinned<'_>) -> Result<(), Failure> {
+        self.apply_noting(sys, target, &mut || Ok(()))
+    }
+
+    /// [`OwnerChange::apply`], calling `noted` after each syscall that changed the inode
+    /// (so a journal can record the ctime each of isolate's own changes left).
+    pub fn apply_noting(
+        &self,
+        sys: &dyn WalkSys,
+        target: &Pinned<'_>,
+        noted: &mut dyn FnMut() -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
         let (fd, entry) = (target.fd, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
         let writes_attrs =
@@ -108,6 +119,7 @@ impl OwnerChange {
         if self.chown {
             sys.chown(fd, c"", self.uid, self.gid)
                 .map_err(|e| failed("chown", e))?;
+            noted()?;
         }
         for (value, attr, op) in [
             (&self.acl_access, xattr::ACL_ACCESS, "write ACL of"),
@@ -125,6 +137,7 @@ impl OwnerChange {
             if let Some(value) = value {
                 sys.set_xattr(fd, c"", attr, value)
                     .map_err(|e| failed(op, e))?;
+                noted()?;
             }
         }
         Ok(())

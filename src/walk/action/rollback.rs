@@ -3,6 +3,7 @@
 //! (chown drops them): only the journal may, for a file proven unmodified since migration.
 use super::survey::{count, SurveyTally};
 use super::{remapped, Attrs, OwnerChange};
+use crate::walk::replay::Proofs;
 use crate::walk::rules::Rules;
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
@@ -29,11 +30,15 @@ pub struct Change {
 }
 
 /// Shifts ids back by `rules` (the migration's inverse shift).
-pub struct Rollback {
+pub struct Rollback<'p> {
     pub rules: Rules,
+    /// A privileged journalled inode isolate left as it is (a race kept the first phase
+    /// from it) is not chowned here: that would drop its bits; the last phase gives it
+    /// everything back.
+    pub proofs: &'p Proofs,
 }
 
-impl InodeAction for Rollback {
+impl InodeAction for Rollback<'_> {
     type Plan = Change;
     type Tally = RollbackTally;
 
@@ -49,6 +54,9 @@ impl InodeAction for Rollback {
         count(&mut tally.decisions, entry, du, dg);
         let (uid, gid) = (du.new_id(st.uid), dg.new_id(st.gid));
         let chown = (uid, gid) != (st.uid, st.gid);
+        if chown && self.proofs.own_inode(st) {
+            return Ok(None);
+        }
         let attrs = Attrs::read(sys, entry)?;
         let mut unmapped = false;
         let acl_access = remapped(&self.rules, &attrs.acl_access, &mut unmapped);
