@@ -1,6 +1,7 @@
 //! Root-run tests of shares and closed data on temporary trees: ACL entries for the mapped
 //! host uids, default ACLs, the mask, revoked grants, foreign entries, idempotence, the
 //! refusal without POSIX ACLs, and rollbacks byte-identical in `getfacl` and `stat`.
+mod scratch_common;
 use isolate::error::Error;
 use isolate::ids::{IdMaps, Mapping, SubidRange};
 use isolate::isolation::apply::{self, Done};
@@ -70,10 +71,7 @@ struct Share {
 
 impl Share {
     fn new() -> Share {
-        let root = tempfile::Builder::new()
-            .prefix("share-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let root = scratch_common::tempdir("share-");
         let s = root.path().join("srv/s");
         std::fs::create_dir_all(s.join("photos/2024")).unwrap();
         std::fs::write(s.join("probe"), "shared").unwrap();
@@ -344,10 +342,7 @@ fn no_posix_acls_is_a_clear_refusal_and_nothing_changes() {
 
 /// A migrated data path: the top owned by a's user, container 999 owning a directory below.
 fn data_tree() -> (tempfile::TempDir, PathBuf) {
-    let root = tempfile::Builder::new()
-        .prefix("closed-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap();
+    let root = scratch_common::tempdir("closed-");
     let d = root.path().join("srv/a");
     std::fs::create_dir_all(d.join("pg")).unwrap();
     std::fs::write(d.join("probe"), "a").unwrap();
