@@ -64,15 +64,22 @@ fn host() -> Host {
 /// byte-identical afterwards.
 fn refused_naming(h: &Host, who: &[(u32, &str, &str)]) {
     let before = h.snapshot();
-    for cmd in [&["plan", "--no-systemd"][..], &["apply", "--no-systemd"][..]] {
+    for cmd in [
+        &["plan", "--no-systemd"][..],
+        &["apply", "--no-systemd"][..],
+    ] {
         let out = h.run(cmd);
         expect_code(&out, 2);
         let err = text(&out.stderr);
+        eprintln!("{cmd:?}:\n{err}");
         for (pid, comm, how) in who {
             let named = err
                 .lines()
                 .any(|l| l.contains(&format!("pid {pid} ")) && l.contains(comm) && l.contains(how));
-            assert!(named, "{cmd:?}: pid {pid} ({comm}, {how}) not named in:\n{err}");
+            assert!(
+                named,
+                "{cmd:?}: pid {pid} ({comm}, {how}) not named in:\n{err}"
+            );
         }
     }
     assert_eq!(before, h.snapshot(), "a refused apply changed the root");
@@ -179,4 +186,47 @@ fn a_process_whose_cwd_is_the_data_top_or_inside_a_mount_below_it_is_refused() {
     for pid in [at_top.pid(), below_mount.pid()] {
         assert!(err.contains(&format!("pid {pid} ")), "{pid} not in:\n{err}");
     }
+}
+
+#[test]
+fn a_cwd_in_a_lazily_unmounted_bind_mount_of_a_data_subdirectory_is_refused() {
+    let h = host();
+    let sub = h.root().join("srv/app/d1");
+    let point = h.dir.path().join("elsewhere");
+    std::fs::create_dir(&point).unwrap();
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(&sub)
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let inside = as_alice(&point, "exec sleep 600");
+    settled(inside.pid(), "sleep", || true);
+    // Detached: no mount table lists it any more, only the process's cwd holds it, and `..`
+    // from there leads nowhere; the inode is still d1 of the data.
+    let st = Command::new("umount")
+        .arg("-l")
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    refused_naming(&h, &[(inside.pid(), "sleep", "working directory")]);
+    drop(inside);
+    expect_code(&h.run(&["apply", "--no-systemd"]), 0);
+}
+
+#[test]
+fn closing_data_migrated_earlier_is_refused_while_a_legacy_process_is_inside() {
+    let h = host();
+    h.policy(&format!("{APP_POLICY}closed = false\n"));
+    expect_code(&h.run(&["apply", "--no-systemd"]), 0);
+    // Migrated and open: alice's shell walks in, then the policy closes the data.
+    let inside = as_alice(&h.root().join("srv/app/d0"), "exec sleep 600");
+    settled(inside.pid(), "sleep", || true);
+    h.policy(APP_POLICY);
+    refused_naming(&h, &[(inside.pid(), "sleep", "working directory")]);
+    drop(inside);
+    expect_code(&h.run(&["apply", "--no-systemd"]), 0);
+    expect_code(&h.run(&["plan", "--no-systemd"]), 0);
 }
