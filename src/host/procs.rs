@@ -216,10 +216,12 @@ struct Node {
 }
 
 fn node(fd: BorrowedFd<'_>) -> rustix::io::Result<Node> {
+    // Cached attributes are enough (type, inode, device, mount) and never wait on a stuck
+    // network or FUSE server.
     let st = rustix::fs::statx(
         fd,
         "",
-        AtFlags::EMPTY_PATH,
+        AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
         StatxFlags::TYPE | StatxFlags::INO | StatxFlags::MNT_ID,
     )?;
     Ok(Node {
@@ -386,7 +388,7 @@ fn file_dir(base: &Path, link: &Path, target: Node) -> Option<OwnedFd> {
     let there = rustix::fs::statx(
         &dir,
         name,
-        AtFlags::SYMLINK_NOFOLLOW,
+        AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
         StatxFlags::TYPE | StatxFlags::INO,
     )
     .ok()?;
