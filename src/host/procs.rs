@@ -159,7 +159,7 @@ pub fn holders_inside(paths: &[PathBuf]) -> Result<Vec<Holder>> {
             .position(|p| *p == h.path)
             .unwrap_or(usize::MAX)
     };
-    out.sort_by(|a, b| (order(a), a.pid, a.how).cmp(&(order(b), b.pid, b.how)));
+    out.sort_by_key(|h| (order(h), h.pid, h.how));
     out.dedup();
     Ok(out)
 }
@@ -193,13 +193,12 @@ impl Tops {
             )
         })?;
         self.index.entry((n.dev, n.ino)).or_insert(i);
-        if !self.mounts.contains_key(&n.dev) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.mounts.entry(n.dev) {
             // open_by_handle_at takes no O_PATH descriptor: the top opened for reading (a
             // directory: nothing happens), through the very inode just checked.
             let dir = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let readable = rustix::fs::openat(&fd, ".", dir, Mode::empty());
-            if let Ok(readable) = readable {
-                self.mounts.insert(n.dev, (readable, n.mnt));
+            if let Ok(readable) = rustix::fs::openat(&fd, ".", dir, Mode::empty()) {
+                slot.insert((readable, n.mnt));
             }
         }
         Ok(())
