@@ -253,3 +253,49 @@ pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::procs::Uids;
+
+    fn holder(uids: [u32; 4], how: How) -> Holder {
+        Holder {
+            pid: 7,
+            uid: uids[0],
+            uids: Uids {
+                real: uids[0],
+                effective: uids[1],
+                saved: uids[2],
+                fs: uids[3],
+            },
+            comm: "x".into(),
+            how,
+            path: "/srv/a".into(),
+        }
+    }
+
+    #[test]
+    fn who_counts_inside_a_stacks_data() {
+        let a = Allocation {
+            user: "stk-a".into(),
+            uid: 801,
+            gid: 801,
+            subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+        };
+        let count =
+            |uids, how, migrating, live| counts_inside(&holder(uids, how), &a, migrating, live);
+        // The legacy owner, and a setuid-root program it started: counted.
+        assert!(count([1000; 4], How::Cwd, true, false));
+        assert!(count([1000, 0, 0, 0], How::Fd(3), false, true));
+        // The stack's own user and container ids: not.
+        assert!(!count([801; 4], How::Cwd, false, true));
+        assert!(!count([200_998; 4], How::Root, true, false));
+        // Root's own places: not; a root mount namespace holding the data: yes.
+        assert!(!count([0; 4], How::Cwd, true, false));
+        assert!(count([0; 4], How::Mount { mntns: 9 }, false, true));
+        // A mount of a path being migrated on the live host is reported as a container already.
+        assert!(!count([1000; 4], How::Mount { mntns: 9 }, true, true));
+        assert!(count([1000; 4], How::Mount { mntns: 9 }, true, false));
+    }
+}
