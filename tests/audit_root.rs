@@ -3,6 +3,7 @@
 //! all three formats (Prometheus atomically), exits 1 on error findings and 2 on bad input,
 //! and the audit changes nothing: full listings (owners, modes, sizes, links, ctimes, every
 //! xattr) are equal before and after, and a syscall layer that panics on any write is enough.
+mod scratch_common;
 use assert_cmd::Command;
 use isolate::audit::run::{self, LiveCheck, Liveness};
 use isolate::handoff::service::ProjectRuns;
@@ -151,7 +152,7 @@ read = ["b:1000"]
 /// A host with stacks a (migrated, 801, 200000+) and b (applied, not migrated, 802,
 /// 265536+), the legacy owner alice (1000, 100000+), and one of each finding.
 fn prepare() -> (tempfile::TempDir, Mounted) {
-    let t = tempfile::tempdir().unwrap();
+    let t = scratch_common::tempdir("audit-");
     let r = t.path();
     fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();
     fs::create_dir_all(r.join("etc")).unwrap();

@@ -1,3 +1,4 @@
+mod scratch_common;
 // apply for real against temporary root directories through shadow's --prefix, checked with
 // shadow's own pwck/grpck; plus the bad-input paths: exit 2, exact text, nothing changed.
 use assert_cmd::Command;
@@ -12,7 +13,7 @@ struct Host {
 impl Host {
     /// A small host: root, alice (uid 1000, subuid 100000:65536), and what pwck checks exist.
     fn new() -> Host {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch_common::tempdir("cli-");
         let r = dir.path();
         for d in ["etc", "root", "home/alice", "bin", "usr/sbin", "srv"] {
             fs::create_dir_all(r.join(d)).unwrap();

@@ -1,13 +1,14 @@
 //! Root-run: `apply` hands a stack's env files to the stack user (0400), a secret other stacks
 //! can read is a plan warning before and gone after, bad env files are refused with nothing
 //! changed, and `rollback` gives back the exact owner and mode.
+mod scratch_common;
 use assert_cmd::Command;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 fn host() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch_common::tempdir("env-");
     let r = dir.path();
     for d in [
         "etc",

@@ -115,3 +115,82 @@ fn a_policy_path_with_controls_is_escaped_in_every_line() {
     let both = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(both.contains("/srv/a\\x1b[2Jb"), "{both}");
 }
+
+/// Characters that reorder or hide text on a terminal (bidirectional overrides, embeddings,
+/// isolates, marks, zero-width and invisible format characters), each in a container-named file.
+const BIDI: &[(char, &str)] = &[
+    ('\u{202a}', "\\xe2\\x80\\xaa"),
+    ('\u{202b}', "\\xe2\\x80\\xab"),
+    ('\u{202c}', "\\xe2\\x80\\xac"),
+    ('\u{202d}', "\\xe2\\x80\\xad"),
+    ('\u{202e}', "\\xe2\\x80\\xae"),
+    ('\u{2066}', "\\xe2\\x81\\xa6"),
+    ('\u{2067}', "\\xe2\\x81\\xa7"),
+    ('\u{2068}', "\\xe2\\x81\\xa8"),
+    ('\u{2069}', "\\xe2\\x81\\xa9"),
+    ('\u{200e}', "\\xe2\\x80\\x8e"),
+    ('\u{200f}', "\\xe2\\x80\\x8f"),
+    ('\u{061c}', "\\xd8\\x9c"),
+    ('\u{200b}', "\\xe2\\x80\\x8b"),
+    ('\u{2028}', "\\xe2\\x80\\xa8"),
+    ('\u{feff}', "\\xef\\xbb\\xbf"),
+];
+
+/// True for a character that must never reach a terminal raw.
+fn reorders_or_hides(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+#[test]
+fn bidi_overrides_and_invisible_marks_are_escaped_in_audit_plan_and_apply_text() {
+    let h = Host::new();
+    h.policy(SHIFT_POLICY);
+    h.legacy_data("srv/app", 1, 1);
+    let data = h.root().join("srv/app");
+    for (c, _) in BIDI {
+        // A world-writable file: the audit names it among its samples.
+        let p = data.join(format!("evil{c}gpj.exe"));
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+        chown(&p, Some(5), Some(5)).unwrap();
+    }
+    let check = |what: &str, out: &[u8]| {
+        let s = text(out);
+        let raw: Vec<String> = s
+            .chars()
+            .filter(|c| reorders_or_hides(*c))
+            .map(|c| format!("U+{:04X}", c as u32))
+            .collect();
+        assert!(raw.is_empty(), "{what}: raw {raw:?} in:\n{s}");
+    };
+    let audit = h.run(&["audit"]);
+    check("audit stdout", &audit.stdout);
+    check("audit stderr", &audit.stderr);
+    let out = text(&audit.stdout);
+    let shown: Vec<&str> = BIDI.iter().map(|(_, e)| *e).collect();
+    let named = shown
+        .iter()
+        .filter(|e| out.contains(&format!("evil{e}gpj.exe")))
+        .count();
+    assert!(named > 0, "the audit names no planted file escaped:\n{out}");
+
+    let plan = h.run(&["plan", "--no-systemd"]);
+    expect_code(&plan, 0);
+    check("plan stdout", &plan.stdout);
+    check("plan stderr", &plan.stderr);
+    let apply = h.run(&["apply", "--no-systemd"]);
+    expect_code(&apply, 0);
+    check("apply stdout", &apply.stdout);
+    check("apply stderr", &apply.stderr);
+    let out = text(&apply.stdout);
+    // apply names its first samples (ten): each escaped.
+    let named = shown
+        .iter()
+        .filter(|e| out.contains(&format!("evil{e}gpj.exe")))
+        .count();
+    assert!(
+        named >= 10,
+        "{named} planted names shown escaped in:\n{out}"
+    );
+}

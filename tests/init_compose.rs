@@ -3,6 +3,7 @@
 //! paperless-ngx's and linuxserver jellyfin's official files): the draft equals
 //! `expected.toml` byte for byte, and `isolate plan` accepts it unchanged on a root that
 //! holds the data directories. Also the bad-input paths: exit 2, exact text.
+mod scratch_common;
 use assert_cmd::Command;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ const DATA_DIRS: &[&str] = &[
 /// legacy user alice, and a mountinfo that puts /mnt/data/media on NFS.
 fn host() -> tempfile::TempDir {
     // Not /tmp: apply refuses data below a directory others can write (/tmp is 1777).
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = scratch_common::tempdir("compose-");
     let r = dir.path();
     copy_tree(&fixtures(), &r.join("opt/compose"));
     for d in DATA_DIRS {

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod scratch_common;
+
 /// The uid and gid of the legacy user who owns the compose tree.
 const ALICE: u32 = 1000;
 /// Text only a root-only file holds: it must never appear in init's output.
 const MARK: &str = "rootonlysecret";
 
-/// A root below the target directory (root-owned, not writable by others), with a root
+/// A root below the tests' scratch directory (root-owned, not writable by others), with a root
 /// 0700 directory holding root 0600 files, and alice's compose tree at
 /// /home/alice/stacks/app (hers, 0755).
 struct Host {
@@ -22,7 +24,7 @@ struct Host {
 
 impl Host {
     fn new() -> Host {
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let dir = scratch_common::tempdir("init-hostile-");
         let r = dir.path();
         fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();
         fs::create_dir_all(r.join("etc")).unwrap();

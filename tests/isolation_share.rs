@@ -1,6 +1,7 @@
 //! Root-run tests of shares and closed data on temporary trees: ACL entries for the mapped
 //! host uids, default ACLs, the mask, revoked grants, foreign entries, idempotence, the
 //! refusal without POSIX ACLs, and rollbacks byte-identical in `getfacl` and `stat`.
+mod scratch_common;
 use isolate::error::Error;
 use isolate::ids::{IdMaps, Mapping, SubidRange};
 use isolate::isolation::apply::{self, Done};
@@ -98,20 +99,14 @@ fn fill_tree(s: &Path) {
 
 impl Share {
     fn new() -> Share {
-        let root = tempfile::Builder::new()
-            .prefix("share-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let root = scratch_common::tempdir("share-");
         fill_tree(&root.path().join("srv/s"));
         Share { root }
     }
 
     /// The same tree on a tmpfs mounted at ROOT/srv (call it in a private mount namespace).
     fn on_tmpfs() -> Share {
-        let root = tempfile::Builder::new()
-            .prefix("share-tmpfs-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let root = scratch_common::tempdir("share-tmpfs-");
         let srv = root.path().join("srv");
         std::fs::create_dir_all(&srv).unwrap();
         sh(&format!(
@@ -372,10 +367,7 @@ fn no_posix_acls_is_a_clear_refusal_and_nothing_changes() {
 
 /// A migrated data path: the top owned by a's user, container 999 owning a directory below.
 fn data_tree() -> (tempfile::TempDir, PathBuf) {
-    let root = tempfile::Builder::new()
-        .prefix("closed-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .unwrap();
+    let root = scratch_common::tempdir("closed-");
     let d = root.path().join("srv/a");
     std::fs::create_dir_all(d.join("pg")).unwrap();
     std::fs::write(d.join("probe"), "a").unwrap();

@@ -2,6 +2,7 @@
 //! `services.isolate`, evaluated with nixpkgs' real `lib` and NixOS's users module from the
 //! nixos-eval harness next to the accounts module `isolate export nixos` writes, writes the
 //! example policy's TOML (which isolate itself accepts), the audit service and the timer.
+mod scratch_common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,7 +79,7 @@ fn unpack_harness() -> (tempfile::TempDir, PathBuf) {
 
 /// A root holding only account files with root and alice (the example policy's legacy owner).
 fn root_with_alice() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = scratch_common::tempdir("nix-");
     let etc = dir.path().join("etc");
     std::fs::create_dir_all(&etc).unwrap();
     for (file, text) in [

@@ -5,6 +5,7 @@
 //! records, the "rebuild" (the real activation script) creates the accounts, apply goes on.
 //! Root-run (the activation uses a private mount namespace). The harness comes from
 //! `../shared/nixos-eval/nixpkgs-eval.tar.xz` and is unpacked at test time.
+mod scratch_common;
 use assert_cmd::Command;
 use std::collections::BTreeSet;
 use std::fs;
@@ -50,7 +51,7 @@ fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
 /// shell apply gives stack users is the one NixOS gives system users.
 fn new_root(nixos: bool) -> tempfile::TempDir {
     // Not /tmp: apply refuses data below a directory others can write (/tmp is 1777).
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = scratch_common::tempdir("nixos-");
     let r = dir.path();
     for d in [
         "etc",

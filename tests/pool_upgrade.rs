@@ -2,13 +2,14 @@
 //! the default moved to 0x70000000: recorded allocations never move, only new stacks come
 //! from the new pool, and plan warns that the old range lies where shadow's useradd hands
 //! out ranges. Real apply into a temporary root through shadow's --prefix.
+mod scratch_common;
 use assert_cmd::Command;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 fn root() -> tempfile::TempDir {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let dir = scratch_common::tempdir("pool-");
     let r = dir.path();
     for d in ["etc", "root", "home/alice", "bin", "usr/sbin"] {
         fs::create_dir_all(r.join(d)).unwrap();

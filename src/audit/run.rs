@@ -12,7 +12,7 @@ use crate::ids::IdMaps;
 use crate::layout::{self, Root};
 use crate::plan;
 use crate::policy::Policy;
-use crate::render::safe_path;
+use crate::render::escape::path_text;
 use crate::state::{MigrationPhase, State};
 use crate::walk::action::audit::{walk_tree, TreeAudit};
 use crate::walk::sys::WalkSys;
@@ -94,7 +94,7 @@ fn hits_finding(
             let mut s: Vec<String> = hits
                 .samples
                 .iter()
-                .map(|rel| safe_path(&path.join(rel)))
+                .map(|rel| path_text(&path.join(rel)))
                 .collect();
             s.sort();
             s
@@ -122,7 +122,7 @@ fn finding(
 }
 
 fn describe(kind: FindingKind, path: &Path) -> String {
-    let p = safe_path(path);
+    let p = path_text(path);
     match kind {
         FindingKind::OtherStackIds => {
             format!("{p}: inodes owned (uid or gid) by another stack's ids")
@@ -147,17 +147,17 @@ fn describe(kind: FindingKind, path: &Path) -> String {
 fn facts_of(sys: &dyn WalkSys, path: &Path) -> std::result::Result<InodeFacts, String> {
     let fd = sys
         .open_root(path)
-        .map_err(|e| format!("open {}: {}", safe_path(path), std::io::Error::from(e)))?;
+        .map_err(|e| format!("open {}: {}", path_text(path), std::io::Error::from(e)))?;
     use rustix::fd::AsFd;
     let st = sys
         .stat(fd.as_fd(), c"")
-        .map_err(|e| format!("stat {}: {}", safe_path(path), std::io::Error::from(e)))?;
+        .map_err(|e| format!("stat {}: {}", path_text(path), std::io::Error::from(e)))?;
     let acl = sys
         .get_xattr(fd.as_fd(), c"", xattr::ACL_ACCESS)
         .map_err(|e| {
             format!(
                 "read the ACL of {}: {}",
-                safe_path(path),
+                path_text(path),
                 std::io::Error::from(e)
             )
         })?
@@ -318,7 +318,7 @@ fn walk_path(
             stack,
             Some(&a.path),
             1,
-            safe_path(Path::new(&e.to_string())),
+            path_text(Path::new(&e.to_string())),
         )),
         Ok(TreeAudit {
             tally,
@@ -378,10 +378,10 @@ fn walk_path(
                     &unreadable,
                     format!(
                         "{}: entries that could not be read (first: {})",
-                        safe_path(&a.path),
+                        path_text(&a.path),
                         unreadable_messages
                             .first()
-                            .map_or(String::new(), |m| safe_path(Path::new(m)))
+                            .map_or(String::new(), |m| path_text(Path::new(m)))
                     ),
                 );
                 f.count = unreadable.count;
@@ -407,7 +407,7 @@ fn subid_findings(acc: &Accounts) -> Vec<Finding> {
         f.samples = overlaps
             .iter()
             .take(SAMPLES)
-            .map(|m| safe_path(Path::new(m)))
+            .map(|m| path_text(Path::new(m)))
             .collect();
         findings.push(f);
     }
@@ -557,7 +557,7 @@ fn closed_findings(
                 Some(&a.name),
                 Some(&a.path),
                 1,
-                format!("{}: closed, yet ids outside the stack can traverse it (x for others, a foreign owner or group, or an ACL entry naming an id outside the stack)", safe_path(&a.path)),
+                format!("{}: closed, yet ids outside the stack can traverse it (x for others, a foreign owner or group, or an ACL entry naming an id outside the stack)", path_text(&a.path)),
             ));
         }
     }
@@ -668,13 +668,13 @@ fn matrix(
                             "{} can {} {} (as container uid {c}), the policy gives {}",
                             info.stack,
                             predicted.name(),
-                            safe_path(p),
+                            path_text(p),
                             intended.name()
                         ),
                         None => format!(
                             "{} cannot reach {}, the policy gives {}",
                             info.stack,
-                            safe_path(p),
+                            path_text(p),
                             intended.name()
                         ),
                     },

@@ -8,6 +8,7 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::procs::RealProcs;
 use crate::host::session::{LiveSession, OfflineSession};
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
@@ -81,7 +82,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
             let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
+            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             for s in &p.steps {
                 let _span = crate::logging::step_span(s).entered();
@@ -107,7 +108,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
             let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref())?;
+            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);

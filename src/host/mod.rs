@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod files;
 pub mod mounts;
 pub mod podman;
+pub mod procs;
 pub mod session;
 pub mod systemd;
 pub mod unix;

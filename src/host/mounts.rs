@@ -13,6 +13,8 @@ pub struct MountHolder {
     pub comm: String,
     /// Where the namespace has it mounted.
     pub mount_point: PathBuf,
+    /// The mount namespace's inode (`mnt:[N]`), 0 when unreadable.
+    pub mntns: u64,
 }
 
 /// Processes of any user and any engine (podman CLI without an API socket included) whose
@@ -52,9 +54,13 @@ fn mount_holders_in(proc_root: &Path, path: &Path) -> Result<Vec<MountHolder>> {
         let Some(mnt) = ns_of(&pid_text, "mnt") else {
             continue;
         };
-        if Some(&mnt) == own_mnt.as_ref() || !seen.insert(mnt) {
+        if Some(&mnt) == own_mnt.as_ref() || !seen.insert(mnt.clone()) {
             continue;
         }
+        let mntns = mnt
+            .to_str()
+            .and_then(|l| l.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok())
+            .unwrap_or(0);
         let foreign_user_ns = ns_of(&pid_text, "user") != own_user;
         if fs_path == Path::new("/") && !foreign_user_ns {
             continue;
@@ -87,6 +93,7 @@ fn mount_holders_in(proc_root: &Path, path: &Path) -> Result<Vec<MountHolder>> {
             uid,
             comm: comm.trim_end().to_string(),
             mount_point: mount.mount_point,
+            mntns,
         });
     }
     Ok(holders)
@@ -248,6 +255,7 @@ mod tests {
         assert_eq!(seen, vec![(400, "/data"), (500, "/media")]);
         assert_eq!(holders[0].uid, 1000);
         assert_eq!(holders[0].comm, "proc400");
+        assert_eq!(holders[0].mntns, 3);
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct Observed {
     /// Per (stack, data path) that needs migrating.
     pub data: BTreeMap<(String, PathBuf), DataFacts>,
     pub running: Vec<RunningContainer>,
+    /// Per (stack, data path) about to be migrated or closed: the processes of other users
+    /// holding something inside it (a working directory, a root, a descriptor, a mount), or
+    /// why they could not be looked for.
+    pub inside: BTreeMap<(String, PathBuf), Result<Vec<crate::host::procs::Holder>, String>>,
     /// Closed data and shares (src/isolation).
     pub isolation: crate::isolation::facts::Facts,
     /// The login shell given to stack users (first nologin found under the root).

@@ -8,6 +8,7 @@ pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
 
 use crate::error::Result;
 use crate::host::accounts::Accounts;
+use crate::host::procs::{Holder, How, ProcPort};
 use crate::layout::Root;
 use crate::plan::{self, Options};
 use crate::policy::Policy;
@@ -20,6 +21,7 @@ pub fn observe(
     policy: &Policy,
     opts: &Options,
     live: &dyn LiveProbe,
+    procs: &dyn ProcPort,
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
@@ -123,7 +125,73 @@ pub fn observe(
         opts,
         true,
     )?;
+    obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
     Ok(obs)
+}
+
+/// For every data path of the selected stacks that is about to be migrated, or closed for the
+/// first time, the processes inside it that would keep their access afterwards (see
+/// [`counts_inside`]).
+fn processes_inside(
+    root: &Root,
+    policy: &Policy,
+    obs: &Observed,
+    allocs: &std::collections::BTreeMap<String, crate::alloc::Allocated>,
+    opts: &Options,
+    procs: &dyn ProcPort,
+) -> std::collections::BTreeMap<(String, PathBuf), std::result::Result<Vec<Holder>, String>> {
+    let mut asked: Vec<(String, PathBuf, bool)> = Vec::new();
+    for s in plan::selected(policy, opts) {
+        if !allocs.contains_key(&s.name) {
+            continue;
+        }
+        for d in &s.data {
+            let migrating = !matches!(
+                obs.state.migration(&s.name, &d.value).map(|m| m.phase),
+                Some(crate::state::MigrationPhase::Done)
+            );
+            let closing = s.closed && obs.isolation.record.closed_top(&s.name, &d.value).is_none();
+            if migrating || closing {
+                asked.push((s.name.clone(), d.value.clone(), migrating));
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    if asked.is_empty() {
+        return out;
+    }
+    let on_host: Vec<PathBuf> = asked.iter().map(|(_, p, _)| root.at(p)).collect();
+    let found = procs.holders_inside(&on_host);
+    for ((stack, path, migrating), real) in asked.into_iter().zip(&on_host) {
+        let a = &allocs[&stack].allocation;
+        let entry = match &found {
+            Err(e) => Err(e.to_string()),
+            Ok(all) => Ok(all
+                .iter()
+                .filter(|h| &h.path == real && counts_inside(h, a, migrating, root.is_host()))
+                .cloned()
+                .collect()),
+        };
+        out.insert((stack, path), entry);
+    }
+    out
+}
+
+/// Whether a process holding something inside a stack's data path keeps access it should
+/// not have once the path changes owner and closes: not when every one of its uids is the
+/// stack's own (its containers, which will own the data) or root (who reaches everything
+/// anyway; a root mount namespace still counts, as for migration any container does); and a
+/// mount of a path about to be migrated on the live host is already reported as a container
+/// running on the data.
+fn counts_inside(h: &Holder, a: &Allocation, migrating: bool, live_host: bool) -> bool {
+    let own = a.maps();
+    if h.uids.all().iter().all(|u| own.uid.contains_host(*u)) {
+        return false;
+    }
+    match h.how {
+        How::Mount { .. } => !(migrating && live_host),
+        How::Cwd | How::Root | How::Fd(_) => h.uids.all() != [0; 4],
+    }
 }
 
 /// What holds any of a stack's `paths` in use: running containers of the stack user and of
@@ -184,4 +252,50 @@ pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
             data_path: path.to_path_buf(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::procs::Uids;
+
+    fn holder(uids: [u32; 4], how: How) -> Holder {
+        Holder {
+            pid: 7,
+            uid: uids[0],
+            uids: Uids {
+                real: uids[0],
+                effective: uids[1],
+                saved: uids[2],
+                fs: uids[3],
+            },
+            comm: "x".into(),
+            how,
+            path: "/srv/a".into(),
+        }
+    }
+
+    #[test]
+    fn who_counts_inside_a_stacks_data() {
+        let a = Allocation {
+            user: "stk-a".into(),
+            uid: 801,
+            gid: 801,
+            subids: crate::ids::SubidRange::new(200_000, 65_536).unwrap(),
+        };
+        let count =
+            |uids, how, migrating, live| counts_inside(&holder(uids, how), &a, migrating, live);
+        // The legacy owner, and a setuid-root program it started: counted.
+        assert!(count([1000; 4], How::Cwd, true, false));
+        assert!(count([1000, 0, 0, 0], How::Fd(3), false, true));
+        // The stack's own user and container ids: not.
+        assert!(!count([801; 4], How::Cwd, false, true));
+        assert!(!count([200_998; 4], How::Root, true, false));
+        // Root's own places: not; a root mount namespace holding the data: yes.
+        assert!(!count([0; 4], How::Cwd, true, false));
+        assert!(count([0; 4], How::Mount { mntns: 9 }, false, true));
+        // A mount of a path being migrated on the live host is reported as a container already.
+        assert!(!count([1000; 4], How::Mount { mntns: 9 }, true, true));
+        assert!(count([1000; 4], How::Mount { mntns: 9 }, true, false));
+    }
 }

@@ -3,6 +3,7 @@
 //! the same decision (`next_migration`) that plan() hands to apply.
 use super::{selected, Draft, Options, StackCtx, Step};
 use crate::host::accounts::Accounts;
+use crate::host::procs::Holder;
 use crate::ids::{IdMaps, Shift};
 use crate::migration::{MigrateMode, MigrationSpec};
 use crate::observe::{DataFacts, RunningContainer};
@@ -102,6 +103,10 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
     let (s, a, name) = (ctx.stack, ctx.allocation, ctx.name());
     for d in &s.data {
         let path = &d.value;
+        if let Some(refusal) = held_inside(ctx, path) {
+            draft.refusals.push(refusal);
+            continue;
+        }
         let (shift, mode, resume, outside_links) = match next_migration(
             &ctx.obs.state,
             legacy,
@@ -186,4 +191,64 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
             outside_links,
         });
     }
+}
+
+/// How many places of one process a refusal names before it counts the rest.
+const PLACES_SHOWN: usize = 4;
+
+/// The refusal while processes hold something inside `path` (about to be migrated or closed:
+/// they would keep their access through it), unless `--force`. One line per process: pid,
+/// command, uid and user, and how it holds the data.
+fn held_inside(ctx: &StackCtx<'_>, path: &Path) -> Option<String> {
+    let name = ctx.name();
+    if ctx.opts.force {
+        return None;
+    }
+    let holders = match ctx
+        .obs
+        .inside
+        .get(&(name.to_string(), path.to_path_buf()))?
+    {
+        Err(why) => {
+            return Some(format!(
+                "stack `{name}`: cannot look for processes inside {}: {why} (or pass --force)",
+                path.display()
+            ))
+        }
+        Ok(h) if h.is_empty() => return None,
+        Ok(h) => h,
+    };
+    let mut pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
+    pids.dedup();
+    let lines: Vec<String> = pids
+        .iter()
+        .map(|pid| {
+            let of: Vec<&Holder> = holders.iter().filter(|h| h.pid == *pid).collect();
+            let user = ctx
+                .obs
+                .accounts
+                .user_by_uid(of[0].uid)
+                .map_or(String::new(), |u| format!(" {}", u.name));
+            let mut places: Vec<String> = of
+                .iter()
+                .take(PLACES_SHOWN)
+                .map(|h| h.how.to_string())
+                .collect();
+            if of.len() > PLACES_SHOWN {
+                places.push(format!("and {} more", of.len() - PLACES_SHOWN));
+            }
+            format!(
+                "  pid {pid} ({}, uid {}{user}): {}",
+                of[0].comm,
+                of[0].uid,
+                places.join(", ")
+            )
+        })
+        .collect();
+    Some(format!(
+        "stack `{name}`: {} process(es) hold a place inside {} and would keep their access after it changes owner and closes; end them or move them out, then run again (or pass --force):\n{}",
+        pids.len(),
+        path.display(),
+        lines.join("\n")
+    ))
 }

@@ -212,6 +212,56 @@ fn an_interrupted_migration_resumes_with_its_recorded_mappings() {
 }
 
 #[test]
+fn processes_inside_the_data_stop_the_plan_naming_each_unless_forced() {
+    use crate::host::procs::{Holder, How, Uids};
+    let mut o = fresh();
+    o.data
+        .insert(("immich".into(), "/srv/immich".into()), survey(1));
+    let holder = |pid, how| Holder {
+        pid,
+        uid: 1000,
+        uids: Uids {
+            real: 1000,
+            effective: 1000,
+            saved: 1000,
+            fs: 1000,
+        },
+        comm: "bash".into(),
+        how,
+        path: "/srv/immich".into(),
+    };
+    let mut many = vec![holder(41, How::Cwd)];
+    many.extend((3..9).map(|n| holder(42, How::Fd(n))));
+    o.inside
+        .insert(("immich".into(), "/srv/immich".into()), Ok(many));
+    let e = plan(&policy(POLICY), &o, &Options::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "stack `immich`: 2 process(es) hold a place inside /srv/immich and would keep their access after it changes owner and closes; end them or move them out, then run again (or pass --force):\n  pid 41 (bash, uid 1000 alice): working directory\n  pid 42 (bash, uid 1000 alice): open file 3, open file 4, open file 5, open file 6, and 2 more"
+    );
+    assert_eq!(e.exit_code(), 2);
+    let forced = Options {
+        force: true,
+        ..Options::default()
+    };
+    assert!(plan(&policy(POLICY), &o, &forced).is_ok());
+
+    o.inside.insert(
+        ("immich".into(), "/srv/immich".into()),
+        Err("listing /proc: EPERM".into()),
+    );
+    let e = plan(&policy(POLICY), &o, &Options::default()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot look for processes inside /srv/immich"),
+        "{e}"
+    );
+    o.inside
+        .insert(("immich".into(), "/srv/immich".into()), Ok(Vec::new()));
+    assert!(plan(&policy(POLICY), &o, &Options::default()).is_ok());
+}
+
+#[test]
 fn running_containers_and_refused_paths_stop_the_plan() {
     let mut o = fresh();
     o.data

@@ -1,9 +1,8 @@
 //! The audit as text for a terminal: per path its owners, the access matrix beside the
-//! policy, then the findings. Every path printed goes through `safe_path`.
-use super::safe_path;
+//! policy, then the findings. Every name printed goes through `escape`, the one escaper.
+use super::escape;
 use crate::audit::model::{Owner, OwnerRow, PathKind, Report};
 use std::fmt::Write;
-use std::path::Path;
 
 /// How many owner rows per id kind a path shows (JSON has them all).
 const ROWS: usize = 8;
@@ -45,7 +44,7 @@ fn bytes(n: u64) -> String {
 }
 
 fn safe(s: &str) -> String {
-    safe_path(Path::new(s))
+    escape::text(s).into_owned()
 }
 
 fn rows(out: &mut String, id: &str, rows: &[OwnerRow]) {

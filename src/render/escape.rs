@@ -6,9 +6,12 @@
 //! The text form: every byte that is not part of a printable UTF-8 character is written as
 //! `\xNN` (lower-case hex), and a backslash as `\\`, so the original bytes can always be read
 //! back. Escaped are: C0 controls (0x00-0x1f, including newline, carriage return and ESC),
-//! DEL (0x7f), C1 controls (U+0080-U+009F, each as its two UTF-8 bytes), the Unicode line and
-//! paragraph separators and bidirectional overrides (U+2028, U+2029, U+202A-U+202E,
-//! U+2066-U+2069, as their UTF-8 bytes), and every byte of invalid UTF-8.
+//! DEL (0x7f), C1 controls (U+0080-U+009F, each as its two UTF-8 bytes), every character that
+//! reorders or hides text (as its UTF-8 bytes): the bidirectional embeddings, overrides,
+//! isolates and marks (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C), the line and
+//! paragraph separators (U+2028, U+2029), zero-width and invisible format characters (U+200B-
+//! U+200D, U+2060-U+206F, U+180E, U+FEFF, U+FFF9-U+FFFB), and every byte of invalid UTF-8.
+//! There is no second escaper: the audit's sample paths come from [`path_text`] too.
 use serde::Serializer;
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -18,7 +21,9 @@ use std::path::Path;
 /// True for characters a terminal would act on rather than show.
 fn needs_escape(c: char) -> bool {
     matches!(c,
-        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
         || c == '\\'
 }
 
@@ -74,6 +79,11 @@ pub fn path(p: &Path) -> Cow<'_, str> {
     bytes(p.as_os_str().as_bytes())
 }
 
+/// [`path`] as an owned string (what a report keeps to print later).
+pub fn path_text(p: &Path) -> String {
+    path(p).into_owned()
+}
+
 /// A message of several lines: each line escaped, the line breaks kept.
 pub fn lines(s: &str) -> String {
     s.split('\n').map(text).collect::<Vec<_>>().join("\n")
@@ -127,6 +137,19 @@ mod tests {
         assert_eq!(text("del\x7f"), "del\\x7f");
         assert_eq!(text("csi\u{9b}2J"), "csi\\xc2\\x9b2J");
         assert_eq!(text("rlo\u{202e}txt"), "rlo\\xe2\\x80\\xaetxt");
+        assert_eq!(
+            text("lri\u{2066}x\u{2069}"),
+            "lri\\xe2\\x81\\xa6x\\xe2\\x81\\xa9"
+        );
+        assert_eq!(
+            text("m\u{200e}\u{200f}\u{061c}"),
+            "m\\xe2\\x80\\x8e\\xe2\\x80\\x8f\\xd8\\x9c"
+        );
+        assert_eq!(text("z\u{200b}\u{feff}"), "z\\xe2\\x80\\x8b\\xef\\xbb\\xbf");
+        assert_eq!(
+            text("ok \u{00e9}\u{05d0}\u{0627}"),
+            "ok \u{00e9}\u{05d0}\u{0627}"
+        );
         assert_eq!(text("a\\x41"), "a\\\\x41");
         assert_eq!(bytes(b"Jos\xe9\x1b"), "Jos\\xe9\\x1b");
         assert_eq!(bytes(b"\xff\xfe/ok"), "\\xff\\xfe/ok");

@@ -1,7 +1,9 @@
 //! Shared helpers of the hardening and crash tests: a small host under a temporary root (in a
-//! root-owned directory, never under world-writable /tmp), the isolate binary run against it,
+//! root-owned directory of the tests' own, wherever the checkout is: `scratch_common`), the isolate binary run against it,
 //! and a snapshot of the whole root (paths, bytes, modes, owners, link targets).
 #![allow(dead_code)]
+#[path = "../scratch_common/mod.rs"]
+pub mod scratch_common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
@@ -24,10 +26,7 @@ migrate = "auto"
 impl Host {
     /// root, alice (uid 1000, subuid 100000:65536), and what pwck checks exist.
     pub fn new() -> Host {
-        let dir = tempfile::Builder::new()
-            .prefix("host")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let dir = scratch_common::tempdir("host");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let root = dir.path().join("root");
         fs::create_dir(&root).unwrap();
@@ -61,10 +60,7 @@ impl Host {
 
     /// A copy of `other` (root and policy), owners, modes and links kept.
     pub fn copy_of(other: &Host) -> Host {
-        let dir = tempfile::Builder::new()
-            .prefix("host")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
+        let dir = scratch_common::tempdir("host");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
         let st = Command::new("cp")
             .arg("-a")

@@ -1,6 +1,8 @@
 //! Shared helpers of the walk integration tests: realistic mappings, temp trees with every
 //! kind of inode the migration must handle, and full owner/mode/ACL/capability listings.
 #![allow(dead_code)]
+#[path = "../scratch_common/mod.rs"]
+pub mod scratch_common;
 use isolate::ids::{IdMaps, Mapping, Shift, SubidRange};
 use isolate::migration::{MigrateMode, MigrationSpec};
 use std::os::unix::fs::{chown, lchown, symlink, PermissionsExt};
@@ -92,12 +94,9 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
-    // Not /tmp: it may be a tmpfs without xattr support for capabilities.
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let tmp = tempfile::Builder::new()
-        .prefix("walk-")
-        .tempdir_in(base)
-        .unwrap();
+    // Not /tmp: it may be a tmpfs without xattr support for capabilities, and it is writable
+    // by others (so is a checkout below it).
+    let tmp = scratch_common::tempdir("walk-");
     let data = tmp.path().join("data");
     let outside = tmp.path().join("outside");
     dir(&outside, 100_998, 100_998, 0o755);
