@@ -3,6 +3,8 @@
 //! inside the data, immutable files and ACLs that cannot be mapped. Mounts are made in a
 //! child process inside a private mount namespace, so none outlives the test.
 mod hardening_common;
+// Both helpers carry the scratch directory module; two copies of it are harmless.
+#[allow(clippy::duplicate_mod)]
 mod walk_common;
 
 use isolate::migration::MigrateMode;

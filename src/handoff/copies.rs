@@ -114,7 +114,7 @@ pub fn wanted(
             Ok(Content(format!(
                 "# isolate's copy of {} for stack {stack}, relative paths made absolute.\n\
                  # Edit the original: `isolate plan` shows the change, `isolate apply` copies it.\n{body}",
-                crate::render::safe_path(original)
+                crate::render::escape::path_text(original)
             )))
         }
     }

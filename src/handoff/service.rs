@@ -133,7 +133,7 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
     for (_, original) in copies::files(s) {
         u.push_str(&format!(
             "# Runs isolate's copy of {}.\n",
-            crate::render::safe_path(&original)
+            crate::render::escape::path_text(&original)
         ));
     }
     u.push_str(&format!(
