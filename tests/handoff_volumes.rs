@@ -271,3 +271,271 @@ fn a_stack_volume_that_already_holds_data_is_never_mixed() {
     );
     assert!(fx.data.join("file").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// The legacy user's socket must not choose what root moves (issue 17, item 12).
+
+/// A fake libpod on a unix socket (what the legacy user can run on hers): every volume query
+/// answers with volume `app_db` of project `app` whose `Mountpoint` is `mountpoint`; images
+/// are 404, container lists empty, `_ping` OK.
+fn fake_podman(socket: &Path, mountpoint: &Path) {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    let volume = format!(
+        r#"{{"Name":"app_db","Driver":"local","Mountpoint":{},"Labels":{{"io.podman.compose.project":"app"}}}}"#,
+        serde_json::to_string(&mountpoint.display().to_string()).unwrap()
+    );
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let line = String::from_utf8_lossy(&req);
+            let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+            let (status, body) = if path.contains("/volumes/json") {
+                ("200 OK", format!("[{volume}]"))
+            } else if path.contains("/volumes/app_db/json") {
+                ("200 OK", volume.clone())
+            } else if path.contains("/containers/json") {
+                ("200 OK", "[]".to_string())
+            } else if path.contains("_ping") {
+                ("200 OK", "OK".to_string())
+            } else {
+                ("404 Not Found", r#"{"cause":"no such object"}"#.to_string())
+            };
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+}
+
+/// The stores as apply sees them: the legacy user's (uid 1000) over her real socket under the
+/// root, the stack user's the recording fake.
+struct Sockets {
+    root: Root,
+    stack: FakeStores,
+}
+
+impl isolate::handoff::stores::Stores for Sockets {
+    fn socket_listening(&self, _uid: u32) -> bool {
+        true
+    }
+    fn ensure_socket(&self, _uid: u32) -> isolate::error::Result<()> {
+        Ok(())
+    }
+    fn image_id(&self, uid: u32, image: &str) -> isolate::error::Result<Option<String>> {
+        match uid {
+            LEGACY_ROOT => isolate::host::podman::store::image_id(
+                &self.root.podman_socket(uid),
+                image,
+                std::time::Duration::from_secs(5),
+            ),
+            _ => self.stack.image_id(uid, image),
+        }
+    }
+    fn project_containers(
+        &self,
+        uid: u32,
+        project: &str,
+    ) -> isolate::error::Result<Vec<isolate::host::podman::store::ProjectContainer>> {
+        match uid {
+            LEGACY_ROOT => isolate::host::podman::store::project_containers(
+                &self.root.podman_socket(uid),
+                project,
+                std::time::Duration::from_secs(5),
+            ),
+            _ => self.stack.project_containers(uid, project),
+        }
+    }
+    fn copy_image(
+        &self,
+        from: u32,
+        to: u32,
+        image: &str,
+    ) -> isolate::error::Result<isolate::host::podman::store::Copied> {
+        self.stack.copy_image(from, to, image)
+    }
+    fn project_volumes(
+        &self,
+        uid: u32,
+        project: &str,
+    ) -> isolate::error::Result<Vec<isolate::host::podman::store::VolumeInfo>> {
+        match uid {
+            LEGACY_ROOT => isolate::host::podman::store::project_volumes(
+                &self.root.podman_socket(uid),
+                project,
+                std::time::Duration::from_secs(5),
+            ),
+            _ => self.stack.project_volumes(uid, project),
+        }
+    }
+    fn volume(
+        &self,
+        uid: u32,
+        name: &str,
+    ) -> isolate::error::Result<Option<isolate::host::podman::store::VolumeInfo>> {
+        match uid {
+            LEGACY_ROOT => isolate::host::podman::store::volume(
+                &self.root.podman_socket(uid),
+                name,
+                std::time::Duration::from_secs(5),
+            ),
+            _ => self.stack.volume(uid, name),
+        }
+    }
+    fn create_volume(
+        &self,
+        uid: u32,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> isolate::error::Result<isolate::host::podman::store::VolumeInfo> {
+        self.stack.create_volume(uid, name, labels)
+    }
+    fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)> {
+        self.stack.unit_state(user, uid, unit)
+    }
+    fn start_unit(&self, uid: u32, unit: &str) -> isolate::error::Result<()> {
+        self.stack.start_unit(uid, unit)
+    }
+    fn stop_unit(&self, uid: u32, unit: &str) -> isolate::error::Result<()> {
+        self.stack.stop_unit(uid, unit)
+    }
+}
+
+struct Probe(Sockets);
+
+impl isolate::observe::LiveProbe for Probe {
+    fn manager(&self, _user: &str, _uid: u32) -> isolate::observe::ManagerFacts {
+        isolate::observe::ManagerFacts::default()
+    }
+    fn running(
+        &self,
+        _owner: &str,
+        _uid: u32,
+        _paths: &[PathBuf],
+    ) -> Vec<isolate::observe::RunningContainer> {
+        Vec::new()
+    }
+    fn stores(&self) -> Option<&dyn isolate::handoff::stores::Stores> {
+        Some(&self.0)
+    }
+}
+
+/// Every inode under `root`: path, type, owner, mode, inode number, size, link target.
+fn snapshot(root: &Path) -> String {
+    sh(&format!(
+        "cd '{}' && find -P . -printf '%p %y %U:%G %m %i %s %l\\n' | LC_ALL=C sort",
+        root.display()
+    ))
+}
+
+/// A host under a fresh root: alice (uid 1000, 100000:65536) owns a podman store and her
+/// runtime directory; stack `app` (uid 850) is allocated and hands off an image, so the plan
+/// asks alice's socket for the project's volumes.
+fn socket_host() -> Fixture {
+    let fx = fixture();
+    let r = fx.tmp.path();
+    for d in ["etc", "root", "srv", "var/lib"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    for (f, text) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+        ),
+        ("etc/group", "root:x:0:\nalice:x:1000:\n"),
+        ("etc/subuid", "alice:100000:65536\n"),
+        ("etc/subgid", "alice:100000:65536\n"),
+        (
+            "policy.toml",
+            "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nuid = 850\nimages = [\"localhost/app\"]\n",
+        ),
+    ] {
+        std::fs::write(r.join(f), text).unwrap();
+    }
+    sh(&format!(
+        "cd '{}' && mkdir -p home/alice/.local/share/containers/storage/volumes run/user/1000/podman \
+         && chown -R 1000:1000 home/alice run/user/1000 && chmod 0700 run/user/1000",
+        r.display()
+    ));
+    allocate(r);
+    fx
+}
+
+/// observe -> plan -> apply of the hand-off steps, as `isolate apply` runs them; the plan's
+/// refusal when it refuses.
+fn plan_and_apply(root: &Path, stack_store: &Path) -> Result<(), isolate::error::Error> {
+    let root = Root::new(root);
+    let policy = isolate::policy::Policy::load(&root.join("policy.toml")).unwrap();
+    let opts = isolate::plan::Options {
+        systemd: true,
+        ..Default::default()
+    };
+    let probe = Probe(Sockets {
+        root: root.clone(),
+        stack: FakeStores {
+            volume_base: stack_store.into(),
+            root: root.path().into(),
+            ..FakeStores::default()
+        },
+    });
+    let obs = isolate::observe::observe(&root, &policy, &opts, &probe).unwrap();
+    let plan = isolate::plan::plan(&policy, &obs, &opts)?;
+    for step in &plan.steps {
+        if let isolate::plan::Step::Handoff(h) = step {
+            apply::run(&root, h, Some(&probe.0), &Walker::new(), false)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_socket_naming_another_stacks_data_as_a_volume_moves_nothing() {
+    // Stack `other`'s data, already migrated to its user (uid 851, 300000:65536).
+    socket_names_with("/srv/other/data", |r: &Path| {
+        sh(&format!(
+            "cd '{}' && mkdir -p srv/other/data/db && echo row > srv/other/data/db/table \
+             && chown -R 300999:300999 srv/other/data && chown 851:851 srv/other/data \
+             && chmod 0750 srv/other/data",
+            r.display()
+        ));
+    });
+}
+
+#[test]
+fn a_socket_naming_a_root_only_directory_as_a_volume_moves_nothing() {
+    socket_names_with("/root/secret", |r: &Path| {
+        sh(&format!(
+            "cd '{}' && mkdir -p root/secret && echo key > root/secret/key \
+             && chmod 0700 root/secret && chmod 0600 root/secret/key",
+            r.display()
+        ));
+    });
+}
+
+/// What the socket names is refused with exit 2 and nothing anywhere under the root changes.
+fn socket_names_with(victim: &str, make: impl Fn(&Path)) {
+    let fx = socket_host();
+    let r = fx.tmp.path();
+    make(r);
+    fake_podman(
+        &r.join("run/user/1000/podman/podman.sock"),
+        Path::new(victim),
+    );
+    let before = snapshot(r);
+    let result = plan_and_apply(r, Path::new("/stackstore"));
+    assert_same(&snapshot(r), &before);
+    let e = result.expect_err("the plan took a volume the socket placed elsewhere");
+    assert_eq!(e.exit_code(), 2, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("app_db") && text.contains(victim), "{text}");
+}
