@@ -15,13 +15,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use walk_common::*;
 
-const FROM: &str = "/legacy/volumes/app_db/_data";
-const STORE: &str = "/stackstore";
+/// Where podman keeps alice's volume app_db (isolate computes it; it never asks).
+const FROM: &str = "/home/alice/.local/share/containers/storage/volumes/app_db/_data";
+const TO: &str = "/home/stk-app/.local/share/containers/storage/volumes/app_db/_data";
+const STACK_HOME: &str = "/home/stk-app";
 
 fn to_dir(root: &Path) -> PathBuf {
-    root.join("stackstore")
-        .join(STACK_ROOT.to_string())
-        .join("app_db/_data")
+    root.join(TO.trim_start_matches('/'))
+}
+
+/// The identity of alice's volume directory under `root`, as the plan records it.
+fn from_id(root: &Path) -> Option<isolate::handoff::volumes::DirId> {
+    let m = std::fs::symlink_metadata(root.join(FROM.trim_start_matches('/'))).ok()?;
+    Some(isolate::handoff::volumes::DirId {
+        dev: std::os::unix::fs::MetadataExt::dev(&m),
+        ino: std::os::unix::fs::MetadataExt::ino(&m),
+    })
 }
 
 /// The state file of a root where stack `app` is allocated uid 850 and 200000:65536.
@@ -42,7 +51,9 @@ fn allocate(root: &Path) {
     s.write(&Root::new(root)).unwrap();
 }
 
-fn step() -> HandoffStep {
+/// The step plan makes for alice's volume app_db under `root` (resuming: as re-planned after an
+/// interrupted run, when the record holds the identity).
+fn step_at(root: &Path, resume: bool) -> HandoffStep {
     let spec = spec(MigrateMode::Shift);
     HandoffStep::MoveVolume {
         stack: "app".into(),
@@ -50,22 +61,34 @@ fn step() -> HandoffStep {
         labels: [("io.podman.compose.project".to_string(), "app".to_string())].into(),
         from_user: "alice".into(),
         from: FROM.into(),
+        from_id: if resume { None } else { from_id(root) },
         to_user: "stk-app".into(),
+        to: TO.into(),
         to_uid: STACK_ROOT,
         mode: spec.mode,
         shift: spec.shift,
         target_uid: STACK_ROOT,
         target_gid: STACK_ROOT,
-        resume: false,
+        resume,
     }
 }
 
 fn stores(root: &Path) -> FakeStores {
     FakeStores {
-        volume_base: STORE.into(),
+        homes: [(STACK_ROOT, PathBuf::from(STACK_HOME))].into(),
         root: root.into(),
         ..FakeStores::default()
     }
+}
+
+/// alice's store directories (hers, as podman makes them) above `data`.
+fn legacy_store(root: &Path) {
+    let data = root.join(FROM.trim_start_matches('/'));
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    sh(&format!(
+        "chown -R {LEGACY_ROOT}:{LEGACY_ROOT} '{}'",
+        root.join("home/alice").display()
+    ));
 }
 
 /// Moves `/legacy/volumes/app_db/_data` under `root`, checks the stack's container view,
@@ -76,8 +99,9 @@ fn move_and_roll_back(fx: &Fixture) {
     allocate(root);
     let st = stores(root);
     let walker = Walker::new();
+    let step = step_at(root, false);
     let (outcome, summary) =
-        apply::run(&Root::new(root), &step(), Some(&st), &walker, false).unwrap();
+        apply::run(&Root::new(root), &step, Some(&st), &walker, false).unwrap();
     assert_eq!(outcome, isolate::apply::Outcome::Done);
     assert!(summary.unwrap().changed > 0);
     assert!(!fx.data.exists(), "the legacy volume still holds its data");
@@ -87,7 +111,7 @@ fn move_and_roll_back(fx: &Fixture) {
     assert_eq!(owner(&to.join("legacy-root")), (STACK_ROOT, STACK_ROOT));
     assert_eq!(mode(&to.join("dir/suid")) & 0o777, 0o755);
     // A re-run is a no-op.
-    let (again, _) = apply::run(&Root::new(root), &step(), Some(&st), &walker, false).unwrap();
+    let (again, _) = apply::run(&Root::new(root), &step, Some(&st), &walker, false).unwrap();
     assert_eq!(again, isolate::apply::Outcome::AlreadyPresent);
 
     let lines = apply::rollback(&Root::new(root), "app", Some(&st), &walker, false).unwrap();
@@ -102,7 +126,7 @@ fn move_and_roll_back(fx: &Fixture) {
 fn volume_fixture() -> Fixture {
     let mut fx = fixture();
     fx.data = fx.tmp.path().join(FROM.trim_start_matches('/'));
-    std::fs::create_dir_all(fx.data.parent().unwrap()).unwrap();
+    legacy_store(fx.tmp.path());
     standard_tree_for_rollback(&fx);
     fx
 }
@@ -143,7 +167,7 @@ fn a_volume_across_filesystems_is_copied_shifted_and_rolled_back_exactly() {
         "cd '{}' && chmod u-s,g-s dir/suid && setcap -r dir/cap2 && setcap -r dir/cap3",
         fx.data.display()
     ));
-    let store = fx.tmp.path().join("stackstore");
+    let store = fx.tmp.path().join(STACK_HOME.trim_start_matches('/'));
     std::fs::create_dir_all(&store).unwrap();
     sh(&format!(
         "mount -t tmpfs -o mode=0755 isolate-test '{}'",
@@ -165,7 +189,8 @@ fn kill_child_entry() {
     };
     let root = PathBuf::from(root);
     let st = stores(&root);
-    apply::run(&Root::new(root), &step(), Some(&st), &Walker::new(), false).unwrap();
+    let step = step_at(&root, false);
+    apply::run(&Root::new(root), &step, Some(&st), &Walker::new(), false).unwrap();
 }
 
 /// Builds the same big volume under two roots; moves the first in one go and the second
@@ -175,11 +200,11 @@ fn kill_9_converges(across: bool) {
     let killed = fixture();
     for fx in [&reference, &killed] {
         let data = fx.tmp.path().join(FROM.trim_start_matches('/'));
-        std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+        legacy_store(fx.tmp.path());
         big_tree(&data, 6_000);
         allocate(fx.tmp.path());
         if across {
-            let store = fx.tmp.path().join("stackstore");
+            let store = fx.tmp.path().join(STACK_HOME.trim_start_matches('/'));
             std::fs::create_dir_all(&store).unwrap();
             sh(&format!(
                 "mount -t tmpfs -o mode=0755 isolate-test '{}'",
@@ -189,7 +214,14 @@ fn kill_9_converges(across: bool) {
     }
     let walker = Walker::new();
     let r = reference.tmp.path();
-    apply::run(&Root::new(r), &step(), Some(&stores(r)), &walker, false).unwrap();
+    apply::run(
+        &Root::new(r),
+        &step_at(r, false),
+        Some(&stores(r)),
+        &walker,
+        false,
+    )
+    .unwrap();
 
     let k = killed.tmp.path();
     let mut interrupted = 0;
@@ -212,8 +244,15 @@ fn kill_9_converges(across: bool) {
         interrupted > 0,
         "no run was cut short; the tree is too small"
     );
-    let (outcome, _) =
-        apply::run(&Root::new(k), &step(), Some(&stores(k)), &walker, false).unwrap();
+    // Re-planned: the record holds the identity the first plan saw.
+    let (outcome, _) = apply::run(
+        &Root::new(k),
+        &step_at(k, true),
+        Some(&stores(k)),
+        &walker,
+        false,
+    )
+    .unwrap();
     assert!(matches!(
         outcome,
         isolate::apply::Outcome::Done | isolate::apply::Outcome::AlreadyPresent
@@ -231,7 +270,10 @@ fn kill_9_converges(across: bool) {
         for fx in [&reference, &killed] {
             sh(&format!(
                 "umount '{}'",
-                fx.tmp.path().join("stackstore").display()
+                fx.tmp
+                    .path()
+                    .join(STACK_HOME.trim_start_matches('/'))
+                    .display()
             ));
         }
     }
@@ -260,8 +302,19 @@ fn a_stack_volume_that_already_holds_data_is_never_mixed() {
     let st = stores(root);
     let to = to_dir(root);
     std::fs::create_dir_all(&to).unwrap();
+    sh(&format!(
+        "chown -R {STACK_ROOT}:{STACK_ROOT} '{}'",
+        root.join("home/stk-app").display()
+    ));
     std::fs::write(to.join("theirs"), "x").unwrap();
-    let e = apply::run(&Root::new(root), &step(), Some(&st), &Walker::new(), false).unwrap_err();
+    let e = apply::run(
+        &Root::new(root),
+        &step_at(root, false),
+        Some(&st),
+        &Walker::new(),
+        false,
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(
@@ -473,7 +526,7 @@ fn socket_host() -> Fixture {
 
 /// observe -> plan -> apply of the hand-off steps, as `isolate apply` runs them; the plan's
 /// refusal when it refuses.
-fn plan_and_apply(root: &Path, stack_store: &Path) -> Result<(), isolate::error::Error> {
+fn plan_and_apply(root: &Path) -> Result<(), isolate::error::Error> {
     let root = Root::new(root);
     let policy = isolate::policy::Policy::load(&root.join("policy.toml")).unwrap();
     let opts = isolate::plan::Options {
@@ -483,7 +536,7 @@ fn plan_and_apply(root: &Path, stack_store: &Path) -> Result<(), isolate::error:
     let probe = Probe(Sockets {
         root: root.clone(),
         stack: FakeStores {
-            volume_base: stack_store.into(),
+            homes: [(STACK_ROOT, PathBuf::from(STACK_HOME))].into(),
             root: root.path().into(),
             ..FakeStores::default()
         },
@@ -532,7 +585,7 @@ fn socket_names_with(victim: &str, make: impl Fn(&Path)) {
         Path::new(victim),
     );
     let before = snapshot(r);
-    let result = plan_and_apply(r, Path::new("/stackstore"));
+    let result = plan_and_apply(r);
     assert_same(&snapshot(r), &before);
     let e = result.expect_err("the plan took a volume the socket placed elsewhere");
     assert_eq!(e.exit_code(), 2, "{e}");
