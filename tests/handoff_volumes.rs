@@ -141,16 +141,26 @@ fn a_volume_on_the_same_filesystem_is_renamed_shifted_and_rolled_back_exactly() 
     assert_eq!(ino.unwrap(), now.unwrap());
 }
 
-/// Runs this test binary's test `name` again inside a private mount namespace.
+/// Runs this test binary's test `name` again inside a private mount namespace; the child
+/// must have run exactly that one test (a renamed test would otherwise run nothing and pass).
 fn in_private_mount_ns(name: &str) {
-    let status = Command::new("unshare")
+    let out = Command::new("unshare")
         .args(["-m", "--propagation", "private"])
         .arg(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env("HANDOFF_IN_MOUNT_NS", "1")
-        .status()
+        .output()
         .unwrap();
-    assert!(status.success(), "{name} failed in its mount namespace");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{name} failed in its mount namespace");
+    assert!(
+        stdout.contains("running 1 test\n")
+            && stdout.contains(&format!("test {name} ... ok"))
+            && stdout.contains("test result: ok. 1 passed"),
+        "the child did not run exactly {name}"
+    );
 }
 
 #[test]
@@ -503,9 +513,10 @@ fn socket_host() -> Fixture {
     for (f, text) in [
         (
             "etc/passwd",
-            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n\
+             stk-app:x:850:850::/home/stk-app:/usr/sbin/nologin\n",
         ),
-        ("etc/group", "root:x:0:\nalice:x:1000:\n"),
+        ("etc/group", "root:x:0:\nalice:x:1000:\nstk-app:x:850:\n"),
         ("etc/subuid", "alice:100000:65536\n"),
         ("etc/subgid", "alice:100000:65536\n"),
         (
@@ -591,4 +602,107 @@ fn socket_names_with(victim: &str, make: impl Fn(&Path)) {
     assert_eq!(e.exit_code(), 2, "{e}");
     let text = e.to_string();
     assert!(text.contains("app_db") && text.contains(victim), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// What stands in alice's own store is refused, never followed (issue 17, item 16 and the rule).
+
+/// alice's volume store, relative to the root.
+const V: &str = "home/alice/.local/share/containers/storage/volumes";
+
+/// alice's store holds volume app_db as the shell `make` leaves it (run in the root, `$V` her
+/// volume store); her socket reports it exactly where podman keeps it. The plan refuses with
+/// exit 2 naming the volume and `why`, and nothing under the root changes.
+fn store_refused(make: &str, why: &str) {
+    let fx = socket_host();
+    let r = fx.tmp.path();
+    sh(&format!("cd '{}' && V={V} && {make}", r.display()));
+    fake_podman(&r.join("run/user/1000/podman/podman.sock"), Path::new(FROM));
+    let before = snapshot(r);
+    let result = plan_and_apply(r);
+    assert_same(&snapshot(r), &before);
+    let e = result.expect_err("the plan took a volume isolate must not move");
+    assert_eq!(e.exit_code(), 2, "{e}");
+    let text = e.to_string();
+    assert!(text.contains("app_db") && text.contains(why), "{text}");
+}
+
+#[test]
+fn a_volume_whose_data_is_a_symlink_is_refused_not_left_behind_in_silence() {
+    store_refused(
+        "mkdir -p srv/elsewhere $V/app_db && echo row > srv/elsewhere/table \
+         && chown -R 100998:100998 srv/elsewhere && ln -s /srv/elsewhere $V/app_db/_data \
+         && chown -h 1000:1000 $V/app_db $V/app_db/_data",
+        "_data is a symbolic link",
+    );
+}
+
+#[test]
+fn a_volume_directory_that_is_a_symlink_is_refused() {
+    store_refused(
+        "mkdir -p srv/vol/_data && echo row > srv/vol/_data/table \
+         && chown -R 100998:100998 srv/vol && ln -s /srv/vol $V/app_db \
+         && chown -h 1000:1000 $V/app_db",
+        "symbolic link",
+    );
+}
+
+#[test]
+fn a_volume_directory_of_someone_else_is_refused() {
+    store_refused(
+        "mkdir -p $V/app_db/_data && echo row > $V/app_db/_data/table \
+         && chown 1000:1000 $V/app_db && chown -R 851:851 $V/app_db/_data",
+        "belongs to 851:851",
+    );
+}
+
+#[test]
+fn a_volume_with_a_file_linked_outside_it_is_refused() {
+    store_refused(
+        "mkdir -p $V/app_db/_data && echo secret > srv/rootfile && chmod 0600 srv/rootfile \
+         && ln srv/rootfile $V/app_db/_data/f && chown 1000:1000 $V/app_db \
+         && chown 100998:100998 $V/app_db/_data",
+        "hardlinks outside it",
+    );
+}
+
+#[test]
+fn a_volume_data_directory_that_is_a_mount_point_is_refused() {
+    if std::env::var_os("HANDOFF_IN_MOUNT_NS").is_none() {
+        return in_private_mount_ns("a_volume_data_directory_that_is_a_mount_point_is_refused");
+    }
+    store_refused(
+        "mkdir -p $V/app_db/_data srv/m && echo row > srv/m/table \
+         && chown 1000:1000 $V/app_db && chown -R 100998:100998 $V/app_db/_data srv/m \
+         && mount --bind srv/m $V/app_db/_data",
+        "is a mount point",
+    );
+}
+
+#[test]
+fn a_volume_holding_a_mount_point_is_refused() {
+    if std::env::var_os("HANDOFF_IN_MOUNT_NS").is_none() {
+        return in_private_mount_ns("a_volume_holding_a_mount_point_is_refused");
+    }
+    store_refused(
+        "mkdir -p $V/app_db/_data/sub srv/m && echo row > srv/m/table \
+         && chown 1000:1000 $V/app_db && chown -R 100998:100998 $V/app_db/_data srv/m \
+         && mount --bind srv/m $V/app_db/_data/sub",
+        "holds mount point(s)",
+    );
+}
+
+#[test]
+fn a_volume_where_podman_keeps_it_is_moved_through_the_plan() {
+    let fx = socket_host();
+    let r = fx.tmp.path();
+    sh(&format!(
+        "cd '{}' && mkdir -p {V}/app_db/_data && echo row > {V}/app_db/_data/table \
+         && chown 1000:1000 {V}/app_db && chown -R 100998:100998 {V}/app_db/_data",
+        r.display()
+    ));
+    fake_podman(&r.join("run/user/1000/podman/podman.sock"), Path::new(FROM));
+    plan_and_apply(r).unwrap();
+    assert!(!r.join(FROM.trim_start_matches('/')).exists());
+    assert_eq!(owner(&to_dir(r).join("table")), (200_998, 200_998));
 }

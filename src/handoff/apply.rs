@@ -318,6 +318,7 @@ fn move_volume(
                     legacy.shown().display()
                 )));
             }
+            legacy.check_tree()?;
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
             if created.mountpoint != *to {

@@ -223,17 +223,25 @@ impl Place {
         let Some(home_fd) = open_below_root(root, home)? else {
             return Ok(None);
         };
-        let rel = Path::new(STORE_BELOW_HOME).join(name);
-        let dir = match rustix::fs::openat2(
+        let store_shown = root.at(&home.join(STORE_BELOW_HOME));
+        let store = match rustix::fs::openat2(
             home_fd.as_fd(),
-            &rel,
+            STORE_BELOW_HOME,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
             BENEATH | ResolveFlags::NO_XDEV,
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(pinned_error("open", shown.parent().unwrap_or(&shown), e)),
+            Err(e) => return Err(pinned_error("open", &store_shown, e)),
+        };
+        let volume = Place {
+            dir: store,
+            name: name.into(),
+            shown: store_shown.join(name),
+        };
+        let Some((dir, _)) = volume.pin()? else {
+            return Ok(None);
         };
         Ok(Some(Place {
             dir,
@@ -406,6 +414,40 @@ impl Place {
         Ok(Some(DirId::of(&st)))
     }
 
+    /// Refuses the tree here when a file in it has links outside it (an inode someone else
+    /// also names: moving and re-owning it would give that away) or a mount point is inside
+    /// it. Read-only; the walk's own traversal (no link followed, no mount crossed).
+    pub fn check_tree(&self) -> Result<()> {
+        let Some((fd, _)) = self.pin()? else {
+            return Ok(());
+        };
+        let sys = crate::walk::sys::RealSys::new();
+        let counts = crate::walk::traverse::walk(&sys, &self.shown, fd, &TreeCheck, None)?.counts;
+        let list = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| self.shown.join(p).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !counts.outside_links.is_empty() {
+            return Err(Error::Refused(format!(
+                "{} holds {} file(s) with hardlinks outside it: {}; isolate never moves or re-owns an inode that is also linked elsewhere: remove the other links (or copy the files) first",
+                self.shown.display(),
+                counts.outside_links.count,
+                list(&counts.outside_links.samples)
+            )));
+        }
+        if !counts.mounts_skipped.is_empty() {
+            return Err(Error::Refused(format!(
+                "{} holds mount point(s): {}; isolate never moves a mount: unmount them first",
+                self.shown.display(),
+                list(&counts.mounts_skipped)
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether a directory stands here and holds something.
     pub fn holds_data(&self) -> Result<bool> {
         Ok(match self.pin()? {
@@ -460,11 +502,44 @@ impl Place {
     }
 }
 
+/// The walk's traversal with nothing to do per inode: what it counts itself (links outside
+/// the tree, mount points inside it) is the check.
+struct TreeCheck;
+
+impl crate::walk::traverse::InodeAction for TreeCheck {
+    type Plan = ();
+    type Tally = ();
+    const CHANGES: bool = false;
+
+    fn plan(
+        &self,
+        _: &dyn crate::walk::sys::WalkSys,
+        _: &crate::walk::traverse::Entry<'_>,
+        _: &mut (),
+    ) -> std::result::Result<Option<()>, crate::walk::traverse::Failure> {
+        Ok(None)
+    }
+
+    fn apply(
+        &self,
+        _: &dyn crate::walk::sys::WalkSys,
+        _: &crate::walk::traverse::Pinned<'_>,
+        _: (),
+        _: &mut (),
+    ) -> std::result::Result<(), crate::walk::traverse::Failure> {
+        Ok(())
+    }
+}
+
 /// What volume `name` has at its data directory in the store below `home`, seen without
 /// following a link or crossing a mount; `owners` are the ids it may belong to.
 pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<VolumeData> {
     let found = Place::in_store(root, home, name).and_then(|p| match p {
-        Some(p) => p.owned_dir(owners),
+        Some(p) => {
+            let id = p.owned_dir(owners)?;
+            p.check_tree()?;
+            Ok(id)
+        }
         None => Ok(None),
     });
     match found {
