@@ -128,7 +128,17 @@ fn volume_fixture() -> Fixture {
     fx.data = fx.tmp.path().join(FROM.trim_start_matches('/'));
     legacy_store(fx.tmp.path());
     standard_tree_for_rollback(&fx);
+    only_alices(&fx.data);
     fx
+}
+
+/// Gives what a fixture tree holds outside alice's ids to her: isolate refuses a volume
+/// holding someone else's inode (tested below).
+fn only_alices(data: &Path) {
+    sh(&format!(
+        "find '{}' \\( -uid 0 -o -gid 0 -o -gid 4242 -o -gid 5000 \\) -exec chown -h 100000:100000 {{}} +",
+        data.display()
+    ));
 }
 
 #[test]
@@ -212,6 +222,7 @@ fn kill_9_converges(across: bool) {
         let data = fx.tmp.path().join(FROM.trim_start_matches('/'));
         legacy_store(fx.tmp.path());
         big_tree(&data, 6_000);
+        only_alices(&data);
         allocate(fx.tmp.path());
         if across {
             let store = fx.tmp.path().join(STACK_HOME.trim_start_matches('/'));
@@ -538,6 +549,12 @@ fn socket_host() -> Fixture {
 /// observe -> plan -> apply of the hand-off steps, as `isolate apply` runs them; the plan's
 /// refusal when it refuses.
 fn plan_and_apply(root: &Path) -> Result<(), isolate::error::Error> {
+    plan_then_apply(root, || {})
+}
+
+/// Like [`plan_and_apply`], running `between` after the plan and before apply (what the
+/// legacy user can do in that time).
+fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error::Error> {
     let root = Root::new(root);
     let policy = isolate::policy::Policy::load(&root.join("policy.toml")).unwrap();
     let opts = isolate::plan::Options {
@@ -554,6 +571,7 @@ fn plan_and_apply(root: &Path) -> Result<(), isolate::error::Error> {
     });
     let obs = isolate::observe::observe(&root, &policy, &opts, &probe).unwrap();
     let plan = isolate::plan::plan(&policy, &obs, &opts)?;
+    between();
     for step in &plan.steps {
         if let isolate::plan::Step::Handoff(h) = step {
             apply::run(&root, h, Some(&probe.0), &Walker::new(), false)?;
@@ -657,6 +675,16 @@ fn a_volume_directory_of_someone_else_is_refused() {
 }
 
 #[test]
+fn a_volume_holding_someone_elses_file_is_refused() {
+    // bob's file, moved in from a directory alice can write (same filesystem, one link).
+    store_refused(
+        "mkdir -p $V/app_db/_data && echo bob > $V/app_db/_data/bobs && chown 1001:1001 $V/app_db/_data/bobs \
+         && chown 1000:1000 $V/app_db && chown 100998:100998 $V/app_db/_data",
+        "owned by ids that are not the store user's",
+    );
+}
+
+#[test]
 fn a_volume_with_a_file_linked_outside_it_is_refused() {
     store_refused(
         "mkdir -p $V/app_db/_data && echo secret > srv/rootfile && chmod 0600 srv/rootfile \
@@ -694,6 +722,16 @@ fn a_volume_holding_a_mount_point_is_refused() {
 
 #[test]
 fn a_volume_where_podman_keeps_it_is_moved_through_the_plan() {
+    let (fx, _) = plain_volume();
+    let r = fx.tmp.path();
+    plan_and_apply(r).unwrap();
+    assert!(!r.join(FROM.trim_start_matches('/')).exists());
+    assert_eq!(owner(&to_dir(r).join("table")), (200_998, 200_998));
+}
+
+/// alice's volume app_db as podman makes it, holding one row; her socket reports it where
+/// podman keeps it. Returns the fixture and a snapshot of the whole root.
+fn plain_volume() -> (Fixture, String) {
     let fx = socket_host();
     let r = fx.tmp.path();
     sh(&format!(
@@ -702,7 +740,49 @@ fn a_volume_where_podman_keeps_it_is_moved_through_the_plan() {
         r.display()
     ));
     fake_podman(&r.join("run/user/1000/podman/podman.sock"), Path::new(FROM));
-    plan_and_apply(r).unwrap();
-    assert!(!r.join(FROM.trim_start_matches('/')).exists());
-    assert_eq!(owner(&to_dir(r).join("table")), (200_998, 200_998));
+    let before = snapshot(r);
+    (fx, before)
+}
+
+#[test]
+fn someone_elses_file_moved_in_after_the_plan_is_refused_by_apply() {
+    let (fx, _) = plain_volume();
+    let r = fx.tmp.path();
+    let e = plan_then_apply(r, || {
+        sh(&format!(
+            "cd '{}' && echo bob > {V}/app_db/_data/bobs && chown 1001:1001 {V}/app_db/_data/bobs",
+            r.display()
+        ));
+    })
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(e.to_string().contains("bobs"), "{e}");
+    // Nothing moved: the volume with bob's file is where it was, and no record was left.
+    assert_eq!(
+        owner(&r.join(FROM.trim_start_matches('/')).join("bobs")),
+        (1001, 1001)
+    );
+    assert!(State::read(&Root::new(r)).unwrap().handoff.is_empty());
+}
+
+#[test]
+fn a_data_directory_swapped_after_the_plan_is_refused_by_apply() {
+    let (fx, _) = plain_volume();
+    let r = fx.tmp.path();
+    let e = plan_then_apply(r, || {
+        sh(&format!(
+            "cd '{}' && mv {V}/app_db/_data {V}/app_db/old && mkdir {V}/app_db/_data \
+             && chown 100998:100998 {V}/app_db/_data",
+            r.display()
+        ));
+    })
+    .unwrap_err();
+    assert_eq!(e.exit_code(), 2, "{e}");
+    assert!(
+        e.to_string()
+            .contains("is no longer the directory the plan saw"),
+        "{e}"
+    );
+    assert!(r.join(V).join("app_db/old/table").exists());
+    assert!(State::read(&Root::new(r)).unwrap().handoff.is_empty());
 }

@@ -318,7 +318,7 @@ fn move_volume(
                     legacy.shown().display()
                 )));
             }
-            legacy.check_tree()?;
+            legacy.check_tree(&[&shift.from])?;
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
             if created.mountpoint != *to {
@@ -366,11 +366,23 @@ fn move_volume(
                 let staging = Place::private(root, &rec.staging)?;
                 match store_place(root, &rec.from, name)? {
                     Some(legacy) => {
-                        legacy.owned_dir(&rec.from_maps)?;
+                        if !staging.exists() {
+                            legacy.owned_dir(&rec.from_maps)?;
+                        }
                         volumes::move_dir(&legacy, &staging, resuming, rec.from_id)?;
+                        // Checked again where no one else reaches it any more: what came into
+                        // her store since the check above goes back with the rest, untouched.
+                        if let Err(e) = staging.check_tree(&[&rec.from_maps]) {
+                            volumes::move_dir(&staging, &legacy, true, None)?;
+                            forget_volume(root, stack, name)?;
+                            return Err(e);
+                        }
                     }
                     // Its volume directory went with the data (moved by an interrupted run).
-                    None if staging.exists() => volumes::discard_partial(&staging)?,
+                    None if staging.exists() => {
+                        volumes::discard_partial(&staging)?;
+                        staging.check_tree(&[&rec.from_maps])?;
+                    }
                     None => {
                         return Err(Error::Failed(format!(
                             "neither {} nor {} exists: the volume's data is gone",
@@ -412,6 +424,18 @@ fn move_volume(
             }
         }
     }
+}
+
+/// Drops the volume's record (its data is back where it was).
+fn forget_volume(root: &Root, stack: &str, name: &str) -> Result<()> {
+    let mut state = State::read(root)?;
+    if let Some(r) = state.handoff.get_mut(stack) {
+        r.volumes.retain(|v| v.name != name);
+        if r.is_empty() {
+            state.handoff.remove(stack);
+        }
+    }
+    state.write(root)
 }
 
 /// Gives one volume back to the legacy store: out of the stack's store into staging, owners
@@ -502,14 +526,7 @@ fn rollback_volume(
     if let Some(to) = store_place(root, &rec.to, &name)? {
         to.keep_empty_dir(target)?;
     }
-    let mut state = State::read(root)?;
-    if let Some(r) = state.handoff.get_mut(stack) {
-        r.volumes.retain(|v| v.name != rec.name);
-        if r.is_empty() {
-            state.handoff.remove(stack);
-        }
-    }
-    state.write(root)?;
+    forget_volume(root, stack, &rec.name)?;
     Ok(format!(
         "volume {}: data back in {}",
         rec.name,

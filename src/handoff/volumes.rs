@@ -414,15 +414,19 @@ impl Place {
         Ok(Some(DirId::of(&st)))
     }
 
-    /// Refuses the tree here when a file in it has links outside it (an inode someone else
-    /// also names: moving and re-owning it would give that away) or a mount point is inside
-    /// it. Read-only; the walk's own traversal (no link followed, no mount crossed).
-    pub fn check_tree(&self) -> Result<()> {
+    /// Refuses the tree here when an inode in it belongs to ids none of `owners` holds (the
+    /// store user's own and subordinate ids: whatever else is in her store she moved there,
+    /// and it is not hers to give), a file has links outside it (an inode someone else also
+    /// names), or a mount point is inside it. Read-only; the walk's own traversal (no link
+    /// followed, no mount crossed).
+    pub fn check_tree(&self, owners: &[&IdMaps]) -> Result<()> {
         let Some((fd, _)) = self.pin()? else {
             return Ok(());
         };
         let sys = crate::walk::sys::RealSys::new();
-        let counts = crate::walk::traverse::walk(&sys, &self.shown, fd, &TreeCheck, None)?.counts;
+        let walked =
+            crate::walk::traverse::walk(&sys, &self.shown, fd, &TreeCheck { owners }, None)?;
+        let (counts, foreign) = (walked.counts, walked.tally.0);
         let list = |paths: &[PathBuf]| {
             paths
                 .iter()
@@ -430,6 +434,14 @@ impl Place {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if !foreign.is_empty() {
+            return Err(Error::Refused(format!(
+                "{} holds {} inode(s) owned by ids that are not the store user's (her own or subordinate): {}; isolate gives a stack only what the legacy user owns: give them to her, or remove them, first",
+                self.shown.display(),
+                foreign.count,
+                list(&foreign.samples)
+            )));
+        }
         if !counts.outside_links.is_empty() {
             return Err(Error::Refused(format!(
                 "{} holds {} file(s) with hardlinks outside it: {}; isolate never moves or re-owns an inode that is also linked elsewhere: remove the other links (or copy the files) first",
@@ -502,21 +514,40 @@ impl Place {
     }
 }
 
-/// The walk's traversal with nothing to do per inode: what it counts itself (links outside
-/// the tree, mount points inside it) is the check.
-struct TreeCheck;
+/// The walk's read-only traversal of a volume's tree: it collects inodes owned by ids none of
+/// `owners` holds; what the traversal counts itself (links outside the tree, mount points
+/// inside it) is the rest of the check.
+struct TreeCheck<'a> {
+    owners: &'a [&'a IdMaps],
+}
 
-impl crate::walk::traverse::InodeAction for TreeCheck {
+/// Inodes of a volume's tree owned by someone else.
+#[derive(Default)]
+struct Foreign(crate::walk::traverse::Samples);
+
+impl crate::walk::traverse::Tally for Foreign {
+    fn merge(&mut self, other: Foreign) {
+        self.0.merge(other.0);
+    }
+}
+
+impl crate::walk::traverse::InodeAction for TreeCheck<'_> {
     type Plan = ();
-    type Tally = ();
+    type Tally = Foreign;
     const CHANGES: bool = false;
 
     fn plan(
         &self,
         _: &dyn crate::walk::sys::WalkSys,
-        _: &crate::walk::traverse::Entry<'_>,
-        _: &mut (),
+        entry: &crate::walk::traverse::Entry<'_>,
+        tally: &mut Foreign,
     ) -> std::result::Result<Option<()>, crate::walk::traverse::Failure> {
+        let st = &entry.stat;
+        let uid = self.owners.iter().any(|m| m.uid.contains_host(st.uid));
+        let gid = self.owners.iter().any(|m| m.gid.contains_host(st.gid));
+        if !(uid && gid) {
+            tally.0.add(entry.rel());
+        }
         Ok(None)
     }
 
@@ -525,7 +556,7 @@ impl crate::walk::traverse::InodeAction for TreeCheck {
         _: &dyn crate::walk::sys::WalkSys,
         _: &crate::walk::traverse::Pinned<'_>,
         _: (),
-        _: &mut (),
+        _: &mut Foreign,
     ) -> std::result::Result<(), crate::walk::traverse::Failure> {
         Ok(())
     }
@@ -537,7 +568,7 @@ pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<
     let found = Place::in_store(root, home, name).and_then(|p| match p {
         Some(p) => {
             let id = p.owned_dir(owners)?;
-            p.check_tree()?;
+            p.check_tree(&[owners])?;
             Ok(id)
         }
         None => Ok(None),
@@ -643,6 +674,18 @@ pub fn discard_partial(to: &Place) -> Result<()> {
 ///   was cut short.
 pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>) -> Result<Moved> {
     let partial = to.partial()?;
+    let to_full = to.holds_data()?;
+    if to_full && resuming {
+        // The move was complete (a rename, or a copy's commit); only the removal of the
+        // original may have been cut short. Only the directory the plan saw is removed.
+        if let Some(id) = from.identity() {
+            if expect.is_none_or(|want| want == id) {
+                from.remove()?;
+            }
+        }
+        partial.remove()?;
+        return Ok(Moved::AlreadyThere);
+    }
     let Some(from_st) = from.stat()? else {
         return if to.stat()?.is_some() {
             partial.remove()?;
@@ -668,17 +711,13 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
             )));
         }
     }
-    if let Some((fd, _)) = to.pin()? {
-        if !is_empty(&fd, &to.shown)? {
-            if resuming {
-                from.remove()?;
-                return Ok(Moved::AlreadyThere);
-            }
-            return Err(Error::Failed(format!(
-                "{} already holds data; isolate never mixes two volumes' data",
-                to.shown.display()
-            )));
-        }
+    if to_full {
+        return Err(Error::Failed(format!(
+            "{} already holds data; isolate never mixes two volumes' data",
+            to.shown.display()
+        )));
+    }
+    if to.stat()?.is_some() {
         rustix::fs::unlinkat(&to.dir, &to.name, AtFlags::REMOVEDIR)
             .map_err(|e| io("remove the empty", &to.shown, e.into()))?;
     }
@@ -772,4 +811,28 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
         from.remove()?;
     }
     Ok(Moved::Copied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_paths_are_computed_from_the_home_and_a_podman_name_only() {
+        for ok in ["app_db", "a", "A1.b-c_d"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", ".x", "-x", "a/b", "../../etc", "a b", "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        let p = data_path(Path::new("/home/alice"), "app_db");
+        assert_eq!(
+            p,
+            Path::new("/home/alice/.local/share/containers/storage/volumes/app_db/_data")
+        );
+        assert_eq!(home_of(&p, "app_db"), Some(PathBuf::from("/home/alice")));
+        assert_eq!(home_of(&p, "other"), None);
+        assert_eq!(home_of(Path::new("/root/secret"), "secret"), None);
+        assert_eq!(home_of(Path::new("/srv/other/data"), "data"), None);
+    }
 }
