@@ -103,6 +103,13 @@ fn observe_volumes(
                 };
             }
             let mut refused = Vec::new();
+            if !legacy.home.is_absolute() || legacy.home == std::path::Path::new("/") {
+                refused.push(format!(
+                    "{}'s home in the password file is {:?}, so where her podman keeps volumes cannot be told",
+                    legacy.name,
+                    legacy.home
+                ));
+            }
             let from = volumes::data_path(legacy.home, &v.name);
             if v.mountpoint != from {
                 refused.push(format!(
