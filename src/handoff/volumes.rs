@@ -274,10 +274,11 @@ impl Place {
             BENEATH | ResolveFlags::NO_XDEV,
         )
         .map_err(|e| pinned_error("open", &shown, e))?;
-        match rustix::fs::mkdirat(&store_fd, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(Errno::EXIST) => {}
+        let created = match rustix::fs::mkdirat(&store_fd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(Errno::EXIST) => false,
             Err(e) => return Err(io("create", &shown.join(name), e.into())),
-        }
+        };
         let dir = rustix::fs::openat2(
             store_fd.as_fd(),
             name,
@@ -286,8 +287,8 @@ impl Place {
             BENEATH | ResolveFlags::NO_XDEV,
         )
         .map_err(|e| pinned_error("open", &shown.join(name), e))?;
-        let st = rustix::fs::fstat(&dir).map_err(|e| io("stat", &shown.join(name), e.into()))?;
-        if st.st_uid == 0 {
+        // Only the directory made here is given to the store's user.
+        if created {
             rustix::fs::fchown(
                 &dir,
                 Some(rustix::fs::Uid::from_raw(owner.0)),
@@ -455,6 +456,17 @@ impl Place {
                 "{} holds mount point(s): {}; isolate never moves a mount: unmount them first",
                 self.shown.display(),
                 list(&counts.mounts_skipped)
+            )));
+        }
+        // What could not be looked at was not checked: never moved unchecked.
+        let unseen = counts.failed.count + counts.raced.count;
+        if unseen > 0 {
+            let mut samples = counts.failed.samples.clone();
+            samples.extend(counts.raced.samples.iter().cloned());
+            return Err(Error::Refused(format!(
+                "{} could not be checked whole: {unseen} inode(s) failed or changed while isolate looked ({}); try again once nothing writes to it",
+                self.shown.display(),
+                list(&samples)
             )));
         }
         Ok(())
@@ -806,6 +818,14 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
         )
     })?;
     rustix::fs::fsync(&to.dir).map_err(|e| io("sync", &to.shown, e.into()))?;
+    let copy = rustix::fs::fstat(&dst).map_err(|e| io("stat", &partial.shown, e.into()))?;
+    if to.identity() != Some(DirId::of(&copy)) {
+        return Err(Error::Failed(format!(
+            "{} is not the copy isolate made (its directory was changed meanwhile); the original {} is kept",
+            to.shown.display(),
+            from.shown.display()
+        )));
+    }
     // Only the directory that was copied is removed.
     if from.identity() == Some(from_id) {
         from.remove()?;
