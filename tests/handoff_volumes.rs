@@ -659,6 +659,7 @@ fn socket_names_with(victim: &str, make: impl Fn(&Path)) {
     let e = result.expect_err("the plan took a volume the socket placed elsewhere");
     assert_eq!(e.exit_code(), 2, "{e}");
     let text = e.to_string();
+    println!("refused: {text}");
     assert!(text.contains("app_db") && text.contains(victim), "{text}");
 }
 
@@ -682,6 +683,7 @@ fn store_refused(make: &str, why: &str) {
     let e = result.expect_err("the plan took a volume isolate must not move");
     assert_eq!(e.exit_code(), 2, "{e}");
     let text = e.to_string();
+    println!("refused: {text}");
     assert!(text.contains("app_db") && text.contains(why), "{text}");
 }
 

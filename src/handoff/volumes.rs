@@ -342,7 +342,7 @@ impl Place {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => Ok(Some(st)),
                 FileType::Symlink => Err(Error::Refused(format!(
-                    "{} is a symbolic link; isolate never moves a volume through one (what it points to stays where it is): put the volume's data there as a directory, or leave the volume out",
+                    "{} is a symbolic link; isolate never moves a volume through one (what it points to stays where it is): put the volume's data there as a directory, or remove the volume from its store (`podman volume rm`)",
                     self.shown.display()
                 ))),
                 t => Err(Error::Refused(format!(
@@ -375,7 +375,7 @@ impl Place {
         )
         .map_err(|e| match e {
             Errno::XDEV => Error::Refused(format!(
-                "{} is a mount point; isolate never moves a mount (unmount it, or leave the volume out)",
+                "{} is a mount point; isolate never moves a mount: unmount it first",
                 self.shown.display()
             )),
             e => pinned_error("open", &self.shown, e),
