@@ -77,6 +77,76 @@ service = true
 compose_command = ["podman-compose", "--podman-path", "/usr/local/bin/podman-nonet"]
 TOML
 
+step "issue 17 (12): a fake API on alice's socket naming /root/secret as the volume moves nothing (exit 2)"
+in_ct install -d -m 0700 /root/secret
+in_ct sh -c 'echo key >/root/secret/key && chmod 0600 /root/secret/key'
+cat >"$CT_ROOT/usr/local/bin/fake-libpod.py" <<'PY'
+# A 35-line libpod: every volume query answers with app_dbdata placed at argv[2].
+import json, os, socket, sys
+path, mountpoint, pidfile = sys.argv[1:]
+vol = {"Name": "app_dbdata", "Driver": "local", "Mountpoint": mountpoint,
+       "Labels": {"io.podman.compose.project": "app"}}
+os.makedirs(os.path.dirname(path), exist_ok=True)
+try:
+    os.unlink(path)
+except FileNotFoundError:
+    pass
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+srv.listen(8)
+open(pidfile, "w").write(str(os.getpid()))
+while True:
+    c, _ = srv.accept()
+    req = b""
+    while b"\r\n\r\n" not in req:
+        d = c.recv(4096)
+        if not d:
+            break
+        req += d
+    p = req.split(b" ")[1].decode() if req.count(b" ") else ""
+    if "/volumes/json" in p:
+        st, body = "200 OK", json.dumps([vol])
+    elif "/volumes/app_dbdata/json" in p:
+        st, body = "200 OK", json.dumps(vol)
+    elif "/containers/json" in p:
+        st, body = "200 OK", "[]"
+    elif "_ping" in p:
+        st, body = "200 OK", "OK"
+    else:
+        st, body = "404 Not Found", '{"cause":"no such object"}'
+    b = body.encode()
+    c.sendall(("HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+               "Connection: close\r\n\r\n" % (st, len(b))).encode() + b)
+    c.close()
+PY
+legacy_uid=$(uid_of "$legacy")
+legacy_sock=/run/user/$legacy_uid/podman/podman.sock
+as_user "$legacy" systemctl --user stop podman.socket podman.service
+as_user "$legacy" python3 /usr/local/bin/fake-libpod.py "$legacy_sock" /root/secret /tmp/fake-libpod.pid &
+wait_for 10 in_ct test -s /tmp/fake-libpod.pid || fail "the fake libpod did not start"
+secret_before=$(in_ct find /root/secret -printf '%p %U:%G %m %i\n' | sort)
+fingerprint_before=$(host_fingerprint)
+run_isolate apply --stack app
+assert_eq 2 "$ISO_RC" "exit status of apply with a socket naming /root/secret"
+grep -q 'volume app_dbdata: .* places it at /root/secret, not at /home/alice/.local/share/containers/storage/volumes/app_dbdata/_data' "$ISO_ERR" || fail "the refusal does not name the volume and both paths"
+assert_eq "$secret_before" "$(in_ct find /root/secret -printf '%p %U:%G %m %i\n' | sort)" "/root/secret after the refused apply"
+assert_eq "$fingerprint_before" "$(host_fingerprint)" "accounts and state after the refused apply"
+in_ct test ! -e /var/lib/isolate/volumes || fail "the refused apply staged a volume"
+in_ct sh -c 'kill "$(cat /tmp/fake-libpod.pid)"; rm -f /tmp/fake-libpod.pid'
+in_ct rm -f "$legacy_sock"
+as_user "$legacy" systemctl --user start podman.socket
+wait || true  # the fake ends by SIGTERM
+podman_ping "$legacy" >/dev/null || fail "alice's own podman socket did not come back"
+
+step "issue 17 (16): alice's volume whose _data is a symbolic link is refused (exit 2), not left behind"
+vols=/home/$legacy/.local/share/containers/storage/volumes
+as_user "$legacy" sh -c "cd $vols/app_dbdata && mv _data _data.real && ln -s _data.real _data"
+run_isolate apply --stack app
+assert_eq 2 "$ISO_RC" "exit status of apply with a _data symlink"
+grep -q "volume app_dbdata: .*/app_dbdata/_data is a symbolic link" "$ISO_ERR" || fail "the refusal does not name the link"
+assert_eq "$fingerprint_before" "$(host_fingerprint)" "accounts and state after the refused apply"
+as_user "$legacy" sh -c "cd $vols/app_dbdata && rm _data && mv _data.real _data"
+
 step "plan names the image copy, the env file, the volume and the service"
 isolate_ok plan --stack app
 grep -q '^+ image localhost/app:1 for app: copy from alice' "$ISO_OUT" || fail "plan does not copy localhost/app:1"

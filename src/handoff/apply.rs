@@ -3,7 +3,7 @@
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
 use super::service::ServiceRecord;
 use super::stores::Stores;
-use super::volumes::{self, VolumePhase, VolumeRecord};
+use super::volumes::{self, Place, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
 use crate::apply::{Migrator, Outcome};
 use crate::error::{Error, Result};
@@ -261,9 +261,34 @@ fn not_done(what: &str, summary: &Summary) -> Option<String> {
     (!problems.is_empty()).then(|| format!("{what} is not done: {}", problems.join("; ")))
 }
 
+/// Volume `name`'s data directory `data` in a store (a path [`volumes::data_path`] computed),
+/// pinned beneath its user's home. None when the store has no such volume directory.
+fn store_place(root: &Root, data: &Path, name: &str) -> Result<Option<Place>> {
+    let home = volumes::home_of(data, name).ok_or_else(|| {
+        Error::Refused(format!(
+            "{} is not where podman keeps a rootless user's volume {name} (HOME/{}/{name}/_data); isolate moves volumes only there: move this one by hand",
+            data.display(),
+            volumes::STORE_BELOW_HOME
+        ))
+    })?;
+    Place::in_store(root, &home, name)
+}
+
+/// Like [`store_place`] for a volume directory that must exist.
+fn existing_store_place(root: &Root, data: &Path, name: &str) -> Result<Place> {
+    store_place(root, data, name)?.ok_or_else(|| {
+        Error::Failed(format!(
+            "the volume directory of {} does not exist",
+            root.at(data).display()
+        ))
+    })
+}
+
 /// Creates the stack's volume, moves the data to the staging directory, shifts its owners
 /// there and puts it in place in the stack's store; each phase is in the state file before it
-/// starts, so a killed run resumes where it stopped.
+/// starts, so a killed run resumes where it stopped. Both stores are reached only where isolate
+/// computed them, never through a link or across a mount, and only the directory the plan saw
+/// (its owner and identity checked again) is moved.
 fn move_volume(
     root: &Root,
     step: &HandoffStep,
@@ -276,6 +301,9 @@ fn move_volume(
         name,
         labels,
         from,
+        from_id,
+        to,
+        to_user,
         to_uid,
         mode,
         shift,
@@ -291,27 +319,45 @@ fn move_volume(
     let mut rec = match existing {
         Some(r) => r,
         None => {
+            // Checked before anything is created or recorded.
+            let legacy = store_place(root, from, name)?.ok_or_else(|| {
+                Error::Failed(format!("{} no longer exists", root.at(from).display()))
+            })?;
+            if from_id.is_none() || legacy.owned_dir(&shift.from)? != *from_id {
+                return Err(Error::Refused(format!(
+                    "{} is no longer the directory the plan saw; nothing moved: plan again",
+                    legacy.shown().display()
+                )));
+            }
+            legacy.check_tree(&[&shift.from])?;
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
-            // Checked before anything is recorded: a resumed move takes a full target for a
-            // finished copy.
-            volumes::check_target(&root.at(&created.mountpoint))?;
+            if created.mountpoint != *to {
+                return Err(Error::Failed(format!(
+                    "{to_user}'s podman reports its volume {name} at {}, not at {} where isolate puts the data; nothing moved",
+                    created.mountpoint.display(),
+                    to.display()
+                )));
+            }
+            // A resumed move takes a full target for a finished copy.
+            volumes::check_target(&existing_store_place(root, to, name)?)?;
             let staging = staging_of(stack, name);
-            volumes::check_target(&root.at(&staging))?;
+            volumes::check_target(&Place::private(root, &staging)?)?;
             VolumeRecord {
                 name: name.clone(),
                 from: from.clone(),
-                to: created.mountpoint,
+                to: to.clone(),
                 staging,
                 phase: VolumePhase::Moving,
                 mode: *mode,
                 from_maps: shift.from.clone(),
                 to_maps: shift.to.clone(),
                 journal: crate::layout::journal(stack, &Path::new("/volumes").join(name)),
+                from_id: *from_id,
             }
         }
     };
-    let staging = root.at(&rec.staging);
+    let staging_path = root.at(&rec.staging);
     let mut summary = None;
     loop {
         match rec.phase {
@@ -328,14 +374,40 @@ fn move_volume(
             }
             VolumePhase::Moving => {
                 record_volume(root, stack, &rec)?;
-                volumes::make_private_parent(&staging)?;
-                volumes::move_dir(&root.at(&rec.from), &staging, resuming)?;
+                let staging = Place::private(root, &rec.staging)?;
+                match store_place(root, &rec.from, name)? {
+                    Some(legacy) => {
+                        if !staging.exists() {
+                            legacy.owned_dir(&rec.from_maps)?;
+                        }
+                        volumes::move_dir(&legacy, &staging, resuming, rec.from_id)?;
+                        // Checked again where no one else reaches it any more: what came into
+                        // her store since the check above goes back with the rest, untouched.
+                        if let Err(e) = staging.check_tree(&[&rec.from_maps]) {
+                            volumes::move_dir(&staging, &legacy, true, None)?;
+                            forget_volume(root, stack, name)?;
+                            return Err(e);
+                        }
+                    }
+                    // Its volume directory went with the data (moved by an interrupted run).
+                    None if staging.exists() => {
+                        volumes::discard_partial(&staging)?;
+                        staging.check_tree(&[&rec.from_maps])?;
+                    }
+                    None => {
+                        return Err(Error::Failed(format!(
+                            "neither {} nor {} exists: the volume's data is gone",
+                            root.at(&rec.from).display(),
+                            staging_path.display()
+                        )))
+                    }
+                }
                 rec.phase = VolumePhase::Shifting;
             }
             VolumePhase::Shifting => {
                 record_volume(root, stack, &rec)?;
                 let done = migrator.migrate(
-                    &staging,
+                    &staging_path,
                     &spec_of(&rec, *target_uid, *target_gid),
                     &root.at(&rec.journal),
                     Progress {
@@ -352,12 +424,29 @@ fn move_volume(
             }
             VolumePhase::Placing => {
                 record_volume(root, stack, &rec)?;
-                volumes::move_dir(&staging, &root.at(&rec.to), true)?;
+                volumes::move_dir(
+                    &Place::private(root, &rec.staging)?,
+                    &existing_store_place(root, &rec.to, name)?,
+                    true,
+                    None,
+                )?;
                 rec.phase = VolumePhase::Done;
                 record_volume(root, stack, &rec)?;
             }
         }
     }
+}
+
+/// Drops the volume's record (its data is back where it was).
+fn forget_volume(root: &Root, stack: &str, name: &str) -> Result<()> {
+    let mut state = State::read(root)?;
+    if let Some(r) = state.handoff.get_mut(stack) {
+        r.volumes.retain(|v| v.name != name);
+        if r.is_empty() {
+            state.handoff.remove(stack);
+        }
+    }
+    state.write(root)
 }
 
 /// Gives one volume back to the legacy store: out of the stack's store into staging, owners
@@ -371,23 +460,52 @@ fn rollback_volume(
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<String> {
-    let (from, to, staging) = (root.at(&rec.from), root.at(&rec.to), root.at(&rec.staging));
+    let name = rec.name.clone();
+    let staging_path = root.at(&rec.staging);
+    let staging = Place::private(root, &rec.staging)?;
+    // The legacy store's volume directory, made again (as its user's) if removed meanwhile.
+    let legacy_owner = (
+        rec.from_maps.uid.to_host(0).unwrap_or(target.0),
+        rec.from_maps.gid.to_host(0).unwrap_or(target.1),
+    );
+    let legacy = |rec: &VolumeRecord| -> Result<Place> {
+        let home = volumes::home_of(&rec.from, &name).ok_or_else(|| {
+            Error::Refused(format!(
+                "{} is not where podman keeps a rootless user's volume {name}; give the data in {} back by hand",
+                rec.from.display(),
+                staging_path.display()
+            ))
+        })?;
+        Place::in_store_creating(root, &home, &name, legacy_owner)
+    };
     loop {
         match rec.phase {
             VolumePhase::Moving => {
                 // Interrupted before its owners changed: the data is wherever the move left it.
+                let from = legacy(&rec)?;
                 if from.exists() {
                     volumes::discard_partial(&staging)?;
                 } else {
-                    volumes::move_dir(&staging, &from, true)?;
+                    volumes::move_dir(&staging, &from, true, None)?;
                 }
                 break;
             }
             VolumePhase::Done | VolumePhase::Placing | VolumePhase::Unplacing => {
                 rec.phase = VolumePhase::Unplacing;
                 record_volume(root, stack, &rec)?;
-                if volumes::holds_data(&to)? || !staging.exists() {
-                    volumes::move_dir(&to, &staging, true)?;
+                let to = store_place(root, &rec.to, &name)?;
+                match to {
+                    Some(to) if to.holds_data()? || !staging.exists() => {
+                        volumes::move_dir(&to, &staging, true, None)?;
+                    }
+                    None if !staging.exists() => {
+                        return Err(Error::Failed(format!(
+                            "neither {} nor {} exists: the volume's data is gone",
+                            root.at(&rec.to).display(),
+                            staging_path.display()
+                        )))
+                    }
+                    _ => {}
                 }
                 rec.phase = VolumePhase::Unshifting;
             }
@@ -395,7 +513,7 @@ fn rollback_volume(
                 rec.phase = VolumePhase::Unshifting;
                 record_volume(root, stack, &rec)?;
                 let done = migrator.rollback(
-                    &staging,
+                    &staging_path,
                     &spec_of(&rec, target.0, target.1),
                     &root.at(&rec.journal),
                     Progress {
@@ -410,25 +528,16 @@ fn rollback_volume(
             }
             VolumePhase::MovingBack => {
                 record_volume(root, stack, &rec)?;
-                volumes::move_dir(&staging, &from, true)?;
+                volumes::move_dir(&staging, &legacy(&rec)?, true, None)?;
                 break;
             }
         }
     }
     // The stack's store keeps its (now empty) volume.
-    if !to.exists() {
-        std::fs::create_dir(&to).map_err(|e| Error::io(format!("create {}", to.display()), e))?;
-        std::os::unix::fs::chown(&to, Some(target.0), Some(target.1))
-            .map_err(|e| Error::io(format!("chown {}", to.display()), e))?;
+    if let Some(to) = store_place(root, &rec.to, &name)? {
+        to.keep_empty_dir(target)?;
     }
-    let mut state = State::read(root)?;
-    if let Some(r) = state.handoff.get_mut(stack) {
-        r.volumes.retain(|v| v.name != rec.name);
-        if r.is_empty() {
-            state.handoff.remove(stack);
-        }
-    }
-    state.write(root)?;
+    forget_volume(root, stack, &rec.name)?;
     Ok(format!(
         "volume {}: data back in {}",
         rec.name,

@@ -57,11 +57,18 @@ pub struct ServiceFacts {
 pub struct VolumeFacts {
     pub name: String,
     pub labels: BTreeMap<String, String>,
-    /// Its data directory in the legacy store, when that store has the volume.
+    /// Its data directory in the legacy store (computed by isolate), when that store has the
+    /// volume.
     pub legacy: Option<PathBuf>,
     /// Whether that directory exists.
     pub legacy_data: bool,
-    /// Its data directory in the stack's store, when that store has the volume.
+    /// Its identity, when it exists and isolate may move it.
+    pub legacy_id: Option<volumes::DirId>,
+    /// Why isolate must not move it (a link, a mount, a foreign owner, a store that places it
+    /// elsewhere); plan refuses.
+    pub refused: Vec<String>,
+    /// Its data directory in the stack's store (computed by isolate), when that store has the
+    /// volume.
     pub stack: Option<PathBuf>,
     /// The stack's directory exists and holds something.
     pub stack_data: bool,
@@ -154,8 +161,15 @@ pub enum HandoffStep {
         name: String,
         labels: BTreeMap<String, String>,
         from_user: String,
+        /// Its data directory in the legacy store, as isolate computes it (never as a socket
+        /// reports it): `HOME/.local/share/containers/storage/volumes/NAME/_data`.
         from: PathBuf,
+        /// That directory's identity when the plan looked (apply moves only that one).
+        /// (None when resuming: the record holds it.)
+        from_id: Option<volumes::DirId>,
         to_user: String,
+        /// Its data directory in the stack's store, computed the same way.
+        to: PathBuf,
         to_uid: u32,
         mode: crate::migration::MigrateMode,
         shift: crate::ids::Shift,

@@ -4,6 +4,7 @@
 //! Never writes a file.
 use super::compose::{self, ComposeFacts};
 use super::stores::Stores;
+use super::volumes::{self, VolumeData};
 use super::{env_files, LegacyStore, StackFacts, VolumeFacts};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
@@ -45,20 +46,33 @@ fn read_compose(root: &Root, s: &StackPolicy) -> std::result::Result<ComposeFact
     Ok(facts)
 }
 
+/// The legacy user's account, as observation needs it.
+struct Legacy<'a> {
+    name: &'a str,
+    uid: u32,
+    home: &'a std::path::Path,
+    /// Her own and subordinate ids (None: she has no subordinate ranges).
+    maps: Option<crate::ids::IdMaps>,
+}
+
 /// The project's named volumes: those the legacy store labels as the project's, and those
-/// the compose files declare (not external) that the legacy store has.
+/// the compose files declare (not external) that the legacy store has. The stores' sockets
+/// only name them: where each store keeps a volume is computed here
+/// ([`volumes::data_path`]) and looked at without following a link or crossing a mount; a
+/// socket that places a volume anywhere else, and a data directory isolate must not move,
+/// are refusals.
 fn observe_volumes(
     root: &Root,
     acc: &Accounts,
     stores: &dyn Stores,
     s: &StackPolicy,
     compose: &ComposeFacts,
-    legacy_uid: u32,
-    stack_uid: u32,
+    legacy: &Legacy<'_>,
+    a: &Allocation,
 ) -> Vec<VolumeFacts> {
     let project = s.handoff.project_of(&s.name);
     let mut found = stores
-        .project_volumes(legacy_uid, &project)
+        .project_volumes(legacy.uid, &project)
         .unwrap_or_else(|e| {
             tracing::warn!("cannot list the volumes of project {project}: {e}");
             Vec::new()
@@ -67,27 +81,78 @@ fn observe_volumes(
         if found.iter().any(|f| f.name == v.name) {
             continue;
         }
-        if let Ok(Some(info)) = stores.volume(legacy_uid, &v.name) {
+        if let Ok(Some(info)) = stores.volume(legacy.uid, &v.name) {
             found.push(info);
         }
     }
-    let stack_listening = stores.socket_listening(stack_uid);
+    let stack_home = super::service::home_of(acc, a);
+    let stack_listening = stores.socket_listening(a.uid);
     found
         .into_iter()
         .map(|v| {
-            let legacy_dir = root.at(&v.mountpoint);
+            let labels = v.labels.clone().unwrap_or_default();
+            if !volumes::valid_name(&v.name) {
+                return VolumeFacts {
+                    refused: vec![format!(
+                        "{}'s podman names a volume {:?}, which is not a name podman makes; isolate never builds a path from it",
+                        legacy.name, v.name
+                    )],
+                    name: v.name,
+                    labels,
+                    ..VolumeFacts::default()
+                };
+            }
+            let mut refused = Vec::new();
+            if !legacy.home.is_absolute() || legacy.home == std::path::Path::new("/") {
+                refused.push(format!(
+                    "{}'s home in the password file is {:?}, so where her podman keeps volumes cannot be told",
+                    legacy.name,
+                    legacy.home
+                ));
+            }
+            let from = volumes::data_path(legacy.home, &v.name);
+            if v.mountpoint != from {
+                refused.push(format!(
+                    "{}'s podman socket places it at {}, not at {} where podman keeps a rootless user's volumes; isolate takes a volume only from there (a store placed elsewhere is named by files and answers the user controls, so nothing proves the directory is hers): move its data there yourself, or remove the volume from {}'s store",
+                    legacy.name,
+                    v.mountpoint.display(),
+                    from.display(),
+                    legacy.name
+                ));
+            }
+            let (legacy_data, legacy_id) = match &legacy.maps {
+                None => (false, None),
+                Some(maps) => match volumes::inspect(root, legacy.home, &v.name, maps) {
+                    Ok(VolumeData::Missing) => (false, None),
+                    Ok(VolumeData::Dir(id)) => (true, Some(id)),
+                    Ok(VolumeData::Refused(why)) => {
+                        refused.push(why);
+                        (true, None)
+                    }
+                    Err(e) => {
+                        refused.push(format!("{} cannot be looked at: {e}", from.display()));
+                        (true, None)
+                    }
+                },
+            };
+            let to = volumes::data_path(&stack_home, &v.name);
             let stack = if stack_listening {
-                stores.volume(stack_uid, &v.name).ok().flatten()
+                stores.volume(a.uid, &v.name).ok().flatten()
             } else {
                 None
             };
-            let stack_data = stack.as_ref().is_some_and(|sv| {
-                std::fs::read_dir(root.at(&sv.mountpoint))
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(false)
-            });
-            let holders = if root.is_host() && legacy_dir.is_dir() {
-                crate::observe::mount_holders(acc, &v.mountpoint)
+            if let Some(sv) = stack.as_ref().filter(|sv| sv.mountpoint != to) {
+                refused.push(format!(
+                    "{}'s podman socket places it at {}, not at {} where isolate puts the data",
+                    a.user,
+                    sv.mountpoint.display(),
+                    to.display()
+                ));
+            }
+            let stack_data =
+                stack.is_some() && volumes::store_holds_data(root, &stack_home, &v.name);
+            let holders = if root.is_host() && legacy_id.is_some() {
+                crate::observe::mount_holders(acc, &from)
                     .into_iter()
                     .map(|h| format!("{} (of {})", h.name, h.owner))
                     .collect()
@@ -95,11 +160,13 @@ fn observe_volumes(
                 Vec::new()
             };
             VolumeFacts {
-                name: v.name.clone(),
-                labels: v.labels.clone().unwrap_or_default(),
-                legacy_data: std::fs::symlink_metadata(&legacy_dir).is_ok_and(|m| m.is_dir()),
-                legacy: Some(v.mountpoint),
-                stack: stack.map(|sv| sv.mountpoint),
+                name: v.name,
+                labels,
+                legacy: Some(from),
+                legacy_data,
+                legacy_id,
+                refused,
+                stack: stack.map(|_| to),
                 stack_data,
                 holders,
             }
@@ -179,7 +246,13 @@ pub fn observe_stack(
                 store.images.insert(i, id);
             }
         }
-        facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, u.uid, a.uid);
+        let legacy = Legacy {
+            name: &u.name,
+            uid: u.uid,
+            home: std::path::Path::new(&u.home),
+            maps: crate::plan::data::legacy_maps(policy, acc),
+        };
+        facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, &legacy, a);
         facts.legacy = Some(store);
     }
     if stores.socket_listening(a.uid) {

@@ -151,10 +151,12 @@ pub struct FakeStores {
     pub copies: Mutex<Vec<(u32, u32, String)>>,
     /// Copies that arrive with another ID (a broken load).
     pub corrupt: bool,
-    /// Per uid: volumes; `create_volume` reports `volume_base/UID/NAME/_data` and makes that
-    /// directory under `root`.
+    /// Per uid: volumes; `create_volume` reports where podman keeps them below the user's
+    /// home in `homes` (else `volume_base/UID/NAME/_data`) and makes that directory under
+    /// `root`, owned by the user.
     pub volumes: Mutex<BTreeMap<u32, Vec<VolumeInfo>>>,
     pub volume_base: std::path::PathBuf,
+    pub homes: BTreeMap<u32, std::path::PathBuf>,
     pub root: std::path::PathBuf,
     /// Units started (uid, unit, true) and stopped (false).
     pub units: Mutex<Vec<(u32, String, bool)>>,
@@ -234,13 +236,27 @@ impl Stores for FakeStores {
         if let Some(v) = self.volume(uid, name)? {
             return Ok(v);
         }
-        let mountpoint = self
-            .volume_base
-            .join(uid.to_string())
-            .join(name)
-            .join("_data");
-        let on_disk = crate::layout::Root::new(self.root.clone()).at(&mountpoint);
+        let mountpoint = match self.homes.get(&uid) {
+            Some(home) => super::volumes::data_path(home, name),
+            None => self
+                .volume_base
+                .join(uid.to_string())
+                .join(name)
+                .join("_data"),
+        };
+        let root = crate::layout::Root::new(self.root.clone());
+        let on_disk = root.at(&mountpoint);
         std::fs::create_dir_all(&on_disk).map_err(|e| Error::io("fake volume", e))?;
+        if let Some(home) = self.homes.get(&uid) {
+            // podman makes its store as the user: everything from the home down is hers.
+            for dir in on_disk
+                .ancestors()
+                .take_while(|d| d.starts_with(root.at(home)))
+            {
+                std::os::unix::fs::chown(dir, Some(uid), Some(uid))
+                    .map_err(|e| Error::io("fake volume", e))?;
+            }
+        }
         std::os::unix::fs::chown(&on_disk, Some(uid), Some(uid))
             .map_err(|e| Error::io("fake volume", e))?;
         let v = VolumeInfo {

@@ -339,6 +339,43 @@ fn a_volume_in_use_or_already_full_is_refused_and_a_moved_one_is_present() {
     );
     let ok = plan(&p, &with(volume(vec![], false)), &opts()).unwrap();
     assert!(ok.steps.iter().any(|s| matches!(s, Step::Handoff(HandoffStep::MoveVolume { name, resume: false, .. }) if name == "app_db")));
+    // What observation found isolate must not move is refused, each reason on its line.
+    let refused = VolumeFacts {
+        refused: vec!["first reason".into(), "second reason".into()],
+        ..volume(vec![], false)
+    };
+    let e = plan(&p, &with(refused), &opts()).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert_eq!(
+        e.to_string(),
+        "stack `app`: volume app_db: first reason\nstack `app`: volume app_db: second reason"
+    );
+    // The step moves from and to where isolate computed the stores keep the volume.
+    let id = volumes::DirId { dev: 1, ino: 2 };
+    let seen = VolumeFacts {
+        legacy_id: Some(id),
+        ..volume(vec![], false)
+    };
+    let ok = plan(&p, &with(seen), &opts()).unwrap();
+    let Some(Step::Handoff(HandoffStep::MoveVolume {
+        from, from_id, to, ..
+    })) = ok
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Handoff(HandoffStep::MoveVolume { .. })))
+    else {
+        panic!("no volume step")
+    };
+    assert_eq!(
+        from,
+        Path::new("/home/alice/.local/share/containers/storage/volumes/app_db/_data")
+    );
+    assert_eq!(*from_id, Some(id));
+    assert_eq!(
+        to,
+        &crate::layout::home("stk-app")
+            .join(".local/share/containers/storage/volumes/app_db/_data")
+    );
 }
 
 /// podman-compose exits 0 while every container fails to start: the oneshot unit is active

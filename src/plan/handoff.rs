@@ -445,6 +445,12 @@ fn plan_volumes(
                 VolumePhase::Moving | VolumePhase::Shifting | VolumePhase::Placing => {}
             }
         }
+        if !v.refused.is_empty() {
+            for why in &v.refused {
+                refusals.push(format!("stack `{}`: volume {}: {why}", s.name, v.name));
+            }
+            continue;
+        }
         if rec.is_none() && !v.legacy_data {
             if v.stack.is_some() {
                 out.notes.push(note(
@@ -474,6 +480,10 @@ fn plan_volumes(
         let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
             continue;
         };
+        let to_path = crate::handoff::volumes::data_path(
+            &crate::handoff::service::home_of(&obs.accounts, a),
+            &v.name,
+        );
         let Some(legacy_maps) = super::data::legacy_maps(policy, &obs.accounts) else {
             continue;
         };
@@ -509,7 +519,9 @@ fn plan_volumes(
             labels: v.labels.clone(),
             from_user: legacy.name.clone(),
             from: from.clone(),
+            from_id: if rec.is_some() { None } else { v.legacy_id },
             to_user: a.user.clone(),
+            to: to_path,
             to_uid: a.uid,
             mode,
             shift,

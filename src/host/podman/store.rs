@@ -136,7 +136,9 @@ pub fn project_containers(
 pub struct VolumeInfo {
     #[serde(rename = "Name")]
     pub name: String,
-    /// Its host directory (`.../volumes/NAME/_data`).
+    /// Its host directory (`.../volumes/NAME/_data`) as the store reports it: the store's
+    /// user answers on her socket, so the hand-off only compares it with where it computes
+    /// the volume to be (`handoff::volumes::data_path`), never uses it as a path.
     #[serde(rename = "Mountpoint", default)]
     pub mountpoint: std::path::PathBuf,
     #[serde(rename = "Driver", default)]
