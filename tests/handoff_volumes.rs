@@ -609,7 +609,14 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
             ..FakeStores::default()
         },
     });
-    let obs = isolate::observe::observe(&root, &policy, &opts, &probe).unwrap();
+    let obs = isolate::observe::observe(
+        &root,
+        &policy,
+        &opts,
+        &probe,
+        &isolate::host::procs::RealProcs,
+    )
+    .unwrap();
     let plan = isolate::plan::plan(&policy, &obs, &opts)?;
     between();
     for step in &plan.steps {
