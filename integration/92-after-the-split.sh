@@ -8,6 +8,14 @@ install -m 0755 "$SUITE/podman-nonet" "$CT_ROOT/usr/local/bin/podman-nonet"
 # As in scenario 90: crun under nspawn cannot make a session keyring for a unit's containers.
 [ -e "$CT_ROOT/etc/containers/containers.conf" ] && fail "the rootfs has a containers.conf; merge the keyring setting into it"
 printf '[containers]\nkeyring = false\n' >"$CT_ROOT/etc/containers/containers.conf"
+# With ISOLATE_IT_TRANSCRIPT=FILE, the commands and outputs the README's "After the split" shows.
+transcript() { # COMMAND-LINE < OUTPUT
+  if [ -n "${ISOLATE_IT_TRANSCRIPT:-}" ]; then
+    { printf '# %s\n' "$1"; cat; echo; } >>"$ISOLATE_IT_TRANSCRIPT"
+  else
+    cat >/dev/null
+  fi
+}
 compose_as() {
   local user=$1
   shift
@@ -57,16 +65,18 @@ wait_for 30 as_user stk-app sh -c 'podman logs app_hello_1 2>&1 | grep -qx "hell
   as_user stk-app podman logs app_hello_1 || true
   fail "podman logs as stk-app does not show the container's line"
 }
-as_user stk-app podman logs app_hello_1
+as_user stk-app podman logs app_hello_1 2>&1 | tee /dev/stderr | transcript "runuser -u stk-app -- podman logs app_hello_1"
 compose_logs=$(compose_as stk-app logs 2>&1 | tr -d '\r')
-printf '%s\n' "$compose_logs" | cat -v | tail -5
+printf '%s\n' "$compose_logs" | transcript "cd /srv/app/conf && runuser -u stk-app -- podman-compose -p app logs"
 printf '%s\n' "$compose_logs" | grep -aq "hello from the app stack" || fail "podman-compose logs as stk-app does not show the line"
 
 step "isolate logs app: the container's output and the compose unit's lines"
 isolate_ok logs app
+transcript "isolate logs app" <"$ISO_OUT"
 grep -q "hello from the app stack" "$ISO_OUT" || fail "isolate logs does not show the container's output"
 grep -q "isolate-compose-app.service" "$ISO_OUT" || fail "isolate logs does not show the compose unit's lines"
 isolate_ok logs app hello
+transcript "isolate logs app hello" <"$ISO_OUT"
 grep -q "hello from the app stack" "$ISO_OUT" || fail "isolate logs app hello does not show the service's output"
 grep -q "Started isolate-compose-app.service" "$ISO_OUT" && fail "isolate logs app hello shows more than the service's containers"
 run_isolate logs app nosuch
@@ -78,6 +88,7 @@ for s in db web; do
   isolate_ok exec "$s" -- podman run -d --network none --name "$s-one" localhost/busybox sh -c "echo hello from $s; exec sleep 100000"
 done
 isolate_ok exec db -- podman ps --format '{{.Names}} {{.Status}}'
+transcript "isolate exec db -- podman ps --format '{{.Names}} {{.Status}}'" <"$ISO_OUT"
 grep -q '^db-one Up' "$ISO_OUT" || fail "podman ps through isolate exec does not list db-one"
 isolate_ok exec db -- sh -c 'id -u; echo $XDG_RUNTIME_DIR $DOCKER_HOST; pwd'
 assert_eq "70001
@@ -88,6 +99,7 @@ run_isolate exec web -- sh -c 'exit 5'
 
 step "isolate ps: the containers of three stacks"
 isolate_ok ps
+transcript "isolate ps" <"$ISO_OUT"
 for c in "app *app_hello_1" "db *db-one" "web *web-one"; do
   grep -q "^$c " "$ISO_OUT" || fail "isolate ps does not list $c"
 done
@@ -97,6 +109,7 @@ grep -q '"name": "web-one"' "$ISO_OUT" || fail "ps --format json does not list w
 step "a stack whose socket is down is a line, not an abort"
 as_user stk-web systemctl --user stop podman.socket podman.service
 isolate_ok ps
+transcript "isolate ps  (stk-web's podman.socket stopped)" <"$ISO_OUT"
 grep -q "^web: no answer from /run/user/70002/podman/podman.sock" "$ISO_OUT" || fail "ps does not say web's socket is down"
 grep -q "^db *db-one " "$ISO_OUT" || fail "ps stopped listing after web's socket"
 as_user stk-web systemctl --user start podman.socket

@@ -19,13 +19,22 @@ fn host() -> tempfile::TempDir {
         fs::set_permissions(r.join(sh), fs::Permissions::from_mode(0o755)).unwrap();
     }
     for (f, text) in [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n"),
-        ("etc/shadow", "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n"),
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+        ),
+        (
+            "etc/shadow",
+            "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n",
+        ),
         ("etc/group", "root:x:0:\nalice:x:1000:\n"),
         ("etc/gshadow", "root:*::\nalice:!::\n"),
         ("etc/subuid", "alice:100000:65536\n"),
         ("etc/subgid", "alice:100000:65536\n"),
-        ("policy.toml", "[stacks.app]\ndata = []\n[stacks.web]\ndata = []\n"),
+        (
+            "policy.toml",
+            "[stacks.app]\ndata = []\n[stacks.web]\ndata = []\n",
+        ),
     ] {
         fs::write(r.join(f), text).unwrap();
     }

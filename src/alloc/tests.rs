@@ -297,9 +297,18 @@ fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out(
     let pool = u64::from(pools.uid_first)..=u64::from(pools.uid_last);
     let foreign: [(&str, std::ops::RangeInclusive<u64>); 4] = [
         ("system users (journald's system journal)", 0..=999),
-        ("shadow's UID_MIN..UID_MAX, NixOS's normal users, Nix build users", 1000..=60000),
-        ("Debian's global ids and systemd's reserved ids", 60001..=65535),
-        ("shadow's and NixOS's subordinate ranges", 100_000..=600_100_000),
+        (
+            "shadow's UID_MIN..UID_MAX, NixOS's normal users, Nix build users",
+            1000..=60000,
+        ),
+        (
+            "Debian's global ids and systemd's reserved ids",
+            60001..=65535,
+        ),
+        (
+            "shadow's and NixOS's subordinate ranges",
+            100_000..=600_100_000,
+        ),
     ];
     for (who, r) in foreign {
         assert!(
@@ -310,6 +319,13 @@ fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out(
     let p = policy("legacy_owner = \"alice\"\n[stacks.a]\ndata = []\n");
     let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
     let a = &got["a"].allocation;
-    assert!(a.uid >= crate::plan::handoff::FIRST_USER_JOURNAL_UID, "{a:?}");
-    assert_eq!((a.uid, a.gid), (pools.uid_first + 2, pools.uid_first + 2), "after svc and lp");
+    assert!(
+        a.uid >= crate::plan::handoff::FIRST_USER_JOURNAL_UID,
+        "{a:?}"
+    );
+    assert_eq!(
+        (a.uid, a.gid),
+        (pools.uid_first + 2, pools.uid_first + 2),
+        "after svc and lp"
+    );
 }

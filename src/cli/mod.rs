@@ -272,7 +272,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             follow,
             since,
             lines,
-        } => logs(&root, format, stack, service.as_deref(), *follow, since, *lines),
+        } => logs(
+            &root,
+            format,
+            stack,
+            service.as_deref(),
+            *follow,
+            since,
+            *lines,
+        ),
         Command::Ps { stacks } => {
             let state = State::read(&root)?;
             let listing = crate::stacks::ps::gather(
@@ -419,12 +427,17 @@ fn logs(
                 .map(|c| c.name.clone())
                 .collect();
             if names.is_empty() {
-                let mut known: Vec<&str> = all.iter().filter_map(|c| c.service.as_deref()).collect();
+                let mut known: Vec<&str> =
+                    all.iter().filter_map(|c| c.service.as_deref()).collect();
                 known.sort_unstable();
                 known.dedup();
                 return Err(Error::Usage(format!(
                     "stack `{stack}` has no container of service `{service}` (services: {})",
-                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
                 )));
             }
             Some(names)

@@ -98,7 +98,10 @@ pub fn run(who: &Identity, argv: &[OsString]) -> Result<i32> {
         .split_first()
         .ok_or_else(|| Error::Usage("exec needs a command after `--`".into()))?;
     let mut cmd = std::process::Command::new(program);
-    cmd.args(args).env_clear().envs(&who.env).current_dir(&who.cwd);
+    cmd.args(args)
+        .env_clear()
+        .envs(&who.env)
+        .current_dir(&who.cwd);
     let (uid, gid, groups) = (who.uid, who.gid, who.groups.clone());
     // SAFETY: between fork and exec only async-signal-safe system calls run; `groups` was
     // allocated before the fork.
@@ -169,7 +172,10 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.into()))
         .collect();
         let who = identity(&Root::new("/"), &acc, &acc.passwd[0], &inherited);
-        assert_eq!((who.uid, who.gid, who.groups.clone()), (70_000, 70_000, vec![990, 70_000]));
+        assert_eq!(
+            (who.uid, who.gid, who.groups.clone()),
+            (70_000, 70_000, vec![990, 70_000])
+        );
         assert_eq!(who.cwd, Path::new("/var/lib/isolate/home/stk-app"));
         let shown: Vec<String> = who
             .env

@@ -83,7 +83,13 @@ mod tests {
         let err = user_of(&state, &ok, "other").unwrap_err();
         assert!(matches!(err, Error::Usage(_)), "{err}");
         let moved = acc("stk-app:x:1000:1000::/home/x:/bin/sh\n");
-        assert!(matches!(user_of(&state, &moved, "app"), Err(Error::HostState(_))));
-        assert!(matches!(user_of(&state, &acc(""), "app"), Err(Error::HostState(_))));
+        assert!(matches!(
+            user_of(&state, &moved, "app"),
+            Err(Error::HostState(_))
+        ));
+        assert!(matches!(
+            user_of(&state, &acc(""), "app"),
+            Err(Error::HostState(_))
+        ));
     }
 }

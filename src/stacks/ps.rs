@@ -317,8 +317,12 @@ mod tests {
     #[test]
     fn a_stack_whose_socket_is_down_is_a_line_and_the_others_are_listed() {
         let mut state = state_with("app", "stk-app", 70_000);
-        state.stacks.extend(state_with("db", "stk-db", 70_001).stacks);
-        state.stacks.extend(state_with("web", "stk-web", 70_002).stacks);
+        state
+            .stacks
+            .extend(state_with("db", "stk-db", 70_001).stacks);
+        state
+            .stacks
+            .extend(state_with("web", "stk-web", 70_002).stacks);
         let fake = Fake {
             asked: RefCell::new(vec![]),
         };
