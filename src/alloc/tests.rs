@@ -329,3 +329,28 @@ fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out(
         "after svc and lp"
     );
 }
+
+/// A stack user an earlier isolate made from the old default pool (800-899), whose state file
+/// is gone, is still isolate's own to adopt, not "a system account": the pool moved, the user
+/// did not.
+#[test]
+fn a_user_made_from_the_old_default_pool_is_still_isolates_own() {
+    let acc = host(
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nstk-a:x:805:805:isolate stack a:/var/lib/isolate/home/stk-a:/usr/sbin/nologin\n",
+        "root:x:0:\nalice:x:1000:\nstk-a:x:805:\n",
+        "alice:100000:65536\n",
+        "alice:100000:65536\n",
+    );
+    let p = policy("adopt = [\"stk-a\"]\n[stacks.a]\ndata = []\n");
+    let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
+    assert_eq!(got["a"].source, Source::Adopted);
+    assert_eq!(got["a"].allocation.uid, 805);
+    // One with a person's home at the same uid is not.
+    let person = host(
+        "root:x:0:0::/root:/bin/sh\nstk-a:x:805:805::/home/stk-a:/bin/sh\n",
+        "root:x:0:\nstk-a:x:805:\n",
+        "",
+        "",
+    );
+    assert!(errors(&p, &person, &State::default())[0].contains("a system account (uid below 1000)"));
+}
