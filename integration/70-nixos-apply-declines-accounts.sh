@@ -14,7 +14,7 @@ step "plan names what the configuration must declare"
 isolate_ok plan
 grep -qF '! NixOS host: accounts and subordinate ids are declared in its configuration' "$ISO_OUT" \
   || fail "plan does not say that NixOS declares the accounts"
-grep -qF 'user stk-web (uid 800, gid 800, home /var/lib/isolate/home/stk-web)' "$ISO_OUT" \
+grep -qF 'user stk-web (uid 70000, gid 70000, home /var/lib/isolate/home/stk-web)' "$ISO_OUT" \
   || fail "plan does not list the user to declare"
 
 step "apply refuses with exit 2 and says what to run"

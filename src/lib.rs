@@ -21,6 +21,7 @@ pub mod plan;
 pub mod policy;
 pub mod privilege;
 pub mod render;
+pub mod stacks;
 pub mod state;
 pub mod status;
 pub mod walk;

@@ -108,7 +108,7 @@ fn apply_creates_accounts_that_shadow_accepts_and_a_second_run_changes_nothing()
         stdout(&a)
     );
 
-    assert!(h.read("etc/passwd").contains("stk-immich:x:800:800:isolate stack immich:/var/lib/isolate/home/stk-immich:/usr/sbin/nologin\n"));
+    assert!(h.read("etc/passwd").contains("stk-immich:x:70000:70000:isolate stack immich:/var/lib/isolate/home/stk-immich:/usr/sbin/nologin\n"));
     assert!(h.read("etc/passwd").contains("stk-paperless:x:850:850:"));
     assert_eq!(
         h.read("etc/subuid"),
@@ -123,7 +123,7 @@ fn apply_creates_accounts_that_shadow_accepts_and_a_second_run_changes_nothing()
     let home = h.root().join("var/lib/isolate/home/stk-immich");
     let meta = fs::metadata(&home).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 800);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 70_000);
 
     // shadow's own checkers accept the result.
     for (tool, args) in [("pwck", vec!["-r", "-R"]), ("grpck", vec!["-r", "-R"])] {
@@ -286,7 +286,7 @@ fn map_translates_both_ways() {
     );
     assert_eq!(
         stdout(&h.isolate(&["map", "immich", "0"]).success()),
-        "host uid 800 gid 800\n"
+        "host uid 70000 gid 70000\n"
     );
     assert_eq!(
         stdout(&h.isolate(&["map", "--host", "1879049190"]).success()),

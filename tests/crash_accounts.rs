@@ -465,7 +465,7 @@ fn half_made_accounts_of_an_interrupted_run_are_repaired() {
     let home = std::fs::metadata(h.root().join("var/lib/isolate/home/stk-app")).unwrap();
     assert_eq!(
         (home.uid(), home.gid(), home.mode() & 0o7777),
-        (800, 800, 0o700)
+        (70_000, 70_000, 0o700)
     );
     assert_eq!(
         text(&h.run(APPLY).stdout),

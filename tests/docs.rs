@@ -146,6 +146,13 @@ fn bash_completion_offers_commands_and_stacks() {
         &["isolate", "--policy", "policies/homelab.toml", "map", "im"],
     );
     assert_eq!(stacks, ["immich"]);
+    for sub in ["logs", "exec"] {
+        let stacks = bash_complete(
+            &bash,
+            &["isolate", "--policy", "policies/homelab.toml", sub, ""],
+        );
+        assert_eq!(stacks, ["immich", "jellyfin", "paperless"], "{sub}");
+    }
 }
 
 #[test]
@@ -229,4 +236,11 @@ fn fish_completion_offers_commands_and_stacks() {
         complete("isolate --policy policies/homelab.toml map "),
         ["immich", "jellyfin", "paperless"]
     );
+    for sub in ["logs", "exec", "ps --stack"] {
+        assert_eq!(
+            complete(&format!("isolate --policy policies/homelab.toml {sub} ")),
+            ["immich", "jellyfin", "paperless"],
+            "{sub}"
+        );
+    }
 }

@@ -265,7 +265,7 @@ fn on_nixos_apply_waits_for_the_configuration_then_goes_on() {
 
     // plan says what to do; apply refuses with exit 2 and changes nothing.
     let p = isolate(r, &policy, &["plan", "--no-systemd"]).success();
-    assert!(out(&p).contains("! NixOS host: accounts and subordinate ids are declared in its configuration (a rebuild rewrites /etc/subuid and /etc/subgid from it). Not declared yet: group stk-shared; group stk-immich (gid 800); user stk-immich (uid 800, gid 800, home /var/lib/isolate/home/stk-immich); member stk-immich of group stk-shared; subuid+subgid stk-immich:1879048192:65536; "), "{}", out(&p));
+    assert!(out(&p).contains("! NixOS host: accounts and subordinate ids are declared in its configuration (a rebuild rewrites /etc/subuid and /etc/subgid from it). Not declared yet: group stk-shared; group stk-immich (gid 70000); user stk-immich (uid 70000, gid 70000, home /var/lib/isolate/home/stk-immich); member stk-immich of group stk-shared; subuid+subgid stk-immich:1879048192:65536; "), "{}", out(&p));
     let a = isolate(r, &policy, &["apply", "--no-systemd"]).code(2);
     let e = err(&a);
     assert!(e.starts_with("isolate: this is a NixOS host (/etc/NIXOS): its configuration declares accounts and subordinate ids, and a rebuild would undo any isolate created. Not declared yet: group stk-shared; "), "{e}");
@@ -288,7 +288,7 @@ fn on_nixos_apply_waits_for_the_configuration_then_goes_on() {
     .success();
     assert_eq!(
         err(&a),
-        format!("isolate: wrote {}: 3 stack(s), shared group stk-shared (gid 802); recorded the allocations of immich, jellyfin, paperless in the state file\n", module.display())
+        format!("isolate: wrote {}: 3 stack(s), shared group stk-shared (gid 999); recorded the allocations of immich, jellyfin, paperless in the state file\n", module.display())
     );
     let first = fs::read_to_string(&module).unwrap();
     // A second export is the same module and records nothing.
@@ -320,7 +320,7 @@ fn on_nixos_apply_waits_for_the_configuration_then_goes_on() {
         out(&a)
     );
     let meta = fs::metadata(r.join("srv/immich/library/photo.jpg")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 800);
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 70_000);
     let p = isolate(r, &policy, &["plan", "--no-systemd"]).success();
     assert!(
         out(&p).contains("nothing to do: the host matches the policy"),

@@ -17,8 +17,8 @@ fn host(passwd: &str, group: &str, subuid: &str, subgid: &str) -> Accounts {
 
 fn homelab() -> Accounts {
     host(
-        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nsvc:x:800:800::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n",
-        "root:x:0:\nalice:x:1000:\nsvc:x:800:\nlp:x:801:\n",
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nsvc:x:70000:70000::/:/bin/false\nnobody:x:65534:65534::/:/bin/false\n",
+        "root:x:0:\nalice:x:1000:\nsvc:x:70000:\nlp:x:70001:\n",
         "alice:100000:65536\n",
         "alice:100000:65536\n",
     )
@@ -44,12 +44,12 @@ fn new_stacks_get_the_lowest_free_ids_in_name_order() {
     let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
     let a = &got["a"].allocation;
     let b = &got["b"].allocation;
-    // 800 and 801 are taken by svc and the group lp.
+    // The pool's 70000 and 70001 are taken by svc and the group lp.
     assert_eq!(
         (a.uid, a.gid, a.subids),
-        (802, 802, SubidRange::new(FIRST, 65_536).unwrap())
+        (70_002, 70_002, SubidRange::new(FIRST, 65_536).unwrap())
     );
-    assert_eq!((b.uid, b.subids.start), (803, FIRST + 65_536));
+    assert_eq!((b.uid, b.subids.start), (70_003, FIRST + 65_536));
     assert_eq!(a.user, "stk-a");
     assert_eq!(got["a"].source, Source::New);
 }
@@ -82,8 +82,8 @@ fn a_recorded_allocation_never_moves_and_is_never_reused() {
         StackRecord {
             allocation: Allocation {
                 user: "stk-gone".into(),
-                uid: 802,
-                gid: 802,
+                uid: 70_002,
+                gid: 70_002,
                 subids: SubidRange::new(FIRST, 65_536).unwrap(),
             },
             migrations: vec![],
@@ -91,7 +91,7 @@ fn a_recorded_allocation_never_moves_and_is_never_reused() {
     );
     let got = allocate(&p, &homelab(), &state, &[]).unwrap();
     // `gone` left the policy, but its ids stay its own.
-    assert_eq!(got["a"].allocation.uid, 803);
+    assert_eq!(got["a"].allocation.uid, 70_003);
     // FIRST + 65536 would run into b's pinned FIRST + 100000.
     assert_eq!(got["a"].allocation.subids.start, FIRST + 165_536);
     assert_eq!(
@@ -115,7 +115,7 @@ fn a_recorded_allocation_never_moves_and_is_never_reused() {
     let moved = policy("[stacks.a]\ndata = []\nuid = 850\n");
     assert_eq!(
         errors(&moved, &homelab(), &state),
-        vec!["p.toml:3:7: stack `a` already has uid 803 (recorded in the state file); isolate never moves an allocation: remove the pin or set it to 803"]
+        vec!["p.toml:3:7: stack `a` already has uid 70003 (recorded in the state file); isolate never moves an allocation: remove the pin or set it to 70003"]
     );
 }
 
@@ -283,4 +283,74 @@ fn ranges_recorded_under_the_old_default_pool_stay_where_they_are() {
     let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
     assert_eq!(got["immich"].allocation, old);
     assert_eq!(got["immich"].source, Source::Adopted);
+}
+
+/// Issue 20: with the default pool, a new stack's uid is one journald gives its own journal
+/// (`podman logs` works), and one no other allocator of the host hands out: not shadow's system
+/// (100-999) or normal (1000-60000) ranges, not NixOS's (400-999 system, 1000-29999 normal, Nix
+/// build users from 30001), not Debian's globally allocated 60000-64999, not systemd's homed,
+/// greeter, nspawn --bind-user, DynamicUser or nobody ids (60001-65535), below the subordinate
+/// ranges shadow and NixOS hand out from 100000.
+#[test]
+fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out() {
+    let pools = crate::policy::Pools::default();
+    let pool = u64::from(pools.uid_first)..=u64::from(pools.uid_last);
+    let foreign: [(&str, std::ops::RangeInclusive<u64>); 4] = [
+        ("system users (journald's system journal)", 0..=999),
+        (
+            "shadow's UID_MIN..UID_MAX, NixOS's normal users, Nix build users",
+            1000..=60000,
+        ),
+        (
+            "Debian's global ids and systemd's reserved ids",
+            60001..=65535,
+        ),
+        (
+            "shadow's and NixOS's subordinate ranges",
+            100_000..=600_100_000,
+        ),
+    ];
+    for (who, r) in foreign {
+        assert!(
+            pool.end() < r.start() || pool.start() > r.end(),
+            "default pool {pool:?} overlaps {r:?}: {who}"
+        );
+    }
+    let p = policy("legacy_owner = \"alice\"\n[stacks.a]\ndata = []\n");
+    let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
+    let a = &got["a"].allocation;
+    assert!(
+        a.uid >= crate::plan::handoff::FIRST_USER_JOURNAL_UID,
+        "{a:?}"
+    );
+    assert_eq!(
+        (a.uid, a.gid),
+        (pools.uid_first + 2, pools.uid_first + 2),
+        "after svc and lp"
+    );
+}
+
+/// A stack user an earlier isolate made from the old default pool (800-899), whose state file
+/// is gone, is still isolate's own to adopt, not "a system account": the pool moved, the user
+/// did not.
+#[test]
+fn a_user_made_from_the_old_default_pool_is_still_isolates_own() {
+    let acc = host(
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nstk-a:x:805:805:isolate stack a:/var/lib/isolate/home/stk-a:/usr/sbin/nologin\n",
+        "root:x:0:\nalice:x:1000:\nstk-a:x:805:\n",
+        "alice:100000:65536\n",
+        "alice:100000:65536\n",
+    );
+    let p = policy("adopt = [\"stk-a\"]\n[stacks.a]\ndata = []\n");
+    let got = allocate(&p, &acc, &State::default(), &[]).unwrap();
+    assert_eq!(got["a"].source, Source::Adopted);
+    assert_eq!(got["a"].allocation.uid, 805);
+    // One with a person's home at the same uid is not.
+    let person = host(
+        "root:x:0:0::/root:/bin/sh\nstk-a:x:805:805::/home/stk-a:/bin/sh\n",
+        "root:x:0:\nstk-a:x:805:\n",
+        "",
+        "",
+    );
+    assert!(errors(&p, &person, &State::default())[0].contains("a system account (uid below 1000)"));
 }

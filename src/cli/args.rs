@@ -130,6 +130,39 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Every journal record of a stack's processes: its user manager, its compose unit, its
+    /// containers whatever uid they run as (journalctl with journald's own matches; read-only).
+    Logs {
+        /// The stack (recorded by apply).
+        stack: String,
+        /// A compose service of the stack: only its containers' records.
+        service: Option<String>,
+        /// Keep printing new records as they come (journalctl --follow).
+        #[arg(short, long)]
+        follow: bool,
+        /// Records from this time on, as journalctl reads it ("-1h", "today", "2026-12-03 10:00").
+        #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+        since: Option<String>,
+        /// Only the last N records (journalctl --lines).
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<u32>,
+    },
+    /// Every stack's containers, asked of each stack's own podman socket: stack, container,
+    /// image, state, health, ports (read-only).
+    Ps {
+        /// Limit to this stack (repeatable); all recorded stacks when absent.
+        #[arg(long = "stack", value_name = "NAME")]
+        stacks: Vec<String>,
+    },
+    /// Run a command as a stack user in its own session (XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS,
+    /// DOCKER_HOST, CONTAINER_HOST, HOME, working directory its home); exits with its exit code.
+    Exec {
+        /// The stack (recorded by apply).
+        stack: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Write man pages, shell completions or the README's generated tables (packaging).
     #[command(name = "__generate", hide = true)]
     Generate {

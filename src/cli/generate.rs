@@ -411,7 +411,8 @@ pub fn policy_rows_of_readme(readme: &str) -> Vec<(String, String, String)> {
 
 /// Shell code that completes stack names from the policy (`isolate __complete-stacks`).
 const BASH_STACKS: &str = r#"
-# Stack names for `--stack NAME` and `map STACK`, read from the policy by the binary itself.
+# Stack names for `--stack NAME` and the STACK of map, logs and exec, read from the policy by
+# the binary itself.
 _isolate_stacks() {
     local i policy=()
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -433,7 +434,7 @@ _isolate_with_stacks() {
             *) if [[ -z $sub ]]; then sub=${COMP_WORDS[i]}; else ((positional++)); fi ;;
         esac
     done
-    if [[ $prev == --stack ]] || [[ $sub == map && $positional == 0 && $cur != -* ]]; then
+    if [[ $prev == --stack ]] || [[ $sub =~ ^(map|logs|exec)$ && $positional == 0 && $cur != -* ]]; then
         COMPREPLY=($(compgen -W "$(_isolate_stacks)" -- "$cur"))
         return 0
     fi
@@ -471,12 +472,16 @@ function __fish_isolate_stacks
     $tokens[1] $policy __complete-stacks 2>/dev/null
 end
 
-# `map STACK ID`: the first word after map is a stack name.
+# `map STACK ID`, `logs STACK`, `exec STACK`: the first word after the command is a stack name.
 function __fish_isolate_map_wants_stack
     set -l tokens (commandline -opc)
-    set -l at (contains -i -- map $tokens)
-    or return 1
-    test (count $tokens) -eq $at
+    for sub in map logs exec
+        if set -l at (contains -i -- $sub $tokens)
+            test (count $tokens) -eq $at
+            return
+        end
+    end
+    return 1
 end
 complete -c isolate -n "__fish_isolate_map_wants_stack" "#;
 
@@ -499,7 +504,10 @@ pub fn completion(shell: Shell, cmd: Command) -> String {
             let script: String = script
                 .lines()
                 .map(|l| {
-                    if l.contains("--stack=[") || l.starts_with("'::stack -- ") {
+                    if l.contains("--stack=[")
+                        || l.starts_with("'::stack -- ")
+                        || l.starts_with("':stack -- ")
+                    {
                         format!("{}\n", l.replace(":_default'", ":_isolate_stacks'"))
                     } else {
                         format!("{l}\n")
@@ -594,8 +602,9 @@ mod tests {
                 .any(|l| l.contains("--stack=[") && l.contains(":NAME:_default")),
             "{zsh}"
         );
-        // --stack of plan, apply, status, audit and rollback, and map's STACK.
-        assert_eq!(zsh.matches(":_isolate_stacks'").count(), 6, "{zsh}");
+        // --stack of plan, apply, status, audit, rollback and ps, and the STACK of map, logs
+        // and exec.
+        assert_eq!(zsh.matches(":_isolate_stacks'").count(), 9, "{zsh}");
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
             let script = completion(shell, cli());
             assert!(
@@ -606,8 +615,8 @@ mod tests {
         let fish = completion(Shell::Fish, cli());
         assert_eq!(
             fish.matches(FISH_STACKS).count(),
-            6,
-            "--stack of plan, apply, status, audit, rollback and map's STACK:\n{fish}"
+            7,
+            "--stack of plan, apply, status, audit, rollback and ps, and the STACK of map, logs and exec:\n{fish}"
         );
     }
 

@@ -267,6 +267,44 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(EXIT_OK)
         }
+        Command::Logs {
+            stack,
+            service,
+            follow,
+            since,
+            lines,
+        } => logs(
+            &root,
+            format,
+            stack,
+            service.as_deref(),
+            *follow,
+            since,
+            *lines,
+        ),
+        Command::Ps { stacks } => {
+            let state = State::read(&root)?;
+            let listing = crate::stacks::ps::gather(
+                &root,
+                &state,
+                stacks,
+                &crate::stacks::ps::Socket {
+                    timeout: std::time::Duration::from_secs(10),
+                },
+            )?;
+            print(format, &listing)?;
+            Ok(EXIT_OK)
+        }
+        Command::Exec { stack, command } => {
+            crate::privilege::check()?;
+            let (_, user) = crate::stacks::recorded(&root, stack)?;
+            let acc = Accounts::read(&root)?;
+            let inherited = std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+                .collect();
+            let who = crate::stacks::exec::identity(&root, &acc, &user, &inherited);
+            crate::stacks::exec::run(&who, command)
+        }
         Command::Map { stack, id, host } => {
             let policy = load_if_present(&cli.policy)?;
             if let Some(host) = host {
@@ -359,6 +397,62 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// `logs`: journalctl with the stack's matches replaces isolate (a SERVICE is first turned into
+/// its containers' names through the stack's podman socket).
+fn logs(
+    root: &Root,
+    format: Format,
+    stack: &str,
+    service: Option<&str>,
+    follow: bool,
+    since: &Option<String>,
+    lines: Option<u32>,
+) -> Result<i32> {
+    use crate::stacks::{logs, ps};
+    let (alloc, _) = crate::stacks::recorded(root, stack)?;
+    let names = match service {
+        None => None,
+        Some(service) => {
+            let socket = root.podman_socket(alloc.uid);
+            let all = ps::Lister::list(
+                &ps::Socket {
+                    timeout: std::time::Duration::from_secs(10),
+                },
+                &socket,
+            )?;
+            let names: Vec<String> = all
+                .iter()
+                .filter(|c| c.service.as_deref() == Some(service))
+                .map(|c| c.name.clone())
+                .collect();
+            if names.is_empty() {
+                let mut known: Vec<&str> =
+                    all.iter().filter_map(|c| c.service.as_deref()).collect();
+                known.sort_unstable();
+                known.dedup();
+                return Err(Error::Usage(format!(
+                    "stack `{stack}` has no container of service `{service}` (services: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+            Some(names)
+        }
+    };
+    let req = logs::Request {
+        follow,
+        since: since.clone(),
+        lines,
+        json: format == Format::Json,
+        root: (!root.is_host()).then(|| root.path().to_path_buf()),
+    };
+    let args = logs::journalctl_args(&alloc, names.as_deref(), &req);
+    Err(logs::exec_journalctl(&args))
 }
 
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.

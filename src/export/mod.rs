@@ -109,7 +109,7 @@ impl ToRecord {
 
 /// Collects every recorded stack and every stack of the policy (allocating those not recorded,
 /// exactly as apply would), with the shared group's gid: the host's, the recorded one, or the
-/// lowest id of the uid pool that no account, group or allocation holds.
+/// one apply would choose (a free system gid, from 999 down).
 pub fn collect(
     policy: &Policy,
     acc: &Accounts,
@@ -160,19 +160,13 @@ pub fn collect(
     } else if let Some(g) = state.shared_group.as_ref().filter(|g| &g.name == group) {
         g.gid
     } else {
-        let held = |id: u32| {
-            acc.user_by_uid(id).is_some()
-                || acc.group_by_gid(id).is_some()
-                || stacks.iter().any(|s| s.uid == id || s.gid == id)
-        };
-        let gid = (policy.pools.uid_first..=policy.pools.uid_last)
-            .find(|id| !held(*id))
-            .ok_or_else(|| {
-                Error::Refused(format!(
-                    "no free id left in the uid pool {}-{} for the group `{group}`",
-                    policy.pools.uid_first, policy.pools.uid_last
-                ))
-            })?;
+        // As apply chooses it (`apply::record_shared_group`): a free system gid, from 999 down.
+        let held = |id: u32| stacks.iter().any(|s| s.uid == id || s.gid == id);
+        let gid = acc.free_system_gid(held).ok_or_else(|| {
+            Error::Refused(format!(
+                "no free system gid (101-999) left for the group `{group}`"
+            ))
+        })?;
         record.shared_group = Some(GroupRecord {
             name: group.clone(),
             gid,

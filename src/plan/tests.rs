@@ -139,7 +139,7 @@ fn a_fresh_host_gets_every_step_in_order() {
     match &p.steps[8] {
         Step::Migrate { shift, .. } => {
             assert_eq!(shift.uid(100_998), Some(1_879_048_192 + 998));
-            assert_eq!(shift.uid(1000), Some(800));
+            assert_eq!(shift.uid(1000), Some(70_000));
         }
         other => panic!("{other:?}"),
     }
@@ -333,7 +333,7 @@ fn a_missing_data_path_becomes_a_create_step_instead_of_a_migration() {
     let lines: Vec<String> = p.steps.iter().map(|s| s.to_string()).collect();
     assert!(
         lines.contains(
-            &"+ data /srv/immich for immich: new directory owned by 800:800 (container root), mode 0750"
+            &"+ data /srv/immich for immich: new directory owned by 70000:70000 (container root), mode 0750"
                 .to_string()
         ),
         "{lines:#?}"
@@ -369,8 +369,8 @@ fn on_nixos_accounts_are_listed_for_the_configuration_and_apply_is_refused() {
         p.nixos_missing,
         [
             "group stk-shared",
-            "group stk-immich (gid 800)",
-            "user stk-immich (uid 800, gid 800, home /var/lib/isolate/home/stk-immich)",
+            "group stk-immich (gid 70000)",
+            "user stk-immich (uid 70000, gid 70000, home /var/lib/isolate/home/stk-immich)",
             "member stk-immich of group stk-shared",
             "subuid+subgid stk-immich:1879048192:65536",
         ]

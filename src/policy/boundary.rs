@@ -232,7 +232,8 @@ fn user_privilege(
     // One isolate made (its home is isolate's, its uid from the pool) is no system account,
     // also when the state file that recorded it is gone.
     let isolates = Path::new(&u.home) == crate::layout::home(&u.name)
-        && (policy.pools.uid_first..=policy.pools.uid_last).contains(&u.uid);
+        && ((policy.pools.uid_first..=policy.pools.uid_last).contains(&u.uid)
+            || super::PREVIOUS_DEFAULT_UIDS.contains(&u.uid));
     if u.uid < FIRST_PERSON_ID && !isolates {
         return Some("a system account (uid below 1000)".into());
     }

@@ -22,6 +22,10 @@ pub struct Located<T> {
     pub span: Range<usize>,
 }
 
+/// The default uid pool before issue 20: users isolate made there (home below isolate's, uid
+/// in it) stay isolate's own when the state file is gone. Recorded allocations never move.
+pub const PREVIOUS_DEFAULT_UIDS: std::ops::RangeInclusive<u32> = 800..=899;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pools {
     pub uid_first: u32,
@@ -34,8 +38,14 @@ pub struct Pools {
 impl Default for Pools {
     fn default() -> Self {
         Pools {
-            uid_first: 800,
-            uid_last: 899,
+            // 70000..79999: journald gives uids above 999 their own journal (`podman logs`
+            // works); above shadow's UID_MAX (60000, so `useradd`, which takes the id after the
+            // highest one in use, never reaches it), NixOS's 1000-29999, Nix's build users
+            // (30001..), Debian's global 60000-64999 and systemd's 60001-65535; in what Debian
+            // calls dynamically allocated accounts (65536..); below the subordinate ranges shadow
+            // and NixOS hand out from 100000. README, "Logs".
+            uid_first: 70_000,
+            uid_last: 79_999,
             // 0x70000000..0x7FFDFFFF: 65536-aligned, above shadow's SUB_UID_MAX (600100000) and
             // systemd-nspawn's container ranges (..0x6FFFFFFF), below systemd's foreign range
             // (0x7FFE0000..) and 2^31; NixOS's automatic ranges reach it only after 28670 users.

@@ -36,8 +36,8 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     },
     PolicyKey {
         key: "`[pools] uid_first`, `uid_last`",
-        default: "800, 899",
-        meaning: "where stack uids come from; each stack's own group gets the same number",
+        default: "70000, 79999",
+        meaning: "where stack uids come from; each stack's own group gets the same number. The default is clear of every allocator of the host (README, \"Logs\"): above 999, so journald gives each stack user its own journal and `podman logs` works; above shadow's UID_MAX (60000), NixOS's 1000-29999, Nix's build users, Debian's 60000-64999 and systemd's 60001-65535; below the subordinate ranges from 100000. Until this version the default was 800-899: recorded allocations never move, so stacks made then keep their uids",
     },
     PolicyKey {
         key: "`[pools] subid_first`, `subid_last`",
