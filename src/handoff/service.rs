@@ -79,6 +79,10 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
         words.push("-f".into());
         words.push(c.value.display().to_string());
     }
+    if s.reach_override {
+        words.push("-f".into());
+        words.push(crate::reach::override_path(&s.name).display().to_string());
+    }
     words.extend(args.iter().map(|a| a.to_string()));
     words
         .iter()

@@ -79,6 +79,7 @@ pub fn observe(
             obs.handoff.insert(stack.clone(), facts);
         }
     }
+    obs.reach = crate::reach::plan::observe(root, policy)?;
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
