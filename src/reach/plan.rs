@@ -26,32 +26,13 @@ pub fn policy_problems(p: &Policy) -> Vec<Problem> {
                 ));
                 continue;
             }
-            let Some(target) = p.stacks.get(&t.stack) else {
+            if !p.stacks.contains_key(&t.stack) {
                 out.push(Problem::new(
                     span,
                     format!(
                         "`reaches` entry {t}: there is no stack `{}` in the policy (stacks: {})",
                         t.stack,
                         p.stacks.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-                continue;
-            };
-            if s.handoff.compose.is_empty() {
-                out.push(Problem::new(
-                    span.clone(),
-                    format!(
-                        "`reaches` entry {t}: stack `{}` has no `compose`: the override that gives its containers the way out is added to its compose files",
-                        s.name
-                    ),
-                ));
-            }
-            if target.handoff.compose.is_empty() {
-                out.push(Problem::new(
-                    span,
-                    format!(
-                        "`reaches` entry {t}: stack `{}` has no `compose`: the override that publishes its port is added to its compose files",
-                        t.stack
                     ),
                 ));
             }
@@ -205,6 +186,18 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         }
     }
     if !takes_part(policy, &s.name) {
+        return;
+    }
+    if s.handoff.compose.is_empty() {
+        let (what, with) = if s.reaches.is_empty() {
+            ("is reached by other stacks (`reaches`)", "publishes its port")
+        } else {
+            ("has `reaches`", "gives its containers the way out")
+        };
+        draft.refusals.push(format!(
+            "stack `{}` {what} but no `compose`: the override that {with} is added to its compose files; name them",
+            s.name
+        ));
         return;
     }
     let all = targets(policy);
