@@ -720,6 +720,7 @@ pub fn audit(
         paths,
         matrix,
         findings,
+        reaches: Vec::new(),
     })
 }
 

@@ -409,12 +409,18 @@ fn audit(
             &offline
         },
     };
-    let report = run::audit(
+    let mut report = run::audit(
         &crate::walk::sys::RealSys::new(),
         &policy,
         &host,
         &args.stacks,
     )?;
+    let net = crate::reach::audit::ProcNet {
+        root: root.path().to_path_buf(),
+        timeout: std::time::Duration::from_secs(3),
+    };
+    let selected = |s: &str| args.stacks.is_empty() || args.stacks.iter().any(|x| x == s);
+    report.reaches = crate::reach::audit::check(root, &policy, &state, &net, &selected);
     crate::logging::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
