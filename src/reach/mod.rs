@@ -340,3 +340,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod plan_tests;
