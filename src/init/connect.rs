@@ -40,14 +40,12 @@ fn hosts_with_ports(value: &str) -> Vec<(String, u16)> {
         let end = chars.get(j).map_or(value.len(), |c| c.0);
         let host = &value[start..end];
         let before = &value[..start];
-        let scheme = before
-            .strip_suffix("://")
-            .map(|b| {
-                b.rsplit(|c: char| !c.is_ascii_alphanumeric())
-                    .next()
-                    .unwrap_or("")
-                    .to_ascii_lowercase()
-            });
+        let scheme = before.strip_suffix("://").map(|b| {
+            b.rsplit(|c: char| !c.is_ascii_alphanumeric())
+                .next()
+                .unwrap_or("")
+                .to_ascii_lowercase()
+        });
         let rest = &value[end..];
         if let Some(p) = rest.strip_prefix(':') {
             let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
@@ -229,7 +227,10 @@ mod tests {
             hosts_with_ports("db:5432,cache:6379"),
             vec![("db".to_string(), 5432), ("cache".to_string(), 6379)]
         );
-        assert_eq!(hosts_with_ports("https://backend/x"), vec![("backend".to_string(), 443)]);
+        assert_eq!(
+            hosts_with_ports("https://backend/x"),
+            vec![("backend".to_string(), 443)]
+        );
         assert!(hosts_with_ports("no host here").is_empty());
         assert!(hosts_with_ports("/srv/data:/data").is_empty());
     }

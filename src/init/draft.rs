@@ -800,7 +800,9 @@ mod tests {
     #[test]
     fn what_connected_projects_becomes_reaches_on_the_connecting_stack() {
         let mut proxy = svc("proxy", "caddy", vec![]);
-        proxy.environment.insert("UPSTREAM".into(), "http://backend:8080/".into());
+        proxy
+            .environment
+            .insert("UPSTREAM".into(), "http://backend:8080/".into());
         proxy.networks = vec!["shared".into()];
         let mut backend = svc("backend", "localhost/busybox", vec![]);
         backend.networks = vec!["shared".into(), "default".into()];
@@ -824,7 +826,13 @@ mod tests {
         );
         assert!(t.contains("# TODO: service lone joins the external network shared with proxy:proxy, backend:backend (ports 8080)"), "{t}");
         assert!(t.contains("# TODO: service side shares the network namespace of backend of project backend (network_mode: container:backend)"), "{t}");
-        let backend_block = t.split("[stacks.backend]").nth(1).unwrap().split("[stacks.").next().unwrap();
+        let backend_block = t
+            .split("[stacks.backend]")
+            .nth(1)
+            .unwrap()
+            .split("[stacks.")
+            .next()
+            .unwrap();
         assert!(!backend_block.contains("reaches"), "{t}");
     }
 

@@ -125,8 +125,7 @@ pub fn check(
                 continue;
             };
             let (uid, sub) = (a.uid, a.subids);
-            let owned =
-                move |u: u32| u == uid || (u >= sub.start && u - sub.start < sub.count);
+            let owned = move |u: u32| u == uid || (u >= sub.start && u - sub.start < sub.count);
             let pids = net.namespaces(&owned);
             if pids.is_empty() {
                 c.detail = format!("no running container of {} to try from", a.user);
@@ -230,7 +229,10 @@ mod tests {
         std::fs::write(&rec, r#"{"ports":{"backend:backend:8080":8080}}"#).unwrap();
         let c = check(&root, &policy, &state, &fake, &all);
         assert_eq!(c[0].answers, Some(false), "{c:?}");
-        assert!(c[0].detail.contains("10.0.2.2:8080: Connection refused"), "{c:?}");
+        assert!(
+            c[0].detail.contains("10.0.2.2:8080: Connection refused"),
+            "{c:?}"
+        );
         let fake = Fake {
             pids: vec![42],
             open: Some("10.0.2.2:8080".parse().unwrap()),
@@ -238,6 +240,9 @@ mod tests {
         };
         let c = check(&root, &policy, &state, &fake, &all);
         assert_eq!(c[0].answers, Some(true), "{c:?}");
-        assert_eq!(fake.tried.borrow().as_slice(), &[(42, "10.0.2.2:8080".parse().unwrap())]);
+        assert_eq!(
+            fake.tried.borrow().as_slice(),
+            &[(42, "10.0.2.2:8080".parse().unwrap())]
+        );
     }
 }

@@ -32,7 +32,9 @@ impl Reach {
             ));
         };
         if stack.is_empty() || service.is_empty() {
-            return Err(format!("{s:?}: the stack and the service must not be empty"));
+            return Err(format!(
+                "{s:?}: the stack and the service must not be empty"
+            ));
         }
         if !service
             .chars()
@@ -286,12 +288,18 @@ mod tests {
                 port: 2283
             }
         );
-        assert!(Reach::parse("immich:server:0").unwrap_err().contains("not a TCP port"));
+        assert!(Reach::parse("immich:server:0")
+            .unwrap_err()
+            .contains("not a TCP port"));
         assert!(Reach::parse("immich:server:70000")
             .unwrap_err()
             .contains("not a TCP port"));
-        assert!(Reach::parse("immich:server").unwrap_err().contains("expected"));
-        assert!(Reach::parse("immich:a b:80").unwrap_err().contains("service"));
+        assert!(Reach::parse("immich:server")
+            .unwrap_err()
+            .contains("expected"));
+        assert!(Reach::parse("immich:a b:80")
+            .unwrap_err()
+            .contains("service"));
     }
 
     #[test]

@@ -89,7 +89,12 @@ pub fn observe(root: &Root, policy: &Policy) -> crate::error::Result<ReachFacts>
             })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(crate::error::Error::io(format!("reading {}", record.display()), e)),
+        Err(e) => {
+            return Err(crate::error::Error::io(
+                format!("reading {}", record.display()),
+                e,
+            ))
+        }
     }
     let any = policy.stacks.values().any(|s| !s.reaches.is_empty());
     if any {
@@ -139,7 +144,10 @@ impl fmt::Display for ReachStep {
             self.stack
         )?;
         for (t, p) in &self.new_ports {
-            write!(f, "\n    | host port {p} for {t} (recorded, never given again)")?;
+            write!(
+                f,
+                "\n    | host port {p} for {t} (recorded, never given again)"
+            )?;
         }
         for line in self.text.lines() {
             write!(f, "\n    | {line}")?;
@@ -169,9 +177,10 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
             }
             let shared: Vec<&String> = mine.intersection(theirs).collect();
             let declared = s.reaches.iter().any(|r| &r.value.stack == other)
-                || policy.stacks.get(other).is_some_and(|o| {
-                    o.reaches.iter().any(|r| r.value.stack == s.name)
-                });
+                || policy
+                    .stacks
+                    .get(other)
+                    .is_some_and(|o| o.reaches.iter().any(|r| r.value.stack == s.name));
             if !shared.is_empty() && !declared {
                 draft.plan.notes.push(note(
                     &s.name,
@@ -190,7 +199,10 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     }
     if s.handoff.compose.is_empty() {
         let (what, with) = if s.reaches.is_empty() {
-            ("is reached by other stacks (`reaches`)", "publishes its port")
+            (
+                "is reached by other stacks (`reaches`)",
+                "publishes its port",
+            )
         } else {
             ("has `reaches`", "gives its containers the way out")
         };
@@ -249,7 +261,11 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
             let joined: Vec<String> = c
                 .services
                 .iter()
-                .filter(|sv| sv.networks.iter().any(|n| c.external_networks.contains_key(n)))
+                .filter(|sv| {
+                    sv.networks
+                        .iter()
+                        .any(|n| c.external_networks.contains_key(n))
+                })
                 .map(|sv| sv.name.clone())
                 .collect();
             input.reaching_services = if joined.is_empty() {

@@ -30,7 +30,11 @@ fn observed() -> Observed {
         nologin: "/usr/sbin/nologin".into(),
         ..Observed::default()
     };
-    for (stack, svc) in [("proxy", "proxy"), ("backend", "backend"), ("other", "other")] {
+    for (stack, svc) in [
+        ("proxy", "proxy"),
+        ("backend", "backend"),
+        ("other", "other"),
+    ] {
         let mut c = ComposeFacts::default();
         c.services.push(ComposeService {
             name: svc.into(),
@@ -74,15 +78,25 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
     let text = reach_step(&backend).to_string();
     assert!(text.starts_with("+ reach override /var/lib/isolate/stacks/backend/reaches.compose.yaml for backend: one more `-f` of its compose unit\n    | host port 8080 for backend:backend:8080 (recorded, never given again)\n"), "{text}");
     assert!(text.contains("\n    |   \"backend\":\n    |     # reached by proxy on the host's loopback\n    |     ports:\n    |       - \"127.0.0.1:8080:8080\"\n"), "{text}");
-    assert!(text.contains("\n    |   \"shared\":\n    |     external: false\n"), "{text}");
+    assert!(
+        text.contains("\n    |   \"shared\":\n    |     external: false\n"),
+        "{text}"
+    );
     let warnings: Vec<String> = backend
         .notes
         .iter()
         .filter(|n| n.kind == NoteKind::Warning)
         .map(|n| n.message.clone())
         .collect();
-    assert!(warnings.iter().any(|w| w.starts_with("stacks `backend` and `other` join the external podman network shared")), "{warnings:?}");
-    assert!(!warnings.iter().any(|w| w.contains("`proxy`")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w
+            .starts_with("stacks `backend` and `other` join the external podman network shared")),
+        "{warnings:?}"
+    );
+    assert!(
+        !warnings.iter().any(|w| w.contains("`proxy`")),
+        "{warnings:?}"
+    );
 
     let proxy = plan(&p, &o, &opts("proxy")).unwrap();
     let text = reach_step(&proxy).to_string();
@@ -93,7 +107,10 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
         user: "stk-proxy".into(),
         uid: 1802,
         gid: 1802,
-        subids: crate::ids::SubidRange { start: 300000, count: 65536 },
+        subids: crate::ids::SubidRange {
+            start: 300000,
+            count: 65536,
+        },
     };
     let unit = crate::handoff::service::render_unit(s, &a);
     assert!(unit.contains("ExecStart=podman-compose -p proxy -f /srv/proxy/compose.yaml -f /var/lib/isolate/stacks/proxy/reaches.compose.yaml up -d\n"), "{unit}");
@@ -108,7 +125,10 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     let p = Policy::parse(Path::new("p.toml"), POLICY).unwrap();
     let mut o = observed();
     let step = reach_step(&plan(&p, &o, &opts("backend")).unwrap()).clone();
-    assert_eq!(super::apply::run(&root, &step).unwrap(), crate::apply::Outcome::Done);
+    assert_eq!(
+        super::apply::run(&root, &step).unwrap(),
+        crate::apply::Outcome::Done
+    );
     let file = root.at(&step.path);
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(&file).unwrap();
@@ -120,7 +140,10 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     o.reach.overrides = facts.overrides;
     let again = plan(&p, &o, &opts("backend")).unwrap();
     assert!(!again.steps.iter().any(|s| matches!(s, Step::Reach(_))));
-    assert!(again.notes.iter().any(|n| n.kind == NoteKind::Present && n.message.contains("reaches.compose.yaml")));
+    assert!(again
+        .notes
+        .iter()
+        .any(|n| n.kind == NoteKind::Present && n.message.contains("reaches.compose.yaml")));
     // A link in isolate's directory is refused, never followed.
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink("/tmp", file.parent().unwrap()).unwrap();
@@ -135,6 +158,11 @@ fn a_stack_in_a_reach_without_compose_is_refused() {
         "[stacks.proxy]\ndata = []\nreaches = [\"backend:backend:8080\"]\n[stacks.backend]\ndata = []\n",
     )
     .unwrap();
-    let err = plan(&p, &observed(), &opts("proxy")).unwrap_err().to_string();
-    assert!(err.contains("stack `proxy` has `reaches` but no `compose`"), "{err}");
+    let err = plan(&p, &observed(), &opts("proxy"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("stack `proxy` has `reaches` but no `compose`"),
+        "{err}"
+    );
 }

@@ -133,14 +133,19 @@ pub fn render(report: &Report) -> String {
         );
     }
     if !report.reaches.is_empty() {
-        let _ = writeln!(out, "\nREACHES (declared paths, a TCP connect from the reaching stack's network namespace)");
+        let _ = writeln!(
+            out,
+            "\nREACHES (declared paths, a TCP connect from the reaching stack's network namespace)"
+        );
         for c in &report.reaches {
             let verdict = match c.answers {
                 Some(true) => "answers",
                 Some(false) => "DOES NOT ANSWER",
                 None => "not tried",
             };
-            let port = c.host_port.map_or(String::new(), |p| format!(" (host port {p})"));
+            let port = c
+                .host_port
+                .map_or(String::new(), |p| format!(" (host port {p})"));
             let _ = writeln!(
                 out,
                 "  reach {} -> {}{port}: {verdict}: {}",
