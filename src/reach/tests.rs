@@ -42,8 +42,10 @@ fn observed() -> Observed {
             network_mode: None,
         });
         c.external_networks.insert("shared".into(), "shared".into());
-        let mut f = crate::handoff::StackFacts::default();
-        f.compose = c;
+        let f = crate::handoff::StackFacts {
+            compose: c,
+            ..Default::default()
+        };
         o.handoff.insert(stack.into(), f);
         o.reach
             .joins
