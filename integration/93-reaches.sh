@@ -10,28 +10,11 @@ legacy=alice
 nsenter -t "$CT_PID" -m sh -c 'test -c /dev/net/tun || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }; chmod 0666 /dev/net/tun'
 [ -e "$CT_ROOT/etc/containers/containers.conf" ] && fail "the rootfs has a containers.conf; merge the keyring setting into it"
 printf '[containers]\nkeyring = false\n' >"$CT_ROOT/etc/containers/containers.conf"
-# podman-compose 1.0.3 passes `--net NETS --network-alias SERVICE` to every container, also next
-# to a `network_mode` (`--network MODE`), which podman refuses; newer podman-compose leaves them
-# out. This wrapper drops those two options when a `--network` is given, nothing else.
-cat >"$CT_ROOT/usr/local/bin/podman-netmode" <<'SH'
-#!/bin/sh
-mode=""
-for a in "$@"; do case "$a" in --network) mode=1 ;; esac; done
-[ -z "$mode" ] && exec podman "$@"
-for a in "$@"; do
-  shift
-  if [ -n "$skip" ]; then skip=""; continue; fi
-  case "$a" in --net|--network-alias) skip=1; continue ;; esac
-  set -- "$@" "$a"
-done
-exec podman "$@"
-SH
-chmod 0755 "$CT_ROOT/usr/local/bin/podman-netmode"
 
 compose_as() { # USER PROJECT ARGS...
   local user=$1 project=$2
   shift 2
-  as_user "$user" sh -c 'cd /srv/'"$project"'/conf && exec podman-compose --podman-path /usr/local/bin/podman-netmode -p '"$project"' "$@"' compose "$@"
+  as_user "$user" sh -c 'cd /srv/'"$project"'/conf && exec podman-compose -p '"$project"' "$@"' compose "$@"
 }
 # A real HTTP request over TCP from the proxy container to HOST:8080; prints the body's line.
 ask_backend() { # USER CONTAINER HOST
@@ -85,7 +68,6 @@ isolate_ok init --compose /srv/backend/conf --compose /srv/proxy/conf --legacy-o
 grep -A2 '^reaches = \[' "$ISO_OUT" | grep -q '"backend:backend:8080",  # proxy.s env UPSTREAM=http://backend:8080/ names service backend of project backend' ||
   fail "init does not draft reaches = [\"backend:backend:8080\"] on the proxy"
 drafted=$(grep -A1 '^reaches = \[' "$ISO_OUT" | sed -n 2p | sed 's/,  #.*//')
-compose_cmd='["podman-compose", "--podman-path", "/usr/local/bin/podman-netmode"]'
 write_policy /etc/isolate/policy.toml <<TOML
 legacy_owner = "$legacy"
 
@@ -94,14 +76,12 @@ data = []
 uid = 1801
 compose = ["/srv/backend/conf/compose.yaml"]
 service = true
-compose_command = $compose_cmd
 
 [stacks.proxy]
 data = []
 uid = 1802
 compose = ["/srv/proxy/conf/compose.yaml"]
 service = true
-compose_command = $compose_cmd
 reaches = [$drafted]
 TOML
 cat "$CT_ROOT/etc/isolate/policy.toml"
@@ -129,7 +109,8 @@ wait_for 30 legacy_reaches_moved_backend ||
 step "apply --stack proxy: the proxy reaches backend:8080 by name"
 compose_as "$legacy" proxy stop >/dev/null 2>&1
 isolate_ok plan --stack proxy
-grep -q 'network_mode: "slirp4netns:allow_host_loopback=true"' "$ISO_OUT" || fail "plan does not show the proxy's host-loopback access"
+grep -q '|       - "backend:10.0.2.2"  # backend:backend:8080' "$ISO_OUT" || fail "plan does not give the proxy the name backend"
+grep -q 'network_cmd_options = \["allow_host_loopback=true"\]' "$ISO_OUT" || fail "plan does not show the proxy's host-loopback access"
 isolate_ok apply --stack proxy
 wait_for 60 as_user stk-proxy sh -c 'podman ps --format "{{.Names}}" | grep -qx proxy_proxy_1' || fail "the proxy does not run as stk-proxy"
 wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || {
@@ -137,10 +118,21 @@ wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || {
   fail "the moved proxy does not get the backend's answer"
 }
 ask_backend stk-proxy proxy_proxy_1 backend
+home=$(home_of stk-proxy)
+assert_eq "stk-proxy:stk-proxy 644" "$(in_ct stat -c '%U:%G %a' "$home/.config/containers/containers.conf.d/isolate-reaches.conf")" "owner and mode of the proxy's containers.conf drop-in"
+# The services kept their network (podman-compose made `shared` in stk-proxy's own store).
+as_user stk-proxy podman network exists shared || fail "stk-proxy has no network shared of its own"
 
 step "audit reports the path and that it answers"
 run_isolate audit
 grep -q 'reach proxy -> backend:backend:8080 .*answers' "$ISO_OUT" || fail "audit does not report the answering path"
+
+step "audit says when a path does not answer"
+as_user stk-backend systemctl --user stop isolate-compose-backend.service
+run_isolate audit
+grep -q 'reach proxy -> backend:backend:8080 (host port 8080): DOES NOT ANSWER' "$ISO_OUT" || fail "audit does not report the dead path"
+as_user stk-backend systemctl --user start isolate-compose-backend.service
+wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || fail "the path does not answer again after the backend's unit started"
 
 step "apply again: nothing to do"
 isolate_ok apply

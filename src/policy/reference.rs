@@ -112,7 +112,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME] reaches`",
         default: "`[]`",
-        meaning: "entries `stack:service:port`: this stack's containers reach `service` of that stack on container port `port` (what a shared podman network did before the split). Both stacks need `compose`; apply adds an override (`/var/lib/isolate/stacks/NAME/reaches.compose.yaml`, one more `-f` of the unit) that publishes the port on 127.0.0.1 and gives the reaching services host-loopback access and the service's name; `init` drafts it, `audit` tries each path",
+        meaning: "entries `stack:service:port`: this stack's containers reach `service` of that stack on container port `port` (what a shared podman network did before the split). Both stacks need `compose`; apply adds an override (`/var/lib/isolate/stacks/NAME/reaches.compose.yaml`, one more `-f` of the unit) that publishes the port on 127.0.0.1 and gives the reaching services the service's name, plus a containers.conf drop-in in the reaching stack user's home for host-loopback access; `init` drafts it, `audit` tries each path",
     },
     PolicyKey {
         key: "`[shares.NAME] path`",

@@ -40,6 +40,7 @@ fn own_dir(path: &Path) -> Result<()> {
 }
 
 pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
+    let mut changed = false;
     if !step.new_ports.is_empty() {
         let at = root.at(&super::ports_record_path());
         let mut record: PortRecord = match std::fs::read(&at) {
@@ -55,11 +56,16 @@ pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
                     other.0
                 )));
             }
-            record.ports.entry(t.clone()).or_insert(*p);
+            if !record.ports.contains_key(t) {
+                record.ports.insert(t.clone(), *p);
+                changed = true;
+            }
         }
-        let bytes = serde_json::to_vec_pretty(&record)
-            .map_err(|e| Error::Failed(format!("serializing the port record: {e}")))?;
-        crate::host::files::write_atomic(&at, &bytes, 0o644)?;
+        if changed {
+            let bytes = serde_json::to_vec_pretty(&record)
+                .map_err(|e| Error::Failed(format!("serializing the port record: {e}")))?;
+            crate::host::files::write_atomic(&at, &bytes, 0o644)?;
+        }
     }
     let file = root.at(&step.path);
     let stack_dir = file
@@ -71,9 +77,23 @@ pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
     own_dir(&root.state_dir())?;
     own_dir(stacks_dir)?;
     own_dir(stack_dir)?;
-    if std::fs::read_to_string(&file).ok().as_deref() == Some(step.text.as_str()) {
-        return Ok(Outcome::AlreadyPresent);
+    if let Some(c) = &step.conf {
+        let at = root.at(&c.path);
+        let same = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_file())
+            && std::fs::read_to_string(&at).ok().as_deref() == Some(c.text.as_str());
+        if !same {
+            // Below the stack user's home: as that user's file, no link followed.
+            crate::handoff::service::write_unit(root, &c.path, &c.home, &c.text, c.uid, c.gid)?;
+            changed = true;
+        }
     }
-    crate::host::files::write_atomic(&file, step.text.as_bytes(), 0o644)?;
-    Ok(Outcome::Done)
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(step.text.as_str()) {
+        crate::host::files::write_atomic(&file, step.text.as_bytes(), 0o644)?;
+        changed = true;
+    }
+    Ok(if changed {
+        Outcome::Done
+    } else {
+        Outcome::AlreadyPresent
+    })
 }

@@ -66,6 +66,11 @@ impl fmt::Display for Reach {
     }
 }
 
+/// The containers.conf drop-in of a reaching stack, below its user's home.
+pub fn conf_path(home: &Path) -> PathBuf {
+    home.join(".config/containers/containers.conf.d/isolate-reaches.conf")
+}
+
 /// The override file of a stack (root-owned; the stack user reads it).
 pub const OVERRIDE_FILE: &str = "reaches.compose.yaml";
 
@@ -114,10 +119,20 @@ impl Networking {
         }
     }
 
-    pub fn network_mode(self) -> String {
+    /// The containers.conf drop-in that gives every container of the stack user the host's
+    /// loopback: the user-mode network of a container of its own and the one podman runs for
+    /// its bridge networks (the rootless network namespace) both read it. A drop-in, not a
+    /// `network_mode`, so the services keep their `networks` (compose refuses both together).
+    pub fn containers_conf(self) -> String {
+        let head = "# Written by isolate: this stack reaches other stacks through the host's loopback\n\
+                    # (`reaches` in the policy). apply rewrites it; do not edit.\n";
         match self {
-            Networking::Slirp4netns => "slirp4netns:allow_host_loopback=true".into(),
-            Networking::Pasta => format!("pasta:--map-host-loopback={PASTA_LOOPBACK}"),
+            Networking::Slirp4netns => format!(
+                "{head}[engine]\nnetwork_cmd_options = [\"allow_host_loopback=true\"]\n"
+            ),
+            Networking::Pasta => format!(
+                "{head}[network]\npasta_options = [\"--map-host-loopback={PASTA_LOOPBACK}\"]\n"
+            ),
         }
     }
 
@@ -190,8 +205,8 @@ pub struct OverrideInput {
     pub published: Vec<(String, u16, u16, Vec<String>)>,
     /// What this stack reaches: (target, host port).
     pub reaches: Vec<(Reach, u16)>,
-    /// The services that get host-loopback access (those that joined an external network,
-    /// else every service without a `network_mode` of its own).
+    /// The services that get the targets' names (those that joined an external network, else
+    /// every service without a `network_mode` of its own).
     pub reaching_services: Vec<String>,
     /// External networks the stack's compose files join: made the stack's own.
     pub external_networks: Vec<(String, String)>,
@@ -239,9 +254,12 @@ pub fn render_override(input: &OverrideInput, net: Networking) -> String {
             .collect();
         for svc in &input.reaching_services {
             services.entry(svc.as_str()).or_default().push(format!(
-                "    # the host's loopback is {} in this container\n    network_mode: {}\n    extra_hosts:\n{}",
+                "    # the host's loopback is {} in this stack's containers ({})\n    extra_hosts:\n{}",
                 net.host_loopback(),
-                yaml_str(&net.network_mode()),
+                match net {
+                    Networking::Slirp4netns => "slirp4netns allow_host_loopback",
+                    Networking::Pasta => "pasta --map-host-loopback",
+                },
                 names.join("\n")
             ));
         }
@@ -337,11 +355,16 @@ mod tests {
             ..Default::default()
         };
         let t = render_override(&reacher, Networking::Slirp4netns);
-        assert!(t.contains("network_mode: \"slirp4netns:allow_host_loopback=true\""));
-        assert!(t.contains("- \"backend:10.0.2.2\""), "{t}");
+        assert!(!t.contains("network_mode"), "{t}");
+        assert!(t.contains("    extra_hosts:\n      - \"backend:10.0.2.2\""), "{t}");
         let t = render_override(&reacher, Networking::Pasta);
-        assert!(t.contains("network_mode: \"pasta:--map-host-loopback=169.254.1.3\""));
         assert!(t.contains("- \"backend:169.254.1.3\""), "{t}");
+        assert!(Networking::Pasta
+            .containers_conf()
+            .ends_with("[network]\npasta_options = [\"--map-host-loopback=169.254.1.3\"]\n"));
+        assert!(Networking::Slirp4netns
+            .containers_conf()
+            .ends_with("[engine]\nnetwork_cmd_options = [\"allow_host_loopback=true\"]\n"));
         for text in [render_override(&target, Networking::Pasta), t] {
             let y = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
             assert!(y[0]["services"].as_hash().is_some(), "{text}");

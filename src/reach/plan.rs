@@ -60,6 +60,8 @@ pub struct ReachFacts {
     pub overrides: BTreeMap<String, Option<String>>,
     /// Per stack with compose files: the external networks (engine names) its services join.
     pub joins: BTreeMap<String, BTreeSet<String>>,
+    /// Per reaching stack (of those observed): its containers.conf drop-in as it is.
+    pub confs: BTreeMap<String, Option<String>>,
 }
 
 fn podman_major() -> Option<u32> {
@@ -79,7 +81,11 @@ fn podman_major() -> Option<u32> {
 
 /// Reads the port record, the overrides, podman's version and what each stack's compose files
 /// join. Never writes.
-pub fn observe(root: &Root, policy: &Policy) -> crate::error::Result<ReachFacts> {
+pub fn observe(
+    root: &Root,
+    policy: &Policy,
+    homes: &BTreeMap<String, PathBuf>,
+) -> crate::error::Result<ReachFacts> {
     let mut f = ReachFacts::default();
     let record = root.at(&super::ports_record_path());
     match std::fs::read(&record) {
@@ -101,6 +107,14 @@ pub fn observe(root: &Root, policy: &Policy) -> crate::error::Result<ReachFacts>
         f.podman_major = podman_major();
     }
     for s in policy.stacks.values() {
+        if let Some(home) = homes.get(&s.name).filter(|_| !s.reaches.is_empty()) {
+            let path = root.at(&super::conf_path(home));
+            let text = match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_file() => std::fs::read_to_string(&path).ok(),
+                _ => None,
+            };
+            f.confs.insert(s.name.clone(), text);
+        }
         if takes_part(policy, &s.name) {
             let path = root.at(&override_path(&s.name));
             let text = match std::fs::symlink_metadata(&path) {
@@ -133,6 +147,18 @@ pub struct ReachStep {
     pub text: String,
     /// Host ports given now: target -> port, recorded before the file is written.
     pub new_ports: BTreeMap<String, u16>,
+    /// For a reaching stack: the containers.conf drop-in in its user's home.
+    pub conf: Option<ConfFile>,
+}
+
+/// A file written into the stack user's home as that user (no link followed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfFile {
+    pub path: PathBuf,
+    pub home: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub text: String,
 }
 
 impl fmt::Display for ReachStep {
@@ -151,6 +177,18 @@ impl fmt::Display for ReachStep {
         }
         for line in self.text.lines() {
             write!(f, "\n    | {line}")?;
+        }
+        if let Some(c) = &self.conf {
+            write!(
+                f,
+                "\n  and {} (owner {}:{}), host-loopback access for its containers:",
+                c.path.display(),
+                c.uid,
+                c.gid
+            )?;
+            for line in c.text.lines() {
+                write!(f, "\n    | {line}")?;
+            }
         }
         Ok(())
     }
@@ -289,8 +327,23 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
                 .is_some_and(|(r, who)| r.stack == s.name || who.contains(&s.name))
         })
         .collect();
+    let conf = (!s.reaches.is_empty()).then(|| {
+        let a = ctx.allocation;
+        let home = crate::handoff::service::home_of(&obs.accounts, a);
+        ConfFile {
+            path: super::conf_path(&home),
+            home,
+            uid: a.uid,
+            gid: a.gid,
+            text: net.containers_conf(),
+        }
+    });
+    let conf_as_wanted = match &conf {
+        None => true,
+        Some(c) => facts.confs.get(&s.name).cloned().flatten().as_deref() == Some(c.text.as_str()),
+    };
     let current = facts.overrides.get(&s.name).cloned().flatten();
-    if current.as_deref() == Some(text.as_str()) && new_ports.is_empty() {
+    if current.as_deref() == Some(text.as_str()) && new_ports.is_empty() && conf_as_wanted {
         draft.plan.notes.push(note(
             &s.name,
             NoteKind::Present,
@@ -306,5 +359,6 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         path: override_path(&s.name),
         text,
         new_ports,
+        conf,
     }));
 }
