@@ -1,8 +1,10 @@
 # Issue 20: a proxy project and a backend project of the legacy user share an external podman
-# network; `isolate init` drafts `reaches` from their compose files, and after each stack is
-# moved to its own user (backend first, then proxy) the proxy's container still gets the
-# backend's answer over a real TCP connection: the backend's port published on the host's
-# loopback, the proxy given host-loopback access and the name `backend` by isolate's override.
+# network; `isolate init` drafts `reaches` from their compose files. After `apply --stack
+# backend` the moved backend answers on the host's loopback, where a container of the legacy user
+# with host-loopback access reaches it by the name `backend` (the legacy proxy itself is the
+# legacy user's, unchanged until its own apply); after `apply --stack proxy` the moved proxy's
+# container gets the backend's answer by that name over a real TCP connection (the override
+# publishes the port, a containers.conf drop-in gives the host's loopback). audit tries the path.
 legacy=alice
 # Rootless user-mode networking (slirp4netns, pasta) opens /dev/net/tun. systemd-nspawn makes
 # the node with mode 0600 (root only); a host gives it 0666. Made so here, from the host side

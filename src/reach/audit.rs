@@ -94,6 +94,7 @@ pub fn check(
     policy: &Policy,
     state: &State,
     net: &dyn NetProbe,
+    net_kind: Networking,
     selected: &dyn Fn(&str) -> bool,
 ) -> Vec<ReachCheck> {
     let record: PortRecord = std::fs::read(root.at(&super::ports_record_path()))
@@ -132,20 +133,19 @@ pub fn check(
                 out.push(c);
                 continue;
             }
-            // The address the override gives the target's name, as each user-mode network
-            // shows the host's loopback.
+            // The address the override gives the target's name: the host's loopback as this
+            // podman's user-mode network shows it (only that one: slirp4netns forwards other
+            // addresses out, so another could answer for something else).
+            let ip: IpAddr = net_kind.host_loopback().parse().expect("an address");
             let mut errors = Vec::new();
             let mut answered = None;
-            'ns: for pid in &pids {
-                for net_kind in [Networking::Slirp4netns, Networking::Pasta] {
-                    let ip: IpAddr = net_kind.host_loopback().parse().expect("an address");
-                    match net.connect_in(*pid, SocketAddr::new(ip, port)) {
-                        Ok(()) => {
-                            answered = Some((*pid, ip));
-                            break 'ns;
-                        }
-                        Err(e) => errors.push(format!("pid {pid} -> {ip}:{port}: {e}")),
+            for pid in &pids {
+                match net.connect_in(*pid, SocketAddr::new(ip, port)) {
+                    Ok(()) => {
+                        answered = Some((*pid, ip));
+                        break;
                     }
+                    Err(e) => errors.push(format!("pid {pid} -> {ip}:{port}: {e}")),
                 }
             }
             match answered {
@@ -221,13 +221,13 @@ mod tests {
             tried: RefCell::new(vec![]),
         };
         let all = |_: &str| true;
-        let c = check(&root, &policy, &state, &fake, &all);
+        let c = check(&root, &policy, &state, &fake, Networking::Slirp4netns, &all);
         assert_eq!(c[0].answers, None);
         assert!(c[0].detail.contains("not applied yet"), "{c:?}");
         let rec = root.at(&super::super::ports_record_path());
         std::fs::create_dir_all(rec.parent().unwrap()).unwrap();
         std::fs::write(&rec, r#"{"ports":{"backend:backend:8080":8080}}"#).unwrap();
-        let c = check(&root, &policy, &state, &fake, &all);
+        let c = check(&root, &policy, &state, &fake, Networking::Slirp4netns, &all);
         assert_eq!(c[0].answers, Some(false), "{c:?}");
         assert!(
             c[0].detail.contains("10.0.2.2:8080: Connection refused"),
@@ -238,7 +238,7 @@ mod tests {
             open: Some("10.0.2.2:8080".parse().unwrap()),
             tried: RefCell::new(vec![]),
         };
-        let c = check(&root, &policy, &state, &fake, &all);
+        let c = check(&root, &policy, &state, &fake, Networking::Slirp4netns, &all);
         assert_eq!(c[0].answers, Some(true), "{c:?}");
         assert_eq!(
             fake.tried.borrow().as_slice(),

@@ -124,12 +124,13 @@ impl Networking {
     /// its bridge networks (the rootless network namespace) both read it. A drop-in, not a
     /// `network_mode`, so the services keep their `networks` (compose refuses both together).
     pub fn containers_conf(self) -> String {
-        let head = "# Written by isolate: this stack reaches other stacks through the host's loopback\n\
+        let head =
+            "# Written by isolate: this stack reaches other stacks through the host's loopback\n\
                     # (`reaches` in the policy). apply rewrites it; do not edit.\n";
         match self {
-            Networking::Slirp4netns => format!(
-                "{head}[engine]\nnetwork_cmd_options = [\"allow_host_loopback=true\"]\n"
-            ),
+            Networking::Slirp4netns => {
+                format!("{head}[engine]\nnetwork_cmd_options = [\"allow_host_loopback=true\"]\n")
+            }
             Networking::Pasta => format!(
                 "{head}[network]\npasta_options = [\"--map-host-loopback={PASTA_LOOPBACK}\"]\n"
             ),
@@ -356,7 +357,10 @@ mod tests {
         };
         let t = render_override(&reacher, Networking::Slirp4netns);
         assert!(!t.contains("network_mode"), "{t}");
-        assert!(t.contains("    extra_hosts:\n      - \"backend:10.0.2.2\""), "{t}");
+        assert!(
+            t.contains("    extra_hosts:\n      - \"backend:10.0.2.2\""),
+            "{t}"
+        );
         let t = render_override(&reacher, Networking::Pasta);
         assert!(t.contains("- \"backend:169.254.1.3\""), "{t}");
         assert!(Networking::Pasta

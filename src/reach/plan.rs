@@ -64,7 +64,8 @@ pub struct ReachFacts {
     pub confs: BTreeMap<String, Option<String>>,
 }
 
-fn podman_major() -> Option<u32> {
+/// `podman --version`'s major number, None when podman is not found.
+pub fn podman_major() -> Option<u32> {
     let out = std::process::Command::new("podman")
         .arg("--version")
         .output()

@@ -102,20 +102,36 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
 
     let proxy = plan(&p, &o, &opts("proxy")).unwrap();
     let text = reach_step(&proxy).to_string();
-    assert!(text.contains("    |     extra_hosts:\n    |       - \"backend:10.0.2.2\"  # backend:backend:8080"), "{text}");
+    assert!(
+        text.contains(
+            "    |     extra_hosts:\n    |       - \"backend:10.0.2.2\"  # backend:backend:8080"
+        ),
+        "{text}"
+    );
     assert!(text.contains("\n  and /var/lib/isolate/home/stk-proxy/.config/containers/containers.conf.d/isolate-reaches.conf (owner "), "{text}");
-    assert!(text.ends_with("\n    | [engine]\n    | network_cmd_options = [\"allow_host_loopback=true\"]"), "{text}");
+    assert!(
+        text.ends_with(
+            "\n    | [engine]\n    | network_cmd_options = [\"allow_host_loopback=true\"]"
+        ),
+        "{text}"
+    );
     // Applied: the drop-in is the stack user's file in its home, the override root's.
     let d = tempfile::tempdir().unwrap();
     let root = Root::new(d.path());
     let step = reach_step(&proxy).clone();
-    assert_eq!(super::apply::run(&root, &step).unwrap(), crate::apply::Outcome::Done);
+    assert_eq!(
+        super::apply::run(&root, &step).unwrap(),
+        crate::apply::Outcome::Done
+    );
     use std::os::unix::fs::MetadataExt;
     let c = step.conf.as_ref().unwrap();
     let m = std::fs::metadata(root.at(&c.path)).unwrap();
     assert_eq!((m.uid(), m.gid()), (c.uid, c.gid));
     assert_eq!(std::fs::metadata(root.at(&step.path)).unwrap().uid(), 0);
-    assert_eq!(super::apply::run(&root, &step).unwrap(), crate::apply::Outcome::AlreadyPresent);
+    assert_eq!(
+        super::apply::run(&root, &step).unwrap(),
+        crate::apply::Outcome::AlreadyPresent
+    );
     // The compose unit runs with the override as one more -f.
     let s = &p.stacks["proxy"];
     let a = crate::state::Allocation {
