@@ -139,3 +139,8 @@ wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || fail "the path does n
 step "apply again: nothing to do"
 isolate_ok apply
 grep -q "nothing to do" "$ISO_OUT" || fail "a second apply is not 'nothing to do'"
+
+step "rollback --stack proxy: its containers lose the host's loopback"
+isolate_ok rollback --stack proxy
+grep -q "removed $home/.config/containers/containers.conf.d/isolate-reaches.conf" "$ISO_OUT" || fail "rollback does not name the drop-in"
+in_ct test ! -e "$home/.config/containers/containers.conf.d/isolate-reaches.conf" || fail "the drop-in is still there"

@@ -97,3 +97,24 @@ pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
         Outcome::AlreadyPresent
     })
 }
+
+/// `rollback --stack`: the stack user's containers lose host-loopback access (the drop-in is
+/// removed, no link followed). The override and the recorded ports stay: the override is used
+/// only by isolate's unit, which rollback removes, and a port is never given again anyway.
+pub fn rollback(root: &Root, stack: &str) -> Result<Vec<String>> {
+    let state = crate::state::State::read(root)?;
+    let Some(a) = state.stacks.get(stack).map(|r| &r.allocation) else {
+        return Ok(Vec::new());
+    };
+    let accounts = crate::host::accounts::Accounts::read(root)?;
+    let path = super::conf_path(&crate::handoff::service::home_of(&accounts, a));
+    if std::fs::symlink_metadata(root.at(&path)).is_err() {
+        return Ok(Vec::new());
+    }
+    crate::handoff::service::remove_unit(root, &path)?;
+    Ok(vec![format!(
+        "removed {}: {}'s containers no longer reach the host's loopback",
+        path.display(),
+        a.user
+    )])
+}
