@@ -24,6 +24,10 @@ ask_backend() { # USER CONTAINER HOST
 }
 
 step "legacy user $legacy with an external network shared by two projects"
+# podman 5 makes bridge networks with netavark, which runs `nft`.
+if in_ct podman --version | grep -q 'version [5-9]'; then
+  in_ct sh -c 'command -v nft' >/dev/null || fail "the rootfs has podman 5 but no nftables: netavark cannot make bridge networks (add nftables to the rootfs's packages)"
+fi
 setup_legacy_user "$legacy"
 as_user "$legacy" podman network create shared >/dev/null
 for p in backend proxy; do
@@ -142,5 +146,5 @@ grep -q "nothing to do" "$ISO_OUT" || fail "a second apply is not 'nothing to do
 
 step "rollback --stack proxy: its containers lose the host's loopback"
 isolate_ok rollback --stack proxy
-grep -q "removed $home/.config/containers/containers.conf.d/isolate-reaches.conf" "$ISO_OUT" || fail "rollback does not name the drop-in"
+grep -q "rolled back containers.conf drop-in $home/.config/containers/containers.conf.d/isolate-reaches.conf (removed)" "$ISO_OUT" || fail "rollback does not name the drop-in"
 in_ct test ! -e "$home/.config/containers/containers.conf.d/isolate-reaches.conf" || fail "the drop-in is still there"

@@ -113,7 +113,7 @@ pub fn rollback(root: &Root, stack: &str) -> Result<Vec<String>> {
     }
     crate::handoff::service::remove_unit(root, &path)?;
     Ok(vec![format!(
-        "removed {}: {}'s containers no longer reach the host's loopback",
+        "containers.conf drop-in {} (removed): {}'s containers no longer reach the host's loopback",
         path.display(),
         a.user
     )])
