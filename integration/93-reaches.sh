@@ -24,9 +24,16 @@ ask_backend() { # USER CONTAINER HOST
 }
 
 step "legacy user $legacy with an external network shared by two projects"
-# podman 5 makes bridge networks with netavark, which runs `nft`.
+# podman 4 (slirp4netns) shows the host's loopback at 10.0.2.2 with allow_host_loopback; podman 5
+# (pasta) at the address isolate maps with --map-host-loopback. podman 5 makes bridge networks
+# with netavark, which runs `nft`.
 if in_ct podman --version | grep -q 'version [5-9]'; then
   in_ct sh -c 'command -v nft' >/dev/null || fail "the rootfs has podman 5 but no nftables: netavark cannot make bridge networks (add nftables to the rootfs's packages)"
+  loopback=169.254.1.3 net_opt=pasta:--map-host-loopback=169.254.1.3
+  conf_line='pasta_options = \["--map-host-loopback=169.254.1.3"\]'
+else
+  loopback=10.0.2.2 net_opt=slirp4netns:allow_host_loopback=true
+  conf_line='network_cmd_options = \["allow_host_loopback=true"\]'
 fi
 setup_legacy_user "$legacy"
 as_user "$legacy" podman network create shared >/dev/null
@@ -106,7 +113,7 @@ wait_for 30 in_ct sh -c 'curl -s -m 5 http://127.0.0.1:8080/ | grep -q answer-fr
 # The legacy proxy is alice's until its own apply: a container of hers with host-loopback access
 # and the name reaches the moved backend the same way the proxy's override will.
 legacy_reaches_moved_backend() {
-  as_user "$legacy" podman run --rm --network slirp4netns:allow_host_loopback=true --add-host backend:10.0.2.2 \
+  as_user "$legacy" podman run --rm --network "$net_opt" --add-host "backend:$loopback" \
     localhost/busybox sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | nc -w 5 backend 8080' </dev/null | grep -a answer-from-backend
 }
 wait_for 30 legacy_reaches_moved_backend ||
@@ -115,8 +122,8 @@ wait_for 30 legacy_reaches_moved_backend ||
 step "apply --stack proxy: the proxy reaches backend:8080 by name"
 compose_as "$legacy" proxy stop >/dev/null 2>&1
 isolate_ok plan --stack proxy
-grep -q '|       - "backend:10.0.2.2"  # backend:backend:8080' "$ISO_OUT" || fail "plan does not give the proxy the name backend"
-grep -q 'network_cmd_options = \["allow_host_loopback=true"\]' "$ISO_OUT" || fail "plan does not show the proxy's host-loopback access"
+grep -q "|       - \"backend:$loopback\"  # backend:backend:8080" "$ISO_OUT" || fail "plan does not give the proxy the name backend"
+grep -q "$conf_line" "$ISO_OUT" || fail "plan does not show the proxy's host-loopback access"
 isolate_ok apply --stack proxy
 wait_for 60 as_user stk-proxy sh -c 'podman ps --format "{{.Names}}" | grep -qx proxy_proxy_1' || fail "the proxy does not run as stk-proxy"
 wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || {
