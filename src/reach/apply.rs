@@ -23,6 +23,14 @@ fn own_dir(path: &Path) -> Result<()> {
                     m.mode() & 0o7777
                 )));
             }
+            // The stack user's compose reads the override below it.
+            if m.mode() & 0o001 == 0 {
+                return Err(Error::Failed(format!(
+                    "{} (mode {:04o}) does not let the stack user through to its reach override; give it o+x",
+                    path.display(),
+                    m.mode() & 0o7777
+                )));
+            }
             Ok(())
         }
         Ok(_) => Err(Error::Failed(format!(
