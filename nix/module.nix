@@ -49,6 +49,7 @@ let
       images = optional (types.listOf types.str) "Images to copy beyond those the compose files name.";
       service = optional types.bool "Install the user unit that runs the compose project.";
       compose_command = optional (types.listOf types.str) "The compose command the unit runs (default podman-compose).";
+      reaches = optional (types.listOf types.str) "Other stacks' services this stack reaches: `stack:service:port` entries.";
     };
   };
 

@@ -20,6 +20,7 @@ pub mod observe;
 pub mod plan;
 pub mod policy;
 pub mod privilege;
+pub mod reach;
 pub mod render;
 pub mod stacks;
 pub mod state;

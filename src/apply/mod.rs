@@ -345,6 +345,7 @@ fn run_step(
             Ok((Outcome::Done, Some(summary)))
         }
         Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
+        Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
         // Carried out by crate::isolation::apply::run_step.
         Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
             "an isolation step reached the stack step runner".into(),

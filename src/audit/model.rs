@@ -298,6 +298,9 @@ pub struct Report {
     pub paths: Vec<PathReport>,
     pub matrix: Vec<MatrixCell>,
     pub findings: Vec<Finding>,
+    /// The policy's `reaches` paths and whether each answers (src/reach/audit.rs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reaches: Vec<crate::reach::audit::ReachCheck>,
 }
 
 impl Report {
@@ -327,6 +330,7 @@ mod tests {
             paths: vec![],
             matrix: vec![],
             findings: vec![],
+            reaches: vec![],
         };
         assert!(
             !r.fails(Severity::Info),

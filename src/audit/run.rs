@@ -751,6 +751,7 @@ pub fn audit(
         paths,
         matrix,
         findings,
+        reaches: Vec::new(),
     })
 }
 

@@ -504,12 +504,22 @@ fn audit(
             &offline
         },
     };
-    let report = run::audit(
+    let mut report = run::audit(
         &crate::walk::sys::RealSys::new(),
         &policy,
         &host,
         &args.stacks,
     )?;
+    let net = crate::reach::audit::ProcNet {
+        root: root.path().to_path_buf(),
+        timeout: std::time::Duration::from_secs(3),
+    };
+    let selected = |s: &str| args.stacks.is_empty() || args.stacks.iter().any(|x| x == s);
+    let any_reach = policy.stacks.values().any(|s| !s.reaches.is_empty());
+    let net_kind = crate::reach::Networking::for_podman(
+        any_reach.then(crate::reach::plan::podman_major).flatten(),
+    );
+    report.reaches = crate::reach::audit::check(root, &policy, &state, &net, net_kind, &selected);
     crate::logging::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),

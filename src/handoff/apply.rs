@@ -573,7 +573,7 @@ pub fn rollback(
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<RollbackLines> {
-    let mut lines = Vec::new();
+    let mut lines = crate::reach::apply::rollback(root, stack)?;
     let state = State::read(root)?;
     let Some(rec) = state.handoff.get(stack).cloned() else {
         return Ok(lines);

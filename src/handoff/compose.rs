@@ -23,6 +23,19 @@ pub struct ComposeFacts {
     /// Images of the services, in file order, without repeats.
     pub images: Vec<String>,
     pub volumes: Vec<ComposeVolume>,
+    /// Services in file order, with the networks they join (src/reach).
+    pub services: Vec<ComposeService>,
+    /// Top-level networks declared `external`: key -> name in the engine.
+    pub external_networks: BTreeMap<String, String>,
+}
+
+/// A service's name and networking as the compose files declare it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ComposeService {
+    pub name: String,
+    /// Keys of the networks it joins (list or mapping form).
+    pub networks: Vec<String>,
+    pub network_mode: Option<String>,
 }
 
 /// `KEY=value` lines of an env file, as compose reads them: blank lines and `#` comments
@@ -166,6 +179,33 @@ pub fn parse_into(
     }
     if let Yaml::Hash(services) = &doc["services"] {
         for (name, service) in services {
+            let Some(sname) = string_of(name) else {
+                continue;
+            };
+            let networks: Vec<String> = match &service["networks"] {
+                Yaml::Array(a) => a.iter().filter_map(string_of).collect(),
+                Yaml::Hash(h) => h.keys().filter_map(string_of).collect(),
+                _ => Vec::new(),
+            };
+            let network_mode = string_of(&service["network_mode"]);
+            match into.services.iter_mut().find(|x| x.name == sname) {
+                Some(old) => {
+                    // `-f a -f b`: lists add up, a scalar is replaced.
+                    for n in networks {
+                        if !old.networks.contains(&n) {
+                            old.networks.push(n);
+                        }
+                    }
+                    if network_mode.is_some() {
+                        old.network_mode = network_mode;
+                    }
+                }
+                None => into.services.push(ComposeService {
+                    name: sname,
+                    networks,
+                    network_mode,
+                }),
+            }
             let Some(image) = service["image"].as_str() else {
                 continue;
             };
@@ -178,6 +218,24 @@ pub fn parse_into(
             if !image.is_empty() && !into.images.contains(&image) {
                 into.images.push(image);
             }
+        }
+    }
+    if let Yaml::Hash(networks) = &doc["networks"] {
+        for (key, spec) in networks {
+            let Some(key) = string_of(key) else { continue };
+            let name = match &spec["external"] {
+                Yaml::Boolean(true) => spec["name"].as_str().unwrap_or(&key).to_string(),
+                Yaml::Hash(_) => spec["external"]["name"]
+                    .as_str()
+                    .or(spec["name"].as_str())
+                    .unwrap_or(&key)
+                    .to_string(),
+                _ => {
+                    into.external_networks.remove(&key);
+                    continue;
+                }
+            };
+            into.external_networks.insert(key, name);
         }
     }
     if let Yaml::Hash(volumes) = &doc["volumes"] {

@@ -27,7 +27,10 @@ fn compose_env(
     Ok(env)
 }
 
-fn read_compose(root: &Root, s: &StackPolicy) -> std::result::Result<ComposeFacts, String> {
+pub(crate) fn read_compose(
+    root: &Root,
+    s: &StackPolicy,
+) -> std::result::Result<ComposeFacts, String> {
     let mut facts = ComposeFacts::default();
     if s.handoff.compose.is_empty() {
         return Ok(facts);

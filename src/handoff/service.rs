@@ -83,6 +83,10 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
         words.push("-f".into());
         words.push(copy_of(s, &c.value));
     }
+    if s.reach_override {
+        words.push("-f".into());
+        words.push(crate::reach::override_path(&s.name).display().to_string());
+    }
     words.extend(args.iter().map(|a| a.to_string()));
     words
         .iter()

@@ -71,6 +71,14 @@ pub struct Service {
     pub user: Option<String>,
     pub environment: BTreeMap<String, String>,
     pub mounts: Vec<Mount>,
+    /// Networking, for what connects projects (`connect`): `container_name`, the networks it
+    /// joins (keys), `network_mode`, `depends_on` names, and container ports from `ports`
+    /// and `expose`.
+    pub container_name: Option<String>,
+    pub networks: Vec<String>,
+    pub network_mode: Option<String>,
+    pub depends_on: Vec<String>,
+    pub ports: Vec<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +102,8 @@ pub struct Project {
     pub unresolved: Vec<String>,
     /// `include`s and `extends` init could not follow (and why), for a TODO.
     pub not_followed: Vec<String>,
+    /// Top-level networks declared `external`: key -> name in the engine.
+    pub external_networks: BTreeMap<String, String>,
 }
 
 /// The file names compose looks for, in its order.
@@ -274,12 +284,51 @@ pub fn load(
                         mounts.push(m);
                     }
                 }
+                let names = |y: &Yaml| -> Vec<String> {
+                    match y {
+                        Yaml::Array(a) => a.iter().filter_map(scalar).collect(),
+                        Yaml::Hash(h) => h.keys().filter_map(scalar).collect(),
+                        _ => Vec::new(),
+                    }
+                };
+                let container_name = match scalar(&v["container_name"]) {
+                    Some(n) => Some(interp(&n)?.0),
+                    None => None,
+                };
+                let network_mode = match scalar(&v["network_mode"]) {
+                    Some(n) => Some(interp(&n)?.0),
+                    None => None,
+                };
+                let mut ports = Vec::new();
+                for key in ["ports", "expose"] {
+                    if let Yaml::Array(a) = &v[key] {
+                        for p in a {
+                            let text = match scalar(&p["target"]) {
+                                Some(t) => t,
+                                None => match scalar(p) {
+                                    Some(t) => interp(&t)?.0,
+                                    None => continue,
+                                },
+                            };
+                            if let Some(port) = container_port(&text) {
+                                if !ports.contains(&port) {
+                                    ports.push(port);
+                                }
+                            }
+                        }
+                    }
+                }
                 services.push(Service {
                     name: sname,
                     image,
                     user,
                     environment,
                     mounts,
+                    container_name,
+                    networks: names(&v["networks"]),
+                    network_mode,
+                    depends_on: names(&v["depends_on"]),
+                    ports,
                 });
             }
         }
@@ -312,9 +361,24 @@ pub fn load(
             );
         }
     }
+    let mut external_networks = BTreeMap::new();
+    if let Yaml::Hash(h) = &doc["networks"] {
+        for (k, v) in h {
+            let Some(key) = scalar(k) else { continue };
+            let name = match &v["external"] {
+                Yaml::Boolean(true) => scalar(&v["name"]).unwrap_or_else(|| key.clone()),
+                Yaml::Hash(_) => scalar(&v["external"]["name"])
+                    .or_else(|| scalar(&v["name"]))
+                    .unwrap_or_else(|| key.clone()),
+                _ => continue,
+            };
+            external_networks.insert(key, interp(&name)?.0);
+        }
+    }
     unresolved.sort();
     unresolved.dedup();
     Ok(Project {
+        external_networks,
         name,
         file: host_file.to_path_buf(),
         services,
@@ -322,6 +386,14 @@ pub fn load(
         unresolved,
         not_followed,
     })
+}
+
+/// The container port of a `ports`/`expose` entry: `8080`, `80:8080`, `127.0.0.1:80:8080/tcp`
+/// (the last number before a protocol; a range gives its first port).
+fn container_port(s: &str) -> Option<u16> {
+    let s = s.split('/').next()?;
+    let last = s.rsplit(':').next()?;
+    last.split('-').next()?.trim().parse().ok()
 }
 
 type Interp<'a> = dyn FnMut(&str) -> Result<(String, Vec<String>), ComposeError> + 'a;

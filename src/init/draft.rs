@@ -197,6 +197,8 @@ struct StackDraft {
     notes: Vec<String>,
     /// Named volumes, one description each.
     volumes: Vec<String>,
+    /// `reaches` entries and why each (src/init/connect.rs).
+    reaches: Vec<(String, String)>,
 }
 
 /// The policy text.
@@ -244,6 +246,31 @@ pub fn draft(input: &Input<'_>) -> String {
             }
         }
         stacks.insert(name, sd);
+    }
+
+    // What connected the projects: `reaches` on the stack that connects.
+    let stack_of: BTreeMap<String, String> = stacks
+        .iter()
+        .map(|(n, sd)| (sd.project.clone(), n.clone()))
+        .collect();
+    let (conns, connect_notes) = super::connect::find(input.projects);
+    for cn in conns {
+        let (Some(from), Some(to)) = (
+            stack_of.get(cn.from_project.as_str()),
+            stack_of.get(cn.to_project.as_str()),
+        ) else {
+            continue;
+        };
+        let entry = format!("{to}:{}:{}", cn.to_service, cn.port);
+        let sd = stacks.get_mut(from).expect("stack");
+        if !sd.reaches.iter().any(|(e, _)| e == &entry) {
+            sd.reaches.push((entry, cn.why));
+        }
+    }
+    for (project, n) in connect_notes {
+        if let Some(st) = stack_of.get(project.as_str()) {
+            stacks.get_mut(st).expect("stack").notes.push(n);
+        }
     }
 
     // Paths several stacks mount, or one stack only reads, are shares; the rest is data.
@@ -595,6 +622,18 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
              # migration that is this stack's mapping, so it stays right."
         );
     }
+    if !sd.reaches.is_empty() {
+        let _ = writeln!(
+            o,
+            "# Reached before the split over a shared network; apply publishes each on the host's\n\
+             # loopback and gives this stack's containers the way and the name (needs `compose` on both):"
+        );
+        let _ = writeln!(o, "reaches = [");
+        for (e, why) in &sd.reaches {
+            let _ = writeln!(o, "  {},  # {}", toml_string(e), c(why));
+        }
+        let _ = writeln!(o, "]");
+    }
     for n in &sd.notes {
         let _ = writeln!(o, "# {n}");
     }
@@ -714,6 +753,11 @@ mod tests {
             user: None,
             environment: BTreeMap::new(),
             mounts,
+            container_name: None,
+            networks: vec![],
+            network_mode: None,
+            depends_on: vec![],
+            ports: vec![],
         }
     }
 
@@ -735,6 +779,7 @@ mod tests {
             volumes: BTreeMap::new(),
             unresolved: vec![],
             not_followed: vec![],
+            external_networks: BTreeMap::new(),
         }
     }
 
@@ -750,6 +795,45 @@ mod tests {
         crate::policy::Policy::parse(Path::new("d.toml"), &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         text
+    }
+
+    #[test]
+    fn what_connected_projects_becomes_reaches_on_the_connecting_stack() {
+        let mut proxy = svc("proxy", "caddy", vec![]);
+        proxy
+            .environment
+            .insert("UPSTREAM".into(), "http://backend:8080/".into());
+        proxy.networks = vec!["shared".into()];
+        let mut backend = svc("backend", "localhost/busybox", vec![]);
+        backend.networks = vec!["shared".into(), "default".into()];
+        backend.ports = vec![8080];
+        let mut lone = svc("lone", "x", vec![]);
+        lone.networks = vec!["shared".into()];
+        let mut side = svc("side", "x", vec![]);
+        side.network_mode = Some("container:backend".into());
+        let mut ext = BTreeMap::new();
+        ext.insert("shared".to_string(), "shared".to_string());
+        let mut pp = project("proxy", vec![proxy]);
+        pp.external_networks = ext.clone();
+        let mut bp = project("backend", vec![backend]);
+        bp.external_networks = ext.clone();
+        let mut lp = project("lone", vec![lone, side]);
+        lp.external_networks = ext;
+        let t = run(&[pp, bp, lp], &BTreeMap::new());
+        assert!(
+            t.contains("[stacks.proxy]\n") && t.contains("reaches = [\n  \"backend:backend:8080\",  # proxy's env UPSTREAM=http://backend:8080/ names service backend of project backend\n]\n"),
+            "{t}"
+        );
+        assert!(t.contains("# TODO: service lone joins the external network shared with proxy:proxy, backend:backend (ports 8080)"), "{t}");
+        assert!(t.contains("# TODO: service side shares the network namespace of backend of project backend (network_mode: container:backend)"), "{t}");
+        let backend_block = t
+            .split("[stacks.backend]")
+            .nth(1)
+            .unwrap()
+            .split("[stacks.")
+            .next()
+            .unwrap();
+        assert!(!backend_block.contains("reaches"), "{t}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! accepts. Reads only; never changes anything. What it reads from a tree another user owns,
 //! it reads with that user's rights (`read`), and YAML within budgets (`yaml`).
 pub mod compose;
+pub mod connect;
 pub mod draft;
 mod extends;
 pub mod interpolate;

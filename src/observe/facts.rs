@@ -61,6 +61,8 @@ pub struct Observed {
     pub nixos: bool,
     /// Where the host's own allocators hand out subordinate ranges.
     pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
+    /// Host ports, overrides and shared networks of `reaches` (src/reach).
+    pub reach: crate::reach::plan::ReachFacts,
 }
 
 /// The live facts observation asks of systemd and podman, behind a trait so tests can answer

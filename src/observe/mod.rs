@@ -81,6 +81,14 @@ pub fn observe(
             obs.handoff.insert(stack.clone(), facts);
         }
     }
+    let homes = allocs
+        .iter()
+        .map(|(s, a)| {
+            let home = crate::handoff::service::home_of(&obs.accounts, &a.allocation);
+            (s.clone(), home)
+        })
+        .collect();
+    obs.reach = crate::reach::plan::observe(root, policy, &homes)?;
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

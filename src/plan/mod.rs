@@ -171,6 +171,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
+        crate::reach::plan::plan_stack(&mut draft, &ctx);
         handoff::plan_stack(&mut draft, &ctx);
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);

@@ -82,6 +82,8 @@ pub enum Step {
     Share(crate::isolation::steps::ShareStep),
     /// Env files, images, volumes and the service that move with the stack.
     Handoff(crate::handoff::HandoffStep),
+    /// A stack's compose override for its `reaches` paths (src/reach).
+    Reach(crate::reach::plan::ReachStep),
 }
 
 impl Step {
@@ -96,6 +98,7 @@ impl Step {
             | Step::Migrate { stack, .. }
             | Step::CreateData { stack, .. } => Some(stack),
             Step::Handoff(h) => Some(h.stack()),
+            Step::Reach(r) => Some(&r.stack),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -201,6 +204,7 @@ impl fmt::Display for Step {
             Step::OpenData(o) => o.fmt(f),
             Step::Share(sh) => sh.fmt(f),
             Step::Handoff(h) => h.fmt(f),
+            Step::Reach(r) => r.fmt(f),
         }
     }
 }

@@ -71,6 +71,10 @@ pub struct StackPolicy {
     pub closed: bool,
     /// What moves with the stack besides its data: compose project, env files, images, service.
     pub handoff: crate::handoff::policy::StackHandoff,
+    /// `reaches`: other stacks' services this stack reaches (src/reach).
+    pub reaches: Vec<Located<crate::reach::Reach>>,
+    /// It reaches or is reached: its compose runs with the reach override (set after parsing).
+    pub reach_override: bool,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -219,6 +223,7 @@ pub const STACK_KEYS: &[&str] = &[
     "images",
     "service",
     "compose_command",
+    "reaches",
 ];
 pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
@@ -483,6 +488,17 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
             _ => {}
         }
     }
+    let taking_part: Vec<String> = policy
+        .stacks
+        .keys()
+        .filter(|n| crate::reach::plan::takes_part(&policy, n))
+        .cloned()
+        .collect();
+    for n in taking_part {
+        if let Some(s) = policy.stacks.get_mut(&n) {
+            s.reach_override = true;
+        }
+    }
     (Some(policy), r.problems)
 }
 
@@ -506,6 +522,8 @@ fn read_stack(
         outside_hardlinks: OutsideLinks::Refuse,
         closed: true,
         handoff: Default::default(),
+        reaches: Vec::new(),
+        reach_override: false,
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -558,6 +576,17 @@ fn read_stack(
             "images" => stack.handoff.images = r.strings(e),
             "project" => stack.handoff.project = r.string(e),
             "compose_command" => stack.handoff.compose_command = r.strings(e),
+            "reaches" => {
+                for s in r.strings(e) {
+                    match crate::reach::Reach::parse(&s.value) {
+                        Ok(value) => stack.reaches.push(Located {
+                            value,
+                            span: s.span,
+                        }),
+                        Err(why) => r.problem(s.span, format!("`reaches` entry {why}")),
+                    }
+                }
+            }
             "service" => {
                 stack.handoff.service = r.boolean(e).map(|value| Located {
                     value,

@@ -110,6 +110,11 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "the command the service runs (`[\"docker\", \"compose\"]` works too: `DOCKER_HOST` points at the stack's socket)",
     },
     PolicyKey {
+        key: "`[stacks.NAME] reaches`",
+        default: "`[]`",
+        meaning: "entries `stack:service:port`: this stack's containers reach `service` of that stack on container port `port` (what a shared podman network did before the split). Both stacks need `compose`; apply adds an override (`/var/lib/isolate/stacks/NAME/reaches.compose.yaml`, one more `-f` of the unit) that publishes the port on 127.0.0.1 and gives the reaching services the service's name, plus a containers.conf drop-in in the reaching stack user's home for host-loopback access; `init` drafts it, `audit` tries each path",
+    },
+    PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
         meaning: "a shared directory (apart from every data path and every other share; like data, never in a system tree or a person's home)",

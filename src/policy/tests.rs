@@ -63,7 +63,7 @@ read = ["nobody", "jellyfin:x"]
             "policy.toml:9:11: `migrate` must be \"shift\", \"reown\" or \"auto\", not \"move\"",
             "policy.toml:12:9: data path /srv/paper/jelly of stack `jellyfin` is inside /srv/paper, the data of stack `paperless`",
             "policy.toml:13:7: uid 850 is pinned for both `jellyfin` and `paperless`",
-            "policy.toml:14:1: unknown key `bogus` in [stacks.jellyfin]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command",
+            "policy.toml:14:1: unknown key `bogus` in [stacks.jellyfin]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command, reaches",
             "policy.toml:17:9: share `media` names stack `nobody`, which the policy does not define",
             "policy.toml:17:19: \"jellyfin:x\": expected `stack` or `stack:container_uid` with a numeric uid",
         ]
@@ -150,4 +150,35 @@ fn system_trees_are_refused_and_the_stacks_own_directories_are_not() {
     ] {
         assert_eq!(path_problem(Path::new(allowed)), None, "{allowed}");
     }
+}
+
+#[test]
+fn reaches_entries_are_checked_at_their_place() {
+    let text = "[stacks.proxy]\ndata = []\nreaches = [\"backend:web:8080\", \"nope:web:80\", \"backend:web:99999\", \"proxy:x:1\"]\n\n[stacks.backend]\ndata = []\n";
+    let err = Policy::parse(Path::new("p.toml"), text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p.toml:3:32: `reaches` entry nope:web:80: there is no stack `nope`"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "p.toml:3:47: `reaches` entry \"backend:web:99999\": port \"99999\" is not a TCP port"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "p.toml:3:68: `reaches` entry proxy:x:1: stack `proxy` reaches its own services"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("backend:web:8080"), "{err}");
+    let ok = Policy::parse(Path::new("p.toml"), "[stacks.proxy]\ndata = []\nreaches = [\"backend:web:8080\"]\n[stacks.backend]\ndata = []\n").unwrap();
+    assert!(ok.stacks["proxy"].reach_override && ok.stacks["backend"].reach_override);
+    assert_eq!(
+        ok.stacks["proxy"].reaches[0].value.to_string(),
+        "backend:web:8080"
+    );
 }

@@ -240,7 +240,7 @@ fn name_problems(p: &Policy) -> Vec<Problem> {
 }
 
 pub(super) fn check(p: &Policy) -> Vec<Problem> {
-    let mut out = Vec::new();
+    let mut out = crate::reach::plan::policy_problems(p);
     let prefix = &p.user_prefix;
     if !prefix.value.is_empty() && !valid_user_name(&prefix.value) {
         out.push(Problem::new(

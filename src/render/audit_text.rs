@@ -131,6 +131,29 @@ pub fn render(report: &Report) -> String {
             c.intended.name()
         );
     }
+    if !report.reaches.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nREACHES (declared paths, a TCP connect from the reaching stack's network namespace)"
+        );
+        for c in &report.reaches {
+            let verdict = match c.answers {
+                Some(true) => "answers",
+                Some(false) => "DOES NOT ANSWER",
+                None => "not tried",
+            };
+            let port = c
+                .host_port
+                .map_or(String::new(), |p| format!(" (host port {p})"));
+            let _ = writeln!(
+                out,
+                "  reach {} -> {}{port}: {verdict}: {}",
+                safe(&c.stack),
+                safe(&c.reach),
+                safe(&c.detail)
+            );
+        }
+    }
     let _ = writeln!(out, "\nFINDINGS");
     if report.findings.is_empty() {
         let _ = writeln!(out, "  none");

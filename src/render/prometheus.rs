@@ -250,6 +250,7 @@ pub(crate) mod tests {
                     detail: "y".into(),
                 },
             ],
+            reaches: vec![],
         }
     }
 
