@@ -132,7 +132,7 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
         super::apply::run(&root, &step).unwrap(),
         crate::apply::Outcome::AlreadyPresent
     );
-    // The compose unit runs with the override as one more -f.
+    // The compose unit runs isolate's copy of the compose file with the override as one more -f.
     let s = &p.stacks["proxy"];
     let a = crate::state::Allocation {
         user: "stk-proxy".into(),
@@ -144,7 +144,7 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
         },
     };
     let unit = crate::handoff::service::render_unit(s, &a);
-    assert!(unit.contains("ExecStart=podman-compose -p proxy -f /srv/proxy/compose.yaml -f /var/lib/isolate/stacks/proxy/reaches.compose.yaml up -d\n"), "{unit}");
+    assert!(unit.contains("ExecStart=podman-compose -p proxy -f /var/lib/isolate/stacks/proxy/files/srv/proxy/compose.yaml -f /var/lib/isolate/stacks/proxy/reaches.compose.yaml up -d\n"), "{unit}");
     let unit = crate::handoff::service::render_unit(&p.stacks["other"], &a);
     assert!(!unit.contains("reaches.compose.yaml"), "{unit}");
 }
