@@ -56,10 +56,16 @@ pub fn sh(script: &str) -> String {
 /// Every owner, mode, link count, ACL and capability under `root`, paths relative, sorted.
 pub fn listing(root: &Path) -> String {
     let q = root.display();
-    sh(&format!(
-        "cd '{q}' && {{ find -P . -exec stat -c '%n %u %g %a %h' {{}} + | LC_ALL=C sort; \
-         echo ---; getfacl -R -P -n . 2>/dev/null; echo ---; getcap -n -r . | LC_ALL=C sort; }}"
-    ))
+    let stat = sh(&format!(
+        "cd '{q}' && find -P . -exec stat -c '%n %u %g %a %h' {{}} + | LC_ALL=C sort"
+    ));
+    // getfacl -R lists in directory order, which a copy (tmpfs, another filesystem) changes:
+    // its per-file blocks are compared sorted.
+    let acl = sh(&format!("cd '{q}' && getfacl -R -P -n . 2>/dev/null"));
+    let mut blocks: Vec<&str> = acl.split("\n\n").filter(|b| !b.trim().is_empty()).collect();
+    blocks.sort_unstable();
+    let caps = sh(&format!("cd '{q}' && getcap -n -r . | LC_ALL=C sort"));
+    format!("{stat}---\n{}\n---\n{caps}", blocks.join("\n\n"))
 }
 
 pub fn owner(path: &Path) -> (u32, u32) {
