@@ -25,10 +25,15 @@ bg() {
 # ct_start ROOT LOG: boots ROOT (already populated) and waits for systemd to be up. Sets
 # NSPAWN_PID and CT_PID (the container's init) and writes them to ROOT.pids, so whoever tears
 # down finds the container even if a scenario rebooted it.
+# --console=read-only: the console's output goes to the boot log. With `passive`, systemd 257
+# (Debian 13) on this VM's cgroup v1 hangs a reboot with user managers running: it waits out 90 s
+# stop jobs while its status spinner fills a console nobody reads.
+# --private-network: the container has its own loopback only, so ports that stacks publish in
+# two containers at once (releases in parallel, parallel runs) never meet, nor the host's.
 ct_start() {
   local root=$1 boot_log=$2
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid systemd-nspawn -q -D "$root" -b \
-    --register=no --keep-unit --console=passive --bind=/dev/fuse \
+    --register=no --keep-unit --console=read-only --bind=/dev/fuse --private-network \
     --machine="it-$(basename "$root")" </dev/null >>"$boot_log" 2>&1 &
   NSPAWN_PID=$! CT_PID=""
   echo "$NSPAWN_PID" >"$root.pids"
