@@ -25,10 +25,15 @@ bg() {
 # ct_start ROOT LOG: boots ROOT (already populated) and waits for systemd to be up. Sets
 # NSPAWN_PID and CT_PID (the container's init) and writes them to ROOT.pids, so whoever tears
 # down finds the container even if a scenario rebooted it.
+# --console=read-only: the console's output goes to the boot log. With `passive`, systemd 257
+# (Debian 13) on this VM's cgroup v1 hangs a reboot with user managers running: it waits out 90 s
+# stop jobs while its status spinner fills a console nobody reads.
+# --private-network: the container has its own loopback only, so ports that stacks publish in
+# two containers at once (releases in parallel, parallel runs) never meet, nor the host's.
 ct_start() {
   local root=$1 boot_log=$2
   SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid systemd-nspawn -q -D "$root" -b \
-    --register=no --keep-unit --console=passive --bind=/dev/fuse \
+    --register=no --keep-unit --console=read-only --bind=/dev/fuse --private-network \
     --machine="it-$(basename "$root")" </dev/null >>"$boot_log" 2>&1 &
   NSPAWN_PID=$! CT_PID=""
   echo "$NSPAWN_PID" >"$root.pids"
@@ -91,11 +96,23 @@ ct_stop() {
 }
 
 # ct_reboot ROOT: a real reboot (nspawn exits on reboot, so it is booted again on the same
-# files). Sets NSPAWN_PID and CT_PID anew.
+# files). Sets NSPAWN_PID and CT_PID anew. Going down gets 300 s: on Debian 13 (systemd 257 on
+# this VM's cgroup v1) scenario 90's reboot with a compose unit running took 11 s in one run and
+# 121 s (a 90 s stop job) in another. A reboot slower than 30 s prints the console's stop-job
+# lines (the boot log: read-only console), so the waiting unit is named.
 ct_reboot() {
-  local root=$1 nspawn="" init=""
+  local root=$1 nspawn="" init="" t0=$SECONDS
   read -r nspawn init <"$root.pids"
   timeout 10 nsenter -t "$init" -a systemctl reboot --no-block
-  ct_wait_gone "$nspawn" 300 || { echo "container did not go down for the reboot" >&2; return 1; }
+  if ! ct_wait_gone "$nspawn" 3000; then
+    echo "container did not go down for the reboot within 300 s; its console:" >&2
+    tail -n 40 "$root.boot.log" | tr -d '\r' | sed 's/^/  console| /' >&2
+    return 1
+  fi
+  echo "container went down for the reboot in $((SECONDS - t0)) s" >&2
+  if [ $((SECONDS - t0)) -gt 30 ]; then
+    grep -a -i -E 'stop job|timed out|killing|still around' "$root.boot.log" | tr -d '\r' |
+      sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | tail -n 15 | sed 's/^/  console| /' >&2 || true
+  fi
   ct_start "$root" "$root.boot.log"
 }

@@ -31,6 +31,12 @@ as_user() {
   in_ct runuser -u "$user" -- env XDG_RUNTIME_DIR="/run/user/$uid" HOME="$(home_of "$user")" "$@"
 }
 
+# Filter: podman's stderr without the line podman 5 prints on every call on this VM's cgroup v1
+# (a real Debian 13 host is cgroup v2 and prints nothing), for scenarios that compare it.
+drop_cgroupv1_warning() {
+  grep -v 'Using cgroups-v1 which is deprecated in favor of cgroups-v2' || true
+}
+
 # The busybox image every scenario's containers run (no registry here).
 import_busybox() {
   as_user "$1" podman import -q /usr/local/share/isolate-it/busybox.tar localhost/busybox >/dev/null
