@@ -98,10 +98,10 @@ run_isolate exec web -- sh -c 'exit 5'
 [ "$ISO_RC" = 5 ] || fail "isolate exec exited $ISO_RC, not the command's 5"
 
 step "a container process logging as a subordinate uid is in isolate logs (its owner uid is the stack's)"
-# The probe lives on after logging: journald reads a sender's cgroup (hence
-# _SYSTEMD_OWNER_UID) from /proc when the record arrives, and a process gone by then leaves
-# only _UID in the record (a race seen once in the suite).
-isolate_ok exec db -- podman run --rm --network none --user 999 -v /dev/log:/dev/log localhost/busybox sh -c 'logger -t subuid-probe "logged by container uid 999"; sleep 3'
+# The sender lives on after logging: journald reads a sender's cgroup (hence
+# _SYSTEMD_OWNER_UID) from /proc when the record arrives, and a sender gone by then leaves only
+# _UID in the record (`logger MSG` exits at once; fed by a pipe it waits for the pipe's end).
+isolate_ok exec db -- podman run --rm --network none --user 999 -v /dev/log:/dev/log localhost/busybox sh -c '(echo "logged by container uid 999"; sleep 3) | logger -t subuid-probe'
 sub=$(( $(grep '^stk-db:' "$CT_ROOT/etc/subuid" | cut -d: -f2) + 998 ))
 wait_for 30 in_ct sh -c "journalctl --no-pager _UID=$sub | grep -q 'logged by container uid 999'" || fail "no journal record with _UID=$sub"
 in_ct journalctl --no-pager -o verbose _UID=$sub | grep -E '^ *(_UID|_SYSTEMD_OWNER_UID|_SYSTEMD_USER_UNIT|_SYSTEMD_UNIT|_SYSTEMD_CGROUP|MESSAGE)=' | transcript "journalctl -o verbose _UID=$sub (the probe's record)"
