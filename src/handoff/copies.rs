@@ -13,10 +13,9 @@ use super::env_files;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use crate::policy::StackPolicy;
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::Mode;
 use serde::Serialize;
-use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 /// Where the copies of all stacks live.
@@ -268,57 +267,41 @@ fn io(what: &str, p: &Path, e: rustix::io::Errno) -> Error {
 /// link. Every existing directory on the way must be root's and writable by nobody else;
 /// those at or below the stack's own directory become root:`gid` mode 0750.
 fn open_dirs(root: &Root, dir: &Path, stack: &str, gid: u32) -> Result<OwnedFd> {
-    let mut fd = rustix::fs::open(
-        root.path(),
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| io("open", root.path(), e))?;
     let own = stack_dir(stack);
-    let mut rel = PathBuf::from("/");
-    for part in dir.components().filter_map(|c| match c {
-        std::path::Component::Normal(p) => Some(p),
-        _ => None,
-    }) {
-        rel.push(part);
-        let shown = root.at(&rel);
-        let mine = rel.starts_with(&own);
-        let mode = if mine { COPY_DIR_MODE } else { 0o755 };
-        match rustix::fs::mkdirat(fd.as_fd(), part, Mode::from_raw_mode(mode)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(io("mkdir", &shown, e)),
-        }
-        let next = rustix::fs::openat2(
-            fd.as_fd(),
-            part,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|e| io("open (no symbolic links followed)", &shown, e))?;
-        if mine {
-            rustix::fs::fchown(
-                &next,
-                Some(rustix::fs::Uid::from_raw(0)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-            )
-            .map_err(|e| io("chown", &shown, e))?;
-            rustix::fs::fchmod(&next, Mode::from_raw_mode(COPY_DIR_MODE))
-                .map_err(|e| io("chmod", &shown, e))?;
-        } else {
-            let st = rustix::fs::fstat(&next).map_err(|e| io("stat", &shown, e))?;
-            if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
-                return Err(Error::Failed(format!(
-                    "{} (owner uid {}, mode {:04o}) is not root's alone; isolate keeps a stack's copies only below directories nobody else can write",
-                    shown.display(),
-                    st.st_uid,
-                    st.st_mode & 0o7777
-                )));
+    crate::host::files::open_dir_chain(
+        root,
+        dir,
+        |rel| {
+            if rel.starts_with(&own) {
+                COPY_DIR_MODE
+            } else {
+                0o755
             }
-        }
-        fd = next;
-    }
-    Ok(fd)
+        },
+        |fd, rel, shown, _| {
+            if rel.starts_with(&own) {
+                rustix::fs::fchown(
+                    fd,
+                    Some(rustix::fs::Uid::from_raw(0)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )
+                .map_err(|e| io("chown", shown, e))?;
+                rustix::fs::fchmod(fd, Mode::from_raw_mode(COPY_DIR_MODE))
+                    .map_err(|e| io("chmod", shown, e))?;
+            } else {
+                let st = rustix::fs::fstat(fd).map_err(|e| io("stat", shown, e))?;
+                if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+                    return Err(Error::Failed(format!(
+                        "{} (owner uid {}, mode {:04o}) is not root's alone; isolate keeps a stack's copies only below directories nobody else can write",
+                        shown.display(),
+                        st.st_uid,
+                        st.st_mode & 0o7777
+                    )));
+                }
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Writes a copy atomically: a new file beside it (root:`gid`, 0440), synced, renamed over.
@@ -328,30 +311,14 @@ pub fn write(root: &Root, stack: &str, gid: u32, copy: &Path, content: &Content)
         .file_name()
         .ok_or_else(|| Error::Failed(format!("{} names no file", copy.display())))?;
     let dirfd = open_dirs(root, dir, stack, gid)?;
-    let shown = root.at(copy);
-    let mut tmp = name.to_os_string();
-    tmp.push(".isolate-new");
-    let _ = rustix::fs::unlinkat(dirfd.as_fd(), tmp.as_os_str(), AtFlags::empty());
-    let fd = rustix::fs::openat(
-        dirfd.as_fd(),
-        tmp.as_os_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o400),
+    crate::host::files::replace_beneath(
+        &dirfd,
+        name,
+        &root.at(copy),
+        content.0.as_bytes(),
+        (0, gid),
+        COPY_MODE,
     )
-    .map_err(|e| io("create", &shown, e))?;
-    rustix::fs::fchown(
-        &fd,
-        Some(rustix::fs::Uid::from_raw(0)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    )
-    .map_err(|e| io("chown", &shown, e))?;
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(COPY_MODE)).map_err(|e| io("chmod", &shown, e))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(content.0.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(format!("write {}", shown.display()), e))?;
-    rustix::fs::renameat(dirfd.as_fd(), tmp.as_os_str(), dirfd.as_fd(), name)
-        .map_err(|e| io("rename into", &shown, e))
 }
 
 /// Removes the stack's copies (rollback). `remove_dir_all` follows no symbolic link.

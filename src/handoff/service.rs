@@ -13,7 +13,6 @@ use crate::policy::StackPolicy;
 use crate::state::Allocation;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -222,44 +221,22 @@ fn io(what: &str, p: &Path, e: rustix::io::Errno) -> Error {
 /// Opens each directory of `dir` below `root` without following a symbolic link, creating
 /// what is missing: owned by `uid:gid` inside `home`, by root above it.
 fn open_dirs(root: &Root, dir: &Path, home: &Path, uid: u32, gid: u32) -> Result<OwnedFd> {
-    let mut fd = rustix::fs::open(
-        root.path(),
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
+    crate::host::files::open_dir_chain(
+        root,
+        dir,
+        |_| 0o755,
+        |fd, rel, shown, created| {
+            if created && rel.starts_with(home) {
+                rustix::fs::fchown(
+                    fd,
+                    Some(rustix::fs::Uid::from_raw(uid)),
+                    Some(rustix::fs::Gid::from_raw(gid)),
+                )
+                .map_err(|e| io("chown", shown, e))?;
+            }
+            Ok(())
+        },
     )
-    .map_err(|e| io("open", root.path(), e))?;
-    let mut at = root.path().to_path_buf();
-    let mut rel = PathBuf::from("/");
-    for part in dir.components().filter_map(|c| match c {
-        std::path::Component::Normal(p) => Some(p),
-        _ => None,
-    }) {
-        at.push(part);
-        rel.push(part);
-        let created = match rustix::fs::mkdirat(fd.as_fd(), part, Mode::from_raw_mode(0o755)) {
-            Ok(()) => true,
-            Err(rustix::io::Errno::EXIST) => false,
-            Err(e) => return Err(io("mkdir", &at, e)),
-        };
-        let next = rustix::fs::openat2(
-            fd.as_fd(),
-            part,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|e| io("open (no symbolic links followed)", &at, e))?;
-        if created && rel.starts_with(home) {
-            rustix::fs::fchown(
-                &next,
-                Some(rustix::fs::Uid::from_raw(uid)),
-                Some(rustix::fs::Gid::from_raw(gid)),
-            )
-            .map_err(|e| io("chown", &at, e))?;
-        }
-        fd = next;
-    }
-    Ok(fd)
 }
 
 /// Writes `text` to `path` (relative to the root) atomically: a new file beside it, owned by
@@ -278,29 +255,14 @@ pub fn write_unit(
         .file_name()
         .ok_or_else(|| Error::Failed(format!("{} names no file", path.display())))?;
     let dirfd = open_dirs(root, dir, home, uid, gid)?;
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".isolate-new");
-    let shown = root.at(path);
-    let _ = rustix::fs::unlinkat(dirfd.as_fd(), tmp_name.as_os_str(), AtFlags::empty());
-    let fd = rustix::fs::openat(
-        dirfd.as_fd(),
-        tmp_name.as_os_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
+    crate::host::files::replace_beneath(
+        &dirfd,
+        name,
+        &root.at(path),
+        text.as_bytes(),
+        (uid, gid),
+        0o644,
     )
-    .map_err(|e| io("create", &shown, e))?;
-    rustix::fs::fchown(
-        &fd,
-        Some(rustix::fs::Uid::from_raw(uid)),
-        Some(rustix::fs::Gid::from_raw(gid)),
-    )
-    .map_err(|e| io("chown", &shown, e))?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(text.as_bytes())
-        .and_then(|_| file.sync_all())
-        .map_err(|e| Error::io(format!("write {}", shown.display()), e))?;
-    rustix::fs::renameat(dirfd.as_fd(), tmp_name.as_os_str(), dirfd.as_fd(), name)
-        .map_err(|e| io("rename into", &shown, e))
 }
 
 /// Removes the unit file (no link followed); a missing one is fine.
