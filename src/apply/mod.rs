@@ -346,6 +346,9 @@ fn run_step(
         }
         Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
+        Step::ReachLegacy(l) => {
+            crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
+        }
         // Carried out by crate::isolation::apply::run_step.
         Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
             "an isolation step reached the stack step runner".into(),

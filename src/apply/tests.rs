@@ -162,6 +162,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         manager: Some(&mgr),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        compose: None,
         migrator: &mig,
         stores: None,
     };
@@ -212,6 +213,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         manager: Some(&mgr),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        compose: None,
         migrator: &mig,
         stores: None,
     };
@@ -246,6 +248,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         manager: Some(&mgr),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        compose: None,
         migrator: &ok,
         stores: None,
     };
@@ -296,6 +299,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         manager: None,
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        compose: None,
         migrator: &mig,
         stores: None,
     };
@@ -329,6 +333,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
         manager: Some(&mgr),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        compose: None,
         migrator: &mig,
         stores: None,
     };

@@ -136,6 +136,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 ping: false,
             };
             let walk_sys = crate::walk::sys::RealSys::new();
+            let legacy_compose = crate::reach::legacy_run::RunAsUser { root: &root };
             let b = Backends {
                 accounts: &shadow,
                 manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
@@ -145,6 +146,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     .then_some(&manager as &dyn crate::handoff::stores::Stores),
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
+                compose: o.systemd.then_some(&legacy_compose as _),
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -384,6 +386,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 Some(&session as &dyn crate::handoff::stores::Stores),
                 &Walker::new(),
                 progress,
+            )?);
+            // A legacy user's project re-upped for this stack gets its old ports back.
+            handoff.extend(crate::reach::legacy_run::rollback(
+                &root,
+                stack,
+                Some(&session as &dyn crate::handoff::stores::Stores),
+                &crate::reach::legacy_run::RunAsUser { root: &root },
             )?);
             let data = if handoff_pending && !apply::has_rollback(&state, stack) {
                 apply::RollbackReport(Vec::new())

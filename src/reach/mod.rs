@@ -7,6 +7,8 @@
 //! reaching services get host-loopback access and the target's name.
 pub mod apply;
 pub mod audit;
+pub mod legacy;
+pub mod legacy_run;
 pub mod plan;
 
 use serde::{Deserialize, Serialize};
@@ -379,3 +381,7 @@ mod tests {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod plan_tests;
+
+#[cfg(test)]
+#[path = "legacy_tests.rs"]
+mod legacy_tests;
