@@ -143,6 +143,8 @@ as_user "$legacy" podman ps --format '{{.Names}} {{.Ports}}' | grep -q '^backend
   fail "$legacy's backend does not publish 127.0.0.1:8080 from her own store"
 as_user "$legacy" podman ps --format '{{.Names}} {{.Ports}}' | sed 's/^/  '"$legacy"' runs: /'
 moved_proxy_gets_answer "proxy moved, backend still $legacy's"
+run_isolate audit
+grep -q 'reach proxy -> backend:backend:8080 (host port 8080): answers' "$ISO_OUT" || fail "audit does not report the path to the still-legacy backend as answering"
 home=$(home_of stk-proxy)
 assert_eq "stk-proxy:stk-proxy 644" "$(in_ct stat -c '%U:%G %a' "$home/.config/containers/containers.conf.d/isolate-reaches.conf")" "owner and mode of the proxy's containers.conf drop-in"
 # The services kept their network (podman-compose made `shared` in stk-proxy's own store).

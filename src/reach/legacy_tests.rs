@@ -89,6 +89,15 @@ fn reaching_stack_first_publishes_the_legacy_targets_port_from_her_own_project()
         text.contains("\n    | services:\n    |   \"backend\":\n    |     ports:\n    |       - \"127.0.0.1:8080:8080\"  # reached by proxy"),
         "{text}"
     );
+    let json = serde_json::to_value(&proxy).unwrap();
+    let step = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "reach_legacy")
+        .expect("the legacy publish in the JSON plan");
+    assert_eq!(step["legacy"], "publish");
+    assert_eq!(step["run"]["user"], "alice");
     // After the proxy's own override, which records the host port.
     let at = |k: fn(&Step) -> bool| proxy.steps.iter().position(k).unwrap();
     assert!(at(|s| matches!(s, Step::Reach(_))) < at(|s| matches!(s, Step::ReachLegacy(_))));
