@@ -81,6 +81,8 @@ done
 backend_ip=$(as_user "$legacy" podman inspect -f '{{(index .NetworkSettings.Networks "shared").IPAddress}}' backend_backend_1)
 echo "backend on the legacy shared network: $backend_ip"
 wait_for 30 ask_backend "$legacy" proxy_proxy_1 "$backend_ip" || fail "the legacy proxy does not get the backend's answer over the shared network"
+echo "# runuser -u $legacy -- podman exec proxy_proxy_1 sh -c 'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc $backend_ip 8080'"
+ask_backend "$legacy" proxy_proxy_1 "$backend_ip"
 
 step "init drafts reaches on the proxy from its env value"
 isolate_ok init --compose /srv/backend/conf --compose /srv/proxy/conf --legacy-owner "$legacy"
