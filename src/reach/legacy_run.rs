@@ -71,19 +71,26 @@ impl ComposeRunner for RunAsUser<'_> {
             .env_clear()
             .envs(&who.env)
             .envs(env)
-            .current_dir(dir)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
+        if program.ends_with("podman-compose") {
+            // As the stack's unit: podman runs directly as her, not through her API service.
+            cmd.env_remove("CONTAINER_HOST");
+        }
         let (uid, gid, groups) = (who.uid, who.gid, who.groups.clone());
-        // SAFETY: only async-signal-safe calls between fork and exec; `groups` was allocated
-        // before the fork.
+        let cwd = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
+            .map_err(|_| Error::Failed(format!("{} holds a NUL byte", dir.display())))?;
+        // SAFETY: only async-signal-safe calls between fork and exec; `groups` and `cwd` were
+        // allocated before the fork. The directory is entered as her (a link she placed on
+        // the way leads only where she may go).
         unsafe {
             cmd.pre_exec(move || {
                 if libc::setsid() < 0
                     || libc::setgroups(groups.len(), groups.as_ptr()) != 0
                     || libc::setgid(gid) != 0
                     || libc::setuid(uid) != 0
+                    || libc::chdir(cwd.as_ptr()) != 0
                 {
                     return Err(std::io::Error::last_os_error());
                 }
