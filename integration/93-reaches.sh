@@ -195,7 +195,12 @@ step "audit says when a path does not answer"
 as_user stk-backend systemctl --user stop isolate-compose-backend.service
 run_isolate audit
 grep -q 'reach proxy -> backend:backend:8080 (host port 8080): DOES NOT ANSWER' "$ISO_OUT" || fail "audit does not report the dead path"
-as_user stk-backend systemctl --user start isolate-compose-backend.service
+as_user stk-backend systemctl --user start isolate-compose-backend.service || {
+  as_user stk-backend systemctl --user status isolate-compose-backend.service | cat || true
+  as_user stk-backend journalctl --user -u isolate-compose-backend.service --no-pager | tail -n 40 || true
+  in_ct journalctl --no-pager | tail -n 40 || true
+  fail "the backend's unit does not start again"
+}
 wait_for 30 ask_backend stk-proxy proxy_proxy_1 backend || fail "the path does not answer again after the backend's unit started"
 
 step "apply again: nothing to do"
