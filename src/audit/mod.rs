@@ -7,3 +7,4 @@ pub mod inspect;
 pub mod intent;
 pub mod model;
 pub mod run;
+pub mod tree_walk;

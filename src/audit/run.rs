@@ -14,7 +14,7 @@ use crate::plan;
 use crate::policy::Policy;
 use crate::render::escape::path_text;
 use crate::state::{MigrationPhase, State};
-use crate::walk::action::audit::{walk_tree, TreeAudit};
+use crate::audit::tree_walk::{walk_tree, TreeAudit};
 use crate::walk::sys::WalkSys;
 use crate::walk::xattr;
 use std::collections::BTreeMap;

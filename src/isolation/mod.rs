@@ -12,5 +12,6 @@ pub mod journal;
 pub mod observe;
 pub mod record;
 pub mod share;
+pub mod share_acl;
 pub mod status;
 pub mod steps;

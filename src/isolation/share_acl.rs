@@ -4,7 +4,7 @@
 //! each change that taking isolate's entries out would not undo; rolling back, it puts a
 //! journalled inode back as it was. Also the read-only action that finds which of a stack's
 //! uids own something in its data (for closing it).
-use super::Attrs;
+use crate::walk::action::Attrs;
 use crate::error::Error;
 use crate::ids::Mapping;
 use crate::isolation::journal::{self, Entries, Saved};

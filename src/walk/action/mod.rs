@@ -1,12 +1,10 @@
 //! Per-inode actions the traversal carries: `survey` (read-only counts for plan and the
 //! verification after a change), `migrate` (shift / reown / auto with a write-ahead journal)
-//! and `rollback` (the inverse shift), `share_acl` (share ACLs and the owners survey of
-//! closing a data path), and `audit`, which only reads (owners and findings). Each brings its
-//! own tally type.
-pub mod audit;
+//! and `rollback` (the inverse shift), and the inode attributes every action reads (`Attrs`).
+//! Each brings its own tally type. Actions of other capabilities live with them
+//! (`isolation::share_acl`, `audit::tree_walk`) and plug into the same traversal.
 pub mod migrate;
 pub mod rollback;
-pub mod share_acl;
 pub mod survey;
 
 use super::rules::Rules;
