@@ -1,5 +1,6 @@
 //! The core's error kinds. Each kind maps to an exit code and a stable JSON code, so that
 //! scripts and monitoring can tell "your input is wrong" from "the host failed us".
+use isolate_walk::error::Error as WalkError;
 use std::path::PathBuf;
 
 /// Exit status for success.
@@ -73,6 +74,10 @@ pub enum Error {
         source: zbus::Error,
     },
 
+    /// The walk engine refused or failed (its own kinds, kept as the cause).
+    #[error(transparent)]
+    Walk(#[from] isolate_walk::error::Error),
+
     /// A request to a podman API socket failed.
     #[error(transparent)]
     Podman(#[from] crate::host::podman::http::HttpError),
@@ -87,6 +92,10 @@ impl Error {
             | Error::Refused(_)
             | Error::Privilege(_)
             | Error::Locked(_) => EXIT_BAD_INPUT,
+            Error::Walk(e) => match e {
+                WalkError::Refused(_) | WalkError::Usage(_) => EXIT_BAD_INPUT,
+                WalkError::Failed(_) | WalkError::Io { .. } => EXIT_FAILURE,
+            },
             Error::Failed(_)
             | Error::Io { .. }
             | Error::Tool { .. }
@@ -108,6 +117,12 @@ impl Error {
                 "failed"
             }
             Error::Io { .. } => "io",
+            Error::Walk(e) => match e {
+                WalkError::Refused(_) => "refused",
+                WalkError::Usage(_) => "usage",
+                WalkError::Failed(_) => "failed",
+                WalkError::Io { .. } => "io",
+            },
         }
     }
 

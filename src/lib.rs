@@ -24,4 +24,4 @@ pub mod render;
 pub mod stacks;
 pub mod state;
 pub mod status;
-pub mod walk;
+pub use isolate_walk as walk;

@@ -58,7 +58,9 @@ impl Migrator for Walker {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::migrate(&self.sys, path, spec, journal, &progress)
+        Ok(crate::walk::migrate(
+            &self.sys, path, spec, journal, &progress,
+        )?)
     }
     fn rollback(
         &self,
@@ -67,14 +69,16 @@ impl Migrator for Walker {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary> {
-        crate::walk::rollback(&self.sys, path, spec, journal, &progress)
+        Ok(crate::walk::rollback(
+            &self.sys, path, spec, journal, &progress,
+        )?)
     }
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {
-        crate::walk::create_data_dir(&self.sys, path, uid, gid)
+        Ok(crate::walk::create_data_dir(&self.sys, path, uid, gid)?)
     }
     fn check(&self, path: &Path, spec: &MigrationSpec) -> Result<()> {
         crate::walk::check_spec(spec)?;
-        crate::walk::check_data_path(&self.sys, path)
+        Ok(crate::walk::check_data_path(&self.sys, path)?)
     }
 }
 

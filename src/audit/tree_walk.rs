@@ -2,9 +2,9 @@
 //! inspector (owner counts and per-inode findings). It plans no change, so the traversal
 //! never pins or writes anything; what the traversal counts itself (links reaching outside,
 //! mount points, unreadable entries) comes back beside the audit's tally.
-use crate::walk::action::Attrs;
 use crate::audit::inspect::{Attributes, AuditTally, Hits, Inspector};
 use crate::error::{Error, Result};
+use crate::walk::action::Attrs;
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{self, Entry, Failure, InodeAction, Pinned, Samples, Tally};
 use std::path::{Path, PathBuf};

@@ -11,10 +11,10 @@ use super::share::ShareRule;
 use super::steps::{CloseData, ShareStep};
 use crate::error::{Error, Result};
 use crate::ids::{IdMaps, Mapping};
-use crate::layout::Root;
-use crate::policy::ShareMode;
 use crate::isolation::share_acl::ShareTally;
 use crate::isolation::share_acl::{Owners, Run, ShareAcl};
+use crate::layout::Root;
+use crate::policy::ShareMode;
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{self, Counts};
 use crate::walk::xattr;
@@ -189,7 +189,7 @@ pub fn owners_below(
 /// Opens a data path or share without following a symlink, refusing one below a directory
 /// anyone but root could write (the walk's own check).
 pub fn open_dir(sys: &dyn WalkSys, path: &Path, what: &str) -> Result<OwnedFd> {
-    crate::walk::open_trusted(sys, path, what)
+    Ok(crate::walk::open_trusted(sys, path, what)?)
 }
 
 fn open_data(sys: &dyn WalkSys, path: &Path) -> Result<OwnedFd> {

@@ -4,11 +4,11 @@
 //! each change that taking isolate's entries out would not undo; rolling back, it puts a
 //! journalled inode back as it was. Also the read-only action that finds which of a stack's
 //! uids own something in its data (for closing it).
-use crate::walk::action::Attrs;
-use crate::error::Error;
 use crate::ids::Mapping;
 use crate::isolation::journal::{self, Entries, Saved};
 use crate::isolation::share::{self, AclWrite, ShareRule, State};
+use crate::walk::action::Attrs;
+use crate::walk::error::Error;
 use crate::walk::sys::WalkSys;
 use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
 use crate::walk::xattr;

@@ -25,6 +25,7 @@
 //! Limitation: an inode that was already in the stack mapping before the first migrate is
 //! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod action;
+pub mod error;
 pub mod journal;
 mod links;
 mod replay;
@@ -35,12 +36,12 @@ pub mod traverse;
 pub mod xattr;
 
 use crate::error::{Error, Result};
-use crate::ids::Mapping;
-use crate::migration::{MigrateMode, MigrationSpec, OutsideLinks};
 use action::migrate::Migrate;
 use action::rollback::Rollback;
 use action::survey::{Survey as SurveyAction, SurveyTally};
 use indicatif::{ProgressBar, ProgressStyle};
+use isolate_model::ids::Mapping;
+use isolate_model::migration::{MigrateMode, MigrationSpec, OutsideLinks};
 use rules::Rules;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -61,9 +62,9 @@ pub struct Survey {
     pub reown: u64,
     pub already: u64,
     pub outside: u64,
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
     /// chattr +i / +a inodes the migration would have to change: it cannot.
     #[serde(default)]
@@ -139,15 +140,15 @@ pub struct Summary {
     pub skipped_already: u64,
     /// Inodes with an id outside the source mapping, left as it was.
     pub skipped_outside: u64,
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub outside_samples: Vec<PathBuf>,
     /// Entries that changed under the walk (removed, renamed, swapped for a symlink, or not
     /// the inode planned once pinned): skipped.
     pub skipped_raced: u64,
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub raced_samples: Vec<PathBuf>,
     /// Mount points inside the data path (relative paths), not crossed.
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub mounts_skipped: Vec<PathBuf>,
     /// Inodes with links outside the data path, never changed.
     #[serde(default)]

@@ -2,8 +2,8 @@
 //! what each uid and gid of an inode becomes, and the ids inside ACLs and capabilities.
 //! Pure decisions; the actions in `action/` carry them out.
 use super::xattr::{self, AclRemap};
-use crate::ids::{Mapping, Shift};
-use crate::migration::MigrateMode;
+use isolate_model::ids::{Mapping, Shift};
+use isolate_model::migration::MigrateMode;
 
 /// What happens to one id (a uid or a gid) of one inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

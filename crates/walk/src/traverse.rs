@@ -56,7 +56,7 @@ pub struct Pinned<'a> {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Samples {
     pub count: u64,
-    #[serde(serialize_with = "crate::render::escape::json_paths")]
+    #[serde(serialize_with = "isolate_model::escape::json_paths")]
     pub samples: Vec<PathBuf>,
 }
 

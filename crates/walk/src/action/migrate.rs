@@ -6,10 +6,10 @@
 use super::survey::{count, SurveyTally};
 use super::{remapped, Attrs, OwnerChange};
 use crate::error::Error;
-use crate::walk::journal::{Applied, Journal, Kind, Line, Record};
-use crate::walk::rules::{Decision, Rules};
-use crate::walk::sys::WalkSys;
-use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Tally};
+use crate::journal::{Applied, Journal, Kind, Line, Record};
+use crate::rules::{Decision, Rules};
+use crate::sys::WalkSys;
+use crate::traverse::{Entry, Failure, InodeAction, Pinned, Tally};
 
 /// What the migration counts beyond the traversal's counts.
 #[derive(Debug, Default)]

@@ -3,10 +3,10 @@
 //! (chown drops them): only the journal may, for a file proven unmodified since migration.
 use super::survey::{count, SurveyTally};
 use super::{remapped, Attrs, OwnerChange};
-use crate::walk::replay::Proofs;
-use crate::walk::rules::Rules;
-use crate::walk::sys::WalkSys;
-use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
+use crate::replay::Proofs;
+use crate::rules::Rules;
+use crate::sys::WalkSys;
+use crate::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
 
 /// What the inverse shift counts beyond the traversal's counts.
 #[derive(Debug, Default)]

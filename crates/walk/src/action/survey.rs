@@ -3,10 +3,10 @@
 //! it before anything changes; after a migration or rollback it is the verification pass
 //! whose result the summary reports.
 use super::Attrs;
-use crate::walk::rules::{Decision, Rules};
-use crate::walk::sys::WalkSys;
-use crate::walk::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
-use crate::walk::xattr::AclRemap;
+use crate::rules::{Decision, Rules};
+use crate::sys::WalkSys;
+use crate::traverse::{Entry, Failure, InodeAction, Pinned, Samples, Tally};
+use crate::xattr::AclRemap;
 use serde::{Deserialize, Serialize};
 
 /// What a survey counts. An inode counts once as reown (some id reowned), else shift (some
