@@ -3,221 +3,35 @@
 //! It never follows a symlink, never leaves the data path's mount (decided by mount id, so
 //! overlayfs files and btrfs subvolumes are part of the tree), changes an inode only through
 //! a descriptor pinned and checked against what was planned, and never hands an action an
-//! inode with links outside the walked tree.
+//! inode with links outside the walked tree. What an action sees is in `contract`, the
+//! traversal's own counts in `counts`, the overlayfs link census in `census`.
+mod census;
+mod contract;
+mod counts;
+
 use super::links::{link_hash, LinkSeen, LinkTable};
 use super::sys::{Stat, WalkSys};
 use crate::error::Error;
+use census::{census, Census, CensusSays, LinkStamp};
+use contract::rel_join;
+pub use contract::{
+    failure_error, is_race, Entry, Failure, InodeAction, Pinned, Samples, Tally, SAMPLES,
+};
+pub use counts::{Counts, Walked};
 use indicatif::ProgressBar;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
-use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::{CStr, CString};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How many entries of one directory are planned, journalled and applied together.
 const BATCH: usize = 256;
-/// How many sample paths of one kind a summary keeps.
-pub const SAMPLES: usize = 10;
 /// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
-
-/// One inode as the traversal found it.
-pub struct Entry<'a> {
-    /// The directory holding it (the inode itself, with an empty name, for the data path).
-    pub dir: BorrowedFd<'a>,
-    /// Its name in `dir`; empty for the data path itself.
-    pub name: &'a CStr,
-    /// Relative path of `dir` (empty for the data path and its direct entries).
-    pub parent: &'a Path,
-    pub stat: Stat,
-}
-
-impl Entry<'_> {
-    /// Relative to the data path; empty for the data path itself. Built on demand: most
-    /// inodes never need their path.
-    pub fn rel(&self) -> PathBuf {
-        rel_join(self.parent, self.name)
-    }
-}
-
-/// An inode pinned for a change: `fd` is an `O_PATH` descriptor whose fstat equalled the
-/// planned [`Entry::stat`]; every change goes through it (an empty name), never by name.
-pub struct Pinned<'a> {
-    pub fd: BorrowedFd<'a>,
-    pub entry: &'a Entry<'a>,
-}
-
-/// A count with up to [`SAMPLES`] example paths.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Samples {
-    pub count: u64,
-    #[serde(serialize_with = "isolate_model::escape::json_paths")]
-    pub samples: Vec<PathBuf>,
-}
-
-impl Samples {
-    pub fn add(&mut self, path: PathBuf) {
-        self.count += 1;
-        if self.samples.len() < SAMPLES {
-            self.samples.push(path);
-        }
-    }
-
-    pub fn merge(&mut self, other: Samples) {
-        self.count += other.count;
-        let room = SAMPLES.saturating_sub(self.samples.len());
-        self.samples.extend(other.samples.into_iter().take(room));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-}
-
-/// Counts an action keeps for itself, merged across batches and threads.
-pub trait Tally: Default + Send {
-    fn merge(&mut self, other: Self);
-}
-
-impl Tally for () {
-    fn merge(&mut self, _: ()) {}
-}
-
-/// The traversal's own counts, the same whatever the action.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Inodes seen (each hardlinked inode once; mount points not counted).
-    pub inodes: u64,
-    /// Bytes in regular files seen.
-    pub bytes: u64,
-    /// Inodes the action changed.
-    pub changed: u64,
-    /// Entries that changed under the walk (removed, renamed, swapped, or not the inode
-    /// planned once pinned): not touched.
-    pub raced: Samples,
-    /// Mount points inside the data path (relative paths), not crossed. All are listed.
-    pub mounts_skipped: Vec<PathBuf>,
-    /// Inodes with more links than the walk found inside the data path: never changed.
-    pub outside_links: Samples,
-    /// Inodes a syscall failed on (EPERM on an immutable file, EROFS, EIO, ...).
-    pub failed: Samples,
-    /// "path: what failed: why" for the first failures.
-    pub failure_messages: Vec<String>,
-}
-
-impl Counts {
-    fn merge(&mut self, other: Counts) {
-        self.inodes += other.inodes;
-        self.bytes += other.bytes;
-        self.changed += other.changed;
-        self.raced.merge(other.raced);
-        self.mounts_skipped.extend(other.mounts_skipped);
-        self.outside_links.merge(other.outside_links);
-        self.failed.merge(other.failed);
-        let room = SAMPLES.saturating_sub(self.failure_messages.len());
-        self.failure_messages
-            .extend(other.failure_messages.into_iter().take(room));
-    }
-
-    fn failure(&mut self, root_path: &Path, f: Failure) {
-        let message = failure_error(root_path, &f).to_string();
-        self.failed.add(f.rel);
-        if self.failure_messages.len() < SAMPLES {
-            self.failure_messages.push(message);
-        }
-    }
-
-    fn outcome(&mut self, root_path: &Path, f: Failure) {
-        if is_race(f.errno) {
-            self.raced.add(f.rel);
-        } else {
-            self.failure(root_path, f);
-        }
-    }
-}
-
-/// What a walk found: the traversal's counts and the action's.
-#[derive(Debug, Default)]
-pub struct Walked<T> {
-    pub counts: Counts,
-    pub tally: T,
-}
-
-/// A failed syscall on one inode.
-#[derive(Debug)]
-pub struct Failure {
-    pub op: &'static str,
-    pub rel: PathBuf,
-    pub errno: Errno,
-}
-
-impl Failure {
-    pub fn new(op: &'static str, entry: &Entry<'_>, errno: Errno) -> Failure {
-        Failure {
-            op,
-            rel: entry.rel(),
-            errno,
-        }
-    }
-}
-
-/// Whether an errno means "the entry changed under us" (renamed, removed, swapped for a
-/// symlink or a mount): the walk skips such an entry instead of failing. EOPNOTSUPP is what
-/// chmod and ACL writes with AT_SYMLINK_NOFOLLOW give once a symlink replaced the entry
-/// (attributes the walk writes were read from the same entry, so the filesystem has them).
-pub fn is_race(errno: Errno) -> bool {
-    matches!(
-        errno,
-        Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV | Errno::STALE | Errno::OPNOTSUPP
-    )
-}
-
-/// The per-inode work the traversal carries, with its own tally. `plan` only reads (by
-/// name); `before_apply` sees a whole batch's plans before any is applied (a write-ahead
-/// journal); `apply` changes one pinned inode; `after_batch` runs once the batch is applied.
-/// A read-only action returns no plans.
-pub trait InodeAction: Sync {
-    type Plan: Send;
-    type Tally: Tally;
-    /// A read-only action (it never plans a change) is handed a multi-link inode at the
-    /// first link found, so inodes with links outside the tree are looked at too; their
-    /// links are counted all the same. A changing action gets one at its last link only.
-    const READ_ONLY: bool = false;
-    /// Whether the action ever changes an inode. A changing walk pins each entry first and
-    /// reads its stat through the pin (what it plans is what it changes); the others stat
-    /// by name.
-    const CHANGES: bool = !Self::READ_ONLY;
-    /// Whether `plan` must be seen by `before_apply` (written ahead) before it is applied:
-    /// such plans wait for the end of the batch and are pinned and checked again then;
-    /// the others are applied through the pin right after they are planned.
-    fn written_ahead(&self, _plan: &Self::Plan) -> bool {
-        false
-    }
-    fn plan(
-        &self,
-        sys: &dyn WalkSys,
-        entry: &Entry<'_>,
-        tally: &mut Self::Tally,
-    ) -> Result<Option<Self::Plan>, Failure>;
-    fn before_apply(&self, _plans: &[Self::Plan], _tally: &mut Self::Tally) -> Result<(), Error> {
-        Ok(())
-    }
-    fn apply(
-        &self,
-        sys: &dyn WalkSys,
-        target: &Pinned<'_>,
-        plan: Self::Plan,
-        tally: &mut Self::Tally,
-    ) -> Result<(), Failure>;
-    fn after_batch(&self, _tally: &mut Self::Tally) -> Result<(), Error> {
-        Ok(())
-    }
-}
 
 struct Walk<'w, A: InodeAction> {
     sys: &'w dyn WalkSys,
@@ -244,26 +58,6 @@ struct Walk<'w, A: InodeAction> {
     abort: AtomicBool,
     first_error: Mutex<Option<Error>>,
     progress: Option<&'w ProgressBar>,
-}
-
-fn rel_join(rel: &Path, name: &CStr) -> PathBuf {
-    if name.is_empty() {
-        return rel.to_path_buf();
-    }
-    rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()))
-}
-
-/// Turns a failure into the crate's error with the absolute path in its message.
-pub fn failure_error(root_path: &Path, failure: &Failure) -> Error {
-    let path = if failure.rel.as_os_str().is_empty() {
-        root_path.to_path_buf()
-    } else {
-        root_path.join(&failure.rel)
-    };
-    Error::io(
-        format!("{} {}", failure.op, path.display()),
-        std::io::Error::from_raw_os_error(failure.errno.raw_os_error()),
-    )
 }
 
 impl<'w, A: InodeAction> Walk<'w, A> {
@@ -710,132 +504,6 @@ pub fn walk<A: InodeAction>(
         counts,
         tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
-}
-
-/// (device, inode, ctime, link count) of a multi-link inode.
-type LinkStamp = (u64, u64, (i64, u32), u32);
-
-/// What a changing walk on overlayfs does with one name of a multi-link inode.
-enum CensusSays {
-    /// Every link is inside the data path: hand this name over.
-    Inside,
-    /// A link is outside: never changed.
-    Outside,
-    /// Its links or ctime changed since the census (and not by this walk): skipped.
-    Changed,
-}
-
-/// The multi-link inodes of an overlayfs data path, found by a read-only pass before a
-/// change: on overlayfs a changing walk hands every name over (a copy-up splits a
-/// lower-layer hardlink, so each name needs its own change), so links cannot be counted as
-/// it goes; the census counts them by inode identity first. An inode made on the mounted
-/// overlay is one upper inode with several names, and a file outside the data linked into
-/// it must never change.
-struct Census {
-    /// Inodes with every link inside: the (ctime, link count) they had.
-    inside: HashMap<(u64, u64), ((i64, u32), u32)>,
-    /// Inodes with links outside (or links that changed during the census).
-    outside: HashSet<(u64, u64)>,
-    samples: Vec<PathBuf>,
-}
-
-/// The census pass's findings for one inode.
-struct Sighting {
-    stamp: ((i64, u32), u32),
-    /// The names found (hashes of their paths).
-    names: HashSet<u64>,
-    /// The same ctime and link count at every name.
-    steady: bool,
-    sample: PathBuf,
-}
-
-#[derive(Default)]
-struct CensusTally(HashMap<(u64, u64), Sighting>);
-
-impl Tally for CensusTally {
-    fn merge(&mut self, other: CensusTally) {
-        for (key, theirs) in other.0 {
-            match self.0.entry(key) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(theirs);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let mine = o.get_mut();
-                    mine.steady &= theirs.steady && mine.stamp == theirs.stamp;
-                    mine.names.extend(theirs.names);
-                }
-            }
-        }
-    }
-}
-
-/// The census pass: every name of every multi-link inode (read-only, per name).
-struct LinkCensus;
-
-impl InodeAction for LinkCensus {
-    type Plan = ();
-    type Tally = CensusTally;
-    const READ_ONLY: bool = true;
-
-    fn plan(
-        &self,
-        _: &dyn WalkSys,
-        entry: &Entry<'_>,
-        tally: &mut CensusTally,
-    ) -> Result<Option<()>, Failure> {
-        let st = &entry.stat;
-        if st.is_dir() || st.nlink <= 1 {
-            return Ok(None);
-        }
-        let rel = entry.rel();
-        let name = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            rel.hash(&mut h);
-            h.finish()
-        };
-        let stamp = (st.ctime, st.nlink);
-        let sighting = tally.0.entry((st.dev, st.ino)).or_insert_with(|| Sighting {
-            stamp,
-            names: HashSet::new(),
-            steady: true,
-            sample: rel,
-        });
-        sighting.steady &= sighting.stamp == stamp;
-        sighting.names.insert(name);
-        Ok(None)
-    }
-
-    fn apply(
-        &self,
-        _: &dyn WalkSys,
-        _: &Pinned<'_>,
-        _: (),
-        _: &mut CensusTally,
-    ) -> Result<(), Failure> {
-        Ok(())
-    }
-}
-
-/// Counts the links of every multi-link inode under `root_fd` by inode identity.
-fn census(sys: &dyn WalkSys, root_path: &Path, root_fd: OwnedFd) -> Result<Census, Error> {
-    let found = walk(sys, root_path, root_fd, &LinkCensus, None)?;
-    let mut census = Census {
-        inside: HashMap::new(),
-        outside: HashSet::new(),
-        samples: Vec::new(),
-    };
-    for (key, s) in found.tally.0 {
-        if s.steady && s.names.len() as u64 >= u64::from(s.stamp.1) {
-            census.inside.insert(key, s.stamp);
-        } else {
-            census.outside.insert(key);
-            if census.samples.len() < SAMPLES {
-                census.samples.push(s.sample);
-            }
-        }
-    }
-    Ok(census)
 }
 
 /// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).
