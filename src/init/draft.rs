@@ -34,6 +34,8 @@ pub struct Input<'a> {
     /// Where filesystem types came from, or None when they could not be read.
     pub mountinfo: Option<&'a str>,
     pub user_prefix: &'a str,
+    /// The `--env` files every project was interpolated from.
+    pub interpolated_with: &'a [PathBuf],
 }
 
 /// A basic TOML string.
@@ -66,7 +68,7 @@ fn toml_key(s: &str) -> String {
 }
 
 /// Text safe inside a `#` comment (one line).
-fn c(s: &str) -> String {
+pub(super) fn c(s: &str) -> String {
     s.chars()
         .flat_map(|ch| {
             if ch.is_control() {
@@ -78,7 +80,7 @@ fn c(s: &str) -> String {
         .collect()
 }
 
-fn p(path: &Path) -> String {
+pub(super) fn p(path: &Path) -> String {
     c(&path.display().to_string())
 }
 
@@ -154,7 +156,7 @@ fn well_known(image: &str) -> Option<(u32, String, &'static str)> {
 }
 
 /// Host paths that are never a stack's data: the host's own system files and sockets.
-const HOST_SYSTEM: &[&str] = &[
+pub(super) const HOST_SYSTEM: &[&str] = &[
     "/etc", "/dev", "/proc", "/sys", "/run", "/var/run", "/usr", "/lib", "/lib64", "/bin", "/sbin",
     "/boot", "/tmp", "/nix",
 ];
@@ -195,8 +197,8 @@ struct StackDraft {
     services: Vec<String>,
     data: BTreeMap<PathBuf, Vec<Use>>,
     notes: Vec<String>,
-    /// Named volumes, one description each.
-    volumes: Vec<String>,
+    /// `compose`, `project`, `env_files`, `service` and the named volumes (`handoff_keys`).
+    handoff: String,
     /// `reaches` entries and why each (src/init/connect.rs).
     reaches: Vec<(String, String)>,
 }
@@ -221,6 +223,16 @@ pub fn draft(input: &Input<'_>) -> String {
             services: pr.services.iter().map(|s| s.name.clone()).collect(),
             ..StackDraft::default()
         };
+        let legacy = input.legacy_owner.filter(|_| !input.legacy_missing);
+        super::handoff_keys::block(
+            &mut sd.handoff,
+            pr,
+            &super::handoff_keys::Target {
+                stack: &name,
+                user: format!("{}{name}", input.user_prefix),
+                legacy_owner: legacy,
+            },
+        );
         if !pr.not_followed.is_empty() {
             sd.notes.push(format!(
                 "TODO: init does not follow {}: add the mounts they bring yourself",
@@ -236,7 +248,6 @@ pub fn draft(input: &Input<'_>) -> String {
         for svc in &pr.services {
             let uid = container_uid(svc);
             let at = MountOwner {
-                project: pr,
                 stack: &name,
                 service: svc,
                 uid: &uid,
@@ -382,9 +393,8 @@ pub fn draft(input: &Input<'_>) -> String {
     o
 }
 
-/// The service a mount belongs to, with its project, stack and container uid.
+/// The service a mount belongs to, with its stack and container uid.
 struct MountOwner<'a> {
-    project: &'a Project,
     stack: &'a str,
     service: &'a Service,
     uid: &'a (Option<u32>, String),
@@ -398,7 +408,7 @@ fn mount_use(
     at: &MountOwner<'_>,
     m: &Mount,
 ) {
-    let (pr, stack, svc, uid) = (at.project, at.stack, at.service, at.uid);
+    let (stack, svc, uid) = (at.stack, at.service, at.uid);
     let what = format!("{}:{}", svc.name, m.target);
     if is_socket(&m.written)
         || matches!(&m.source, Source::Bind(b) if is_socket(&b.to_string_lossy()))
@@ -418,24 +428,8 @@ fn mount_use(
             c(text),
             c(why)
         )),
-        Source::Named(v) => {
-            let vol = pr.volumes.get(v);
-            let mut s = format!("{} ({})", c(v), c(&what));
-            if let Some(fs) = vol.and_then(|v| v.fs_type.as_ref()) {
-                let _ = write!(
-                    s,
-                    "; WARNING: on {} (driver_opts{}): owners there are the file server's",
-                    c(fs),
-                    vol.and_then(|v| v.device.as_ref())
-                        .map(|d| format!(", device {}", c(d)))
-                        .unwrap_or_default()
-                );
-            }
-            if vol.is_some_and(|v| v.external) {
-                s.push_str("; external: created outside this project");
-            }
-            sd.volumes.push(s);
-        }
+        // What the hand-off does with it: `handoff_keys`.
+        Source::Named(_) => {}
         Source::Bind(path) => {
             if HOST_SYSTEM.iter().any(|d| path.starts_with(d)) {
                 sd.notes.push(format!(
@@ -496,6 +490,20 @@ fn header(o: &mut String, input: &Input<'_>, n: usize) {
          # with `isolate plan` and apply one stack at a time (`isolate apply --stack NAME`).\n\
          # Variables came from --env files and each project's .env only, not from this shell."
     );
+    if !input.interpolated_with.is_empty() {
+        let _ = writeln!(
+            o,
+            "# TODO: every project was interpolated from --env {} too, but a stack's unit reads only\n\
+             # its own env_files (one env file belongs to one stack): copy the variables a project\n\
+             # needs from there into its .env.",
+            c(&input
+                .interpolated_with
+                .iter()
+                .map(|e| e.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "))
+        );
+    }
     match input.mountinfo {
         Some(src) => {
             let _ = writeln!(o, "# Filesystem types from {}.", c(src));
@@ -557,6 +565,7 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
         c(&sd.services.join(", "))
     );
     let _ = writeln!(o, "[stacks.{}]", toml_key(name));
+    o.push_str(&sd.handoff);
     if sd.data.is_empty() {
         let _ = writeln!(o, "data = []  # no bind mount of its own: an account only");
     } else {
@@ -636,16 +645,6 @@ fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
     }
     for n in &sd.notes {
         let _ = writeln!(o, "# {n}");
-    }
-    if !sd.volumes.is_empty() {
-        let _ = writeln!(
-            o,
-            "# Named volumes live in podman's volume store of the user that runs the stack today, not\n\
-             # in a data path; moving them to the stack user is the hand-off's job:"
-        );
-        for v in &sd.volumes {
-            let _ = writeln!(o, "#   {v}");
-        }
     }
 }
 
@@ -774,7 +773,11 @@ mod tests {
     fn project(name: &str, services: Vec<Service>) -> Project {
         Project {
             name: name.into(),
+            name_source: "its `name:` key".into(),
             file: format!("/opt/{name}/compose.yaml").into(),
+            files: vec![format!("/opt/{name}/compose.yaml").into()],
+            env_files: vec![],
+            dot_env: None,
             services,
             volumes: BTreeMap::new(),
             unresolved: vec![],
@@ -791,6 +794,7 @@ mod tests {
             facts,
             mountinfo: Some("/proc/self/mountinfo"),
             user_prefix: "stk-",
+            interpolated_with: &[],
         });
         crate::policy::Policy::parse(Path::new("d.toml"), &text)
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -897,6 +901,7 @@ mod tests {
             "files".into(),
             NamedVolume {
                 name: "files".into(),
+                engine_name: None,
                 external: true,
                 fs_type: Some("cifs".into()),
                 device: Some("//nas/files".into()),
@@ -904,7 +909,8 @@ mod tests {
         );
         let t = run(&[p], &facts);
         assert!(
-            t.contains("[stacks.my-app-]\ndata = [\n  \"/srv/app\",  # web:/data\n]\n"),
+            t.contains("[stacks.my-app-]\n")
+                && t.contains("\ndata = [\n  \"/srv/app\",  # web:/data\n]\n"),
             "{t}"
         );
         for want in [
@@ -915,7 +921,8 @@ mod tests {
             "# WARNING: service web mounts the container engine's socket (/var/run/docker.sock)",
             "# TODO: /srv (web:/all): \"/srv\" is a system directory",
             "# TODO: web:/y mounts ${X}/y (X not set): its host path is unknown",
-            "#   files (web:/files); WARNING: on cifs (driver_opts, device //nas/files): owners there are the file server's; external: created outside this project",
+            "#   files (web:/files): TODO: `external`, made outside the project, so the hand-off does not move it; move files to stk-my-app-'s store yourself, or drop `external` if only this project uses it; WARNING: on cifs (driver_opts, device //nas/files): owners there are the file server's, and the stack's volume is created with its name and labels only, without these options",
+            "# TODO: no `service` until `compose` and `project` name the files and the project:\n# service = true",
         ] {
             assert!(t.contains(want), "missing {want:?} in\n{t}");
         }

@@ -389,7 +389,7 @@ fn rebased(svc: Yaml, dirs: &Dirs) -> Yaml {
 
 /// `local` over `base`, as compose merges an extended service: `environment` by variable,
 /// `volumes` by container path, `env_file` appended, anything else replaced.
-fn merged(base: Yaml, local: &Yaml) -> Yaml {
+pub(super) fn merged(base: Yaml, local: &Yaml) -> Yaml {
     let (Yaml::Hash(mut out), Yaml::Hash(local)) = (base, local) else {
         return without_extends(local);
     };
