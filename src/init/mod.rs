@@ -9,8 +9,12 @@ pub mod draft;
 mod extends;
 pub mod handoff_keys;
 pub mod interpolate;
-mod overrides;
+mod merge;
+mod mounts;
 pub mod read;
+mod render;
+mod text;
+mod uids;
 pub mod yaml;
 
 use crate::error::{Error, Result};
