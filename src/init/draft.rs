@@ -100,6 +100,12 @@ pub fn draft(input: &Input<'_>) -> String {
     let mut uses: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
     let mut taken = BTreeSet::new();
 
+    let mut env_users: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for pr in input.projects {
+        for e in super::handoff_keys::env_files_of(pr) {
+            env_users.entry(e).or_default().push(pr.name.clone());
+        }
+    }
     for pr in input.projects {
         let base = stack_name(&pr.name, input.user_prefix);
         let mut name = base.clone();
@@ -122,6 +128,7 @@ pub fn draft(input: &Input<'_>) -> String {
                 stack: &name,
                 user: format!("{}{name}", input.user_prefix),
                 legacy_owner: legacy,
+                env_users: &env_users,
             },
         );
         if !pr.not_followed.is_empty() {

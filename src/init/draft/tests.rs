@@ -400,3 +400,22 @@ fn stack_names_become_valid_user_names() {
     assert_eq!(stack_name("1password", ""), "s1password");
     assert_eq!(stack_name(&"x".repeat(40), "stk-").len(), 28);
 }
+
+#[test]
+fn an_env_file_two_projects_use_is_a_todo_in_both_never_listed() {
+    let mut a = project("a", vec![svc("web", "nginx", vec![])]);
+    let mut b = project("b", vec![svc("web", "nginx", vec![])]);
+    for pr in [&mut a, &mut b] {
+        pr.env_files.push(crate::init::compose::EnvFileUse {
+            path: "/opt/common.env".into(),
+            services: vec!["web".into()],
+            found: true,
+        });
+    }
+    b.dot_env = Some("/opt/b/.env".into());
+    let t = run(&[a, b], &BTreeMap::new());
+    assert!(t.contains("# TODO: env file /opt/common.env (env_file of web) is also the env file of project b: one env file belongs to one stack"), "{t}");
+    assert!(t.contains("# TODO: env file /opt/common.env (env_file of web) is also the env file of project a: one env file belongs to one stack"), "{t}");
+    assert!(!t.contains("  \"/opt/common.env\""), "{t}");
+    assert!(t.contains("env_files = [\n  \"/opt/b/.env\","), "{t}");
+}
