@@ -53,6 +53,9 @@ pub enum Source {
     Ephemeral,
     /// Could not be decided: the text as written and why.
     Unknown { text: String, why: String },
+    /// A placeholder the upstream file ships (`/path/to/movies`): the text as written and
+    /// which kind. No container can start with it.
+    Placeholder { text: String, why: &'static str },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -129,6 +129,7 @@ pub fn draft(input: &Input<'_>) -> String {
                 user: format!("{}{name}", input.user_prefix),
                 legacy_owner: legacy,
                 env_users: &env_users,
+                cannot_start: cannot_start(pr, input),
             },
         );
         if !pr.not_followed.is_empty() {
@@ -307,6 +308,27 @@ pub fn draft(input: &Input<'_>) -> String {
     o
 }
 
+/// The mounts (`service:target`) of a project whose host path is a placeholder or not on this
+/// host. (An unset variable may be the unit's own, such as XDG_RUNTIME_DIR.)
+fn cannot_start(pr: &Project, input: &Input<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &pr.services {
+        for m in &s.mounts {
+            let bad = match &m.source {
+                Source::Placeholder { .. } => true,
+                Source::Bind(path) => {
+                    input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing)
+                }
+                _ => false,
+            };
+            if bad {
+                out.push(format!("{}:{}", s.name, m.target));
+            }
+        }
+    }
+    out
+}
+
 /// The service a mount belongs to, with its stack and container uid.
 struct MountOwner<'a> {
     stack: &'a str,
@@ -336,6 +358,11 @@ fn mount_use(
     }
     match &m.source {
         Source::Ephemeral => {}
+        Source::Placeholder { text, why } => sd.notes.push(format!(
+            "TODO: {} mounts {} ({why}, left as the upstream file has it): its host path is unknown; add it to `data` once you know it",
+            c(&what),
+            c(text)
+        )),
         Source::Unknown { text, why } => sd.notes.push(format!(
             "TODO: {} mounts {} ({}): its host path is unknown; add it to `data` once you know it",
             c(&what),

@@ -18,6 +18,9 @@ pub struct Target<'a> {
     /// Env files and the projects that use them, across the draft (plan refuses one file for
     /// two stacks).
     pub env_users: &'a BTreeMap<PathBuf, Vec<String>>,
+    /// Mounts (`service:target`) whose host path is unknown or not there: podman cannot start
+    /// the project as it is.
+    pub cannot_start: Vec<String>,
 }
 
 /// The env files of a project: its `.env` and every `env_file:` that is there.
@@ -186,6 +189,15 @@ pub fn block(o: &mut String, pr: &Project, t: &Target<'_>) {
             o,
             "# TODO: no `service` until `compose` and `project` name the files and the project:\n\
              # service = true"
+        );
+    } else if !t.cannot_start.is_empty() {
+        let _ = writeln!(
+            o,
+            "# TODO: podman cannot start the project as it is: {} mount(s) without a host path that\n\
+             # exists ({}, see below); once they have one:\n\
+             # service = true",
+            t.cannot_start.len(),
+            c(&t.cannot_start.join(", "))
         );
     } else {
         let _ = writeln!(

@@ -76,12 +76,9 @@ pub(super) fn mount(
             why: format!("{} not set", missing.join(", ")),
         },
         Some("named") => Source::Named(value),
-        _ if placeholder(&value).is_some() => Source::Unknown {
+        _ if placeholder(&value).is_some() => Source::Placeholder {
             text: written.clone(),
-            why: format!(
-                "{}, left as the upstream file has it",
-                placeholder(&value).unwrap_or_default()
-            ),
+            why: placeholder(&value).unwrap_or_default(),
         },
         _ if value.starts_with('/') => Source::Bind(normalize(Path::new(&value))),
         _ if value == "." || value.starts_with("./") || value.starts_with("../") => {
