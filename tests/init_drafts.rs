@@ -5,7 +5,8 @@
 //! named volumes and the project itself left behind. The draft is compared with
 //! `truth.toml` (precision and recall on data paths, share grants and named volumes, and the
 //! container uid of each data path, printed as a report), and `isolate plan` must accept it
-//! unchanged.
+//! unchanged. `INIT_DRAFT_SHOW=1 cargo test --test init_drafts drafts_of -- --nocapture`
+//! prints the whole draft with the report.
 mod scratch_common;
 use assert_cmd::Command;
 use std::collections::{BTreeMap, BTreeSet};

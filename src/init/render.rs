@@ -228,6 +228,19 @@ pub(super) fn share(
             let _ = writeln!(o);
         }
     }
+    let chowned: Vec<String> = us
+        .iter()
+        .filter(|u| u.chown)
+        .map(|u| u.describe())
+        .collect();
+    if !chowned.is_empty() {
+        let _ = writeln!(
+            o,
+            "# WARNING: `:U` ({}) makes podman chown the whole share to that container's user at every\n\
+             # start, over every other grant: drop `:U` from these mounts",
+            c(&chowned.join(", "))
+        );
+    }
     // One grant per (stack, container uid); write wins over read.
     let mut grants: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
     for u in us {

@@ -419,3 +419,20 @@ fn an_env_file_two_projects_use_is_a_todo_in_both_never_listed() {
     assert!(!t.contains("  \"/opt/common.env\""), "{t}");
     assert!(t.contains("env_files = [\n  \"/opt/b/.env\","), "{t}");
 }
+
+#[test]
+fn a_share_mounted_with_u_is_a_warning() {
+    let mut m = bind("/mnt/media", "/media", false);
+    m.chown = true;
+    let t = run(
+        &[
+            project("a", vec![svc("web", "nginx", vec![m])]),
+            project(
+                "b",
+                vec![svc("web", "nginx", vec![bind("/mnt/media", "/m", true)])],
+            ),
+        ],
+        &BTreeMap::new(),
+    );
+    assert!(t.contains("path = \"/mnt/media\"\n# WARNING: `:U` (web:/media, :U) makes podman chown the whole share to that container's user at every\n# start, over every other grant: drop `:U` from these mounts\n"), "{t}");
+}
