@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 &root,
                 &cli.policy,
                 output.as_deref(),
-                &crate::export::no_user_units,
+                &crate::export::units::compose_units,
             )?;
             eprintln!("isolate: {summary}");
             Ok(EXIT_OK)
