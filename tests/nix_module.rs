@@ -316,7 +316,9 @@ fn apply_unit_runs_the_listed_stacks_after_linger_and_the_accounts() {
     );
     assert_eq!(
         got["apply"]["links"],
-        serde_json::json!(["multi-user.target.wants/isolate-apply.service -> ../isolate-apply.service"])
+        serde_json::json!([
+            "multi-user.target.wants/isolate-apply.service -> ../isolate-apply.service"
+        ])
     );
 }
 

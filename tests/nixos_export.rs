@@ -342,7 +342,9 @@ fn directives(text: &str, drop: &[&str]) -> BTreeMap<String, Vec<String>> {
             section = line.to_string();
             out.entry(section.clone()).or_default();
         } else {
-            out.entry(section.clone()).or_default().push(line.to_string());
+            out.entry(section.clone())
+                .or_default()
+                .push(line.to_string());
         }
     }
     for lines in out.values_mut() {
@@ -402,10 +404,7 @@ data = []
         nixos_text.contains("\nConditionUser=stk-app\n"),
         "{nixos_text}"
     );
-    assert!(
-        nixos_text.contains("\nEnvironment=\"PATH="),
-        "{nixos_text}"
-    );
+    assert!(nixos_text.contains("\nEnvironment=\"PATH="), "{nixos_text}");
     let nixos_only = ["ConditionUser=stk-app", "Environment=\"PATH="];
     assert_eq!(
         directives(nixos_text, &nixos_only),
@@ -417,7 +416,10 @@ data = []
         "Environment=ISOLATE_STACK=app",
         "WantedBy=default.target",
     ] {
-        assert!(nixos_text.lines().any(|l| l == line), "{line}:\n{nixos_text}");
+        assert!(
+            nixos_text.lines().any(|l| l == line),
+            "{line}:\n{nixos_text}"
+        );
     }
     assert!(
         units.get("isolate-compose-db.service").is_none(),

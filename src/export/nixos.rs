@@ -247,7 +247,7 @@ mod tests {
             st.orphaned = i % 2 == 0;
             // Unit files cannot hold a line break inside a value; stack names never do.
             if !s.contains(['\n', '\r']) {
-            st.user_units = vec![super::super::UserUnit {
+                st.user_units = vec![super::super::UserUnit {
                 name: format!("isolate-compose-{s}.service"),
                 text: format!(
                     "# comment {s}\n[Unit]\nDescription=compose project {s}\nWants=podman.socket\n\n\

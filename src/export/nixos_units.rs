@@ -56,7 +56,10 @@ fn value(values: &[String]) -> Result<String> {
         [one] => string(one),
         many => Ok(format!(
             "[ {} ]",
-            many.iter().map(|v| string(v)).collect::<Result<Vec<_>>>()?.join(" ")
+            many.iter()
+                .map(|v| string(v))
+                .collect::<Result<Vec<_>>>()?
+                .join(" ")
         )),
     }
 }
@@ -65,7 +68,10 @@ fn value(values: &[String]) -> Result<String> {
 /// `ConditionUser=`: NixOS installs user units for every user's manager.
 pub fn user_service(w: &mut String, unit: &UserUnit, user: &str) -> Result<()> {
     let Some(name) = unit.name.strip_suffix(".service") else {
-        return Err(Error::Failed(format!("{} is not a service unit", unit.name)));
+        return Err(Error::Failed(format!(
+            "{} is not a service unit",
+            unit.name
+        )));
     };
     let mut sections = sections(unit)?;
     let _ = writeln!(
