@@ -88,7 +88,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 let _span = crate::logging::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
-            print(format, &p)?;
+            print(format, &render::plan_json::WithLines(&p))?;
             Ok(EXIT_OK)
         }
         Command::Apply { sel, force } => {
@@ -190,7 +190,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 &root,
                 &cli.policy,
                 output.as_deref(),
-                &crate::export::no_user_units,
+                &crate::export::units::compose_units,
             )?;
             eprintln!("isolate: {summary}");
             Ok(EXIT_OK)
