@@ -1,0 +1,627 @@
+//! The layer table of `src/`, held as data and enforced: every `crate::` path (and every
+//! `super::` path that leaves its top-level module) is read from the source, and the test fails
+//! on an import of a higher layer, on a top-level module missing from the table, and on any
+//! cycle among top-level modules. The README's architecture section describes the same table.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Bottom to top. A module may import its own layer and the layers below; within one layer the
+/// imports must still form a DAG (the cycle check).
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "model",
+        &[
+            "model",
+            "error",
+            "ids",
+            "migration",
+            "layout",
+            "privilege",
+            "logging",
+        ],
+    ),
+    ("schemas", &["policy", "state"]),
+    ("host", &["host"]),
+    ("walk", &["walk"]),
+    ("allocation", &["alloc", "idmap"]),
+    ("capabilities", &["isolation", "handoff", "reach"]),
+    ("aggregates", &["observe", "plan", "apply", "status", "audit"]),
+    ("presenters", &["render", "export", "init", "stacks"]),
+    ("operations", &["ops", "cli"]),
+];
+
+/// Edges that other parts of issue 18 remove; each names the file it starts from, the module it
+/// reaches, and who removes it. Nothing else may cross a layer upward.
+const TEMPORARY: &[(&str, &str, &str)] = &[
+    ("src/host/session.rs", "apply", "ports: one systemd port + one podman port"),
+    ("src/host/session.rs", "audit", "ports: one systemd port + one podman port"),
+    ("src/host/session.rs", "handoff", "ports: one systemd port + one podman port"),
+    ("src/host/session.rs", "observe", "ports: one systemd port + one podman port"),
+    ("src/error.rs", "host", "ports: error.rs without adapter types"),
+    ("src/walk/action/audit.rs", "audit", "walkcrate: the action moves into audit/"),
+    ("src/walk/action/share_acl.rs", "isolation", "walkcrate: the action moves into isolation/"),
+    ("src/walk/", "render", "walkcrate: the escaper moves into crates/model"),
+];
+
+/// One `crate::`-level reference: the file it is written in, its line, and the two top-level
+/// modules it joins.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Edge {
+    file: String,
+    line: usize,
+    from: String,
+    to: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    PathSep,
+    Open,
+    Close,
+    Comma,
+    Other,
+}
+
+/// Tokens of Rust source with comments, strings and char literals removed; each with its line.
+fn tokenize(source: &str) -> Vec<(Token, usize)> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut tokens = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    let count_lines = |from: usize, to: usize, line: &mut usize| {
+        *line += chars[from..to].iter().filter(|c| **c == '\n').count();
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '\n' {
+            line += 1;
+            i += 1;
+        } else if c.is_whitespace() {
+            i += 1;
+        } else if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let start = i;
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            count_lines(start, i.min(chars.len()), &mut line);
+        } else if (c == 'r' || c == 'b') && raw_string_start(&chars, i).is_some() {
+            let (hashes, body) = raw_string_start(&chars, i).unwrap();
+            let start = i;
+            i = body;
+            loop {
+                if i >= chars.len() {
+                    break;
+                }
+                if chars[i] == '"' && (0..hashes).all(|h| chars.get(i + 1 + h) == Some(&'#')) {
+                    i += 1 + hashes;
+                    break;
+                }
+                i += 1;
+            }
+            count_lines(start, i.min(chars.len()), &mut line);
+            tokens.push((Token::Other, line));
+        } else if c == '"' || (c == 'b' && next == Some('"')) {
+            let start = i;
+            i += if c == 'b' { 2 } else { 1 };
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            i += 1;
+            count_lines(start, i.min(chars.len()), &mut line);
+            tokens.push((Token::Other, line));
+        } else if c == '\'' {
+            // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
+            if next == Some('\\') {
+                i += 2;
+                while i < chars.len() && chars[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+            } else if chars.get(i + 2) == Some(&'\'') {
+                i += 3;
+            } else {
+                i += 1;
+                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                    i += 1;
+                }
+            }
+            tokens.push((Token::Other, line));
+        } else if c.is_alphabetic() || c == '_' || c == '$' {
+            let start = i;
+            i += 1;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let word = word.trim_start_matches('$').trim_start_matches("r#").to_string();
+            tokens.push((Token::Ident(word), line));
+        } else if c == ':' && next == Some(':') {
+            tokens.push((Token::PathSep, line));
+            i += 2;
+        } else if c == '{' {
+            tokens.push((Token::Open, line));
+            i += 1;
+        } else if c == '}' {
+            tokens.push((Token::Close, line));
+            i += 1;
+        } else if c == ',' {
+            tokens.push((Token::Comma, line));
+            i += 1;
+        } else {
+            tokens.push((Token::Other, line));
+            i += 1;
+        }
+    }
+    tokens
+}
+
+/// At a raw string (r"..", r#".."#, br".."): how many hashes, and where its body starts.
+fn raw_string_start(chars: &[char], at: usize) -> Option<(usize, usize)> {
+    if at > 0 && (chars[at - 1].is_alphanumeric() || chars[at - 1] == '_') {
+        return None;
+    }
+    let mut i = at;
+    if chars[i] == 'b' {
+        i += 1;
+    }
+    if chars.get(i) != Some(&'r') {
+        return None;
+    }
+    i += 1;
+    let mut hashes = 0;
+    while chars.get(i) == Some(&'#') {
+        hashes += 1;
+        i += 1;
+    }
+    (chars.get(i) == Some(&'"')).then_some((hashes, i + 1))
+}
+
+/// The module path a file defines: `src/a/b.rs` and `src/a/b/mod.rs` are `a::b`.
+fn module_path(relative: &str) -> Vec<String> {
+    let without = relative.trim_end_matches(".rs");
+    let mut parts: Vec<String> = without.split('/').map(str::to_string).collect();
+    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+        parts.pop();
+    }
+    parts
+}
+
+/// The first path segments named right after position `at` (an identifier, or each item of a
+/// `{a, b::c}` group).
+fn first_segments(tokens: &[(Token, usize)], at: usize) -> Vec<(String, usize)> {
+    match tokens.get(at) {
+        Some((Token::Ident(name), line)) => vec![(name.clone(), *line)],
+        Some((Token::Open, _)) => {
+            let mut out = Vec::new();
+            let mut depth = 0;
+            let mut expect_item = true;
+            for (token, line) in &tokens[at..] {
+                match token {
+                    Token::Open => {
+                        depth += 1;
+                        if depth > 1 {
+                            expect_item = false;
+                        }
+                    }
+                    Token::Close => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    Token::Comma if depth == 1 => expect_item = true,
+                    Token::Ident(name) if depth == 1 && expect_item => {
+                        out.push((name.clone(), *line));
+                        expect_item = false;
+                    }
+                    _ => {
+                        if depth == 1 {
+                            expect_item = false;
+                        }
+                    }
+                }
+            }
+            out
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Every reference from `relative` (a path below the crate's `src/`) to another top-level
+/// module of the same crate.
+fn references(relative: &str, source: &str, tops: &BTreeSet<String>) -> Vec<(String, usize)> {
+    let file_module = module_path(relative);
+    let Some(own_top) = file_module.first().cloned() else {
+        return Vec::new();
+    };
+    let tokens = tokenize(source);
+    let mut out = Vec::new();
+    // Inline modules (`mod tests { .. }`): their names and the brace depth they close at.
+    let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i].0;
+        match token {
+            Token::Open => depth += 1,
+            Token::Close => {
+                depth = depth.saturating_sub(1);
+                if inline.last().is_some_and(|(_, at)| *at == depth) {
+                    inline.pop();
+                }
+            }
+            Token::Ident(word) if word == "mod" => {
+                if let (Some((Token::Ident(name), _)), Some((Token::Open, _))) =
+                    (tokens.get(i + 1), tokens.get(i + 2))
+                {
+                    inline.push((name.clone(), depth));
+                    depth += 1;
+                    i += 3;
+                    continue;
+                }
+            }
+            Token::Ident(word) if word == "crate" => {
+                if tokens.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep) {
+                    out.extend(first_segments(&tokens, i + 2));
+                }
+            }
+            Token::Ident(word)
+                if word == "super"
+                    && !matches!(tokens.get(i.wrapping_sub(1)).map(|t| &t.0), Some(Token::PathSep)) =>
+            {
+                let mut ups = 0;
+                let mut j = i;
+                while matches!(tokens.get(j).map(|t| &t.0), Some(Token::Ident(w)) if w == "super")
+                    && tokens.get(j + 1).map(|t| &t.0) == Some(&Token::PathSep)
+                {
+                    ups += 1;
+                    j += 2;
+                }
+                let mut here = file_module.clone();
+                here.extend(inline.iter().map(|(name, _)| name.clone()));
+                if ups > 0 && ups >= here.len() {
+                    out.extend(first_segments(&tokens, j));
+                }
+                i = j.max(i + 1);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.into_iter()
+        .filter(|(name, _)| tops.contains(name) && *name != own_top)
+        .collect()
+}
+
+/// The top-level modules of a crate: its `src/*.rs` files and `src/*/` folders.
+fn top_modules(src: &Path) -> BTreeSet<String> {
+    let mut tops = BTreeSet::new();
+    for entry in std::fs::read_dir(src).expect("read src") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            tops.insert(name);
+        } else if let Some(stem) = name.strip_suffix(".rs") {
+            if stem != "lib" && stem != "main" {
+                tops.insert(stem.to_string());
+            }
+        }
+    }
+    tops
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The edges of one crate, from its sources given as (path relative to `src/`, text).
+fn edges_of(files: &[(String, String)], tops: &BTreeSet<String>) -> Vec<Edge> {
+    let mut edges = Vec::new();
+    for (relative, text) in files {
+        let from = module_path(relative).first().cloned().unwrap_or_default();
+        for (to, line) in references(relative, text, tops) {
+            edges.push(Edge {
+                file: format!("src/{relative}"),
+                line,
+                from: from.clone(),
+                to,
+            });
+        }
+    }
+    edges.sort();
+    edges.dedup();
+    edges
+}
+
+fn allowed(edge: &Edge, temporary: &[(&str, &str, &str)]) -> bool {
+    temporary
+        .iter()
+        .any(|(file, to, _)| edge.file.starts_with(file) && edge.to == *to)
+}
+
+/// Every breach of the table: modules missing from it or listed but absent, upward imports,
+/// and cycles among top-level modules. Empty when the crate holds to it.
+fn breaches(
+    files: &[(String, String)],
+    tops: &BTreeSet<String>,
+    layers: &[(&str, &[&str])],
+    temporary: &[(&str, &str, &str)],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut level: BTreeMap<&str, (usize, &str)> = BTreeMap::new();
+    for (index, (layer, modules)) in layers.iter().enumerate() {
+        for module in *modules {
+            level.insert(module, (index, layer));
+        }
+    }
+    for top in tops {
+        if !level.contains_key(top.as_str()) {
+            found.push(format!("top-level module `{top}` is missing from the layer table"));
+        }
+    }
+    for module in level.keys() {
+        if !tops.contains(*module) {
+            found.push(format!("the layer table lists `{module}`, which src/ does not hold"));
+        }
+    }
+    let edges = edges_of(files, tops);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for edge in &edges {
+        if allowed(edge, temporary) {
+            continue;
+        }
+        graph
+            .entry(edge.from.clone())
+            .or_default()
+            .insert(edge.to.clone());
+        if let (Some((from_level, from_layer)), Some((to_level, to_layer))) =
+            (level.get(edge.from.as_str()), level.get(edge.to.as_str()))
+        {
+            if to_level > from_level {
+                found.push(format!(
+                    "{}:{}: `{}` ({from_layer}) imports `{}` ({to_layer}), a higher layer",
+                    edge.file, edge.line, edge.from, edge.to
+                ));
+            }
+        }
+    }
+    for cycle in cycles(tops, &graph) {
+        found.push(format!(
+            "top-level modules in one import cycle: {}",
+            cycle.join(", ")
+        ));
+    }
+    found
+}
+
+/// The strongly connected components of more than one module (Tarjan).
+fn cycles(tops: &BTreeSet<String>, graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<String, usize>,
+        low: BTreeMap<String, usize>,
+        stack: Vec<String>,
+        on_stack: BTreeSet<String>,
+        next: usize,
+        found: Vec<Vec<String>>,
+    }
+    fn visit(walk: &mut Walk, node: &str) {
+        walk.index.insert(node.to_string(), walk.next);
+        walk.low.insert(node.to_string(), walk.next);
+        walk.next += 1;
+        walk.stack.push(node.to_string());
+        walk.on_stack.insert(node.to_string());
+        let targets: Vec<String> = walk
+            .graph
+            .get(node)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for target in targets {
+            if !walk.index.contains_key(&target) {
+                visit(walk, &target);
+                let low = walk.low[node].min(walk.low[&target]);
+                walk.low.insert(node.to_string(), low);
+            } else if walk.on_stack.contains(&target) {
+                let low = walk.low[node].min(walk.index[&target]);
+                walk.low.insert(node.to_string(), low);
+            }
+        }
+        if walk.low[node] == walk.index[node] {
+            let mut component = Vec::new();
+            loop {
+                let member = walk.stack.pop().expect("on stack");
+                walk.on_stack.remove(&member);
+                let done = member == node;
+                component.push(member);
+                if done {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                walk.found.push(component);
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for top in tops {
+        if !walk.index.contains_key(top) {
+            visit(&mut walk, top);
+        }
+    }
+    walk.found
+}
+
+fn crate_sources(src: &Path) -> Vec<(String, String)> {
+    let mut paths = Vec::new();
+    rust_files(src, &mut paths);
+    paths
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(src).unwrap().to_string_lossy().to_string();
+            let text = std::fs::read_to_string(&path).expect("read source");
+            (relative, text)
+        })
+        .collect()
+}
+
+#[test]
+fn src_holds_to_the_layer_table() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let found = breaches(&crate_sources(&src), &top_modules(&src), LAYERS, TEMPORARY);
+    assert!(
+        found.is_empty(),
+        "{} breaches of the layer table (tests/layers.rs):\n{}",
+        found.len(),
+        found.join("\n")
+    );
+}
+
+/// Workspace crates (crates/*/src) have their own top-level modules; those form a DAG too (the
+/// crates themselves cannot import upward: cargo refuses a dependency cycle).
+#[test]
+fn every_workspace_crate_is_a_dag() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let Ok(entries) = std::fs::read_dir(&crates) else {
+        return;
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let src = entry.expect("entry").path().join("src");
+        if !src.is_dir() {
+            continue;
+        }
+        let tops = top_modules(&src);
+        let layer: Vec<&str> = tops.iter().map(String::as_str).collect();
+        let layers: [(&str, &[&str]); 1] = [("crate", &layer)];
+        for breach in breaches(&crate_sources(&src), &tops, &layers, &[]) {
+            found.push(format!("{}: {breach}", src.display()));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[cfg(test)]
+mod checker {
+    use super::*;
+
+    const TABLE: &[(&str, &[&str])] = &[("low", &["model"]), ("high", &["cli", "plan"])];
+
+    fn run(files: &[(&str, &str)]) -> Vec<String> {
+        let files: Vec<(String, String)> = files
+            .iter()
+            .map(|(p, t)| (p.to_string(), t.to_string()))
+            .collect();
+        let tops: BTreeSet<String> = ["model", "cli", "plan"].iter().map(|s| s.to_string()).collect();
+        breaches(&files, &tops, TABLE, &[])
+    }
+
+    #[test]
+    fn an_upward_import_fails() {
+        let found = run(&[("model/mod.rs", "use crate::cli::Args;\n")]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("src/model/mod.rs:1: `model` (low) imports `cli` (high)"));
+    }
+
+    #[test]
+    fn grouped_and_nested_uses_are_read() {
+        let found = run(&[(
+            "model/a.rs",
+            "use crate::{\n    model::x,\n    plan::{Step, Options},\n};\n",
+        )]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("src/model/a.rs:3: `model` (low) imports `plan`"));
+    }
+
+    #[test]
+    fn super_paths_leaving_the_module_are_read() {
+        let found = run(&[(
+            "model/a.rs",
+            "use super::b;\nmod tests { use super::super::super::cli; }\nfn f() { super::super::plan::go(); }\n",
+        )]);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().any(|f| f.contains(":2: `model` (low) imports `cli`")));
+        assert!(found.iter().any(|f| f.contains(":3: `model` (low) imports `plan`")));
+    }
+
+    #[test]
+    fn comments_and_strings_do_not_count() {
+        let found = run(&[(
+            "model/a.rs",
+            "//! see crate::cli\n/* crate::cli */ const S: &str = \"crate::cli\";\nconst R: &str = r#\"crate::plan\"#;\nfn f<'a>(c: char) -> bool { c == '{' }\n",
+        )]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_cycle_within_a_layer_fails() {
+        let found = run(&[
+            ("cli/mod.rs", "use crate::plan::Step;\n"),
+            ("plan/mod.rs", "use crate::cli::Args;\n"),
+        ]);
+        assert_eq!(found, vec!["top-level modules in one import cycle: cli, plan".to_string()]);
+    }
+
+    #[test]
+    fn a_module_missing_from_the_table_fails() {
+        let files = vec![("fresh.rs".to_string(), String::new())];
+        let tops: BTreeSet<String> = ["model", "cli", "plan", "fresh"].iter().map(|s| s.to_string()).collect();
+        let found = breaches(&files, &tops, TABLE, &[]);
+        assert_eq!(found, vec!["top-level module `fresh` is missing from the layer table".to_string()]);
+    }
+
+    #[test]
+    fn a_temporary_edge_is_allowed_only_from_its_file() {
+        let temporary = &[("src/model/a.rs", "cli", "someone")];
+        let files = vec![
+            ("model/a.rs".to_string(), "use crate::cli::X;".to_string()),
+            ("model/b.rs".to_string(), "use crate::cli::Y;".to_string()),
+        ];
+        let tops: BTreeSet<String> = ["model", "cli", "plan"].iter().map(|s| s.to_string()).collect();
+        let found = breaches(&files, &tops, TABLE, temporary);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("src/model/b.rs:1:"));
+    }
+}
