@@ -16,6 +16,7 @@ pub mod isolation;
 pub mod layout;
 pub mod logging;
 pub mod migration;
+pub mod model;
 pub mod observe;
 pub mod plan;
 pub mod policy;

@@ -6,4 +6,5 @@ pub mod attribution;
 pub mod inspect;
 pub mod intent;
 pub mod model;
+pub mod records;
 pub mod run;

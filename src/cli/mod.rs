@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             for s in &p.steps {
-                let _span = crate::logging::step_span(s).entered();
+                let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
             print(format, &p)?;
@@ -520,7 +520,7 @@ fn audit(
         any_reach.then(crate::reach::plan::podman_major).flatten(),
     );
     report.reaches = crate::reach::audit::check(root, &policy, &state, &net, net_kind, &selected);
-    crate::logging::record_audit(&report);
+    crate::audit::records::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
         Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",

@@ -596,30 +596,6 @@ pub fn rollback_share(
     Ok(total)
 }
 
-/// Runs an isolation step; None for any other step.
-pub fn run_step(
-    root: &Root,
-    step: &crate::plan::Step,
-    sys: &dyn WalkSys,
-    probe: &dyn AclProbe,
-) -> Option<Result<(crate::apply::Outcome, Option<Done>)>> {
-    use crate::apply::Outcome;
-    use crate::plan::Step;
-    let outcome = |changed: bool| {
-        if changed {
-            Outcome::Done
-        } else {
-            Outcome::AlreadyPresent
-        }
-    };
-    Some(match step {
-        Step::CloseData(c) => close(root, sys, c).map(|d| (outcome(d.is_some()), d)),
-        Step::OpenData(o) => reopen(root, sys, &o.stack, &o.path).map(|r| (outcome(r), None)),
-        Step::Share(s) => share(root, sys, probe, s).map(|d| (outcome(d.changed > 0), Some(d))),
-        _ => return None,
-    })
-}
-
 /// Before a stack's migrations are rolled back: every closed top of it back as it was.
 pub fn reopen_stack(root: &Root, sys: &dyn WalkSys, stack: &str) -> Result<Vec<PathBuf>> {
     let record = Record::read(root)?;

@@ -13,7 +13,10 @@ pub mod shares;
 mod step;
 mod zones;
 
-pub use step::Step;
+pub use step::{step_kind, step_span, Step};
+/// The selection under the name the planners have always used for it.
+pub use crate::model::Selection as Options;
+pub use crate::model::{Note, NoteKind};
 
 use crate::alloc::{self, Allocated};
 use crate::error::{Error, Result};
@@ -21,48 +24,6 @@ use crate::observe::Observed;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
 use serde::Serialize;
-use std::fmt;
-
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Stacks to act on; empty means every stack in the policy.
-    pub stacks: Vec<String>,
-    /// Linger and podman.socket steps are planned only with systemd.
-    pub systemd: bool,
-    /// Migrate even when containers hold the data.
-    pub force: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteKind {
-    /// Already as the policy wants: nothing to do.
-    Present,
-    /// Recorded by isolate but no longer in the policy: kept, never deleted.
-    Orphaned,
-    /// Left out on purpose (e.g. --no-systemd).
-    Skipped,
-    Warning,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub kind: NoteKind,
-    pub stack: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Note {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = match self.kind {
-            NoteKind::Present => "=",
-            NoteKind::Orphaned => "?",
-            NoteKind::Skipped => "-",
-            NoteKind::Warning => "!",
-        };
-        write!(f, "{mark} {}", self.message)
-    }
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {

@@ -3,7 +3,7 @@
 //! own state directory (never in the admin's compose tree).
 use super::plan::ReachStep;
 use super::PortRecord;
-use crate::apply::Outcome;
+use crate::model::Outcome;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use std::os::unix::fs::PermissionsExt;
