@@ -4,7 +4,7 @@ use crate::alloc::known_allocations;
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
-use crate::plan::data::legacy_maps;
+use crate::alloc::legacy_maps;
 use crate::policy::Policy;
 use crate::state::State;
 use serde::Serialize;

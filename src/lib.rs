@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod apply;
 pub mod audit;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod export;
 pub mod handoff;

@@ -138,6 +138,17 @@ impl State {
         write_atomic(&root.state_file(), text.as_bytes(), 0o600)
     }
 
+    /// isolate's own account names: every recorded stack user (and its group of the same name)
+    /// and the shared group.
+    pub fn own_names(&self, shared_group: Option<&str>) -> std::collections::BTreeSet<String> {
+        self
+            .stacks
+            .values()
+            .map(|r| r.allocation.user.clone())
+            .chain(shared_group.map(str::to_string))
+            .collect()
+    }
+
     /// Every subordinate range ever recorded, for any stack.
     pub fn recorded_ranges(&self) -> impl Iterator<Item = (&str, SubidRange)> {
         self.stacks

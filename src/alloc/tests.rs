@@ -320,7 +320,7 @@ fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out(
     let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
     let a = &got["a"].allocation;
     assert!(
-        a.uid >= crate::plan::handoff::FIRST_USER_JOURNAL_UID,
+        a.uid >= crate::alloc::FIRST_USER_JOURNAL_UID,
         "{a:?}"
     );
     assert_eq!(

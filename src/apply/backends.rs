@@ -2,6 +2,7 @@
 //! fakes and only the CLI builds the real ones.
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
+use crate::data::Migrator;
 use crate::migration::MigrationSpec;
 use crate::walk::{Progress, Summary};
 use std::path::Path;
@@ -14,29 +15,6 @@ pub trait StackManager {
     fn start_podman_socket(&self, uid: u32) -> Result<()>;
 }
 
-/// The ownership migration engine, as apply needs it.
-pub trait Migrator {
-    fn migrate(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    fn rollback(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    /// Creates a new data path owned by `uid:gid`, mode 0750.
-    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
-    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
-    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// The real engine in `walk`, on the real kernel.
 #[derive(Default)]

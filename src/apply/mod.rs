@@ -4,7 +4,8 @@
 mod backends;
 mod rollback;
 
-pub use backends::{Backends, Migrator, StackManager, Walker};
+pub use backends::{Backends, StackManager, Walker};
+pub use crate::data::Migrator;
 pub use crate::model::Outcome;
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 

@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             // Before planning: finish what a killed earlier run left in isolate's accounts.
-            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            let own = State::read(&root)?.own_names(Some(&policy.shared_group.value));
             for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
                 // Only text output has room for it on stdout; JSON and metrics stay parseable.
                 if format == Format::Text {
@@ -154,7 +154,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            let accounts_left = check::own_problems(
+                &root,
+                &State::read(&root)?.own_names(Some(&policy.shared_group.value)),
+            )?;
             if !accounts_left.is_empty() {
                 eprintln!(
                     "FAILED account check after apply (as pwck/grpck):\n  {}",

@@ -5,7 +5,7 @@ use super::service::ServiceRecord;
 use super::stores::Stores;
 use super::volumes::{self, Place, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
-use crate::apply::Migrator;
+use crate::data::Migrator;
 use crate::model::Outcome;
 use crate::error::{Error, Result};
 use crate::ids::Shift;

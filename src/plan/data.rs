@@ -2,7 +2,6 @@
 //! the state file and the mappings), refused while containers hold it. observe() surveys with
 //! the same decision (`next_migration`) that plan() hands to apply.
 use super::{selected, Draft, Options, StackCtx, Step};
-use crate::host::accounts::Accounts;
 use crate::host::procs::Holder;
 use crate::ids::{IdMaps, Shift};
 use crate::migration::{MigrateMode, MigrationSpec};
@@ -12,10 +11,7 @@ use crate::state::{Allocation, MigrationPhase, State};
 use crate::walk::Survey;
 use std::path::{Path, PathBuf};
 
-/// The legacy owner's mapping, read from the host's files.
-pub fn legacy_maps(policy: &Policy, acc: &Accounts) -> Option<IdMaps> {
-    acc.mapping_of(&policy.legacy_owner.as_ref()?.value)
-}
+pub use crate::alloc::legacy_maps;
 
 /// What the next migration of one data path is.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -50,9 +50,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     }
 }
 
-/// journald writes the logs of uids from here up (non-system users) into per-user journals
-/// their users can read; below, into the system journal (systemd's SYSTEM_UID_MAX is 999).
-pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
+use crate::alloc::FIRST_USER_JOURNAL_UID;
 
 /// The compose service: written, enabled and started unless its unit is already exactly
 /// what isolate renders, enabled and active, and the project's containers run (a oneshot
