@@ -19,6 +19,7 @@ pub mod logging;
 pub mod migration;
 pub mod model;
 pub mod observe;
+pub mod ops;
 pub mod plan;
 pub mod policy;
 pub mod privilege;

@@ -141,8 +141,7 @@ impl State {
     /// isolate's own account names: every recorded stack user (and its group of the same name)
     /// and the shared group.
     pub fn own_names(&self, shared_group: Option<&str>) -> std::collections::BTreeSet<String> {
-        self
-            .stacks
+        self.stacks
             .values()
             .map(|r| r.allocation.user.clone())
             .chain(shared_group.map(str::to_string))

@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("walk", &["walk"]),
     ("allocation", &["alloc", "idmap"]),
     ("capabilities", &["data", "isolation", "handoff", "reach"]),
-    ("aggregates", &["observe", "plan", "apply", "status", "audit"]),
+    (
+        "aggregates",
+        &["observe", "plan", "apply", "status", "audit"],
+    ),
     ("presenters", &["render", "export", "init", "stacks"]),
     ("operations", &["ops", "cli"]),
 ];
@@ -35,14 +38,46 @@ const LAYERS: &[(&str, &[&str])] = &[
 /// Edges that other parts of issue 18 remove; each names the file it starts from, the module it
 /// reaches, and who removes it. Nothing else may cross a layer upward.
 const TEMPORARY: &[(&str, &str, &str)] = &[
-    ("src/host/session.rs", "apply", "ports: one systemd port + one podman port"),
-    ("src/host/session.rs", "audit", "ports: one systemd port + one podman port"),
-    ("src/host/session.rs", "handoff", "ports: one systemd port + one podman port"),
-    ("src/host/session.rs", "observe", "ports: one systemd port + one podman port"),
-    ("src/error.rs", "host", "ports: error.rs without adapter types"),
-    ("src/walk/action/audit.rs", "audit", "walkcrate: the action moves into audit/"),
-    ("src/walk/action/share_acl.rs", "isolation", "walkcrate: the action moves into isolation/"),
-    ("src/walk/", "render", "walkcrate: the escaper moves into crates/model"),
+    (
+        "src/host/session.rs",
+        "apply",
+        "ports: one systemd port + one podman port",
+    ),
+    (
+        "src/host/session.rs",
+        "audit",
+        "ports: one systemd port + one podman port",
+    ),
+    (
+        "src/host/session.rs",
+        "handoff",
+        "ports: one systemd port + one podman port",
+    ),
+    (
+        "src/host/session.rs",
+        "observe",
+        "ports: one systemd port + one podman port",
+    ),
+    (
+        "src/error.rs",
+        "host",
+        "ports: error.rs without adapter types",
+    ),
+    (
+        "src/walk/action/audit.rs",
+        "audit",
+        "walkcrate: the action moves into audit/",
+    ),
+    (
+        "src/walk/action/share_acl.rs",
+        "isolation",
+        "walkcrate: the action moves into isolation/",
+    ),
+    (
+        "src/walk/",
+        "render",
+        "walkcrate: the escaper moves into crates/model",
+    ),
 ];
 
 /// One `crate::`-level reference: the file it is written in, its line, and the two top-level
@@ -156,7 +191,10 @@ fn tokenize(source: &str) -> Vec<(Token, usize)> {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
-            let word = word.trim_start_matches('$').trim_start_matches("r#").to_string();
+            let word = word
+                .trim_start_matches('$')
+                .trim_start_matches("r#")
+                .to_string();
             tokens.push((Token::Ident(word), line));
         } else if c == ':' && next == Some(':') {
             tokens.push((Token::PathSep, line));
@@ -203,7 +241,10 @@ fn raw_string_start(chars: &[char], at: usize) -> Option<(usize, usize)> {
 fn module_path(relative: &str) -> Vec<String> {
     let without = relative.trim_end_matches(".rs");
     let mut parts: Vec<String> = without.split('/').map(str::to_string).collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -295,7 +336,10 @@ fn references(relative: &str, source: &str, tops: &BTreeSet<String>) -> Vec<(Str
             }
             Token::Ident(word)
                 if word == "super"
-                    && !matches!(tokens.get(i.wrapping_sub(1)).map(|t| &t.0), Some(Token::PathSep)) =>
+                    && !matches!(
+                        tokens.get(i.wrapping_sub(1)).map(|t| &t.0),
+                        Some(Token::PathSep)
+                    ) =>
             {
                 let mut ups = 0;
                 let mut j = i;
@@ -420,7 +464,9 @@ fn breaches(
     }
     for top in tops {
         if !level.contains_key(top.as_str()) {
-            found.push(format!("top-level module `{top}` is missing from the layer table"));
+            found.push(format!(
+                "top-level module `{top}` is missing from the layer table"
+            ));
         }
     }
     let placed: BTreeSet<String> = level
@@ -436,7 +482,9 @@ fn breaches(
             None => tops.contains(*module),
         };
         if !present {
-            found.push(format!("the layer table lists `{module}`, which src/ does not hold"));
+            found.push(format!(
+                "the layer table lists `{module}`, which src/ does not hold"
+            ));
         }
     }
     let edges = edges_of(files, tops, &placed);
@@ -542,7 +590,11 @@ fn crate_sources(src: &Path) -> Vec<(String, String)> {
     paths
         .into_iter()
         .map(|path| {
-            let relative = path.strip_prefix(src).unwrap().to_string_lossy().to_string();
+            let relative = path
+                .strip_prefix(src)
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
             let text = std::fs::read_to_string(&path).expect("read source");
             (relative, text)
         })
@@ -597,7 +649,10 @@ mod checker {
             .iter()
             .map(|(p, t)| (p.to_string(), t.to_string()))
             .collect();
-        let tops: BTreeSet<String> = ["model", "cli", "plan"].iter().map(|s| s.to_string()).collect();
+        let tops: BTreeSet<String> = ["model", "cli", "plan"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         breaches(&files, &tops, TABLE, &[])
     }
 
@@ -625,8 +680,12 @@ mod checker {
             "use super::b;\nmod tests { use super::super::super::cli; }\nfn f() { super::super::plan::go(); }\n",
         )]);
         assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found.iter().any(|f| f.contains(":2: `model` (low) imports `cli`")));
-        assert!(found.iter().any(|f| f.contains(":3: `model` (low) imports `plan`")));
+        assert!(found
+            .iter()
+            .any(|f| f.contains(":2: `model` (low) imports `cli`")));
+        assert!(found
+            .iter()
+            .any(|f| f.contains(":3: `model` (low) imports `plan`")));
     }
 
     #[test]
@@ -644,25 +703,43 @@ mod checker {
             ("cli/mod.rs", "use crate::plan::Step;\n"),
             ("plan/mod.rs", "use crate::cli::Args;\n"),
         ]);
-        assert_eq!(found, vec!["top-level modules in one import cycle: cli, plan".to_string()]);
+        assert_eq!(
+            found,
+            vec!["top-level modules in one import cycle: cli, plan".to_string()]
+        );
     }
 
     #[test]
     fn a_module_missing_from_the_table_fails() {
         let files = vec![("fresh.rs".to_string(), String::new())];
-        let tops: BTreeSet<String> = ["model", "cli", "plan", "fresh"].iter().map(|s| s.to_string()).collect();
+        let tops: BTreeSet<String> = ["model", "cli", "plan", "fresh"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let found = breaches(&files, &tops, TABLE, &[]);
-        assert_eq!(found, vec!["top-level module `fresh` is missing from the layer table".to_string()]);
+        assert_eq!(
+            found,
+            vec!["top-level module `fresh` is missing from the layer table".to_string()]
+        );
     }
 
     #[test]
     fn a_sub_module_placed_low_may_be_imported_from_below() {
-        let table: &[(&str, &[&str])] = &[("low", &["model", "cli::words"]), ("high", &["cli", "plan"])];
+        let table: &[(&str, &[&str])] = &[
+            ("low", &["model", "cli::words"]),
+            ("high", &["cli", "plan"]),
+        ];
         let files = vec![
-            ("model/a.rs".to_string(), "use crate::cli::words::W;\nuse crate::{cli::words, plan::X};".to_string()),
+            (
+                "model/a.rs".to_string(),
+                "use crate::cli::words::W;\nuse crate::{cli::words, plan::X};".to_string(),
+            ),
             ("cli/words.rs".to_string(), String::new()),
         ];
-        let tops: BTreeSet<String> = ["model", "cli", "plan"].iter().map(|s| s.to_string()).collect();
+        let tops: BTreeSet<String> = ["model", "cli", "plan"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let found = breaches(&files, &tops, table, &[]);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains(":2: `model` (low) imports `plan`"));
@@ -675,7 +752,10 @@ mod checker {
             ("model/a.rs".to_string(), "use crate::cli::X;".to_string()),
             ("model/b.rs".to_string(), "use crate::cli::Y;".to_string()),
         ];
-        let tops: BTreeSet<String> = ["model", "cli", "plan"].iter().map(|s| s.to_string()).collect();
+        let tops: BTreeSet<String> = ["model", "cli", "plan"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let found = breaches(&files, &tops, TABLE, temporary);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("src/model/b.rs:1:"));

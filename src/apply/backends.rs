@@ -1,8 +1,8 @@
 //! What apply changes the host through: one trait per effect family, so tests pass recording
 //! fakes and only the CLI builds the real ones.
+use crate::data::Migrator;
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
-use crate::data::Migrator;
 use crate::migration::MigrationSpec;
 use crate::walk::{Progress, Summary};
 use std::path::Path;
@@ -14,7 +14,6 @@ pub trait StackManager {
     /// Enable and start podman.socket in the user's manager, then prove it: GET /_ping == OK.
     fn start_podman_socket(&self, uid: u32) -> Result<()>;
 }
-
 
 /// The real engine in `walk`, on the real kernel.
 #[derive(Default)]

@@ -4,9 +4,9 @@
 mod backends;
 mod rollback;
 
-pub use backends::{Backends, StackManager, Walker};
 pub use crate::data::Migrator;
 pub use crate::model::Outcome;
+pub use backends::{Backends, StackManager, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};
@@ -397,9 +397,13 @@ fn run_isolation_step(
         }
     };
     Some(match step {
-        Step::CloseData(c) => crate::isolation::apply::close(root, sys, c).map(|d| (outcome(d.is_some()), d)),
-        Step::OpenData(o) => crate::isolation::apply::reopen(root, sys, &o.stack, &o.path).map(|r| (outcome(r), None)),
-        Step::Share(s) => crate::isolation::apply::share(root, sys, probe, s).map(|d| (outcome(d.changed > 0), Some(d))),
+        Step::CloseData(c) => {
+            crate::isolation::apply::close(root, sys, c).map(|d| (outcome(d.is_some()), d))
+        }
+        Step::OpenData(o) => crate::isolation::apply::reopen(root, sys, &o.stack, &o.path)
+            .map(|r| (outcome(r), None)),
+        Step::Share(s) => crate::isolation::apply::share(root, sys, probe, s)
+            .map(|d| (outcome(d.changed > 0), Some(d))),
         _ => return None,
     })
 }

@@ -38,4 +38,3 @@ pub fn record_audit(report: &super::model::Report) {
         });
     }
 }
-

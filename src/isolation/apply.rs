@@ -610,38 +610,6 @@ pub fn reopen_stack(root: &Root, sys: &dyn WalkSys, stack: &str) -> Result<Vec<P
     Ok(paths)
 }
 
-/// `isolate rollback --share NAME` on the real kernel: the mappings of every recorded stack
-/// are isolate's ids; the shared group comes from the policy (when there is one).
-pub fn rollback_share_of(
-    root: &Root,
-    policy: Option<&crate::policy::Policy>,
-    name: &str,
-) -> Result<ShareRollback> {
-    let state = crate::state::State::read(root)?;
-    let accounts = crate::host::accounts::Accounts::read(root)?;
-    let owned: Vec<IdMaps> = super::facts::known_maps(&state, &Default::default())
-        .into_values()
-        .collect();
-    let group = policy.map_or_else(
-        || "stk-shared".to_string(),
-        |p| p.shared_group.value.clone(),
-    );
-    let gid = accounts.group(&group).map(|g| g.gid);
-    let done = rollback_share(
-        root,
-        &crate::walk::sys::RealSys::new(),
-        &fs::RealAclProbe,
-        name,
-        &owned,
-        &group,
-        gid,
-    )?;
-    Ok(ShareRollback {
-        share: name.to_string(),
-        done,
-    })
-}
-
 /// What `rollback --share` did.
 #[derive(Clone, Debug, Serialize)]
 pub struct ShareRollback {

@@ -32,4 +32,3 @@ impl fmt::Display for Note {
         write!(f, "{mark} {}", self.message)
     }
 }
-

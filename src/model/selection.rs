@@ -10,4 +10,3 @@ pub struct Selection {
     /// Migrate even when containers hold the data.
     pub force: bool,
 }
-

@@ -232,7 +232,6 @@ pub fn stack_holders(
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

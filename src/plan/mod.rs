@@ -13,10 +13,10 @@ pub mod shares;
 mod step;
 mod zones;
 
-pub use step::{step_kind, step_span, Step};
 /// The selection under the name the planners have always used for it.
 pub use crate::model::Selection as Options;
 pub use crate::model::{Note, NoteKind};
+pub use step::{step_kind, step_span, Step};
 
 use crate::alloc::{self, Allocated};
 use crate::error::{Error, Result};
