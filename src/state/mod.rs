@@ -1,6 +1,8 @@
 //! isolate's own record of what it allocated and migrated (ROOT/var/lib/isolate/state.json),
 //! and the lock that keeps two runs from interleaving. Allocations recorded here are never
 //! changed, removed or handed to another stack.
+pub mod handoff;
+
 use crate::error::{Error, Result};
 use crate::host::files::write_atomic;
 use crate::ids::{IdMaps, Mapping, SubidRange};
@@ -90,7 +92,7 @@ pub struct State {
     pub stacks: BTreeMap<String, StackRecord>,
     /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub handoff: BTreeMap<String, crate::handoff::HandoffRecord>,
+    pub handoff: BTreeMap<String, handoff::HandoffRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_group: Option<GroupRecord>,
 }
