@@ -6,7 +6,6 @@ pub mod compose;
 pub mod copies;
 pub mod env_files;
 pub mod observe;
-pub mod policy;
 pub mod service;
 pub mod status;
 pub mod stores;

@@ -8,9 +8,9 @@
 use super::copies;
 use super::stores::Stores;
 use crate::error::{Error, Result};
-pub use crate::state::handoff::ServiceRecord;
 use crate::layout::Root;
 use crate::policy::StackPolicy;
+pub use crate::state::handoff::ServiceRecord;
 use crate::state::Allocation;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use serde::Serialize;

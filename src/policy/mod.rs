@@ -2,6 +2,8 @@
 //! walking toml's spanned tree by hand so that *every* problem is reported at once with its
 //! file:line:column, instead of serde stopping at the first.
 pub mod boundary;
+pub mod handoff;
+pub mod reach;
 pub mod reference;
 pub mod validate;
 
@@ -70,9 +72,9 @@ pub struct StackPolicy {
     /// `closed` (default true): after migration no uid outside the stack enters its data.
     pub closed: bool,
     /// What moves with the stack besides its data: compose project, env files, images, service.
-    pub handoff: crate::handoff::policy::StackHandoff,
+    pub handoff: handoff::StackHandoff,
     /// `reaches`: other stacks' services this stack reaches (src/reach).
-    pub reaches: Vec<Located<crate::reach::Reach>>,
+    pub reaches: Vec<Located<reach::Reach>>,
     /// It reaches or is reached: its compose runs with the reach override (set after parsing).
     pub reach_override: bool,
 }
@@ -491,7 +493,7 @@ fn parse_tree(file: &Path, text: &str) -> (Option<Policy>, Vec<Problem>) {
     let taking_part: Vec<String> = policy
         .stacks
         .keys()
-        .filter(|n| crate::reach::plan::takes_part(&policy, n))
+        .filter(|n| reach::takes_part(&policy, n))
         .cloned()
         .collect();
     for n in taking_part {
@@ -578,7 +580,7 @@ fn read_stack(
             "compose_command" => stack.handoff.compose_command = r.strings(e),
             "reaches" => {
                 for s in r.strings(e) {
-                    match crate::reach::Reach::parse(&s.value) {
+                    match reach::Reach::parse(&s.value) {
                         Ok(value) => stack.reaches.push(Located {
                             value,
                             span: s.span,

@@ -3,52 +3,12 @@
 use super::{allocate_ports, override_path, targets, Networking, OverrideInput, PortRecord};
 use crate::layout::Root;
 use crate::plan::{Draft, Note, NoteKind, StackCtx, Step};
-use crate::policy::{Policy, Problem};
+pub use crate::policy::reach::{policy_problems, takes_part};
+use crate::policy::Policy;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
-
-/// Problems of the `reaches` entries, at their place in the policy file.
-pub fn policy_problems(p: &Policy) -> Vec<Problem> {
-    let mut out = Vec::new();
-    for s in p.stacks.values() {
-        for r in &s.reaches {
-            let span = r.span.clone();
-            let t = &r.value;
-            if t.stack == s.name {
-                out.push(Problem::new(
-                    span,
-                    format!(
-                        "`reaches` entry {t}: stack `{}` reaches its own services over its own network; no entry is needed",
-                        s.name
-                    ),
-                ));
-                continue;
-            }
-            if !p.stacks.contains_key(&t.stack) {
-                out.push(Problem::new(
-                    span,
-                    format!(
-                        "`reaches` entry {t}: there is no stack `{}` in the policy (stacks: {})",
-                        t.stack,
-                        p.stacks.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    out
-}
-
-/// Whether the stack's compose runs with the override: it reaches or is reached.
-pub fn takes_part(p: &Policy, stack: &str) -> bool {
-    p.stacks.values().any(|s| {
-        s.reaches
-            .iter()
-            .any(|r| s.name == stack || r.value.stack == stack)
-    })
-}
 
 /// What observation found for `reaches` (plain data; tests build it by hand).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -122,4 +122,3 @@ impl HandoffRecord {
         self.env_files.is_empty() && self.volumes.is_empty() && self.service.is_none()
     }
 }
-
