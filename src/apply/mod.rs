@@ -410,3 +410,8 @@ fn run_isolation_step(
 
 #[cfg(test)]
 mod tests;
+// The hand-off and reaches end to end: observed facts -> plan -> apply.
+#[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
+mod reach_tests;

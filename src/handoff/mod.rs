@@ -245,6 +245,3 @@ impl fmt::Display for HandoffStep {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -8,6 +8,7 @@ pub mod data;
 pub mod handoff;
 pub mod nixos;
 mod orphans;
+mod reach;
 pub mod session;
 pub mod shares;
 mod step;
@@ -132,7 +133,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
-        crate::reach::plan::plan_stack(&mut draft, &ctx);
+        reach::plan_stack(&mut draft, &ctx);
         handoff::plan_stack(&mut draft, &ctx);
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);

@@ -323,7 +323,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod plan_tests;
