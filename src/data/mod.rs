@@ -3,6 +3,7 @@
 //! `apply::rollback`.
 mod holders;
 mod migrator;
+pub mod next;
 
 pub use holders::{mount_holders, RunningContainer};
 pub use migrator::Migrator;

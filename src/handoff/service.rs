@@ -78,7 +78,11 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
     }
     if s.reach_override {
         words.push("-f".into());
-        words.push(crate::reach::override_path(&s.name).display().to_string());
+        words.push(
+            crate::layout::reach_override_path(&s.name)
+                .display()
+                .to_string(),
+        );
     }
     words.extend(args.iter().map(|a| a.to_string()));
     words

@@ -6,11 +6,13 @@ mod facts;
 
 pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
 
+use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::host::procs::{Holder, How, ProcPort};
 use crate::layout::Root;
-use crate::plan::{self, Options};
+use crate::model::Selection as Options;
+use crate::policy::select::selected;
 use crate::policy::Policy;
 use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
@@ -45,8 +47,8 @@ pub fn observe(
     // what can be looked at.
     let allocs =
         crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
-    let legacy = plan::data::legacy_maps(policy, &obs.accounts);
-    let pending = plan::data::pending_migrations(policy, &obs.state, opts);
+    let legacy = crate::alloc::legacy_maps(policy, &obs.accounts);
+    let pending = pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
         let a = &a.allocation;
         obs.managers
@@ -105,13 +107,9 @@ pub fn observe(
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
                 let sp = &policy.stacks[&stack];
-                let plan::data::NextMigration::Run { spec, .. } = plan::data::next_migration(
-                    &obs.state,
-                    legacy.as_ref(),
-                    sp,
-                    &a.allocation,
-                    &path,
-                ) else {
+                let NextMigration::Run { spec, .. } =
+                    next_migration(&obs.state, legacy.as_ref(), sp, &a.allocation, &path)
+                else {
                     continue; // plan() reports why
                 };
                 match crate::walk::survey(&sys, &on_host, &spec) {
@@ -149,7 +147,7 @@ fn processes_inside(
     procs: &dyn ProcPort,
 ) -> std::collections::BTreeMap<(String, PathBuf), std::result::Result<Vec<Holder>, String>> {
     let mut asked: Vec<(String, PathBuf, bool)> = Vec::new();
-    for s in plan::selected(policy, opts) {
+    for s in selected(policy, opts) {
         if !allocs.contains_key(&s.name) {
             continue;
         }

@@ -17,6 +17,7 @@ mod zones;
 /// The selection under the name the planners have always used for it.
 pub use crate::model::Selection as Options;
 pub use crate::model::{Note, NoteKind};
+pub use crate::policy::select::selected;
 pub use step::{step_kind, step_span, Step};
 
 use crate::alloc::{self, Allocated};
@@ -77,17 +78,6 @@ impl StackCtx<'_> {
     pub fn name(&self) -> &str {
         &self.stack.name
     }
-}
-
-/// The policy's stacks that `opts` selects.
-pub fn selected<'a>(
-    policy: &'a Policy,
-    opts: &'a Options,
-) -> impl Iterator<Item = &'a StackPolicy> {
-    policy
-        .stacks
-        .values()
-        .filter(move |s| opts.stacks.is_empty() || opts.stacks.contains(&s.name))
 }
 
 /// Checks `--stack` names against the policy: unknown names are bad input.

@@ -5,6 +5,7 @@ pub mod boundary;
 pub mod handoff;
 pub mod reach;
 pub mod reference;
+pub mod select;
 pub mod validate;
 
 use crate::error::{Error, Result};

@@ -19,15 +19,9 @@ pub fn conf_path(home: &Path) -> PathBuf {
     home.join(".config/containers/containers.conf.d/isolate-reaches.conf")
 }
 
-/// The override file of a stack (root-owned; the stack user reads it).
-pub const OVERRIDE_FILE: &str = "reaches.compose.yaml";
-
-pub fn override_path(stack: &str) -> PathBuf {
-    Path::new(crate::layout::STATE_DIR)
-        .join("stacks")
-        .join(stack)
-        .join(OVERRIDE_FILE)
-}
+pub use crate::layout::{
+    reach_override_path as override_path, REACH_OVERRIDE_FILE as OVERRIDE_FILE,
+};
 
 /// The host ports given to reached targets, kept for ever (a port once given is never given
 /// to another target, even after its `reaches` entry is gone).
