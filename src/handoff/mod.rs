@@ -6,6 +6,7 @@ pub mod compose;
 pub mod copies;
 pub mod env_files;
 pub mod observe;
+pub mod plan;
 pub mod service;
 pub mod status;
 pub mod stores;

@@ -3,8 +3,10 @@
 //! crate's other modules above this layer.
 pub mod note;
 pub mod outcome;
+pub mod planned;
 pub mod selection;
 
 pub use note::{Note, NoteKind};
 pub use outcome::Outcome;
+pub use planned::Planned;
 pub use selection::Selection;

@@ -5,7 +5,6 @@
 //! policy no longer names).
 pub mod accounts;
 pub mod data;
-pub mod handoff;
 pub mod nixos;
 mod orphans;
 mod reach;
@@ -57,6 +56,12 @@ impl Draft {
             stack: stack.map(str::to_string),
             message,
         });
+    }
+
+    /// Takes in what one capability planned, each step wrapped into the plan's `Step`.
+    pub fn absorb<S>(&mut self, planned: crate::model::Planned<S>, wrap: impl Fn(S) -> Step) {
+        self.plan.steps.extend(planned.steps.into_iter().map(wrap));
+        self.plan.notes.extend(planned.notes);
     }
 
     pub fn present(&mut self, stack: Option<&str>, message: String) {
@@ -124,7 +129,22 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         reach::plan_stack(&mut draft, &ctx);
-        handoff::plan_stack(&mut draft, &ctx);
+        let mut handoff = crate::model::Planned::default();
+        let seen = crate::handoff::plan::Seen {
+            accounts: &obs.accounts,
+            state: &obs.state,
+            handoff: &obs.handoff,
+        };
+        crate::handoff::plan::plan_stack(
+            &mut handoff,
+            &mut draft.refusals,
+            policy,
+            stack,
+            &allocated.allocation,
+            &seen,
+            opts,
+        );
+        draft.absorb(handoff, Step::Handoff);
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);
     orphans::note_orphans(&mut draft, policy, obs);
