@@ -9,7 +9,6 @@ pub mod nixos;
 mod orphans;
 mod reach;
 pub mod session;
-pub mod shares;
 mod step;
 mod zones;
 
@@ -21,6 +20,7 @@ pub use step::{step_kind, step_span, Step};
 
 use crate::alloc::{self, Allocated};
 use crate::error::{Error, Result};
+use crate::isolation::plan::IsolationStep;
 use crate::observe::Observed;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
@@ -146,7 +146,39 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         );
         draft.absorb(handoff, Step::Handoff);
     }
-    shares::plan(&mut draft, policy, obs, &allocs, opts);
+    // Paths migrated or created in this apply: isolation closes them right after.
+    let migrating_now: Vec<(String, std::path::PathBuf)> = draft
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Migrate { stack, path, .. } | Step::CreateData { stack, path, .. } => {
+                Some((stack.clone(), path.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut isolation = crate::model::Planned::default();
+    crate::isolation::plan::plan(
+        &mut crate::isolation::plan::Draft {
+            planned: &mut isolation,
+            refusals: &mut draft.refusals,
+        },
+        policy,
+        &crate::isolation::plan::Seen {
+            accounts: &obs.accounts,
+            state: &obs.state,
+            isolation: &obs.isolation,
+        },
+        &allocs,
+        opts,
+        &migrating_now,
+    );
+    draft.absorb(isolation, |step| match step {
+        IsolationStep::Close(c) => Step::CloseData(c),
+        IsolationStep::Open(o) => Step::OpenData(o),
+        IsolationStep::Share(s) => Step::Share(s),
+    });
     orphans::note_orphans(&mut draft, policy, obs);
     nixos::note_missing(&mut draft);
 
@@ -159,5 +191,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
     Ok(draft.plan)
 }
 
+#[cfg(test)]
+mod shares_tests;
 #[cfg(test)]
 mod tests;
