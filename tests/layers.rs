@@ -614,6 +614,74 @@ fn src_holds_to_the_layer_table() {
     );
 }
 
+const README_BEGIN: &str =
+    "<!-- layers: generated from LAYERS and the //! headers by tests/layers.rs (ISOLATE_BLESS=1 cargo test --test layers rewrites it) -->";
+const README_END: &str = "<!-- end: layers -->";
+
+/// The first sentence of a file's `//!` header, on one line.
+fn header_sentence(text: &str) -> String {
+    let joined = text
+        .lines()
+        .take_while(|l| l.starts_with("//!"))
+        .map(|l| l.trim_start_matches("//!").trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let end = joined
+        .match_indices(". ")
+        .map(|(i, _)| i)
+        .find(|i| !joined[..*i].ends_with("e.g") && !joined[..*i].ends_with("i.e"))
+        .unwrap_or(joined.len());
+    joined[..end].trim_end_matches('.').replace('|', "\\|")
+}
+
+/// The README's layer table: each layer bottom-up, its modules and what each holds.
+fn readme_layer_table(src: &Path) -> String {
+    let mut out = String::from("| layer | module | what it holds |\n| --- | --- | --- |\n");
+    for (index, (layer, modules)) in LAYERS.iter().enumerate() {
+        for (n, module) in modules.iter().enumerate() {
+            let relative = module.replace("::", "/");
+            let file = [format!("{relative}.rs"), format!("{relative}/mod.rs")]
+                .into_iter()
+                .map(|f| src.join(f))
+                .find(|f| f.is_file());
+            let what = file
+                .map(|f| header_sentence(&std::fs::read_to_string(f).expect("read header")))
+                .unwrap_or_default();
+            let name = if n == 0 {
+                format!("{index} {layer}")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!("| {name} | `{module}` | {what} |\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn readme_layer_table_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme_path = root.join("README.md");
+    let readme = std::fs::read_to_string(&readme_path).expect("read README.md");
+    let (Some(start), Some(end)) = (readme.find(README_BEGIN), readme.find(README_END)) else {
+        panic!("README.md lacks the layer table's markers:\n{README_BEGIN}\n{README_END}");
+    };
+    let current = format!(
+        "{}{README_BEGIN}\n{}{}",
+        &readme[..start],
+        readme_layer_table(&root.join("src")),
+        &readme[end..]
+    );
+    if current != readme && std::env::var_os("ISOLATE_BLESS").is_some() {
+        std::fs::write(&readme_path, &current).expect("write README.md");
+        return;
+    }
+    assert!(
+        current == readme,
+        "README.md's layer table is stale: run `ISOLATE_BLESS=1 cargo test --test layers`"
+    );
+}
+
 /// Workspace crates (crates/*/src) have their own top-level modules; those form a DAG too (the
 /// crates themselves cannot import upward: cargo refuses a dependency cycle).
 #[test]
