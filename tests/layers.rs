@@ -329,10 +329,10 @@ fn references(relative: &str, source: &str, tops: &BTreeSet<String>) -> Vec<(Str
                     continue;
                 }
             }
-            Token::Ident(word) if word == "crate" => {
-                if tokens.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep) {
-                    out.extend(first_segments(&tokens, i + 2));
-                }
+            Token::Ident(word)
+                if word == "crate" && tokens.get(i + 1).map(|t| &t.0) == Some(&Token::PathSep) =>
+            {
+                out.extend(first_segments(&tokens, i + 2));
             }
             Token::Ident(word)
                 if word == "super"

@@ -92,7 +92,7 @@ fn plan_service(
         return;
     }
     let text = super::service::render_unit(s, a);
-    let home = super::service::home_of(&obs.accounts, a);
+    let home = super::service::home_of(obs.accounts, a);
     let facts = obs
         .handoff
         .get(&s.name)
@@ -269,7 +269,7 @@ fn plan_env_files(
                         ),
                     ));
                 }
-                let readers = env_files::readers(f, &obs.accounts, &others);
+                let readers = env_files::readers(f, obs.accounts, &others);
                 if !readers.is_empty() {
                     out.notes.push(note(
                         NoteKind::Warning,
@@ -493,9 +493,8 @@ fn plan_volumes(
         let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
             continue;
         };
-        let to_path =
-            super::volumes::data_path(&super::service::home_of(&obs.accounts, a), &v.name);
-        let Some(legacy_maps) = crate::alloc::legacy_maps(policy, &obs.accounts) else {
+        let to_path = super::volumes::data_path(&super::service::home_of(obs.accounts, a), &v.name);
+        let Some(legacy_maps) = crate::alloc::legacy_maps(policy, obs.accounts) else {
             continue;
         };
         let to = a.maps();
