@@ -1,5 +1,6 @@
 //! What apply changes the host through: one trait per effect family, so tests pass recording
 //! fakes and only the CLI builds the real ones.
+use crate::data::Migrator;
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
 use crate::migration::MigrationSpec;
@@ -12,30 +13,6 @@ pub trait StackManager {
     fn enable_linger(&self, uid: u32) -> Result<()>;
     /// Enable and start podman.socket in the user's manager, then prove it: GET /_ping == OK.
     fn start_podman_socket(&self, uid: u32) -> Result<()>;
-}
-
-/// The ownership migration engine, as apply needs it.
-pub trait Migrator {
-    fn migrate(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    fn rollback(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    /// Creates a new data path owned by `uid:gid`, mode 0750.
-    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
-    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
-    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
-        Ok(())
-    }
 }
 
 /// The real engine in `walk`, on the real kernel.

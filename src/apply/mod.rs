@@ -4,7 +4,9 @@
 mod backends;
 mod rollback;
 
-pub use backends::{Backends, Migrator, StackManager, Walker};
+pub use crate::data::Migrator;
+pub use crate::model::Outcome;
+pub use backends::{Backends, StackManager, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};
@@ -18,23 +20,6 @@ use crate::walk::{Progress, Summary};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    Done,
-    /// The precondition showed the change was already made (by another tool, or a rerun).
-    AlreadyPresent,
-    Failed {
-        error: String,
-    },
-    /// Nothing to act on, reported but not a failure (an image the legacy store lacks).
-    NotFound {
-        detail: String,
-    },
-    /// An earlier step of the same stack failed.
-    Skipped,
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StepReport {
@@ -80,9 +65,9 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
             });
             continue;
         }
-        let _span = crate::logging::step_span(step).entered();
+        let _span = crate::plan::step_span(step).entered();
         tracing::info!("{line}");
-        let result = match crate::isolation::apply::run_step(root, step, b.walk_sys, b.acl_probe) {
+        let result = match run_isolation_step(root, step, b.walk_sys, b.acl_probe) {
             Some(r) => r.map(|(o, d)| (o, None, d)),
             None => run_step(root, step, b, progress).map(|(o, s)| (o, s, None)),
         };
@@ -397,5 +382,36 @@ pub(super) fn record_migration(
     state.write(root)
 }
 
+/// Runs an isolation step; None for any other step.
+fn run_isolation_step(
+    root: &Root,
+    step: &Step,
+    sys: &dyn crate::walk::sys::WalkSys,
+    probe: &dyn crate::isolation::fs::AclProbe,
+) -> Option<Result<(Outcome, Option<crate::isolation::apply::Done>)>> {
+    let outcome = |changed: bool| {
+        if changed {
+            Outcome::Done
+        } else {
+            Outcome::AlreadyPresent
+        }
+    };
+    Some(match step {
+        Step::CloseData(c) => {
+            crate::isolation::apply::close(root, sys, c).map(|d| (outcome(d.is_some()), d))
+        }
+        Step::OpenData(o) => crate::isolation::apply::reopen(root, sys, &o.stack, &o.path)
+            .map(|r| (outcome(r), None)),
+        Step::Share(s) => crate::isolation::apply::share(root, sys, probe, s)
+            .map(|d| (outcome(d.changed > 0), Some(d))),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests;
+// The hand-off and reaches end to end: observed facts -> plan -> apply.
+#[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
+mod reach_tests;

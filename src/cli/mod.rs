@@ -85,7 +85,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             for s in &p.steps {
-                let _span = crate::logging::step_span(s).entered();
+                let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
             print(format, &render::plan_json::WithLines(&p))?;
@@ -96,7 +96,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             // Before planning: finish what a killed earlier run left in isolate's accounts.
-            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            let own = State::read(&root)?.own_names(Some(&policy.shared_group.value));
             for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
                 // Only text output has room for it on stdout; JSON and metrics stay parseable.
                 if format == Format::Text {
@@ -154,7 +154,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            let accounts_left = check::own_problems(
+                &root,
+                &State::read(&root)?.own_names(Some(&policy.shared_group.value)),
+            )?;
             if !accounts_left.is_empty() {
                 eprintln!(
                     "FAILED account check after apply (as pwck/grpck):\n  {}",
@@ -332,7 +335,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
-            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            let done = crate::ops::rollback::share(
+                &root,
+                policy.as_ref(),
+                share,
+                &crate::walk::sys::RealSys::new(),
+                &crate::isolation::fs::RealAclProbe,
+            )?;
             print(format, &done)?;
             Ok(EXIT_OK)
         }
@@ -353,47 +362,22 @@ pub fn run(cli: Cli) -> Result<i32> {
                 systemd: &sd,
                 ping: false,
             };
-            // The stack's compose service stops first: its containers hold the data. Its unit
-            // stays until nothing else holds the data; a refusal starts it again, so a refused
-            // rollback changes nothing.
-            let paused = crate::handoff::apply::pause_service(
-                &root,
-                stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
-            )?;
-            if !force {
-                if let Err(refusal) = refuse_if_data_held(&root, &session, policy.as_ref(), stack) {
-                    if let Some(paused) = paused {
-                        paused.resume(Some(&session as &dyn crate::handoff::stores::Stores))?;
-                    }
-                    return Err(refusal);
-                }
-            }
-            let service_line = paused.map(|p| p.remove(&root)).transpose()?;
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
-            // A closed data path first gets its top back as it was, then its owners.
-            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
-            let state = State::read(&root)?;
-            let handoff_pending =
-                service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
-            // The hand-off (volumes, env files) is undone before the data changes owners.
-            let mut handoff: Vec<String> = service_line.into_iter().collect();
-            handoff.extend(crate::handoff::apply::rollback(
-                &root,
-                stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
-                &Walker::new(),
-                progress,
-            )?);
-            let data = if handoff_pending && !apply::has_rollback(&state, stack) {
-                apply::RollbackReport(Vec::new())
-            } else {
-                apply::rollback(&root, stack, &Walker::new(), progress)?
+            let backends = crate::ops::rollback::StackBackends {
+                stores: &session,
+                live: &session,
+                migrator: &Walker::new(),
+                walk_sys: &crate::walk::sys::RealSys::new(),
             };
-            print(
-                format,
-                &crate::handoff::apply::StackRollback { handoff, data },
+            let done = crate::ops::rollback::stack(
+                &root,
+                policy.as_ref(),
+                stack,
+                *force,
+                progress,
+                &backends,
             )?;
+            print(format, &done)?;
             Ok(EXIT_OK)
         }
     }
@@ -455,23 +439,6 @@ fn logs(
     Err(logs::exec_journalctl(&args))
 }
 
-/// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
-fn refuse_if_data_held(
-    root: &Root,
-    live: &dyn observe::LiveProbe,
-    policy: Option<&Policy>,
-    stack: &str,
-) -> Result<()> {
-    let state = State::read(root)?;
-    let Some(rec) = state.stacks.get(stack) else {
-        return Ok(());
-    };
-    let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
-    let acc = Accounts::read(root)?;
-    let holders = observe::stack_holders(root, &acc, live, policy, &rec.allocation, &paths);
-    apply::refuse_if_held(stack, &holders)
-}
-
 /// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a
 /// system bus answers, walks every path read-only and renders the report.
 fn audit(
@@ -520,7 +487,7 @@ fn audit(
         any_reach.then(crate::reach::plan::podman_major).flatten(),
     );
     report.reaches = crate::reach::audit::check(root, &policy, &state, &net, net_kind, &selected);
-    crate::logging::record_audit(&report);
+    crate::audit::records::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
         Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",

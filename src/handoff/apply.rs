@@ -5,11 +5,12 @@ use super::service::ServiceRecord;
 use super::stores::Stores;
 use super::volumes::{self, Place, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
-use crate::apply::{Migrator, Outcome};
+use crate::data::Migrator;
 use crate::error::{Error, Result};
 use crate::ids::Shift;
 use crate::layout::Root;
 use crate::migration::MigrationSpec;
+use crate::model::Outcome;
 use crate::state::State;
 use crate::walk::{Progress, Summary};
 use std::path::{Path, PathBuf};
@@ -548,22 +549,6 @@ fn rollback_volume(
 /// What rollback did for one stack's hand-off, one line each.
 pub type RollbackLines = Vec<String>;
 
-/// What `rollback --stack` did: the hand-off's lines, then the data paths.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct StackRollback {
-    pub handoff: RollbackLines,
-    pub data: crate::apply::RollbackReport,
-}
-
-impl crate::render::Render for StackRollback {
-    fn text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        for line in &self.handoff {
-            writeln!(out, "rolled back {line}")?;
-        }
-        self.data.text(out)
-    }
-}
-
 /// Undoes the stack's hand-off: env files get their recorded owner and mode back. Each record
 /// leaves the state file only once its undo is done, so a killed rollback resumes.
 pub fn rollback(
@@ -573,7 +558,7 @@ pub fn rollback(
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<RollbackLines> {
-    let mut lines = crate::reach::apply::rollback(root, stack)?;
+    let mut lines = Vec::new();
     let state = State::read(root)?;
     let Some(rec) = state.handoff.get(stack).cloned() else {
         return Ok(lines);

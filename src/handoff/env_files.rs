@@ -7,10 +7,11 @@
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
+pub use crate::state::handoff::{EnvFileRecord, FileId, FileOwner};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The mode an env file gets: read by its owner, the stack user, and no one else.
 pub const ENV_FILE_MODE: u32 = 0o400;
@@ -38,45 +39,11 @@ pub struct EnvFile {
     pub id: FileId,
 }
 
-/// Which inode a file is: what apply checks on its pinned descriptor before it changes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl FileId {
-    fn of(st: &rustix::fs::Stat) -> FileId {
-        FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
 /// What a file must still be when apply or rollback changes it: its owner, one name, and
 /// (when plan saw it) the same inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expected {
     pub uid: u32,
-    pub id: Option<FileId>,
-}
-
-/// Owner, group and permission bits (with setuid/setgid/sticky) of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileOwner {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-/// An env file as it was before isolate handed it to the stack (in the state file).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvFileRecord {
-    pub path: PathBuf,
-    pub was: FileOwner,
-    /// The inode that was handed over: rollback gives back only that one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<FileId>,
 }
 

@@ -155,7 +155,7 @@ fn observe_volumes(
             let stack_data =
                 stack.is_some() && volumes::store_holds_data(root, &stack_home, &v.name);
             let holders = if root.is_host() && legacy_id.is_some() {
-                crate::observe::mount_holders(acc, &from)
+                crate::data::mount_holders(acc, &from)
                     .into_iter()
                     .map(|h| format!("{} (of {})", h.name, h.owner))
                     .collect()
@@ -253,7 +253,7 @@ pub fn observe_stack(
             name: &u.name,
             uid: u.uid,
             home: std::path::Path::new(&u.home),
-            maps: crate::plan::data::legacy_maps(policy, acc),
+            maps: crate::alloc::legacy_maps(policy, acc),
         };
         facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, &legacy, a);
         facts.legacy = Some(store);

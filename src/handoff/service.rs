@@ -10,9 +10,10 @@ use super::stores::Stores;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use crate::policy::StackPolicy;
+pub use crate::state::handoff::ServiceRecord;
 use crate::state::Allocation;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -35,13 +36,6 @@ pub fn home_of(acc: &crate::host::accounts::Accounts, a: &Allocation) -> PathBuf
 /// Where the unit lives: the stack user's own unit directory (relative to the root).
 pub fn unit_path(home: &Path, project: &str) -> PathBuf {
     home.join(".config/systemd/user").join(unit_name(project))
-}
-
-/// The service as installed (in the state file): rollback stops, disables and removes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    pub unit: String,
-    pub path: PathBuf,
 }
 
 /// One word of a unit's command line, quoted as systemd reads it: `%` and `$` doubled,
@@ -84,7 +78,11 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
     }
     if s.reach_override {
         words.push("-f".into());
-        words.push(crate::reach::override_path(&s.name).display().to_string());
+        words.push(
+            crate::layout::reach_override_path(&s.name)
+                .display()
+                .to_string(),
+        );
     }
     words.extend(args.iter().map(|a| a.to_string()));
     words

@@ -12,10 +12,10 @@
 use crate::error::{Error, Result};
 use crate::ids::IdMaps;
 use crate::layout::Root;
-use crate::migration::MigrateMode;
+pub use crate::state::handoff::{DirId, VolumePhase, VolumeRecord};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -49,22 +49,6 @@ pub fn home_of(data: &Path, name: &str) -> Option<PathBuf> {
     (valid_name(name) && data_path(home, name) == data).then(|| home.to_path_buf())
 }
 
-/// A directory's identity: what plan saw is what apply moves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl DirId {
-    fn of(st: &rustix::fs::Stat) -> DirId {
-        DirId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
 /// What stands at a volume's data directory in the legacy store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum VolumeData {
@@ -74,46 +58,6 @@ pub enum VolumeData {
     Dir(DirId),
     /// Something isolate never moves, and why.
     Refused(String),
-}
-
-/// Where a volume's hand-off stands (in the state file, written before each phase starts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VolumePhase {
-    /// The data is on its way from the legacy store to the staging directory.
-    Moving,
-    /// In staging; its owners are being shifted (the walk's journal records it).
-    Shifting,
-    /// Shifted; on its way into the stack's store.
-    Placing,
-    Done,
-    /// Rollback: on its way from the stack's store back to staging.
-    Unplacing,
-    /// Rollback: owners going back.
-    Unshifting,
-    /// Rollback: the data on its way back to the legacy store.
-    MovingBack,
-}
-
-/// One named volume handed to a stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VolumeRecord {
-    pub name: String,
-    /// The legacy store's data directory (`.../volumes/NAME/_data`).
-    pub from: PathBuf,
-    /// The stack store's data directory.
-    pub to: PathBuf,
-    /// Where the owners are shifted, below isolate's root-owned state directory.
-    pub staging: PathBuf,
-    pub phase: VolumePhase,
-    pub mode: MigrateMode,
-    pub from_maps: IdMaps,
-    pub to_maps: IdMaps,
-    /// The walk's journal (relative to the root).
-    pub journal: PathBuf,
-    /// The legacy data directory as the plan saw it (None in records of an older isolate).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_id: Option<DirId>,
 }
 
 /// How the data went.

@@ -596,30 +596,6 @@ pub fn rollback_share(
     Ok(total)
 }
 
-/// Runs an isolation step; None for any other step.
-pub fn run_step(
-    root: &Root,
-    step: &crate::plan::Step,
-    sys: &dyn WalkSys,
-    probe: &dyn AclProbe,
-) -> Option<Result<(crate::apply::Outcome, Option<Done>)>> {
-    use crate::apply::Outcome;
-    use crate::plan::Step;
-    let outcome = |changed: bool| {
-        if changed {
-            Outcome::Done
-        } else {
-            Outcome::AlreadyPresent
-        }
-    };
-    Some(match step {
-        Step::CloseData(c) => close(root, sys, c).map(|d| (outcome(d.is_some()), d)),
-        Step::OpenData(o) => reopen(root, sys, &o.stack, &o.path).map(|r| (outcome(r), None)),
-        Step::Share(s) => share(root, sys, probe, s).map(|d| (outcome(d.changed > 0), Some(d))),
-        _ => return None,
-    })
-}
-
 /// Before a stack's migrations are rolled back: every closed top of it back as it was.
 pub fn reopen_stack(root: &Root, sys: &dyn WalkSys, stack: &str) -> Result<Vec<PathBuf>> {
     let record = Record::read(root)?;
@@ -632,38 +608,6 @@ pub fn reopen_stack(root: &Root, sys: &dyn WalkSys, stack: &str) -> Result<Vec<P
         reopen(root, sys, stack, p)?;
     }
     Ok(paths)
-}
-
-/// `isolate rollback --share NAME` on the real kernel: the mappings of every recorded stack
-/// are isolate's ids; the shared group comes from the policy (when there is one).
-pub fn rollback_share_of(
-    root: &Root,
-    policy: Option<&crate::policy::Policy>,
-    name: &str,
-) -> Result<ShareRollback> {
-    let state = crate::state::State::read(root)?;
-    let accounts = crate::host::accounts::Accounts::read(root)?;
-    let owned: Vec<IdMaps> = super::facts::known_maps(&state, &Default::default())
-        .into_values()
-        .collect();
-    let group = policy.map_or_else(
-        || "stk-shared".to_string(),
-        |p| p.shared_group.value.clone(),
-    );
-    let gid = accounts.group(&group).map(|g| g.gid);
-    let done = rollback_share(
-        root,
-        &crate::walk::sys::RealSys::new(),
-        &fs::RealAclProbe,
-        name,
-        &owned,
-        &group,
-        gid,
-    )?;
-    Ok(ShareRollback {
-        share: name.to_string(),
-        done,
-    })
 }
 
 /// What `rollback --share` did.

@@ -10,6 +10,7 @@ pub mod fs;
 pub mod grants;
 pub mod journal;
 pub mod observe;
+pub mod plan;
 pub mod record;
 pub mod share;
 pub mod share_acl;

@@ -12,7 +12,7 @@ use crate::alloc::Allocated;
 use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
-use crate::plan::Options;
+use crate::model::Selection;
 use crate::policy::{Policy, ShareMode};
 use crate::state::{MigrationPhase, State};
 use crate::walk::sys::WalkSys;
@@ -70,7 +70,7 @@ pub fn observe(
     accounts: &Accounts,
     state: &State,
     allocs: &BTreeMap<String, Allocated>,
-    opts: &Options,
+    opts: &Selection,
     walk: bool,
 ) -> Result<Facts> {
     let mut facts = Facts {

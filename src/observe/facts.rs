@@ -29,13 +29,7 @@ pub enum DataFacts {
     Missing,
 }
 
-/// A running container that holds a stack's data path (from a podman socket).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RunningContainer {
-    pub owner: String,
-    pub name: String,
-    pub data_path: PathBuf,
-}
+pub use crate::data::RunningContainer;
 
 /// Everything plan() reads, as plain data.
 #[derive(Clone, Debug, Default)]

@@ -6,11 +6,13 @@ mod facts;
 
 pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
 
+use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::host::procs::{Holder, How, ProcPort};
 use crate::layout::Root;
-use crate::plan::{self, Options};
+use crate::model::Selection as Options;
+use crate::policy::select::selected;
 use crate::policy::Policy;
 use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
@@ -45,8 +47,8 @@ pub fn observe(
     // what can be looked at.
     let allocs =
         crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
-    let legacy = plan::data::legacy_maps(policy, &obs.accounts);
-    let pending = plan::data::pending_migrations(policy, &obs.state, opts);
+    let legacy = crate::alloc::legacy_maps(policy, &obs.accounts);
+    let pending = pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
         let a = &a.allocation;
         obs.managers
@@ -105,13 +107,9 @@ pub fn observe(
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
                 let sp = &policy.stacks[&stack];
-                let plan::data::NextMigration::Run { spec, .. } = plan::data::next_migration(
-                    &obs.state,
-                    legacy.as_ref(),
-                    sp,
-                    &a.allocation,
-                    &path,
-                ) else {
+                let NextMigration::Run { spec, .. } =
+                    next_migration(&obs.state, legacy.as_ref(), sp, &a.allocation, &path)
+                else {
                     continue; // plan() reports why
                 };
                 match crate::walk::survey(&sys, &on_host, &spec) {
@@ -149,7 +147,7 @@ fn processes_inside(
     procs: &dyn ProcPort,
 ) -> std::collections::BTreeMap<(String, PathBuf), std::result::Result<Vec<Holder>, String>> {
     let mut asked: Vec<(String, PathBuf, bool)> = Vec::new();
-    for s in plan::selected(policy, opts) {
+    for s in selected(policy, opts) {
         if !allocs.contains_key(&s.name) {
             continue;
         }
@@ -226,40 +224,10 @@ pub fn stack_holders(
     }
     if root.is_host() {
         for p in paths {
-            out.extend(mount_holders(acc, p));
+            out.extend(crate::data::mount_holders(acc, p));
         }
     }
     out
-}
-
-/// Processes holding `path` (or a directory inside it) mounted, as running containers; when
-/// they cannot be listed, that is reported as a holder too, so migration refuses.
-pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
-    let found = match crate::host::mounts::mount_holders(path) {
-        Ok(f) => f,
-        Err(e) => {
-            return vec![RunningContainer {
-                owner: "?".into(),
-                name: format!("(cannot look for holders: {e})"),
-                data_path: path.to_path_buf(),
-            }]
-        }
-    };
-    found
-        .into_iter()
-        .map(|h| RunningContainer {
-            owner: acc
-                .user_by_uid(h.uid)
-                .map_or_else(|| format!("uid {}", h.uid), |u| u.name.clone()),
-            name: format!(
-                "pid {} ({}, mounted at {})",
-                h.pid,
-                h.comm,
-                h.mount_point.display()
-            ),
-            data_path: path.to_path_buf(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //! own state directory (never in the admin's compose tree).
 use super::plan::ReachStep;
 use super::PortRecord;
-use crate::apply::Outcome;
 use crate::error::{Error, Result};
 use crate::layout::Root;
+use crate::model::Outcome;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

@@ -367,17 +367,6 @@ fn nixos(root: &Root) -> bool {
     root.join("etc/NIXOS").exists()
 }
 
-/// isolate's own account names: every recorded stack user (and its group of the same name)
-/// and the shared group.
-pub fn own_names(state: &crate::state::State, shared_group: Option<&str>) -> BTreeSet<String> {
-    state
-        .stacks
-        .values()
-        .map(|r| r.allocation.user.clone())
-        .chain(shared_group.map(str::to_string))
-        .collect()
-}
-
 /// Finishes what an interrupted earlier run left half done in isolate's own accounts, or
 /// refuses (exit 2, nothing changed) when one of them is wrong in a way no interrupted run
 /// leaves. Returns one line per repair made.
@@ -427,12 +416,11 @@ pub fn repair_or_refuse(
 
 /// What is wrong with isolate's own accounts after apply's account steps (empty when
 /// shadow's tools left everything consistent), for apply to report as a failure.
-pub fn own_problems(root: &Root, shared_group: &str) -> Result<Vec<String>> {
+pub fn own_problems(root: &Root, own: &BTreeSet<String>) -> Result<Vec<String>> {
     if nixos(root) {
         return Ok(Vec::new());
     }
-    let own = own_names(&crate::state::State::read(root)?, Some(shared_group));
-    Ok(check(root, &own)?
+    Ok(check(root, own)?
         .into_iter()
         .filter(|f| f.own)
         .map(|f| f.to_string())

@@ -1,11 +1,12 @@
 //! The hand-off's planning over hand-built facts and its image step over a recording fake:
 //! what is copied, what is already there, what the legacy store lacks, a load with the
 //! wrong ID, and the left-behind containers named with the command that removes them.
-use super::stores::FakeStores;
-use super::*;
 use crate::apply::Outcome;
+use crate::handoff::stores::FakeStores;
+use crate::handoff::*;
 use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
 use crate::host::accounts::Accounts;
+use crate::host::podman::store::ProjectContainer;
 use crate::layout::Root;
 use crate::observe::Observed;
 use crate::plan::{plan, NoteKind, Options, Step};
