@@ -65,17 +65,10 @@ pub enum Error {
         stderr: String,
     },
 
-    /// A call to logind or a systemd manager over D-Bus failed.
-    #[error("{context}: {source}")]
-    Dbus {
-        context: String,
-        #[source]
-        source: zbus::Error,
-    },
-
-    /// A request to a podman API socket failed.
+    /// An adapter to the host failed (logind or a systemd manager over D-Bus, a podman API
+    /// socket): its own typed error is the source, shown as it is.
     #[error(transparent)]
-    Podman(#[from] crate::host::podman::http::HttpError),
+    Host(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
 impl Error {
@@ -87,11 +80,9 @@ impl Error {
             | Error::Refused(_)
             | Error::Privilege(_)
             | Error::Locked(_) => EXIT_BAD_INPUT,
-            Error::Failed(_)
-            | Error::Io { .. }
-            | Error::Tool { .. }
-            | Error::Dbus { .. }
-            | Error::Podman(_) => EXIT_FAILURE,
+            Error::Failed(_) | Error::Io { .. } | Error::Tool { .. } | Error::Host(_) => {
+                EXIT_FAILURE
+            }
         }
     }
 
@@ -104,18 +95,14 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Privilege(_) => "privilege",
             Error::Locked(_) => "locked",
-            Error::Failed(_) | Error::Tool { .. } | Error::Dbus { .. } | Error::Podman(_) => {
-                "failed"
-            }
+            Error::Failed(_) | Error::Tool { .. } | Error::Host(_) => "failed",
             Error::Io { .. } => "io",
         }
     }
 
-    pub fn dbus(context: impl Into<String>, source: zbus::Error) -> Self {
-        Error::Dbus {
-            context: context.into(),
-            source,
-        }
+    /// Wraps an adapter's own error, keeping it as the source.
+    pub fn host(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Host(Box::new(source))
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

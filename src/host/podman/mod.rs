@@ -186,7 +186,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("podman.sock");
         let err = ping(&path, SECS).unwrap_err();
-        assert!(matches!(err, crate::error::Error::Podman(_)));
+        assert!(matches!(&err, crate::error::Error::Host(e) if e.is::<http::HttpError>()));
         let err = err.to_string();
         assert!(err.contains("no such socket"), "{err}");
         assert!(err.contains(&path.display().to_string()), "{err}");

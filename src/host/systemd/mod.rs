@@ -2,10 +2,12 @@
 //! (zbus, no systemctl). `DbusSystemd` is the one implementation; observe and apply reach it
 //! through the session adapter (`host::session`).
 mod dbus;
+pub mod error;
 mod relay;
 mod rt;
 
 pub use dbus::DbusSystemd;
+pub use error::SystemdError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
