@@ -4,7 +4,7 @@
 mod backends;
 mod rollback;
 
-pub use backends::{Backends, Migrator, StackManager, Walker};
+pub use backends::{Backends, Migrator, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};
@@ -254,13 +254,13 @@ fn run_step(
                 .map(|_| (Outcome::Done, None))
         }
         Step::EnableLinger { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
+            let m = b.session.ok_or_else(|| {
                 Error::Failed("linger needs systemd, but apply runs with --no-systemd".into())
             })?;
             m.enable_linger(*uid).map(|_| (Outcome::Done, None))
         }
         Step::StartPodmanSocket { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
+            let m = b.session.ok_or_else(|| {
                 Error::Failed(
                     "podman.socket needs systemd, but apply runs with --no-systemd".into(),
                 )
@@ -344,7 +344,9 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
-        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
+        Step::Handoff(h) => {
+            crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
+        }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
         // Carried out by crate::isolation::apply::run_step.
         Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(

@@ -8,11 +8,12 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::podman::ApiSockets;
 use crate::host::procs::RealProcs;
-use crate::host::session::{LiveSession, OfflineSession};
+use crate::host::session::Session;
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
-use crate::observe::{self, LiveProbe};
+use crate::observe::{self, Live};
 use crate::plan::{self, Options};
 use crate::policy::Policy;
 use crate::render::{self, escape, text::HostIdOwners, Format};
@@ -81,8 +82,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             for s in &p.steps {
                 let _span = crate::logging::step_span(s).entered();
@@ -107,8 +109,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
@@ -130,19 +133,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let shadow = Shadow::new(&root);
             let walker = Walker::new();
-            let manager = LiveSession {
-                root: &root,
-                systemd: &sd,
-                ping: false,
-            };
             let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
-                manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
+                session: o.systemd.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 migrator: &walker,
-                stores: o
-                    .systemd
-                    .then_some(&manager as &dyn crate::handoff::stores::Stores),
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
             };
@@ -218,20 +216,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = LiveSession {
+            let podman = ApiSockets { root: &root };
+            let reachable = o.systemd && sd.probe().is_ok();
+            let live = Live {
                 root: &root,
-                systemd: &sd,
+                session: reachable.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 ping: true,
             };
-            let reachable = o.systemd && sd.probe().is_ok();
-            let offline = OfflineSession { root: &root };
-            let status = crate::status::gather(
-                &root,
-                &policy,
-                &o,
-                reachable.then_some(&live as &dyn LiveProbe),
-                &offline,
-            )?;
+            let status = crate::status::gather(&root, &policy, &o, &live)?;
             for s in &status.stacks {
                 crate::logging::stack_span(&s.stack).in_scope(|| {
                     tracing::info!(
@@ -348,23 +343,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             let sd = DbusSystemd::new(&root);
-            let session = LiveSession {
-                root: &root,
+            let podman = ApiSockets { root: &root };
+            let session = Session {
                 systemd: &sd,
+                podman: &podman,
+            };
+            let live = Live {
+                root: &root,
+                session: Some(session),
                 ping: false,
             };
             // The stack's compose service stops first: its containers hold the data. Its unit
             // stays until nothing else holds the data; a refusal starts it again, so a refused
             // rollback changes nothing.
-            let paused = crate::handoff::apply::pause_service(
-                &root,
-                stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
-            )?;
+            let paused = crate::handoff::apply::pause_service(&root, stack, Some(&session))?;
             if !force {
-                if let Err(refusal) = refuse_if_data_held(&root, &session, policy.as_ref(), stack) {
+                if let Err(refusal) = refuse_if_data_held(&root, &live, policy.as_ref(), stack) {
                     if let Some(paused) = paused {
-                        paused.resume(Some(&session as &dyn crate::handoff::stores::Stores))?;
+                        paused.resume(Some(&session))?;
                     }
                     return Err(refusal);
                 }
@@ -381,7 +377,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             handoff.extend(crate::handoff::apply::rollback(
                 &root,
                 stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
+                Some(&session),
                 &Walker::new(),
                 progress,
             )?);
@@ -458,7 +454,7 @@ fn logs(
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
 fn refuse_if_data_held(
     root: &Root,
-    live: &dyn observe::LiveProbe,
+    live: &Live<'_>,
     policy: Option<&Policy>,
     stack: &str,
 ) -> Result<()> {
@@ -481,28 +477,26 @@ fn audit(
     format: Format,
 ) -> Result<i32> {
     use crate::audit::model::Severity;
-    use crate::audit::run::{self, LiveCheck};
+    use crate::audit::run;
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
     let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
-    let live = LiveSession {
+    let podman = ApiSockets { root };
+    let live = run::SessionCheck {
         root,
-        systemd: &sd,
-        ping: true,
+        session: sd.probe().is_ok().then_some(Session {
+            systemd: &sd,
+            podman: &podman,
+        }),
     };
-    let offline = OfflineSession { root };
     let host = run::Host {
         root,
         accounts: &accounts,
         state: &state,
         isolation: &isolation,
-        live: if sd.probe().is_ok() {
-            &live as &dyn LiveCheck
-        } else {
-            &offline
-        },
+        live: &live,
     };
     let mut report = run::audit(
         &crate::walk::sys::RealSys::new(),
@@ -562,14 +556,18 @@ fn session<'a>(
     root: &'a Root,
     o: &Options,
     sd: &'a DbusSystemd,
-) -> Result<Box<dyn LiveProbe + 'a>> {
+    podman: &'a ApiSockets<'a>,
+) -> Result<Live<'a>> {
     if !o.systemd {
-        return Ok(Box::new(OfflineSession { root }));
+        return Ok(Live::offline(root));
     }
     sd.probe()?;
-    Ok(Box::new(LiveSession {
+    Ok(Live {
         root,
-        systemd: sd,
+        session: Some(Session {
+            systemd: sd,
+            podman,
+        }),
         ping: false,
-    }))
+    })
 }

@@ -2,11 +2,11 @@
 //! changes it, re-checks the precondition so a re-run converges, and undoes it all on rollback.
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
 use super::service::ServiceRecord;
-use super::stores::Stores;
 use super::volumes::{self, Place, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
 use crate::apply::{Migrator, Outcome};
 use crate::error::{Error, Result};
+use crate::host::session::Session;
 use crate::ids::Shift;
 use crate::layout::Root;
 use crate::migration::MigrationSpec;
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub fn run(
     root: &Root,
     step: &HandoffStep,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<(Outcome, Option<Summary>)> {
@@ -45,7 +45,7 @@ pub fn run(
     }
 }
 
-fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> Result<Outcome> {
+fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&Session<'_>>) -> Result<Outcome> {
     match step {
         HandoffStep::MoveVolume { .. } | HandoffStep::InstallService { .. } => {
             unreachable!("handled by run")
@@ -105,7 +105,7 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&dyn Stores>) -> R
 
 /// Writes the unit, records it, enables and (re)starts it in the stack user's manager, then
 /// waits until every container of the project in the stack user's store runs.
-fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Result<Outcome> {
+fn install_service(root: &Root, step: &HandoffStep, stores: &Session<'_>) -> Result<Outcome> {
     let HandoffStep::InstallService {
         stack,
         user,
@@ -180,7 +180,7 @@ pub struct PausedService {
 
 impl PausedService {
     /// Enables and starts the service again (the rollback was refused).
-    pub fn resume(self, stores: Option<&dyn Stores>) -> Result<()> {
+    pub fn resume(self, stores: Option<&Session<'_>>) -> Result<()> {
         reach(stores, &self.rec, self.uid)?.start_unit(self.uid, &self.rec.unit)
     }
 
@@ -206,10 +206,10 @@ impl PausedService {
 
 /// The stores, or why the service's manager cannot be reached.
 fn reach<'s>(
-    stores: Option<&'s dyn Stores>,
+    stores: Option<&'s Session<'s>>,
     rec: &ServiceRecord,
     uid: u32,
-) -> Result<&'s dyn Stores> {
+) -> Result<&'s Session<'s>> {
     stores.ok_or_else(|| {
         Error::Failed(format!(
             "{} runs in uid {uid}'s manager, which cannot be reached here",
@@ -292,7 +292,7 @@ fn existing_store_place(root: &Root, data: &Path, name: &str) -> Result<Place> {
 fn move_volume(
     root: &Root,
     step: &HandoffStep,
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<(Outcome, Option<Summary>)> {
@@ -569,7 +569,7 @@ impl crate::render::Render for StackRollback {
 pub fn rollback(
     root: &Root,
     stack: &str,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
     migrator: &dyn Migrator,
     progress: bool,
 ) -> Result<RollbackLines> {
@@ -662,7 +662,7 @@ fn forget_env_file(root: &Root, stack: &str, path: &Path) -> Result<()> {
 pub fn stop_service(
     root: &Root,
     stack: &str,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> Result<Option<String>> {
     pause_service(root, stack, stores)?
         .map(|paused| paused.remove(root))
@@ -674,7 +674,7 @@ pub fn stop_service(
 pub fn pause_service(
     root: &Root,
     stack: &str,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> Result<Option<PausedService>> {
     let state = State::read(root)?;
     let (Some(svc), Some(rec)) = (
@@ -702,7 +702,7 @@ pub fn has_rollback(state: &State, stack: &str) -> bool {
 
 /// Copies one image and proves it by ID; an image the legacy store lacks is reported.
 fn copy_image(
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
     image: &str,
     from: (&str, u32),
     to: (&str, u32),

@@ -9,7 +9,6 @@ pub mod observe;
 pub mod policy;
 pub mod service;
 pub mod status;
-pub mod stores;
 pub mod volumes;
 
 use crate::host::podman::store::ProjectContainer;

@@ -6,8 +6,8 @@
 //! root-owned copies of the compose and env files (see `copies`), never the originals. The service's truth is its
 //! project's containers running, asked of the stack's store on every read.
 use super::copies;
-use super::stores::Stores;
 use crate::error::{Error, Result};
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::StackPolicy;
 use crate::state::Allocation;
@@ -309,7 +309,7 @@ pub enum ProjectRuns {
 /// Ok(()) when the project has containers in the user's store and all of them run;
 /// otherwise what is not running.
 pub fn project_running(
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     uid: u32,
     project: &str,
 ) -> Result<std::result::Result<(), String>> {
@@ -348,7 +348,7 @@ pub fn copy_owners(
 }
 
 /// Asks the stack's store whether its project runs; never starts a socket.
-pub fn project_runs(stores: &dyn Stores, uid: u32, project: &str) -> ProjectRuns {
+pub fn project_runs(stores: &Session<'_>, uid: u32, project: &str) -> ProjectRuns {
     if !stores.socket_listening(uid) {
         return ProjectRuns::NotAsked;
     }
@@ -367,7 +367,7 @@ pub fn observe(
     acc: &crate::host::accounts::Accounts,
     s: &StackPolicy,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> super::ServiceFacts {
     let project = s.handoff.project_of(&s.name);
     let path = unit_path(&home_of(acc, a), &project);

@@ -21,11 +21,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Where podman keeps a rootless user's named volumes, below the user's home, when the user's
-/// `storage.conf` (graphroot) and `containers.conf` (volume_path) do not move it. Those files
-/// are the user's to write, like the answers of her API socket: isolate takes a volume only
+/// Where podman keeps a rootless user's volumes (podman's layout, kept with the adapter). The
+/// user's own config files and socket answers are hers to write: isolate takes a volume only
 /// from here, and refuses a volume a store reports anywhere else.
-pub const STORE_BELOW_HOME: &str = ".local/share/containers/storage/volumes";
+pub use crate::host::podman::{volume_data_path as data_path, STORE_BELOW_HOME};
 
 /// A volume name as podman accepts it (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`): one path component,
 /// never `.` or `..`.
@@ -33,11 +32,6 @@ pub fn valid_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(c) if c.is_ascii_alphanumeric())
         && bytes.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-/// Volume `name`'s data directory in the store of the user whose home is `home`.
-pub fn data_path(home: &Path, name: &str) -> PathBuf {
-    home.join(STORE_BELOW_HOME).join(name).join("_data")
 }
 
 /// The home `data` is volume `name`'s data directory below, as [`data_path`] computes it
