@@ -98,7 +98,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             // Before planning: finish what a killed earlier run left in isolate's accounts.
-            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            let own = own_accounts(&root, &policy)?;
             for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
                 // Only text output has room for it on stdout; JSON and metrics stay parseable.
                 if format == Format::Text {
@@ -152,7 +152,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            let accounts_left = check::own_problems(&root, &own_accounts(&root, &policy)?)?;
             if !accounts_left.is_empty() {
                 eprintln!(
                     "FAILED account check after apply (as pwck/grpck):\n  {}",
@@ -539,6 +539,15 @@ fn audit(
     } else {
         EXIT_OK
     })
+}
+
+/// isolate's own account names: the recorded stack users and the shared group.
+fn own_accounts(root: &Root, policy: &Policy) -> Result<std::collections::BTreeSet<String>> {
+    let users = State::read(root)?
+        .stacks
+        .into_values()
+        .map(|r| r.allocation.user);
+    Ok(check::own_names(users, Some(&policy.shared_group.value)))
 }
 
 /// The policy when its file exists: rollback and map work from the state file alone, but a

@@ -367,13 +367,14 @@ fn nixos(root: &Root) -> bool {
     root.join("etc/NIXOS").exists()
 }
 
-/// isolate's own account names: every recorded stack user (and its group of the same name)
-/// and the shared group.
-pub fn own_names(state: &crate::state::State, shared_group: Option<&str>) -> BTreeSet<String> {
-    state
-        .stacks
-        .values()
-        .map(|r| r.allocation.user.clone())
+/// isolate's own account names: every recorded stack user (`stack_users`, from the state
+/// file; each with its group of the same name) and the shared group.
+pub fn own_names(
+    stack_users: impl IntoIterator<Item = String>,
+    shared_group: Option<&str>,
+) -> BTreeSet<String> {
+    stack_users
+        .into_iter()
         .chain(shared_group.map(str::to_string))
         .collect()
 }
@@ -425,14 +426,14 @@ pub fn repair_or_refuse(
     Ok(done)
 }
 
-/// What is wrong with isolate's own accounts after apply's account steps (empty when
-/// shadow's tools left everything consistent), for apply to report as a failure.
-pub fn own_problems(root: &Root, shared_group: &str) -> Result<Vec<String>> {
+/// What is wrong with isolate's own accounts (`own`, see [`own_names`]) after apply's account
+/// steps (empty when shadow's tools left everything consistent), for apply to report as a
+/// failure.
+pub fn own_problems(root: &Root, own: &BTreeSet<String>) -> Result<Vec<String>> {
     if nixos(root) {
         return Ok(Vec::new());
     }
-    let own = own_names(&crate::state::State::read(root)?, Some(shared_group));
-    Ok(check(root, &own)?
+    Ok(check(root, own)?
         .into_iter()
         .filter(|f| f.own)
         .map(|f| f.to_string())
