@@ -47,8 +47,10 @@ pub enum Error {
     #[error("another isolate run holds the lock on {}", .0.display())]
     Locked(PathBuf),
 
-    #[error("{0}")]
-    Failed(String),
+    /// A step failed: the failing module's own typed error (handoff, apply, isolation, reach,
+    /// ...) is the source, shown as it is.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     #[error("{context}: {source}")]
     Io {
@@ -98,6 +100,11 @@ impl Error {
             Error::Failed(_) | Error::Tool { .. } | Error::Host(_) => "failed",
             Error::Io { .. } => "io",
         }
+    }
+
+    /// Wraps a module's own typed error of a failed step, keeping it as the source.
+    pub fn failed(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Failed(Box::new(source))
     }
 
     /// Wraps an adapter's own error, keeping it as the source.

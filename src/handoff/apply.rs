@@ -1,6 +1,7 @@
 //! Carries out hand-off steps: records what a step changes in the state file before it
 //! changes it, re-checks the precondition so a re-run converges, and undoes it all on rollback.
 use super::env_files::{self, EnvFileFacts, EnvFileRecord};
+use super::error::HandoffError;
 use super::service::ServiceRecord;
 use super::volumes::{self, Place, VolumePhase, VolumeRecord};
 use super::{HandoffRecord, HandoffStep};
@@ -25,19 +26,17 @@ pub fn run(
     match step {
         HandoffStep::MoveVolume { .. } => {
             let stores = stores.ok_or_else(|| {
-                Error::Failed(
-                    "moving volumes needs the podman sockets, but apply runs with --no-systemd"
-                        .into(),
-                )
+                Error::from(HandoffError::NoSystemd {
+                    what: "moving volumes needs the podman sockets",
+                })
             })?;
             move_volume(root, step, stores, migrator, progress)
         }
         HandoffStep::InstallService { .. } => {
             let stores = stores.ok_or_else(|| {
-                Error::Failed(
-                    "the compose service needs the user's manager, but apply runs with --no-systemd"
-                        .into(),
-                )
+                Error::from(HandoffError::NoSystemd {
+                    what: "the compose service needs the user's manager",
+                })
             })?;
             install_service(root, step, stores).map(|o| (o, None))
         }
@@ -69,10 +68,11 @@ fn run_simple(root: &Root, step: &HandoffStep, stores: Option<&Session<'_>>) -> 
             let now = match env_files::observe(root, path)? {
                 EnvFileFacts::File(f) => f,
                 other => {
-                    return Err(Error::Failed(format!(
-                        "env file {} changed since the plan: {other:?}",
-                        path.display()
-                    )))
+                    return Err(HandoffError::EnvFileChangedSincePlan {
+                        path: path.clone(),
+                        now: format!("{other:?}"),
+                    }
+                    .into())
                 }
             };
             if now.id == *id && now.links == 1 && env_files::is_handed(&now.owner, to.uid, to.gid) {
@@ -124,13 +124,18 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &Session<'_>) -> Res
     // Each original must still be what plan showed; a copy that differs is written below.
     let mut stale = Vec::new();
     for c in copies {
-        let now = super::copies::wanted(root, stack, c.kind, &c.from, &c.owners)
-            .map_err(|e| Error::Failed(format!("{} cannot be copied: {e}", c.from.display())))?;
+        let now =
+            super::copies::wanted(root, stack, c.kind, &c.from, &c.owners).map_err(|why| {
+                HandoffError::CopyUnreadable {
+                    path: c.from.clone(),
+                    why,
+                }
+            })?;
         if now != c.content {
-            return Err(Error::Failed(format!(
-                "{} changed since the plan; run `isolate plan` to see the change, then apply again",
-                c.from.display()
-            )));
+            return Err(HandoffError::CopyChangedSincePlan {
+                path: c.from.clone(),
+            }
+            .into());
         }
         if super::copies::current(root, &c.to).as_ref() != Some(&c.content) {
             stale.push(c);
@@ -160,9 +165,13 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &Session<'_>) -> Res
         match super::service::project_running(stores, *uid, project)? {
             Ok(()) => return Ok(Outcome::Done),
             Err(why) if std::time::Instant::now() >= deadline => {
-                return Err(Error::Failed(format!(
-                    "{unit} is active, but project {project} does not run as {user}: {why}"
-                )))
+                return Err(HandoffError::ProjectNotRunning {
+                    unit: unit.clone(),
+                    project: project.clone(),
+                    user: user.clone(),
+                    why,
+                }
+                .into())
             }
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
         }
@@ -211,10 +220,10 @@ fn reach<'s>(
     uid: u32,
 ) -> Result<&'s Session<'s>> {
     stores.ok_or_else(|| {
-        Error::Failed(format!(
-            "{} runs in uid {uid}'s manager, which cannot be reached here",
-            rec.unit
-        ))
+        Error::from(HandoffError::ManagerUnreachable {
+            unit: rec.unit.clone(),
+            uid,
+        })
     })
 }
 
@@ -256,9 +265,12 @@ pub fn staging_of(stack: &str, name: &str) -> PathBuf {
     Path::new("/var/lib/isolate/volumes").join(stack).join(name)
 }
 
-fn not_done(what: &str, summary: &Summary) -> Option<String> {
+fn not_done(what: &str, summary: &Summary) -> Option<HandoffError> {
     let problems = summary.problems();
-    (!problems.is_empty()).then(|| format!("{what} is not done: {}", problems.join("; ")))
+    (!problems.is_empty()).then(|| HandoffError::NotDone {
+        what: what.to_string(),
+        problems,
+    })
 }
 
 /// Volume `name`'s data directory `data` in a store (a path [`volumes::data_path`] computed),
@@ -277,10 +289,9 @@ fn store_place(root: &Root, data: &Path, name: &str) -> Result<Option<Place>> {
 /// Like [`store_place`] for a volume directory that must exist.
 fn existing_store_place(root: &Root, data: &Path, name: &str) -> Result<Place> {
     store_place(root, data, name)?.ok_or_else(|| {
-        Error::Failed(format!(
-            "the volume directory of {} does not exist",
-            root.at(data).display()
-        ))
+        Error::from(HandoffError::VolumeDirMissing {
+            path: root.at(data),
+        })
     })
 }
 
@@ -321,7 +332,9 @@ fn move_volume(
         None => {
             // Checked before anything is created or recorded.
             let legacy = store_place(root, from, name)?.ok_or_else(|| {
-                Error::Failed(format!("{} no longer exists", root.at(from).display()))
+                Error::from(HandoffError::NoLongerExists {
+                    path: root.at(from),
+                })
             })?;
             if from_id.is_none() || legacy.owned_dir(&shift.from)? != *from_id {
                 return Err(Error::Refused(format!(
@@ -333,11 +346,13 @@ fn move_volume(
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
             if created.mountpoint != *to {
-                return Err(Error::Failed(format!(
-                    "{to_user}'s podman reports its volume {name} at {}, not at {} where isolate puts the data; nothing moved",
-                    created.mountpoint.display(),
-                    to.display()
-                )));
+                return Err(HandoffError::VolumeElsewhere {
+                    user: to_user.clone(),
+                    name: name.clone(),
+                    reported: created.mountpoint,
+                    expected: to.clone(),
+                }
+                .into());
             }
             // A resumed move takes a full target for a finished copy.
             volumes::check_target(&existing_store_place(root, to, name)?)?;
@@ -368,9 +383,11 @@ fn move_volume(
                 })
             }
             VolumePhase::Unplacing | VolumePhase::Unshifting | VolumePhase::MovingBack => {
-                return Err(Error::Failed(format!(
-                    "a rollback of volume {name} was interrupted; finish it with `isolate rollback --stack {stack}`"
-                )))
+                return Err(HandoffError::RollbackInterrupted {
+                    name: name.clone(),
+                    stack: stack.to_string(),
+                }
+                .into())
             }
             VolumePhase::Moving => {
                 record_volume(root, stack, &rec)?;
@@ -395,11 +412,11 @@ fn move_volume(
                         staging.check_tree(&[&rec.from_maps])?;
                     }
                     None => {
-                        return Err(Error::Failed(format!(
-                            "neither {} nor {} exists: the volume's data is gone",
-                            root.at(&rec.from).display(),
-                            staging_path.display()
-                        )))
+                        return Err(HandoffError::DataGone {
+                            first: root.at(&rec.from),
+                            second: staging_path,
+                        }
+                        .into())
                     }
                 }
                 rec.phase = VolumePhase::Shifting;
@@ -417,7 +434,12 @@ fn move_volume(
                 )?;
                 if let Some(error) = not_done(&format!("volume {name}"), &done) {
                     // Stays `shifting`: the next apply walks it again.
-                    return Ok((Outcome::Failed { error }, Some(done)));
+                    return Ok((
+                        Outcome::Failed {
+                            error: error.to_string(),
+                        },
+                        Some(done),
+                    ));
                 }
                 summary = Some(done);
                 rec.phase = VolumePhase::Placing;
@@ -499,11 +521,11 @@ fn rollback_volume(
                         volumes::move_dir(&to, &staging, true, None)?;
                     }
                     None if !staging.exists() => {
-                        return Err(Error::Failed(format!(
-                            "neither {} nor {} exists: the volume's data is gone",
-                            root.at(&rec.to).display(),
-                            staging_path.display()
-                        )))
+                        return Err(HandoffError::DataGone {
+                            first: root.at(&rec.to),
+                            second: staging_path,
+                        }
+                        .into())
                     }
                     _ => {}
                 }
@@ -522,7 +544,7 @@ fn rollback_volume(
                     },
                 )?;
                 if let Some(error) = not_done(&format!("rollback of volume {}", rec.name), &done) {
-                    return Err(Error::Failed(error));
+                    return Err(error.into());
                 }
                 rec.phase = VolumePhase::MovingBack;
             }
@@ -582,7 +604,9 @@ pub fn rollback(
         .stacks
         .get(stack)
         .map(|r| (r.allocation.uid, r.allocation.gid))
-        .ok_or_else(|| Error::Failed(format!("stack `{stack}` has no recorded allocation")))?;
+        .ok_or_else(|| HandoffError::NoAllocation {
+            stack: stack.to_string(),
+        })?;
     if let Some(line) = stop_service(root, stack, stores)? {
         lines.push(line);
     }
@@ -628,10 +652,11 @@ pub fn rollback(
                 continue;
             }
             other => {
-                return Err(Error::Failed(format!(
-                    "env file {} is no longer a regular file ({other:?}); left as is",
-                    e.path.display()
-                )))
+                return Err(HandoffError::EnvFileNotRegular {
+                    path: e.path.clone(),
+                    now: format!("{other:?}"),
+                }
+                .into())
             }
         }
         forget_env_file(root, stack, &e.path)?;
@@ -708,9 +733,9 @@ fn copy_image(
     to: (&str, u32),
 ) -> Result<Outcome> {
     let stores = stores.ok_or_else(|| {
-        Error::Failed(
-            "copying images needs the podman sockets, but apply runs with --no-systemd".into(),
-        )
+        Error::from(HandoffError::NoSystemd {
+            what: "copying images needs the podman sockets",
+        })
     })?;
     stores.ensure_socket(from.1)?;
     let Some(want) = stores.image_id(from.1, image)? else {
@@ -725,12 +750,13 @@ fn copy_image(
     stores.copy_image(from.1, to.1, image)?;
     match stores.image_id(to.1, image)? {
         Some(got) if got == want => Ok(Outcome::Done),
-        got => Err(Error::Failed(format!(
-            "image {image} in {}'s store has ID {}, not {want} as in {}'s",
-            to.0,
-            got.as_deref()
-                .unwrap_or("(none: the load named no such image)"),
-            from.0
-        ))),
+        got => Err(HandoffError::ImageIdDiffers {
+            image: image.to_string(),
+            to_user: to.0.to_string(),
+            got,
+            want,
+            from_user: from.0.to_string(),
+        }
+        .into()),
     }
 }

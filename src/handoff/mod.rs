@@ -5,6 +5,7 @@ pub mod apply;
 pub mod compose;
 pub mod copies;
 pub mod env_files;
+pub mod error;
 pub mod observe;
 pub mod policy;
 pub mod service;

@@ -6,6 +6,7 @@
 //! root-owned copies of the compose and env files (see `copies`), never the originals. The service's truth is its
 //! project's containers running, asked of the stack's store on every read.
 use super::copies;
+use super::error::HandoffError;
 use crate::error::{Error, Result};
 use crate::host::session::Session;
 use crate::layout::Root;
@@ -251,9 +252,9 @@ pub fn write_unit(
     gid: u32,
 ) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Failed(format!("{} names no file", path.display())))?;
+    let name = path.file_name().ok_or_else(|| HandoffError::NamesNoFile {
+        path: path.to_path_buf(),
+    })?;
     let dirfd = open_dirs(root, dir, home, uid, gid)?;
     crate::host::files::replace_beneath(
         &dirfd,

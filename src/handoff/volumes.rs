@@ -9,6 +9,7 @@
 //! reaches it through descriptors pinned beneath that home without following a link or crossing
 //! a mount, checks the owner and the identity (device, inode) of the directory it is about to
 //! move, and refuses anything else.
+use super::error::HandoffError;
 use crate::error::{Error, Result};
 use crate::ids::IdMaps;
 use crate::layout::Root;
@@ -258,8 +259,9 @@ impl Place {
         }
         let store = home.join(STORE_BELOW_HOME);
         let shown = root.at(&store);
-        let home_fd = open_below_root(root, home)?
-            .ok_or_else(|| Error::Failed(format!("{} does not exist", root.at(home).display())))?;
+        let home_fd = open_below_root(root, home)?.ok_or_else(|| HandoffError::Missing {
+            path: root.at(home),
+        })?;
         let store_fd = rustix::fs::openat2(
             home_fd.as_fd(),
             STORE_BELOW_HOME,
@@ -303,7 +305,9 @@ impl Place {
         make_private_parent(&root.at(path))?;
         let parent = path.parent().unwrap_or(Path::new("/"));
         let dir = open_below_root(root, parent)?.ok_or_else(|| {
-            Error::Failed(format!("{} does not exist", root.at(parent).display()))
+            Error::from(HandoffError::Missing {
+                path: root.at(parent),
+            })
         })?;
         Ok(Place {
             dir,
@@ -511,11 +515,11 @@ impl Place {
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Failed(format!(
-                "rm -rf {}: {}",
-                self.shown.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
+            Err(HandoffError::RemoveFailed {
+                path: self.shown.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }
+            .into())
         }
     }
 }
@@ -657,10 +661,10 @@ pub fn make_private_parent(staging: &Path) -> Result<()> {
 /// Refuses a target that already holds something (a volume the stack made itself).
 pub fn check_target(to: &Place) -> Result<()> {
     if to.holds_data()? {
-        return Err(Error::Failed(format!(
-            "{} already holds data; isolate never mixes two volumes' data",
-            to.shown.display()
-        )));
+        return Err(HandoffError::TargetHoldsData {
+            path: to.shown.clone(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -697,11 +701,11 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
             partial.remove()?;
             Ok(Moved::AlreadyThere)
         } else {
-            Err(Error::Failed(format!(
-                "neither {} nor {} exists: the volume's data is gone",
-                from.shown.display(),
-                to.shown.display()
-            )))
+            Err(HandoffError::DataGone {
+                first: from.shown.clone(),
+                second: to.shown.clone(),
+            }
+            .into())
         };
     };
     let from_id = DirId::of(&from_st);
@@ -718,10 +722,10 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
         }
     }
     if to_full {
-        return Err(Error::Failed(format!(
-            "{} already holds data; isolate never mixes two volumes' data",
-            to.shown.display()
-        )));
+        return Err(HandoffError::TargetHoldsData {
+            path: to.shown.clone(),
+        }
+        .into());
     }
     if to.stat()?.is_some() {
         rustix::fs::unlinkat(&to.dir, &to.name, AtFlags::REMOVEDIR)
@@ -788,12 +792,12 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
         .output()
         .map_err(|e| io("running cp -a on", &from.shown, e))?;
     if !out.status.success() {
-        return Err(Error::Failed(format!(
-            "cp -a {} {}: {}",
-            from.shown.display(),
-            partial.shown.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(HandoffError::CopyFailed {
+            from: from.shown.clone(),
+            to: partial.shown.clone(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        }
+        .into());
     }
     // The copy is on disk before it is put in place.
     rustix::fs::syncfs(&dst).map_err(|e| io("syncfs", &partial.shown, e.into()))?;
@@ -814,11 +818,11 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
     rustix::fs::fsync(&to.dir).map_err(|e| io("sync", &to.shown, e.into()))?;
     let copy = rustix::fs::fstat(&dst).map_err(|e| io("stat", &partial.shown, e.into()))?;
     if to.identity() != Some(DirId::of(&copy)) {
-        return Err(Error::Failed(format!(
-            "{} is not the copy isolate made (its directory was changed meanwhile); the original {} is kept",
-            to.shown.display(),
-            from.shown.display()
-        )));
+        return Err(HandoffError::NotOurCopy {
+            copy: to.shown.clone(),
+            original: from.shown.clone(),
+        }
+        .into());
     }
     // Only the directory that was copied is removed.
     if from.identity() == Some(from_id) {

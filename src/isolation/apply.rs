@@ -3,6 +3,7 @@
 //! out of a share again. Every walk is the migration's traversal with another action.
 use super::acl::Acl;
 use super::closed::{self, Closing, Top};
+use super::error::IsolationError;
 use super::fs::{self, AclProbe};
 use super::grants::{self, OwnedIds};
 use super::journal;
@@ -438,12 +439,12 @@ pub fn share(
     let mut done = Done::from_share_walk(traverse::walk(sys, &on_host, fd, &action, None)?);
     done.moved(moved);
     if done.failed > 0 {
-        return Err(Error::Failed(format!(
-            "share `{}`: {} inodes could not be changed: {}",
-            step.share,
-            done.failed,
-            done.failures.join("; ")
-        )));
+        return Err(IsolationError::ShareNotChanged {
+            share: step.share.clone(),
+            failed: done.failed,
+            failures: done.failures,
+        }
+        .into());
     }
     Ok(done)
 }
@@ -466,15 +467,13 @@ fn group_only(root: &Root, sys: &dyn WalkSys, step: &ShareStep) -> Result<Done> 
             ..Done::default()
         });
     }
-    let p = step.path.display();
-    let g = &step.shared_group;
-    let w = if bits == 0o070 { "w" } else { "" };
-    Err(Error::Failed(format!(
-        "share `{}` (group-only mode): {p} is not yet group {g}'s with no access for others; \
-         on the file server run: chgrp -R {g} {p} && chmod -R g+rX{w},o-rwx {p} && \
-         find {p} -type d -exec chmod g+s {{}} +",
-        step.share
-    )))
+    Err(IsolationError::GroupOnlyNotReady {
+        share: step.share.clone(),
+        path: step.path.clone(),
+        group: step.shared_group.clone(),
+        w: if bits == 0o070 { "w" } else { "" },
+    }
+    .into())
 }
 
 /// Rolls one recorded share tree back: every entry of an id of a stack's mapping out of
@@ -523,16 +522,13 @@ fn rollback_tree(
     let fd = open_share(sys, probe, &tree.name, &on_host, shared_group)?;
     let top = read_top(sys, fd.as_fd(), &on_host)?;
     if top.ino != tree.ino {
-        return Err(Error::Failed(format!(
-            "share `{}`: {} is another directory than the one isolate changed (inode {} now, {} \
-             then), so isolate's entries cannot be taken off it: mount or move that directory \
-             back and run again; if it is gone for good, move the directory standing there now \
-             aside and run again (the share is then forgotten)",
-            tree.name,
-            tree.path.display(),
-            top.ino,
-            tree.ino
-        )));
+        return Err(IsolationError::ShareTopReplaced {
+            share: tree.name.clone(),
+            path: tree.path.clone(),
+            now: top.ino,
+            then: tree.ino,
+        }
+        .into());
     }
     let journalled =
         journal::read(&jpath).map_err(|e| Error::io(format!("reading {}", jpath.display()), e))?;
@@ -550,15 +546,14 @@ fn rollback_tree(
     };
     let done = Done::from_share_walk(traverse::walk(sys, &on_host, fd, &action, None)?);
     if done.failed > 0 || done.raced > 0 {
-        return Err(Error::Failed(format!(
-            "share `{}` at {}: {} inodes could not be changed back and {} changed under the walk; \
-             it stays recorded, run the rollback again: {}",
-            tree.name,
-            tree.path.display(),
-            done.failed,
-            done.raced,
-            done.failures.join("; ")
-        )));
+        return Err(IsolationError::ShareRollbackNotDone {
+            share: tree.name.clone(),
+            path: tree.path.clone(),
+            failed: done.failed,
+            raced: done.raced,
+            failures: done.failures,
+        }
+        .into());
     }
     forget()?;
     Ok(done)

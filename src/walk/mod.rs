@@ -512,10 +512,9 @@ pub fn create_data_dir(sys: &dyn WalkSys, path: &Path, uid: u32, gid: u32) -> Re
     match sys.mkdir(dir.as_fd(), &name, 0o700) {
         Ok(()) => {}
         Err(Errno::EXIST) => {
-            return Err(Error::Failed(format!(
-                "data path {} exists now but did not when planned; run plan again",
-                path.display()
-            )))
+            return Err(Error::failed(AppearedSincePlan {
+                path: path.to_path_buf(),
+            }))
         }
         Err(e) => return Err(Error::io(format!("create {}", path.display()), e.into())),
     }
@@ -694,4 +693,11 @@ pub fn rollback(
     summary.verify(survey_walk(sys, path, rules)?);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
+}
+
+/// A data path to create that exists now but did not when planned.
+#[derive(Debug, thiserror::Error)]
+#[error("data path {} exists now but did not when planned; run plan again", path.display())]
+pub struct AppearedSincePlan {
+    pub path: std::path::PathBuf,
 }

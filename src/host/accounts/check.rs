@@ -417,10 +417,7 @@ pub fn repair_or_refuse(
             .map(|f| f.to_string())
             .collect();
         if !left.is_empty() {
-            return Err(Error::Failed(format!(
-                "the account files are still inconsistent after repair:\n{}",
-                left.join("\n")
-            )));
+            return Err(Error::host(StillInconsistent { left }));
         }
     }
     Ok(done)
@@ -438,6 +435,14 @@ pub fn own_problems(root: &Root, own: &BTreeSet<String>) -> Result<Vec<String>> 
         .filter(|f| f.own)
         .map(|f| f.to_string())
         .collect())
+}
+
+/// Repairs were made, and the account files still show problems of isolate's own accounts.
+#[derive(Debug, thiserror::Error)]
+#[error("the account files are still inconsistent after repair:\n{}", left.join("\n"))]
+pub struct StillInconsistent {
+    /// Each problem as pwck/grpck would report it.
+    pub left: Vec<String>,
 }
 
 #[cfg(test)]
