@@ -246,6 +246,10 @@ fn kill_child_entry() {
         return;
     };
     let root = PathBuf::from(root);
+    // The parent counts a run as cut short only once this marker says it began.
+    if let Some(started) = std::env::var_os("HANDOFF_KILL_STARTED") {
+        std::fs::write(started, "").unwrap();
+    }
     let st = stores(&root);
     let step = step_at(&root, false);
     apply::run(
@@ -292,19 +296,38 @@ fn kill_9_converges(own_fs: Option<&str>) {
     .unwrap();
 
     let k = killed.tmp.path();
+    let child_test = "kill_child_entry";
+    let listed = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&format!("{child_test}: test\n")),
+        "no test {child_test} in this binary to run as the child"
+    );
+    let markers = tempfile::tempdir().unwrap();
     let mut interrupted = 0;
     for delay_ms in [20u64, 60, 150, 300] {
+        let started = markers.path().join(delay_ms.to_string());
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "kill_child_entry", "--test-threads=1"])
+            .args(["--exact", child_test, "--test-threads=1"])
             .env("HANDOFF_KILL_ROOT", k)
-            .stdout(std::process::Stdio::null())
+            .env("HANDOFF_KILL_STARTED", &started)
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        if !status.success() {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            // Finished before the kill: it must have run exactly the child test.
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains("running 1 test\n") && stdout.contains("test result: ok. 1 passed"),
+                "the child did not run exactly {child_test}: {stdout}"
+            );
+        } else if started.exists() {
             interrupted += 1;
         }
     }
