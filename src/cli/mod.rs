@@ -327,7 +327,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
-            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            let done = crate::isolation::apply::rollback_share_of(
+                &root,
+                &crate::walk::sys::RealSys::new(),
+                &crate::isolation::fs::RealAclProbe,
+                policy.as_ref(),
+                share,
+            )?;
             print(format, &done)?;
             Ok(EXIT_OK)
         }

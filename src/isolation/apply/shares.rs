@@ -297,10 +297,13 @@ pub fn rollback_share(
     }
     Ok(total)
 }
-/// `isolate rollback --share NAME` on the real kernel: the mappings of every recorded stack
-/// are isolate's ids; the shared group comes from the policy (when there is one).
+/// `isolate rollback --share NAME`: the mappings of every recorded stack are isolate's ids;
+/// the shared group comes from the policy (when there is one). `sys` and `probe` are the
+/// kernel's (the CLI passes the real ones).
 pub fn rollback_share_of(
     root: &Root,
+    sys: &dyn WalkSys,
+    probe: &dyn AclProbe,
     policy: Option<&crate::policy::Policy>,
     name: &str,
 ) -> Result<ShareRollback> {
@@ -314,15 +317,7 @@ pub fn rollback_share_of(
         |p| p.shared_group.value.clone(),
     );
     let gid = accounts.group(&group).map(|g| g.gid);
-    let done = rollback_share(
-        root,
-        &crate::walk::sys::RealSys::new(),
-        &fs::RealAclProbe,
-        name,
-        &owned,
-        &group,
-        gid,
-    )?;
+    let done = rollback_share(root, sys, probe, name, &owned, &group, gid)?;
     Ok(ShareRollback {
         share: name.to_string(),
         done,
