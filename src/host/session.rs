@@ -166,3 +166,80 @@ impl FakeSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::podman::fake::PodmanCall;
+    use crate::host::systemd::fake::SystemdCall;
+    use crate::host::systemd::UnitFacts;
+
+    #[test]
+    fn a_socket_that_answers_is_not_started_again() {
+        let fake = FakeSession::default();
+        fake.session().ensure_socket(1000).unwrap();
+        assert!(fake.systemd.calls.lock().unwrap().is_empty());
+        assert_eq!(*fake.podman.calls.lock().unwrap(), [PodmanCall::Ping(1000)]);
+    }
+
+    #[test]
+    fn a_silent_socket_is_started_not_enabled_and_pinged_again() {
+        let mut fake = FakeSession::default();
+        fake.podman.fail = vec![(PodmanCall::Ping(1000), "refused".into())];
+        let err = fake.session().ensure_socket(1000).unwrap_err();
+        assert_eq!(err.to_string(), "refused");
+        assert_eq!(
+            *fake.systemd.calls.lock().unwrap(),
+            [
+                SystemdCall::WaitUserManager(1000),
+                SystemdCall::Start {
+                    uid: 1000,
+                    unit: PODMAN_SOCKET_UNIT.into()
+                }
+            ]
+        );
+        assert_eq!(fake.podman.calls.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_unreachable_store_says_why_and_keeps_the_cause() {
+        let mut fake = FakeSession::default();
+        fake.podman.fail = vec![(PodmanCall::Ping(1000), "refused".into())];
+        fake.systemd.fail = vec![(SystemdCall::WaitUserManager(1000), "timed out".into())];
+        let err = fake.session().ensure_socket(1000).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the podman store of uid 1000 cannot be reached: its API socket \
+             /run/user/1000/podman/podman.sock does not answer and its user manager is not \
+             running (timed out); log the user in or enable its linger, then apply again"
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_FAILURE);
+        let cause = std::error::Error::source(&err).expect("the manager's error is the cause");
+        assert_eq!(cause.to_string(), "timed out");
+    }
+
+    #[test]
+    fn a_unit_still_starting_counts_as_running() {
+        let mut fake = FakeSession::default();
+        fake.systemd.facts.insert(
+            801,
+            UserFacts {
+                unit: Some(UnitFacts {
+                    unit_file_state: "enabled".into(),
+                    active_state: "activating".into(),
+                }),
+                ..UserFacts::default()
+            },
+        );
+        let session = fake.session();
+        assert_eq!(
+            session.unit_state("stk-a", 801, "x.service"),
+            Some((true, true))
+        );
+        session.stop_unit(801, "x.service").unwrap();
+        assert_eq!(
+            session.unit_state("stk-a", 801, "x.service"),
+            Some((false, false))
+        );
+    }
+}

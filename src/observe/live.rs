@@ -97,3 +97,85 @@ impl<'a> Live<'a> {
         self.session.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::podman::fake::PodmanCall;
+    use crate::host::podman::ContainerMounts;
+    use crate::host::session::FakeSession;
+    use crate::host::systemd::{UnitFacts, UserFacts};
+
+    fn up() -> UserFacts {
+        UserFacts {
+            linger: true,
+            manager_state: Some("active".into()),
+            unit: Some(UnitFacts {
+                unit_file_state: "enabled".into(),
+                active_state: "active".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn manager_facts_come_from_the_ports_and_ping_only_when_asked() {
+        let mut fake = FakeSession::default();
+        fake.systemd.facts.insert(801, up());
+        let root = Root::new("/nonexistent");
+        let mut live = Live {
+            root: &root,
+            session: Some(fake.session()),
+            ping: false,
+        };
+        let want = ManagerFacts {
+            linger: true,
+            manager_active: true,
+            socket_enabled: true,
+            socket_active: true,
+            ping_ok: false,
+        };
+        assert_eq!(live.manager("stk-a", 801), want);
+        assert!(fake.podman.calls.lock().unwrap().is_empty());
+        live.ping = true;
+        assert!(live.manager("stk-a", 801).ping_ok);
+        assert_eq!(*fake.podman.calls.lock().unwrap(), [PodmanCall::Ping(801)]);
+        assert_eq!(
+            Live::offline(&root).manager("stk-a", 801),
+            ManagerFacts::default()
+        );
+    }
+
+    #[test]
+    fn a_container_list_that_fails_holds_every_path() {
+        let mut fake = FakeSession::default();
+        fake.podman.running.insert(
+            801,
+            vec![ContainerMounts {
+                name: "web".into(),
+                sources: vec!["/srv/a/db".into()],
+            }],
+        );
+        let root = Root::new("/nonexistent");
+        let live = Live {
+            root: &root,
+            session: Some(fake.session()),
+            ping: false,
+        };
+        let paths = [PathBuf::from("/srv/a"), PathBuf::from("/srv/b")];
+        let held = live.running("stk-a", 801, &paths);
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].name.as_str(), held[0].data_path.as_path()),
+            ("web", paths[0].as_path())
+        );
+        fake.podman.fail = vec![(PodmanCall::RunningContainerMounts(802), "refused".into())];
+        let live = Live {
+            root: &root,
+            session: Some(fake.session()),
+            ping: false,
+        };
+        let held = live.running("stk-b", 802, &paths);
+        assert_eq!(held.len(), 2);
+        assert!(held.iter().all(|h| h.name == "(cannot list: refused)"));
+    }
+}
