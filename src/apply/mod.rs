@@ -2,11 +2,12 @@
 //! "already present" is an outcome, recording allocations and migrations in the state file
 //! before acting, and isolating a failed stack so the others still converge.
 mod backends;
+pub mod error;
 mod rollback;
 
 pub use crate::data::Migrator;
 pub use crate::model::Outcome;
-pub use backends::{Backends, StackManager, Walker};
+pub use backends::{Backends, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};
@@ -17,6 +18,7 @@ use crate::migration::{MigrateMode, MigrationSpec};
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
 use crate::walk::{Progress, Summary};
+use error::ApplyError;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -127,9 +129,9 @@ fn record_shared_group(root: &Root, acc: &Accounts, group: &str) -> Result<u32> 
             || state.shared_group.as_ref().is_some_and(|g| g.gid == id)
     };
     let gid = acc.free_system_gid(held).ok_or_else(|| {
-        Error::Failed(format!(
-            "no free system gid (101-999) left for the group {group}"
-        ))
+        Error::from(ApplyError::NoFreeGid {
+            group: group.to_string(),
+        })
     })?;
     state.shared_group = Some(crate::state::GroupRecord {
         name: group.to_string(),
@@ -163,12 +165,20 @@ fn run_step(
             };
             match state.stacks.get(stack) {
                 Some(r) if r.allocation == want => done(Outcome::AlreadyPresent),
-                Some(r) => Err(Error::Failed(format!(
-                    "stack `{stack}` was recorded meanwhile with uid {} and range {}; run plan again",
-                    r.allocation.uid, r.allocation.subids
-                ))),
+                Some(r) => Err(ApplyError::RecordedMeanwhile {
+                    stack: stack.clone(),
+                    uid: r.allocation.uid,
+                    subids: r.allocation.subids,
+                }
+                .into()),
                 None => {
-                    state.stacks.insert(stack.clone(), StackRecord { allocation: want, migrations: Vec::new() });
+                    state.stacks.insert(
+                        stack.clone(),
+                        StackRecord {
+                            allocation: want,
+                            migrations: Vec::new(),
+                        },
+                    );
                     state.write(root)?;
                     done(Outcome::Done)
                 }
@@ -178,11 +188,12 @@ fn run_step(
             let acc = Accounts::read(root)?;
             match acc.group(group) {
                 Some(g) if gid.is_none_or(|x| x == g.gid) => done(Outcome::AlreadyPresent),
-                Some(g) => Err(Error::Failed(format!(
-                    "group {group} exists with gid {}, not {}",
-                    g.gid,
-                    gid.unwrap()
-                ))),
+                Some(g) => Err(ApplyError::GroupHasOtherGid {
+                    group: group.clone(),
+                    found: g.gid,
+                    wanted: gid.unwrap(),
+                }
+                .into()),
                 None => {
                     let gid = match gid {
                         Some(g) => *g,
@@ -205,10 +216,12 @@ fn run_step(
             let acc = Accounts::read(root)?;
             match acc.user(user) {
                 Some(u) if u.uid == *uid => done(Outcome::AlreadyPresent),
-                Some(u) => Err(Error::Failed(format!(
-                    "user {user} exists with uid {}, not {uid}",
-                    u.uid
-                ))),
+                Some(u) => Err(ApplyError::UserHasOtherUid {
+                    user: user.clone(),
+                    found: u.uid,
+                    wanted: *uid,
+                }
+                .into()),
                 None => {
                     let comment = format!("isolate stack {stack}");
                     b.accounts
@@ -239,16 +252,16 @@ fn run_step(
                 .map(|_| (Outcome::Done, None))
         }
         Step::EnableLinger { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
-                Error::Failed("linger needs systemd, but apply runs with --no-systemd".into())
-            })?;
+            let m = b
+                .session
+                .ok_or_else(|| Error::from(ApplyError::NoSystemd { what: "linger" }))?;
             m.enable_linger(*uid).map(|_| (Outcome::Done, None))
         }
         Step::StartPodmanSocket { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
-                Error::Failed(
-                    "podman.socket needs systemd, but apply runs with --no-systemd".into(),
-                )
+            let m = b.session.ok_or_else(|| {
+                Error::from(ApplyError::NoSystemd {
+                    what: "podman.socket",
+                })
             })?;
             m.start_podman_socket(*uid).map(|_| (Outcome::Done, None))
         }
@@ -329,12 +342,14 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
-        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
+        Step::Handoff(h) => {
+            crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
+        }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
         // Carried out by crate::isolation::apply::run_step.
-        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
-            "an isolation step reached the stack step runner".into(),
-        )),
+        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => {
+            Err(ApplyError::IsolationStepMisrouted.into())
+        }
     }
 }
 
@@ -362,9 +377,9 @@ pub(super) fn record_migration(
 ) -> Result<()> {
     let mut state = State::read(root)?;
     let rec = state.stacks.get_mut(stack).ok_or_else(|| {
-        Error::Failed(format!(
-            "stack `{stack}` has no recorded allocation; cannot migrate"
-        ))
+        Error::from(ApplyError::NoAllocation {
+            stack: stack.to_string(),
+        })
     })?;
     let m = Migration {
         path: path.to_path_buf(),

@@ -8,14 +8,16 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::podman::ApiSockets;
 use crate::host::procs::RealProcs;
-use crate::host::session::{LiveSession, OfflineSession};
+use crate::host::session::Session;
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
-use crate::observe::{self, LiveProbe};
+use crate::model::escape;
+use crate::observe::{self, Live};
 use crate::plan::{self, Options};
 use crate::policy::Policy;
-use crate::render::{self, escape, text::HostIdOwners, Format};
+use crate::render::{self, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -81,8 +83,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             for s in &p.steps {
                 let _span = crate::plan::step_span(s).entered();
@@ -107,8 +110,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
@@ -130,19 +134,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let shadow = Shadow::new(&root);
             let walker = Walker::new();
-            let manager = LiveSession {
-                root: &root,
-                systemd: &sd,
-                ping: false,
-            };
             let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
-                manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
+                session: o.systemd.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 migrator: &walker,
-                stores: o
-                    .systemd
-                    .then_some(&manager as &dyn crate::handoff::stores::Stores),
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
             };
@@ -221,20 +220,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = LiveSession {
+            let podman = ApiSockets { root: &root };
+            let reachable = o.systemd && sd.probe().is_ok();
+            let live = Live {
                 root: &root,
-                systemd: &sd,
+                session: reachable.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 ping: true,
             };
-            let reachable = o.systemd && sd.probe().is_ok();
-            let offline = OfflineSession { root: &root };
-            let status = crate::status::gather(
-                &root,
-                &policy,
-                &o,
-                reachable.then_some(&live as &dyn LiveProbe),
-                &offline,
-            )?;
+            let status = crate::status::gather(&root, &policy, &o, &live)?;
             for s in &status.stacks {
                 crate::logging::stack_span(&s.stack).in_scope(|| {
                     tracing::info!(
@@ -357,15 +353,19 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             let sd = DbusSystemd::new(&root);
-            let session = LiveSession {
-                root: &root,
+            let podman = ApiSockets { root: &root };
+            let session = Session {
                 systemd: &sd,
+                podman: &podman,
+            };
+            let live = Live {
+                root: &root,
+                session: Some(session),
                 ping: false,
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             let backends = crate::ops::rollback::StackBackends {
-                stores: &session,
-                live: &session,
+                live: &live,
                 migrator: &Walker::new(),
                 walk_sys: &crate::walk::sys::RealSys::new(),
             };
@@ -448,28 +448,26 @@ fn audit(
     format: Format,
 ) -> Result<i32> {
     use crate::audit::model::Severity;
-    use crate::audit::run::{self, LiveCheck};
+    use crate::audit::run;
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
     let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
-    let live = LiveSession {
+    let podman = ApiSockets { root };
+    let live = run::SessionCheck {
         root,
-        systemd: &sd,
-        ping: true,
+        session: sd.probe().is_ok().then_some(Session {
+            systemd: &sd,
+            podman: &podman,
+        }),
     };
-    let offline = OfflineSession { root };
     let host = run::Host {
         root,
         accounts: &accounts,
         state: &state,
         isolation: &isolation,
-        live: if sd.probe().is_ok() {
-            &live as &dyn LiveCheck
-        } else {
-            &offline
-        },
+        live: &live,
     };
     let mut report = run::audit(
         &crate::walk::sys::RealSys::new(),
@@ -529,14 +527,18 @@ fn session<'a>(
     root: &'a Root,
     o: &Options,
     sd: &'a DbusSystemd,
-) -> Result<Box<dyn LiveProbe + 'a>> {
+    podman: &'a ApiSockets<'a>,
+) -> Result<Live<'a>> {
     if !o.systemd {
-        return Ok(Box::new(OfflineSession { root }));
+        return Ok(Live::offline(root));
     }
     sd.probe()?;
-    Ok(Box::new(LiveSession {
+    Ok(Live {
         root,
-        systemd: sd,
+        session: Some(Session {
+            systemd: sd,
+            podman,
+        }),
         ping: false,
-    }))
+    })
 }

@@ -4,6 +4,7 @@
 //! descriptor that is then changed, so no swap in between can aim the chown at another file);
 //! its original owner and mode are recorded in the state file before it changes, so rollback
 //! restores them.
+use super::error::HandoffError;
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
@@ -181,18 +182,15 @@ pub fn set_owner(root: &Root, path: &Path, expected: &Expected, to: FileOwner) -
         Error::io(format!("{what} {}", shown.display()), e.into())
     };
     let fd = open_pinned(root, path).map_err(|e| match e {
-        rustix::io::Errno::LOOP => Error::Failed(format!(
-            "env file {} is reached through a symbolic link; isolate never follows one",
-            shown.display()
-        )),
+        rustix::io::Errno::LOOP => HandoffError::EnvFileThroughLink {
+            path: shown.clone(),
+        }
+        .into(),
         e => fail("open", e),
     })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| fail("stat", e))?;
     if let Some(why) = differs(&st, expected) {
-        return Err(Error::Failed(format!(
-            "env file {} changed since it was checked: {why}; left as is",
-            shown.display()
-        )));
+        return Err(HandoffError::EnvFileChanged { path: shown, why }.into());
     }
     // chmod through the descriptor's /proc link acts on the pinned inode, never on a path.
     let proc_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));

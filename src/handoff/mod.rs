@@ -5,11 +5,11 @@ pub mod apply;
 pub mod compose;
 pub mod copies;
 pub mod env_files;
+pub mod error;
 pub mod observe;
 pub mod plan;
 pub mod service;
 pub mod status;
-pub mod stores;
 pub mod volumes;
 
 use crate::host::podman::store::ProjectContainer;

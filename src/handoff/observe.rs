@@ -3,11 +3,11 @@
 //! socket started, not enabled, when needed) and the stack user's where its socket listens.
 //! Never writes a file.
 use super::compose::{self, ComposeFacts};
-use super::stores::Stores;
 use super::volumes::{self, VolumeData};
 use super::{env_files, LegacyStore, StackFacts, VolumeFacts};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
@@ -67,7 +67,7 @@ struct Legacy<'a> {
 fn observe_volumes(
     root: &Root,
     acc: &Accounts,
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     s: &StackPolicy,
     compose: &ComposeFacts,
     legacy: &Legacy<'_>,
@@ -184,7 +184,7 @@ pub fn observe_stack(
     acc: &Accounts,
     s: &StackPolicy,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> Result<StackFacts> {
     let mut facts = StackFacts::default();
     for e in &s.handoff.env_files {

@@ -6,8 +6,9 @@
 //! root-owned copies of the compose and env files (see `copies`), never the originals. The service's truth is its
 //! project's containers running, asked of the stack's store on every read.
 use super::copies;
-use super::stores::Stores;
+use super::error::HandoffError;
 use crate::error::{Error, Result};
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::StackPolicy;
 pub use crate::state::handoff::ServiceRecord;
@@ -134,7 +135,7 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
     for (_, original) in copies::files(s) {
         u.push_str(&format!(
             "# Runs isolate's copy of {}.\n",
-            crate::render::escape::path_text(&original)
+            crate::model::escape::path_text(&original)
         ));
     }
     u.push_str(&format!(
@@ -249,9 +250,9 @@ pub fn write_unit(
     gid: u32,
 ) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Failed(format!("{} names no file", path.display())))?;
+    let name = path.file_name().ok_or_else(|| HandoffError::NamesNoFile {
+        path: path.to_path_buf(),
+    })?;
     let dirfd = open_dirs(root, dir, home, uid, gid)?;
     crate::host::files::replace_beneath(
         &dirfd,
@@ -307,7 +308,7 @@ pub enum ProjectRuns {
 /// Ok(()) when the project has containers in the user's store and all of them run;
 /// otherwise what is not running.
 pub fn project_running(
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     uid: u32,
     project: &str,
 ) -> Result<std::result::Result<(), String>> {
@@ -346,7 +347,7 @@ pub fn copy_owners(
 }
 
 /// Asks the stack's store whether its project runs; never starts a socket.
-pub fn project_runs(stores: &dyn Stores, uid: u32, project: &str) -> ProjectRuns {
+pub fn project_runs(stores: &Session<'_>, uid: u32, project: &str) -> ProjectRuns {
     if !stores.socket_listening(uid) {
         return ProjectRuns::NotAsked;
     }
@@ -365,7 +366,7 @@ pub fn observe(
     acc: &crate::host::accounts::Accounts,
     s: &StackPolicy,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> super::ServiceFacts {
     let project = s.handoff.project_of(&s.name);
     let path = unit_path(&home_of(acc, a), &project);

@@ -5,6 +5,7 @@
 pub mod acl;
 pub mod apply;
 pub mod closed;
+pub mod error;
 pub mod facts;
 pub mod fs;
 pub mod grants;

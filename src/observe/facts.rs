@@ -58,15 +58,3 @@ pub struct Observed {
     /// Host ports, overrides and shared networks of `reaches` (src/reach).
     pub reach: crate::reach::plan::ReachFacts,
 }
-
-/// The live facts observation asks of systemd and podman, behind a trait so tests can answer
-/// them and `--no-systemd` can answer "nothing runs".
-pub trait LiveProbe {
-    fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
-    /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
-    fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
-    /// The users' podman stores, for the hand-off (None: not looked at).
-    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
-        None
-    }
-}

@@ -3,8 +3,10 @@
 //! survey of each data path still to migrate, and what closing data and sharing would change
 //! (`isolation::observe`). Never writes.
 mod facts;
+mod live;
 
-pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
+pub use facts::{DataFacts, ManagerFacts, Observed, RunningContainer};
+pub use live::Live;
 
 use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
@@ -22,7 +24,7 @@ pub fn observe(
     root: &Root,
     policy: &Policy,
     opts: &Options,
-    live: &dyn LiveProbe,
+    live: &Live<'_>,
     procs: &dyn ProcPort,
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
@@ -206,7 +208,7 @@ fn counts_inside(h: &Holder, a: &Allocation, migrating: bool, live_host: bool) -
 pub fn stack_holders(
     root: &Root,
     acc: &Accounts,
-    live: &dyn LiveProbe,
+    live: &Live<'_>,
     policy: Option<&Policy>,
     a: &Allocation,
     paths: &[PathBuf],

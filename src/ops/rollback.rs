@@ -4,13 +4,12 @@
 use crate::apply::{self, RollbackReport};
 use crate::data::Migrator;
 use crate::error::Result;
-use crate::handoff::stores::Stores;
 use crate::host::accounts::Accounts;
 use crate::ids::IdMaps;
 use crate::isolation::apply::ShareRollback;
 use crate::isolation::fs::AclProbe;
 use crate::layout::Root;
-use crate::observe::{self, LiveProbe};
+use crate::observe::{self, Live};
 use crate::policy::Policy;
 use crate::state::State;
 use crate::walk::sys::WalkSys;
@@ -33,8 +32,8 @@ impl crate::render::Render for StackRollback {
 
 /// What a stack's rollback changes the host through.
 pub struct StackBackends<'a> {
-    pub stores: &'a dyn Stores,
-    pub live: &'a dyn LiveProbe,
+    /// The users' systemd managers and podman stores (its session), and what holds the data.
+    pub live: &'a Live<'a>,
     pub migrator: &'a dyn Migrator,
     pub walk_sys: &'a dyn WalkSys,
 }
@@ -51,11 +50,12 @@ pub fn stack(
     // The stack's compose service stops first: its containers hold the data. Its unit stays
     // until nothing else holds the data; a refusal starts it again, so a refused rollback
     // changes nothing.
-    let paused = crate::handoff::apply::pause_service(root, stack, Some(b.stores))?;
+    let session = b.live.session.as_ref();
+    let paused = crate::handoff::apply::pause_service(root, stack, session)?;
     if !force {
         if let Err(refusal) = refuse_if_data_held(root, b.live, policy, stack) {
             if let Some(paused) = paused {
-                paused.resume(Some(b.stores))?;
+                paused.resume(session)?;
             }
             return Err(refusal);
         }
@@ -71,11 +71,7 @@ pub fn stack(
     let mut handoff: Vec<String> = service_line.into_iter().collect();
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
-        root,
-        stack,
-        Some(b.stores),
-        b.migrator,
-        progress,
+        root, stack, session, b.migrator, progress,
     )?);
     let data = if handoff_pending && !apply::has_rollback(&state, stack) {
         RollbackReport(Vec::new())
@@ -88,7 +84,7 @@ pub fn stack(
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
 fn refuse_if_data_held(
     root: &Root,
-    live: &dyn LiveProbe,
+    live: &Live<'_>,
     policy: Option<&Policy>,
     stack: &str,
 ) -> Result<()> {

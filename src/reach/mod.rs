@@ -7,6 +7,7 @@
 //! reaching services get host-loopback access and the target's name.
 pub mod apply;
 pub mod audit;
+pub mod error;
 pub mod plan;
 
 pub use crate::policy::reach::Reach;

@@ -50,8 +50,11 @@ pub fn observe(
     let record = root.at(&super::ports_record_path());
     match std::fs::read(&record) {
         Ok(b) => {
-            f.record = serde_json::from_slice(&b).map_err(|e| {
-                crate::error::Error::Failed(format!("{} is not isolate's: {e}", record.display()))
+            f.record = serde_json::from_slice(&b).map_err(|source| {
+                super::error::ReachError::NotIsolates {
+                    path: record.clone(),
+                    source,
+                }
             })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

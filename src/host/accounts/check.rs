@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::host::accounts::etc::{byte_lines, name_of, read_optional};
 use crate::layout::Root;
-use crate::render::escape;
+use crate::model::escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -405,10 +405,7 @@ pub fn repair_or_refuse(
             .map(|f| f.to_string())
             .collect();
         if !left.is_empty() {
-            return Err(Error::Failed(format!(
-                "the account files are still inconsistent after repair:\n{}",
-                left.join("\n")
-            )));
+            return Err(Error::host(StillInconsistent { left }));
         }
     }
     Ok(done)
@@ -425,6 +422,14 @@ pub fn own_problems(root: &Root, own: &BTreeSet<String>) -> Result<Vec<String>> 
         .filter(|f| f.own)
         .map(|f| f.to_string())
         .collect())
+}
+
+/// Repairs were made, and the account files still show problems of isolate's own accounts.
+#[derive(Debug, thiserror::Error)]
+#[error("the account files are still inconsistent after repair:\n{}", left.join("\n"))]
+pub struct StillInconsistent {
+    /// Each problem as pwck/grpck would report it.
+    pub left: Vec<String>,
 }
 
 #[cfg(test)]
