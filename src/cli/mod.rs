@@ -83,13 +83,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let live = session(&root, &o, &sd)?;
             let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
-            let p = plan::plan(&policy, &obs, &o)?;
+            let (p, refusals) = plan::preview(&policy, &obs, &o)?;
             for s in &p.steps {
                 let _span = crate::logging::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
-            print(format, &p)?;
-            Ok(EXIT_OK)
+            plan::preview::print(format, &p, &refusals)
+                .map_err(|e| Error::io("writing the output", e))
         }
         Command::Apply { sel, force } => {
             let policy = Policy::load(&cli.policy)?;

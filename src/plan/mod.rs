@@ -8,6 +8,7 @@ pub mod data;
 pub mod handoff;
 pub mod nixos;
 mod orphans;
+pub mod preview;
 pub mod session;
 pub mod shares;
 mod step;
@@ -148,8 +149,19 @@ pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
     }
 }
 
-/// The steps that bring the host to the policy, for the selected stacks, in order.
+/// The steps that bring the host to the policy, for the selected stacks, in order; an error
+/// when anything is refused (apply's view).
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
+    let (plan, refusals) = preview(policy, obs, opts)?;
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals.join("\n")));
+    }
+    Ok(plan)
+}
+
+/// The whole plan that can be made and, apart, every refusal (`plan`'s view, see
+/// [`preview`](mod@preview)). Policy problems are still an error: nothing can be planned.
+pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Vec<String>)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let mut draft = Draft::default();
@@ -181,10 +193,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
     if !draft.problems.is_empty() {
         return Err(policy.error(draft.problems));
     }
-    if !draft.refusals.is_empty() {
-        return Err(Error::Refused(draft.refusals.join("\n")));
-    }
-    Ok(draft.plan)
+    Ok((draft.plan, draft.refusals))
 }
 
 #[cfg(test)]
