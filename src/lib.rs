@@ -19,6 +19,7 @@ pub mod migration;
 pub mod observe;
 pub mod plan;
 pub mod policy;
+pub mod preconditions;
 pub mod privilege;
 pub mod reach;
 pub mod render;

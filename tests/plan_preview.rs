@@ -85,3 +85,33 @@ fn a_plan_without_refusals_is_unchanged() {
     );
     assert!(plan.stderr.is_empty(), "{}", text(&plan.stderr));
 }
+
+#[test]
+fn a_missing_share_is_refused_with_the_command_that_creates_it_and_nothing_changes() {
+    let h = Host::new();
+    h.policy(
+        r#"legacy_owner = "alice"
+[stacks.app]
+data = ["/srv/app"]
+migrate = "auto"
+[shares.media]
+path = "/srv/media"
+read = ["app:1000"]
+"#,
+    );
+    h.legacy_data("srv/app", 1, 1);
+    let before = h.snapshot();
+    let plan = h.run(&["plan", "--no-systemd"]);
+    expect_code(&plan, 2);
+    assert_eq!(
+        text(&plan.stderr),
+        "isolate: share `media`: /srv/media does not exist; isolate does not create a share (a missing one is most often an unmounted disk or a typo): mount its filesystem, fix `path` in [shares.media], or create it empty with `install -d -o root -g root -m 0755 /srv/media`\n"
+    );
+    assert!(
+        text(&plan.stdout).contains("migrate /srv/app "),
+        "{}",
+        text(&plan.stdout)
+    );
+    expect_code(&h.run(&["apply", "--no-systemd"]), 2);
+    assert_eq!(before, h.snapshot(), "a refused apply changed the root");
+}

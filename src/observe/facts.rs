@@ -63,6 +63,8 @@ pub struct Observed {
     pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
     /// Host ports, overrides and shared networks of `reaches` (src/reach).
     pub reach: crate::reach::plan::ReachFacts,
+    /// Per stack: what its compose unit needs of the host (`preconditions`).
+    pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
 }
 
 /// The live facts observation asks of systemd and podman, behind a trait so tests can answer

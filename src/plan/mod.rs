@@ -185,6 +185,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         crate::reach::plan::plan_stack(&mut draft, &ctx);
         handoff::plan_stack(&mut draft, &ctx);
+        crate::preconditions::check::plan_stack(&mut draft, &ctx);
     }
     shares::plan(&mut draft, policy, obs, &allocs, opts);
     orphans::note_orphans(&mut draft, policy, obs);
@@ -197,4 +198,4 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

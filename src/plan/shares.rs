@@ -175,6 +175,15 @@ pub fn plan(
                     .push(format!("share `{}`: {why}", share.name));
                 continue;
             }
+            Some(ShareFacts::Missing) => {
+                draft
+                    .refusals
+                    .push(crate::preconditions::check::missing_share(
+                        &share.name,
+                        &share.path.value,
+                    ));
+                continue;
+            }
             Some(ShareFacts::NoAcls(fs)) if share.mode == ShareMode::Acl => {
                 draft.refusals.push(crate::isolation::fs::refusal(
                     &share.name,

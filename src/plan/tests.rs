@@ -13,10 +13,10 @@ use crate::state::{Migration, StackRecord};
 use crate::walk::Survey;
 use std::path::Path;
 
-pub(super) const POLICY: &str =
+pub(crate) const POLICY: &str =
     "legacy_owner = \"alice\"\n[stacks.immich]\ndata = [\"/srv/immich\"]\nmigrate = \"shift\"\n";
 
-pub(super) fn policy(text: &str) -> Policy {
+pub(crate) fn policy(text: &str) -> Policy {
     Policy::parse(Path::new("p.toml"), text).unwrap()
 }
 
@@ -33,7 +33,7 @@ fn observed(passwd: &str, group: &str, subids: &str) -> Observed {
     }
 }
 
-pub(super) fn fresh() -> Observed {
+pub(crate) fn fresh() -> Observed {
     observed(
         "alice:x:1000:1000::/home/alice:/bin/sh\n",
         "alice:x:1000:\n",
@@ -41,7 +41,7 @@ pub(super) fn fresh() -> Observed {
     )
 }
 
-pub(super) fn survey(n: u64) -> DataFacts {
+pub(crate) fn survey(n: u64) -> DataFacts {
     DataFacts::Surveyed(Survey {
         inodes: n,
         shift: n,
