@@ -76,6 +76,14 @@ pub enum Error {
     /// A request to a podman API socket failed.
     #[error(transparent)]
     Podman(#[from] crate::host::podman::http::HttpError),
+
+    /// A wait on a unit failed (`cause`), with the unit's last journal lines after it.
+    #[error("{cause}\n{journal}")]
+    WithJournal {
+        #[source]
+        cause: Box<Error>,
+        journal: String,
+    },
 }
 
 impl Error {
@@ -92,6 +100,7 @@ impl Error {
             | Error::Tool { .. }
             | Error::Dbus { .. }
             | Error::Podman(_) => EXIT_FAILURE,
+            Error::WithJournal { cause, .. } => cause.exit_code(),
         }
     }
 
@@ -108,6 +117,7 @@ impl Error {
                 "failed"
             }
             Error::Io { .. } => "io",
+            Error::WithJournal { cause, .. } => cause.code(),
         }
     }
 

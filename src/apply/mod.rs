@@ -2,6 +2,7 @@
 //! "already present" is an outcome, recording allocations and migrations in the state file
 //! before acting, and isolating a failed stack so the others still converge.
 mod backends;
+pub mod narrate;
 mod rollback;
 
 pub use backends::{Backends, Migrator, StackManager, Walker};

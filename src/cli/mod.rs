@@ -152,6 +152,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                     println!("{}", escape::lines(&s.to_string()));
                 }
             }
+            apply::narrate::enable(
+                format == Format::Text && !cli.quiet,
+                std::io::stderr().is_terminal(),
+            );
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
             let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;

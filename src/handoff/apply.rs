@@ -155,18 +155,8 @@ fn install_service(root: &Root, step: &HandoffStep, stores: &dyn Stores) -> Resu
     }
     super::service::write_unit(root, path, home, text, *uid, *gid)?;
     stores.start_unit(*uid, unit)?;
-    let deadline = std::time::Instant::now() + stores.running_timeout();
-    loop {
-        match super::service::project_running(stores, *uid, project)? {
-            Ok(()) => return Ok(Outcome::Done),
-            Err(why) if std::time::Instant::now() >= deadline => {
-                return Err(Error::Failed(format!(
-                    "{unit} is active, but project {project} does not run as {user}: {why}"
-                )))
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
-        }
-    }
+    super::service::wait_project_running(stores, *uid, user, unit, project)?;
+    Ok(Outcome::Done)
 }
 
 /// The stack's compose service, stopped and disabled, its unit and record kept: a rollback

@@ -49,6 +49,10 @@ pub trait Stores {
     fn start_unit(&self, uid: u32, unit: &str) -> Result<()>;
     /// Stop and disable `unit` in the user's manager.
     fn stop_unit(&self, uid: u32, unit: &str) -> Result<()>;
+    /// The last `n` journal lines of `unit` (fakes have none).
+    fn journal_tail(&self, _unit: &crate::host::journal::Unit, _n: usize) -> Vec<String> {
+        Vec::new()
+    }
     /// How long a started project may take to show all its containers running.
     fn running_timeout(&self) -> Duration {
         RUNNING_TIMEOUT
@@ -118,10 +122,25 @@ impl Stores for LiveSession<'_> {
     }
 
     fn start_unit(&self, uid: u32, unit: &str) -> Result<()> {
-        self.systemd
-            .wait_user_manager(uid, crate::host::session::MANAGER_TIMEOUT)?;
+        self.wait_manager(uid)?;
+        let _wait = crate::apply::narrate::wait(
+            format!("{unit} of uid {uid} to start (compose brings the project up)"),
+            SERVICE_TIMEOUT,
+        );
         self.systemd
             .reload_enable_and_restart_user_unit(uid, unit, SERVICE_TIMEOUT)
+            .map_err(|e| {
+                let unit = crate::host::journal::Unit::User {
+                    uid,
+                    unit: unit.to_string(),
+                };
+                crate::host::journal::annotate(e, &self.journal(), &unit)
+            })
+    }
+
+    fn journal_tail(&self, unit: &crate::host::journal::Unit, n: usize) -> Vec<String> {
+        use crate::host::journal::JournalTail;
+        self.journal().tail(unit, n)
     }
 
     fn stop_unit(&self, uid: u32, unit: &str) -> Result<()> {

@@ -1,8 +1,9 @@
 //! A stack user's session as observe and apply need it — linger, the user manager,
 //! podman.socket, `_ping`, running containers — built on systemd over D-Bus and the podman
 //! API. `LiveSession` is the real one; `OfflineSession` answers for roots without systemd.
-use crate::apply::StackManager;
+use crate::apply::{narrate, StackManager};
 use crate::error::Result;
+use crate::host::journal;
 use crate::host::podman;
 use crate::host::systemd::DbusSystemd;
 use crate::layout::{Root, PODMAN_SOCKET_UNIT};
@@ -90,17 +91,50 @@ impl LiveProbe for LiveSession<'_> {
     }
 }
 
+impl LiveSession<'_> {
+    /// Waits (narrated) for the user manager of `uid`; a failure carries its journal lines.
+    pub fn wait_manager(&self, uid: u32) -> Result<()> {
+        let unit = format!("user@{uid}.service");
+        let _wait = narrate::wait(
+            format!("{unit} (the user manager of uid {uid})"),
+            MANAGER_TIMEOUT,
+        );
+        self.systemd
+            .wait_user_manager(uid, MANAGER_TIMEOUT)
+            .map_err(|e| journal::annotate(e, &self.journal(), &journal::Unit::System(unit)))
+    }
+
+    pub fn journal(&self) -> journal::Journalctl<'_> {
+        journal::Journalctl { root: self.root }
+    }
+}
+
 impl StackManager for LiveSession<'_> {
     fn enable_linger(&self, uid: u32) -> Result<()> {
         self.systemd.enable_linger(uid)?;
-        self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)
+        self.wait_manager(uid)
     }
 
     fn start_podman_socket(&self, uid: u32) -> Result<()> {
-        self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)?;
-        self.systemd
-            .enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, SOCKET_TIMEOUT)?;
+        self.wait_manager(uid)?;
+        let user_unit = |unit: &str| journal::Unit::User {
+            uid,
+            unit: unit.to_string(),
+        };
+        {
+            let _wait = narrate::wait(format!("{PODMAN_SOCKET_UNIT} of uid {uid}"), SOCKET_TIMEOUT);
+            self.systemd
+                .enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, SOCKET_TIMEOUT)
+                .map_err(|e| {
+                    journal::annotate(e, &self.journal(), &user_unit(PODMAN_SOCKET_UNIT))
+                })?;
+        }
+        let _wait = narrate::wait(
+            format!("podman's API of uid {uid} to answer (podman.service)"),
+            PING_TIMEOUT,
+        );
         podman::ping(&self.root.podman_socket(uid), PING_TIMEOUT)
+            .map_err(|e| journal::annotate(e, &self.journal(), &user_unit("podman.service")))
     }
 }
 
