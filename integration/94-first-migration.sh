@@ -92,7 +92,7 @@ grep -q '^+ user stk-seed ' "$ISO_OUT" || fail "the preview does not create stk-
 grep -q '^~ migrate /srv/seed/db for seed' "$ISO_OUT" || fail "the preview does not migrate /srv/seed/db"
 grep -q '^~ volume seed_cache for seed: move' "$ISO_OUT" || fail "the preview does not move the volume"
 grep -q '^+ service isolate-compose-seed.service for seed' "$ISO_OUT" || fail "the preview does not install the service"
-grep -q 'containers are running on /srv/seed/db: seed_db_1 (of alice)' "$ISO_ERR" || fail "the refusal does not name the running db"
+grep -q '^isolate: stack `seed`: containers are running on /srv/seed/db: ' "$ISO_ERR" || fail "the refusal does not name what runs on the db's data"
 grep -q "but /home/$legacy (owner $legacy, mode 0700) does not let stk-seed through" "$ISO_ERR" || fail "plan does not name the 0700 home"
 assert_eq "$fingerprint_before" "$(host_fingerprint)" "accounts and state after plan"
 run_isolate apply --stack seed

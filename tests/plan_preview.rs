@@ -44,7 +44,7 @@ fn plan_prints_the_whole_plan_then_the_refusals_and_apply_refuses_the_same() {
         assert!(out.contains(want), "plan's stdout lacks {want:?}:\n{out}");
     }
     assert!(
-        out.contains("`isolate apply` makes none of them until the 1 refusal(s) below are resolved:\n  refused: stack `web`: "),
+        out.ends_with("`isolate apply` makes none of them while the 1 refusal(s) below stand\n"),
         "{out}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");

@@ -26,20 +26,13 @@ impl Render for Preview<'_> {
         for s in &self.plan.steps {
             writeln!(out, "{}", escape::lines(&s.to_string()))?;
         }
+        // The refusals follow on stderr (`isolate: ...`), as every refusal is printed: once.
         writeln!(
             out,
-            "{} step(s) planned; `isolate apply` makes none of them until the {} refusal(s) below are resolved:",
+            "{} step(s) planned; `isolate apply` makes none of them while the {} refusal(s) below stand",
             self.plan.steps.len(),
             self.refusals.len()
-        )?;
-        for r in self.refusals {
-            writeln!(
-                out,
-                "  refused: {}",
-                escape::lines(r).replace('\n', "\n    ")
-            )?;
-        }
-        Ok(())
+        )
     }
 }
 
@@ -47,6 +40,7 @@ impl Render for Preview<'_> {
 /// refusal is printed (`isolate: ...`); the exit code is 2 when there are refusals.
 pub fn print(format: Format, plan: &Plan, refusals: &[String]) -> std::io::Result<i32> {
     crate::render::print(format, &Preview { plan, refusals })?;
+    std::io::Write::flush(&mut std::io::stdout())?;
     for r in refusals {
         eprintln!("isolate: {}", escape::lines(r).replace('\n', "\nisolate: "));
     }
@@ -98,7 +92,7 @@ mod tests {
         .unwrap();
         let text = String::from_utf8(text).unwrap();
         assert!(
-            text.ends_with("  refused: stack `immich`: containers are running on /srv/immich: immich_postgres (of alice); stop them first (or pass --force)\n"),
+            text.ends_with("step(s) planned; `isolate apply` makes none of them while the 1 refusal(s) below stand\n"),
             "{text}"
         );
         // apply's plan() still refuses, with the same text.
