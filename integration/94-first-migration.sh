@@ -134,3 +134,26 @@ step "rollback --stack seed: alice's project starts again with its rows"
 isolate_ok rollback --stack seed
 legacy_compose "/home/$legacy/seed" up -d >/dev/null 2>&1 || fail "the legacy seed project did not start again"
 wait_for 30 as_user "$legacy" sh -c 'podman logs seed_db_1 2>&1 | grep -q "db up as 999 with 3 rows"' || fail "the legacy db does not see its rows after rollback"
+
+step "a wait that fails ends with the unit's journal lines (a stack added by hand: its command does not exist)"
+in_ct install -d -o "$legacy" -g "$legacy" /srv/broken
+cat >"$CT_ROOT/srv/broken/compose.yaml" <<'YAML'
+services:
+  broken:
+    image: localhost/seed:1
+    network_mode: none
+    command: ["/no/such/command"]
+YAML
+in_ct chown "$legacy:$legacy" /srv/broken/compose.yaml
+cat >>"$CT_ROOT/etc/isolate/policy.toml" <<'TOML'
+
+[stacks.broken]
+data = []
+compose = ["/srv/broken/compose.yaml"]
+service = true
+TOML
+run_isolate apply --stack broken
+assert_eq 1 "$ISO_RC" "exit status of apply with a project that cannot run"
+grep -q 'isolate-compose-broken.service is active, but project broken does not run as stk-broken' "$ISO_OUT" || fail "the failure does not say the project does not run"
+grep -q 'last journal lines (`journalctl _UID=[0-9]* _SYSTEMD_USER_UNIT=isolate-compose-broken.service + _UID=[0-9]* USER_UNIT=isolate-compose-broken.service`):' "$ISO_OUT" || fail "the failure carries no journal lines"
+grep -q '/no/such/command' "$ISO_OUT" || fail "the journal lines do not say why the container does not start"
