@@ -61,6 +61,8 @@ pub(super) struct Use {
     pub(super) read_only: bool,
     pub(super) chown: bool,
     pub(super) uid: (Option<u32>, String),
+    /// The path below a library this use mounts (`libraries`): the grant covers the library.
+    pub(super) mounted: Option<PathBuf>,
 }
 
 impl Use {
@@ -71,6 +73,9 @@ impl Use {
         }
         if self.chown {
             s.push_str(", :U");
+        }
+        if let Some(m) = &self.mounted {
+            s.push_str(&format!(" (mounts {})", m.display()));
         }
         s
     }
@@ -95,6 +100,12 @@ pub fn draft(input: &Input<'_>) -> String {
     let mut uses: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
     let mut taken = BTreeSet::new();
 
+    let mut env_users: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for pr in input.projects {
+        for e in super::handoff_keys::env_files_of(pr) {
+            env_users.entry(e).or_default().push(pr.name.clone());
+        }
+    }
     for pr in input.projects {
         let base = stack_name(&pr.name, input.user_prefix);
         let mut name = base.clone();
@@ -117,6 +128,7 @@ pub fn draft(input: &Input<'_>) -> String {
                 stack: &name,
                 user: format!("{}{name}", input.user_prefix),
                 legacy_owner: legacy,
+                env_users: &env_users,
             },
         );
         if !pr.not_followed.is_empty() {
@@ -172,9 +184,11 @@ pub fn draft(input: &Input<'_>) -> String {
 
     // Paths several stacks mount, or one stack only reads, are shares; the rest is data.
     let mut shares: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
+    let libraries = super::libraries::fold(&mut uses);
     for (path, us) in uses {
         let stacks_using: BTreeSet<&str> = us.iter().map(|u| u.stack.as_str()).collect();
-        if stacks_using.len() > 1 || us.iter().all(|u| u.read_only) {
+        if stacks_using.len() > 1 || us.iter().all(|u| u.read_only) || libraries.contains_key(&path)
+        {
             shares.insert(path, us);
         } else {
             let st = us[0].stack.clone();
@@ -262,10 +276,24 @@ pub fn draft(input: &Input<'_>) -> String {
     let mut share_names = BTreeSet::new();
     for (path, us) in &shares {
         match left_out.get(path) {
-            None => share(&mut o, input, path, us, &mut share_names),
+            None => share(
+                &mut o,
+                input,
+                path,
+                us,
+                libraries.get(path),
+                &mut share_names,
+            ),
             Some(why) => {
                 let mut block = String::new();
-                share(&mut block, input, path, us, &mut share_names);
+                share(
+                    &mut block,
+                    input,
+                    path,
+                    us,
+                    libraries.get(path),
+                    &mut share_names,
+                );
                 let _ = writeln!(o, "\n# TODO: left out: {}: {}", p(path), c(why));
                 for line in block
                     .lines()
@@ -334,6 +362,14 @@ fn mount_use(
                     ));
                     return;
                 }
+                Some(PathKind::Missing) => {
+                    sd.notes.push(format!(
+                        "TODO: {} ({}) is not on this host: podman does not create a bind mount's source, so this stack has not run with it. Create it and list it (as data or a share), or drop the mount",
+                        p(path),
+                        c(&what)
+                    ));
+                    return;
+                }
                 Some(PathKind::Symlink) => {
                     sd.notes.push(format!(
                         "TODO: {} ({}) is a symbolic link, which isolate never follows: list the directory it points to",
@@ -356,6 +392,7 @@ fn mount_use(
                 read_only: m.read_only,
                 chown: m.chown,
                 uid: uid.clone(),
+                mounted: None,
             });
         }
     }

@@ -15,6 +15,20 @@ pub struct Target<'a> {
     pub user: String,
     /// The legacy owner, when the draft names one.
     pub legacy_owner: Option<&'a str>,
+    /// Env files and the projects that use them, across the draft (plan refuses one file for
+    /// two stacks).
+    pub env_users: &'a BTreeMap<PathBuf, Vec<String>>,
+}
+
+/// The env files of a project: its `.env` and every `env_file:` that is there.
+pub fn env_files_of(pr: &Project) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = pr.dot_env.iter().cloned().collect();
+    for u in pr.env_files.iter().filter(|u| u.found) {
+        if !out.contains(&u.path) {
+            out.push(u.path.clone());
+        }
+    }
+    out
 }
 
 /// Why a file cannot be a `compose` or `env_files` entry as it is (plan would refuse it).
@@ -124,8 +138,20 @@ pub fn block(o: &mut String, pr: &Project, t: &Target<'_>) {
     }
     let mut listed = Vec::new();
     for (path, why) in env {
+        let others: Vec<&String> = t
+            .env_users
+            .get(&path)
+            .into_iter()
+            .flatten()
+            .filter(|n| **n != pr.name)
+            .collect();
         match file_problem(&path, true) {
             Some(problem) => notes.push(format!("TODO: env file {} ({why}): {problem}", p(&path))),
+            None if !others.is_empty() => notes.push(format!(
+                "TODO: env file {} ({why}) is also the env file of project {}: one env file belongs to one stack, so give each project its own copy and list it here",
+                p(&path),
+                c(&others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+            )),
             None => listed.push((path, why)),
         }
     }

@@ -26,7 +26,13 @@ pub fn merged_files(base: Yaml, over: Yaml) -> Yaml {
                         (Some(base @ Yaml::Hash(_)), true) => merged(base, &entry),
                         _ => entry,
                     };
-                    ours.insert(name, entry);
+                    // In place: a service keeps its position (compose's order of services).
+                    match ours.get_mut(&name) {
+                        Some(slot) => *slot = entry,
+                        None => {
+                            ours.insert(name, entry);
+                        }
+                    }
                 }
                 out.insert(k, Yaml::Hash(ours));
             }

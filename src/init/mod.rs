@@ -9,6 +9,7 @@ pub mod draft;
 mod extends;
 pub mod handoff_keys;
 pub mod interpolate;
+mod libraries;
 mod merge;
 mod mounts;
 pub mod read;

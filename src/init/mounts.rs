@@ -76,6 +76,13 @@ pub(super) fn mount(
             why: format!("{} not set", missing.join(", ")),
         },
         Some("named") => Source::Named(value),
+        _ if placeholder(&value).is_some() => Source::Unknown {
+            text: written.clone(),
+            why: format!(
+                "{}, left as the upstream file has it",
+                placeholder(&value).unwrap_or_default()
+            ),
+        },
         _ if value.starts_with('/') => Source::Bind(normalize(Path::new(&value))),
         _ if value == "." || value.starts_with("./") || value.starts_with("../") => {
             Source::Bind(normalize(&host_dir.join(&value)))
@@ -93,6 +100,36 @@ pub(super) fn mount(
         read_only,
         chown,
     })
+}
+
+/// Why a mount source is a placeholder an upstream compose file ships for the admin to
+/// replace (`/path/to/movies`, `/PATH_TO_YOUR_CONFIG`, `<your path>`), or None.
+pub(super) fn placeholder(source: &str) -> Option<&'static str> {
+    let lower = source.to_ascii_lowercase();
+    if lower.contains('<') || lower.contains('>') {
+        return Some("a placeholder in angle brackets");
+    }
+    if lower.starts_with("/path/to") || lower.contains("/path/to/") || lower.starts_with("path/to/")
+    {
+        return Some("a /path/to/ placeholder");
+    }
+    let shouted = source.split('/').any(|part| {
+        part.len() > 3
+            && part.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_')
+            && ["PATH", "YOUR", "DIR", "FOLDER", "LOCATION"]
+                .iter()
+                .any(|w| part.contains(w))
+    });
+    if shouted {
+        return Some("a placeholder in capitals");
+    }
+    let words = lower
+        .split(['/', '_', '-', '.', ' '])
+        .any(|w| matches!(w, "your" | "changeme"));
+    if words {
+        return Some("a placeholder (\"your ...\")");
+    }
+    None
 }
 
 /// Splits a short-syntax volume at `:` outside `${...}` (defaults hold `:-`).
@@ -115,4 +152,37 @@ pub(super) fn split_outside_braces(s: &str) -> Vec<String> {
         prev = ch;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_placeholders_are_told_from_paths() {
+        for p in [
+            "/path/to/movies",
+            "/PATH_TO_YOUR_CONFIG",
+            "<your path>",
+            "/mnt/<media>",
+            "/srv/your/config",
+            "/opt/your_media_dir",
+            "./path/to/data",
+            "/srv/YOUR_DATA",
+            "/changeme/x",
+        ] {
+            assert!(placeholder(p).is_some(), "{p}");
+        }
+        for p in [
+            "/srv/media",
+            "./data",
+            "/mnt/storage/data",
+            "/srv/yourls/data",
+            "/mnt/NAS",
+            "/home/alice/paths/to",
+            "/opt/stacks/immich/library",
+        ] {
+            assert_eq!(placeholder(p), None, "{p}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! The draft written out: the header (legacy owner, where filesystem types came from), one
 //! `[stacks.NAME]` block per compose project and one `[shares.NAME]` block per shared path,
 //! every decision with its comment.
-use super::draft::{Input, PathFacts, PathKind, StackDraft, Use};
+use super::draft::{Input, PathFacts, StackDraft, Use};
 use super::text::{c, p, stack_name, toml_key, toml_string};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -96,21 +96,18 @@ pub(super) fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDra
     } else {
         let _ = writeln!(o, "data = [");
         for (path, us) in &sd.data {
-            let mut note = us
+            let note = us
                 .iter()
                 .map(|u| match &u.uid {
-                    (Some(n), why) if *n != 0 => {
+                    (Some(n), why) => {
                         format!("{}, container uid {n} ({})", c(&u.describe()), c(why))
                     }
-                    _ => c(&u.describe()),
+                    (None, why) => {
+                        format!("{}, container uid unknown ({})", c(&u.describe()), c(why))
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
-            if input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing) {
-                note.push_str(
-                    "; TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's; if the data lives elsewhere, name that path",
-                );
-            }
             let _ = writeln!(
                 o,
                 "  {},  # {note}",
@@ -178,6 +175,7 @@ pub(super) fn share(
     input: &Input<'_>,
     path: &Path,
     us: &[Use],
+    library: Option<&String>,
     names: &mut BTreeSet<String>,
 ) {
     // Named after its last components, unique.
@@ -202,12 +200,15 @@ pub(super) fn share(
     let _ = writeln!(o);
     let _ = writeln!(
         o,
-        "# {} is mounted by {}",
+        "# {} is {}",
         p(path),
-        if stacks.len() > 1 {
-            format!("{} stacks: a share", stacks.len())
+        if let Some(why) = library {
+            c(why)
+        } else if stacks.len() > 1 {
+            format!("mounted by {} stacks: a share", stacks.len())
         } else {
-            "one stack, read-only: a share, not its data (migrating would re-own it)".into()
+            "mounted by one stack, read-only: a share, not its data (migrating would re-own it)"
+                .into()
         }
     );
     let _ = writeln!(o, "[shares.{}]", toml_key(&name));
@@ -222,12 +223,6 @@ pub(super) fn share(
                 "  # WARNING: on {}: the share's ACLs have to be set on the file server",
                 c(fs)
             );
-        }
-        Some(PathFacts {
-            kind: PathKind::Missing,
-            ..
-        }) => {
-            let _ = writeln!(o, "  # TODO: not found on this host");
         }
         _ => {
             let _ = writeln!(o);
