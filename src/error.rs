@@ -76,6 +76,14 @@ pub enum Error {
     /// socket): its own typed error is the source, shown as it is.
     #[error(transparent)]
     Host(Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// A wait on a unit failed (`cause`), with the unit's last journal lines after it.
+    #[error("{cause}\n{journal}")]
+    WithJournal {
+        #[source]
+        cause: Box<Error>,
+        journal: String,
+    },
 }
 
 impl Error {
@@ -94,6 +102,7 @@ impl Error {
             Error::Failed(_) | Error::Io { .. } | Error::Tool { .. } | Error::Host(_) => {
                 EXIT_FAILURE
             }
+            Error::WithJournal { cause, .. } => cause.exit_code(),
         }
     }
 
@@ -114,6 +123,7 @@ impl Error {
                 WalkError::Failed(_) => "failed",
                 WalkError::Io { .. } => "io",
             },
+            Error::WithJournal { cause, .. } => cause.code(),
         }
     }
 

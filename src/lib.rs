@@ -21,6 +21,7 @@ pub mod observe;
 pub mod ops;
 pub mod plan;
 pub mod policy;
+pub mod preconditions;
 pub mod privilege;
 pub mod reach;
 pub mod render;

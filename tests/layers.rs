@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("schemas", &["policy", "state"]),
     ("walk", &["walk"]),
     ("allocation", &["alloc", "idmap"]),
-    ("capabilities", &["data", "isolation", "handoff", "reach"]),
+    (
+        "capabilities",
+        &["data", "isolation", "handoff", "reach", "preconditions"],
+    ),
     (
         "aggregates",
         &["observe", "plan", "apply", "status", "audit"],

@@ -86,13 +86,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
             let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
-            let p = plan::plan(&policy, &obs, &o)?;
+            let (p, refusals) = plan::preview(&policy, &obs, &o)?;
             for s in &p.steps {
                 let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
-            print(format, &render::plan_json::WithLines(&p))?;
-            Ok(EXIT_OK)
+            render::plan_preview::print(format, &p, &refusals)
+                .map_err(|e| Error::io("writing the output", e))
         }
         Command::Apply { sel, force } => {
             let policy = Policy::load(&cli.policy)?;
@@ -151,6 +151,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                     println!("{}", escape::lines(&s.to_string()));
                 }
             }
+            crate::logging::narrate::enable(
+                format == Format::Text && !cli.quiet,
+                std::io::stderr().is_terminal(),
+            );
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
             let accounts_left = check::own_problems(

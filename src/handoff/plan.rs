@@ -481,7 +481,7 @@ fn plan_volumes(
                 v.name,
                 v.holders.join(", ")
             ));
-            continue;
+            // The move stays in the preview; apply refuses it while they run.
         }
         if rec.is_none() && v.stack_data {
             refusals.push(format!(

@@ -328,6 +328,47 @@ pub fn project_running(
     }
 }
 
+/// Waits (narrated) until every container of `project` runs in `user`'s store once its unit
+/// is active; a failure carries the unit's last journal lines.
+pub fn wait_project_running(
+    stores: &Session<'_>,
+    uid: u32,
+    user: &str,
+    unit: &str,
+    project: &str,
+) -> Result<()> {
+    let timeout = stores.running_timeout();
+    let _wait = crate::logging::narrate::wait(
+        format!("the containers of project {project} to run as {user}"),
+        timeout,
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match project_running(stores, uid, project)? {
+            Ok(()) => return Ok(()),
+            Err(why) if std::time::Instant::now() >= deadline => {
+                let journal = crate::host::journal::Unit::User {
+                    uid,
+                    unit: unit.to_string(),
+                };
+                let err = HandoffError::ProjectNotRunning {
+                    unit: unit.to_string(),
+                    project: project.to_string(),
+                    user: user.to_string(),
+                    why,
+                }
+                .into();
+                return Err(crate::host::journal::annotate(
+                    err,
+                    &stores.journal(),
+                    &journal,
+                ));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
+    }
+}
+
 /// Who may own a file the service's copies are made from: the legacy user (the files are
 /// hers until the hand-off), the stack user (its env files after it) and root.
 pub fn copy_owners(

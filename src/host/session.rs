@@ -4,10 +4,12 @@
 //! build their own facts from it; nothing here knows what observe, apply, audit or the
 //! hand-off make of the answers.
 use crate::error::{Error, Result};
+use crate::host::journal;
 use crate::host::podman::store::{Copied, ProjectContainer, VolumeInfo};
 use crate::host::podman::PodmanPort;
 use crate::host::systemd::{SystemdPort, UserFacts};
 use crate::layout::PODMAN_SOCKET_UNIT;
+use crate::logging::narrate;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,15 +45,49 @@ impl<'a> Session<'a> {
     /// logind SetUserLinger, then wait (bounded) for user@UID.service and its manager.
     pub fn enable_linger(&self, uid: u32) -> Result<()> {
         self.systemd.enable_linger(uid)?;
-        self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)
+        self.wait_manager(uid)
+    }
+
+    /// Waits (narrated) for the user manager of `uid`; a failure carries its journal lines.
+    pub fn wait_manager(&self, uid: u32) -> Result<()> {
+        let unit = format!("user@{uid}.service");
+        let _wait = narrate::wait(
+            format!("{unit} (the user manager of uid {uid})"),
+            MANAGER_TIMEOUT,
+        );
+        self.systemd
+            .wait_user_manager(uid, MANAGER_TIMEOUT)
+            .map_err(|e| journal::annotate(e, &self.journal(), &journal::Unit::System(unit)))
     }
 
     /// Enable and start podman.socket in the user's manager, then prove it: GET /_ping == OK.
+    /// Each wait is narrated; a failed one carries the unit's journal lines.
     pub fn start_podman_socket(&self, uid: u32) -> Result<()> {
-        self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)?;
-        self.systemd
-            .enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, SOCKET_TIMEOUT)?;
-        self.podman.ping(uid)
+        self.wait_manager(uid)?;
+        let user_unit = |unit: &str| journal::Unit::User {
+            uid,
+            unit: unit.to_string(),
+        };
+        {
+            let _wait = narrate::wait(format!("{PODMAN_SOCKET_UNIT} of uid {uid}"), SOCKET_TIMEOUT);
+            self.systemd
+                .enable_and_start_user_unit(uid, PODMAN_SOCKET_UNIT, SOCKET_TIMEOUT)
+                .map_err(|e| {
+                    journal::annotate(e, &self.journal(), &user_unit(PODMAN_SOCKET_UNIT))
+                })?;
+        }
+        let _wait = narrate::wait(
+            format!("podman's API of uid {uid} to answer (podman.service)"),
+            crate::host::podman::port::PING_TIMEOUT,
+        );
+        self.podman
+            .ping(uid)
+            .map_err(|e| journal::annotate(e, &self.journal(), &user_unit("podman.service")))
+    }
+
+    /// The journal as the systemd port reads it.
+    pub fn journal(&self) -> PortJournal<'a> {
+        PortJournal(self.systemd)
     }
 
     /// Linger, the manager's state and podman.socket in it.
@@ -102,10 +138,22 @@ impl<'a> Session<'a> {
     }
 
     /// Reload, enable and (re)start `unit` in the user's manager; waits until it is active.
+    /// Narrated; a failure carries the unit's last journal lines.
     pub fn start_unit(&self, uid: u32, unit: &str) -> Result<()> {
-        self.systemd.wait_user_manager(uid, MANAGER_TIMEOUT)?;
+        self.wait_manager(uid)?;
+        let _wait = narrate::wait(
+            format!("{unit} of uid {uid} to start (compose brings the project up)"),
+            SERVICE_TIMEOUT,
+        );
         self.systemd
             .reload_enable_and_restart_user_unit(uid, unit, SERVICE_TIMEOUT)
+            .map_err(|e| {
+                let unit = journal::Unit::User {
+                    uid,
+                    unit: unit.to_string(),
+                };
+                journal::annotate(e, &self.journal(), &unit)
+            })
     }
 
     /// Stop and disable `unit` in the user's manager.
@@ -146,6 +194,15 @@ impl<'a> Session<'a> {
     /// How long a started project may take to show all its containers running.
     pub fn running_timeout(&self) -> Duration {
         self.podman.running_timeout()
+    }
+}
+
+/// The journal through the systemd port (`journal::JournalTail` over `SystemdPort::journal_tail`).
+pub struct PortJournal<'a>(&'a dyn SystemdPort);
+
+impl journal::JournalTail for PortJournal<'_> {
+    fn tail(&self, unit: &journal::Unit, n: usize) -> Vec<String> {
+        self.0.journal_tail(unit, n)
     }
 }
 

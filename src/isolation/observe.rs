@@ -116,6 +116,9 @@ pub fn observe(
     for share in policy.shares.values() {
         let on_host = root.at(&share.path.value);
         let seen = match super::apply::open_dir(sys, &on_host, "share") {
+            Err(_) if crate::walk::data_path_missing(sys, &on_host).unwrap_or(false) => {
+                ShareFacts::Missing
+            }
             Err(e) => ShareFacts::Refused(e.to_string()),
             Ok(fd) if share.mode == ShareMode::Group => {
                 let writers = share

@@ -200,6 +200,12 @@ pub fn plan(
                     .push(format!("share `{}`: {why}", share.name));
                 continue;
             }
+            Some(ShareFacts::Missing) => {
+                draft
+                    .refusals
+                    .push(super::fs::missing_share(&share.name, &share.path.value));
+                continue;
+            }
             Some(ShareFacts::NoAcls(fs)) if share.mode == ShareMode::Acl => {
                 draft.refusals.push(super::fs::refusal(
                     &share.name,

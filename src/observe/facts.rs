@@ -57,4 +57,6 @@ pub struct Observed {
     pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
     /// Host ports, overrides and shared networks of `reaches` (src/reach).
     pub reach: crate::reach::plan::ReachFacts,
+    /// Per stack: what its compose unit needs of the host (`preconditions`).
+    pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
 }

@@ -82,6 +82,10 @@ pub fn observe(
                 &a.allocation,
                 live.stores(),
             )?;
+            obs.preconditions.insert(
+                stack.clone(),
+                crate::preconditions::observe(root, s, Some(&facts)),
+            );
             obs.handoff.insert(stack.clone(), facts);
         }
     }

@@ -17,9 +17,10 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
     let (s, a, name) = (ctx.stack, ctx.allocation, ctx.name());
     for d in &s.data {
         let path = &d.value;
+        // A refusal while something holds the data keeps the step in the preview: the admin
+        // sees what apply will do once it is stopped.
         if let Some(refusal) = held_inside(ctx, path) {
             draft.refusals.push(refusal);
-            continue;
         }
         let (shift, mode, resume, outside_links) = match next_migration(
             &ctx.obs.state,
@@ -91,7 +92,6 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            continue;
         }
         draft.step(Step::Migrate {
             stack: name.to_string(),

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod data;
 pub mod nixos;
 mod orphans;
+mod preconditions;
 mod reach;
 pub mod session;
 mod step;
@@ -105,8 +106,19 @@ pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
     }
 }
 
-/// The steps that bring the host to the policy, for the selected stacks, in order.
+/// The steps that bring the host to the policy, for the selected stacks, in order; an error
+/// when anything is refused (apply's view).
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
+    let (plan, refusals) = preview(policy, obs, opts)?;
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals.join("\n")));
+    }
+    Ok(plan)
+}
+
+/// The whole plan that can be made and, apart, every refusal (`plan`'s view, see
+/// `render::plan_preview`). Policy problems are still an error: nothing can be planned.
+pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Vec<String>)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let mut draft = Draft::default();
@@ -145,6 +157,7 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
             opts,
         );
         draft.absorb(handoff, Step::Handoff);
+        preconditions::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.
     let migrating_now: Vec<(String, std::path::PathBuf)> = draft
@@ -185,13 +198,10 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
     if !draft.problems.is_empty() {
         return Err(policy.error(draft.problems));
     }
-    if !draft.refusals.is_empty() {
-        return Err(Error::Refused(draft.refusals.join("\n")));
-    }
-    Ok(draft.plan)
+    Ok((draft.plan, draft.refusals))
 }
 
 #[cfg(test)]
 mod shares_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

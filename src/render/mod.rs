@@ -3,6 +3,7 @@
 //! speaks Prometheus text exposition (`prometheus`) for node_exporter's textfile collector.
 pub mod audit_text;
 pub mod plan_json;
+pub mod plan_preview;
 pub mod prometheus;
 pub mod text;
 

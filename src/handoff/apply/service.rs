@@ -62,22 +62,8 @@ pub(super) fn install_service(
     }
     crate::handoff::service::write_unit(root, path, home, text, *uid, *gid)?;
     stores.start_unit(*uid, unit)?;
-    let deadline = std::time::Instant::now() + stores.running_timeout();
-    loop {
-        match crate::handoff::service::project_running(stores, *uid, project)? {
-            Ok(()) => return Ok(Outcome::Done),
-            Err(why) if std::time::Instant::now() >= deadline => {
-                return Err(HandoffError::ProjectNotRunning {
-                    unit: unit.clone(),
-                    project: project.clone(),
-                    user: user.clone(),
-                    why,
-                }
-                .into())
-            }
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
-        }
-    }
+    crate::handoff::service::wait_project_running(stores, *uid, user, unit, project)?;
+    Ok(Outcome::Done)
 }
 
 /// The stack's compose service, stopped and disabled, its unit and record kept: a rollback

@@ -20,6 +20,11 @@ pub struct DbusSystemd {
 }
 
 impl DbusSystemd {
+    /// The root this manager connection works on (its journal is read there too).
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
     pub fn new(root: &Root) -> Self {
         DbusSystemd {
             root: root.clone(),

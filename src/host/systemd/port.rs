@@ -4,6 +4,7 @@
 //! `host::session::Session`).
 use super::{DbusSystemd, UserFacts};
 use crate::error::Result;
+use crate::host::journal::Unit as JournalUnit;
 use std::time::Duration;
 
 pub trait SystemdPort {
@@ -26,6 +27,11 @@ pub trait SystemdPort {
     ) -> Result<()>;
     /// StopUnit, waits until inactive or failed, DisableUnitFiles, daemon-reload.
     fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// The last `n` lines of `unit`'s journal, for an error that says why a wait failed
+    /// (empty when none can be read; fakes have none).
+    fn journal_tail(&self, _unit: &JournalUnit, _n: usize) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl SystemdPort for DbusSystemd {
@@ -54,5 +60,9 @@ impl SystemdPort for DbusSystemd {
     }
     fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
         DbusSystemd::stop_and_disable_user_unit(self, uid, unit, timeout)
+    }
+    fn journal_tail(&self, unit: &JournalUnit, n: usize) -> Vec<String> {
+        use crate::host::journal::JournalTail;
+        crate::host::journal::Journalctl { root: self.root() }.tail(unit, n)
     }
 }

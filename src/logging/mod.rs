@@ -1,6 +1,8 @@
 //! Where isolate's log records go: structured records to the journal when isolate runs
 //! unattended (a unit, a timer, a pipe), human-readable lines on stderr when a person watches.
-//! Records carry `ISOLATE_STACK=` and `ISOLATE_STEP=` in the journal (see [`step_span`]).
+//! What a command waits for is narrated to that person (`narrate`). Records carry `ISOLATE_STACK=` and `ISOLATE_STEP=` in the journal (see [`step_span`]).
+pub mod narrate;
+
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
