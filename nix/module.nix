@@ -11,6 +11,11 @@ let
   inherit (lib) mkEnableOption mkIf mkOption types;
   cfg = config.services.isolate;
   toml = import ./toml.nix { inherit lib; };
+  # The stack accounts (declared by the exported module): a change restarts isolate-apply.
+  prefix = if cfg.policy.user_prefix == null then "stk-" else cfg.policy.user_prefix;
+  stackAccounts = lib.mapAttrs (_: u: {
+    inherit (u) uid subUidRanges subGidRanges linger;
+  }) (lib.filterAttrs (name: _: lib.hasPrefix prefix name) config.users.users);
 
   # null means "not in the file": isolate applies the default isolate-policy(5) names.
   optional =
@@ -107,6 +112,19 @@ in
       description = "The policy rendered as TOML, as written to /etc/isolate/policy.toml.";
     };
 
+    apply = {
+      enable = mkEnableOption ''
+        the isolate-apply unit: `isolate apply` at every boot and every switch that changes the
+        policy or the stack accounts (after linger-users.service and the accounts), so
+        nixos-rebuild, colmena and deploy-rs apply isolate on every host; isolate exiting 1 (a
+        step failed) or 2 (refused) fails the unit and so the deploy'';
+      stacks = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        description = "The stacks to apply (`--stack` each); every stack of the policy when empty.";
+      };
+    };
+
     audit = {
       enable = mkEnableOption "the isolate-audit timer (Prometheus text file)";
       interval = mkOption {
@@ -155,6 +173,47 @@ in
         PrivateTmp = true;
         PrivateNetwork = true;
         NoNewPrivileges = true;
+      };
+    };
+
+    assertions = map (name: {
+      assertion = cfg.policy.stacks ? ${name};
+      message = "services.isolate.apply.stacks: `${name}` is not a stack of services.isolate.policy.stacks (${lib.concatStringsSep ", " (builtins.attrNames cfg.policy.stacks)})";
+    }) (lib.optionals cfg.apply.enable cfg.apply.stacks);
+
+    # Accounts come from the module `isolate export nixos` writes (activation, or
+    # systemd-sysusers/userborn at boot), linger from linger-users.service; apply then does
+    # what stays imperative (data, sockets, hand-off). A deploy rollback undoes the accounts
+    # and this unit, never migrated data: that is `isolate rollback --stack S`.
+    systemd.services.isolate-apply = mkIf cfg.apply.enable {
+      description = "Apply isolate's policy (one Unix user per rootless Podman stack)";
+      documentation = [
+        "man:isolate(8)"
+        "man:isolate-policy(5)"
+      ];
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "linger-users.service" ];
+      after = [
+        "linger-users.service"
+        "systemd-sysusers.service"
+        "userborn.service"
+        "systemd-logind.service"
+        "dbus.service"
+        "local-fs.target"
+      ];
+      # Restarted (so applied again) at a switch that changes the policy or the stack accounts.
+      restartTriggers = [
+        cfg.policyText
+        (builtins.toJSON stackAccounts)
+      ];
+      path = lib.optional (config.virtualisation.podman.enable or false) config.virtualisation.podman.package;
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        # No SuccessExitStatus: isolate's 1 and 2 fail the unit, and the switch with it.
+        ExecStart = lib.concatStringsSep " " (
+          [ "${cfg.package}/bin/isolate apply" ] ++ map (s: "--stack ${lib.escapeShellArg s}") cfg.apply.stacks
+        );
       };
     };
 

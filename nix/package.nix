@@ -16,6 +16,7 @@ rustPlatform.buildRustPackage {
       ../Cargo.toml
       ../Cargo.lock
       ../src
+      ../crates
       ../examples
       ../policies
     ];

@@ -6,6 +6,7 @@ mod walk_common;
 
 use isolate::error::Error;
 use isolate::migration::MigrateMode;
+use isolate::walk::error::Error as WalkError;
 use isolate::walk::sys::RealSys;
 use isolate::walk::{self, Progress};
 use std::os::unix::fs::{chown, PermissionsExt};
@@ -14,9 +15,10 @@ use walk_common::*;
 
 fn refusal(path: &Path) -> String {
     match walk::check_data_path(&RealSys::new(), path) {
-        Err(e @ Error::Refused(_)) => {
-            assert_eq!(e.exit_code(), 2);
-            e.to_string()
+        Err(e @ WalkError::Refused(_)) => {
+            let shown = e.to_string();
+            assert_eq!(Error::from(e).exit_code(), 2);
+            shown
         }
         other => panic!("not refused: {other:?}"),
     }
@@ -67,7 +69,7 @@ fn a_data_path_below_a_directory_others_can_write_is_refused() {
             &Progress::off(),
         )
         .unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+        assert_eq!(Error::from(err).exit_code(), 2);
         assert_eq!(listing(&parent), before, "a refusal changed something");
         assert!(!t.join("j").exists());
         // Fixed as the message says, it is accepted.

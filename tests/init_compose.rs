@@ -2,10 +2,12 @@
 //! `stacks/<name>/docker-compose.yml` layout and projects modelled on immich's,
 //! paperless-ngx's and linuxserver jellyfin's official files): the draft equals
 //! `expected.toml` byte for byte, and `isolate plan` accepts it unchanged on a root that
-//! holds the data directories. Also the bad-input paths: exit 2, exact text.
+//! holds the data directories, with the hand-off keys (`compose`, `project`, `env_files`,
+//! `service`) that move each project whole. Also the bad-input paths: exit 2, exact text.
 mod scratch_common;
 use assert_cmd::Command;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
@@ -22,6 +24,16 @@ fn copy_tree(from: &Path, to: &Path) {
         } else {
             fs::copy(e.path(), dest).unwrap();
         }
+    }
+}
+
+fn chown_files(p: &Path, uid: u32) {
+    if p.is_dir() {
+        for e in fs::read_dir(p).unwrap() {
+            chown_files(&e.unwrap().path(), uid);
+        }
+    } else {
+        std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
     }
 }
 
@@ -52,7 +64,11 @@ fn host() -> tempfile::TempDir {
     // Not /tmp: apply refuses data below a directory others can write (/tmp is 1777).
     let dir = scratch_common::tempdir("compose-");
     let r = dir.path();
+    fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();
     copy_tree(&fixtures(), &r.join("opt/compose"));
+    // The legacy user's compose and env files are hers (plan hands over only her env files);
+    // the directories stay root's, as the data paths in them need.
+    chown_files(&r.join("opt/compose"), 1000);
     for d in DATA_DIRS {
         fs::create_dir_all(r.join(d)).unwrap();
     }
@@ -136,6 +152,15 @@ fn the_draft_matches_the_expected_policy_and_plan_accepts_it() {
         out.contains("~ migrate /opt/compose/immich/postgres for immich (auto)"),
         "{out}"
     );
+    // The project moves with its data: compose files, env files and the service, unedited.
+    for line in [
+        "- service isolate-compose-immich.service of `immich` (--no-systemd)",
+        "- images of `paperless` (docker.io/library/redis:7, docker.io/library/postgres:17, ghcr.io/paperless-ngx/paperless-ngx:latest)",
+        "~ env file /opt/compose/paperless-ngx/docker-compose.env of paperless: owner stk-paperless",
+        "~ env file /opt/compose/immich/.env of immich: owner stk-immich",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
 }
 
 #[test]

@@ -235,3 +235,112 @@ fn package_installs_man_pages_and_completions() {
         assert!(post.contains(line), "postInstall lacks `{line}`:\n{post}");
     }
 }
+
+/// The lines of a unit text's `[section]`, without the section header and blank lines.
+fn section<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let header = format!("[{name}]");
+    text.lines()
+        .skip_while(|l| *l != header)
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// `key=value` entries of a section, split on spaces (systemd's list syntax).
+fn entries<'a>(lines: &[&'a str], key: &str) -> Vec<&'a str> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .flat_map(|v| v.split(' '))
+        .collect()
+}
+
+#[test]
+fn apply_unit_runs_the_listed_stacks_after_linger_and_the_accounts() {
+    let got = evaluate("./nix/tests/apply.nix");
+    assert_eq!(got["failedAssertions"], serde_json::json!([]));
+    let text = got["apply"]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no isolate-apply.service: {}", got["apply"]));
+    let unit = section(text, "Unit");
+    let after = entries(&unit, "After");
+    for dep in [
+        "linger-users.service",
+        "systemd-sysusers.service",
+        "userborn.service",
+        "systemd-logind.service",
+        "dbus.service",
+        "local-fs.target",
+    ] {
+        assert!(after.contains(&dep), "After= lacks {dep}:\n{text}");
+    }
+    assert_eq!(entries(&unit, "Wants"), ["linger-users.service"], "{text}");
+    assert!(
+        got["apply"]["lingerUsers"].is_string(),
+        "the accounts module declares linger, so NixOS renders linger-users.service"
+    );
+    assert!(
+        got["apply"]["lingerVars"][0]
+            .as_str()
+            .unwrap()
+            .contains("stk-immich"),
+        "{}",
+        got["apply"]["lingerVars"]
+    );
+
+    let service = section(text, "Service");
+    assert!(service.contains(&"Type=oneshot"), "{text}");
+    assert!(service.contains(&"RemainAfterExit=true"), "{text}");
+    assert!(
+        service.contains(
+            &"ExecStart=/nix/store/00000000000000000000000000000000-isolate/bin/isolate apply \
+              --stack immich --stack paperless"
+        ),
+        "{text}"
+    );
+    // Only exit 0 is success: isolate's 1 (a step failed) and 2 (refused) fail the unit, and
+    // so `nixos-rebuild switch`, colmena and deploy-rs report the deploy failed.
+    assert!(
+        !text.contains("SuccessExitStatus"),
+        "exit 1 or 2 must fail the unit:\n{text}"
+    );
+    // A changed policy or changed stack accounts restart the unit at the next switch.
+    assert!(
+        unit.iter().any(|l| l.starts_with("X-Restart-Triggers=")),
+        "{text}"
+    );
+    assert_eq!(
+        got["apply"]["install"]["wantedBy"],
+        serde_json::json!(["multi-user.target"])
+    );
+    assert_eq!(
+        got["apply"]["links"],
+        serde_json::json!([
+            "multi-user.target.wants/isolate-apply.service -> ../isolate-apply.service"
+        ])
+    );
+}
+
+#[test]
+fn apply_unit_is_opt_in_runs_every_stack_unless_listed_and_refuses_unknown_stacks() {
+    let off = evaluate("./nix/tests/homelab.nix");
+    assert_eq!(off["apply"]["text"], serde_json::Value::Null, "opt-in");
+
+    let all = evaluate("./nix/tests/apply-all.nix");
+    let text = all["apply"]["text"].as_str().unwrap();
+    assert!(
+        section(text, "Service").contains(
+            &"ExecStart=/nix/store/00000000000000000000000000000000-isolate/bin/isolate apply"
+        ),
+        "{text}"
+    );
+
+    let unknown = evaluate("./nix/tests/apply-unknown.nix");
+    assert_eq!(
+        unknown["failedAssertions"],
+        serde_json::json!([
+            "services.isolate.apply.stacks: `nextcloud` is not a stack of services.isolate.policy.stacks (immich, jellyfin, paperless)"
+        ])
+    );
+}

@@ -7,7 +7,7 @@
 //! `../shared/nixos-eval/nixpkgs-eval.tar.xz` and is unpacked at test time.
 mod scratch_common;
 use assert_cmd::Command;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -326,5 +326,128 @@ fn on_nixos_apply_waits_for_the_configuration_then_goes_on() {
         out(&p).contains("nothing to do: the host matches the policy"),
         "{}",
         out(&p)
+    );
+}
+
+/// The directives of a unit file by section, sorted (systemd reads neither order within a
+/// section nor comments), without the lines `drop` matches.
+fn directives(text: &str, drop: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut section = String::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') || drop.iter().any(|d| line.starts_with(d)) {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_string();
+            out.entry(section.clone()).or_default();
+        } else {
+            out.entry(section.clone())
+                .or_default()
+                .push(line.to_string());
+        }
+    }
+    for lines in out.values_mut() {
+        lines.sort();
+    }
+    out
+}
+
+#[test]
+fn nixos_renders_the_compose_unit_apply_writes_line_for_line_and_the_socket_for_stack_users() {
+    let Some((_h, top)) = harness() else { return };
+    let root = new_root(false);
+    let r = root.path();
+    fs::create_dir_all(r.join("srv/app/conf")).unwrap();
+    fs::create_dir_all(r.join("srv/app/data")).unwrap();
+    fs::write(r.join("srv/app/conf/compose.yml"), "services: {}\n").unwrap();
+    fs::write(r.join("srv/app/conf/app.env"), "TOKEN=1\n").unwrap();
+    let policy = r.join("policy.toml");
+    fs::write(
+        &policy,
+        r#"legacy_owner = "alice"
+[stacks.app]
+data = ["/srv/app/data"]
+compose = ["/srv/app/conf/compose.yml"]
+env_files = ["/srv/app/conf/app.env"]
+project = "apps"
+service = true
+[stacks.db]
+data = []
+"#,
+    )
+    .unwrap();
+    let module = r.join("isolate-stacks.nix");
+    isolate(
+        r,
+        &policy,
+        &["export", "nixos", "--output", module.to_str().unwrap()],
+    )
+    .success();
+    let work = tempfile::tempdir().unwrap();
+    let summary = evaluate(&top, &module, work.path());
+    assert_no_failed_assertion_and_linger(&summary, &["stk-app", "stk-db"]);
+
+    // What apply installs into stk-app's home on Debian, for the allocation export recorded.
+    let parsed = isolate::policy::Policy::load(&policy).unwrap();
+    let state = isolate::state::State::read(&isolate::layout::Root::new(r)).unwrap();
+    let apply_text = isolate::handoff::service::render_unit(
+        &parsed.stacks["app"],
+        &state.stacks["app"].allocation,
+    );
+    let units = &summary["units"]["user"];
+    let nixos_text = units["isolate-compose-apps.service"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no isolate-compose-apps.service in {units}"));
+    // NixOS's own additions: its PATH, and the condition that keeps the unit to stk-app.
+    assert!(
+        nixos_text.contains("\nConditionUser=stk-app\n"),
+        "{nixos_text}"
+    );
+    assert!(nixos_text.contains("\nEnvironment=\"PATH="), "{nixos_text}");
+    let nixos_only = ["ConditionUser=stk-app", "Environment=\"PATH="];
+    assert_eq!(
+        directives(nixos_text, &nixos_only),
+        directives(&apply_text, &[]),
+        "NixOS:\n{nixos_text}\napply:\n{apply_text}"
+    );
+    for line in [
+        "EnvironmentFile=/var/lib/isolate/stacks/app/files/srv/app/conf/app.env",
+        "Environment=ISOLATE_STACK=app",
+        "WantedBy=default.target",
+    ] {
+        assert!(
+            nixos_text.lines().any(|l| l == line),
+            "{line}:\n{nixos_text}"
+        );
+    }
+    assert!(
+        units.get("isolate-compose-db.service").is_none(),
+        "db asks for no service"
+    );
+
+    // Enabled as apply enables it in the stack user's manager (EnableUnitFiles: the same
+    // `.wants` links, here in /etc/systemd/user).
+    let links: Vec<&str> = summary["unitLinks"]["user"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    for link in [
+        "default.target.wants/isolate-compose-apps.service -> ../isolate-compose-apps.service",
+        "sockets.target.wants/podman.socket -> ../podman.socket",
+    ] {
+        assert!(links.contains(&link), "{link} not in {links:?}");
+    }
+    let socket = units["podman.socket"].as_str().unwrap();
+    let conditions: Vec<&str> = socket
+        .lines()
+        .filter(|l| l.starts_with("ConditionUser="))
+        .collect();
+    assert_eq!(
+        conditions,
+        ["ConditionUser=|stk-app", "ConditionUser=|stk-db"],
+        "{socket}"
     );
 }

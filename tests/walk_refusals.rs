@@ -5,15 +5,17 @@ mod walk_common;
 use isolate::error::Error;
 use isolate::ids::{Mapping, SubidRange};
 use isolate::migration::MigrateMode;
+use isolate::walk::error::Error as WalkError;
 use isolate::walk::sys::{RealSys, RecordingSys};
 use isolate::walk::{self, Progress};
 use walk_common::*;
 
-fn refused(result: isolate::error::Result<walk::Summary>) -> String {
+fn refused(result: Result<walk::Summary, WalkError>) -> String {
     match result {
-        Err(e @ Error::Refused(_)) => {
-            assert_eq!(e.exit_code(), 2);
-            e.to_string()
+        Err(e @ WalkError::Refused(_)) => {
+            let shown = e.to_string();
+            assert_eq!(Error::from(e).exit_code(), 2);
+            shown
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -109,7 +111,7 @@ fn network_and_fuse_filesystems_are_refused_with_what_to_do() {
         );
         assert!(sys.calls().is_empty());
         let survey = walk::survey(&sys, &fx.data, &spec(MigrateMode::Auto)).unwrap_err();
-        assert!(matches!(survey, Error::Refused(_)));
+        assert!(matches!(survey, WalkError::Refused(_)));
     }
     assert_eq!(listing(&fx.data), before);
 }

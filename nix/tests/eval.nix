@@ -47,6 +47,15 @@ in
     text = evaluated.summary.units.system."isolate-audit.timer" or null;
   };
   tmpfiles = config.systemd.tmpfiles.rules;
+  # services.isolate.apply: the unit text NixOS installs, how it is enabled, and the other
+  # units it is ordered after, as NixOS renders them (null when absent).
+  apply = {
+    text = evaluated.summary.units.system."isolate-apply.service" or null;
+    install = evaluated.summary.unitInstall.system."isolate-apply.service" or null;
+    links = builtins.filter (l: lib.hasInfix "isolate-apply" l) evaluated.summary.unitLinks.system;
+    lingerUsers = evaluated.summary.units.system."linger-users.service" or null;
+    lingerVars = evaluated.summary.lingerVars;
+  };
   packages = map (p: p.name) config.environment.systemPackages;
   users = builtins.attrNames (lib.filterAttrs (n: _: lib.hasPrefix "stk-" n) config.users.users);
   failedAssertions = evaluated.summary.failedAssertions;

@@ -3,6 +3,8 @@
 //! Collecting what to export (and recording allocations not recorded yet) lives here; each
 //! target renders in its own file.
 pub mod nixos;
+mod nixos_units;
+pub mod units;
 
 use crate::alloc::{self, Source};
 use crate::error::{Error, Result};
@@ -14,27 +16,27 @@ use crate::state::{GroupRecord, StackRecord, State};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A unit in a stack user's own systemd manager (e.g. `podman compose up` of its compose
-/// project). Values are systemd syntax: `%` starts a specifier, write `%%` for a literal one.
+/// A unit in a stack user's own systemd manager (the compose service of its project): the
+/// exact text apply installs into the stack user's home on other systems, which the NixOS
+/// module declares so that NixOS renders the same lines (`nixos_units`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserUnit {
-    /// Unit name without `.service`.
+    /// The unit's file name, e.g. `isolate-compose-immich.service`.
     pub name: String,
-    pub description: String,
-    pub exec_start: String,
-    pub exec_stop: Option<String>,
-    pub working_directory: Option<PathBuf>,
-    pub environment: BTreeMap<String, String>,
-    /// Paths the unit needs mounted (`RequiresMountsFor=`).
-    pub requires_mounts_for: Vec<PathBuf>,
+    /// The unit file apply writes (`handoff::service::render_unit`).
+    pub text: String,
 }
 
-/// Where the user units of a stack come from. The hand-off (`src/handoff/`) provides the
-/// compose service of a stack; until it is wired in, no stack has one.
-pub type UserUnitsHook<'a> = &'a dyn Fn(&str) -> Vec<UserUnit>;
+/// Where the user units of a stack come from (its policy, when it is still in the policy, and
+/// its allocation).
+pub type UserUnitsHook<'a> =
+    &'a dyn Fn(Option<&crate::policy::StackPolicy>, &crate::state::Allocation) -> Vec<UserUnit>;
 
-/// The hook for hosts without hand-off: no stack has a compose service yet.
-pub fn no_user_units(_stack: &str) -> Vec<UserUnit> {
+/// The hook that declares no unit (tests of the accounts alone).
+pub fn no_user_units(
+    _stack: Option<&crate::policy::StackPolicy>,
+    _alloc: &crate::state::Allocation,
+) -> Vec<UserUnit> {
     Vec::new()
 }
 
@@ -84,10 +86,11 @@ impl ToRecord {
             match state.stacks.get(name) {
                 Some(r) if &r.allocation == a => {}
                 Some(r) => {
-                    return Err(Error::Failed(format!(
-                        "stack `{name}` was recorded meanwhile with uid {} and range {}; run export again",
-                        r.allocation.uid, r.allocation.subids
-                    )))
+                    return Err(Error::failed(RecordedMeanwhile {
+                        stack: name.clone(),
+                        uid: r.allocation.uid,
+                        subids: r.allocation.subids,
+                    }))
                 }
                 None => {
                     state.stacks.insert(
@@ -150,7 +153,7 @@ pub fn collect(
             description: format!("isolate stack {name}"),
             data,
             orphaned,
-            user_units: units(name),
+            user_units: units(policy.stacks.get(name), &a),
         });
     }
 
@@ -231,4 +234,15 @@ pub fn run_nixos(
             Ok(summary)
         }
     }
+}
+
+/// An allocation recorded for a stack since the export computed it, with other ids.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stack `{stack}` was recorded meanwhile with uid {uid} and range {subids}; run export again"
+)]
+pub struct RecordedMeanwhile {
+    pub stack: String,
+    pub uid: u32,
+    pub subids: crate::ids::SubidRange,
 }

@@ -3,7 +3,7 @@
 //! /etc/subuid and /etc/subgid lines that apply writes (a rebuild rewrites the subordinate
 //! files from declared users only). Every string and attribute name is quoted and escaped, so
 //! the module is well-formed Nix for any input.
-use super::{Export, ExportStack, UserUnit};
+use super::{Export, ExportStack};
 use crate::error::{Error, Result};
 use std::fmt::Write;
 
@@ -84,6 +84,8 @@ pub fn render(e: &Export) -> Result<String> {
     for s in &e.stacks {
         stack(w, s, &group)?;
     }
+    let users: Vec<String> = e.stacks.iter().map(|s| s.user.clone()).collect();
+    super::nixos_units::podman_socket(w, &users)?;
     let _ = writeln!(w, "}}");
     Ok(o)
 }
@@ -126,47 +128,8 @@ fn stack(w: &mut String, s: &ExportStack, group: &str) -> Result<()> {
     let _ = writeln!(w, "    linger = true;");
     let _ = writeln!(w, "  }};");
     for u in &s.user_units {
-        user_unit(w, u, &user)?;
+        super::nixos_units::user_service(w, u, &user)?;
     }
-    Ok(())
-}
-
-/// A `systemd.user.services` entry: NixOS installs user units for every user, so
-/// `ConditionUser=` keeps it to the stack's own manager.
-fn user_unit(w: &mut String, u: &UserUnit, user: &str) -> Result<()> {
-    let _ = writeln!(w, "  systemd.user.services.{} = {{", string(&u.name)?);
-    let _ = writeln!(w, "    description = {};", string(&u.description)?);
-    let _ = writeln!(w, "    wantedBy = [ \"default.target\" ];");
-    let _ = writeln!(w, "    unitConfig.ConditionUser = {user};");
-    if !u.requires_mounts_for.is_empty() {
-        let paths = u
-            .requires_mounts_for
-            .iter()
-            .map(|p| path_string(p))
-            .collect::<Result<Vec<_>>>()?;
-        let _ = writeln!(
-            w,
-            "    unitConfig.RequiresMountsFor = [ {} ];",
-            paths.join(" ")
-        );
-    }
-    if !u.environment.is_empty() {
-        let _ = writeln!(w, "    environment = {{");
-        for (k, v) in &u.environment {
-            let _ = writeln!(w, "      {} = {};", string(k)?, string(v)?);
-        }
-        let _ = writeln!(w, "    }};");
-    }
-    let _ = writeln!(w, "    serviceConfig = {{");
-    let _ = writeln!(w, "      ExecStart = {};", string(&u.exec_start)?);
-    if let Some(stop) = &u.exec_stop {
-        let _ = writeln!(w, "      ExecStop = {};", string(stop)?);
-    }
-    if let Some(d) = &u.working_directory {
-        let _ = writeln!(w, "      WorkingDirectory = {};", path_string(d)?);
-    }
-    let _ = writeln!(w, "    }};");
-    let _ = writeln!(w, "  }};");
     Ok(())
 }
 
@@ -282,17 +245,18 @@ mod tests {
             st.uid += i as u32 + 1;
             st.data = vec![PathBuf::from(format!("/srv/{s}/da ta"))];
             st.orphaned = i % 2 == 0;
-            st.user_units = vec![UserUnit {
-                name: format!("isolate-{s}"),
-                description: format!("compose project {s}"),
-                exec_start: format!(
-                    "/run/current-system/sw/bin/podman compose -f \"/srv/{s}/compose.yml\" up"
+            // Unit files cannot hold a line break inside a value; stack names never do.
+            if !s.contains(['\n', '\r']) {
+                st.user_units = vec![super::super::UserUnit {
+                name: format!("isolate-compose-{s}.service"),
+                text: format!(
+                    "# comment {s}\n[Unit]\nDescription=compose project {s}\nWants=podman.socket\n\n\
+                     [Service]\nType=oneshot\nEnvironment=K{s}=v{s}\nEnvironment=\"A=b c\"\n\
+                     ExecStart=/run/current-system/sw/bin/podman compose -f \"/srv/{s}/compose.yml\" up\n\
+                     WorkingDirectory=/srv/{s}\n\n[Install]\nWantedBy=default.target\n"
                 ),
-                exec_stop: Some(format!("podman compose -p {s} down")),
-                working_directory: Some(PathBuf::from(format!("/srv/{s}"))),
-                environment: [(format!("K{s}"), format!("v{s}"))].into_iter().collect(),
-                requires_mounts_for: vec![PathBuf::from(format!("/srv/{s}"))],
             }];
+            }
             stacks.push(st);
         }
         let mut e = export(stacks);

@@ -3,6 +3,8 @@
 //! (driver options that put them on NFS/CIFS). Parsed with yaml-rust2 (pure Rust, no unsafe
 //! C port); `<<` merge keys and anchors are resolved, `extends` and `include` followed.
 use super::interpolate::{self, Vars};
+pub(super) use super::mounts::split_outside_braces;
+use super::mounts::{mount, MountError};
 use super::read::{Files, ReadError};
 use super::yaml::YamlError;
 use std::collections::BTreeMap;
@@ -51,6 +53,9 @@ pub enum Source {
     Ephemeral,
     /// Could not be decided: the text as written and why.
     Unknown { text: String, why: String },
+    /// A placeholder the upstream file ships (`/path/to/movies`): the text as written and
+    /// which kind. No container can start with it.
+    Placeholder { text: String, why: &'static str },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,18 +89,41 @@ pub struct Service {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedVolume {
     pub name: String,
+    /// `name:`: the volume's name in the engine when it is not `PROJECT_KEY`.
+    pub engine_name: Option<String>,
     pub external: bool,
     /// `driver_opts.type` (nfs, nfs4, cifs, ...) and `driver_opts.device`.
     pub fs_type: Option<String>,
     pub device: Option<String>,
 }
 
+/// An env file a service names (`env_file:`), as compose resolves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvFileUse {
+    /// On this machine while loading; `init` turns it into the path the host names.
+    pub path: PathBuf,
+    /// The services that name it, in file order.
+    pub services: Vec<String>,
+    /// Whether it was there to read (compose fails without it, unless `required: false`).
+    pub found: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Project {
     /// The compose project name (`name:`, COMPOSE_PROJECT_NAME, or the directory's name).
     pub name: String,
-    /// The compose file as the host names it (under --root: without the root).
+    /// Where `name` came from, for the draft's comment.
+    pub name_source: String,
+    /// The first compose file as the host names it (under --root: without the root).
     pub file: PathBuf,
+    /// Every compose file read, in `-f` order (the first, then its overrides), as the host
+    /// names them.
+    pub files: Vec<PathBuf>,
+    /// The services' env files, in file order.
+    pub env_files: Vec<EnvFileUse>,
+    /// The `.env` the compose files were interpolated from, as the host names it (set by
+    /// `init`, which reads it).
+    pub dot_env: Option<PathBuf>,
     pub services: Vec<Service>,
     pub volumes: BTreeMap<String, NamedVolume>,
     /// Variables used without a value and without a default.
@@ -113,6 +141,35 @@ pub const COMPOSE_FILES: &[&str] = &[
     "docker-compose.yaml",
     "docker-compose.yml",
 ];
+
+/// The files podman-compose reads from a project directory when no `-f` is given: every one
+/// of these that exists, in this order, merged (podman-compose's `COMPOSE_DEFAULT_LS`). An
+/// override file is read with the file before it, never alone.
+pub const DEFAULT_FILES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "compose.override.yaml",
+    "compose.override.yml",
+    "podman-compose.yaml",
+    "podman-compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+    "container-compose.yml",
+    "container-compose.yaml",
+    "container-compose.override.yml",
+    "container-compose.override.yaml",
+];
+
+/// A project name as podman-compose makes one from a directory name or
+/// COMPOSE_PROJECT_NAME: lower-cased, every character but `a-z`, `0-9`, `-` and `_` dropped.
+pub fn normalize_project_name(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')
+        .collect()
+}
 
 /// Removes `.` and `..` and duplicate or trailing slashes, without touching the filesystem.
 pub fn normalize(p: &Path) -> PathBuf {
@@ -168,25 +225,39 @@ pub(super) fn merge_keys(y: Yaml) -> Yaml {
     }
 }
 
-/// Reads one compose project from `file` (on this machine); `host_file` and `host_dir` are
-/// the file and its directory as the host under --root names them (relative bind mounts
-/// resolve against `host_dir`). Every file is read through `files`: with the rights of the
-/// user who owns the project, within its budgets.
+/// Reads one compose project from `compose` (on this machine: the first file, then the
+/// files merged over it, as `-f a -f b`); `host_files` and `host_dir` are those files and
+/// the first one's directory as the host under --root names them (relative paths of every
+/// file resolve against `host_dir`, as compose resolves them against the project
+/// directory). Every file is read through `files`: with the rights of the user who owns the
+/// project, within its budgets.
 pub fn load(
-    file: &Path,
-    host_file: &Path,
+    compose: &[PathBuf],
+    host_files: &[PathBuf],
     host_dir: &Path,
     vars: &Vars,
     files: &mut Files<'_>,
 ) -> Result<Project, ComposeError> {
-    let text = files.read(file)?;
-    let doc = super::yaml::load_first(&text).map_err(|e| ComposeError::Yaml {
-        path: file.to_path_buf(),
-        source: e,
-    })?;
-    let doc = merge_keys(doc);
+    let file = compose
+        .first()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new("compose.yaml"));
     let mut not_followed = Vec::new();
-    let doc = super::extends::resolve(doc, file, host_dir, &mut not_followed, files)?;
+    let mut doc: Option<Yaml> = None;
+    for f in compose {
+        let text = files.read(f)?;
+        let one = super::yaml::load_first(&text).map_err(|e| ComposeError::Yaml {
+            path: f.to_path_buf(),
+            source: e,
+        })?;
+        let one = merge_keys(one);
+        let one = super::extends::resolve(one, f, host_dir, &mut not_followed, files)?;
+        doc = Some(match doc {
+            None => one,
+            Some(base) => super::merge::merged_files(base, one),
+        });
+    }
+    let doc = doc.unwrap_or(Yaml::Null);
     let shape = |what: String| ComposeError::Shape {
         path: file.to_path_buf(),
         what,
@@ -205,13 +276,24 @@ pub fn load(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = match scalar(&doc["name"]) {
-        Some(n) => interp(&n)?.0,
-        None => vars
-            .get("COMPOSE_PROJECT_NAME")
-            .cloned()
-            .unwrap_or(dir_name),
+    let (name, name_source) = match (scalar(&doc["name"]), vars.get("COMPOSE_PROJECT_NAME")) {
+        (Some(n), _) => (interp(&n)?.0, "its `name:` key".to_string()),
+        (None, Some(n)) => (
+            normalize_project_name(n),
+            format!(
+                "COMPOSE_PROJECT_NAME, as podman-compose normalises it (a podman-compose that takes it from the shell only would name it {:?}: `podman ps -a --format '{{{{.Labels}}}}'` shows which)",
+                normalize_project_name(&dir_name)
+            ),
+        ),
+        (None, None) => (
+            normalize_project_name(&dir_name),
+            format!(
+                "its directory's name {:?}, as podman-compose normalises it (no `name:` key)",
+                dir_name
+            ),
+        ),
     };
+    let mut env_uses: Vec<EnvFileUse> = Vec::new();
 
     let mut services = Vec::new();
     match &doc["services"] {
@@ -231,7 +313,17 @@ pub fn load(
                 for ef in env_files {
                     let (ef, _) = interp(&ef)?;
                     let disk = file.parent().unwrap_or(Path::new(".")).join(&ef);
-                    let t = match files.read(&disk) {
+                    let read = files.read(&disk);
+                    let found = !matches!(&read, Err(e) if e.is_not_found());
+                    match env_uses.iter_mut().find(|u| u.path == disk) {
+                        Some(u) => u.services.push(sname.clone()),
+                        None => env_uses.push(EnvFileUse {
+                            path: disk.clone(),
+                            services: vec![sname.clone()],
+                            found,
+                        }),
+                    }
+                    let t = match read {
                         Ok(t) => t,
                         Err(e) if e.is_not_found() => continue,
                         Err(e) => return Err(e.into()),
@@ -350,10 +442,15 @@ pub fn load(
                 Some(d) => Some(interp(&d)?.0),
                 None => None,
             };
+            let engine_name = match scalar(&v["name"]) {
+                Some(e) => Some(interp(&e)?.0),
+                None => None,
+            };
             volumes.insert(
                 n.clone(),
                 NamedVolume {
                     name: n,
+                    engine_name,
                     external,
                     fs_type,
                     device,
@@ -380,7 +477,11 @@ pub fn load(
     Ok(Project {
         external_networks,
         name,
-        file: host_file.to_path_buf(),
+        name_source,
+        file: host_files.first().cloned().unwrap_or_default(),
+        files: host_files.to_vec(),
+        env_files: env_uses,
+        dot_env: None,
         services,
         volumes,
         unresolved,
@@ -394,105 +495,6 @@ fn container_port(s: &str) -> Option<u16> {
     let s = s.split('/').next()?;
     let last = s.rsplit(':').next()?;
     last.split('-').next()?.trim().parse().ok()
-}
-
-type Interp<'a> = dyn FnMut(&str) -> Result<(String, Vec<String>), ComposeError> + 'a;
-
-/// Why one entry of a service's `volumes` could not be read.
-#[derive(Debug, thiserror::Error)]
-enum MountError {
-    #[error("{0}")]
-    Shape(String),
-    #[error(transparent)]
-    Interpolate(#[from] ComposeError),
-}
-
-/// One entry of a service's `volumes`, short (`SRC:DST[:MODE]`) or long syntax.
-fn mount(vol: &Yaml, host_dir: &Path, interp: &mut Interp<'_>) -> Result<Mount, MountError> {
-    let shape = |s: String| MountError::Shape(s);
-    let (written, target, read_only, chown, kind) = if let Some(s) = scalar(vol) {
-        let parts = split_outside_braces(&s);
-        match parts.as_slice() {
-            [t] => (String::new(), t.clone(), false, false, Some("volume")),
-            [src, t] => (src.clone(), t.clone(), false, false, None),
-            [src, t, mode] => {
-                let flags: Vec<&str> = mode.split(',').collect();
-                (
-                    src.clone(),
-                    t.clone(),
-                    flags.contains(&"ro"),
-                    flags.contains(&"U"),
-                    None,
-                )
-            }
-            _ => return Err(shape(format!("volume {s:?} has too many `:` parts"))),
-        }
-    } else if vol.as_hash().is_some() {
-        let src = scalar(&vol["source"]).unwrap_or_default();
-        let target = scalar(&vol["target"])
-            .ok_or_else(|| shape("a long-syntax volume has no `target`".into()))?;
-        let kind = scalar(&vol["type"])
-            .ok_or_else(|| shape("a long-syntax volume has no `type`".into()))?;
-        let ro = matches!(vol["read_only"], Yaml::Boolean(true));
-        let kind = match kind.as_str() {
-            "bind" => None,
-            "volume" if src.is_empty() => Some("volume"),
-            "volume" => Some("named"),
-            _ => Some("tmpfs"),
-        };
-        (src, target, ro, false, kind)
-    } else {
-        return Err(shape(
-            "a volume entry is neither a string nor a mapping".into(),
-        ));
-    };
-    let (value, missing) = interp(&written)?;
-    let source = match kind {
-        Some("volume") | Some("tmpfs") => Source::Ephemeral,
-        _ if !missing.is_empty() => Source::Unknown {
-            text: written.clone(),
-            why: format!("{} not set", missing.join(", ")),
-        },
-        Some("named") => Source::Named(value),
-        _ if value.starts_with('/') => Source::Bind(normalize(Path::new(&value))),
-        _ if value == "." || value.starts_with("./") || value.starts_with("../") => {
-            Source::Bind(normalize(&host_dir.join(&value)))
-        }
-        _ if value.starts_with('~') => Source::Unknown {
-            text: written.clone(),
-            why: "`~` is the home of whoever runs compose".into(),
-        },
-        _ => Source::Named(value),
-    };
-    Ok(Mount {
-        source,
-        written,
-        target,
-        read_only,
-        chown,
-    })
-}
-
-/// Splits a short-syntax volume at `:` outside `${...}` (defaults hold `:-`).
-pub(super) fn split_outside_braces(s: &str) -> Vec<String> {
-    let mut out = vec![String::new()];
-    let mut depth = 0usize;
-    let mut prev = '\0';
-    for ch in s.chars() {
-        match ch {
-            '{' if prev == '$' => depth += 1,
-            '}' if depth > 0 => depth -= 1,
-            ':' if depth == 0 => {
-                out.push(String::new());
-                prev = ch;
-                continue;
-            }
-            _ => {}
-        }
-        out.last_mut().expect("never empty").push(ch);
-        prev = ch;
-    }
-    out
 }
 
 #[cfg(test)]
@@ -519,8 +521,8 @@ mod tests {
         .unwrap();
         let rights = super::super::read::Rights::new(Path::new("/nonexistent"));
         let p = load(
-            &f,
-            Path::new("/opt/p/compose.yaml"),
+            &[f],
+            &[PathBuf::from("/opt/p/compose.yaml")],
             Path::new("/opt/p"),
             &Vars::new(),
             &mut Files::per_file(&rights),

@@ -3,9 +3,12 @@
 //! cannot decide (unset variables, files, sockets, network filesystems, named volumes) as a
 //! comment. Pure: the host facts come in as data.
 use super::compose::{Mount, Project, Service, Source};
+use super::render::{header, share, stack};
+pub use super::text::{c, p, stack_name, toml_key, toml_string};
+pub use super::uids::container_uid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What the host says about a bind-mount source (under --root).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,127 +37,12 @@ pub struct Input<'a> {
     /// Where filesystem types came from, or None when they could not be read.
     pub mountinfo: Option<&'a str>,
     pub user_prefix: &'a str,
-}
-
-/// A basic TOML string.
-pub fn toml_string(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => o.push_str("\\\\"),
-            '"' => o.push_str("\\\""),
-            c if c.is_control() => {
-                let _ = write!(o, "\\u{:04X}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-/// A table key: bare when TOML allows it, quoted otherwise.
-fn toml_key(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        s.to_string()
-    } else {
-        toml_string(s)
-    }
-}
-
-/// Text safe inside a `#` comment (one line).
-fn c(s: &str) -> String {
-    s.chars()
-        .flat_map(|ch| {
-            if ch.is_control() {
-                ch.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![ch]
-            }
-        })
-        .collect()
-}
-
-fn p(path: &Path) -> String {
-    c(&path.display().to_string())
-}
-
-/// A stack name from a project name: lower-case, `[a-z0-9_-]`, starting with a letter or `_`,
-/// short enough that prefix + name is a valid user name.
-pub fn stack_name(project: &str, prefix: &str) -> String {
-    let mut s: String = project
-        .to_lowercase()
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_' || ch == '-' {
-                ch
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if prefix.is_empty() && !s.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_') {
-        s.insert(0, 's');
-    }
-    if s.is_empty() {
-        s.push_str("stack");
-    }
-    let max = 32usize.saturating_sub(prefix.len()).max(1);
-    s.truncate(max);
-    s
-}
-
-/// The uid a service's processes have in the container, and how that is known.
-pub fn container_uid(s: &Service) -> (Option<u32>, String) {
-    if let Some(u) = &s.user {
-        let first = u.split(':').next().unwrap_or_default();
-        return match first.parse::<u32>() {
-            Ok(n) => (Some(n), format!("user: {u}")),
-            Err(_) => match s.image.as_deref().and_then(well_known) {
-                Some((n, why, user)) if user == first => (Some(n), format!("user {first}: {why}")),
-                _ => (
-                    None,
-                    format!("user {first} is a name: its uid is the image's"),
-                ),
-            },
-        };
-    }
-    if let Some(n) = s
-        .environment
-        .get("PUID")
-        .and_then(|v| v.parse::<u32>().ok())
-    {
-        return (Some(n), "PUID".into());
-    }
-    if let Some((n, why, _)) = s.image.as_deref().and_then(well_known) {
-        return (Some(n), why);
-    }
-    (None, "the image's default user".into())
-}
-
-/// Images whose processes run as a fixed uid, with that user's name: the official postgres
-/// (999, 70 on Alpine), mariadb and mysql (mysql, 999), redis and valkey (999).
-fn well_known(image: &str) -> Option<(u32, String, &'static str)> {
-    let no_digest = image.split('@').next().unwrap_or(image);
-    let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
-    let (repo, tag) = last.split_once(':').unwrap_or((last, ""));
-    let (uid, why, user) = match repo {
-        "postgres" if tag.contains("alpine") => (70, "postgres image on Alpine", "postgres"),
-        "postgres" => (999, "postgres image", "postgres"),
-        "mariadb" => (999, "mariadb image", "mysql"),
-        "mysql" => (999, "mysql image", "mysql"),
-        "redis" => (999, "redis image", "redis"),
-        "valkey" => (999, "valkey image", "valkey"),
-        _ => return None,
-    };
-    Some((uid, why.to_string(), user))
+    /// The `--env` files every project was interpolated from.
+    pub interpolated_with: &'a [PathBuf],
 }
 
 /// Host paths that are never a stack's data: the host's own system files and sockets.
-const HOST_SYSTEM: &[&str] = &[
+pub(super) const HOST_SYSTEM: &[&str] = &[
     "/etc", "/dev", "/proc", "/sys", "/run", "/var/run", "/usr", "/lib", "/lib64", "/bin", "/sbin",
     "/boot", "/tmp", "/nix",
 ];
@@ -166,17 +54,19 @@ fn is_socket(text: &str) -> bool {
 
 /// One use of a host path by one service.
 #[derive(Clone, Debug)]
-struct Use {
-    stack: String,
-    service: String,
-    target: String,
-    read_only: bool,
-    chown: bool,
-    uid: (Option<u32>, String),
+pub(super) struct Use {
+    pub(super) stack: String,
+    pub(super) service: String,
+    pub(super) target: String,
+    pub(super) read_only: bool,
+    pub(super) chown: bool,
+    pub(super) uid: (Option<u32>, String),
+    /// The path below a library this use mounts (`libraries`): the grant covers the library.
+    pub(super) mounted: Option<PathBuf>,
 }
 
 impl Use {
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut s = format!("{}:{}", self.service, self.target);
         if self.read_only {
             s.push_str(" read-only");
@@ -184,21 +74,24 @@ impl Use {
         if self.chown {
             s.push_str(", :U");
         }
+        if let Some(m) = &self.mounted {
+            s.push_str(&format!(" (mounts {})", m.display()));
+        }
         s
     }
 }
 
 #[derive(Default)]
-struct StackDraft {
-    project: String,
-    file: PathBuf,
-    services: Vec<String>,
-    data: BTreeMap<PathBuf, Vec<Use>>,
-    notes: Vec<String>,
-    /// Named volumes, one description each.
-    volumes: Vec<String>,
+pub(super) struct StackDraft {
+    pub(super) project: String,
+    pub(super) file: PathBuf,
+    pub(super) services: Vec<String>,
+    pub(super) data: BTreeMap<PathBuf, Vec<Use>>,
+    pub(super) notes: Vec<String>,
+    /// `compose`, `project`, `env_files`, `service` and the named volumes (`handoff_keys`).
+    pub(super) handoff: String,
     /// `reaches` entries and why each (src/init/connect.rs).
-    reaches: Vec<(String, String)>,
+    pub(super) reaches: Vec<(String, String)>,
 }
 
 /// The policy text.
@@ -207,6 +100,12 @@ pub fn draft(input: &Input<'_>) -> String {
     let mut uses: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
     let mut taken = BTreeSet::new();
 
+    let mut env_users: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for pr in input.projects {
+        for e in super::handoff_keys::env_files_of(pr) {
+            env_users.entry(e).or_default().push(pr.name.clone());
+        }
+    }
     for pr in input.projects {
         let base = stack_name(&pr.name, input.user_prefix);
         let mut name = base.clone();
@@ -221,6 +120,18 @@ pub fn draft(input: &Input<'_>) -> String {
             services: pr.services.iter().map(|s| s.name.clone()).collect(),
             ..StackDraft::default()
         };
+        let legacy = input.legacy_owner.filter(|_| !input.legacy_missing);
+        super::handoff_keys::block(
+            &mut sd.handoff,
+            pr,
+            &super::handoff_keys::Target {
+                stack: &name,
+                user: format!("{}{name}", input.user_prefix),
+                legacy_owner: legacy,
+                env_users: &env_users,
+                cannot_start: cannot_start(pr, input),
+            },
+        );
         if !pr.not_followed.is_empty() {
             sd.notes.push(format!(
                 "TODO: init does not follow {}: add the mounts they bring yourself",
@@ -236,7 +147,6 @@ pub fn draft(input: &Input<'_>) -> String {
         for svc in &pr.services {
             let uid = container_uid(svc);
             let at = MountOwner {
-                project: pr,
                 stack: &name,
                 service: svc,
                 uid: &uid,
@@ -275,9 +185,11 @@ pub fn draft(input: &Input<'_>) -> String {
 
     // Paths several stacks mount, or one stack only reads, are shares; the rest is data.
     let mut shares: BTreeMap<PathBuf, Vec<Use>> = BTreeMap::new();
+    let libraries = super::libraries::fold(&mut uses);
     for (path, us) in uses {
         let stacks_using: BTreeSet<&str> = us.iter().map(|u| u.stack.as_str()).collect();
-        if stacks_using.len() > 1 || us.iter().all(|u| u.read_only) {
+        if stacks_using.len() > 1 || us.iter().all(|u| u.read_only) || libraries.contains_key(&path)
+        {
             shares.insert(path, us);
         } else {
             let st = us[0].stack.clone();
@@ -365,10 +277,24 @@ pub fn draft(input: &Input<'_>) -> String {
     let mut share_names = BTreeSet::new();
     for (path, us) in &shares {
         match left_out.get(path) {
-            None => share(&mut o, input, path, us, &mut share_names),
+            None => share(
+                &mut o,
+                input,
+                path,
+                us,
+                libraries.get(path),
+                &mut share_names,
+            ),
             Some(why) => {
                 let mut block = String::new();
-                share(&mut block, input, path, us, &mut share_names);
+                share(
+                    &mut block,
+                    input,
+                    path,
+                    us,
+                    libraries.get(path),
+                    &mut share_names,
+                );
                 let _ = writeln!(o, "\n# TODO: left out: {}: {}", p(path), c(why));
                 for line in block
                     .lines()
@@ -382,9 +308,29 @@ pub fn draft(input: &Input<'_>) -> String {
     o
 }
 
-/// The service a mount belongs to, with its project, stack and container uid.
+/// The mounts (`service:target`) of a project whose host path is a placeholder or not on this
+/// host. (An unset variable may be the unit's own, such as XDG_RUNTIME_DIR.)
+fn cannot_start(pr: &Project, input: &Input<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in &pr.services {
+        for m in &s.mounts {
+            let bad = match &m.source {
+                Source::Placeholder { .. } => true,
+                Source::Bind(path) => {
+                    input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing)
+                }
+                _ => false,
+            };
+            if bad {
+                out.push(format!("{}:{}", s.name, m.target));
+            }
+        }
+    }
+    out
+}
+
+/// The service a mount belongs to, with its stack and container uid.
 struct MountOwner<'a> {
-    project: &'a Project,
     stack: &'a str,
     service: &'a Service,
     uid: &'a (Option<u32>, String),
@@ -398,7 +344,7 @@ fn mount_use(
     at: &MountOwner<'_>,
     m: &Mount,
 ) {
-    let (pr, stack, svc, uid) = (at.project, at.stack, at.service, at.uid);
+    let (stack, svc, uid) = (at.stack, at.service, at.uid);
     let what = format!("{}:{}", svc.name, m.target);
     if is_socket(&m.written)
         || matches!(&m.source, Source::Bind(b) if is_socket(&b.to_string_lossy()))
@@ -412,30 +358,19 @@ fn mount_use(
     }
     match &m.source {
         Source::Ephemeral => {}
+        Source::Placeholder { text, why } => sd.notes.push(format!(
+            "TODO: {} mounts {} ({why}, left as the upstream file has it): its host path is unknown; add it to `data` once you know it",
+            c(&what),
+            c(text)
+        )),
         Source::Unknown { text, why } => sd.notes.push(format!(
             "TODO: {} mounts {} ({}): its host path is unknown; add it to `data` once you know it",
             c(&what),
             c(text),
             c(why)
         )),
-        Source::Named(v) => {
-            let vol = pr.volumes.get(v);
-            let mut s = format!("{} ({})", c(v), c(&what));
-            if let Some(fs) = vol.and_then(|v| v.fs_type.as_ref()) {
-                let _ = write!(
-                    s,
-                    "; WARNING: on {} (driver_opts{}): owners there are the file server's",
-                    c(fs),
-                    vol.and_then(|v| v.device.as_ref())
-                        .map(|d| format!(", device {}", c(d)))
-                        .unwrap_or_default()
-                );
-            }
-            if vol.is_some_and(|v| v.external) {
-                s.push_str("; external: created outside this project");
-            }
-            sd.volumes.push(s);
-        }
+        // What the hand-off does with it: `handoff_keys`.
+        Source::Named(_) => {}
         Source::Bind(path) => {
             if HOST_SYSTEM.iter().any(|d| path.starts_with(d)) {
                 sd.notes.push(format!(
@@ -449,6 +384,14 @@ fn mount_use(
                 Some(PathKind::File) => {
                     sd.notes.push(format!(
                         "not data: {} ({}) is a file; isolate migrates directories: if the stack must own it, list its directory",
+                        p(path),
+                        c(&what)
+                    ));
+                    return;
+                }
+                Some(PathKind::Missing) => {
+                    sd.notes.push(format!(
+                        "TODO: {} ({}) is not on this host: podman does not create a bind mount's source, so this stack has not run with it. Create it and list it (as data or a share), or drop the mount",
                         p(path),
                         c(&what)
                     ));
@@ -476,563 +419,18 @@ fn mount_use(
                 read_only: m.read_only,
                 chown: m.chown,
                 uid: uid.clone(),
+                mounted: None,
             });
         }
     }
 }
 
-fn describe_all(us: &[Use]) -> String {
+pub(super) fn describe_all(us: &[Use]) -> String {
     us.iter()
         .map(|u| c(&u.describe()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn header(o: &mut String, input: &Input<'_>, n: usize) {
-    let _ = writeln!(
-        o,
-        "# isolate policy drafted by `isolate init` from {n} compose project(s).\n\
-         # Read every comment: a TODO needs your decision, a WARNING your attention. Then check it\n\
-         # with `isolate plan` and apply one stack at a time (`isolate apply --stack NAME`).\n\
-         # Variables came from --env files and each project's .env only, not from this shell."
-    );
-    match input.mountinfo {
-        Some(src) => {
-            let _ = writeln!(o, "# Filesystem types from {}.", c(src));
-        }
-        None => {
-            let _ = writeln!(
-                o,
-                "# TODO: filesystem types unknown (no /proc/self/mountinfo under the root): make sure no\n\
-                 # data path is on NFS, CIFS, virtiofs or FUSE, where isolate refuses to migrate."
-            );
-        }
-    }
-    let _ = writeln!(o);
-    match input.legacy_owner {
-        Some(l) if input.legacy_missing => {
-            let _ = writeln!(
-                o,
-                "# TODO: --legacy-owner {} is not in this host's /etc/passwd, so it is left out (plan would\n\
-                 # refuse it, and `auto` re-owns everything meanwhile). Name the user who runs the\n\
-                 # containers today:\n\
-                 # legacy_owner = {}",
-                c(l),
-                toml_string(l)
-            );
-        }
-        Some(l) => {
-            let _ = writeln!(
-                o,
-                "# The user whose rootless containers own the data today: `auto` shifts what lies in its\n\
-                 # subordinate mapping to the same container ids of each stack and re-owns the rest.\n\
-                 legacy_owner = {}",
-                toml_string(l)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                o,
-                "# TODO: no --legacy-owner. Without it `auto` re-owns every file to the stack user\n\
-                 # (container root); a container that runs as another uid (databases: 999) then loses\n\
-                 # its files. If these containers ran rootless as one user, set it:\n\
-                 # legacy_owner = \"USER\""
-            );
-        }
-    }
-    let _ = writeln!(
-        o,
-        "# user_prefix (\"{}\"), shared_group (\"stk-shared\") and [pools] are isolate's defaults.",
-        c(input.user_prefix)
-    );
-}
-
-fn stack(o: &mut String, input: &Input<'_>, name: &str, sd: &StackDraft) {
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "# compose project {} ({}): {}",
-        c(&sd.project),
-        p(&sd.file),
-        c(&sd.services.join(", "))
-    );
-    let _ = writeln!(o, "[stacks.{}]", toml_key(name));
-    if sd.data.is_empty() {
-        let _ = writeln!(o, "data = []  # no bind mount of its own: an account only");
-    } else {
-        let _ = writeln!(o, "data = [");
-        for (path, us) in &sd.data {
-            let mut note = us
-                .iter()
-                .map(|u| match &u.uid {
-                    (Some(n), why) if *n != 0 => {
-                        format!("{}, container uid {n} ({})", c(&u.describe()), c(why))
-                    }
-                    _ => c(&u.describe()),
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            if input.facts.get(path).map(|f| f.kind) == Some(PathKind::Missing) {
-                note.push_str(
-                    "; TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's; if the data lives elsewhere, name that path",
-                );
-            }
-            let _ = writeln!(
-                o,
-                "  {},  # {note}",
-                toml_string(&path.display().to_string())
-            );
-        }
-        let _ = writeln!(o, "]");
-    }
-    match input.legacy_owner.filter(|_| !input.legacy_missing) {
-        Some(_) => {
-            let _ = writeln!(o, "migrate = \"auto\"");
-        }
-        None => {
-            let _ = writeln!(
-                o,
-                "migrate = \"auto\"  # re-owns everything: see legacy_owner above"
-            );
-            let mut nonroot: Vec<String> = sd
-                .data
-                .values()
-                .flatten()
-                .filter_map(|u| match u.uid.0 {
-                    Some(n) if n != 0 => Some(format!("{} (container uid {n})", u.service)),
-                    _ => None,
-                })
-                .collect();
-            nonroot.sort();
-            nonroot.dedup();
-            if !nonroot.is_empty() {
-                let _ = writeln!(
-                    o,
-                    "# TODO: re-owned, the files of {} become container root's, which that service cannot\n\
-                     # write as its own uid: set legacy_owner, or chown them inside the container after apply",
-                    c(&nonroot.join(", "))
-                );
-            }
-        }
-    }
-    if sd.data.values().flatten().any(|u| u.chown) {
-        let _ = writeln!(
-            o,
-            "# `:U` makes podman chown the directory to the container user at every start: after the\n\
-             # migration that is this stack's mapping, so it stays right."
-        );
-    }
-    if !sd.reaches.is_empty() {
-        let _ = writeln!(
-            o,
-            "# Reached before the split over a shared network; apply publishes each on the host's\n\
-             # loopback and gives this stack's containers the way and the name (needs `compose` on both):"
-        );
-        let _ = writeln!(o, "reaches = [");
-        for (e, why) in &sd.reaches {
-            let _ = writeln!(o, "  {},  # {}", toml_string(e), c(why));
-        }
-        let _ = writeln!(o, "]");
-    }
-    for n in &sd.notes {
-        let _ = writeln!(o, "# {n}");
-    }
-    if !sd.volumes.is_empty() {
-        let _ = writeln!(
-            o,
-            "# Named volumes live in podman's volume store of the user that runs the stack today, not\n\
-             # in a data path; moving them to the stack user is the hand-off's job:"
-        );
-        for v in &sd.volumes {
-            let _ = writeln!(o, "#   {v}");
-        }
-    }
-}
-
-fn share(o: &mut String, input: &Input<'_>, path: &Path, us: &[Use], names: &mut BTreeSet<String>) {
-    // Named after its last components, unique.
-    let comps: Vec<String> = path
-        .components()
-        .filter_map(|x| match x {
-            std::path::Component::Normal(s) => Some(stack_name(&s.to_string_lossy(), "x")),
-            _ => None,
-        })
-        .collect();
-    let mut name = comps.last().cloned().unwrap_or_else(|| "share".into());
-    if names.contains(&name) && comps.len() > 1 {
-        name = format!("{}-{}", comps[comps.len() - 2], name);
-    }
-    let base = name.clone();
-    let mut n = 2;
-    while !names.insert(name.clone()) {
-        name = format!("{base}-{n}");
-        n += 1;
-    }
-    let stacks: BTreeSet<&str> = us.iter().map(|u| u.stack.as_str()).collect();
-    let _ = writeln!(o);
-    let _ = writeln!(
-        o,
-        "# {} is mounted by {}",
-        p(path),
-        if stacks.len() > 1 {
-            format!("{} stacks: a share", stacks.len())
-        } else {
-            "one stack, read-only: a share, not its data (migrating would re-own it)".into()
-        }
-    );
-    let _ = writeln!(o, "[shares.{}]", toml_key(&name));
-    let _ = write!(o, "path = {}", toml_string(&path.display().to_string()));
-    match input.facts.get(path) {
-        Some(PathFacts {
-            network_fs: Some(fs),
-            ..
-        }) => {
-            let _ = writeln!(
-                o,
-                "  # WARNING: on {}: the share's ACLs have to be set on the file server",
-                c(fs)
-            );
-        }
-        Some(PathFacts {
-            kind: PathKind::Missing,
-            ..
-        }) => {
-            let _ = writeln!(o, "  # TODO: not found on this host");
-        }
-        _ => {
-            let _ = writeln!(o);
-        }
-    }
-    // One grant per (stack, container uid); write wins over read.
-    let mut grants: BTreeMap<String, (bool, Vec<String>)> = BTreeMap::new();
-    for u in us {
-        let grant = match u.uid.0 {
-            Some(0) | None => u.stack.clone(),
-            Some(n) => format!("{}:{n}", u.stack),
-        };
-        let why = match u.uid.0 {
-            None => format!(
-                "{}; TODO: container uid unknown ({}): `{}` means container root, write `{}:UID` if it runs as UID",
-                u.describe(),
-                u.uid.1,
-                u.stack,
-                u.stack
-            ),
-            Some(_) => format!("{}; uid from {}", u.describe(), u.uid.1),
-        };
-        let e = grants.entry(grant).or_insert((false, Vec::new()));
-        e.0 |= !u.read_only;
-        e.1.push(why);
-    }
-    for (key, write) in [("read", false), ("write", true)] {
-        let list: Vec<(&String, &Vec<String>)> = grants
-            .iter()
-            .filter(|(_, (w, _))| *w == write)
-            .map(|(g, (_, why))| (g, why))
-            .collect();
-        if list.is_empty() {
-            continue;
-        }
-        let _ = writeln!(o, "{key} = [");
-        for (g, why) in list {
-            let _ = writeln!(o, "  {},  # {}", toml_string(g), c(&why.join("; ")));
-        }
-        let _ = writeln!(o, "]");
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::compose::NamedVolume;
-    use super::*;
-
-    fn svc(name: &str, image: &str, mounts: Vec<Mount>) -> Service {
-        Service {
-            name: name.into(),
-            image: Some(image.into()),
-            user: None,
-            environment: BTreeMap::new(),
-            mounts,
-            container_name: None,
-            networks: vec![],
-            network_mode: None,
-            depends_on: vec![],
-            ports: vec![],
-        }
-    }
-
-    fn bind(path: &str, target: &str, ro: bool) -> Mount {
-        Mount {
-            source: Source::Bind(path.into()),
-            written: path.into(),
-            target: target.into(),
-            read_only: ro,
-            chown: false,
-        }
-    }
-
-    fn project(name: &str, services: Vec<Service>) -> Project {
-        Project {
-            name: name.into(),
-            file: format!("/opt/{name}/compose.yaml").into(),
-            services,
-            volumes: BTreeMap::new(),
-            unresolved: vec![],
-            not_followed: vec![],
-            external_networks: BTreeMap::new(),
-        }
-    }
-
-    fn run(projects: &[Project], facts: &BTreeMap<PathBuf, PathFacts>) -> String {
-        let text = draft(&Input {
-            projects,
-            legacy_owner: Some("alice"),
-            legacy_missing: false,
-            facts,
-            mountinfo: Some("/proc/self/mountinfo"),
-            user_prefix: "stk-",
-        });
-        crate::policy::Policy::parse(Path::new("d.toml"), &text)
-            .unwrap_or_else(|e| panic!("{e}\n{text}"));
-        text
-    }
-
-    #[test]
-    fn what_connected_projects_becomes_reaches_on_the_connecting_stack() {
-        let mut proxy = svc("proxy", "caddy", vec![]);
-        proxy
-            .environment
-            .insert("UPSTREAM".into(), "http://backend:8080/".into());
-        proxy.networks = vec!["shared".into()];
-        let mut backend = svc("backend", "localhost/busybox", vec![]);
-        backend.networks = vec!["shared".into(), "default".into()];
-        backend.ports = vec![8080];
-        let mut lone = svc("lone", "x", vec![]);
-        lone.networks = vec!["shared".into()];
-        let mut side = svc("side", "x", vec![]);
-        side.network_mode = Some("container:backend".into());
-        let mut ext = BTreeMap::new();
-        ext.insert("shared".to_string(), "shared".to_string());
-        let mut pp = project("proxy", vec![proxy]);
-        pp.external_networks = ext.clone();
-        let mut bp = project("backend", vec![backend]);
-        bp.external_networks = ext.clone();
-        let mut lp = project("lone", vec![lone, side]);
-        lp.external_networks = ext;
-        let t = run(&[pp, bp, lp], &BTreeMap::new());
-        assert!(
-            t.contains("[stacks.proxy]\n") && t.contains("reaches = [\n  \"backend:backend:8080\",  # proxy's env UPSTREAM=http://backend:8080/ names service backend of project backend\n]\n"),
-            "{t}"
-        );
-        assert!(t.contains("# TODO: service lone joins the external network shared with proxy:proxy, backend:backend (ports 8080)"), "{t}");
-        assert!(t.contains("# TODO: service side shares the network namespace of backend of project backend (network_mode: container:backend)"), "{t}");
-        let backend_block = t
-            .split("[stacks.backend]")
-            .nth(1)
-            .unwrap()
-            .split("[stacks.")
-            .next()
-            .unwrap();
-        assert!(!backend_block.contains("reaches"), "{t}");
-    }
-
-    #[test]
-    fn what_cannot_be_data_is_a_comment_and_the_rest_still_parses() {
-        let mut facts = BTreeMap::new();
-        facts.insert(
-            PathBuf::from("/nas/app"),
-            PathFacts {
-                kind: PathKind::Dir,
-                network_fs: Some("nfs4".into()),
-            },
-        );
-        facts.insert(
-            PathBuf::from("/srv/app/app.ini"),
-            PathFacts {
-                kind: PathKind::File,
-                network_fs: None,
-            },
-        );
-        facts.insert(
-            PathBuf::from("/srv/link"),
-            PathFacts {
-                kind: PathKind::Symlink,
-                network_fs: None,
-            },
-        );
-        let mut p = project(
-            "My App!",
-            vec![svc(
-                "web",
-                "nginx",
-                vec![
-                    bind("/srv/app", "/data", false),
-                    bind("/srv/app/sub", "/sub", false),
-                    bind("/nas/app", "/nas", false),
-                    bind("/srv/app/app.ini", "/app.ini", false),
-                    bind("/srv/link", "/l", false),
-                    bind("/var/run/docker.sock", "/var/run/docker.sock", false),
-                    bind("/srv", "/all", false),
-                    Mount {
-                        source: Source::Unknown {
-                            text: "${X}/y".into(),
-                            why: "X not set".into(),
-                        },
-                        written: "${X}/y".into(),
-                        target: "/y".into(),
-                        read_only: false,
-                        chown: false,
-                    },
-                    Mount {
-                        source: Source::Named("files".into()),
-                        written: "files".into(),
-                        target: "/files".into(),
-                        read_only: false,
-                        chown: false,
-                    },
-                ],
-            )],
-        );
-        p.volumes.insert(
-            "files".into(),
-            NamedVolume {
-                name: "files".into(),
-                external: true,
-                fs_type: Some("cifs".into()),
-                device: Some("//nas/files".into()),
-            },
-        );
-        let t = run(&[p], &facts);
-        assert!(
-            t.contains("[stacks.my-app-]\ndata = [\n  \"/srv/app\",  # web:/data\n]\n"),
-            "{t}"
-        );
-        for want in [
-            "# /srv/app/sub (web:/sub) lies inside /srv/app, listed above: migrated with it",
-            "# not data: /nas/app (web:/nas) is on nfs4",
-            "# not data: /srv/app/app.ini (web:/app.ini) is a file",
-            "# TODO: /srv/link (web:/l) is a symbolic link",
-            "# WARNING: service web mounts the container engine's socket (/var/run/docker.sock)",
-            "# TODO: /srv (web:/all): \"/srv\" is a system directory",
-            "# TODO: web:/y mounts ${X}/y (X not set): its host path is unknown",
-            "#   files (web:/files); WARNING: on cifs (driver_opts, device //nas/files): owners there are the file server's; external: created outside this project",
-        ] {
-            assert!(t.contains(want), "missing {want:?} in\n{t}");
-        }
-    }
-
-    #[test]
-    fn shares_get_grants_by_container_uid_and_awkward_paths_are_quoted() {
-        let mut db = svc(
-            "db",
-            "docker.io/library/postgres:16-alpine",
-            vec![bind("/m/x \"q\" \\ é", "/x", false)],
-        );
-        db.user = None;
-        let mut web = svc(
-            "web",
-            "ghcr.io/x/web:1",
-            vec![bind("/m/x \"q\" \\ é", "/x", true)],
-        );
-        web.user = Some("1001:1001".into());
-        let mut media = svc(
-            "media",
-            "lscr.io/linuxserver/jellyfin",
-            vec![bind("/m/x \"q\" \\ é", "/x", true)],
-        );
-        media.environment.insert("PUID".into(), "0".into());
-        let t = run(
-            &[project("a", vec![db, web]), project("b", vec![media])],
-            &BTreeMap::new(),
-        );
-        assert!(
-            t.contains("[shares.x--q-----]\npath = \"/m/x \\\"q\\\" \\\\ é\"\n"),
-            "{t}"
-        );
-        assert!(t.contains("read = [\n  \"a:1001\",  # web:/x read-only; uid from user: 1001:1001\n  \"b\",  # media:/x read-only; uid from PUID\n]\nwrite = [\n  \"a:70\",  # db:/x; uid from postgres image on Alpine\n]\n"), "{t}");
-    }
-
-    #[test]
-    fn a_share_inside_data_or_holding_a_share_is_left_out_commented() {
-        let t = run(
-            &[
-                project(
-                    "a",
-                    vec![svc("web", "nginx", vec![bind("/srv/app", "/app", false)])],
-                ),
-                project(
-                    "b",
-                    vec![svc(
-                        "cdn",
-                        "nginx",
-                        vec![
-                            bind("/srv/app/public", "/public", true),
-                            bind("/m", "/m", true),
-                            bind("/m/x", "/x", true),
-                        ],
-                    )],
-                ),
-            ],
-            &BTreeMap::new(),
-        );
-        assert!(t.contains("# TODO: left out: /srv/app/public: it overlaps /srv/app (data of a), and a share must lie apart from every stack's data: move one of them\n# [shares.public]\n# path = \"/srv/app/public\"\n"), "{t}");
-        assert!(
-            t.contains("# TODO: left out: /m: it holds the shares /m/x, and shares cannot nest"),
-            "{t}"
-        );
-        assert!(t.contains("\n[shares.x]\npath = \"/m/x\"\n"), "{t}");
-    }
-
-    #[test]
-    fn a_missing_data_path_stays_data_with_a_todo() {
-        let mut facts = BTreeMap::new();
-        facts.insert(
-            PathBuf::from("/srv/new/db"),
-            PathFacts {
-                kind: PathKind::Missing,
-                network_fs: None,
-            },
-        );
-        let t = run(
-            &[project(
-                "new",
-                vec![svc(
-                    "db",
-                    "postgres:17",
-                    vec![bind("/srv/new/db", "/var/lib/postgresql/data", false)],
-                )],
-            )],
-            &facts,
-        );
-        assert!(t.contains("  \"/srv/new/db\",  # db:/var/lib/postgresql/data, container uid 999 (postgres image); TODO: not found on this host: apply creates it empty for the stack if its parent exists and is root's"), "{t}");
-    }
-
-    #[test]
-    fn container_uids_come_from_user_puid_or_the_image() {
-        let mut s = svc("db", "docker.io/library/mariadb:11", vec![]);
-        assert_eq!(container_uid(&s), (Some(999), "mariadb image".into()));
-        s.user = Some("mysql".into());
-        assert_eq!(
-            container_uid(&s),
-            (Some(999), "user mysql: mariadb image".into())
-        );
-        s.user = Some("www-data".into());
-        assert_eq!(container_uid(&s).0, None);
-        s.user = Some("33:33".into());
-        assert_eq!(container_uid(&s).0, Some(33));
-        let mut l = svc("app", "lscr.io/linuxserver/sonarr", vec![]);
-        l.environment.insert("PUID".into(), "1001".into());
-        assert_eq!(container_uid(&l), (Some(1001), "PUID".into()));
-        let p = svc("db", "postgres:16-alpine@sha256:0", vec![]);
-        assert_eq!(container_uid(&p).0, Some(70));
-        assert_eq!(container_uid(&svc("x", "nginx", vec![])).0, None);
-    }
-
-    #[test]
-    fn stack_names_become_valid_user_names() {
-        assert_eq!(stack_name("Immich", "stk-"), "immich");
-        assert_eq!(stack_name("my app.v2", "stk-"), "my-app-v2");
-        assert_eq!(stack_name("1password", ""), "s1password");
-        assert_eq!(stack_name(&"x".repeat(40), "stk-").len(), 28);
-    }
-}
+mod tests;

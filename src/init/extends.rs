@@ -4,6 +4,7 @@
 //! broken file, a remote include, a cycle) is named for a TODO instead; a file the
 //! project's reader may not read, or one over a budget, ends init with an error.
 use super::compose::{merge_keys, normalize, split_outside_braces, ComposeError};
+use super::merge::{merged, without_extends};
 use super::read::{Files, MAX_PROJECT_NODES};
 use std::path::{Path, PathBuf};
 use yaml_rust2::yaml::Hash;
@@ -302,17 +303,6 @@ fn extended(
     Ok(merged(base, svc))
 }
 
-fn without_extends(svc: &Yaml) -> Yaml {
-    match svc {
-        Yaml::Hash(h) => {
-            let mut h = h.clone();
-            h.remove(&Yaml::String("extends".into()));
-            Yaml::Hash(h)
-        }
-        other => other.clone(),
-    }
-}
-
 /// Whether a bind source is relative to the compose file's directory.
 fn relative(source: &str) -> bool {
     source == "." || source.starts_with("./") || source.starts_with("../")
@@ -385,92 +375,6 @@ fn rebased(svc: Yaml, dirs: &Dirs) -> Yaml {
         _ => {}
     }
     Yaml::Hash(h)
-}
-
-/// `local` over `base`, as compose merges an extended service: `environment` by variable,
-/// `volumes` by container path, `env_file` appended, anything else replaced.
-fn merged(base: Yaml, local: &Yaml) -> Yaml {
-    let (Yaml::Hash(mut out), Yaml::Hash(local)) = (base, local) else {
-        return without_extends(local);
-    };
-    for (k, v) in local {
-        match k.as_str() {
-            Some("extends") => {}
-            Some("environment") => {
-                let mut env = environment(out.get(k));
-                env.extend(environment(Some(v)));
-                out.insert(k.clone(), Yaml::Hash(env));
-            }
-            Some("volumes") => {
-                let theirs: Vec<Yaml> = match out.get(k) {
-                    Some(Yaml::Array(a)) => a.clone(),
-                    _ => Vec::new(),
-                };
-                let ours: Vec<Yaml> = match v {
-                    Yaml::Array(a) => a.clone(),
-                    _ => Vec::new(),
-                };
-                let targets: std::collections::HashSet<Option<String>> =
-                    ours.iter().map(target).collect();
-                let mut vols: Vec<Yaml> = theirs
-                    .into_iter()
-                    .filter(|t| target(t).is_none() || !targets.contains(&target(t)))
-                    .collect();
-                vols.extend(ours);
-                out.insert(k.clone(), Yaml::Array(vols));
-            }
-            Some("env_file") => {
-                let mut files = list(out.get(k));
-                files.extend(list(Some(v)));
-                out.insert(k.clone(), Yaml::Array(files));
-            }
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    out.remove(&Yaml::String("extends".into()));
-    Yaml::Hash(out)
-}
-
-/// A service's `environment`, list (`K=V`, `K`) or mapping, as a mapping.
-fn environment(env: Option<&Yaml>) -> Hash {
-    match env {
-        Some(Yaml::Hash(h)) => h.clone(),
-        Some(Yaml::Array(a)) => a
-            .iter()
-            .filter_map(Yaml::as_str)
-            .map(|e| match e.split_once('=') {
-                Some((k, v)) => (Yaml::String(k.into()), Yaml::String(v.into())),
-                None => (Yaml::String(e.into()), Yaml::Null),
-            })
-            .collect(),
-        _ => Hash::new(),
-    }
-}
-
-fn list(v: Option<&Yaml>) -> Vec<Yaml> {
-    match v {
-        Some(Yaml::Array(a)) => a.clone(),
-        Some(Yaml::BadValue) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    }
-}
-
-/// The container path of one `volumes` entry.
-fn target(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::String(s) => {
-            let parts = split_outside_braces(s);
-            match parts.as_slice() {
-                [t] => Some(t.clone()),
-                [_, t, ..] => Some(t.clone()),
-                [] => None,
-            }
-        }
-        Yaml::Hash(_) => v["target"].as_str().map(String::from),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

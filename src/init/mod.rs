@@ -7,8 +7,15 @@ pub mod compose;
 pub mod connect;
 pub mod draft;
 mod extends;
+pub mod handoff_keys;
 pub mod interpolate;
+mod libraries;
+mod merge;
+mod mounts;
 pub mod read;
+mod render;
+mod text;
+mod uids;
 pub mod yaml;
 
 use crate::error::{Error, Result};
@@ -49,21 +56,29 @@ fn is_network_fs(t: &str) -> bool {
     NETWORK_FS.contains(&t) || t.starts_with("fuse")
 }
 
-/// The compose file of a directory, in compose's order of names.
-fn compose_file_in(dir: &Path) -> Option<PathBuf> {
-    compose::COMPOSE_FILES
+/// The compose files podman-compose reads in a directory without `-f`: every file of its
+/// default list that exists, in its order, when one of them is not an override file.
+fn compose_files_in(dir: &Path) -> Option<Vec<PathBuf>> {
+    let found: Vec<PathBuf> = compose::DEFAULT_FILES
         .iter()
         .map(|n| dir.join(n))
-        .find(|f| f.is_file())
+        .filter(|f| f.is_file())
+        .collect();
+    let main = found.iter().any(|f| {
+        !f.file_name()
+            .is_some_and(|n| n.to_string_lossy().contains(".override."))
+    });
+    main.then_some(found)
 }
 
-/// Every compose file named by the arguments: a file, a directory holding one, or a
-/// directory whose subdirectories hold one each (`stacks/<name>/docker-compose.yml`).
-pub fn find_projects(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// The compose files of every project the arguments name: a file (that file alone), a
+/// directory holding compose files (all podman-compose reads there, overrides included), or
+/// a directory whose subdirectories hold them (`stacks/<name>/docker-compose.yml`).
+pub fn find_projects(args: &[PathBuf]) -> Result<Vec<Vec<PathBuf>>> {
     let mut out = Vec::new();
     for a in args {
         if a.is_file() {
-            out.push(a.clone());
+            out.push(vec![a.clone()]);
             continue;
         }
         if !a.is_dir() {
@@ -72,15 +87,15 @@ pub fn find_projects(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 a.display()
             )));
         }
-        if let Some(f) = compose_file_in(a) {
+        if let Some(f) = compose_files_in(a) {
             out.push(f);
             continue;
         }
-        let mut subs: Vec<PathBuf> = std::fs::read_dir(a)
+        let mut subs: Vec<Vec<PathBuf>> = std::fs::read_dir(a)
             .map_err(|e| Error::io(format!("reading {}", a.display()), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_dir())
-            .filter_map(|d| compose_file_in(&d))
+            .filter_map(|d| compose_files_in(&d))
             .collect();
         if subs.is_empty() {
             return Err(Error::Usage(format!(
@@ -95,9 +110,19 @@ pub fn find_projects(args: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// A path on this machine as the host under `root` names it.
+/// A path on this machine as the host under `root` names it (one that is not there, such as
+/// a missing env file: its directory's real path and its name).
 fn host_path(root: &Path, disk: &Path) -> PathBuf {
-    let abs = std::fs::canonicalize(disk).unwrap_or_else(|_| disk.to_path_buf());
+    let abs = std::fs::canonicalize(disk).unwrap_or_else(|_| {
+        let parent = disk
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        match (std::fs::canonicalize(parent), disk.file_name()) {
+            (Ok(d), Some(n)) => d.join(n),
+            _ => std::path::absolute(disk).unwrap_or_else(|_| disk.to_path_buf()),
+        }
+    });
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     match abs.strip_prefix(&root) {
         Ok(rest) if root != Path::new("/") => Path::new("/").join(rest),
@@ -162,26 +187,42 @@ pub fn run(req: &Request<'_>) -> Result<String> {
     }
     let mut projects = Vec::new();
     let mut mounts = 0;
-    for f in &compose_files {
+    for project_files in &compose_files {
+        let Some(f) = project_files.first() else {
+            continue;
+        };
         let dir = f.parent().unwrap_or(Path::new("."));
         let mut files =
             read::Files::for_project(&rights, f).map_err(|e| Error::Usage(e.to_string()))?;
         let mut vars = base.clone();
         let dot_env = dir.join(".env");
-        match files.read(&dot_env) {
-            Ok(t) => interpolate::parse_env_file(&t, &mut vars)
-                .map_err(|m| Error::Usage(format!("{}: {m}", dot_env.display())))?,
-            Err(e) if e.is_not_found() => {}
+        let read_dot_env = match files.read(&dot_env) {
+            Ok(t) => {
+                interpolate::parse_env_file(&t, &mut vars)
+                    .map_err(|m| Error::Usage(format!("{}: {m}", dot_env.display())))?;
+                true
+            }
+            Err(e) if e.is_not_found() => false,
             Err(e) => return Err(Error::Usage(e.to_string())),
-        }
-        let p = compose::load(
-            f,
-            &host_path(req.root.path(), f),
+        };
+        let host_files: Vec<PathBuf> = project_files
+            .iter()
+            .map(|f| host_path(req.root.path(), f))
+            .collect();
+        let mut p = compose::load(
+            project_files,
+            &host_files,
             &host_path(req.root.path(), dir),
             &vars,
             &mut files,
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
+        if read_dot_env {
+            p.dot_env = Some(host_path(req.root.path(), &dot_env));
+        }
+        for e in &mut p.env_files {
+            e.path = compose::normalize(&host_path(req.root.path(), &e.path));
+        }
         mounts += p.services.iter().map(|s| s.mounts.len()).sum::<usize>();
         if mounts > MAX_MOUNTS {
             return Err(Error::Usage(format!(
@@ -231,6 +272,11 @@ pub fn run(req: &Request<'_>) -> Result<String> {
     let legacy_missing = req.legacy_owner.is_some_and(|l| {
         crate::host::accounts::Accounts::read(req.root).is_ok_and(|a| a.user(l).is_none())
     });
+    let interpolated_with: Vec<PathBuf> = req
+        .env
+        .iter()
+        .map(|e| host_path(req.root.path(), e))
+        .collect();
     let text = draft::draft(&draft::Input {
         projects: &projects,
         legacy_owner: req.legacy_owner,
@@ -238,19 +284,60 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         facts: &facts,
         mountinfo: mounts.as_ref().map(|_| shown.as_str()),
         user_prefix: "stk-",
+        interpolated_with: &interpolated_with,
     });
     // The draft must be a policy isolate accepts; anything else is a bug here.
     crate::policy::Policy::parse(Path::new("(draft)"), &text).map_err(|e| {
-        Error::Failed(format!(
-            "the drafted policy does not parse (a bug in isolate init): {e}\n{text}"
-        ))
+        Error::failed(DraftRejected {
+            source: Box::new(e),
+            text: text.clone(),
+        })
     })?;
     Ok(text)
+}
+
+/// The drafted policy is not one isolate accepts: a bug in the draft.
+#[derive(Debug, thiserror::Error)]
+#[error("the drafted policy does not parse (a bug in isolate init): {source}\n{text}")]
+pub struct DraftRejected {
+    #[source]
+    pub source: Box<Error>,
+    /// The drafted text.
+    pub text: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_directory_is_every_file_podman_compose_reads_there_in_its_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("My App.v2");
+        std::fs::create_dir(&p).unwrap();
+        for f in [
+            "docker-compose.yml",
+            "compose.override.yaml",
+            "compose.yaml",
+        ] {
+            std::fs::write(p.join(f), "services: {}\n").unwrap();
+        }
+        let only_override = dir.path().join("other");
+        std::fs::create_dir(&only_override).unwrap();
+        std::fs::write(only_override.join("compose.override.yml"), "services: {}\n").unwrap();
+        assert_eq!(
+            find_projects(std::slice::from_ref(&p)).unwrap(),
+            [[
+                "compose.yaml",
+                "compose.override.yaml",
+                "docker-compose.yml"
+            ]
+            .map(|f| p.join(f))]
+        );
+        // A directory of project directories: an override alone is no project.
+        assert_eq!(find_projects(&[dir.path().to_path_buf()]).unwrap().len(), 1);
+        assert_eq!(compose::normalize_project_name("My App.v2"), "myappv2");
+    }
 
     #[test]
     fn mountinfo_gives_the_filesystem_of_the_longest_mount_point() {

@@ -2,10 +2,11 @@
 //! with every privilege dropped (her uid, gid and groups, her session environment), through
 //! a trait so tests record the runs; the override is isolate's file, written before the run
 //! and recorded after it; rollback of the reaching stack re-ups her project without it.
+use super::error::ReachError;
 use super::legacy::{self, LegacyRecords, LegacyRun, LegacyStep};
-use crate::apply::Outcome;
 use crate::error::{Error, Result};
 use crate::layout::Root;
+use crate::model::Outcome;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -45,27 +46,27 @@ impl ComposeRunner for RunAsUser<'_> {
         use std::io::Read;
         use std::os::unix::process::CommandExt;
         if !self.root.is_host() {
-            return Err(Error::Failed(format!(
-                "running compose as {user} needs the host itself (--root {})",
-                self.root.path().display()
-            )));
+            return Err(ReachError::NotOnHost {
+                user: user.to_string(),
+                root: self.root.path().to_path_buf(),
+            }
+            .into());
         }
         let acc = crate::host::accounts::Accounts::read(self.root)?;
-        let entry = acc
-            .user(user)
-            .ok_or_else(|| Error::Failed(format!("no user {user} in /etc/passwd")))?;
+        let entry = acc.user(user).ok_or_else(|| ReachError::NoSuchUser {
+            user: user.to_string(),
+        })?;
         if entry.uid == 0 {
-            return Err(Error::Failed(format!(
-                "{user} is uid 0; isolate runs the legacy user's compose only as an unprivileged user"
-            )));
+            return Err(ReachError::Uid0 {
+                user: user.to_string(),
+            }
+            .into());
         }
         let inherited = std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
             .collect();
-        let who = crate::stacks::exec::identity(self.root, &acc, entry, &inherited);
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| Error::Failed("an empty compose command".into()))?;
+        let who = crate::host::identity::identity(self.root, &acc, entry, &inherited);
+        let (program, args) = argv.split_first().ok_or(ReachError::EmptyCommand)?;
         let mut cmd = std::process::Command::new(program);
         cmd.args(args)
             .env_clear()
@@ -79,8 +80,11 @@ impl ComposeRunner for RunAsUser<'_> {
             cmd.env_remove("CONTAINER_HOST");
         }
         let (uid, gid, groups) = (who.uid, who.gid, who.groups.clone());
-        let cwd = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-            .map_err(|_| Error::Failed(format!("{} holds a NUL byte", dir.display())))?;
+        let cwd = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+            ReachError::NulByte {
+                path: dir.to_path_buf(),
+            }
+        })?;
         // SAFETY: only async-signal-safe calls between fork and exec; `groups` and `cwd` were
         // allocated before the fork. The directory is entered as her (a link she placed on
         // the way leads only where she may go).
@@ -141,15 +145,20 @@ impl ComposeRunner for RunAsUser<'_> {
         let tail: Vec<&str> = tail.into_iter().rev().collect();
         match status {
             Some(s) if s.success() => Ok(()),
-            Some(s) => Err(Error::Failed(format!(
-                "`{shown}` as {user} exited with {s}:\n{}",
-                tail.join("\n")
-            ))),
-            None => Err(Error::Failed(format!(
-                "`{shown}` as {user} did not finish in {} s (killed):\n{}",
-                RUN_TIMEOUT.as_secs(),
-                tail.join("\n")
-            ))),
+            Some(status) => Err(ReachError::ComposeFailed {
+                shown,
+                user: user.to_string(),
+                status,
+                tail: tail.join("\n"),
+            }
+            .into()),
+            None => Err(ReachError::ComposeTimedOut {
+                shown,
+                user: user.to_string(),
+                secs: RUN_TIMEOUT.as_secs(),
+                tail: tail.join("\n"),
+            }
+            .into()),
         }
     }
 }
@@ -158,7 +167,7 @@ fn read_records(root: &Root) -> Result<LegacyRecords> {
     let at = root.at(&legacy::record_path());
     match std::fs::read(&at) {
         Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::Failed(format!("{} is not isolate's: {e}", at.display()))),
+            .map_err(|source| ReachError::NotIsolates { path: at, source }.into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LegacyRecords::default()),
         Err(e) => Err(Error::io(format!("reading {}", at.display()), e)),
     }
@@ -170,8 +179,8 @@ pub fn observe_records(root: &Root) -> Result<LegacyRecords> {
 }
 
 fn write_records(root: &Root, r: &LegacyRecords) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(r)
-        .map_err(|e| Error::Failed(format!("serializing the legacy publish record: {e}")))?;
+    let bytes =
+        serde_json::to_vec_pretty(r).map_err(|source| ReachError::SerializeLegacy { source })?;
     crate::host::files::write_atomic(&root.at(&legacy::record_path()), &bytes, 0o644)
 }
 
@@ -196,20 +205,15 @@ fn own_dir(root: &Root) -> Result<()> {
         match std::fs::symlink_metadata(&d) {
             Ok(m) if m.is_dir() => {
                 if m.uid() != 0 || m.mode() & 0o022 != 0 || m.mode() & 0o001 == 0 {
-                    return Err(Error::Failed(format!(
-                        "{} (uid {}, mode {:04o}) is not root's with o+x alone; the legacy user's compose reads isolate's file below it",
-                        d.display(),
-                        m.uid(),
-                        m.mode() & 0o7777
-                    )));
+                    return Err(ReachError::LegacyDirNotOpen {
+                        path: d,
+                        uid: m.uid(),
+                        mode: m.mode() & 0o7777,
+                    }
+                    .into());
                 }
             }
-            Ok(_) => {
-                return Err(Error::Failed(format!(
-                    "{} is not a directory (a link?); isolate never follows one",
-                    d.display()
-                )))
-            }
+            Ok(_) => return Err(ReachError::NotADirectory { path: d }.into()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir(&d)
                     .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
@@ -240,9 +244,7 @@ pub fn run(root: &Root, step: &LegacyStep, runner: Option<&dyn ComposeRunner>) -
             path,
             text,
         } => {
-            let runner = runner.ok_or_else(|| {
-                Error::Failed("compose cannot be run as the legacy user here (--no-systemd)".into())
-            })?;
+            let runner = runner.ok_or(ReachError::NoComposeRunner)?;
             let env = env_of(root, run)?;
             own_dir(root)?;
             let file = root.at(path);
@@ -289,7 +291,7 @@ pub fn run(root: &Root, step: &LegacyStep, runner: Option<&dyn ComposeRunner>) -
 pub fn rollback(
     root: &Root,
     stack: &str,
-    stores: Option<&dyn crate::handoff::stores::Stores>,
+    session: Option<&crate::host::session::Session<'_>>,
     runner: &dyn ComposeRunner,
 ) -> Result<Vec<String>> {
     let mut records = read_records(root)?;
@@ -316,7 +318,7 @@ pub fn rollback(
             continue;
         }
         let run = rec.run.clone();
-        let running = match stores {
+        let running = match session {
             Some(st) => st
                 .project_containers(run.uid, &run.project)?
                 .iter()

@@ -1,0 +1,5 @@
+# `services.isolate.apply` with no stacks listed: every stack of the policy.
+{
+  imports = [ ./homelab.nix ];
+  services.isolate.apply.enable = true;
+}
