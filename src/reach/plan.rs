@@ -245,3 +245,7 @@ impl fmt::Display for ReachStep {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "legacy_view_tests.rs"]
+mod legacy_view_tests;
