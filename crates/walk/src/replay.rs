@@ -427,8 +427,11 @@ fn give_back(
     let mut changed = false;
     // The owner first: from here on the stack's ids can no longer open it for writing.
     if (st.uid, st.gid) != (record.uid, record.gid) {
-        // The original owner is never one of the stack's ids (the migration changed it).
-        journal.intent(st, record)?;
+        // Only when the owner changes: the original one is then never one of the stack's
+        // uids (the migration leaves those), and the one losing the file could set mtime.
+        if st.uid != record.uid {
+            journal.intent(st, record)?;
+        }
         sys.chown(fd, c"", record.uid, record.gid)
             .map_err(|e| ("chown", e))?;
         journal.note(sys, fd, &record.path)?;
