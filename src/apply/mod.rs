@@ -430,6 +430,8 @@ fn run_isolation_step(
 mod tests;
 // The hand-off and reaches end to end: observed facts -> plan -> apply.
 #[cfg(test)]
+mod handoff_service_tests;
+#[cfg(test)]
 mod handoff_tests;
 #[cfg(test)]
 mod reach_legacy_tests;
