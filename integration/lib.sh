@@ -45,8 +45,21 @@ import_busybox() {
 # What a rootless container of USER sees as its uid (or, with "gid", gid) map, one
 # "inside outside count" per line.
 container_uid_map() {
-  as_user "$1" podman run --rm --network none localhost/busybox cat "/proc/self/${2:-uid}_map" |
+  short_run "$1" podman run --rm --network none localhost/busybox cat "/proc/self/${2:-uid}_map" |
     awk '{ print $1, $2, $3 }'
+}
+
+# podman 4.3 can lose the whole output of a container that exits at once (its attach races the
+# exit; seen under load as empty output with exit 0, in scenarios 40 and 50): for a command
+# whose output is never empty, an empty one is asked again (at most 3 times).
+short_run() { # USER COMMAND...
+  local out try
+  for try in 1 2 3; do
+    out=$(as_user "$@")
+    [ -n "$out" ] && break
+    echo "short_run: no output from ${*:2:3} (try $try)" >&2
+  done
+  printf '%s\n' "$out"
 }
 
 # The map podman must build for USER: its uid (gid) for 0, its /etc/subuid (subgid) range from 1.
@@ -104,18 +117,10 @@ assert_container_mapping() {
 
 # The listing "uid:gid path" of everything under DIR as a rootless container of USER sees it
 # (DIR mounted at /data).
-# podman 4.3 can lose the whole output of a container that exits at once (its attach races the
-# exit; seen once under load as an empty listing with exit 0): a listing always has `.`, so an
-# empty one is asked again.
+# (a listing always has `.`: short_run asks again when podman lost the output)
 container_listing() {
-  local out try
-  for try in 1 2 3; do
-    out=$(as_user "$1" podman run --rm --network none -v "$2:/data" localhost/busybox \
-      sh -c 'cd /data && find . | sort | while read -r f; do stat -c "%u:%g %n" "$f"; done')
-    [ -n "$out" ] && break
-    echo "container_listing: no output from podman run (try $try)" >&2
-  done
-  printf '%s\n' "$out"
+  short_run "$1" podman run --rm --network none -v "$2:/data" localhost/busybox \
+    sh -c 'cd /data && find . | sort | while read -r f; do stat -c "%u:%g %n" "$f"; done'
 }
 
 # No two /etc/subuid (or subgid) lines share an id.
