@@ -42,11 +42,31 @@ pub trait Migrator {
 #[derive(Default)]
 pub struct Walker {
     pub sys: crate::walk::sys::RealSys,
+    /// Lock the data top and refuse while a process is inside (the walk then goes by name);
+    /// false: the pinned path (`--force`, and callers that checked nothing).
+    pub lock: bool,
 }
 
 impl Walker {
+    /// The pinned path.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Locked unless `force` (which keeps the pinned path, whoever is inside).
+    pub fn locking(force: bool) -> Self {
+        Walker {
+            lock: !force,
+            ..Self::default()
+        }
+    }
+
+    fn locking_mode(&self) -> crate::walk::Locking<'_> {
+        if self.lock {
+            crate::walk::Locking::Locked(&crate::host::procs::RealProcs)
+        } else {
+            crate::walk::Locking::Pinned
+        }
     }
 }
 
@@ -58,8 +78,13 @@ impl Migrator for Walker {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary> {
-        Ok(crate::walk::migrate(
-            &self.sys, path, spec, journal, &progress,
+        Ok(crate::walk::migrate_with(
+            &self.sys,
+            path,
+            spec,
+            journal,
+            &progress,
+            self.locking_mode(),
         )?)
     }
     fn rollback(
@@ -69,8 +94,13 @@ impl Migrator for Walker {
         journal: &Path,
         progress: Progress,
     ) -> Result<Summary> {
-        Ok(crate::walk::rollback(
-            &self.sys, path, spec, journal, &progress,
+        Ok(crate::walk::rollback_with(
+            &self.sys,
+            path,
+            spec,
+            journal,
+            &progress,
+            self.locking_mode(),
         )?)
     }
     fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()> {

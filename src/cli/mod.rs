@@ -129,7 +129,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 return Ok(EXIT_OK);
             }
             let shadow = Shadow::new(&root);
-            let walker = Walker::new();
+            let walker = Walker::locking(*force);
             let manager = LiveSession {
                 root: &root,
                 systemd: &sd,
@@ -388,7 +388,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let data = if handoff_pending && !apply::has_rollback(&state, stack) {
                 apply::RollbackReport(Vec::new())
             } else {
-                apply::rollback(&root, stack, &Walker::new(), progress)?
+                apply::rollback(&root, stack, &Walker::locking(*force), progress)?
             };
             print(
                 format,

@@ -38,6 +38,22 @@ pub enum Line {
     /// Written after the change: the inode's ctime then. A later write, chmod, chown or
     /// link change moves ctime, which userspace cannot set back.
     After(Applied),
+    /// Written (synced) before a walk makes the data top root's alone: what it was.
+    Lock(TopLock),
+    /// Written once the top has its previous owner and mode back (inode number).
+    Unlock(u64),
+}
+
+/// The data top before a walk locked it (owner 0:0, mode 0700): what unlocking gives back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopLock {
+    pub ino: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits including setuid/setgid/sticky.
+    pub perm: u32,
+    /// Its ctime then: whether that state was one isolate left (a proof) carries over.
+    pub ctime: (i64, u32),
 }
 
 impl Record {
@@ -170,6 +186,18 @@ impl Line {
                 let body = format!("A {} {} ", a.ino, time(Some(a.ctime)));
                 seal(body.into_bytes(), &a.path, out);
             }
+            Line::Lock(l) => {
+                let body = format!(
+                    "L {} {} {} {:o} {} ",
+                    l.ino,
+                    l.uid,
+                    l.gid,
+                    l.perm,
+                    time(Some(l.ctime))
+                );
+                seal(body.into_bytes(), Path::new(""), out);
+            }
+            Line::Unlock(ino) => seal(format!("U {ino} ").into_bytes(), Path::new(""), out),
         }
     }
 
@@ -192,6 +220,23 @@ impl Line {
                 let ctime = untime(text()?)??;
                 let path = unescape_path(fields.next()?)?;
                 return Some(Line::After(Applied { path, ino, ctime }));
+            }
+            b'L' => {
+                let mut fields = body.get(2..)?.splitn(6, |b| *b == b' ');
+                let mut text = || std::str::from_utf8(fields.next()?).ok();
+                return Some(Line::Lock(TopLock {
+                    ino: text()?.parse().ok()?,
+                    uid: text()?.parse().ok()?,
+                    gid: text()?.parse().ok()?,
+                    perm: u32::from_str_radix(text()?, 8).ok()?,
+                    ctime: untime(text()?)??,
+                }));
+            }
+            b'U' => {
+                let mut fields = body.get(2..)?.splitn(2, |b| *b == b' ');
+                return Some(Line::Unlock(
+                    std::str::from_utf8(fields.next()?).ok()?.parse().ok()?,
+                ));
             }
             _ => return None,
         };
@@ -388,7 +433,14 @@ mod tests {
                 ino: 7,
                 ctime: (-3, 999_999_999),
             });
-            for l in [r, after] {
+            let lock = Line::Lock(TopLock {
+                ino: 9,
+                uid: 1000,
+                gid: 100,
+                perm: 0o2775,
+                ctime: (1_700_000_000, 12),
+            });
+            for l in [r, after, lock, Line::Unlock(9)] {
                 let mut line = Vec::new();
                 l.encode(&mut line);
                 assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);

@@ -119,6 +119,8 @@ pub struct Proofs {
     seen: std::collections::HashSet<(PathBuf, u64)>,
     /// Where the journal's valid part ends (a torn last line is cut off before appending).
     pub valid_len: u64,
+    /// A lock of the data top no unlock line followed: a walk was killed while it held it.
+    pub open_lock: Option<journal::TopLock>,
 }
 
 /// What the journal says of one inode number: the creation times its privileged records
@@ -141,6 +143,7 @@ impl Proofs {
             ctimes: HashMap::new(),
             seen: Default::default(),
             valid_len: 0,
+            open_lock: None,
         };
         let valid_len = journal::read(journal_path, |line| {
             match line {
@@ -159,6 +162,11 @@ impl Proofs {
                         proof.ctimes.push(after.ctime);
                     }
                 }
+                // The first open lock holds what the top was before any locked walk.
+                Line::Lock(lock) => {
+                    proofs.open_lock.get_or_insert(lock);
+                }
+                Line::Unlock(_) => proofs.open_lock = None,
             }
             Ok(())
         });
@@ -219,7 +227,7 @@ impl<'a> AfterLines<'a> {
 
     /// Opens the journal now, before the first change: the moment between a change and
     /// its line (a kill there leaves the file unproven) stays a stat and a write.
-    fn open(&mut self) -> std::io::Result<&Journal> {
+    pub(crate) fn open(&mut self) -> std::io::Result<&Journal> {
         if self.journal.is_none() {
             self.journal = Some(Journal::open(self.path, self.valid_len)?);
         }

@@ -134,12 +134,12 @@ impl InodeAction for Migrate<'_> {
         change: Change,
         tally: &mut MigrateTally,
     ) -> Result<(), Failure> {
-        let (fd, entry) = (target.fd, target.entry);
+        let (fd, name, entry) = (target.fd, target.name, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
         // Right away (not synced): a crash before a line only makes the rollback withhold
         // this file's privileges (and say so).
         let after = |path: &std::path::Path, tally: &mut MigrateTally| {
-            let st = sys.stat(fd, c"").map_err(|e| failed("stat", e))?;
+            let st = sys.stat(fd, name).map_err(|e| failed("stat", e))?;
             let line = Line::After(Applied {
                 path: path.to_path_buf(),
                 ino: st.ino,
@@ -159,7 +159,7 @@ impl InodeAction for Migrate<'_> {
             None => change.owner.apply(sys, target)?,
         }
         if let Some(perm) = change.restore_perm {
-            sys.chmod(fd, c"", perm).map_err(|e| failed("chmod", e))?;
+            sys.chmod(fd, name, perm).map_err(|e| failed("chmod", e))?;
         }
         if let Some(record) = change.record {
             after(&record.path, tally)?;

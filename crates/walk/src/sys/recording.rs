@@ -34,6 +34,8 @@ pub struct RecordingSys {
     /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
     /// recorded and failed by the name of what was pinned.
     pins: Mutex<std::collections::HashMap<i32, String>>,
+    /// Descriptors pinned so far (each is closed again: one pin, one close).
+    pinned: std::sync::atomic::AtomicU64,
     /// Runs just before each entry is pinned: tests swap the entry here.
     #[allow(clippy::type_complexity)]
     before_pin: Option<Box<dyn Fn(BorrowedFd<'_>, &CStr) + Send + Sync>>,
@@ -53,6 +55,7 @@ impl RecordingSys {
             failures: Mutex::new(Vec::new()),
             fake_fs_type: None,
             pins: Mutex::new(std::collections::HashMap::new()),
+            pinned: Default::default(),
             before_pin: None,
         }
     }
@@ -89,6 +92,11 @@ impl RecordingSys {
             .unwrap()
             .push((op, name.to_string(), errno));
         self
+    }
+
+    /// How many descriptors the walk pinned (and closed again).
+    pub fn pins(&self) -> u64 {
+        self.pinned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -143,6 +151,8 @@ impl WalkSys for RecordingSys {
             hook(dir, name);
         }
         let fd = self.inner.pin(dir, name)?;
+        self.pinned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pinned = self.name_of(dir, name).to_string_lossy().into_owned();
         self.pins.lock().unwrap().insert(fd.as_raw_fd(), pinned);
         Ok(fd)
