@@ -3,13 +3,23 @@
 //! exists, was ever recorded, or is pinned for another stack.
 use crate::error::Error;
 use crate::host::accounts::etc::{Accounts, SubidFile, SubidOwner};
-use crate::ids::{SubidRange, ID_CEILING};
+use crate::ids::{IdMaps, SubidRange, ID_CEILING};
 use crate::policy::{Policy, Problem};
 use crate::state::{Allocation, State};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub mod zones;
+
+/// journald writes the logs of uids from here up (non-system users) into per-user journals
+/// their users can read; below, into the system journal (systemd's SYSTEM_UID_MAX is 999).
+pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
+
+/// The legacy owner's mapping, read from the host's files (`isolate map`, the data plan,
+/// the hand-off's volumes).
+pub fn legacy_maps(policy: &Policy, acc: &Accounts) -> Option<IdMaps> {
+    acc.mapping_of(&policy.legacy_owner.as_ref()?.value)
+}
 
 /// Where a stack's allocation came from: "already present" is an outcome, not an accident.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -48,8 +48,10 @@ pub enum Error {
     #[error("another isolate run holds the lock on {}", .0.display())]
     Locked(PathBuf),
 
-    #[error("{0}")]
-    Failed(String),
+    /// A step failed: the failing module's own typed error (handoff, apply, isolation, reach,
+    /// ...) is the source, shown as it is.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync + 'static>),
 
     #[error("{context}: {source}")]
     Io {
@@ -66,21 +68,22 @@ pub enum Error {
         stderr: String,
     },
 
-    /// A call to logind or a systemd manager over D-Bus failed.
-    #[error("{context}: {source}")]
-    Dbus {
-        context: String,
-        #[source]
-        source: zbus::Error,
-    },
-
     /// The walk engine refused or failed (its own kinds, kept as the cause).
     #[error(transparent)]
     Walk(#[from] isolate_walk::error::Error),
 
-    /// A request to a podman API socket failed.
+    /// An adapter to the host failed (logind or a systemd manager over D-Bus, a podman API
+    /// socket): its own typed error is the source, shown as it is.
     #[error(transparent)]
-    Podman(#[from] crate::host::podman::http::HttpError),
+    Host(Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// A wait on a unit failed (`cause`), with the unit's last journal lines after it.
+    #[error("{cause}\n{journal}")]
+    WithJournal {
+        #[source]
+        cause: Box<Error>,
+        journal: String,
+    },
 }
 
 impl Error {
@@ -96,11 +99,10 @@ impl Error {
                 WalkError::Refused(_) | WalkError::Usage(_) => EXIT_BAD_INPUT,
                 WalkError::Failed(_) | WalkError::Io { .. } => EXIT_FAILURE,
             },
-            Error::Failed(_)
-            | Error::Io { .. }
-            | Error::Tool { .. }
-            | Error::Dbus { .. }
-            | Error::Podman(_) => EXIT_FAILURE,
+            Error::Failed(_) | Error::Io { .. } | Error::Tool { .. } | Error::Host(_) => {
+                EXIT_FAILURE
+            }
+            Error::WithJournal { cause, .. } => cause.exit_code(),
         }
     }
 
@@ -113,9 +115,7 @@ impl Error {
             Error::Refused(_) => "refused",
             Error::Privilege(_) => "privilege",
             Error::Locked(_) => "locked",
-            Error::Failed(_) | Error::Tool { .. } | Error::Dbus { .. } | Error::Podman(_) => {
-                "failed"
-            }
+            Error::Failed(_) | Error::Tool { .. } | Error::Host(_) => "failed",
             Error::Io { .. } => "io",
             Error::Walk(e) => match e {
                 WalkError::Refused(_) => "refused",
@@ -123,14 +123,18 @@ impl Error {
                 WalkError::Failed(_) => "failed",
                 WalkError::Io { .. } => "io",
             },
+            Error::WithJournal { cause, .. } => cause.code(),
         }
     }
 
-    pub fn dbus(context: impl Into<String>, source: zbus::Error) -> Self {
-        Error::Dbus {
-            context: context.into(),
-            source,
-        }
+    /// Wraps a module's own typed error of a failed step, keeping it as the source.
+    pub fn failed(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Failed(Box::new(source))
+    }
+
+    /// Wraps an adapter's own error, keeping it as the source.
+    pub fn host(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Host(Box::new(source))
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {

@@ -1,10 +1,10 @@
 //! `isolate map`: which host ids a stack's container id is, and which stack (or the legacy
 //! owner) a host id belongs to, from the recorded allocations or the ones apply would make.
 use crate::alloc::known_allocations;
+use crate::alloc::legacy_maps;
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
-use crate::plan::data::legacy_maps;
 use crate::policy::Policy;
 use crate::state::State;
 use serde::Serialize;

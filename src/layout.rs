@@ -193,6 +193,17 @@ impl AsRef<OsStr> for Root {
     }
 }
 
+/// The override file of a stack (root-owned; the stack user reads it).
+pub const REACH_OVERRIDE_FILE: &str = "reaches.compose.yaml";
+
+/// Where a stack's `reaches` override is (src/reach writes it, the hand-off's unit names it).
+pub fn reach_override_path(stack: &str) -> PathBuf {
+    Path::new(STATE_DIR)
+        .join("stacks")
+        .join(stack)
+        .join(REACH_OVERRIDE_FILE)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,7 +32,7 @@ impl ProcessFacts for ThisProcess {
     fn effective_caps(&self) -> Result<Vec<Capability>> {
         caps::read(None, CapSet::Effective)
             .map(|s| s.into_iter().collect())
-            .map_err(|e| Error::Failed(format!("reading this process's capabilities: {e}")))
+            .map_err(|source| Error::host(CapsUnreadable { source }))
     }
     fn uid_map(&self) -> Result<String> {
         std::fs::read_to_string("/proc/self/uid_map")
@@ -93,6 +93,14 @@ pub fn check_with(facts: &dyn ProcessFacts) -> Result<()> {
 /// [`check_with`] on this process.
 pub fn check() -> Result<()> {
     check_with(&ThisProcess)
+}
+
+/// This process's capability sets cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading this process's capabilities: {source}")]
+pub struct CapsUnreadable {
+    #[source]
+    pub source: caps::errors::CapsError,
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
 use crate::layout::{self, Root};
 use crate::migration::MigrateMode;
-use crate::observe::LiveProbe;
+use crate::observe::Live;
 use crate::plan::{check_selection, Options};
 use crate::policy::Policy;
 use crate::state::{MigrationPhase, State};
@@ -59,14 +59,8 @@ pub struct Status {
     pub stacks: Vec<StackStatus>,
 }
 
-/// `live` is None when systemd is not to be asked.
-pub fn gather(
-    root: &Root,
-    policy: &Policy,
-    opts: &Options,
-    live: Option<&dyn LiveProbe>,
-    offline: &dyn LiveProbe,
-) -> Result<Status> {
+/// `live.session` is None when systemd is not to be asked.
+pub fn gather(root: &Root, policy: &Policy, opts: &Options, live: &Live<'_>) -> Result<Status> {
     check_selection(policy, opts)?;
     let state = State::read(root)?;
     let acc = Accounts::read(root)?;
@@ -87,8 +81,8 @@ pub fn gather(
         let Some((a, applied)) = known.get(name) else {
             continue;
         };
-        let facts = live.unwrap_or(offline).manager(&a.user, a.uid);
-        let systemd = live.is_some();
+        let facts = live.manager(&a.user, a.uid);
+        let systemd = live.session.is_some();
         let migrations: Vec<MigrationStatus> = state
             .stacks
             .get(name)
@@ -111,15 +105,8 @@ pub fn gather(
             .collect();
         let closed = crate::isolation::status::closed(root, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
-        let handoff = crate::handoff::status::lines(
-            root,
-            policy,
-            &state,
-            &acc,
-            name,
-            a,
-            live.and_then(|l| l.stores()),
-        );
+        let handoff =
+            crate::handoff::status::lines(root, policy, &state, &acc, name, a, live.stores());
         stacks.push(StackStatus {
             stack: name.clone(),
             in_policy: policy.stacks.contains_key(name),
@@ -143,7 +130,7 @@ pub fn gather(
         });
     }
     Ok(Status {
-        systemd: live.is_some(),
+        systemd: live.session.is_some(),
         stacks,
     })
 }

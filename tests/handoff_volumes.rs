@@ -5,8 +5,11 @@
 mod walk_common;
 
 use isolate::apply::Walker;
-use isolate::handoff::stores::FakeStores;
 use isolate::handoff::{apply, HandoffStep};
+use isolate::host::podman::fake::FakePodman;
+use isolate::host::podman::store::{Copied, ProjectContainer, VolumeInfo};
+use isolate::host::podman::PodmanPort;
+use isolate::host::session::{FakeSession, Session};
 use isolate::ids::SubidRange;
 use isolate::layout::Root;
 use isolate::migration::MigrateMode;
@@ -73,11 +76,14 @@ fn step_at(root: &Path, resume: bool) -> HandoffStep {
     }
 }
 
-fn stores(root: &Path) -> FakeStores {
-    FakeStores {
-        homes: [(STACK_ROOT, PathBuf::from(STACK_HOME))].into(),
-        root: root.into(),
-        ..FakeStores::default()
+fn stores(root: &Path) -> FakeSession {
+    FakeSession {
+        podman: FakePodman {
+            homes: [(STACK_ROOT, PathBuf::from(STACK_HOME))].into(),
+            root: root.into(),
+            ..FakePodman::default()
+        },
+        ..FakeSession::default()
     }
 }
 
@@ -101,7 +107,7 @@ fn move_and_roll_back(fx: &Fixture) {
     let walker = Walker::new();
     let step = step_at(root, false);
     let (outcome, summary) =
-        apply::run(&Root::new(root), &step, Some(&st), &walker, false).unwrap();
+        apply::run(&Root::new(root), &step, Some(&st.session()), &walker, false).unwrap();
     assert_eq!(outcome, isolate::apply::Outcome::Done);
     assert!(summary.unwrap().changed > 0);
     assert!(!fx.data.exists(), "the legacy volume still holds its data");
@@ -111,10 +117,12 @@ fn move_and_roll_back(fx: &Fixture) {
     assert_eq!(owner(&to.join("legacy-root")), (STACK_ROOT, STACK_ROOT));
     assert_eq!(mode(&to.join("dir/suid")) & 0o777, 0o755);
     // A re-run is a no-op.
-    let (again, _) = apply::run(&Root::new(root), &step, Some(&st), &walker, false).unwrap();
+    let (again, _) =
+        apply::run(&Root::new(root), &step, Some(&st.session()), &walker, false).unwrap();
     assert_eq!(again, isolate::apply::Outcome::AlreadyPresent);
 
-    let lines = apply::rollback(&Root::new(root), "app", Some(&st), &walker, false).unwrap();
+    let lines =
+        apply::rollback(&Root::new(root), "app", Some(&st.session()), &walker, false).unwrap();
     assert_eq!(lines, vec![format!("volume app_db: data back in {FROM}")]);
     assert_same(&listing(&fx.data), &before);
     assert!(to.is_dir(), "the stack's volume keeps an empty directory");
@@ -238,9 +246,20 @@ fn kill_child_entry() {
         return;
     };
     let root = PathBuf::from(root);
+    // The parent counts a run as cut short only once this marker says it began.
+    if let Some(started) = std::env::var_os("HANDOFF_KILL_STARTED") {
+        std::fs::write(started, "").unwrap();
+    }
     let st = stores(&root);
     let step = step_at(&root, false);
-    apply::run(&Root::new(root), &step, Some(&st), &Walker::new(), false).unwrap();
+    apply::run(
+        &Root::new(root),
+        &step,
+        Some(&st.session()),
+        &Walker::new(),
+        false,
+    )
+    .unwrap();
 }
 
 /// Builds the same big volume under two roots; moves the first in one go and the second
@@ -270,26 +289,45 @@ fn kill_9_converges(own_fs: Option<&str>) {
     apply::run(
         &Root::new(r),
         &step_at(r, false),
-        Some(&stores(r)),
+        Some(&stores(r).session()),
         &walker,
         false,
     )
     .unwrap();
 
     let k = killed.tmp.path();
+    let child_test = "kill_child_entry";
+    let listed = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", child_test, "--list"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&format!("{child_test}: test\n")),
+        "no test {child_test} in this binary to run as the child"
+    );
+    let markers = tempfile::tempdir().unwrap();
     let mut interrupted = 0;
     for delay_ms in [20u64, 60, 150, 300] {
+        let started = markers.path().join(delay_ms.to_string());
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "kill_child_entry", "--test-threads=1"])
+            .args(["--exact", child_test, "--test-threads=1"])
             .env("HANDOFF_KILL_ROOT", k)
-            .stdout(std::process::Stdio::null())
+            .env("HANDOFF_KILL_STARTED", &started)
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        if !status.success() {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            // Finished before the kill: it must have run exactly the child test.
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.contains("running 1 test\n") && stdout.contains("test result: ok. 1 passed"),
+                "the child did not run exactly {child_test}: {stdout}"
+            );
+        } else if started.exists() {
             interrupted += 1;
         }
     }
@@ -302,7 +340,7 @@ fn kill_9_converges(own_fs: Option<&str>) {
     let (outcome, _) = apply::run(
         &Root::new(k),
         &step_at(k, true),
-        Some(&stores(k)),
+        Some(&stores(k).session()),
         &walker,
         false,
     )
@@ -371,7 +409,7 @@ fn a_stack_volume_that_already_holds_data_is_never_mixed() {
     let e = apply::run(
         &Root::new(root),
         &step_at(root, false),
-        Some(&st),
+        Some(&st.session()),
         &Walker::new(),
         false,
     )
@@ -436,73 +474,64 @@ fn fake_podman(socket: &Path, mountpoint: &Path) {
 /// root, the stack user's the recording fake.
 struct Sockets {
     root: Root,
-    stack: FakeStores,
+    stack: FakePodman,
 }
 
-impl isolate::handoff::stores::Stores for Sockets {
-    fn socket_listening(&self, _uid: u32) -> bool {
+type R<T> = isolate::error::Result<T>;
+const QUERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl PodmanPort for Sockets {
+    fn socket(&self, uid: u32) -> PathBuf {
+        self.root.podman_socket(uid)
+    }
+    fn socket_exists(&self, _uid: u32) -> bool {
         true
     }
-    fn ensure_socket(&self, _uid: u32) -> isolate::error::Result<()> {
+    fn ping(&self, _uid: u32) -> R<()> {
         Ok(())
     }
-    fn image_id(&self, uid: u32, image: &str) -> isolate::error::Result<Option<String>> {
+    fn running_container_mounts(
+        &self,
+        _uid: u32,
+    ) -> R<Vec<isolate::host::podman::ContainerMounts>> {
+        Ok(Vec::new())
+    }
+    fn image_id(&self, uid: u32, image: &str) -> R<Option<String>> {
         match uid {
-            LEGACY_ROOT => isolate::host::podman::store::image_id(
-                &self.root.podman_socket(uid),
-                image,
-                std::time::Duration::from_secs(5),
-            ),
+            LEGACY_ROOT => {
+                isolate::host::podman::store::image_id(&self.root.podman_socket(uid), image, QUERY)
+            }
             _ => self.stack.image_id(uid, image),
         }
     }
-    fn project_containers(
-        &self,
-        uid: u32,
-        project: &str,
-    ) -> isolate::error::Result<Vec<isolate::host::podman::store::ProjectContainer>> {
+    fn project_containers(&self, uid: u32, project: &str) -> R<Vec<ProjectContainer>> {
         match uid {
             LEGACY_ROOT => isolate::host::podman::store::project_containers(
                 &self.root.podman_socket(uid),
                 project,
-                std::time::Duration::from_secs(5),
+                QUERY,
             ),
             _ => self.stack.project_containers(uid, project),
         }
     }
-    fn copy_image(
-        &self,
-        from: u32,
-        to: u32,
-        image: &str,
-    ) -> isolate::error::Result<isolate::host::podman::store::Copied> {
+    fn copy_image(&self, from: u32, to: u32, image: &str) -> R<Copied> {
         self.stack.copy_image(from, to, image)
     }
-    fn project_volumes(
-        &self,
-        uid: u32,
-        project: &str,
-    ) -> isolate::error::Result<Vec<isolate::host::podman::store::VolumeInfo>> {
+    fn project_volumes(&self, uid: u32, project: &str) -> R<Vec<VolumeInfo>> {
         match uid {
             LEGACY_ROOT => isolate::host::podman::store::project_volumes(
                 &self.root.podman_socket(uid),
                 project,
-                std::time::Duration::from_secs(5),
+                QUERY,
             ),
             _ => self.stack.project_volumes(uid, project),
         }
     }
-    fn volume(
-        &self,
-        uid: u32,
-        name: &str,
-    ) -> isolate::error::Result<Option<isolate::host::podman::store::VolumeInfo>> {
+    fn volume(&self, uid: u32, name: &str) -> R<Option<VolumeInfo>> {
         match uid {
-            LEGACY_ROOT => isolate::host::podman::store::volume(
-                &self.root.podman_socket(uid),
-                name,
-                std::time::Duration::from_secs(5),
-            ),
+            LEGACY_ROOT => {
+                isolate::host::podman::store::volume(&self.root.podman_socket(uid), name, QUERY)
+            }
             _ => self.stack.volume(uid, name),
         }
     }
@@ -511,36 +540,11 @@ impl isolate::handoff::stores::Stores for Sockets {
         uid: u32,
         name: &str,
         labels: &std::collections::BTreeMap<String, String>,
-    ) -> isolate::error::Result<isolate::host::podman::store::VolumeInfo> {
+    ) -> R<VolumeInfo> {
         self.stack.create_volume(uid, name, labels)
     }
-    fn unit_state(&self, user: &str, uid: u32, unit: &str) -> Option<(bool, bool)> {
-        self.stack.unit_state(user, uid, unit)
-    }
-    fn start_unit(&self, uid: u32, unit: &str) -> isolate::error::Result<()> {
-        self.stack.start_unit(uid, unit)
-    }
-    fn stop_unit(&self, uid: u32, unit: &str) -> isolate::error::Result<()> {
-        self.stack.stop_unit(uid, unit)
-    }
-}
-
-struct Probe(Sockets);
-
-impl isolate::observe::LiveProbe for Probe {
-    fn manager(&self, _user: &str, _uid: u32) -> isolate::observe::ManagerFacts {
-        isolate::observe::ManagerFacts::default()
-    }
-    fn running(
-        &self,
-        _owner: &str,
-        _uid: u32,
-        _paths: &[PathBuf],
-    ) -> Vec<isolate::observe::RunningContainer> {
-        Vec::new()
-    }
-    fn stores(&self) -> Option<&dyn isolate::handoff::stores::Stores> {
-        Some(&self.0)
+    fn running_timeout(&self) -> std::time::Duration {
+        self.stack.running_timeout()
     }
 }
 
@@ -601,19 +605,29 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
         systemd: true,
         ..Default::default()
     };
-    let probe = Probe(Sockets {
+    let sockets = Sockets {
         root: root.clone(),
-        stack: FakeStores {
+        stack: FakePodman {
             homes: [(STACK_ROOT, PathBuf::from(STACK_HOME))].into(),
             root: root.path().into(),
-            ..FakeStores::default()
+            ..FakePodman::default()
         },
-    });
+    };
+    let systemd = isolate::host::systemd::fake::FakeSystemd::default();
+    let session = Session {
+        systemd: &systemd,
+        podman: &sockets,
+    };
+    let live = isolate::observe::Live {
+        root: &root,
+        session: Some(session),
+        ping: false,
+    };
     let obs = isolate::observe::observe(
         &root,
         &policy,
         &opts,
-        &probe,
+        &live,
         &isolate::host::procs::RealProcs,
     )
     .unwrap();
@@ -621,7 +635,7 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
     between();
     for step in &plan.steps {
         if let isolate::plan::Step::Handoff(h) = step {
-            apply::run(&root, h, Some(&probe.0), &Walker::new(), false)?;
+            apply::run(&root, h, Some(&session), &Walker::new(), false)?;
         }
     }
     Ok(())

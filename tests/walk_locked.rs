@@ -177,7 +177,7 @@ fn a_process_with_its_cwd_inside_is_refused_naming_its_pid() {
         &spec(MigrateMode::Auto),
         &fx.tmp.path().join("j"),
         &Progress::off(),
-        Locking::Locked(&isolate::host::procs::RealProcs),
+        Locking::Locked(&isolate::apply::ProcHolders),
     )
     .unwrap_err();
     let _ = child.kill();
@@ -209,7 +209,7 @@ fn a_bind_mount_of_a_subdirectory_elsewhere_on_the_host_is_refused() {
         &spec(MigrateMode::Auto),
         &fx.tmp.path().join("j"),
         &Progress::off(),
-        Locking::Locked(&isolate::host::procs::RealProcs),
+        Locking::Locked(&isolate::apply::ProcHolders),
     );
     sh(&format!("umount '{}'", elsewhere.display()));
     let text = result.unwrap_err().to_string();

@@ -319,10 +319,7 @@ fn the_default_pool_gives_uids_podman_logs_works_for_and_no_allocator_hands_out(
     let p = policy("legacy_owner = \"alice\"\n[stacks.a]\ndata = []\n");
     let got = allocate(&p, &homelab(), &State::default(), &[]).unwrap();
     let a = &got["a"].allocation;
-    assert!(
-        a.uid >= crate::plan::handoff::FIRST_USER_JOURNAL_UID,
-        "{a:?}"
-    );
+    assert!(a.uid >= crate::alloc::FIRST_USER_JOURNAL_UID, "{a:?}");
     assert_eq!(
         (a.uid, a.gid),
         (pools.uid_first + 2, pools.uid_first + 2),

@@ -1,42 +1,11 @@
 //! What apply changes the host through: one trait per effect family, so tests pass recording
 //! fakes and only the CLI builds the real ones.
+use crate::data::Migrator;
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
 use crate::migration::MigrationSpec;
 use crate::walk::{Progress, Summary};
 use std::path::Path;
-
-/// The systemd side of a stack, as apply needs it. The real one speaks D-Bus; tests record.
-pub trait StackManager {
-    /// logind SetUserLinger, then wait (bounded) for user@UID.service and its manager.
-    fn enable_linger(&self, uid: u32) -> Result<()>;
-    /// Enable and start podman.socket in the user's manager, then prove it: GET /_ping == OK.
-    fn start_podman_socket(&self, uid: u32) -> Result<()>;
-}
-
-/// The ownership migration engine, as apply needs it.
-pub trait Migrator {
-    fn migrate(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    fn rollback(
-        &self,
-        path: &Path,
-        spec: &MigrationSpec,
-        journal: &Path,
-        progress: Progress,
-    ) -> Result<Summary>;
-    /// Creates a new data path owned by `uid:gid`, mode 0750.
-    fn create_data_dir(&self, path: &Path, uid: u32, gid: u32) -> Result<()>;
-    /// Refuses (exit 2) a path or spec the walk would refuse, before anything is recorded.
-    fn check(&self, _path: &Path, _spec: &MigrationSpec) -> Result<()> {
-        Ok(())
-    }
-}
 
 /// The real engine in `walk`, on the real kernel.
 #[derive(Default)]
@@ -63,7 +32,7 @@ impl Walker {
 
     fn locking_mode(&self) -> crate::walk::Locking<'_> {
         if self.lock {
-            crate::walk::Locking::Locked(&crate::host::procs::RealProcs)
+            crate::walk::Locking::Locked(&ProcHolders)
         } else {
             crate::walk::Locking::Pinned
         }
@@ -112,13 +81,42 @@ impl Migrator for Walker {
     }
 }
 
+/// Who holds something inside a data path, as /proc shows it (host::procs), for the walk.
+pub struct ProcHolders;
+
+/// What the walk asks once it locked a data top: one line per place (pid, command, uid, how).
+impl crate::walk::Holders for ProcHolders {
+    fn inside(&self, path: &Path) -> std::result::Result<Vec<String>, String> {
+        let found =
+            crate::host::procs::holders_inside(&[path.to_path_buf()]).map_err(|e| e.to_string())?;
+        let binds = crate::host::mounts::own_binds_inside(path).map_err(|e| e.to_string())?;
+        Ok(found
+            .iter()
+            .map(|h| {
+                format!(
+                    "  pid {} ({}, uid {}): {}",
+                    h.pid,
+                    isolate_model::escape::text(&h.comm),
+                    h.uid,
+                    h.how
+                )
+            })
+            .chain(binds.iter().map(|at| {
+                format!(
+                    "  bind mount at {} in this (the host's) mount namespace",
+                    isolate_model::escape::path(at)
+                )
+            }))
+            .collect())
+    }
+}
+
 pub struct Backends<'a> {
     pub accounts: &'a dyn AccountTools,
-    /// None with --no-systemd: the plan then holds no systemd steps.
-    pub manager: Option<&'a dyn StackManager>,
+    /// The users' systemd managers and podman stores (`host::session`). None with
+    /// --no-systemd: the plan then holds no systemd steps and copies no images.
+    pub session: Option<crate::host::session::Session<'a>>,
     pub migrator: &'a dyn Migrator,
-    /// The users' podman stores (None with --no-systemd: the plan then copies no images).
-    pub stores: Option<&'a dyn crate::handoff::stores::Stores>,
     /// The filesystem calls of closing data and sharing (the walk's).
     pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
     pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,

@@ -2,9 +2,12 @@
 //! "already present" is an outcome, recording allocations and migrations in the state file
 //! before acting, and isolating a failed stack so the others still converge.
 mod backends;
+pub mod error;
 mod rollback;
 
-pub use backends::{Backends, Migrator, StackManager, Walker};
+pub use crate::data::Migrator;
+pub use crate::model::Outcome;
+pub use backends::{Backends, ProcHolders, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};
@@ -15,26 +18,10 @@ use crate::migration::{MigrateMode, MigrationSpec};
 use crate::plan::{Plan, Step};
 use crate::state::{Allocation, Migration, MigrationPhase, StackRecord, State};
 use crate::walk::{Progress, Summary};
+use error::ApplyError;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    Done,
-    /// The precondition showed the change was already made (by another tool, or a rerun).
-    AlreadyPresent,
-    Failed {
-        error: String,
-    },
-    /// Nothing to act on, reported but not a failure (an image the legacy store lacks).
-    NotFound {
-        detail: String,
-    },
-    /// An earlier step of the same stack failed.
-    Skipped,
-}
 
 #[derive(Clone, Debug, Serialize)]
 pub struct StepReport {
@@ -80,9 +67,9 @@ pub fn apply(root: &Root, plan: &Plan, b: &Backends<'_>, progress: bool) -> Resu
             });
             continue;
         }
-        let _span = crate::logging::step_span(step).entered();
+        let _span = crate::plan::step_span(step).entered();
         tracing::info!("{line}");
-        let result = match crate::isolation::apply::run_step(root, step, b.walk_sys, b.acl_probe) {
+        let result = match run_isolation_step(root, step, b.walk_sys, b.acl_probe) {
             Some(r) => r.map(|(o, d)| (o, None, d)),
             None => run_step(root, step, b, progress).map(|(o, s)| (o, s, None)),
         };
@@ -142,9 +129,9 @@ fn record_shared_group(root: &Root, acc: &Accounts, group: &str) -> Result<u32> 
             || state.shared_group.as_ref().is_some_and(|g| g.gid == id)
     };
     let gid = acc.free_system_gid(held).ok_or_else(|| {
-        Error::Failed(format!(
-            "no free system gid (101-999) left for the group {group}"
-        ))
+        Error::from(ApplyError::NoFreeGid {
+            group: group.to_string(),
+        })
     })?;
     state.shared_group = Some(crate::state::GroupRecord {
         name: group.to_string(),
@@ -178,12 +165,20 @@ fn run_step(
             };
             match state.stacks.get(stack) {
                 Some(r) if r.allocation == want => done(Outcome::AlreadyPresent),
-                Some(r) => Err(Error::Failed(format!(
-                    "stack `{stack}` was recorded meanwhile with uid {} and range {}; run plan again",
-                    r.allocation.uid, r.allocation.subids
-                ))),
+                Some(r) => Err(ApplyError::RecordedMeanwhile {
+                    stack: stack.clone(),
+                    uid: r.allocation.uid,
+                    subids: r.allocation.subids,
+                }
+                .into()),
                 None => {
-                    state.stacks.insert(stack.clone(), StackRecord { allocation: want, migrations: Vec::new() });
+                    state.stacks.insert(
+                        stack.clone(),
+                        StackRecord {
+                            allocation: want,
+                            migrations: Vec::new(),
+                        },
+                    );
                     state.write(root)?;
                     done(Outcome::Done)
                 }
@@ -193,11 +188,12 @@ fn run_step(
             let acc = Accounts::read(root)?;
             match acc.group(group) {
                 Some(g) if gid.is_none_or(|x| x == g.gid) => done(Outcome::AlreadyPresent),
-                Some(g) => Err(Error::Failed(format!(
-                    "group {group} exists with gid {}, not {}",
-                    g.gid,
-                    gid.unwrap()
-                ))),
+                Some(g) => Err(ApplyError::GroupHasOtherGid {
+                    group: group.clone(),
+                    found: g.gid,
+                    wanted: gid.unwrap(),
+                }
+                .into()),
                 None => {
                     let gid = match gid {
                         Some(g) => *g,
@@ -220,10 +216,12 @@ fn run_step(
             let acc = Accounts::read(root)?;
             match acc.user(user) {
                 Some(u) if u.uid == *uid => done(Outcome::AlreadyPresent),
-                Some(u) => Err(Error::Failed(format!(
-                    "user {user} exists with uid {}, not {uid}",
-                    u.uid
-                ))),
+                Some(u) => Err(ApplyError::UserHasOtherUid {
+                    user: user.clone(),
+                    found: u.uid,
+                    wanted: *uid,
+                }
+                .into()),
                 None => {
                     let comment = format!("isolate stack {stack}");
                     b.accounts
@@ -254,16 +252,16 @@ fn run_step(
                 .map(|_| (Outcome::Done, None))
         }
         Step::EnableLinger { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
-                Error::Failed("linger needs systemd, but apply runs with --no-systemd".into())
-            })?;
+            let m = b
+                .session
+                .ok_or_else(|| Error::from(ApplyError::NoSystemd { what: "linger" }))?;
             m.enable_linger(*uid).map(|_| (Outcome::Done, None))
         }
         Step::StartPodmanSocket { uid, .. } => {
-            let m = b.manager.ok_or_else(|| {
-                Error::Failed(
-                    "podman.socket needs systemd, but apply runs with --no-systemd".into(),
-                )
+            let m = b.session.ok_or_else(|| {
+                Error::from(ApplyError::NoSystemd {
+                    what: "podman.socket",
+                })
             })?;
             m.start_podman_socket(*uid).map(|_| (Outcome::Done, None))
         }
@@ -344,12 +342,14 @@ fn run_step(
             )?;
             Ok((Outcome::Done, Some(summary)))
         }
-        Step::Handoff(h) => crate::handoff::apply::run(root, h, b.stores, b.migrator, progress),
+        Step::Handoff(h) => {
+            crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
+        }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
         // Carried out by crate::isolation::apply::run_step.
-        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => Err(Error::Failed(
-            "an isolation step reached the stack step runner".into(),
-        )),
+        Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => {
+            Err(ApplyError::IsolationStepMisrouted.into())
+        }
     }
 }
 
@@ -377,9 +377,9 @@ pub(super) fn record_migration(
 ) -> Result<()> {
     let mut state = State::read(root)?;
     let rec = state.stacks.get_mut(stack).ok_or_else(|| {
-        Error::Failed(format!(
-            "stack `{stack}` has no recorded allocation; cannot migrate"
-        ))
+        Error::from(ApplyError::NoAllocation {
+            stack: stack.to_string(),
+        })
     })?;
     let m = Migration {
         path: path.to_path_buf(),
@@ -397,5 +397,36 @@ pub(super) fn record_migration(
     state.write(root)
 }
 
+/// Runs an isolation step; None for any other step.
+fn run_isolation_step(
+    root: &Root,
+    step: &Step,
+    sys: &dyn crate::walk::sys::WalkSys,
+    probe: &dyn crate::isolation::fs::AclProbe,
+) -> Option<Result<(Outcome, Option<crate::isolation::apply::Done>)>> {
+    let outcome = |changed: bool| {
+        if changed {
+            Outcome::Done
+        } else {
+            Outcome::AlreadyPresent
+        }
+    };
+    Some(match step {
+        Step::CloseData(c) => {
+            crate::isolation::apply::close(root, sys, c).map(|d| (outcome(d.is_some()), d))
+        }
+        Step::OpenData(o) => crate::isolation::apply::reopen(root, sys, &o.stack, &o.path)
+            .map(|r| (outcome(r), None)),
+        Step::Share(s) => crate::isolation::apply::share(root, sys, probe, s)
+            .map(|d| (outcome(d.changed > 0), Some(d))),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests;
+// The hand-off and reaches end to end: observed facts -> plan -> apply.
+#[cfg(test)]
+mod handoff_tests;
+#[cfg(test)]
+mod reach_tests;

@@ -86,11 +86,11 @@ pub fn rollback(
         let problems = summary.problems();
         if !problems.is_empty() {
             // Stays `rolling_back`: the next rollback walks it again.
-            return Err(Error::Failed(format!(
-                "rollback of {} is not done: {}",
-                m.path.display(),
-                problems.join("; ")
-            )));
+            return Err(super::error::ApplyError::RollbackNotDone {
+                path: m.path.clone(),
+                problems,
+            }
+            .into());
         }
         record(MigrationPhase::RolledBack)?;
         out.push((m.path.clone(), summary));

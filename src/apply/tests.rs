@@ -2,27 +2,45 @@
 //! is recorded as started before the walker runs and as done only after it returns.
 use super::*;
 use crate::host::accounts::fake::RecordingAccounts;
+use crate::host::podman::fake::{FakePodman, PodmanCall};
+use crate::host::session::FakeSession;
+use crate::host::systemd::fake::SystemdCall;
 use std::sync::Mutex;
 
-struct FakeManager {
-    calls: Mutex<Vec<String>>,
-    fail_uid: Option<u32>,
+/// The session's recording fakes; the `_ping` of `fail_uid`'s socket is refused.
+fn fake_manager(fail_uid: Option<u32>) -> FakeSession {
+    FakeSession {
+        podman: FakePodman {
+            fail: fail_uid
+                .into_iter()
+                .map(|uid| {
+                    (
+                        PodmanCall::Ping(uid),
+                        format!(
+                            "GET /_ping on /run/user/{uid}/podman/podman.sock: connection refused"
+                        ),
+                    )
+                })
+                .collect(),
+            ..FakePodman::default()
+        },
+        ..FakeSession::default()
+    }
 }
 
-impl StackManager for FakeManager {
-    fn enable_linger(&self, uid: u32) -> Result<()> {
-        self.calls.lock().unwrap().push(format!("linger {uid}"));
-        Ok(())
-    }
-    fn start_podman_socket(&self, uid: u32) -> Result<()> {
-        self.calls.lock().unwrap().push(format!("socket {uid}"));
-        if Some(uid) == self.fail_uid {
-            return Err(Error::Failed(format!(
-                "GET /_ping on /run/user/{uid}/podman/podman.sock: connection refused"
-            )));
-        }
-        Ok(())
-    }
+/// The steps the session was asked for: `linger UID`, `socket UID`.
+fn manager_calls(mgr: &FakeSession) -> Vec<String> {
+    mgr.systemd
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|c| match c {
+            SystemdCall::EnableLinger(uid) => Some(format!("linger {uid}")),
+            SystemdCall::EnableAndStart { uid, .. } => Some(format!("socket {uid}")),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Records the phase the state file showed when the walker was called.
@@ -147,10 +165,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
     let t = tempfile::tempdir().unwrap();
     let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
-    let mgr = FakeManager {
-        calls: Mutex::new(vec![]),
-        fail_uid: Some(800),
-    };
+    let mgr = fake_manager(Some(800));
     let mig = FakeMigrator {
         root: d.clone(),
         seen: Mutex::new(vec![]),
@@ -159,11 +174,10 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
     };
     let b = Backends {
         accounts: &acc,
-        manager: Some(&mgr),
+        session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
-        stores: None,
     };
     let r = apply(
         &d,
@@ -188,7 +202,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
             &Outcome::Done
         ]
     );
-    assert_eq!(*mgr.calls.lock().unwrap(), ["socket 800", "linger 801"]);
+    assert_eq!(manager_calls(&mgr), ["socket 800", "linger 801"]);
     assert!(mig.seen.lock().unwrap().is_empty());
 }
 
@@ -197,10 +211,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     let t = tempfile::tempdir().unwrap();
     let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
-    let mgr = FakeManager {
-        calls: Mutex::new(vec![]),
-        fail_uid: None,
-    };
+    let mgr = fake_manager(None);
     let mig = FakeMigrator {
         root: d.clone(),
         seen: Mutex::new(vec![]),
@@ -209,11 +220,10 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     };
     let b = Backends {
         accounts: &acc,
-        manager: Some(&mgr),
+        session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
-        stores: None,
     };
     let r = apply(
         &d,
@@ -243,11 +253,10 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
     };
     let b = Backends {
         accounts: &acc,
-        manager: Some(&mgr),
+        session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &ok,
-        stores: None,
     };
     let r = apply(
         &d,
@@ -293,11 +302,10 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
     };
     let b = Backends {
         accounts: &acc,
-        manager: None,
+        session: None,
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
-        stores: None,
     };
     let p = Plan {
         steps: steps()[..1].to_vec(),
@@ -314,10 +322,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     let t = tempfile::tempdir().unwrap();
     let d = Root::new(t.path());
     let acc = RecordingAccounts::default();
-    let mgr = FakeManager {
-        calls: Mutex::new(vec![]),
-        fail_uid: None,
-    };
+    let mgr = fake_manager(None);
     let mig = FakeMigrator {
         root: d.clone(),
         seen: Mutex::new(vec![]),
@@ -326,11 +331,10 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
     };
     let b = Backends {
         accounts: &acc,
-        manager: Some(&mgr),
+        session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
         migrator: &mig,
-        stores: None,
     };
     let plan = Plan {
         steps: steps(),

@@ -6,5 +6,6 @@ pub mod attribution;
 pub mod inspect;
 pub mod intent;
 pub mod model;
+pub mod records;
 pub mod run;
 pub mod tree_walk;

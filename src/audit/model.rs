@@ -140,7 +140,7 @@ pub struct Finding {
     pub path: Option<String>,
     /// How many inodes, entries or lines it concerns.
     pub count: u64,
-    /// At most `SAMPLES` absolute paths (escaped: see `render::escape`) or descriptions.
+    /// At most `SAMPLES` absolute paths (escaped: see `model::escape`) or descriptions.
     pub samples: Vec<String>,
     /// One line saying what is wrong.
     pub detail: String,

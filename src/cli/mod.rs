@@ -8,14 +8,16 @@ pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
 use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::podman::ApiSockets;
 use crate::host::procs::RealProcs;
-use crate::host::session::{LiveSession, OfflineSession};
+use crate::host::session::Session;
 use crate::host::systemd::DbusSystemd;
 use crate::layout::Root;
-use crate::observe::{self, LiveProbe};
+use crate::model::escape;
+use crate::observe::{self, Live};
 use crate::plan::{self, Options};
 use crate::policy::Policy;
-use crate::render::{self, escape, text::HostIdOwners, Format};
+use crate::render::{self, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -81,22 +83,23 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
-            let p = plan::plan(&policy, &obs, &o)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
+            let (p, refusals) = plan::preview(&policy, &obs, &o)?;
             for s in &p.steps {
-                let _span = crate::logging::step_span(s).entered();
+                let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
             }
-            print(format, &render::plan_json::WithLines(&p))?;
-            Ok(EXIT_OK)
+            render::plan_preview::print(format, &p, &refusals)
+                .map_err(|e| Error::io("writing the output", e))
         }
         Command::Apply { sel, force } => {
             let policy = Policy::load(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             // Before planning: finish what a killed earlier run left in isolate's accounts.
-            let own = check::own_names(&State::read(&root)?, Some(&policy.shared_group.value));
+            let own = State::read(&root)?.own_names(Some(&policy.shared_group.value));
             for line in check::repair_or_refuse(&root, &own, &Shadow::new(&root))? {
                 // Only text output has room for it on stdout; JSON and metrics stay parseable.
                 if format == Format::Text {
@@ -107,8 +110,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let o = opts(sel, *force);
             let sd = DbusSystemd::new(&root);
-            let live = session(&root, &o, &sd)?;
-            let obs = observe::observe(&root, &policy, &o, live.as_ref(), &RealProcs)?;
+            let podman = ApiSockets { root: &root };
+            let live = session(&root, &o, &sd, &podman)?;
+            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
             let p = plan::plan(&policy, &obs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
@@ -130,19 +134,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             let shadow = Shadow::new(&root);
             let walker = Walker::locking(*force);
-            let manager = LiveSession {
-                root: &root,
-                systemd: &sd,
-                ping: false,
-            };
             let walk_sys = crate::walk::sys::RealSys::new();
             let b = Backends {
                 accounts: &shadow,
-                manager: o.systemd.then_some(&manager as &dyn apply::StackManager),
+                session: o.systemd.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 migrator: &walker,
-                stores: o
-                    .systemd
-                    .then_some(&manager as &dyn crate::handoff::stores::Stores),
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
             };
@@ -152,9 +151,16 @@ pub fn run(cli: Cli) -> Result<i32> {
                     println!("{}", escape::lines(&s.to_string()));
                 }
             }
+            crate::logging::narrate::enable(
+                format == Format::Text && !cli.quiet,
+                std::io::stderr().is_terminal(),
+            );
             let report = apply::apply(&root, &p, &b, progress)?;
             print(format, &report)?;
-            let accounts_left = check::own_problems(&root, &policy.shared_group.value)?;
+            let accounts_left = check::own_problems(
+                &root,
+                &State::read(&root)?.own_names(Some(&policy.shared_group.value)),
+            )?;
             if !accounts_left.is_empty() {
                 eprintln!(
                     "FAILED account check after apply (as pwck/grpck):\n  {}",
@@ -218,20 +224,17 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = Policy::load(&cli.policy)?;
             let o = opts(sel, false);
             let sd = DbusSystemd::new(&root);
-            let live = LiveSession {
+            let podman = ApiSockets { root: &root };
+            let reachable = o.systemd && sd.probe().is_ok();
+            let live = Live {
                 root: &root,
-                systemd: &sd,
+                session: reachable.then_some(Session {
+                    systemd: &sd,
+                    podman: &podman,
+                }),
                 ping: true,
             };
-            let reachable = o.systemd && sd.probe().is_ok();
-            let offline = OfflineSession { root: &root };
-            let status = crate::status::gather(
-                &root,
-                &policy,
-                &o,
-                reachable.then_some(&live as &dyn LiveProbe),
-                &offline,
-            )?;
+            let status = crate::status::gather(&root, &policy, &o, &live)?;
             for s in &status.stacks {
                 crate::logging::stack_span(&s.stack).in_scope(|| {
                     tracing::info!(
@@ -332,7 +335,13 @@ pub fn run(cli: Cli) -> Result<i32> {
             let policy = load_if_present(&cli.policy)?;
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
-            let done = crate::isolation::apply::rollback_share_of(&root, policy.as_ref(), share)?;
+            let done = crate::ops::rollback::share(
+                &root,
+                policy.as_ref(),
+                share,
+                &crate::walk::sys::RealSys::new(),
+                &crate::isolation::fs::RealAclProbe,
+            )?;
             print(format, &done)?;
             Ok(EXIT_OK)
         }
@@ -348,52 +357,31 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::privilege::check()?;
             let _lock = RunLock::acquire(&root)?;
             let sd = DbusSystemd::new(&root);
-            let session = LiveSession {
-                root: &root,
+            let podman = ApiSockets { root: &root };
+            let session = Session {
                 systemd: &sd,
+                podman: &podman,
+            };
+            let live = Live {
+                root: &root,
+                session: Some(session),
                 ping: false,
             };
-            // The stack's compose service stops first: its containers hold the data. Its unit
-            // stays until nothing else holds the data; a refusal starts it again, so a refused
-            // rollback changes nothing.
-            let paused = crate::handoff::apply::pause_service(
-                &root,
-                stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
-            )?;
-            if !force {
-                if let Err(refusal) = refuse_if_data_held(&root, &session, policy.as_ref(), stack) {
-                    if let Some(paused) = paused {
-                        paused.resume(Some(&session as &dyn crate::handoff::stores::Stores))?;
-                    }
-                    return Err(refusal);
-                }
-            }
-            let service_line = paused.map(|p| p.remove(&root)).transpose()?;
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
-            // A closed data path first gets its top back as it was, then its owners.
-            crate::isolation::apply::reopen_stack(&root, &crate::walk::sys::RealSys::new(), stack)?;
-            let state = State::read(&root)?;
-            let handoff_pending =
-                service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
-            // The hand-off (volumes, env files) is undone before the data changes owners.
-            let mut handoff: Vec<String> = service_line.into_iter().collect();
-            handoff.extend(crate::handoff::apply::rollback(
-                &root,
-                stack,
-                Some(&session as &dyn crate::handoff::stores::Stores),
-                &Walker::new(),
-                progress,
-            )?);
-            let data = if handoff_pending && !apply::has_rollback(&state, stack) {
-                apply::RollbackReport(Vec::new())
-            } else {
-                apply::rollback(&root, stack, &Walker::locking(*force), progress)?
+            let backends = crate::ops::rollback::StackBackends {
+                live: &live,
+                migrator: &Walker::locking(*force),
+                walk_sys: &crate::walk::sys::RealSys::new(),
             };
-            print(
-                format,
-                &crate::handoff::apply::StackRollback { handoff, data },
+            let done = crate::ops::rollback::stack(
+                &root,
+                policy.as_ref(),
+                stack,
+                *force,
+                progress,
+                &backends,
             )?;
+            print(format, &done)?;
             Ok(EXIT_OK)
         }
     }
@@ -455,23 +443,6 @@ fn logs(
     Err(logs::exec_journalctl(&args))
 }
 
-/// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
-fn refuse_if_data_held(
-    root: &Root,
-    live: &dyn observe::LiveProbe,
-    policy: Option<&Policy>,
-    stack: &str,
-) -> Result<()> {
-    let state = State::read(root)?;
-    let Some(rec) = state.stacks.get(stack) else {
-        return Ok(());
-    };
-    let paths: Vec<_> = rec.migrations.iter().map(|m| m.path.clone()).collect();
-    let acc = Accounts::read(root)?;
-    let holders = observe::stack_holders(root, &acc, live, policy, &rec.allocation, &paths);
-    apply::refuse_if_held(stack, &holders)
-}
-
 /// `audit`: reads the policy, the host's accounts and state, asks systemd and podman when a
 /// system bus answers, walks every path read-only and renders the report.
 fn audit(
@@ -481,28 +452,26 @@ fn audit(
     format: Format,
 ) -> Result<i32> {
     use crate::audit::model::Severity;
-    use crate::audit::run::{self, LiveCheck};
+    use crate::audit::run;
     let policy = Policy::load(policy_file)?;
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
     let isolation = crate::isolation::record::Record::read(root)?;
     let sd = DbusSystemd::new(root);
-    let live = LiveSession {
+    let podman = ApiSockets { root };
+    let live = run::SessionCheck {
         root,
-        systemd: &sd,
-        ping: true,
+        session: sd.probe().is_ok().then_some(Session {
+            systemd: &sd,
+            podman: &podman,
+        }),
     };
-    let offline = OfflineSession { root };
     let host = run::Host {
         root,
         accounts: &accounts,
         state: &state,
         isolation: &isolation,
-        live: if sd.probe().is_ok() {
-            &live as &dyn LiveCheck
-        } else {
-            &offline
-        },
+        live: &live,
     };
     let mut report = run::audit(
         &crate::walk::sys::RealSys::new(),
@@ -520,7 +489,7 @@ fn audit(
         any_reach.then(crate::reach::plan::podman_major).flatten(),
     );
     report.reaches = crate::reach::audit::check(root, &policy, &state, &net, net_kind, &selected);
-    crate::logging::record_audit(&report);
+    crate::audit::records::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
         Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
@@ -562,14 +531,18 @@ fn session<'a>(
     root: &'a Root,
     o: &Options,
     sd: &'a DbusSystemd,
-) -> Result<Box<dyn LiveProbe + 'a>> {
+    podman: &'a ApiSockets<'a>,
+) -> Result<Live<'a>> {
     if !o.systemd {
-        return Ok(Box::new(OfflineSession { root }));
+        return Ok(Live::offline(root));
     }
     sd.probe()?;
-    Ok(Box::new(LiveSession {
+    Ok(Live {
         root,
-        systemd: sd,
+        session: Some(Session {
+            systemd: sd,
+            podman,
+        }),
         ping: false,
-    }))
+    })
 }

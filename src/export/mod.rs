@@ -86,10 +86,11 @@ impl ToRecord {
             match state.stacks.get(name) {
                 Some(r) if &r.allocation == a => {}
                 Some(r) => {
-                    return Err(Error::Failed(format!(
-                        "stack `{name}` was recorded meanwhile with uid {} and range {}; run export again",
-                        r.allocation.uid, r.allocation.subids
-                    )))
+                    return Err(Error::failed(RecordedMeanwhile {
+                        stack: name.clone(),
+                        uid: r.allocation.uid,
+                        subids: r.allocation.subids,
+                    }))
                 }
                 None => {
                     state.stacks.insert(
@@ -233,4 +234,15 @@ pub fn run_nixos(
             Ok(summary)
         }
     }
+}
+
+/// An allocation recorded for a stack since the export computed it, with other ids.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "stack `{stack}` was recorded meanwhile with uid {uid} and range {subids}; run export again"
+)]
+pub struct RecordedMeanwhile {
+    pub stack: String,
+    pub uid: u32,
+    pub subids: crate::ids::SubidRange,
 }

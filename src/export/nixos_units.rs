@@ -10,6 +10,19 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// A unit apply writes that the export cannot declare as NixOS options.
+#[derive(Debug, thiserror::Error)]
+pub enum Undeclarable {
+    #[error("unit {unit}: cannot declare the line {line:?} in NixOS")]
+    Line { unit: String, line: String },
+    #[error("{unit} is not a service unit")]
+    NotAService { unit: String },
+    #[error("unit {unit}: [Install] {key}= has no NixOS declaration here")]
+    InstallKey { unit: String, key: String },
+    #[error("unit {unit}: section [{section}] has no NixOS declaration here")]
+    Section { unit: String, section: String },
+}
+
 /// `[Section]` -> key -> values in file order; comments and blank lines left out.
 type Sections = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
@@ -29,10 +42,10 @@ fn sections(unit: &UserUnit) -> Result<Sections> {
             continue;
         }
         let (Some(section), Some((key, value))) = (&current, line.split_once('=')) else {
-            return Err(Error::Failed(format!(
-                "unit {}: cannot declare the line {line:?} in NixOS",
-                unit.name
-            )));
+            return Err(Error::failed(Undeclarable::Line {
+                unit: unit.name.clone(),
+                line: line.to_string(),
+            }));
         };
         out.entry(section.clone())
             .or_default()
@@ -68,10 +81,9 @@ fn value(values: &[String]) -> Result<String> {
 /// `ConditionUser=`: NixOS installs user units for every user's manager.
 pub fn user_service(w: &mut String, unit: &UserUnit, user: &str) -> Result<()> {
     let Some(name) = unit.name.strip_suffix(".service") else {
-        return Err(Error::Failed(format!(
-            "{} is not a service unit",
-            unit.name
-        )));
+        return Err(Error::failed(Undeclarable::NotAService {
+            unit: unit.name.clone(),
+        }));
     };
     let mut sections = sections(unit)?;
     let _ = writeln!(
@@ -89,10 +101,10 @@ pub fn user_service(w: &mut String, unit: &UserUnit, user: &str) -> Result<()> {
     if let Some(install) = sections.remove("Install") {
         for (key, values) in install {
             if key != "WantedBy" {
-                return Err(Error::Failed(format!(
-                    "unit {}: [Install] {key}= has no NixOS declaration here",
-                    unit.name
-                )));
+                return Err(Error::failed(Undeclarable::InstallKey {
+                    unit: unit.name.clone(),
+                    key: key.to_string(),
+                }));
             }
             let targets = values
                 .iter()
@@ -121,10 +133,10 @@ pub fn user_service(w: &mut String, unit: &UserUnit, user: &str) -> Result<()> {
         let _ = writeln!(w, "    }};");
     }
     if let Some((section, _)) = sections.into_iter().next() {
-        return Err(Error::Failed(format!(
-            "unit {}: section [{section}] has no NixOS declaration here",
-            unit.name
-        )));
+        return Err(Error::failed(Undeclarable::Section {
+            unit: unit.name.clone(),
+            section: section.to_string(),
+        }));
     }
     let _ = writeln!(w, "  }};");
     Ok(())

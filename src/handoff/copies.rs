@@ -10,6 +10,7 @@
 //! root, copies it again: the admin approves by running it.
 use super::compose;
 use super::env_files;
+use super::error::HandoffError;
 use crate::error::{Error, Result};
 use crate::layout::Root;
 use crate::policy::StackPolicy;
@@ -113,7 +114,7 @@ pub fn wanted(
             Ok(Content(format!(
                 "# isolate's copy of {} for stack {stack}, relative paths made absolute.\n\
                  # Edit the original: `isolate plan` shows the change, `isolate apply` copies it.\n{body}",
-                crate::render::escape::path_text(original)
+                crate::model::escape::path_text(original)
             )))
         }
     }
@@ -291,12 +292,12 @@ fn open_dirs(root: &Root, dir: &Path, stack: &str, gid: u32) -> Result<OwnedFd> 
             } else {
                 let st = rustix::fs::fstat(fd).map_err(|e| io("stat", shown, e))?;
                 if st.st_uid != 0 || st.st_mode & 0o022 != 0 {
-                    return Err(Error::Failed(format!(
-                        "{} (owner uid {}, mode {:04o}) is not root's alone; isolate keeps a stack's copies only below directories nobody else can write",
-                        shown.display(),
-                        st.st_uid,
-                        st.st_mode & 0o7777
-                    )));
+                    return Err(HandoffError::NotRootsAlone {
+                        path: shown.to_path_buf(),
+                        uid: st.st_uid,
+                        mode: st.st_mode & 0o7777,
+                    }
+                    .into());
                 }
             }
             Ok(())
@@ -307,9 +308,9 @@ fn open_dirs(root: &Root, dir: &Path, stack: &str, gid: u32) -> Result<OwnedFd> 
 /// Writes a copy atomically: a new file beside it (root:`gid`, 0440), synced, renamed over.
 pub fn write(root: &Root, stack: &str, gid: u32, copy: &Path, content: &Content) -> Result<()> {
     let dir = copy.parent().unwrap_or(Path::new("/"));
-    let name = copy
-        .file_name()
-        .ok_or_else(|| Error::Failed(format!("{} names no file", copy.display())))?;
+    let name = copy.file_name().ok_or_else(|| HandoffError::NamesNoFile {
+        path: copy.to_path_buf(),
+    })?;
     let dirfd = open_dirs(root, dir, stack, gid)?;
     crate::host::files::replace_beneath(
         &dirfd,

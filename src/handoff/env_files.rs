@@ -4,13 +4,15 @@
 //! descriptor that is then changed, so no swap in between can aim the chown at another file);
 //! its original owner and mode are recorded in the state file before it changes, so rollback
 //! restores them.
+use super::error::HandoffError;
 use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
+pub use crate::state::handoff::{EnvFileRecord, FileId, FileOwner};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The mode an env file gets: read by its owner, the stack user, and no one else.
 pub const ENV_FILE_MODE: u32 = 0o400;
@@ -38,45 +40,11 @@ pub struct EnvFile {
     pub id: FileId,
 }
 
-/// Which inode a file is: what apply checks on its pinned descriptor before it changes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl FileId {
-    fn of(st: &rustix::fs::Stat) -> FileId {
-        FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
 /// What a file must still be when apply or rollback changes it: its owner, one name, and
 /// (when plan saw it) the same inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expected {
     pub uid: u32,
-    pub id: Option<FileId>,
-}
-
-/// Owner, group and permission bits (with setuid/setgid/sticky) of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileOwner {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-/// An env file as it was before isolate handed it to the stack (in the state file).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvFileRecord {
-    pub path: PathBuf,
-    pub was: FileOwner,
-    /// The inode that was handed over: rollback gives back only that one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<FileId>,
 }
 
@@ -214,18 +182,15 @@ pub fn set_owner(root: &Root, path: &Path, expected: &Expected, to: FileOwner) -
         Error::io(format!("{what} {}", shown.display()), e.into())
     };
     let fd = open_pinned(root, path).map_err(|e| match e {
-        rustix::io::Errno::LOOP => Error::Failed(format!(
-            "env file {} is reached through a symbolic link; isolate never follows one",
-            shown.display()
-        )),
+        rustix::io::Errno::LOOP => HandoffError::EnvFileThroughLink {
+            path: shown.clone(),
+        }
+        .into(),
         e => fail("open", e),
     })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| fail("stat", e))?;
     if let Some(why) = differs(&st, expected) {
-        return Err(Error::Failed(format!(
-            "env file {} changed since it was checked: {why}; left as is",
-            shown.display()
-        )));
+        return Err(HandoffError::EnvFileChanged { path: shown, why }.into());
     }
     // chmod through the descriptor's /proc link acts on the pinned inode, never on a path.
     let proc_link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));

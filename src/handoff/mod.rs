@@ -5,20 +5,22 @@ pub mod apply;
 pub mod compose;
 pub mod copies;
 pub mod env_files;
+pub mod error;
 pub mod observe;
-pub mod policy;
+pub mod plan;
 pub mod service;
 pub mod status;
-pub mod stores;
 pub mod volumes;
 
 use crate::host::podman::store::ProjectContainer;
 use compose::ComposeFacts;
-use env_files::{EnvFileFacts, EnvFileRecord, FileId, FileOwner};
-use serde::{Deserialize, Serialize};
+use env_files::{EnvFileFacts, FileId, FileOwner};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
+
+pub use crate::state::handoff::HandoffRecord;
 
 /// What observation found for one stack's hand-off (plain data; tests build it by hand).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -107,27 +109,6 @@ pub fn wanted_images(
         }
     }
     out
-}
-
-/// What isolate changed for a stack's hand-off, in the state file, so rollback can undo it
-/// and a killed apply can resume.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HandoffRecord {
-    /// Env files as they were before apply first changed them (the first record is kept).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env_files: Vec<EnvFileRecord>,
-    /// Named volumes moved into the stack's store (kept until rolled back).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<volumes::VolumeRecord>,
-    /// The compose service isolate installed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<service::ServiceRecord>,
-}
-
-impl HandoffRecord {
-    pub fn is_empty(&self) -> bool {
-        self.env_files.is_empty() && self.volumes.is_empty() && self.service.is_none()
-    }
 }
 
 /// One hand-off step of a stack (a `Step::Handoff` of the plan).
@@ -265,6 +246,3 @@ impl fmt::Display for HandoffStep {
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,11 +3,11 @@
 //! socket started, not enabled, when needed) and the stack user's where its socket listens.
 //! Never writes a file.
 use super::compose::{self, ComposeFacts};
-use super::stores::Stores;
 use super::volumes::{self, VolumeData};
 use super::{env_files, LegacyStore, StackFacts, VolumeFacts};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::{Policy, StackPolicy};
 use crate::state::Allocation;
@@ -67,7 +67,7 @@ struct Legacy<'a> {
 fn observe_volumes(
     root: &Root,
     acc: &Accounts,
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     s: &StackPolicy,
     compose: &ComposeFacts,
     legacy: &Legacy<'_>,
@@ -155,7 +155,7 @@ fn observe_volumes(
             let stack_data =
                 stack.is_some() && volumes::store_holds_data(root, &stack_home, &v.name);
             let holders = if root.is_host() && legacy_id.is_some() {
-                crate::observe::mount_holders(acc, &from)
+                crate::data::mount_holders(acc, &from)
                     .into_iter()
                     .map(|h| format!("{} (of {})", h.name, h.owner))
                     .collect()
@@ -184,7 +184,7 @@ pub fn observe_stack(
     acc: &Accounts,
     s: &StackPolicy,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> Result<StackFacts> {
     let mut facts = StackFacts::default();
     for e in &s.handoff.env_files {
@@ -253,7 +253,7 @@ pub fn observe_stack(
             name: &u.name,
             uid: u.uid,
             home: std::path::Path::new(&u.home),
-            maps: crate::plan::data::legacy_maps(policy, acc),
+            maps: crate::alloc::legacy_maps(policy, acc),
         };
         facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, &legacy, a);
         facts.legacy = Some(store);

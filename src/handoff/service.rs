@@ -6,13 +6,15 @@
 //! root-owned copies of the compose and env files (see `copies`), never the originals. The service's truth is its
 //! project's containers running, asked of the stack's store on every read.
 use super::copies;
-use super::stores::Stores;
+use super::error::HandoffError;
 use crate::error::{Error, Result};
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::StackPolicy;
+pub use crate::state::handoff::ServiceRecord;
 use crate::state::Allocation;
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -35,13 +37,6 @@ pub fn home_of(acc: &crate::host::accounts::Accounts, a: &Allocation) -> PathBuf
 /// Where the unit lives: the stack user's own unit directory (relative to the root).
 pub fn unit_path(home: &Path, project: &str) -> PathBuf {
     home.join(".config/systemd/user").join(unit_name(project))
-}
-
-/// The service as installed (in the state file): rollback stops, disables and removes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    pub unit: String,
-    pub path: PathBuf,
 }
 
 /// One word of a unit's command line, quoted as systemd reads it: `%` and `$` doubled,
@@ -84,7 +79,11 @@ fn compose_line(s: &StackPolicy, project: &str, args: &[&str]) -> String {
     }
     if s.reach_override {
         words.push("-f".into());
-        words.push(crate::reach::override_path(&s.name).display().to_string());
+        words.push(
+            crate::layout::reach_override_path(&s.name)
+                .display()
+                .to_string(),
+        );
     }
     words.extend(args.iter().map(|a| a.to_string()));
     words
@@ -136,7 +135,7 @@ pub fn render_unit(s: &StackPolicy, a: &Allocation) -> String {
     for (_, original) in copies::files(s) {
         u.push_str(&format!(
             "# Runs isolate's copy of {}.\n",
-            crate::render::escape::path_text(&original)
+            crate::model::escape::path_text(&original)
         ));
     }
     u.push_str(&format!(
@@ -251,9 +250,9 @@ pub fn write_unit(
     gid: u32,
 ) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| Error::Failed(format!("{} names no file", path.display())))?;
+    let name = path.file_name().ok_or_else(|| HandoffError::NamesNoFile {
+        path: path.to_path_buf(),
+    })?;
     let dirfd = open_dirs(root, dir, home, uid, gid)?;
     crate::host::files::replace_beneath(
         &dirfd,
@@ -309,7 +308,7 @@ pub enum ProjectRuns {
 /// Ok(()) when the project has containers in the user's store and all of them run;
 /// otherwise what is not running.
 pub fn project_running(
-    stores: &dyn Stores,
+    stores: &Session<'_>,
     uid: u32,
     project: &str,
 ) -> Result<std::result::Result<(), String>> {
@@ -326,6 +325,47 @@ pub fn project_running(
         Ok(Ok(()))
     } else {
         Ok(Err(format!("not running: {}", stopped.join(", "))))
+    }
+}
+
+/// Waits (narrated) until every container of `project` runs in `user`'s store once its unit
+/// is active; a failure carries the unit's last journal lines.
+pub fn wait_project_running(
+    stores: &Session<'_>,
+    uid: u32,
+    user: &str,
+    unit: &str,
+    project: &str,
+) -> Result<()> {
+    let timeout = stores.running_timeout();
+    let _wait = crate::logging::narrate::wait(
+        format!("the containers of project {project} to run as {user}"),
+        timeout,
+    );
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match project_running(stores, uid, project)? {
+            Ok(()) => return Ok(()),
+            Err(why) if std::time::Instant::now() >= deadline => {
+                let journal = crate::host::journal::Unit::User {
+                    uid,
+                    unit: unit.to_string(),
+                };
+                let err = HandoffError::ProjectNotRunning {
+                    unit: unit.to_string(),
+                    project: project.to_string(),
+                    user: user.to_string(),
+                    why,
+                }
+                .into();
+                return Err(crate::host::journal::annotate(
+                    err,
+                    &stores.journal(),
+                    &journal,
+                ));
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(500)),
+        }
     }
 }
 
@@ -348,7 +388,7 @@ pub fn copy_owners(
 }
 
 /// Asks the stack's store whether its project runs; never starts a socket.
-pub fn project_runs(stores: &dyn Stores, uid: u32, project: &str) -> ProjectRuns {
+pub fn project_runs(stores: &Session<'_>, uid: u32, project: &str) -> ProjectRuns {
     if !stores.socket_listening(uid) {
         return ProjectRuns::NotAsked;
     }
@@ -367,7 +407,7 @@ pub fn observe(
     acc: &crate::host::accounts::Accounts,
     s: &StackPolicy,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> super::ServiceFacts {
     let project = s.handoff.project_of(&s.name);
     let path = unit_path(&home_of(acc, a), &project);

@@ -4,8 +4,8 @@
 //! is shown running only when its project's containers run.
 use super::env_files::{self, EnvFileFacts};
 use super::service::ProjectRuns;
-use super::stores::Stores;
 use crate::host::accounts::Accounts;
+use crate::host::session::Session;
 use crate::layout::Root;
 use crate::policy::Policy;
 use crate::state::{Allocation, State};
@@ -17,7 +17,7 @@ pub fn lines(
     acc: &Accounts,
     stack: &str,
     a: &Allocation,
-    stores: Option<&dyn Stores>,
+    stores: Option<&Session<'_>>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(rec) = state.handoff.get(stack) {

@@ -9,9 +9,11 @@ use std::path::Path;
 /// file in the same directory, fsync, rename over, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{} has no parent", path.display())))?;
+    let dir = path.parent().ok_or_else(|| {
+        Error::host(NoParent {
+            path: path.to_path_buf(),
+        })
+    })?;
     fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let tmp = dir.join(format!(
         ".{}.tmp.{}",
@@ -123,6 +125,13 @@ pub fn replace_beneath(
 
 fn errno(what: &str, p: &Path, e: rustix::io::Errno) -> Error {
     Error::io(format!("{what} {}", p.display()), e.into())
+}
+
+/// A file to write whose path has no directory to write it in.
+#[derive(Debug, thiserror::Error)]
+#[error("{} has no parent", path.display())]
+pub struct NoParent {
+    pub path: std::path::PathBuf,
 }
 
 #[cfg(test)]

@@ -52,10 +52,9 @@ fn mount_holders_in(proc_root: &Path, path: &Path) -> Result<Vec<MountHolder>> {
     let own = proc_root.join("self/mountinfo");
     let own_text = std::fs::read_to_string(&own).map_err(|e| io("reading", &own, e))?;
     let (device, fs_path) = locate(&parse_mountinfo(&own_text), path).ok_or_else(|| {
-        Error::Failed(format!(
-            "{} is on no mount of this namespace",
-            path.display()
-        ))
+        Error::host(OnNoMount {
+            path: path.to_path_buf(),
+        })
     })?;
     let ns_of =
         |pid: &str, kind: &str| std::fs::read_link(proc_root.join(pid).join("ns").join(kind)).ok();
@@ -181,6 +180,13 @@ fn locate(mounts: &[MountEntry], path: &Path) -> Option<(String, PathBuf)> {
         .1;
     let inside = path.strip_prefix(&mount.mount_point).ok()?;
     Some((mount.device.clone(), mount.root.join(inside)))
+}
+
+/// A path the mount table does not cover (the table was read from another namespace).
+#[derive(Debug, thiserror::Error)]
+#[error("{} is on no mount of this namespace", path.display())]
+pub struct OnNoMount {
+    pub path: PathBuf,
 }
 
 #[cfg(test)]

@@ -90,32 +90,6 @@ impl ProcPort for RealProcs {
     }
 }
 
-/// What the walk asks once it locked a data top: one line per place (pid, command, uid, how).
-impl crate::walk::Holders for RealProcs {
-    fn inside(&self, path: &Path) -> std::result::Result<Vec<String>, String> {
-        let found = holders_inside(&[path.to_path_buf()]).map_err(|e| e.to_string())?;
-        let binds = crate::host::mounts::own_binds_inside(path).map_err(|e| e.to_string())?;
-        Ok(found
-            .iter()
-            .map(|h| {
-                format!(
-                    "  pid {} ({}, uid {}): {}",
-                    h.pid,
-                    isolate_model::escape::text(&h.comm),
-                    h.uid,
-                    h.how
-                )
-            })
-            .chain(binds.iter().map(|at| {
-                format!(
-                    "  bind mount at {} in this (the host's) mount namespace",
-                    isolate_model::escape::path(at)
-                )
-            }))
-            .collect())
-    }
-}
-
 /// Every process (other than this one) holding something inside one of `paths`, sorted by
 /// path, pid and how; one entry per (process, place): a process with its working directory
 /// and three descriptors inside is four entries.

@@ -94,7 +94,7 @@ pub fn block(o: &mut String, pr: &Project, t: &Target<'_>) {
     let _ = writeln!(o, "]");
 
     // project
-    let project_ok = crate::handoff::policy::valid_project_name(&pr.name);
+    let project_ok = crate::policy::handoff::valid_project_name(&pr.name);
     if project_ok {
         let _ = writeln!(
             o,

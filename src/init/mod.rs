@@ -288,11 +288,22 @@ pub fn run(req: &Request<'_>) -> Result<String> {
     });
     // The draft must be a policy isolate accepts; anything else is a bug here.
     crate::policy::Policy::parse(Path::new("(draft)"), &text).map_err(|e| {
-        Error::Failed(format!(
-            "the drafted policy does not parse (a bug in isolate init): {e}\n{text}"
-        ))
+        Error::failed(DraftRejected {
+            source: Box::new(e),
+            text: text.clone(),
+        })
     })?;
     Ok(text)
+}
+
+/// The drafted policy is not one isolate accepts: a bug in the draft.
+#[derive(Debug, thiserror::Error)]
+#[error("the drafted policy does not parse (a bug in isolate init): {source}\n{text}")]
+pub struct DraftRejected {
+    #[source]
+    pub source: Box<Error>,
+    /// The drafted text.
+    pub text: String,
 }
 
 #[cfg(test)]

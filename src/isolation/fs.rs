@@ -63,6 +63,17 @@ pub fn missing_acls(
     Ok((!probe.posix_acls(dir)?).then_some(name))
 }
 
+/// The refusal for a share whose directory does not exist, with the command that creates it:
+/// isolate does not create one itself (see the README: a missing share is most often an
+/// unmounted disk or a typo, and a directory made in its place would hide the real one).
+pub fn missing_share(name: &str, path: &std::path::Path) -> String {
+    format!(
+        "share `{name}`: {} does not exist; isolate does not create a share (a missing one is most often an unmounted disk or a typo): mount its filesystem, fix `path` in [shares.{name}], or create it empty with `install -d -o root -g root -m 0755 {}`",
+        path.display(),
+        path.display()
+    )
+}
+
 /// The refusal text for a share on such a filesystem: what to do about it.
 pub fn refusal(share: &str, path: &std::path::Path, fs: &str, group: &str) -> String {
     format!(

@@ -5,11 +5,13 @@
 pub mod acl;
 pub mod apply;
 pub mod closed;
+pub mod error;
 pub mod facts;
 pub mod fs;
 pub mod grants;
 pub mod journal;
 pub mod observe;
+pub mod plan;
 pub mod record;
 pub mod share;
 pub mod share_acl;

@@ -12,7 +12,7 @@ use crate::alloc::Allocated;
 use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::layout::Root;
-use crate::plan::Options;
+use crate::model::Selection;
 use crate::policy::{Policy, ShareMode};
 use crate::state::{MigrationPhase, State};
 use crate::walk::sys::WalkSys;
@@ -70,7 +70,7 @@ pub fn observe(
     accounts: &Accounts,
     state: &State,
     allocs: &BTreeMap<String, Allocated>,
-    opts: &Options,
+    opts: &Selection,
     walk: bool,
 ) -> Result<Facts> {
     let mut facts = Facts {
@@ -116,6 +116,9 @@ pub fn observe(
     for share in policy.shares.values() {
         let on_host = root.at(&share.path.value);
         let seen = match super::apply::open_dir(sys, &on_host, "share") {
+            Err(_) if crate::walk::data_path_missing(sys, &on_host).unwrap_or(false) => {
+                ShareFacts::Missing
+            }
             Err(e) => ShareFacts::Refused(e.to_string()),
             Ok(fd) if share.mode == ShareMode::Group => {
                 let writers = share

@@ -205,8 +205,11 @@ pub struct ClosureFacts {
 /// What observe saw of one share.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum ShareFacts {
-    /// Missing, not a directory, a symlink, or the walk failed.
+    /// Not a directory, a symlink, or the walk failed.
     Refused(String),
+    /// Its parent is trusted and has no entry of its name: plan names the command that
+    /// creates it (isolate does not: see `isolation::fs::missing_share`).
+    Missing,
     /// The filesystem keeps no POSIX ACLs (its name).
     NoAcls(String),
     Surveyed {

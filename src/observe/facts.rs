@@ -29,13 +29,7 @@ pub enum DataFacts {
     Missing,
 }
 
-/// A running container that holds a stack's data path (from a podman socket).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RunningContainer {
-    pub owner: String,
-    pub name: String,
-    pub data_path: PathBuf,
-}
+pub use crate::data::RunningContainer;
 
 /// Everything plan() reads, as plain data.
 #[derive(Clone, Debug, Default)]
@@ -63,16 +57,6 @@ pub struct Observed {
     pub subid_zones: Vec<crate::alloc::zones::SubidZone>,
     /// Host ports, overrides and shared networks of `reaches` (src/reach).
     pub reach: crate::reach::plan::ReachFacts,
-}
-
-/// The live facts observation asks of systemd and podman, behind a trait so tests can answer
-/// them and `--no-systemd` can answer "nothing runs".
-pub trait LiveProbe {
-    fn manager(&self, user: &str, uid: u32) -> ManagerFacts;
-    /// Running containers of `owner` (uid) that mount one of `paths` (or a path inside one).
-    fn running(&self, owner: &str, uid: u32, paths: &[PathBuf]) -> Vec<RunningContainer>;
-    /// The users' podman stores, for the hand-off (None: not looked at).
-    fn stores(&self) -> Option<&dyn crate::handoff::stores::Stores> {
-        None
-    }
+    /// Per stack: what its compose unit needs of the host (`preconditions`).
+    pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
 }

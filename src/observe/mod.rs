@@ -3,14 +3,18 @@
 //! survey of each data path still to migrate, and what closing data and sharing would change
 //! (`isolation::observe`). Never writes.
 mod facts;
+mod live;
 
-pub use facts::{DataFacts, LiveProbe, ManagerFacts, Observed, RunningContainer};
+pub use facts::{DataFacts, ManagerFacts, Observed, RunningContainer};
+pub use live::Live;
 
+use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::host::procs::{Holder, How, ProcPort};
 use crate::layout::Root;
-use crate::plan::{self, Options};
+use crate::model::Selection as Options;
+use crate::policy::select::selected;
 use crate::policy::Policy;
 use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ pub fn observe(
     root: &Root,
     policy: &Policy,
     opts: &Options,
-    live: &dyn LiveProbe,
+    live: &Live<'_>,
     procs: &dyn ProcPort,
 ) -> Result<Observed> {
     let accounts = Accounts::read(root)?;
@@ -45,8 +49,8 @@ pub fn observe(
     // what can be looked at.
     let allocs =
         crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
-    let legacy = plan::data::legacy_maps(policy, &obs.accounts);
-    let pending = plan::data::pending_migrations(policy, &obs.state, opts);
+    let legacy = crate::alloc::legacy_maps(policy, &obs.accounts);
+    let pending = pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
         let a = &a.allocation;
         obs.managers
@@ -78,6 +82,10 @@ pub fn observe(
                 &a.allocation,
                 live.stores(),
             )?;
+            obs.preconditions.insert(
+                stack.clone(),
+                crate::preconditions::observe(root, s, Some(&facts)),
+            );
             obs.handoff.insert(stack.clone(), facts);
         }
     }
@@ -105,13 +113,9 @@ pub fn observe(
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
                 let sp = &policy.stacks[&stack];
-                let plan::data::NextMigration::Run { spec, .. } = plan::data::next_migration(
-                    &obs.state,
-                    legacy.as_ref(),
-                    sp,
-                    &a.allocation,
-                    &path,
-                ) else {
+                let NextMigration::Run { spec, .. } =
+                    next_migration(&obs.state, legacy.as_ref(), sp, &a.allocation, &path)
+                else {
                     continue; // plan() reports why
                 };
                 match crate::walk::survey(&sys, &on_host, &spec) {
@@ -149,7 +153,7 @@ fn processes_inside(
     procs: &dyn ProcPort,
 ) -> std::collections::BTreeMap<(String, PathBuf), std::result::Result<Vec<Holder>, String>> {
     let mut asked: Vec<(String, PathBuf, bool)> = Vec::new();
-    for s in plan::selected(policy, opts) {
+    for s in selected(policy, opts) {
         if !allocs.contains_key(&s.name) {
             continue;
         }
@@ -208,7 +212,7 @@ fn counts_inside(h: &Holder, a: &Allocation, migrating: bool, live_host: bool) -
 pub fn stack_holders(
     root: &Root,
     acc: &Accounts,
-    live: &dyn LiveProbe,
+    live: &Live<'_>,
     policy: Option<&Policy>,
     a: &Allocation,
     paths: &[PathBuf],
@@ -226,40 +230,10 @@ pub fn stack_holders(
     }
     if root.is_host() {
         for p in paths {
-            out.extend(mount_holders(acc, p));
+            out.extend(crate::data::mount_holders(acc, p));
         }
     }
     out
-}
-
-/// Processes holding `path` (or a directory inside it) mounted, as running containers; when
-/// they cannot be listed, that is reported as a holder too, so migration refuses.
-pub fn mount_holders(acc: &Accounts, path: &Path) -> Vec<RunningContainer> {
-    let found = match crate::host::mounts::mount_holders(path) {
-        Ok(f) => f,
-        Err(e) => {
-            return vec![RunningContainer {
-                owner: "?".into(),
-                name: format!("(cannot look for holders: {e})"),
-                data_path: path.to_path_buf(),
-            }]
-        }
-    };
-    found
-        .into_iter()
-        .map(|h| RunningContainer {
-            owner: acc
-                .user_by_uid(h.uid)
-                .map_or_else(|| format!("uid {}", h.uid), |u| u.name.clone()),
-            name: format!(
-                "pid {} ({}, mounted at {})",
-                h.pid,
-                h.comm,
-                h.mount_point.display()
-            ),
-            data_path: path.to_path_buf(),
-        })
-        .collect()
 }
 
 #[cfg(test)]

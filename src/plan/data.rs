@@ -1,111 +1,26 @@
 //! The data part of a plan: for each data path of a stack, whether and how to migrate it (from
 //! the state file and the mappings), refused while containers hold it. observe() surveys with
 //! the same decision (`next_migration`) that plan() hands to apply.
-use super::{selected, Draft, Options, StackCtx, Step};
-use crate::host::accounts::Accounts;
+use super::{Draft, StackCtx, Step};
 use crate::host::procs::Holder;
-use crate::ids::{IdMaps, Shift};
-use crate::migration::{MigrateMode, MigrationSpec};
+use crate::ids::IdMaps;
 use crate::observe::{DataFacts, RunningContainer};
-use crate::policy::{Policy, Problem, StackPolicy};
-use crate::state::{Allocation, MigrationPhase, State};
+use crate::policy::Problem;
 use crate::walk::Survey;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// The legacy owner's mapping, read from the host's files.
-pub fn legacy_maps(policy: &Policy, acc: &Accounts) -> Option<IdMaps> {
-    acc.mapping_of(&policy.legacy_owner.as_ref()?.value)
-}
+pub use crate::alloc::legacy_maps;
 
-/// What the next migration of one data path is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum NextMigration {
-    Done,
-    RollbackInterrupted,
-    /// `shift` without a legacy owner.
-    NeedsLegacy,
-    /// The legacy and stack mappings share ids: a shift would not be exact.
-    Overlapping,
-    Run {
-        spec: MigrationSpec,
-        resume: bool,
-    },
-}
-
-pub fn next_migration(
-    state: &State,
-    legacy: Option<&IdMaps>,
-    stack: &StackPolicy,
-    a: &Allocation,
-    path: &Path,
-) -> NextMigration {
-    let to = a.maps();
-    let run = |shift: Shift, mode: MigrateMode, resume: bool| NextMigration::Run {
-        spec: MigrationSpec {
-            mode,
-            shift,
-            target_uid: a.uid,
-            target_gid: a.gid,
-            outside_links: stack.outside_hardlinks,
-        },
-        resume,
-    };
-    let recorded = state.migration(&stack.name, path);
-    match recorded.map(|m| (m, m.phase)) {
-        Some((_, MigrationPhase::Done)) => NextMigration::Done,
-        Some((_, MigrationPhase::RollingBack)) => NextMigration::RollbackInterrupted,
-        // An interrupted migration resumes with exactly the mappings and mode it started with.
-        Some((m, MigrationPhase::Migrating)) => run(
-            Shift {
-                from: m.from.clone(),
-                to: m.to.clone(),
-            },
-            m.mode,
-            true,
-        ),
-        Some((_, MigrationPhase::RolledBack)) | None => {
-            let (from, mode) = match (legacy, stack.migrate.value) {
-                (Some(l), mode) => (l.clone(), mode),
-                // Without a legacy mapping nothing can be shifted: auto reowns it all.
-                (None, MigrateMode::Reown | MigrateMode::Auto) => (to.clone(), MigrateMode::Reown),
-                (None, MigrateMode::Shift) => return NextMigration::NeedsLegacy,
-            };
-            if from != to && from.overlaps(&to) {
-                return NextMigration::Overlapping;
-            }
-            run(Shift { from, to }, mode, false)
-        }
-    }
-}
-
-/// The stacks that need their data surveyed: every (stack, path) whose migration is not done.
-pub fn pending_migrations(
-    policy: &Policy,
-    state: &State,
-    opts: &Options,
-) -> Vec<(String, PathBuf)> {
-    selected(policy, opts)
-        .flat_map(|s| {
-            s.data
-                .iter()
-                .map(move |d| (s.name.clone(), d.value.clone()))
-        })
-        .filter(|(s, p)| {
-            !matches!(
-                state.migration(s, p).map(|m| m.phase),
-                Some(MigrationPhase::Done)
-            )
-        })
-        .collect()
-}
+pub use crate::data::next::{next_migration, pending_migrations, NextMigration};
 
 pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>) {
     let (s, a, name) = (ctx.stack, ctx.allocation, ctx.name());
     for d in &s.data {
         let path = &d.value;
+        // A refusal while something holds the data keeps the step in the preview: the admin
+        // sees what apply will do once it is stopped.
         if let Some(refusal) = held_inside(ctx, path) {
             draft.refusals.push(refusal);
-            continue;
         }
         let (shift, mode, resume, outside_links) = match next_migration(
             &ctx.obs.state,
@@ -177,7 +92,6 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
-            continue;
         }
         draft.step(Step::Migrate {
             stack: name.to_string(),

@@ -5,64 +5,27 @@
 //! policy no longer names).
 pub mod accounts;
 pub mod data;
-pub mod handoff;
 pub mod nixos;
 mod orphans;
+mod preconditions;
+mod reach;
 pub mod session;
-pub mod shares;
 mod step;
 mod zones;
 
-pub use step::Step;
+/// The selection under the name the planners have always used for it.
+pub use crate::model::Selection as Options;
+pub use crate::model::{Note, NoteKind};
+pub use crate::policy::select::selected;
+pub use step::{step_kind, step_span, Step};
 
 use crate::alloc::{self, Allocated};
 use crate::error::{Error, Result};
+use crate::isolation::plan::IsolationStep;
 use crate::observe::Observed;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
 use serde::Serialize;
-use std::fmt;
-
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    /// Stacks to act on; empty means every stack in the policy.
-    pub stacks: Vec<String>,
-    /// Linger and podman.socket steps are planned only with systemd.
-    pub systemd: bool,
-    /// Migrate even when containers hold the data.
-    pub force: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteKind {
-    /// Already as the policy wants: nothing to do.
-    Present,
-    /// Recorded by isolate but no longer in the policy: kept, never deleted.
-    Orphaned,
-    /// Left out on purpose (e.g. --no-systemd).
-    Skipped,
-    Warning,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub kind: NoteKind,
-    pub stack: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for Note {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mark = match self.kind {
-            NoteKind::Present => "=",
-            NoteKind::Orphaned => "?",
-            NoteKind::Skipped => "-",
-            NoteKind::Warning => "!",
-        };
-        write!(f, "{mark} {}", self.message)
-    }
-}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
@@ -96,6 +59,12 @@ impl Draft {
         });
     }
 
+    /// Takes in what one capability planned, each step wrapped into the plan's `Step`.
+    pub fn absorb<S>(&mut self, planned: crate::model::Planned<S>, wrap: impl Fn(S) -> Step) {
+        self.plan.steps.extend(planned.steps.into_iter().map(wrap));
+        self.plan.notes.extend(planned.notes);
+    }
+
     pub fn present(&mut self, stack: Option<&str>, message: String) {
         self.note(NoteKind::Present, stack, message);
     }
@@ -115,17 +84,6 @@ impl StackCtx<'_> {
     pub fn name(&self) -> &str {
         &self.stack.name
     }
-}
-
-/// The policy's stacks that `opts` selects.
-pub fn selected<'a>(
-    policy: &'a Policy,
-    opts: &'a Options,
-) -> impl Iterator<Item = &'a StackPolicy> {
-    policy
-        .stacks
-        .values()
-        .filter(move |s| opts.stacks.is_empty() || opts.stacks.contains(&s.name))
 }
 
 /// Checks `--stack` names against the policy: unknown names are bad input.
@@ -148,8 +106,19 @@ pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
     }
 }
 
-/// The steps that bring the host to the policy, for the selected stacks, in order.
+/// The steps that bring the host to the policy, for the selected stacks, in order; an error
+/// when anything is refused (apply's view).
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
+    let (plan, refusals) = preview(policy, obs, opts)?;
+    if !refusals.is_empty() {
+        return Err(Error::Refused(refusals.join("\n")));
+    }
+    Ok(plan)
+}
+
+/// The whole plan that can be made and, apart, every refusal (`plan`'s view, see
+/// `render::plan_preview`). Policy problems are still an error: nothing can be planned.
+pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Vec<String>)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let mut draft = Draft::default();
@@ -171,21 +140,68 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
-        crate::reach::plan::plan_stack(&mut draft, &ctx);
-        handoff::plan_stack(&mut draft, &ctx);
+        reach::plan_stack(&mut draft, &ctx);
+        let mut handoff = crate::model::Planned::default();
+        let seen = crate::handoff::plan::Seen {
+            accounts: &obs.accounts,
+            state: &obs.state,
+            handoff: &obs.handoff,
+        };
+        crate::handoff::plan::plan_stack(
+            &mut handoff,
+            &mut draft.refusals,
+            policy,
+            stack,
+            &allocated.allocation,
+            &seen,
+            opts,
+        );
+        draft.absorb(handoff, Step::Handoff);
+        preconditions::plan_stack(&mut draft, &ctx);
     }
-    shares::plan(&mut draft, policy, obs, &allocs, opts);
+    // Paths migrated or created in this apply: isolation closes them right after.
+    let migrating_now: Vec<(String, std::path::PathBuf)> = draft
+        .plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Migrate { stack, path, .. } | Step::CreateData { stack, path, .. } => {
+                Some((stack.clone(), path.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut isolation = crate::model::Planned::default();
+    crate::isolation::plan::plan(
+        &mut crate::isolation::plan::Draft {
+            planned: &mut isolation,
+            refusals: &mut draft.refusals,
+        },
+        policy,
+        &crate::isolation::plan::Seen {
+            accounts: &obs.accounts,
+            state: &obs.state,
+            isolation: &obs.isolation,
+        },
+        &allocs,
+        opts,
+        &migrating_now,
+    );
+    draft.absorb(isolation, |step| match step {
+        IsolationStep::Close(c) => Step::CloseData(c),
+        IsolationStep::Open(o) => Step::OpenData(o),
+        IsolationStep::Share(s) => Step::Share(s),
+    });
     orphans::note_orphans(&mut draft, policy, obs);
     nixos::note_missing(&mut draft);
 
     if !draft.problems.is_empty() {
         return Err(policy.error(draft.problems));
     }
-    if !draft.refusals.is_empty() {
-        return Err(Error::Refused(draft.refusals.join("\n")));
-    }
-    Ok(draft.plan)
+    Ok((draft.plan, draft.refusals))
 }
 
 #[cfg(test)]
-mod tests;
+mod shares_tests;
+#[cfg(test)]
+pub(crate) mod tests;

@@ -208,3 +208,36 @@ impl fmt::Display for Step {
         }
     }
 }
+
+/// The step's kind as `--json` names it (`create_user`, `migrate`, ...).
+pub fn step_kind(step: &Step) -> String {
+    serde_json::to_value(step)
+        .ok()
+        .and_then(|v| v.get("kind")?.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The span every record about one step runs in: journal fields `ISOLATE_STACK` (empty for
+/// steps of no single stack) and `ISOLATE_STEP`.
+pub fn step_span(step: &Step) -> tracing::Span {
+    tracing::info_span!(
+        "step",
+        stack = step.stack().unwrap_or(""),
+        step = step_kind(step).as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_kind_is_the_json_kind() {
+        let step = Step::EnableLinger {
+            stack: "immich".into(),
+            user: "stk-immich".into(),
+            uid: 800,
+        };
+        assert_eq!(step_kind(&step), "enable_linger");
+    }
+}

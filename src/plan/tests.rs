@@ -13,10 +13,10 @@ use crate::state::{Migration, StackRecord};
 use crate::walk::Survey;
 use std::path::Path;
 
-const POLICY: &str =
+pub(crate) const POLICY: &str =
     "legacy_owner = \"alice\"\n[stacks.immich]\ndata = [\"/srv/immich\"]\nmigrate = \"shift\"\n";
 
-fn policy(text: &str) -> Policy {
+pub(crate) fn policy(text: &str) -> Policy {
     Policy::parse(Path::new("p.toml"), text).unwrap()
 }
 
@@ -33,7 +33,7 @@ fn observed(passwd: &str, group: &str, subids: &str) -> Observed {
     }
 }
 
-fn fresh() -> Observed {
+pub(crate) fn fresh() -> Observed {
     observed(
         "alice:x:1000:1000::/home/alice:/bin/sh\n",
         "alice:x:1000:\n",
@@ -41,7 +41,7 @@ fn fresh() -> Observed {
     )
 }
 
-fn survey(n: u64) -> DataFacts {
+pub(crate) fn survey(n: u64) -> DataFacts {
     DataFacts::Surveyed(Survey {
         inodes: n,
         shift: n,

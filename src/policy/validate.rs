@@ -240,7 +240,7 @@ fn name_problems(p: &Policy) -> Vec<Problem> {
 }
 
 pub(super) fn check(p: &Policy) -> Vec<Problem> {
-    let mut out = crate::reach::plan::policy_problems(p);
+    let mut out = super::reach::policy_problems(p);
     let prefix = &p.user_prefix;
     if !prefix.value.is_empty() && !valid_user_name(&prefix.value) {
         out.push(Problem::new(
@@ -339,7 +339,7 @@ pub(super) fn check(p: &Policy) -> Vec<Problem> {
                 all_data.push((s.name.as_str(), d));
             }
         }
-        let handoff = crate::handoff::policy::check(s);
+        let handoff = super::handoff::check(s);
         handoff_spans.extend(handoff.iter().map(|h| h.span.clone()));
         out.extend(handoff);
         if let Some(u) = &s.uid {

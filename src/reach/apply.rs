@@ -1,11 +1,12 @@
 //! Carries out a reach step: records the host ports given now (before anything uses them),
 //! then writes the stack's override, root-owned and readable by the stack user, in isolate's
 //! own state directory (never in the admin's compose tree).
+use super::error::ReachError;
 use super::plan::ReachStep;
 use super::PortRecord;
-use crate::apply::Outcome;
 use crate::error::{Error, Result};
 use crate::layout::Root;
+use crate::model::Outcome;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -17,28 +18,28 @@ fn own_dir(path: &Path, gid: u32) -> Result<()> {
         Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {
             use std::os::unix::fs::MetadataExt;
             if m.uid() != 0 || m.mode() & 0o022 != 0 {
-                return Err(Error::Failed(format!(
-                    "{} is not root's alone (uid {}, mode {:04o}); isolate writes overrides only into its own directories",
-                    path.display(),
-                    m.uid(),
-                    m.mode() & 0o7777
-                )));
+                return Err(ReachError::NotRootsAlone {
+                    path: path.to_path_buf(),
+                    uid: m.uid(),
+                    mode: m.mode() & 0o7777,
+                }
+                .into());
             }
             // The stack user's compose reads the override below it.
             let by_group = m.gid() == gid && m.mode() & 0o010 != 0;
             if m.mode() & 0o001 == 0 && !by_group {
-                return Err(Error::Failed(format!(
-                    "{} (mode {:04o}) does not let the stack user through to its reach override; give it o+x",
-                    path.display(),
-                    m.mode() & 0o7777
-                )));
+                return Err(ReachError::NoWayThrough {
+                    path: path.to_path_buf(),
+                    mode: m.mode() & 0o7777,
+                }
+                .into());
             }
             Ok(())
         }
-        Ok(_) => Err(Error::Failed(format!(
-            "{} is not a directory (a link?); isolate never follows one",
-            path.display()
-        ))),
+        Ok(_) => Err(ReachError::NotADirectory {
+            path: path.to_path_buf(),
+        }
+        .into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir(path)
                 .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
@@ -54,17 +55,21 @@ pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
     if !step.new_ports.is_empty() {
         let at = root.at(&super::ports_record_path());
         let mut record: PortRecord = match std::fs::read(&at) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| Error::Failed(format!("{} is not isolate's: {e}", at.display())))?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| ReachError::NotIsolates {
+                path: at.clone(),
+                source,
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => PortRecord::default(),
             Err(e) => return Err(Error::io(format!("reading {}", at.display()), e)),
         };
         for (t, p) in &step.new_ports {
             if let Some(other) = record.ports.iter().find(|(k, v)| *v == p && *k != t) {
-                return Err(Error::Failed(format!(
-                    "host port {p} for {t} was given to {} since the plan; plan again",
-                    other.0
-                )));
+                return Err(ReachError::PortTaken {
+                    port: *p,
+                    target: t.clone(),
+                    other: other.0.clone(),
+                }
+                .into());
             }
             if !record.ports.contains_key(t) {
                 record.ports.insert(t.clone(), *p);
@@ -73,17 +78,17 @@ pub fn run(root: &Root, step: &ReachStep) -> Result<Outcome> {
         }
         if changed {
             let bytes = serde_json::to_vec_pretty(&record)
-                .map_err(|e| Error::Failed(format!("serializing the port record: {e}")))?;
+                .map_err(|source| ReachError::Serialize { source })?;
             crate::host::files::write_atomic(&at, &bytes, 0o644)?;
         }
     }
     let file = root.at(&step.path);
-    let stack_dir = file
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{} has no parent", step.path.display())))?;
-    let stacks_dir = stack_dir
-        .parent()
-        .ok_or_else(|| Error::Failed(format!("{} has no parent", stack_dir.display())))?;
+    let stack_dir = file.parent().ok_or_else(|| ReachError::NoParent {
+        path: step.path.clone(),
+    })?;
+    let stacks_dir = stack_dir.parent().ok_or_else(|| ReachError::NoParent {
+        path: stack_dir.to_path_buf(),
+    })?;
     own_dir(&root.state_dir(), step.gid)?;
     own_dir(stacks_dir, step.gid)?;
     own_dir(stack_dir, step.gid)?;

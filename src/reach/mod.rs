@@ -7,79 +7,22 @@
 //! reaching services get host-loopback access and the target's name.
 pub mod apply;
 pub mod audit;
+pub mod error;
 pub mod plan;
 
+pub use crate::policy::reach::Reach;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// One `reaches` entry: the stack reaches `service` of `stack` on container port `port`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Reach {
-    pub stack: String,
-    pub service: String,
-    pub port: u16,
-}
-
-impl Reach {
-    /// `stack:service:port`, the port 1..=65535.
-    pub fn parse(s: &str) -> Result<Reach, String> {
-        let parts: Vec<&str> = s.split(':').collect();
-        let [stack, service, port] = parts.as_slice() else {
-            return Err(format!(
-                "{s:?}: expected `stack:service:port` (the stack reached, its compose service, the container port)"
-            ));
-        };
-        if stack.is_empty() || service.is_empty() {
-            return Err(format!(
-                "{s:?}: the stack and the service must not be empty"
-            ));
-        }
-        if !service
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(format!(
-                "{s:?}: service {service:?} is not a compose service name (letters, digits, `-`, `_`, `.`)"
-            ));
-        }
-        let port = match port.parse::<u16>() {
-            Ok(p) if p > 0 => p,
-            _ => {
-                return Err(format!(
-                    "{s:?}: port {port:?} is not a TCP port (1 to 65535)"
-                ))
-            }
-        };
-        Ok(Reach {
-            stack: stack.to_string(),
-            service: service.to_string(),
-            port,
-        })
-    }
-}
-
-impl fmt::Display for Reach {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.stack, self.service, self.port)
-    }
-}
 
 /// The containers.conf drop-in of a reaching stack, below its user's home.
 pub fn conf_path(home: &Path) -> PathBuf {
     home.join(".config/containers/containers.conf.d/isolate-reaches.conf")
 }
 
-/// The override file of a stack (root-owned; the stack user reads it).
-pub const OVERRIDE_FILE: &str = "reaches.compose.yaml";
-
-pub fn override_path(stack: &str) -> PathBuf {
-    Path::new(crate::layout::STATE_DIR)
-        .join("stacks")
-        .join(stack)
-        .join(OVERRIDE_FILE)
-}
+pub use crate::layout::{
+    reach_override_path as override_path, REACH_OVERRIDE_FILE as OVERRIDE_FILE,
+};
 
 /// The host ports given to reached targets, kept for ever (a port once given is never given
 /// to another target, even after its `reaches` entry is gone).
@@ -375,7 +318,3 @@ mod tests {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod plan_tests;

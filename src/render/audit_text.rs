@@ -1,7 +1,7 @@
 //! The audit as text for a terminal: per path its owners, the access matrix beside the
 //! policy, then the findings. Every name printed goes through `escape`, the one escaper.
-use super::escape;
 use crate::audit::model::{Owner, OwnerRow, PathKind, Report};
+use crate::model::escape;
 use std::fmt::Write;
 
 /// How many owner rows per id kind a path shows (JSON has them all).

@@ -2,8 +2,8 @@
 //! `--format` — readable text (`text`) or JSON with a stable shape (serde); `audit` also
 //! speaks Prometheus text exposition (`prometheus`) for node_exporter's textfile collector.
 pub mod audit_text;
-pub use isolate_model::escape;
 pub mod plan_json;
+pub mod plan_preview;
 pub mod prometheus;
 pub mod text;
 

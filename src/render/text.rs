@@ -1,8 +1,9 @@
 //! The text form of each command's output: plan lines, apply and rollback reports, status and
 //! id translations.
-use super::{escape, Render};
+use super::Render;
 use crate::apply::{Outcome, Report, RollbackReport};
 use crate::idmap::{HostIdOwner, ToHost};
+use crate::model::escape;
 use crate::plan::{Plan, Step};
 use crate::status::Status;
 use std::io::{Result, Write};

@@ -4,7 +4,8 @@
 //! the listing.
 use crate::host::podman::http::{self, HttpError, HttpErrorKind};
 use crate::layout::Root;
-use crate::render::{escape, Render};
+use crate::model::escape;
+use crate::render::Render;
 use crate::state::State;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::host::accounts::etc::{byte_lines, name_of, read_optional};
 use crate::layout::Root;
-use crate::render::escape;
+use crate::model::escape;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -367,17 +367,6 @@ fn nixos(root: &Root) -> bool {
     root.join("etc/NIXOS").exists()
 }
 
-/// isolate's own account names: every recorded stack user (and its group of the same name)
-/// and the shared group.
-pub fn own_names(state: &crate::state::State, shared_group: Option<&str>) -> BTreeSet<String> {
-    state
-        .stacks
-        .values()
-        .map(|r| r.allocation.user.clone())
-        .chain(shared_group.map(str::to_string))
-        .collect()
-}
-
 /// Finishes what an interrupted earlier run left half done in isolate's own accounts, or
 /// refuses (exit 2, nothing changed) when one of them is wrong in a way no interrupted run
 /// leaves. Returns one line per repair made.
@@ -416,10 +405,7 @@ pub fn repair_or_refuse(
             .map(|f| f.to_string())
             .collect();
         if !left.is_empty() {
-            return Err(Error::Failed(format!(
-                "the account files are still inconsistent after repair:\n{}",
-                left.join("\n")
-            )));
+            return Err(Error::host(StillInconsistent { left }));
         }
     }
     Ok(done)
@@ -427,16 +413,23 @@ pub fn repair_or_refuse(
 
 /// What is wrong with isolate's own accounts after apply's account steps (empty when
 /// shadow's tools left everything consistent), for apply to report as a failure.
-pub fn own_problems(root: &Root, shared_group: &str) -> Result<Vec<String>> {
+pub fn own_problems(root: &Root, own: &BTreeSet<String>) -> Result<Vec<String>> {
     if nixos(root) {
         return Ok(Vec::new());
     }
-    let own = own_names(&crate::state::State::read(root)?, Some(shared_group));
-    Ok(check(root, &own)?
+    Ok(check(root, own)?
         .into_iter()
         .filter(|f| f.own)
         .map(|f| f.to_string())
         .collect())
+}
+
+/// Repairs were made, and the account files still show problems of isolate's own accounts.
+#[derive(Debug, thiserror::Error)]
+#[error("the account files are still inconsistent after repair:\n{}", left.join("\n"))]
+pub struct StillInconsistent {
+    /// Each problem as pwck/grpck would report it.
+    pub left: Vec<String>,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! Reading never changes anything.
 use crate::error::{Error, Result};
 use crate::ids::SubidRange;
-use crate::render::escape;
+use crate::model::escape;
 use std::fs;
 use std::path::{Path, PathBuf};
 

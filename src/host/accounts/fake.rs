@@ -69,7 +69,7 @@ impl RecordingAccounts {
             .unwrap_or_else(|e| e.into_inner())
             .push(call);
         if fail {
-            return Err(Error::Failed(format!("injected failure: {shown}")));
+            return Err(Error::host(Injected { shown }));
         }
         Ok(())
     }
@@ -113,4 +113,11 @@ impl AccountTools for RecordingAccounts {
             subgid,
         })
     }
+}
+
+/// The error an injected failure returns: the call, as shown.
+#[derive(Debug, thiserror::Error)]
+#[error("injected failure: {shown}")]
+pub struct Injected {
+    pub shown: String,
 }

@@ -47,6 +47,13 @@ pub enum HttpErrorKind {
     Json(#[source] serde_json::Error),
 }
 
+/// The core error keeps a podman request's failure as its source.
+impl From<HttpError> for crate::error::Error {
+    fn from(e: HttpError) -> Self {
+        crate::error::Error::host(e)
+    }
+}
+
 impl HttpError {
     pub fn new(socket: &Path, path: &str, kind: HttpErrorKind) -> Self {
         HttpError {

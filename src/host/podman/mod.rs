@@ -1,13 +1,28 @@
 //! The libpod API of a user's podman socket: `GET /_ping` and which running containers mount
-//! what. Requests go through the small HTTP client in `http`.
+//! what (here), images, volumes and copies (`store`). Requests go through the small HTTP client
+//! in `http`; `PodmanPort` (port.rs) is the port, `fake` the recording one.
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 pub mod http;
+pub mod port;
 pub mod store;
+
+pub use port::{ApiSockets, PodmanPort};
 
 use crate::error::Result;
 use http::{HttpError, HttpErrorKind};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where podman keeps a rootless user's named volumes, below the user's home, when the user's
+/// `storage.conf` (graphroot) and `containers.conf` (volume_path) do not move it.
+pub const STORE_BELOW_HOME: &str = ".local/share/containers/storage/volumes";
+
+/// Volume `name`'s data directory in the store of the user whose home is `home`.
+pub fn volume_data_path(home: &Path, name: &str) -> PathBuf {
+    home.join(STORE_BELOW_HOME).join(name).join("_data")
+}
 
 /// Ok when `GET /_ping` answers 200 with body `OK` within `timeout`.
 /// The first request after boot starts `podman system service` (socket activation): allow seconds.
@@ -186,7 +201,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("podman.sock");
         let err = ping(&path, SECS).unwrap_err();
-        assert!(matches!(err, crate::error::Error::Podman(_)));
+        assert!(matches!(&err, crate::error::Error::Host(e) if e.is::<http::HttpError>()));
         let err = err.to_string();
         assert!(err.contains("no such socket"), "{err}");
         assert!(err.contains(&path.display().to_string()), "{err}");

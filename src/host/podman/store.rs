@@ -8,8 +8,44 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Why a store answered with something isolate cannot use, or a copy broke off. The socket
+/// and the request are kept; the cause is the source.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The answer's JSON is not the object asked for (`what`: "an image", "a container list").
+    #[error("podman socket {}: GET {path}: answer is not {what}: {source}", socket.display())]
+    NotA {
+        socket: PathBuf,
+        path: String,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("podman socket {}: {what}: answer is not what libpod sends: {source}", socket.display())]
+    Json {
+        socket: PathBuf,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A step of streaming an image from one store into another failed.
+    #[error("podman socket {}: {what}: {source}", socket.display())]
+    Copy {
+        socket: PathBuf,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::host(e)
+    }
+}
 
 fn unexpected(socket: &Path, method: &'static str, path: &str, response: &Response) -> Error {
     HttpError::status(socket, path, response).of(method).into()
@@ -42,12 +78,13 @@ pub fn image_id(socket: &Path, name: &str, timeout: Duration) -> Result<Option<S
     let response = get(socket, &path, timeout)?;
     match response.status {
         200 => {
-            let i: Inspected = serde_json::from_slice(&response.body).map_err(|e| {
-                Error::Failed(format!(
-                    "podman socket {}: GET {path}: answer is not an image: {e}",
-                    socket.display()
-                ))
-            })?;
+            let i: Inspected =
+                serde_json::from_slice(&response.body).map_err(|source| StoreError::NotA {
+                    socket: socket.to_path_buf(),
+                    path: path.clone(),
+                    what: "an image",
+                    source,
+                })?;
             Ok(Some(i.id))
         }
         404 => Ok(None),
@@ -102,12 +139,13 @@ pub fn project_containers(
         if response.status != 200 {
             return Err(unexpected(socket, "GET", &path, &response));
         }
-        let listed: Vec<Listed> = serde_json::from_slice(&response.body).map_err(|e| {
-            Error::Failed(format!(
-                "podman socket {}: GET {path}: answer is not a container list: {e}",
-                socket.display()
-            ))
-        })?;
+        let listed: Vec<Listed> =
+            serde_json::from_slice(&response.body).map_err(|source| StoreError::NotA {
+                socket: socket.to_path_buf(),
+                path: path.clone(),
+                what: "a container list",
+                source,
+            })?;
         for c in listed {
             // The filter is the server's; the label is checked again here.
             let labelled = c
@@ -148,11 +186,13 @@ pub struct VolumeInfo {
 }
 
 fn json_of<T: serde::de::DeserializeOwned>(socket: &Path, what: &str, body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| {
-        Error::Failed(format!(
-            "podman socket {}: {what}: answer is not what libpod sends: {e}",
-            socket.display()
-        ))
+    serde_json::from_slice(body).map_err(|source| {
+        StoreError::Json {
+            socket: socket.to_path_buf(),
+            what: what.to_string(),
+            source,
+        }
+        .into()
     })
 }
 
@@ -364,8 +404,13 @@ pub fn copy_image(from: &Path, to: &Path, name: &str, idle: Duration) -> Result<
         encode(name, true)
     );
     let load = "/v4.0.0/libpod/images/load";
-    let fail = |socket: &Path, what: &str, e: &dyn std::fmt::Display| {
-        Error::Failed(format!("podman socket {}: {what}: {e}", socket.display()))
+    let fail = |socket: &Path, what: &str, e: &dyn std::fmt::Display| -> Error {
+        StoreError::Copy {
+            socket: socket.to_path_buf(),
+            what: what.to_string(),
+            source: e.to_string().into(),
+        }
+        .into()
     };
     let open = |socket: &Path| -> Result<UnixStream> {
         let s = connect_unix(socket, idle).map_err(|e| fail(socket, "connect", &e))?;

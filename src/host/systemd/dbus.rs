@@ -1,6 +1,7 @@
 //! The D-Bus side of systemd: ROOT/run/dbus/system_bus_socket for logind and the system
 //! manager, ROOT/run/user/UID/systemd/private (peer to peer, through the sender relay) for a
 //! user's own manager.
+use super::error::{dbus, SystemdError};
 use super::rt::{sleep, within};
 use super::{relay, UnitFacts, UserFacts, BUS_CALL_TIMEOUT, LAST_LOOK, POLL_INTERVAL};
 use crate::error::{Error, Result};
@@ -19,6 +20,11 @@ pub struct DbusSystemd {
 }
 
 impl DbusSystemd {
+    /// The root this manager connection works on (its journal is read there too).
+    pub fn root(&self) -> &Root {
+        &self.root
+    }
+
     pub fn new(root: &Root) -> Self {
         DbusSystemd {
             root: root.clone(),
@@ -43,7 +49,7 @@ impl DbusSystemd {
             .build();
         within(self.call_timeout, build)
             .await
-            .map_err(|e| Error::dbus(format!("system bus {}", path.display()), e))
+            .map_err(|e| dbus(format!("system bus {}", path.display()), e))
     }
 
     async fn user_manager(&self, uid: u32) -> Result<zbus::Connection> {
@@ -58,7 +64,7 @@ impl DbusSystemd {
             .build();
         within(self.call_timeout, build)
             .await
-            .map_err(|e| Error::dbus(format!("manager of uid {uid} at {}", path.display()), e))
+            .map_err(|e| dbus(format!("manager of uid {uid} at {}", path.display()), e))
     }
 
     async fn set_linger(&self, uid: u32, enable: bool) -> Result<()> {
@@ -68,7 +74,7 @@ impl DbusSystemd {
             logind.set_user_linger(uid, enable, false).await
         };
         within(self.call_timeout, call).await.map_err(|e| {
-            Error::dbus(
+            dbus(
                 format!(
                     "logind SetUserLinger(uid {uid}, {enable}) on {}",
                     self.system_bus_socket().display()
@@ -155,7 +161,7 @@ impl DbusSystemd {
             };
             within(self.call_timeout, call)
                 .await
-                .map_err(|e| Error::dbus(format!("logind on {}", path.display()), e))
+                .map_err(|e| dbus(format!("logind on {}", path.display()), e))
         })
         .map(|_| ())
         .map_err(|e| {
@@ -174,7 +180,7 @@ impl DbusSystemd {
                 let service = user_service(uid);
                 let state = within(self.call_timeout, unit_active_state(&conn, &service))
                     .await
-                    .map_err(|e| Error::dbus(format!("system manager: {service}"), e))?;
+                    .map_err(|e| dbus(format!("system manager: {service}"), e))?;
                 Some(state)
             } else {
                 None
@@ -192,7 +198,7 @@ impl DbusSystemd {
                     let conn = self.user_manager(uid).await?;
                     let facts = within(self.call_timeout, unit_facts(&conn, unit))
                         .await
-                        .map_err(|e| Error::dbus(format!("manager of uid {uid}: {unit}"), e))?;
+                        .map_err(|e| dbus(format!("manager of uid {uid}: {unit}"), e))?;
                     Some(facts)
                 }
             };
@@ -238,9 +244,11 @@ impl DbusSystemd {
                     Err(e) => format!("(could not ask: {e})"),
                 };
                 if failed_for.still_failed(&last_state) {
-                    return Err(Error::Failed(format!(
-                        "{service} failed while waiting for uid {uid}'s manager (see journalctl -u {service})"
-                    )));
+                    return Err(SystemdError::ManagerFailed {
+                        service: service.clone(),
+                        uid,
+                    }
+                    .into());
                 }
                 if last_state == "active" {
                     let left = deadline
@@ -250,10 +258,10 @@ impl DbusSystemd {
                         let conn = self.user_manager(uid).await?;
                         let manager = manager_proxy(&conn)
                             .await
-                            .map_err(|e| Error::dbus("manager proxy", e))?;
+                            .map_err(|e| dbus("manager proxy", e))?;
                         within(left, manager.version())
                             .await
-                            .map_err(|e| Error::dbus("Version", e))
+                            .map_err(|e| dbus("Version", e))
                     };
                     match ping.await {
                         Ok(_) => return Ok(()),
@@ -261,11 +269,14 @@ impl DbusSystemd {
                     }
                 }
                 if Instant::now() >= deadline {
-                    return Err(Error::Failed(format!(
-                        "timed out after {timeout:?} waiting for {service} to be active and {} to answer: \
-                         last ActiveState {last_state:?}, private socket: {last_private}",
-                        private.display()
-                    )));
+                    return Err(SystemdError::ManagerTimeout {
+                        timeout,
+                        service: service.clone(),
+                        private: private.display().to_string(),
+                        last_state,
+                        last_private,
+                    }
+                    .into());
                 }
                 sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now()))).await;
             }
@@ -310,9 +321,8 @@ impl DbusSystemd {
         timeout: Duration,
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let failed = |what: &str, e: zbus::Error| {
-            Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
-        };
+        let failed =
+            |what: &str, e: zbus::Error| dbus(format!("manager of uid {uid}: {what} {unit}"), e);
         zbus::block_on(async {
             let conn = self.user_manager(uid).await?;
             let manager = manager_proxy(&conn)
@@ -344,9 +354,13 @@ impl DbusSystemd {
                         break;
                     }
                     if Instant::now() >= deadline {
-                        return Err(Error::Failed(format!(
-                            "manager of uid {uid}: timed out after {timeout:?} waiting for {unit} to stop: ActiveState {state:?}"
-                        )));
+                        return Err(SystemdError::StopTimeout {
+                            uid,
+                            unit: unit.to_string(),
+                            timeout,
+                            state,
+                        }
+                        .into());
                     }
                     sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))
                         .await;
@@ -365,9 +379,8 @@ impl DbusSystemd {
 
     fn user_unit_up(&self, uid: u32, unit: &str, timeout: Duration, how: UnitUp) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let failed = |what: &str, e: zbus::Error| {
-            Error::dbus(format!("manager of uid {uid}: {what} {unit}"), e)
-        };
+        let failed =
+            |what: &str, e: zbus::Error| dbus(format!("manager of uid {uid}: {what} {unit}"), e);
         zbus::block_on(async {
             let conn = self.user_manager(uid).await?;
             let manager = manager_proxy(&conn)
@@ -422,14 +435,20 @@ impl DbusSystemd {
                 match state.as_str() {
                     "active" => return Ok(()),
                     _ if failed_for.still_failed(&state) => {
-                        return Err(Error::Failed(format!(
-                            "manager of uid {uid}: {unit} failed to start (see journalctl --user-unit {unit} _UID={uid})"
-                        )))
+                        return Err(SystemdError::UnitFailed {
+                            uid,
+                            unit: unit.to_string(),
+                        }
+                        .into())
                     }
                     _ if Instant::now() >= deadline => {
-                        return Err(Error::Failed(format!(
-                            "manager of uid {uid}: timed out after {timeout:?} waiting for {unit} to be active: ActiveState {state:?}"
-                        )))
+                        return Err(SystemdError::StartTimeout {
+                            uid,
+                            unit: unit.to_string(),
+                            timeout,
+                            state,
+                        }
+                        .into())
                     }
                     _ => {
                         sleep(POLL_INTERVAL.min(deadline.saturating_duration_since(Instant::now())))

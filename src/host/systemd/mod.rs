@@ -1,11 +1,17 @@
 //! systemd as isolate needs it: logind linger and each stack user's own manager, over D-Bus
-//! (zbus, no systemctl). `DbusSystemd` is the one implementation; observe and apply reach it
-//! through the session adapter (`host::session`).
+//! (zbus, no systemctl). `SystemdPort` is the port, `DbusSystemd` the real one, `fake` the
+//! recording one; consumers reach it through `host::session::Session`.
 mod dbus;
+pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+pub mod port;
 mod relay;
 mod rt;
 
 pub use dbus::DbusSystemd;
+pub use error::SystemdError;
+pub use port::SystemdPort;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

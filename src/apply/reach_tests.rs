@@ -1,6 +1,5 @@
 //! `reaches` in plan and apply over hand-built facts: the override's content in the diff, the
 //! unit's extra `-f`, the warning on an undeclared shared network, the recorded ports.
-use super::plan::{ReachFacts, ReachStep};
 use crate::handoff::compose::{ComposeFacts, ComposeService};
 use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
 use crate::host::accounts::Accounts;
@@ -8,6 +7,7 @@ use crate::layout::Root;
 use crate::observe::Observed;
 use crate::plan::{plan, NoteKind, Options, Step};
 use crate::policy::Policy;
+use crate::reach::plan::{ReachFacts, ReachStep};
 use std::path::Path;
 
 const POLICY: &str = "legacy_owner = \"alice\"\n\
@@ -120,7 +120,7 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
     let root = Root::new(d.path());
     let step = reach_step(&proxy).clone();
     assert_eq!(
-        super::apply::run(&root, &step).unwrap(),
+        crate::reach::apply::run(&root, &step).unwrap(),
         crate::apply::Outcome::Done
     );
     use std::os::unix::fs::MetadataExt;
@@ -129,7 +129,7 @@ fn plan_shows_each_side_of_the_override_and_warns_about_what_is_undeclared() {
     assert_eq!((m.uid(), m.gid()), (c.uid, c.gid));
     assert_eq!(std::fs::metadata(root.at(&step.path)).unwrap().uid(), 0);
     assert_eq!(
-        super::apply::run(&root, &step).unwrap(),
+        crate::reach::apply::run(&root, &step).unwrap(),
         crate::apply::Outcome::AlreadyPresent
     );
     // The compose unit runs isolate's copy of the compose file with the override as one more -f.
@@ -157,7 +157,7 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     let mut o = observed();
     let step = reach_step(&plan(&p, &o, &opts("backend")).unwrap()).clone();
     assert_eq!(
-        super::apply::run(&root, &step).unwrap(),
+        crate::reach::apply::run(&root, &step).unwrap(),
         crate::apply::Outcome::Done
     );
     let file = root.at(&step.path);
@@ -165,7 +165,7 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     let m = std::fs::metadata(&file).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o644));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), step.text);
-    let facts: ReachFacts = super::plan::observe(&root, &p, &Default::default()).unwrap();
+    let facts: ReachFacts = crate::reach::plan::observe(&root, &p, &Default::default()).unwrap();
     assert_eq!(facts.record.ports["backend:backend:8080"], 8080);
     o.reach.record = facts.record;
     o.reach.overrides = facts.overrides;
@@ -178,7 +178,9 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     // A link in isolate's directory is refused, never followed.
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink("/tmp", file.parent().unwrap()).unwrap();
-    let err = super::apply::run(&root, &step).unwrap_err().to_string();
+    let err = crate::reach::apply::run(&root, &step)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a directory (a link?)"), "{err}");
 }
 

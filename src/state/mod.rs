@@ -1,6 +1,8 @@
 //! isolate's own record of what it allocated and migrated (ROOT/var/lib/isolate/state.json),
 //! and the lock that keeps two runs from interleaving. Allocations recorded here are never
 //! changed, removed or handed to another stack.
+pub mod handoff;
+
 use crate::error::{Error, Result};
 use crate::host::files::write_atomic;
 use crate::ids::{IdMaps, Mapping, SubidRange};
@@ -90,7 +92,7 @@ pub struct State {
     pub stacks: BTreeMap<String, StackRecord>,
     /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub handoff: BTreeMap<String, crate::handoff::HandoffRecord>,
+    pub handoff: BTreeMap<String, handoff::HandoffRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_group: Option<GroupRecord>,
 }
@@ -136,6 +138,16 @@ impl State {
         let mut text = serde_json::to_string_pretty(self).expect("state serialises");
         text.push('\n');
         write_atomic(&root.state_file(), text.as_bytes(), 0o600)
+    }
+
+    /// isolate's own account names: every recorded stack user (and its group of the same name)
+    /// and the shared group.
+    pub fn own_names(&self, shared_group: Option<&str>) -> std::collections::BTreeSet<String> {
+        self.stacks
+            .values()
+            .map(|r| r.allocation.user.clone())
+            .chain(shared_group.map(str::to_string))
+            .collect()
     }
 
     /// Every subordinate range ever recorded, for any stack.

@@ -1,18 +1,29 @@
-//! The hand-off sub-planner: pure, from the policy and the observed facts to the steps that
+//! The hand-off's planner: pure, from the policy and the observed facts to the steps that
 //! hand a stack its env files, images and named volumes, and the notes on what is already
 //! right, what is left behind and what is worth knowing.
-use super::{Draft, Note, NoteKind, Options, Plan, StackCtx, Step};
-use crate::handoff::copies::{self, CopyStep};
-use crate::handoff::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
-use crate::handoff::service::ProjectRuns;
-use crate::handoff::volumes::VolumePhase;
-use crate::handoff::HandoffStep;
-use crate::observe::Observed;
+use super::copies::{self, CopyStep};
+use super::env_files::{self, EnvFileFacts, FileOwner, ENV_FILE_MODE};
+use super::service::ProjectRuns;
+use super::volumes::VolumePhase;
+use super::{HandoffStep, StackFacts};
+use crate::alloc::FIRST_USER_JOURNAL_UID;
+use crate::host::accounts::Accounts;
+use crate::model::{Note, NoteKind, Planned, Selection as Options};
 use crate::policy::{Policy, StackPolicy};
-use crate::state::Allocation;
+use crate::state::{Allocation, State};
+use std::collections::BTreeMap;
+
+/// What the hand-off's planner reads of the observed host.
+pub struct Seen<'a> {
+    pub accounts: &'a Accounts,
+    pub state: &'a State,
+    pub handoff: &'a BTreeMap<String, StackFacts>,
+}
+
+type Plan = Planned<HandoffStep>;
 
 /// Every other stack user that exists on the host: who must not read this stack's secrets.
-fn other_stack_users<'a>(policy: &Policy, obs: &'a Observed, me: &str) -> Vec<(&'a str, u32)> {
+fn other_stack_users<'a>(policy: &Policy, obs: &'a Seen<'a>, me: &str) -> Vec<(&'a str, u32)> {
     let mut names: Vec<String> = policy
         .stacks
         .keys()
@@ -31,9 +42,15 @@ fn other_stack_users<'a>(policy: &Policy, obs: &'a Observed, me: &str) -> Vec<(&
 
 /// Appends the stack's hand-off steps and notes; refusals (bad input, nothing changed) go to
 /// the draft's refusals.
-pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
-    let (policy, s, a, obs, opts) = (ctx.policy, ctx.stack, ctx.allocation, ctx.obs, ctx.opts);
-    let (out, refusals) = (&mut draft.plan, &mut draft.refusals);
+pub fn plan_stack(
+    out: &mut Plan,
+    refusals: &mut Vec<String>,
+    policy: &Policy,
+    s: &StackPolicy,
+    a: &Allocation,
+    obs: &Seen<'_>,
+    opts: &Options,
+) {
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);
@@ -50,17 +67,13 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     }
 }
 
-/// journald writes the logs of uids from here up (non-system users) into per-user journals
-/// their users can read; below, into the system journal (systemd's SYSTEM_UID_MAX is 999).
-pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
-
 /// The compose service: written, enabled and started unless its unit is already exactly
 /// what isolate renders, enabled and active, and the project's containers run (a oneshot
 /// unit stays active when compose exits 0 with every container failed).
 fn plan_service(
     s: &StackPolicy,
     a: &Allocation,
-    obs: &Observed,
+    obs: &Seen<'_>,
     opts: &Options,
     out: &mut Plan,
     refusals: &mut Vec<String>,
@@ -69,7 +82,7 @@ fn plan_service(
         return;
     }
     let project = s.handoff.project_of(&s.name);
-    let unit = crate::handoff::service::unit_name(&project);
+    let unit = super::service::unit_name(&project);
     if !opts.systemd {
         out.notes.push(note(
             s,
@@ -78,8 +91,8 @@ fn plan_service(
         ));
         return;
     }
-    let text = crate::handoff::service::render_unit(s, a);
-    let home = crate::handoff::service::home_of(&obs.accounts, a);
+    let text = super::service::render_unit(s, a);
+    let home = super::service::home_of(obs.accounts, a);
     let facts = obs
         .handoff
         .get(&s.name)
@@ -111,25 +124,25 @@ fn plan_service(
         )),
         _ => {}
     }
-    out.steps.push(Step::Handoff(HandoffStep::InstallService {
+    out.steps.push(HandoffStep::InstallService {
         stack: s.name.clone(),
         user: a.user.clone(),
         uid: a.uid,
         gid: a.gid,
         project,
         unit,
-        path: crate::handoff::service::unit_path(&home, &s.handoff.project_of(&s.name)),
+        path: super::service::unit_path(&home, &s.handoff.project_of(&s.name)),
         home,
         text,
         copies,
-    }));
+    });
 }
 
 /// The copies the service runs, and whether each already holds what its original says; a
 /// changed original is a `!` note with the change (None: refused, see `refusals`).
 fn plan_copies(
     s: &StackPolicy,
-    facts: &crate::handoff::ServiceFacts,
+    facts: &super::ServiceFacts,
     out: &mut Plan,
     refusals: &mut Vec<String>,
 ) -> Option<(Vec<CopyStep>, bool)> {
@@ -187,7 +200,7 @@ fn plan_env_files(
     policy: &Policy,
     s: &StackPolicy,
     a: &Allocation,
-    obs: &Observed,
+    obs: &Seen<'_>,
     out: &mut Plan,
     refusals: &mut Vec<String>,
 ) {
@@ -256,7 +269,7 @@ fn plan_env_files(
                         ),
                     ));
                 }
-                let readers = env_files::readers(f, &obs.accounts, &others);
+                let readers = env_files::readers(f, obs.accounts, &others);
                 if !readers.is_empty() {
                     out.notes.push(note(
                         NoteKind::Warning,
@@ -271,7 +284,7 @@ fn plan_env_files(
                         ),
                     ));
                 }
-                out.steps.push(Step::Handoff(HandoffStep::EnvFile {
+                out.steps.push(HandoffStep::EnvFile {
                     stack: s.name.clone(),
                     user: a.user.clone(),
                     path: path.clone(),
@@ -282,7 +295,7 @@ fn plan_env_files(
                         gid: a.gid,
                         mode: ENV_FILE_MODE,
                     },
-                }));
+                });
             }
         }
     }
@@ -294,7 +307,7 @@ fn plan_images(
     policy: &Policy,
     s: &StackPolicy,
     a: &Allocation,
-    obs: &Observed,
+    obs: &Seen<'_>,
     opts: &Options,
     out: &mut Plan,
     refusals: &mut Vec<String>,
@@ -312,7 +325,7 @@ fn plan_images(
         .as_ref()
         .map(|l| l.containers.as_slice())
         .unwrap_or_default();
-    let images = crate::handoff::wanted_images(s, &facts.compose, containers);
+    let images = super::wanted_images(s, &facts.compose, containers);
     if images.is_empty() {
         return;
     }
@@ -366,14 +379,14 @@ fn plan_images(
                     s.name, legacy.name, a.user
                 ),
             )),
-            _ => out.steps.push(Step::Handoff(HandoffStep::CopyImage {
+            _ => out.steps.push(HandoffStep::CopyImage {
                 stack: s.name.clone(),
                 image,
                 from_user: legacy.name.clone(),
                 from_uid: legacy.uid,
                 to_user: a.user.clone(),
                 to_uid: a.uid,
-            })),
+            }),
         }
     }
     if !containers.is_empty() {
@@ -405,12 +418,12 @@ fn plan_volumes(
     policy: &Policy,
     s: &StackPolicy,
     a: &Allocation,
-    obs: &Observed,
+    obs: &Seen<'_>,
     opts: &Options,
     out: &mut Plan,
     refusals: &mut Vec<String>,
 ) {
-    let recorded: Vec<&crate::handoff::volumes::VolumeRecord> = obs
+    let recorded: Vec<&super::volumes::VolumeRecord> = obs
         .state
         .handoff
         .get(&s.name)
@@ -468,7 +481,7 @@ fn plan_volumes(
                 v.name,
                 v.holders.join(", ")
             ));
-            continue;
+            // The move stays in the preview; apply refuses it while they run.
         }
         if rec.is_none() && v.stack_data {
             refusals.push(format!(
@@ -480,11 +493,8 @@ fn plan_volumes(
         let (Some(legacy), Some(from)) = (legacy, v.legacy.as_ref()) else {
             continue;
         };
-        let to_path = crate::handoff::volumes::data_path(
-            &crate::handoff::service::home_of(&obs.accounts, a),
-            &v.name,
-        );
-        let Some(legacy_maps) = super::data::legacy_maps(policy, &obs.accounts) else {
+        let to_path = super::volumes::data_path(&super::service::home_of(obs.accounts, a), &v.name);
+        let Some(legacy_maps) = crate::alloc::legacy_maps(policy, obs.accounts) else {
             continue;
         };
         let to = a.maps();
@@ -513,7 +523,7 @@ fn plan_volumes(
                 )
             }
         };
-        out.steps.push(Step::Handoff(HandoffStep::MoveVolume {
+        out.steps.push(HandoffStep::MoveVolume {
             stack: s.name.clone(),
             name: v.name.clone(),
             labels: v.labels.clone(),
@@ -528,6 +538,6 @@ fn plan_volumes(
             target_uid: a.uid,
             target_gid: a.gid,
             resume: rec.is_some(),
-        }));
+        });
     }
 }

@@ -1,7 +1,8 @@
 //! Where isolate's log records go: structured records to the journal when isolate runs
 //! unattended (a unit, a timer, a pipe), human-readable lines on stderr when a person watches.
-//! Records carry `ISOLATE_STACK=` and `ISOLATE_STEP=` in the journal (see [`step_span`]).
-use crate::plan::Step;
+//! What a command waits for is narrated to that person (`narrate`). Records carry `ISOLATE_STACK=` and `ISOLATE_STEP=` in the journal (see [`step_span`]).
+pub mod narrate;
+
 use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -135,65 +136,9 @@ pub fn init(verbosity: Verbosity) {
         .try_init();
 }
 
-/// The step's kind as `--json` names it (`create_user`, `migrate`, ...).
-pub fn step_kind(step: &Step) -> String {
-    serde_json::to_value(step)
-        .ok()
-        .and_then(|v| v.get("kind")?.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// The span every record about one step runs in: journal fields `ISOLATE_STACK` (empty for
-/// steps of no single stack) and `ISOLATE_STEP`.
-pub fn step_span(step: &Step) -> tracing::Span {
-    tracing::info_span!(
-        "step",
-        stack = step.stack().unwrap_or(""),
-        step = step_kind(step).as_str()
-    )
-}
-
 /// The span for records about one stack outside apply's steps (status, audit).
 pub fn stack_span(stack: &str) -> tracing::Span {
     tracing::info_span!("stack", stack)
-}
-
-/// An audit's records for the journal: one per stack (findings and inodes in its data) and
-/// one per finding, each in its stack's span (`ISOLATE_STACK`), with `ISOLATE_FINDING` and
-/// `ISOLATE_SEVERITY`. Info level: the report itself is the output.
-pub fn record_audit(report: &crate::audit::model::Report) {
-    for s in &report.stacks {
-        let findings = report
-            .findings
-            .iter()
-            .filter(|f| f.stack.as_deref() == Some(s.stack.as_str()))
-            .count();
-        let inodes: u64 = report
-            .paths
-            .iter()
-            .filter(|p| p.stack.as_deref() == Some(s.stack.as_str()))
-            .map(|p| p.inodes)
-            .sum();
-        stack_span(&s.stack).in_scope(|| {
-            tracing::info!(
-                findings,
-                inodes,
-                "audited: {findings} finding(s), {inodes} inodes in its data"
-            )
-        });
-    }
-    for f in &report.findings {
-        stack_span(f.stack.as_deref().unwrap_or("")).in_scope(|| {
-            tracing::info!(
-                finding = f.kind.name(),
-                severity = f.severity.name(),
-                path = f.path.as_deref().unwrap_or(""),
-                count = f.count,
-                "{}",
-                f.detail
-            )
-        });
-    }
 }
 
 #[cfg(test)]
@@ -238,15 +183,5 @@ mod tests {
         assert_eq!(v(9, false).level(LevelFilter::WARN), LevelFilter::TRACE);
         assert_eq!(v(0, false).level(LevelFilter::INFO), LevelFilter::INFO);
         assert_eq!(v(3, true).level(LevelFilter::INFO), LevelFilter::ERROR);
-    }
-
-    #[test]
-    fn step_kind_is_the_json_kind() {
-        let step = Step::EnableLinger {
-            stack: "immich".into(),
-            user: "stk-immich".into(),
-            uid: 800,
-        };
-        assert_eq!(step_kind(&step), "enable_linger");
     }
 }

@@ -1,11 +1,14 @@
 //! The hand-off's planning over hand-built facts and its image step over a recording fake:
 //! what is copied, what is already there, what the legacy store lacks, a load with the
 //! wrong ID, and the left-behind containers named with the command that removes them.
-use super::stores::FakeStores;
-use super::*;
 use crate::apply::Outcome;
+use crate::handoff::*;
 use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
 use crate::host::accounts::Accounts;
+use crate::host::podman::fake::FakePodman;
+use crate::host::podman::store::ProjectContainer;
+use crate::host::session::FakeSession;
+use crate::host::systemd::fake::SystemdCall;
 use crate::layout::Root;
 use crate::observe::Observed;
 use crate::plan::{plan, NoteKind, Options, Step};
@@ -137,13 +140,16 @@ fn copy_step(image: &str) -> HandoffStep {
 #[test]
 fn a_copy_is_proven_by_id_and_a_rerun_is_already_present() {
     let d = tempfile::tempdir().unwrap();
-    let stores = FakeStores::default().with_image(1000, "localhost/app", "sha256:aaa");
+    let stores = FakeSession {
+        podman: FakePodman::default().with_image(1000, "localhost/app", "sha256:aaa"),
+        ..FakeSession::default()
+    };
     let walker = crate::apply::Walker::new();
     let run = |i: &str| {
         apply::run(
             &Root::new(d.path()),
             &copy_step(i),
-            Some(&stores),
+            Some(&stores.session()),
             &walker,
             false,
         )
@@ -157,22 +163,25 @@ fn a_copy_is_proven_by_id_and_a_rerun_is_already_present() {
             detail: "alice has no image localhost/none in its podman store".into()
         }
     );
-    assert_eq!(stores.copies.lock().unwrap().len(), 1);
+    assert_eq!(stores.podman.copies.lock().unwrap().len(), 1);
 }
 
 #[test]
 fn a_load_that_yields_another_id_fails() {
     let d = tempfile::tempdir().unwrap();
-    let stores = FakeStores {
-        corrupt: true,
-        ..FakeStores::default()
-    }
-    .with_image(1000, "localhost/app", "sha256:aaa");
+    let stores = FakeSession {
+        podman: FakePodman {
+            corrupt: true,
+            ..FakePodman::default()
+        }
+        .with_image(1000, "localhost/app", "sha256:aaa"),
+        ..FakeSession::default()
+    };
     let walker = crate::apply::Walker::new();
     let e = apply::run(
         &Root::new(d.path()),
         &copy_step("localhost/app"),
-        Some(&stores),
+        Some(&stores.session()),
         &walker,
         false,
     )
@@ -243,16 +252,16 @@ fn the_service_is_planned_installed_proven_and_removed() {
     );
     s.write(&root).unwrap();
     std::fs::create_dir_all(d.path().join("var/lib/isolate/home/stk-app")).unwrap();
-    let mut stores = FakeStores::default();
+    let mut stores = FakeSession::default();
     let walker = crate::apply::Walker::new();
     // The unit starts, but nothing of the project runs: not proven.
-    let e = apply::run(&root, &step, Some(&stores), &walker, false).unwrap_err();
+    let e = apply::run(&root, &step, Some(&stores.session()), &walker, false).unwrap_err();
     assert!(
         e.to_string()
             .ends_with("but project app does not run as stk-app: it has no containers"),
         "{e}"
     );
-    stores.containers.insert(
+    stores.podman.containers.insert(
         1800,
         vec![ProjectContainer {
             state: "running".into(),
@@ -260,7 +269,7 @@ fn the_service_is_planned_installed_proven_and_removed() {
         }],
     );
     // Written and started by the first run; now proven.
-    let (o1, _) = apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+    let (o1, _) = apply::run(&root, &step, Some(&stores.session()), &walker, false).unwrap();
     assert_eq!(o1, Outcome::AlreadyPresent);
     let unit = d
         .path()
@@ -270,32 +279,32 @@ fn the_service_is_planned_installed_proven_and_removed() {
         .contains("ExecStart=podman-compose -p app -f /var/lib/isolate/stacks/app/files/srv/app/compose.yaml up -d\n"));
     // A changed unit file is written and the unit restarted.
     std::fs::write(&unit, "edited").unwrap();
-    let (o2, _) = apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+    let (o2, _) = apply::run(&root, &step, Some(&stores.session()), &walker, false).unwrap();
     assert_eq!(o2, Outcome::Done);
     assert!(std::fs::read_to_string(&unit)
         .unwrap()
         .starts_with("# Written by isolate"));
 
     // A refused rollback: paused (stopped and disabled, unit and record kept), then resumed.
-    let paused = apply::pause_service(&root, "app", Some(&stores))
+    let paused = apply::pause_service(&root, "app", Some(&stores.session()))
         .unwrap()
         .expect("the service is recorded");
-    assert!(!stores.units.lock().unwrap().last().unwrap().2);
+    assert!(!stores.systemd.units().last().unwrap().2);
     assert!(unit.exists());
     let recorded = crate::state::State::read(&root).unwrap();
     assert!(recorded.handoff["app"].service.is_some());
-    paused.resume(Some(&stores)).unwrap();
-    assert!(stores.units.lock().unwrap().last().unwrap().2);
+    paused.resume(Some(&stores.session())).unwrap();
+    assert!(stores.systemd.units().last().unwrap().2);
     assert!(unit.exists());
 
-    let line = apply::stop_service(&root, "app", Some(&stores)).unwrap();
+    let line = apply::stop_service(&root, "app", Some(&stores.session())).unwrap();
     assert_eq!(
         line.as_deref(),
         Some("service isolate-compose-app.service: stopped, disabled and removed (/var/lib/isolate/home/stk-app/.config/systemd/user/isolate-compose-app.service, and isolate's copies of its files)")
     );
     assert!(!unit.exists());
     assert!(!d.path().join("var/lib/isolate/stacks/app").exists());
-    assert!(!stores.units.lock().unwrap().last().unwrap().2);
+    assert!(!stores.systemd.units().last().unwrap().2);
     assert!(crate::state::State::read(&root).unwrap().handoff.is_empty());
 }
 
@@ -406,9 +415,17 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
         "services: {}\n",
     )
     .unwrap();
-    let mut stores = FakeStores::default();
-    stores.units.lock().unwrap().push((1800, unit.into(), true));
-    stores.containers.insert(
+    let mut stores = FakeSession::default();
+    stores
+        .systemd
+        .calls
+        .lock()
+        .unwrap()
+        .push(SystemdCall::ReloadEnableRestart {
+            uid: 1800,
+            unit: unit.into(),
+        });
+    stores.podman.containers.insert(
         1800,
         vec![ProjectContainer {
             state: "created".into(),
@@ -416,7 +433,8 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
         }],
     );
     let mut o = observed();
-    let facts = observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores)).unwrap();
+    let facts =
+        observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores.session())).unwrap();
     o.handoff.insert("app".into(), facts);
     let plan = plan(&p, &o, &opts()).unwrap();
     let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
@@ -446,7 +464,15 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
             ..HandoffRecord::default()
         },
     );
-    let lines = status::lines(&root, &p, &state, &o.accounts, "app", &a, Some(&stores));
+    let lines = status::lines(
+        &root,
+        &p,
+        &state,
+        &o.accounts,
+        "app",
+        &a,
+        Some(&stores.session()),
+    );
     assert!(
         lines
             .iter()
@@ -486,17 +512,18 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
         std::os::unix::fs::chown(conf.join(f), Some(1000), Some(1000)).unwrap();
     }
     std::os::unix::fs::chown(&conf, Some(1000), Some(1000)).unwrap();
-    let mut stores = FakeStores::default();
-    stores.containers.insert(
+    let mut stores = FakeSession::default();
+    stores.podman.containers.insert(
         1800,
         vec![ProjectContainer {
             state: "running".into(),
             ..container("app_web_1", "localhost/app:1")
         }],
     );
-    let planned = |stores: &FakeStores| {
+    let planned = |stores: &FakeSession| {
         let mut o = observed();
-        let facts = observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(stores)).unwrap();
+        let facts =
+            observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores.session())).unwrap();
         o.handoff.insert("app".into(), facts);
         plan(&p, &o, &opts()).unwrap()
     };
@@ -509,7 +536,7 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     let first = planned(&stores);
     let step = service_step(&first).expect("a service step");
     let walker = crate::apply::Walker::new();
-    apply::run(&root, &step, Some(&stores), &walker, false).unwrap();
+    apply::run(&root, &step, Some(&stores.session()), &walker, false).unwrap();
 
     let copies = d
         .path()
@@ -581,17 +608,17 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     );
     assert!(!copied.contains("/host"));
     // apply, run by root, is the approval: it copies the change and restarts the service.
-    let starts = stores.units.lock().unwrap().len();
+    let starts = stores.systemd.units().len();
     let (o, _) = apply::run(
         &root,
         &service_step(&second).unwrap(),
-        Some(&stores),
+        Some(&stores.session()),
         &walker,
         false,
     )
     .unwrap();
     assert_eq!(o, Outcome::Done);
-    assert_eq!(stores.units.lock().unwrap().len(), starts + 1);
+    assert_eq!(stores.systemd.units().len(), starts + 1);
     assert!(std::fs::read_to_string(copies.join("compose.yaml"))
         .unwrap()
         .contains("/:/host"));

@@ -1,137 +1,14 @@
-//! Moving a named volume's data directory from the legacy user's store to the stack user's:
-//! a rename on the same filesystem, else a copy (to a side directory, renamed into place once
-//! complete) and then removal of the original. Every state a kill -9 can leave is one a re-run
-//! finishes from; the state file says which direction the move was going.
-//!
-//! Both stores belong to their users, who can put a link, a mount or another directory anywhere
-//! in them, and whose API sockets answer whatever they like. So isolate computes where a store
-//! keeps a volume itself (podman's rootless default below the user's home, see [`data_path`]),
-//! reaches it through descriptors pinned beneath that home without following a link or crossing
-//! a mount, checks the owner and the identity (device, inode) of the directory it is about to
-//! move, and refuses anything else.
-use crate::error::{Error, Result};
-use crate::ids::IdMaps;
-use crate::layout::Root;
-use crate::migration::MigrateMode;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
-use rustix::io::Errno;
-use serde::{Deserialize, Serialize};
-use std::ffi::OsString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+//! A volume's data directory pinned beneath its user's home (`Place`): reached without
+//! following a link or crossing a mount, checked for owner and identity, its tree checked
+//! for inodes of anyone else, removed through its descriptor.
+use super::*;
 
-/// Where podman keeps a rootless user's named volumes, below the user's home, when the user's
-/// `storage.conf` (graphroot) and `containers.conf` (volume_path) do not move it. Those files
-/// are the user's to write, like the answers of her API socket: isolate takes a volume only
-/// from here, and refuses a volume a store reports anywhere else.
-pub const STORE_BELOW_HOME: &str = ".local/share/containers/storage/volumes";
-
-/// A volume name as podman accepts it (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`): one path component,
-/// never `.` or `..`.
-pub fn valid_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(c) if c.is_ascii_alphanumeric())
-        && bytes.all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-/// Volume `name`'s data directory in the store of the user whose home is `home`.
-pub fn data_path(home: &Path, name: &str) -> PathBuf {
-    home.join(STORE_BELOW_HOME).join(name).join("_data")
-}
-
-/// The home `data` is volume `name`'s data directory below, as [`data_path`] computes it
-/// (None: `data` is not such a path, e.g. a record written by an older isolate).
-pub fn home_of(data: &Path, name: &str) -> Option<PathBuf> {
-    let home = data
-        .ancestors()
-        .nth(Path::new(STORE_BELOW_HOME).components().count() + 2)?;
-    (valid_name(name) && data_path(home, name) == data).then(|| home.to_path_buf())
-}
-
-/// A directory's identity: what plan saw is what apply moves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DirId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl DirId {
-    fn of(st: &rustix::fs::Stat) -> DirId {
-        DirId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-        }
-    }
-}
-
-/// What stands at a volume's data directory in the legacy store.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub enum VolumeData {
-    /// No volume directory, or no `_data` in it: nothing to move.
-    Missing,
-    /// A real directory, not a mount point, owned by the store's user or her subordinate ids.
-    Dir(DirId),
-    /// Something isolate never moves, and why.
-    Refused(String),
-}
-
-/// Where a volume's hand-off stands (in the state file, written before each phase starts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VolumePhase {
-    /// The data is on its way from the legacy store to the staging directory.
-    Moving,
-    /// In staging; its owners are being shifted (the walk's journal records it).
-    Shifting,
-    /// Shifted; on its way into the stack's store.
-    Placing,
-    Done,
-    /// Rollback: on its way from the stack's store back to staging.
-    Unplacing,
-    /// Rollback: owners going back.
-    Unshifting,
-    /// Rollback: the data on its way back to the legacy store.
-    MovingBack,
-}
-
-/// One named volume handed to a stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VolumeRecord {
-    pub name: String,
-    /// The legacy store's data directory (`.../volumes/NAME/_data`).
-    pub from: PathBuf,
-    /// The stack store's data directory.
-    pub to: PathBuf,
-    /// Where the owners are shifted, below isolate's root-owned state directory.
-    pub staging: PathBuf,
-    pub phase: VolumePhase,
-    pub mode: MigrateMode,
-    pub from_maps: IdMaps,
-    pub to_maps: IdMaps,
-    /// The walk's journal (relative to the root).
-    pub journal: PathBuf,
-    /// The legacy data directory as the plan saw it (None in records of an older isolate).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from_id: Option<DirId>,
-}
-
-/// How the data went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Moved {
-    Renamed,
-    Copied,
-    /// A previous, interrupted run had already moved it.
-    AlreadyThere,
-}
-
-fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
+pub(super) fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", p.display()), e)
 }
 
 /// An error of a no-link, no-mount open: a link or a mount on the way is a refusal.
-fn pinned_error(what: &str, shown: &Path, e: Errno) -> Error {
+pub(super) fn pinned_error(what: &str, shown: &Path, e: Errno) -> Error {
     match e {
         Errno::LOOP => Error::Refused(format!(
             "{} is reached through a symbolic link; isolate never follows one in a podman store",
@@ -149,11 +26,11 @@ fn pinned_error(what: &str, shown: &Path, e: Errno) -> Error {
     }
 }
 
-const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+pub(super) const BENEATH: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_SYMLINKS)
     .union(ResolveFlags::NO_MAGICLINKS);
 
-fn open_root(root: &Root) -> Result<OwnedFd> {
+pub(super) fn open_root(root: &Root) -> Result<OwnedFd> {
     rustix::fs::open(
         root.path(),
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -164,7 +41,7 @@ fn open_root(root: &Root) -> Result<OwnedFd> {
 
 /// Opens directory `path` (absolute, as on the host) below the root with no symbolic link
 /// anywhere on the way (a mount may be crossed: homes and /var/lib often are mounts).
-fn open_below_root(root: &Root, path: &Path) -> Result<Option<OwnedFd>> {
+pub(super) fn open_below_root(root: &Root, path: &Path) -> Result<Option<OwnedFd>> {
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -184,7 +61,7 @@ fn open_below_root(root: &Root, path: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
-fn file_type_name(t: FileType) -> &'static str {
+pub(super) fn file_type_name(t: FileType) -> &'static str {
     match t {
         FileType::RegularFile => "a regular file",
         FileType::Symlink => "a symbolic link",
@@ -200,14 +77,14 @@ fn file_type_name(t: FileType) -> &'static str {
 /// nothing anyone renames or links above it changes which directory isolate acts in.
 #[derive(Debug)]
 pub struct Place {
-    dir: OwnedFd,
-    name: OsString,
+    pub(super) dir: OwnedFd,
+    pub(super) name: OsString,
     /// The path, for messages only (below the root).
-    shown: PathBuf,
+    pub(super) shown: PathBuf,
 }
 
 /// The suffix of the side directory a cross-filesystem copy is built in.
-const PARTIAL: &str = ".isolate-partial";
+pub(super) const PARTIAL: &str = ".isolate-partial";
 
 impl Place {
     /// Volume `name`'s `_data` in the store below `home`, its volume directory reached
@@ -264,8 +141,9 @@ impl Place {
         }
         let store = home.join(STORE_BELOW_HOME);
         let shown = root.at(&store);
-        let home_fd = open_below_root(root, home)?
-            .ok_or_else(|| Error::Failed(format!("{} does not exist", root.at(home).display())))?;
+        let home_fd = open_below_root(root, home)?.ok_or_else(|| HandoffError::Missing {
+            path: root.at(home),
+        })?;
         let store_fd = rustix::fs::openat2(
             home_fd.as_fd(),
             STORE_BELOW_HOME,
@@ -309,7 +187,9 @@ impl Place {
         make_private_parent(&root.at(path))?;
         let parent = path.parent().unwrap_or(Path::new("/"));
         let dir = open_below_root(root, parent)?.ok_or_else(|| {
-            Error::Failed(format!("{} does not exist", root.at(parent).display()))
+            Error::from(HandoffError::Missing {
+                path: root.at(parent),
+            })
         })?;
         Ok(Place {
             dir,
@@ -323,7 +203,7 @@ impl Place {
     }
 
     /// The side directory a copy into this place is built in.
-    fn partial(&self) -> Result<Place> {
+    pub(super) fn partial(&self) -> Result<Place> {
         let mut name = self.name.clone();
         name.push(PARTIAL);
         Ok(Place {
@@ -337,7 +217,7 @@ impl Place {
     }
 
     /// The directory standing here (None: nothing); anything else is refused.
-    fn stat(&self) -> Result<Option<rustix::fs::Stat>> {
+    pub(super) fn stat(&self) -> Result<Option<rustix::fs::Stat>> {
         match rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => Ok(Some(st)),
@@ -357,7 +237,7 @@ impl Place {
     }
 
     /// The identity of the directory standing here, if one does (never refuses).
-    fn identity(&self) -> Option<DirId> {
+    pub(super) fn identity(&self) -> Option<DirId> {
         rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
             .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
@@ -365,7 +245,7 @@ impl Place {
     }
 
     /// Opens the directory here: never through a link, never onto a mount point.
-    fn open(&self) -> Result<OwnedFd> {
+    pub(super) fn open(&self) -> Result<OwnedFd> {
         rustix::fs::openat2(
             self.dir.as_fd(),
             &self.name,
@@ -383,7 +263,7 @@ impl Place {
     }
 
     /// The directory here, opened and checked to be the one stat saw (None: nothing here).
-    fn pin(&self) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
+    pub(super) fn pin(&self) -> Result<Option<(OwnedFd, rustix::fs::Stat)>> {
         let Some(st) = self.stat()? else {
             return Ok(None);
         };
@@ -503,7 +383,7 @@ impl Place {
     }
 
     /// Removes the tree here without following links or leaving its filesystem.
-    fn remove(&self) -> Result<()> {
+    pub(super) fn remove(&self) -> Result<()> {
         if self.stat()?.is_none() {
             return Ok(());
         }
@@ -517,11 +397,11 @@ impl Place {
         if out.status.success() {
             Ok(())
         } else {
-            Err(Error::Failed(format!(
-                "rm -rf {}: {}",
-                self.shown.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
+            Err(HandoffError::RemoveFailed {
+                path: self.shown.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }
+            .into())
         }
     }
 }
@@ -529,13 +409,13 @@ impl Place {
 /// The walk's read-only traversal of a volume's tree: it collects inodes owned by ids none of
 /// `owners` holds; what the traversal counts itself (links outside the tree, mount points
 /// inside it) is the rest of the check.
-struct TreeCheck<'a> {
+pub(super) struct TreeCheck<'a> {
     owners: &'a [&'a IdMaps],
 }
 
 /// Inodes of a volume's tree owned by someone else.
 #[derive(Default)]
-struct Foreign(crate::walk::traverse::Samples);
+pub(super) struct Foreign(crate::walk::traverse::Samples);
 
 impl crate::walk::traverse::Tally for Foreign {
     fn merge(&mut self, other: Foreign) {
@@ -576,34 +456,7 @@ impl crate::walk::traverse::InodeAction for TreeCheck<'_> {
 
 /// What volume `name` has at its data directory in the store below `home`, seen without
 /// following a link or crossing a mount; `owners` are the ids it may belong to.
-pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<VolumeData> {
-    let found = Place::in_store(root, home, name).and_then(|p| match p {
-        Some(p) => {
-            let id = p.owned_dir(owners)?;
-            p.check_tree(&[owners])?;
-            Ok(id)
-        }
-        None => Ok(None),
-    });
-    match found {
-        Ok(None) => Ok(VolumeData::Missing),
-        Ok(Some(id)) => Ok(VolumeData::Dir(id)),
-        Err(Error::Refused(why)) => Ok(VolumeData::Refused(why)),
-        Err(e) => Err(e),
-    }
-}
-
-/// Whether the store below `home` has a directory that holds something at volume `name`'s
-/// data directory (a link or a mount there counts as holding something: never mixed with).
-pub fn store_holds_data(root: &Root, home: &Path, name: &str) -> bool {
-    match Place::in_store(root, home, name) {
-        Ok(Some(p)) => p.holds_data().unwrap_or(true),
-        Ok(None) => false,
-        Err(_) => true,
-    }
-}
-
-fn is_empty(fd: &OwnedFd, shown: &Path) -> Result<bool> {
+pub(super) fn is_empty(fd: &OwnedFd, shown: &Path) -> Result<bool> {
     let mut dir = rustix::fs::Dir::read_from(fd).map_err(|e| io("list", shown, e.into()))?;
     for entry in dir.by_ref() {
         let entry = entry.map_err(|e| io("list", shown, e.into()))?;
@@ -617,14 +470,14 @@ fn is_empty(fd: &OwnedFd, shown: &Path) -> Result<bool> {
 
 /// `/proc/self/fd/N`: the child names a directory isolate holds open, not a path anyone
 /// could change.
-fn proc_fd(fd: &OwnedFd) -> PathBuf {
+pub(super) fn proc_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// A command that is killed when isolate dies (kill -9 included): an orphaned `cp` or `rm`
 /// would go on writing while the re-run repairs the same directory. `inherit`: descriptors
 /// the child keeps (named as /proc/self/fd/N).
-fn tied(program: &str, inherit: &[RawFd]) -> Command {
+pub(super) fn tied(program: &str, inherit: &[RawFd]) -> Command {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(program);
     let parent = std::process::id();
@@ -645,214 +498,4 @@ fn tied(program: &str, inherit: &[RawFd]) -> Command {
         });
     }
     cmd
-}
-
-/// Creates the (root-owned, 0700) directories above a staging directory.
-pub fn make_private_parent(staging: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let Some(parent) = staging.parent() else {
-        return Ok(());
-    };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(|e| io("create", parent, e))
-}
-
-/// Refuses a target that already holds something (a volume the stack made itself).
-pub fn check_target(to: &Place) -> Result<()> {
-    if to.holds_data()? {
-        return Err(Error::Failed(format!(
-            "{} already holds data; isolate never mixes two volumes' data",
-            to.shown.display()
-        )));
-    }
-    Ok(())
-}
-
-/// Removes what an interrupted cross-filesystem copy into `to` left.
-pub fn discard_partial(to: &Place) -> Result<()> {
-    to.partial()?.remove()
-}
-
-/// Moves the directory at `from` to `to`. `to` may be missing or an empty directory (which
-/// the move replaces). `expect`: the identity `from` must have (what the plan saw); the
-/// directory moved is checked to be that one. Re-runnable after a crash at any point:
-/// - `from` gone and `to` present: already moved;
-/// - a side copy left over: thrown away and made again;
-/// - `from` and a non-empty `to` both present while `resuming`: the copy was complete and
-///   renamed into place (that rename is the copy's commit point), only the removal of `from`
-///   was cut short.
-pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>) -> Result<Moved> {
-    let partial = to.partial()?;
-    let to_full = to.holds_data()?;
-    if to_full && resuming {
-        // The move was complete (a rename, or a copy's commit); only the removal of the
-        // original may have been cut short. Only the directory the plan saw is removed.
-        if let Some(id) = from.identity() {
-            if expect.is_none_or(|want| want == id) {
-                from.remove()?;
-            }
-        }
-        partial.remove()?;
-        return Ok(Moved::AlreadyThere);
-    }
-    let Some(from_st) = from.stat()? else {
-        return if to.stat()?.is_some() {
-            partial.remove()?;
-            Ok(Moved::AlreadyThere)
-        } else {
-            Err(Error::Failed(format!(
-                "neither {} nor {} exists: the volume's data is gone",
-                from.shown.display(),
-                to.shown.display()
-            )))
-        };
-    };
-    let from_id = DirId::of(&from_st);
-    if let Some(want) = expect {
-        if want != from_id {
-            return Err(Error::Refused(format!(
-                "{} is not the directory the plan saw (device {} inode {}, now device {} inode {}); nothing moved: plan again",
-                from.shown.display(),
-                want.dev,
-                want.ino,
-                from_id.dev,
-                from_id.ino
-            )));
-        }
-    }
-    if to_full {
-        return Err(Error::Failed(format!(
-            "{} already holds data; isolate never mixes two volumes' data",
-            to.shown.display()
-        )));
-    }
-    if to.stat()?.is_some() {
-        rustix::fs::unlinkat(&to.dir, &to.name, AtFlags::REMOVEDIR)
-            .map_err(|e| io("remove the empty", &to.shown, e.into()))?;
-    }
-    match rustix::fs::renameat_with(
-        &from.dir,
-        &from.name,
-        &to.dir,
-        &to.name,
-        RenameFlags::NOREPLACE,
-    ) {
-        Ok(()) => {
-            if to.identity() != Some(from_id) {
-                // Swapped between the check and the rename: give it back untouched.
-                let _ = rustix::fs::renameat_with(
-                    &to.dir,
-                    &to.name,
-                    &from.dir,
-                    &from.name,
-                    RenameFlags::NOREPLACE,
-                );
-                return Err(Error::Refused(format!(
-                    "{} was replaced while isolate moved it; put back, nothing moved",
-                    from.shown.display()
-                )));
-            }
-            return Ok(Moved::Renamed);
-        }
-        Err(Errno::XDEV) => {}
-        Err(e) => {
-            return Err(io(
-                &format!("rename to {}:", to.shown.display()),
-                &from.shown,
-                e.into(),
-            ))
-        }
-    }
-    // Another filesystem: copy everything (owners, modes, ACLs, xattrs, hardlinks, links as
-    // links) from the pinned source into the pinned side directory, put it in place, then
-    // remove the original.
-    partial.remove()?;
-    rustix::fs::mkdirat(&to.dir, &partial.name, Mode::from_raw_mode(0o700))
-        .map_err(|e| io("create", &partial.shown, e.into()))?;
-    let dst = partial.open()?;
-    let src = from.open()?;
-    let src_id = rustix::fs::fstat(&src).map_err(|e| io("stat", &from.shown, e.into()))?;
-    if DirId::of(&src_id) != from_id {
-        return Err(Error::Refused(format!(
-            "{} was replaced while isolate moved it; nothing moved",
-            from.shown.display()
-        )));
-    }
-    let out = tied("cp", &[src.as_raw_fd(), dst.as_raw_fd()])
-        .args([
-            "-a",
-            "--no-dereference",
-            "--one-file-system",
-            "--no-target-directory",
-            "--",
-        ])
-        .arg(proc_fd(&src).join("."))
-        .arg(proc_fd(&dst).join("."))
-        .output()
-        .map_err(|e| io("running cp -a on", &from.shown, e))?;
-    if !out.status.success() {
-        return Err(Error::Failed(format!(
-            "cp -a {} {}: {}",
-            from.shown.display(),
-            partial.shown.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    // The copy is on disk before it is put in place.
-    rustix::fs::syncfs(&dst).map_err(|e| io("syncfs", &partial.shown, e.into()))?;
-    rustix::fs::renameat_with(
-        &to.dir,
-        &partial.name,
-        &to.dir,
-        &to.name,
-        RenameFlags::NOREPLACE,
-    )
-    .map_err(|e| {
-        io(
-            &format!("rename to {}:", to.shown.display()),
-            &partial.shown,
-            e.into(),
-        )
-    })?;
-    rustix::fs::fsync(&to.dir).map_err(|e| io("sync", &to.shown, e.into()))?;
-    let copy = rustix::fs::fstat(&dst).map_err(|e| io("stat", &partial.shown, e.into()))?;
-    if to.identity() != Some(DirId::of(&copy)) {
-        return Err(Error::Failed(format!(
-            "{} is not the copy isolate made (its directory was changed meanwhile); the original {} is kept",
-            to.shown.display(),
-            from.shown.display()
-        )));
-    }
-    // Only the directory that was copied is removed.
-    if from.identity() == Some(from_id) {
-        from.remove()?;
-    }
-    Ok(Moved::Copied)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volume_paths_are_computed_from_the_home_and_a_podman_name_only() {
-        for ok in ["app_db", "a", "A1.b-c_d"] {
-            assert!(valid_name(ok), "{ok}");
-        }
-        for bad in ["", ".", "..", ".x", "-x", "a/b", "../../etc", "a b", "é"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-        let p = data_path(Path::new("/home/alice"), "app_db");
-        assert_eq!(
-            p,
-            Path::new("/home/alice/.local/share/containers/storage/volumes/app_db/_data")
-        );
-        assert_eq!(home_of(&p, "app_db"), Some(PathBuf::from("/home/alice")));
-        assert_eq!(home_of(&p, "other"), None);
-        assert_eq!(home_of(Path::new("/root/secret"), "secret"), None);
-        assert_eq!(home_of(Path::new("/srv/other/data"), "data"), None);
-    }
 }

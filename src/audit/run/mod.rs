@@ -11,9 +11,9 @@ use crate::error::Result;
 use crate::host::accounts::Accounts;
 use crate::ids::IdMaps;
 use crate::layout::{self, Root};
+use crate::model::escape::path_text;
 use crate::plan;
 use crate::policy::Policy;
-use crate::render::escape::path_text;
 use crate::state::{MigrationPhase, State};
 use crate::walk::sys::WalkSys;
 use crate::walk::xattr;
@@ -21,27 +21,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// A stack user's systemd and podman side as audit sees it; None where it cannot be asked
-/// (no system bus): then no finding is made about it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Liveness {
-    pub linger: bool,
-    pub manager_active: Option<bool>,
-    pub socket_answers: Option<bool>,
-}
-
-/// Asks systemd and podman about a stack user (the CLI passes the real one, tests a fake).
-pub trait LiveCheck {
-    fn check(&self, user: &str, uid: u32) -> Liveness;
-    /// Whether the compose project runs in the user's store (None: not asked here).
-    fn project_runs(
-        &self,
-        _uid: u32,
-        _project: &str,
-    ) -> Option<crate::handoff::service::ProjectRuns> {
-        None
-    }
-}
+mod findings;
+mod live;
+use findings::{closed_findings, matrix, share_findings, subid_findings};
+use live::liveness_findings;
+pub use live::{LiveCheck, Liveness, SessionCheck};
 
 /// What the audit reads of the host.
 pub struct Host<'a> {
@@ -392,96 +376,6 @@ fn walk_path(
     report
 }
 
-/// Overlapping lines of the host's subordinate id files.
-fn subid_findings(acc: &Accounts) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let overlaps = crate::alloc::host_overlaps(acc);
-    if !overlaps.is_empty() {
-        let mut f = finding(
-            FindingKind::SubidOverlap,
-            None,
-            None,
-            overlaps.len() as u64,
-            "overlapping lines in the subordinate id files".to_string(),
-        );
-        f.samples = overlaps
-            .iter()
-            .take(SAMPLES)
-            .map(|m| path_text(Path::new(m)))
-            .collect();
-        findings.push(f);
-    }
-
-    findings
-}
-
-/// Each applied stack's systemd and podman side, and its compose service's project: an
-/// installed service whose containers do not run is a finding, whatever the unit's state.
-fn liveness_findings(policy: &Policy, host: &Host<'_>, infos: &[StackInfo]) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for info in infos.iter().filter(|i| i.applied) {
-        let live = host.live.check(&info.user, info.uid);
-        let s = Some(info.stack.as_str());
-        if !live.linger {
-            findings.push(finding(
-                FindingKind::LingerOff,
-                s,
-                None,
-                1,
-                format!(
-                    "linger is off for {}: its containers stop at logout and do not start at boot",
-                    info.user
-                ),
-            ));
-        }
-        if live.manager_active == Some(false) {
-            findings.push(finding(
-                FindingKind::ManagerDown,
-                s,
-                None,
-                1,
-                format!("user@{}.service is not active", info.uid),
-            ));
-        }
-        if live.socket_answers == Some(false) {
-            findings.push(finding(
-                FindingKind::SocketDown,
-                s,
-                None,
-                1,
-                format!(
-                    "{} does not answer GET /_ping",
-                    layout::podman_socket(info.uid).display()
-                ),
-            ));
-        }
-        let installed = host
-            .state
-            .handoff
-            .get(&info.stack)
-            .and_then(|r| r.service.as_ref());
-        if let (Some(svc), Some(sp)) = (installed, policy.stacks.get(&info.stack)) {
-            let project = sp.handoff.project_of(&sp.name);
-            if let Some(crate::handoff::service::ProjectRuns::No(why)) =
-                host.live.project_runs(info.uid, &project)
-            {
-                findings.push(finding(
-                    FindingKind::ServiceNotRunning,
-                    s,
-                    None,
-                    1,
-                    format!(
-                        "{} of {} is installed, but project {project} does not run: {why}",
-                        svc.unit, info.user
-                    ),
-                ));
-            }
-        }
-    }
-
-    findings
-}
-
 /// Every policy path with its kind and what it is in the policy's intent.
 fn targets(policy: &Policy) -> Vec<(PathBuf, PathKind, Target<'_>)> {
     policy
@@ -534,164 +428,6 @@ type Chains = BTreeMap<PathBuf, Option<Vec<InodeFacts>>>;
 
 fn top<'c>(chains: &'c Chains, path: &Path) -> Option<&'c InodeFacts> {
     chains.get(path)?.as_ref()?.last()
-}
-
-/// Data paths isolation closed whose top a uid outside the stack can traverse again.
-fn closed_findings(
-    audited: &[Audited],
-    book: &IdBook,
-    closed: &crate::isolation::record::Record,
-    chains: &Chains,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for a in audited
-        .iter()
-        .filter(|a| a.kind == PathKind::Data && closed.closed_top(&a.name, &a.path).is_some())
-    {
-        let (Some(maps), Some(top)) = (book.stacks.get(&a.name), top(chains, &a.path)) else {
-            continue;
-        };
-        if top.traversable_by_outsiders(maps) {
-            findings.push(finding(
-                FindingKind::ClosedPathOpen,
-                Some(&a.name),
-                Some(&a.path),
-                1,
-                format!("{}: closed, yet ids outside the stack can traverse it (x for others, a foreign owner or group, or an ACL entry naming an id outside the stack)", path_text(&a.path)),
-            ));
-        }
-    }
-
-    findings
-}
-
-/// Shares whose top directory's named user entries (of stack ids) differ from the grants.
-fn share_findings(
-    policy: &Policy,
-    audited: &[Audited],
-    book: &IdBook,
-    chains: &Chains,
-) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    for a in audited.iter().filter(|a| a.kind == PathKind::Share) {
-        let Some(top) = top(chains, &a.path) else {
-            continue;
-        };
-        let want =
-            intent::share_acl_users(&policy.shares[&a.name], |s| book.stacks.get(s).cloned());
-        // Only entries of stack ids are isolate's to compare: an administrator's own entries
-        // (ids outside every stack mapping) are left alone, as the share ACL writer leaves them.
-        let have: BTreeMap<u32, Access> = access::named_user_access(top)
-            .into_iter()
-            .filter(|(id, _)| book.stack_of(IdKind::Uid, *id).is_some())
-            .collect();
-        let mut diffs = Vec::new();
-        for id in want
-            .keys()
-            .chain(have.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            let (w, h) = (
-                want.get(id).copied().unwrap_or_default(),
-                have.get(id).copied(),
-            );
-            if h != Some(w) {
-                diffs.push(format!(
-                    "user:{id} grants {} but the policy gives {}",
-                    h.map_or("no entry", |a| a.name()),
-                    w.name()
-                ));
-            }
-        }
-        if !diffs.is_empty() {
-            let mut f = finding(
-                FindingKind::ShareAclMismatch,
-                None,
-                Some(&a.path),
-                diffs.len() as u64,
-                format!("share {}: ACL entries differ from the grants", a.name),
-            );
-            f.samples = diffs.into_iter().take(SAMPLES).collect();
-            findings.push(f);
-        }
-    }
-
-    findings
-}
-
-/// The access matrix, each selected stack against every policy path, and a finding for every
-/// cell where the prediction is not the intent.
-fn matrix(
-    policy: &Policy,
-    host: &Host<'_>,
-    book: &IdBook,
-    infos: &[StackInfo],
-    targets: &[(PathBuf, PathKind, Target<'_>)],
-    chains: &Chains,
-    findings: &mut Vec<Finding>,
-) -> Vec<MatrixCell> {
-    let acc = host.accounts;
-    let legacy = book.legacy.as_ref();
-    let mut matrix = Vec::new();
-    for info in infos {
-        // An applied stack runs as its own user; one not applied yet still runs as the legacy owner.
-        let (maps, groups): (IdMaps, Vec<u32>) = if info.applied {
-            (
-                book.stacks[&info.stack].clone(),
-                groups_of(acc, &info.user, info.gid),
-            )
-        } else if let Some((name, l)) = legacy {
-            (l.clone(), groups_of(acc, name, l.gid.root))
-        } else {
-            continue;
-        };
-        for (p, kind, target) in targets {
-            let Some(Some(chain)) = chains.get(p) else {
-                continue;
-            };
-            let (predicted, via) = access::stack_reach(chain, &maps, &groups);
-            let intended = intent::intended(policy, &info.stack, *target);
-            let path = p.display().to_string();
-            if predicted != intended {
-                let kind_f = if predicted > intended {
-                    FindingKind::AccessAbovePolicy
-                } else {
-                    FindingKind::AccessBelowPolicy
-                };
-                findings.push(finding(
-                    kind_f,
-                    Some(&info.stack),
-                    Some(p),
-                    1,
-                    match via {
-                        Some(c) => format!(
-                            "{} can {} {} (as container uid {c}), the policy gives {}",
-                            info.stack,
-                            predicted.name(),
-                            path_text(p),
-                            intended.name()
-                        ),
-                        None => format!(
-                            "{} cannot reach {}, the policy gives {}",
-                            info.stack,
-                            path_text(p),
-                            intended.name()
-                        ),
-                    },
-                ));
-            }
-            matrix.push(MatrixCell {
-                stack: info.stack.clone(),
-                path,
-                kind: *kind,
-                predicted,
-                intended,
-                via_container_uid: via,
-            });
-        }
-    }
-
-    matrix
 }
 
 /// Audits the policy's data paths and shares (of `stacks`, all when empty).
@@ -755,26 +491,14 @@ pub fn audit(
     })
 }
 
-/// Without a system bus: only the linger file can be seen; manager and socket stay unknown.
-impl LiveCheck for crate::host::session::OfflineSession<'_> {
-    fn check(&self, user: &str, _uid: u32) -> Liveness {
-        Liveness {
-            linger: self.root.linger_file(user).exists(),
-            ..Liveness::default()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! The findings that come from the host and the policy rather than from one inode, each
     //! from hand-built facts (the root-run test covers them again on a real tree).
     use super::*;
     use crate::audit::access::{AclEntry, TAG_MASK, TAG_USER};
-    use crate::audit::attribution::tests::book;
-    use crate::isolation::record::{ClosedTop, Record};
 
-    fn policy() -> Policy {
+    pub(super) fn policy() -> Policy {
         Policy::parse(
             Path::new("p.toml"),
             r#"
@@ -792,7 +516,7 @@ read = ["paperless:1000"]
         .unwrap()
     }
 
-    fn dir(uid: u32, gid: u32, perm: u32, named: &[(u32, u8)]) -> InodeFacts {
+    pub(super) fn dir(uid: u32, gid: u32, perm: u32, named: &[(u32, u8)]) -> InodeFacts {
         let mut acl: Vec<AclEntry> = named
             .iter()
             .map(|&(id, perm)| AclEntry {
@@ -816,7 +540,7 @@ read = ["paperless:1000"]
         }
     }
 
-    fn audited(path: &str, kind: PathKind, name: &str) -> Audited {
+    pub(super) fn audited(path: &str, kind: PathKind, name: &str) -> Audited {
         Audited {
             path: path.into(),
             kind,
@@ -826,11 +550,11 @@ read = ["paperless:1000"]
         }
     }
 
-    fn kinds(findings: &[Finding]) -> Vec<(FindingKind, Option<String>)> {
+    pub(super) fn kinds(findings: &[Finding]) -> Vec<(FindingKind, Option<String>)> {
         findings.iter().map(|f| (f.kind, f.stack.clone())).collect()
     }
 
-    struct Live;
+    pub(super) struct Live;
     impl LiveCheck for Live {
         fn check(&self, user: &str, _: u32) -> Liveness {
             match user {
@@ -855,7 +579,7 @@ read = ["paperless:1000"]
         }
     }
 
-    fn info(stack: &str, uid: u32, applied: bool) -> StackInfo {
+    pub(super) fn info(stack: &str, uid: u32, applied: bool) -> StackInfo {
         StackInfo {
             stack: stack.into(),
             user: format!("stk-{stack}"),
@@ -865,213 +589,5 @@ read = ["paperless:1000"]
             subid_count: 65_536,
             applied,
         }
-    }
-
-    #[test]
-    fn a_closed_top_that_others_can_search_again() {
-        let closed = Record {
-            closed: [(
-                "immich".to_string(),
-                vec![ClosedTop {
-                    path: "/srv/immich".into(),
-                    ino: 1,
-                    perm: 0o750,
-                    acl_access: None,
-                }],
-            )]
-            .into(),
-            ..Record::default()
-        };
-        let paths = [
-            audited("/srv/immich", PathKind::Data, "immich"),
-            audited("/srv/paperless", PathKind::Data, "paperless"),
-        ];
-        let chains = |immich: InodeFacts| -> Chains {
-            [
-                (
-                    "/srv/immich".into(),
-                    Some(vec![dir(0, 0, 0o755, &[]), immich]),
-                ),
-                // Open, but isolation never closed it: no finding.
-                (
-                    "/srv/paperless".into(),
-                    Some(vec![dir(0, 0, 0o755, &[]), dir(801, 851, 0o755, &[])]),
-                ),
-            ]
-            .into()
-        };
-        let b = book();
-        assert!(closed_findings(
-            &paths,
-            &b,
-            &closed,
-            &chains(dir(800, 850, 0o750, &[(200_998, 1)]))
-        )
-        .is_empty());
-        for reopened in [
-            dir(800, 850, 0o751, &[]),
-            dir(800, 850, 0o750, &[(265_999, 1)]),
-        ] {
-            assert_eq!(
-                kinds(&closed_findings(&paths, &b, &closed, &chains(reopened))),
-                vec![(FindingKind::ClosedPathOpen, Some("immich".into()))]
-            );
-        }
-    }
-
-    #[test]
-    fn a_share_whose_entries_differ_from_its_grants() {
-        let p = policy();
-        let b = book();
-        let paths = [audited("/srv/media", PathKind::Share, "media")];
-        // immich write = its user 800 rwx; paperless:1000 read = 266535 r-x.
-        let right = dir(0, 0, 0o770, &[(800, 7), (266_535, 5), (4242, 4)]);
-        let chains =
-            |top: InodeFacts| -> Chains { [("/srv/media".into(), Some(vec![top]))].into() };
-        assert!(
-            share_findings(&p, &paths, &b, &chains(right)).is_empty(),
-            "an admin's entry (4242) is not compared"
-        );
-        let wrong = dir(0, 0, 0o770, &[(800, 5), (200_998, 7)]);
-        let f = share_findings(&p, &paths, &b, &chains(wrong));
-        assert_eq!(kinds(&f), vec![(FindingKind::ShareAclMismatch, None)]);
-        assert_eq!(
-            f[0].samples,
-            vec![
-                "user:800 grants read but the policy gives write",
-                "user:200998 grants write but the policy gives none",
-                "user:266535 grants no entry but the policy gives read",
-            ]
-        );
-    }
-
-    #[test]
-    fn overlapping_subordinate_lines() {
-        let accounts = |subuid: &str| Accounts {
-            subuid: crate::host::accounts::etc::parse_subid(Path::new("/etc/subuid"), subuid)
-                .unwrap(),
-            ..Accounts::default()
-        };
-        let f = subid_findings(&accounts("a:100000:65536\nb:165535:10\n"));
-        assert_eq!(
-            (kinds(&f), f[0].count),
-            (vec![(FindingKind::SubidOverlap, None)], 1)
-        );
-        assert!(subid_findings(&accounts("a:100000:65536\n")).is_empty());
-    }
-
-    #[test]
-    fn linger_manager_socket_and_service_of_applied_stacks_only() {
-        let (acc, mut state, isolation) =
-            (Accounts::default(), State::default(), Record::default());
-        // Both have a service installed; paperless's project does not run.
-        for stack in ["immich", "paperless"] {
-            state.handoff.insert(
-                stack.into(),
-                crate::handoff::HandoffRecord {
-                    service: Some(crate::handoff::service::ServiceRecord {
-                        unit: format!("isolate-compose-{stack}.service"),
-                        path: "/x".into(),
-                    }),
-                    ..Default::default()
-                },
-            );
-        }
-        let root = Root::new("/nonexistent");
-        let host = Host {
-            root: &root,
-            accounts: &acc,
-            state: &state,
-            isolation: &isolation,
-            live: &Live,
-        };
-        let f = liveness_findings(
-            &policy(),
-            &host,
-            &[
-                info("immich", 800, true),
-                info("paperless", 801, true),
-                info("new", 802, false),
-            ],
-        );
-        let immich = Some("immich".to_string());
-        assert_eq!(
-            kinds(&f),
-            vec![
-                (FindingKind::LingerOff, immich.clone()),
-                (FindingKind::ManagerDown, immich.clone()),
-                (FindingKind::SocketDown, immich),
-                (FindingKind::ServiceNotRunning, Some("paperless".into())),
-            ],
-            "unknown (None) is no finding, a stack not applied has nothing to check"
-        );
-    }
-
-    #[test]
-    fn reach_above_and_below_the_policy() {
-        let p = policy();
-        let b = book();
-        let (acc, state, isolation) = (Accounts::default(), State::default(), Record::default());
-        let root = Root::new("/nonexistent");
-        let host = Host {
-            root: &root,
-            accounts: &acc,
-            state: &state,
-            isolation: &isolation,
-            live: &Live,
-        };
-        let slash = dir(0, 0, 0o755, &[]);
-        let chains: Chains = [
-            // immich's own data, closed: write for immich.
-            (
-                "/srv/immich".into(),
-                Some(vec![slash.clone(), dir(800, 850, 0o750, &[])]),
-            ),
-            // paperless's data left world-readable: immich reads it (above), paperless writes.
-            (
-                "/srv/paperless".into(),
-                Some(vec![slash.clone(), dir(801, 851, 0o755, &[])]),
-            ),
-            // The share without its entries: immich only reads (below write).
-            (
-                "/srv/media".into(),
-                Some(vec![slash, dir(0, 0, 0o755, &[])]),
-            ),
-        ]
-        .into();
-        let targets = targets(&p);
-        let mut findings = Vec::new();
-        let cells = matrix(
-            &p,
-            &host,
-            &b,
-            &[info("immich", 800, true)],
-            &targets,
-            &chains,
-            &mut findings,
-        );
-        let got: Vec<_> = cells
-            .iter()
-            .map(|c| (c.path.as_str(), c.predicted, c.intended))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                ("/srv/immich", Access::Write, Access::Write),
-                ("/srv/paperless", Access::Read, Access::None),
-                ("/srv/media", Access::Read, Access::Write),
-            ]
-        );
-        let found: Vec<_> = findings
-            .iter()
-            .map(|f| (f.kind, f.path.clone().unwrap()))
-            .collect();
-        assert_eq!(
-            found,
-            vec![
-                (FindingKind::AccessAbovePolicy, "/srv/paperless".to_string()),
-                (FindingKind::AccessBelowPolicy, "/srv/media".to_string()),
-            ]
-        );
     }
 }

@@ -1,0 +1,68 @@
+//! The systemd port: every call isolate makes to logind and to a stack user's manager (linger,
+//! the user manager, units, daemon-reload, podman.socket), as one trait. `DbusSystemd` is the
+//! real one, `fake::FakeSystemd` records; consumers take `&dyn SystemdPort` (through
+//! `host::session::Session`).
+use super::{DbusSystemd, UserFacts};
+use crate::error::Result;
+use crate::host::journal::Unit as JournalUnit;
+use std::time::Duration;
+
+pub trait SystemdPort {
+    /// Linger, `user@UID.service`'s state and `unit` in the user's manager. Read-only.
+    fn user_facts(&self, uid: u32, user: &str, unit: &str) -> Result<UserFacts>;
+    /// logind `SetUserLinger(uid, true)`: the user's manager starts now and at every boot.
+    fn enable_linger(&self, uid: u32) -> Result<()>;
+    /// Waits until `user@UID.service` is active and its manager answers.
+    fn wait_user_manager(&self, uid: u32, timeout: Duration) -> Result<()>;
+    /// EnableUnitFiles, daemon-reload when something changed, StartUnit; waits until active.
+    fn enable_and_start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// StartUnit only (nothing enabled); waits until active.
+    fn start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// daemon-reload, EnableUnitFiles, daemon-reload, RestartUnit; waits until active.
+    fn reload_enable_and_restart_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()>;
+    /// StopUnit, waits until inactive or failed, DisableUnitFiles, daemon-reload.
+    fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// The last `n` lines of `unit`'s journal, for an error that says why a wait failed
+    /// (empty when none can be read; fakes have none).
+    fn journal_tail(&self, _unit: &JournalUnit, _n: usize) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl SystemdPort for DbusSystemd {
+    fn user_facts(&self, uid: u32, user: &str, unit: &str) -> Result<UserFacts> {
+        DbusSystemd::user_facts(self, uid, user, unit)
+    }
+    fn enable_linger(&self, uid: u32) -> Result<()> {
+        DbusSystemd::enable_linger(self, uid)
+    }
+    fn wait_user_manager(&self, uid: u32, timeout: Duration) -> Result<()> {
+        DbusSystemd::wait_user_manager(self, uid, timeout)
+    }
+    fn enable_and_start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        DbusSystemd::enable_and_start_user_unit(self, uid, unit, timeout)
+    }
+    fn start_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        DbusSystemd::start_user_unit(self, uid, unit, timeout)
+    }
+    fn reload_enable_and_restart_user_unit(
+        &self,
+        uid: u32,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        DbusSystemd::reload_enable_and_restart_user_unit(self, uid, unit, timeout)
+    }
+    fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
+        DbusSystemd::stop_and_disable_user_unit(self, uid, unit, timeout)
+    }
+    fn journal_tail(&self, unit: &JournalUnit, n: usize) -> Vec<String> {
+        use crate::host::journal::JournalTail;
+        crate::host::journal::Journalctl { root: self.root() }.tail(unit, n)
+    }
+}
