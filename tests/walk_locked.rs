@@ -5,6 +5,7 @@
 //! and a kill -9 while the top is locked leaves a journal the next migrate or rollback converges.
 mod walk_common;
 
+use isolate::ids::Mapping;
 use isolate::migration::MigrateMode;
 use isolate::walk::sys::{RealSys, RecordingSys};
 use isolate::walk::{self, Holders, Locking, Progress};
@@ -18,7 +19,7 @@ use walk_common::*;
 /// Nobody is inside.
 struct Nobody;
 impl Holders for Nobody {
-    fn inside(&self, _: &Path) -> Result<Vec<String>, String> {
+    fn inside(&self, _: &Path, _: &Mapping) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
 }
@@ -26,7 +27,7 @@ impl Holders for Nobody {
 /// Runs `f` once the top is locked (the moment the walk starts), then says nobody is inside.
 struct WhileLocked<F: Fn(&Path) + Sync>(F);
 impl<F: Fn(&Path) + Sync> Holders for WhileLocked<F> {
-    fn inside(&self, path: &Path) -> Result<Vec<String>, String> {
+    fn inside(&self, path: &Path, _: &Mapping) -> Result<Vec<String>, String> {
         (self.0)(path);
         Ok(Vec::new())
     }
@@ -123,7 +124,7 @@ fn a_locked_migration_pins_no_inode_and_ends_exactly_like_the_pinned_path() {
 fn a_holder_found_after_the_lock_is_refused_by_pid_and_command_and_nothing_changes() {
     struct Evil;
     impl Holders for Evil {
-        fn inside(&self, path: &Path) -> Result<Vec<String>, String> {
+        fn inside(&self, path: &Path, _: &Mapping) -> Result<Vec<String>, String> {
             // It looks while the top is locked.
             assert_eq!(top(path), (0, 0, 0o700));
             Ok(vec!["  pid 4242 (evil, uid 1000): working directory".into()])
@@ -189,6 +190,36 @@ fn a_process_with_its_cwd_inside_is_refused_naming_its_pid() {
     );
     assert!(text.contains("working directory"), "{text}");
     assert_same(&listing(&fx.data), &before);
+}
+
+#[test]
+fn the_stacks_own_processes_and_roots_working_directories_do_not_count() {
+    let fx = fixture();
+    tree(&fx);
+    let spawn = |uid: u32| {
+        Command::new("sleep")
+            .arg("60")
+            .current_dir(fx.data.join("deep/a"))
+            .gid(uid)
+            .uid(uid)
+            .spawn()
+            .unwrap()
+    };
+    // A container user of the stack's mapping (850 + 200000:65536), and root.
+    let mut children = [spawn(200_998), spawn(0)];
+    let result = walk::migrate_with(
+        &RealSys::new(),
+        &fx.data,
+        &spec(MigrateMode::Auto),
+        &fx.tmp.path().join("j"),
+        &Progress::off(),
+        Locking::Locked(&isolate::apply::ProcHolders),
+    );
+    for c in &mut children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    assert!(result.unwrap().problems().is_empty());
 }
 
 #[test]

@@ -3,6 +3,7 @@
 use crate::data::Migrator;
 use crate::error::Result;
 use crate::host::accounts::AccountTools;
+use crate::ids::Mapping;
 use crate::migration::MigrationSpec;
 use crate::walk::{Progress, Summary};
 use std::path::Path;
@@ -86,12 +87,19 @@ pub struct ProcHolders;
 
 /// What the walk asks once it locked a data top: one line per place (pid, command, uid, how).
 impl crate::walk::Holders for ProcHolders {
-    fn inside(&self, path: &Path) -> std::result::Result<Vec<String>, String> {
+    fn inside(&self, path: &Path, stack: &Mapping) -> std::result::Result<Vec<String>, String> {
         let found =
             crate::host::procs::holders_inside(&[path.to_path_buf()]).map_err(|e| e.to_string())?;
         let binds = crate::host::mounts::own_binds_inside(path).map_err(|e| e.to_string())?;
+        // As plan counts them: the stack's own processes do not, nor root's own places.
+        let counts = |h: &&crate::host::procs::Holder| {
+            !h.uids.all().iter().all(|u| stack.contains_host(*u))
+                && (matches!(h.how, crate::host::procs::How::Mount { .. })
+                    || h.uids.all() != [0; 4])
+        };
         Ok(found
             .iter()
+            .filter(counts)
             .map(|h| {
                 format!(
                     "  pid {} ({}, uid {}): {}",

@@ -185,6 +185,7 @@ pub fn migrate_with(
             bar.as_ref(),
             lock::LockWith {
                 holders,
+                stack: &spec.shift.to.uid,
                 journal: &journal,
                 proofs: &proofs,
             },
@@ -266,6 +267,7 @@ pub fn rollback_with(
                 bar.as_ref(),
                 lock::LockWith {
                     holders,
+                    stack: &spec.shift.to.uid,
                     journal,
                     proofs: &proofs,
                 },

@@ -14,13 +14,15 @@ use crate::replay::Proofs;
 use crate::sys::WalkSys;
 use crate::traverse::{self, InodeAction, Walked};
 use indicatif::ProgressBar;
+use isolate_model::ids::Mapping;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 /// Who, outside isolate and the stack, holds something inside the data path: one line per
-/// place naming pid and command. Asked once the top is locked.
+/// place naming pid and command. Asked once the top is locked. `stack` is the stack's uid
+/// mapping: a process whose every uid is in it is the stack's own and does not count.
 pub trait Holders: Sync {
-    fn inside(&self, path: &Path) -> std::result::Result<Vec<String>, String>;
+    fn inside(&self, path: &Path, stack: &Mapping) -> std::result::Result<Vec<String>, String>;
 }
 
 /// How a migration or rollback walks: the pinned path (every inode pinned, checked and
@@ -132,6 +134,8 @@ pub(crate) fn converge(
 /// What a locked walk needs besides the walk's own: who to ask, the journal and its proofs.
 pub(crate) struct LockWith<'a> {
     pub holders: &'a dyn Holders,
+    /// The stack's uid mapping (its own processes do not count).
+    pub stack: &'a Mapping,
     pub journal: &'a Journal,
     pub proofs: &'a Proofs,
 }
@@ -148,11 +152,12 @@ pub(crate) fn walk_locked<A: InodeAction>(
 ) -> Result<Walked<A::Tally>> {
     let LockWith {
         holders,
+        stack,
         journal,
         proofs,
     } = with;
     let top = lock(sys, root.as_fd(), path, journal)?;
-    let inside = holders.inside(path);
+    let inside = holders.inside(path, stack);
     if !matches!(&inside, Ok(found) if found.is_empty()) {
         unlock(sys, root.as_fd(), path, &top, proofs, journal)?;
         return Err(Error::Refused(match inside {
