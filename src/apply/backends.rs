@@ -128,4 +128,6 @@ pub struct Backends<'a> {
     /// The filesystem calls of closing data and sharing (the walk's).
     pub walk_sys: &'a dyn crate::walk::sys::WalkSys,
     pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,
+    /// Runs compose as the legacy user (src/reach/legacy_run.rs; None with --no-systemd).
+    pub compose: Option<&'a dyn crate::reach::legacy_run::ComposeRunner>,
 }

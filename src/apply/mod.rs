@@ -346,6 +346,9 @@ fn run_step(
             crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
         }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
+        Step::ReachLegacy(l) => {
+            crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
+        }
         // Carried out by crate::isolation::apply::run_step.
         Step::CloseData(_) | Step::OpenData(_) | Step::Share(_) => {
             Err(ApplyError::IsolationStepMisrouted.into())
@@ -428,5 +431,7 @@ mod tests;
 // The hand-off and reaches end to end: observed facts -> plan -> apply.
 #[cfg(test)]
 mod handoff_tests;
+#[cfg(test)]
+mod reach_legacy_tests;
 #[cfg(test)]
 mod reach_tests;

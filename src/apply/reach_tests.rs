@@ -15,7 +15,7 @@ const POLICY: &str = "legacy_owner = \"alice\"\n\
 [stacks.backend]\ndata = []\ncompose = [\"/srv/backend/compose.yaml\"]\nservice = true\n\
 [stacks.other]\ndata = []\ncompose = [\"/srv/other/compose.yaml\"]\n";
 
-fn observed() -> Observed {
+pub(super) fn observed() -> Observed {
     let mut o = Observed {
         accounts: Accounts {
             passwd: parse_passwd(
@@ -165,7 +165,8 @@ fn apply_records_ports_then_writes_the_override_and_plan_is_then_quiet() {
     let m = std::fs::metadata(&file).unwrap();
     assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o644));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), step.text);
-    let facts: ReachFacts = crate::reach::plan::observe(&root, &p, &Default::default()).unwrap();
+    let facts: ReachFacts =
+        crate::reach::plan::observe(&root, &p, &Default::default(), None).unwrap();
     assert_eq!(facts.record.ports["backend:backend:8080"], 8080);
     o.reach.record = facts.record;
     o.reach.overrides = facts.overrides;

@@ -135,6 +135,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let shadow = Shadow::new(&root);
             let walker = Walker::locking(*force);
             let walk_sys = crate::walk::sys::RealSys::new();
+            let legacy_compose = crate::reach::legacy_run::RunAsUser { root: &root };
             let b = Backends {
                 accounts: &shadow,
                 session: o.systemd.then_some(Session {
@@ -144,6 +145,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 migrator: &walker,
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
+                compose: o.systemd.then_some(&legacy_compose as _),
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -372,6 +374,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 live: &live,
                 migrator: &Walker::locking(*force),
                 walk_sys: &crate::walk::sys::RealSys::new(),
+                compose: &crate::reach::legacy_run::RunAsUser { root: &root },
             };
             let done = crate::ops::rollback::stack(
                 &root,

@@ -2,6 +2,7 @@
 //! kernel's mount table. Each takes the root it works on.
 pub mod accounts;
 pub mod files;
+pub mod identity;
 pub mod journal;
 pub mod mounts;
 pub mod podman;

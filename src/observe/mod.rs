@@ -96,7 +96,12 @@ pub fn observe(
             (s.clone(), home)
         })
         .collect();
-    obs.reach = crate::reach::plan::observe(root, policy, &homes)?;
+    let legacy_view = live.stores().map(|session| crate::reach::plan::LegacyView {
+        accounts: &obs.accounts,
+        state: &obs.state,
+        session,
+    });
+    obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

@@ -1,6 +1,6 @@
 //! `rollback --stack` and `rollback --share`: the undo of several capabilities in the one order
-//! that keeps data safe (the service stops, closed tops reopen, reaches and the hand-off are
-//! undone, then the data changes owners back).
+//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off and a
+//! legacy publish made for the stack are undone, then the data changes owners back).
 use crate::apply::{self, RollbackReport};
 use crate::data::Migrator;
 use crate::error::Result;
@@ -36,6 +36,8 @@ pub struct StackBackends<'a> {
     pub live: &'a Live<'a>,
     pub migrator: &'a dyn Migrator,
     pub walk_sys: &'a dyn WalkSys,
+    /// Runs compose as the legacy user (a legacy publish made for the stack is undone).
+    pub compose: &'a dyn crate::reach::legacy_run::ComposeRunner,
 }
 
 /// `isolate rollback --stack NAME`.
@@ -72,6 +74,10 @@ pub fn stack(
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
+    )?);
+    // A legacy user's project re-upped for this stack gets its old ports back.
+    handoff.extend(crate::reach::legacy_run::rollback(
+        root, stack, session, b.compose,
     )?);
     let data = if handoff_pending && !apply::has_rollback(&state, stack) {
         RollbackReport(Vec::new())

@@ -9,6 +9,7 @@ pub mod nixos;
 mod orphans;
 mod preconditions;
 mod reach;
+mod reach_legacy;
 pub mod session;
 mod step;
 mod zones;

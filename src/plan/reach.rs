@@ -156,6 +156,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         None => true,
         Some(c) => facts.confs.get(&s.name).cloned().flatten().as_deref() == Some(c.text.as_str()),
     };
+    let warnings = super::reach_legacy::plan_target(draft, ctx);
     let current = facts.overrides.get(&s.name).cloned().flatten();
     if current.as_deref() == Some(text.as_str()) && new_ports.is_empty() && conf_as_wanted {
         draft.plan.notes.push(note(
@@ -166,14 +167,19 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
                 override_path(&s.name).display()
             ),
         ));
-        return;
+    } else {
+        draft.step(Step::Reach(ReachStep {
+            stack: s.name.clone(),
+            path: override_path(&s.name),
+            text,
+            new_ports,
+            gid: ctx.allocation.gid,
+            conf,
+            warnings,
+        }));
     }
-    draft.step(Step::Reach(ReachStep {
-        stack: s.name.clone(),
-        path: override_path(&s.name),
-        text,
-        new_ports,
-        gid: ctx.allocation.gid,
-        conf,
-    }));
+    // After the reach step, which records the host ports the legacy publish uses.
+    if !s.reaches.is_empty() {
+        super::reach_legacy::plan_reacher(draft, ctx, &ports);
+    }
 }

@@ -84,6 +84,8 @@ pub enum Step {
     Handoff(crate::handoff::HandoffStep),
     /// A stack's compose override for its `reaches` paths (src/reach).
     Reach(crate::reach::plan::ReachStep),
+    /// A reached stack's project still run by the legacy user (src/reach/legacy.rs).
+    ReachLegacy(crate::reach::legacy::LegacyStep),
 }
 
 impl Step {
@@ -99,6 +101,7 @@ impl Step {
             | Step::CreateData { stack, .. } => Some(stack),
             Step::Handoff(h) => Some(h.stack()),
             Step::Reach(r) => Some(&r.stack),
+            Step::ReachLegacy(l) => Some(l.stack()),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -205,6 +208,7 @@ impl fmt::Display for Step {
             Step::Share(sh) => sh.fmt(f),
             Step::Handoff(h) => h.fmt(f),
             Step::Reach(r) => r.fmt(f),
+            Step::ReachLegacy(l) => l.fmt(f),
         }
     }
 }

@@ -8,6 +8,8 @@
 pub mod apply;
 pub mod audit;
 pub mod error;
+pub mod legacy;
+pub mod legacy_run;
 pub mod plan;
 
 pub use crate::policy::reach::Reach;

@@ -21,6 +21,10 @@ pub struct ReachFacts {
     pub joins: BTreeMap<String, BTreeSet<String>>,
     /// Per reaching stack (of those observed): its containers.conf drop-in as it is.
     pub confs: BTreeMap<String, Option<String>>,
+    /// Targets not applied that a selected stack reaches: what the legacy user runs of them.
+    pub legacy: BTreeMap<String, super::legacy::LegacyTarget>,
+    /// The legacy publishes isolate made (src/reach/legacy.rs).
+    pub legacy_record: super::legacy::LegacyRecords,
 }
 
 /// `podman --version`'s major number, None when podman is not found.
@@ -45,8 +49,15 @@ pub fn observe(
     root: &Root,
     policy: &Policy,
     homes: &BTreeMap<String, PathBuf>,
+    legacy: Option<LegacyView<'_>>,
 ) -> crate::error::Result<ReachFacts> {
-    let mut f = ReachFacts::default();
+    let mut f = ReachFacts {
+        legacy_record: super::legacy_run::observe_records(root)?,
+        ..Default::default()
+    };
+    if let Some(view) = legacy {
+        f.legacy = view.targets(policy, homes);
+    }
     let record = root.at(&super::ports_record_path());
     match std::fs::read(&record) {
         Ok(b) => {
@@ -102,6 +113,75 @@ pub fn observe(
     Ok(f)
 }
 
+/// What observation may ask of the legacy user's podman: her account, isolate's state (which
+/// stacks run as their own users) and the session (only given with systemd).
+pub struct LegacyView<'a> {
+    pub accounts: &'a crate::host::accounts::Accounts,
+    pub state: &'a crate::state::State,
+    pub session: &'a crate::host::session::Session<'a>,
+}
+
+impl LegacyView<'_> {
+    /// For each target that a selected stack (`homes`) reaches, that is not selected itself
+    /// and does not run as its own user: the legacy user's running containers of its project.
+    fn targets(
+        &self,
+        policy: &Policy,
+        homes: &BTreeMap<String, PathBuf>,
+    ) -> BTreeMap<String, super::legacy::LegacyTarget> {
+        let mut out = BTreeMap::new();
+        let Some(user) = policy
+            .legacy_owner
+            .as_ref()
+            .and_then(|l| self.accounts.user(&l.value))
+        else {
+            return out;
+        };
+        let wanted: BTreeSet<&str> = policy
+            .stacks
+            .values()
+            .filter(|s| homes.contains_key(&s.name))
+            .flat_map(|s| s.reaches.iter().map(|r| r.value.stack.as_str()))
+            .filter(|t| !homes.contains_key(*t))
+            .filter(|t| {
+                self.state
+                    .handoff
+                    .get(*t)
+                    .is_none_or(|h| h.service.is_none())
+            })
+            .collect();
+        if wanted.is_empty() {
+            return out;
+        }
+        if !self.session.socket_listening(user.uid) {
+            if let Err(e) = self.session.ensure_socket(user.uid) {
+                tracing::warn!("the podman store of {} is not reachable: {e}", user.name);
+                return out;
+            }
+        }
+        for t in wanted {
+            let Some(s) = policy.stacks.get(t) else {
+                continue;
+            };
+            let project = s.handoff.project_of(t);
+            match self.session.project_containers(user.uid, &project) {
+                Ok(cs) => {
+                    let running = cs
+                        .into_iter()
+                        .filter(|c| c.state == "running")
+                        .map(|c| c.name)
+                        .collect();
+                    out.insert(t.to_string(), super::legacy::LegacyTarget { running });
+                }
+                Err(e) => {
+                    tracing::warn!("cannot list {}'s containers of {project}: {e}", user.name)
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Writes a stack's override (and records newly given host ports first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReachStep {
@@ -115,6 +195,9 @@ pub struct ReachStep {
     pub gid: u32,
     /// For a reaching stack: the containers.conf drop-in in its user's home.
     pub conf: Option<ConfFile>,
+    /// What this step breaks and why (shown with the step, by plan and by apply).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A file written into the stack user's home as that user (no link followed).
@@ -156,6 +239,13 @@ impl fmt::Display for ReachStep {
                 write!(f, "\n    | {line}")?;
             }
         }
+        for w in &self.warnings {
+            write!(f, "\n  ! {w}")?;
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "legacy_view_tests.rs"]
+mod legacy_view_tests;
