@@ -373,3 +373,23 @@ fn force_keeps_the_pinned_path_and_a_killed_lock_is_converged_by_it_too() {
     rollback(&fx.data, &journal, Locking::Pinned);
     assert_same(&listing(&fx.data), &before);
 }
+
+#[test]
+fn an_immutable_top_cannot_be_locked_and_keeps_the_pinned_path() {
+    let fx = fixture();
+    tree(&fx);
+    let data = fx.data.display().to_string();
+    sh(&format!("chattr +i '{data}'"));
+    let result = walk::migrate_with(
+        &RealSys::new(),
+        &fx.data,
+        &spec(MigrateMode::Auto),
+        &fx.tmp.path().join("j"),
+        &Progress::off(),
+        Locking::Locked(&Nobody),
+    );
+    sh(&format!("chattr -i '{data}'"));
+    let summary = result.unwrap();
+    assert_eq!(summary.immutable.samples, vec![std::path::PathBuf::new()]);
+    assert_eq!(owner(&fx.data.join("deep/a")), (200_998, 200_998));
+}

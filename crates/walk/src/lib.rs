@@ -164,6 +164,7 @@ pub fn migrate_with(
     let rules = rules_of(spec);
     let proofs = replay::Proofs::read(journal_path)?;
     let proofs = lock::converge(sys, root.as_fd(), path, journal_path, proofs)?;
+    let locking = lock::lockable(sys, root.as_fd(), locking);
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
     let repaired =
         replay::repair_after_crash(sys, root.as_fd(), path, &rules, &proofs, &mut after)?;
@@ -245,6 +246,7 @@ pub fn rollback_with(
     let root = open_data_path(sys, path)?;
     let proofs = replay::Proofs::read(journal_path)?;
     let proofs = lock::converge(sys, root.as_fd(), path, journal_path, proofs)?;
+    let locking = lock::lockable(sys, root.as_fd(), locking);
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
     replay::restore_proven(sys, root.as_fd(), path, &proofs, &mut after)?;
     let rules = inverse_rules(spec);

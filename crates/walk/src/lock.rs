@@ -131,6 +131,19 @@ pub(crate) fn converge(
     Proofs::read(journal_path)
 }
 
+/// `locking`, or the pinned path where the top cannot be locked: chattr +i/+a on it makes
+/// chown fail even for root (the walk then reports the top as immutable, as it always did).
+pub(crate) fn lockable<'a>(
+    sys: &dyn WalkSys,
+    root: BorrowedFd<'_>,
+    locking: Locking<'a>,
+) -> Locking<'a> {
+    match sys.stat(root, c"") {
+        Ok(st) if !st.immutable() => locking,
+        _ => Locking::Pinned,
+    }
+}
+
 /// What a locked walk needs besides the walk's own: who to ask, the journal and its proofs.
 pub(crate) struct LockWith<'a> {
     pub holders: &'a dyn Holders,
