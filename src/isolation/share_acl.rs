@@ -211,8 +211,8 @@ impl InodeAction for ShareAcl<'_> {
     ) -> Result<(), Failure> {
         // Decide again from the pinned inode's attributes: what is written is what it has.
         let entry = target.entry;
-        let attrs =
-            Attrs::read_at(sys, target.fd, target.name).map_err(|(op, e)| Failure::new(op, entry, e))?;
+        let attrs = Attrs::read_at(sys, target.fd, target.name)
+            .map_err(|(op, e)| Failure::new(op, entry, e))?;
         let ino = inode(entry, &attrs, is_top(entry));
         let cur = State::of(&ino);
         let (new, _) = self.decide(entry, &ino, &cur);
