@@ -194,23 +194,27 @@ fn a_cwd_in_a_lazily_unmounted_bind_mount_of_a_data_subdirectory_is_refused() {
     let sub = h.root().join("srv/app/d1");
     let point = h.dir.path().join("elsewhere");
     std::fs::create_dir(&point).unwrap();
-    let st = Command::new("mount")
-        .arg("--bind")
-        .arg(&sub)
-        .arg(&point)
-        .status()
+    // Mounted, entered and lazily unmounted in a private mount namespace, then alice's
+    // `sleep` (the same pid: unshare, sh and setpriv exec): no mount table lists it any more,
+    // only the process's cwd holds it, and `..` from there leads nowhere; the inode is still
+    // d1 of the data. Never in this namespace: a test that copies it meanwhile (`unshare -m`
+    // beside this one) would hold the bind mount after this test's process ended.
+    let child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{s}' '{p}' && cd '{p}' && umount -l '{p}' \
+             && exec setpriv --reuid 1000 --regid 1000 --clear-groups sleep 600",
+            s = sub.display(),
+            p = point.display()
+        ))
+        .stdin(Stdio::null())
+        .spawn()
         .unwrap();
-    assert!(st.success());
-    let inside = as_alice(&point, "exec sleep 600");
-    settled(inside.pid(), "sleep", || true);
-    // Detached: no mount table lists it any more, only the process's cwd holds it, and `..`
-    // from there leads nowhere; the inode is still d1 of the data.
-    let st = Command::new("umount")
-        .arg("-l")
-        .arg(&point)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let inside = Running(child);
+    settled(inside.pid(), "sleep", || {
+        std::fs::read_to_string(format!("/proc/{}/status", inside.pid()))
+            .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t1000\t")))
+    });
     refused_naming(&h, &[(inside.pid(), "sleep", "working directory")]);
     drop(inside);
     expect_code(&h.run(&["apply", "--no-systemd"]), 0);

@@ -231,6 +231,7 @@ mod tests {
             nlink: 1,
             size: 100,
             ctime: (0, 0),
+            mtime: (0, 0),
             btime: None,
             attributes: 0,
         }

@@ -42,6 +42,9 @@ pub enum Line {
     Lock(TopLock),
     /// Written once the top has its previous owner and mode back (inode number).
     Unlock(u64),
+    /// Written by a rollback right before it gives a proven inode its original owner back:
+    /// what the inode will look like after that chown, for a run killed before its `After`.
+    Intent(Intent),
 }
 
 /// The data top before a walk locked it (owner 0:0, mode 0700): what unlocking gives back.
@@ -54,6 +57,26 @@ pub struct TopLock {
     pub perm: u32,
     /// Its ctime then: whether that state was one isolate left (a proof) carries over.
     pub ctime: (i64, u32),
+}
+
+/// A rollback's chown of a proven privileged inode back to its original owner (never one
+/// of the stack's ids), announced before it happens: the ctime it was proven at, and the
+/// owner the chown gives and the mode, mtime, size and link count it had. Killed between the chown and
+/// its `After` line, the next run finds exactly that: the stack cannot have changed it
+/// since without moving mtime (a write sets it to now, and only the owner or root may set
+/// it), the mode (owner only), the owner or the link count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Intent {
+    pub path: PathBuf,
+    pub ino: u64,
+    pub proven_ctime: (i64, u32),
+    pub uid: u32,
+    pub gid: u32,
+    /// The mode before the chown (which drops setuid, and setgid with group execute).
+    pub perm: u32,
+    pub mtime: (i64, u32),
+    pub size: u64,
+    pub nlink: u32,
 }
 
 impl Record {
@@ -165,8 +188,9 @@ fn seal(mut body: Vec<u8>, path: &Path, out: &mut Vec<u8>) {
 }
 
 impl Line {
-    /// `CHECKSUM R|P ino btime uid gid perm caps path\n` or `CHECKSUM A ino ctime path\n`;
-    /// the checksum covers everything after it.
+    /// `CHECKSUM R|P ino btime uid gid perm caps path\n`, `CHECKSUM A ino ctime path\n` or
+    /// `CHECKSUM I ino ctime uid gid perm mtime size nlink path\n`; the checksum covers
+    /// everything after it.
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Line::Before(r) => {
@@ -198,6 +222,20 @@ impl Line {
                 seal(body.into_bytes(), Path::new(""), out);
             }
             Line::Unlock(ino) => seal(format!("U {ino} ").into_bytes(), Path::new(""), out),
+            Line::Intent(i) => {
+                let body = format!(
+                    "I {} {} {} {} {:o} {} {} {} ",
+                    i.ino,
+                    time(Some(i.proven_ctime)),
+                    i.uid,
+                    i.gid,
+                    i.perm,
+                    time(Some(i.mtime)),
+                    i.size,
+                    i.nlink
+                );
+                seal(body.into_bytes(), &i.path, out);
+            }
         }
     }
 
@@ -237,6 +275,30 @@ impl Line {
                 return Some(Line::Unlock(
                     std::str::from_utf8(fields.next()?).ok()?.parse().ok()?,
                 ));
+            }
+            b'I' => {
+                let mut fields = body.get(2..)?.splitn(9, |b| *b == b' ');
+                let mut text = || std::str::from_utf8(fields.next()?).ok();
+                let ino = text()?.parse().ok()?;
+                let proven_ctime = untime(text()?)??;
+                let uid = text()?.parse().ok()?;
+                let gid = text()?.parse().ok()?;
+                let perm = u32::from_str_radix(text()?, 8).ok()?;
+                let mtime = untime(text()?)??;
+                let size = text()?.parse().ok()?;
+                let nlink = text()?.parse().ok()?;
+                let path = unescape_path(fields.next()?)?;
+                return Some(Line::Intent(Intent {
+                    path,
+                    ino,
+                    proven_ctime,
+                    uid,
+                    gid,
+                    perm,
+                    mtime,
+                    size,
+                    nlink,
+                }));
             }
             _ => return None,
         };
@@ -440,7 +502,18 @@ mod tests {
                 perm: 0o2775,
                 ctime: (1_700_000_000, 12),
             });
-            for l in [r, after, lock, Line::Unlock(9)] {
+            let intent = Line::Intent(Intent {
+                path: PathBuf::from(p),
+                ino: 7,
+                proven_ctime: (5, 6),
+                uid: 0,
+                gid: 100_005,
+                perm: 0o755,
+                mtime: (1, 2),
+                size: 9,
+                nlink: 2,
+            });
+            for l in [r, after, lock, Line::Unlock(9), intent] {
                 let mut line = Vec::new();
                 l.encode(&mut line);
                 assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);

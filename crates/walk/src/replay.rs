@@ -2,7 +2,7 @@
 //! phases of a rollback. Every record is applied only to the inode it was written for
 //! (same inode number and creation time), pinned through a descriptor found fd-relative
 //! from the data path without following a symlink or crossing a mount.
-use super::journal::{self, Applied, Journal, Line, Record};
+use super::journal::{self, Applied, Intent, Journal, Line, Record};
 use super::rules::Rules;
 use super::sys::{Stat, WalkSys};
 use super::traverse::{failure_error, is_race, Failure, Samples, SAMPLES};
@@ -129,6 +129,24 @@ pub struct Proofs {
 struct Proof {
     btimes: Vec<Option<(i64, u32)>>,
     ctimes: Vec<(i64, u32)>,
+    /// A rollback's chowns announced from one of `ctimes` (see [`Intent`]).
+    intents: Vec<Intent>,
+}
+
+impl Proof {
+    /// Whether `st` is the inode as isolate last left it: a ctime isolate journalled, or
+    /// exactly what an announced chown back to the original owner (from a journalled ctime)
+    /// leaves, for a rollback killed between that chown and its `After` line.
+    fn proves(&self, st: &Stat) -> bool {
+        self.ctimes.contains(&st.ctime)
+            || self.intents.iter().any(|i| {
+                self.ctimes.contains(&i.proven_ctime)
+                    && (st.uid, st.gid, st.mtime, st.size, st.nlink)
+                        == (i.uid, i.gid, i.mtime, i.size, i.nlink)
+                    && st.perm() & !0o6000 == i.perm & !0o6000
+                    && st.perm() & 0o6000 & !i.perm == 0
+            })
+    }
 }
 
 fn key(record: &Record) -> (PathBuf, u64) {
@@ -167,6 +185,11 @@ impl Proofs {
                     proofs.open_lock.get_or_insert(lock);
                 }
                 Line::Unlock(_) => proofs.open_lock = None,
+                Line::Intent(intent) => {
+                    if let Some(proof) = proofs.ctimes.get_mut(&intent.ino) {
+                        proof.intents.push(intent);
+                    }
+                }
             }
             Ok(())
         });
@@ -177,18 +200,14 @@ impl Proofs {
 
     /// Whether `st` is the inode `record` was written for, as isolate last left it.
     fn own(&self, record: &Record, st: &Stat) -> bool {
-        same_file(record, st)
-            && self
-                .ctimes
-                .get(&record.ino)
-                .is_some_and(|p| p.ctimes.contains(&st.ctime))
+        same_file(record, st) && self.ctimes.get(&record.ino).is_some_and(|p| p.proves(st))
     }
 
     /// Whether `st` is a privileged journalled inode as isolate last left it (whichever
     /// of its records names it).
     pub fn own_inode(&self, st: &Stat) -> bool {
         self.ctimes.get(&st.ino).is_some_and(|p| {
-            p.ctimes.contains(&st.ctime)
+            p.proves(st)
                 && p.btimes.iter().any(|b| match (b, st.btime) {
                     (Some(a), Some(b)) => *a == b,
                     (None, _) => true,
@@ -241,6 +260,29 @@ impl<'a> AfterLines<'a> {
             path: path.to_path_buf(),
             ino: st.ino,
             ctime: st.ctime,
+        });
+        self.open()
+            .and_then(|j| j.write(std::slice::from_ref(&line)))
+            .map_err(|e| {
+                (
+                    "write the journal about",
+                    Errno::from_io_error(&e).unwrap_or(Errno::IO),
+                )
+            })
+    }
+
+    /// Announces the chown of proven `st` back to `record`'s owner (see [`Intent`]).
+    fn intent(&mut self, st: &Stat, record: &Record) -> Step<()> {
+        let line = Line::Intent(Intent {
+            path: record.path.clone(),
+            ino: st.ino,
+            proven_ctime: st.ctime,
+            uid: record.uid,
+            gid: record.gid,
+            perm: st.perm(),
+            mtime: st.mtime,
+            size: st.size,
+            nlink: st.nlink,
         });
         self.open()
             .and_then(|j| j.write(std::slice::from_ref(&line)))
@@ -393,6 +435,11 @@ fn give_back(
     let mut changed = false;
     // The owner first: from here on the stack's ids can no longer open it for writing.
     if (st.uid, st.gid) != (record.uid, record.gid) {
+        // Only when the owner changes: the original one is then never one of the stack's
+        // uids (the migration leaves those), and the one losing the file could set mtime.
+        if st.uid != record.uid {
+            journal.intent(st, record)?;
+        }
         sys.chown(fd, c"", record.uid, record.gid)
             .map_err(|e| ("chown", e))?;
         journal.note(sys, fd, &record.path)?;

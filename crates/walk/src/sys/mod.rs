@@ -27,6 +27,9 @@ pub struct Stat {
     /// Last status change: any write, chmod, chown, xattr or link change moves it, and
     /// userspace cannot set it back.
     pub ctime: (i64, u32),
+    /// Last content change: only a write (which sets it to now) or the owner (or root)
+    /// moves it.
+    pub mtime: (i64, u32),
     /// Creation time where the filesystem records it: with the inode number, it tells a
     /// file from a later one that got the same (reused) inode number.
     pub btime: Option<(i64, u32)>,

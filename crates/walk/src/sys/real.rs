@@ -239,6 +239,7 @@ impl WalkSys for RealSys {
                 | StatxFlags::SIZE
                 | StatxFlags::MNT_ID
                 | StatxFlags::CTIME
+                | StatxFlags::MTIME
                 | StatxFlags::BTIME,
         )?;
         let has_btime = st.stx_mask & StatxFlags::BTIME.bits() != 0;
@@ -252,6 +253,7 @@ impl WalkSys for RealSys {
             nlink: st.stx_nlink,
             size: st.stx_size,
             ctime: (st.stx_ctime.tv_sec, st.stx_ctime.tv_nsec),
+            mtime: (st.stx_mtime.tv_sec, st.stx_mtime.tv_nsec),
             btime: has_btime.then_some((st.stx_btime.tv_sec, st.stx_btime.tv_nsec)),
             attributes: st.stx_attributes.bits(),
         })
