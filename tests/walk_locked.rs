@@ -393,3 +393,88 @@ fn an_immutable_top_cannot_be_locked_and_keeps_the_pinned_path() {
     assert_eq!(summary.immutable.samples, vec![std::path::PathBuf::new()]);
     assert_eq!(owner(&fx.data.join("deep/a")), (200_998, 200_998));
 }
+
+const STOP_CHILD: &str = "ISOLATE_WALK_TEST_STOP_CHILD";
+
+/// A migration (locked or pinned) that kills itself with SIGKILL right after the chown of
+/// `dir/suid` (a 6755 file the chown strips), before its bits are back and journalled.
+#[test]
+#[ignore = "a child process body: its parent test runs it with --ignored --exact"]
+fn stop_child() {
+    let args = std::env::var(STOP_CHILD).expect("run by its parent test");
+    let mut parts = args.split('\n');
+    let (how, data, journal) = (
+        parts.next().unwrap().to_string(),
+        Path::new(parts.next().unwrap()),
+        Path::new(parts.next().unwrap()),
+    );
+    let sys = RecordingSys::new().after_chown(|name| {
+        if name.to_bytes() == b"suid" {
+            let me = rustix::process::getpid();
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+        }
+    });
+    let locking = match how.as_str() {
+        "locked" => Locking::Locked(&Nobody),
+        _ => Locking::Pinned,
+    };
+    let spec = spec(MigrateMode::Auto);
+    let _ = walk::migrate_with(&sys, data, &spec, journal, &Progress::off(), locking);
+}
+
+fn stopped_after_the_suid_chown(how: &str, data: &Path, journal: &Path) {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["stop_child", "--exact", "--ignored", "--test-threads=1"])
+        .env(
+            STOP_CHILD,
+            format!("{how}\n{}\n{}", data.display(), journal.display()),
+        )
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.code().is_none(),
+        "the child was not killed: {status}"
+    );
+    assert_eq!(
+        mode(&data.join("dir/suid")) & 0o6000,
+        0,
+        "the chown dropped the bits"
+    );
+}
+
+#[test]
+fn killed_right_after_a_privileged_chown_in_a_locked_tree_the_rerun_gives_the_bits_back() {
+    let control = fixture();
+    tree(&control);
+    pinned(&control.data, &control.tmp.path().join("j"));
+    let expected = listing(&control.data);
+
+    let fx = fixture();
+    tree(&fx);
+    let journal = fx.tmp.path().join("j");
+    stopped_after_the_suid_chown("locked", &fx.data, &journal);
+    assert_eq!(top(&fx.data), (0, 0, 0o700), "killed while locked");
+    locked(&RealSys::new(), &fx.data, &journal, &Nobody);
+    assert_same(&listing(&fx.data), &expected);
+}
+
+#[test]
+fn killed_right_after_a_privileged_chown_on_the_pinned_path_the_bits_stay_withheld() {
+    let fx = fixture();
+    tree(&fx);
+    let journal = fx.tmp.path().join("j");
+    stopped_after_the_suid_chown("pinned", &fx.data, &journal);
+    let summary = walk::migrate(
+        &RealSys::new(),
+        &fx.data,
+        &spec(MigrateMode::Auto),
+        &journal,
+        &Progress::off(),
+    )
+    .unwrap();
+    assert_eq!(
+        summary.privilege_withheld.samples,
+        vec![std::path::PathBuf::from("dir/suid")]
+    );
+}

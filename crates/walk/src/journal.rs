@@ -45,6 +45,11 @@ pub enum Line {
     /// Written by a rollback right before it gives a proven inode its original owner back:
     /// what the inode will look like after that chown, for a run killed before its `After`.
     Intent(Intent),
+    /// Written by a migration in a locked tree right before it chowns a privileged inode to
+    /// the stack: what the chown leaves (`proven_ctime` is the ctime it was planned at). Only
+    /// a run that finds the tree still locked may trust it (the stack could not touch the
+    /// file since); see `replay::Proofs::own_while_locked`.
+    LockedIntent(Intent),
 }
 
 /// The data top before a walk locked it (owner 0:0, mode 0700): what unlocking gives back.
@@ -77,6 +82,17 @@ pub struct Intent {
     pub mtime: (i64, u32),
     pub size: u64,
     pub nlink: u32,
+}
+
+impl Intent {
+    /// Whether `st` is exactly what the announced chown leaves: owner, mtime, size, links,
+    /// the mode but for setuid/setgid bits the chown may have dropped.
+    pub fn left(&self, st: &crate::sys::Stat) -> bool {
+        (st.uid, st.gid, st.mtime, st.size, st.nlink)
+            == (self.uid, self.gid, self.mtime, self.size, self.nlink)
+            && st.perm() & !0o6000 == self.perm & !0o6000
+            && st.perm() & 0o6000 & !self.perm == 0
+    }
 }
 
 impl Record {
@@ -222,9 +238,14 @@ impl Line {
                 seal(body.into_bytes(), Path::new(""), out);
             }
             Line::Unlock(ino) => seal(format!("U {ino} ").into_bytes(), Path::new(""), out),
-            Line::Intent(i) => {
+            Line::Intent(i) | Line::LockedIntent(i) => {
+                let letter = if matches!(self, Line::Intent(_)) {
+                    "I"
+                } else {
+                    "M"
+                };
                 let body = format!(
-                    "I {} {} {} {} {:o} {} {} {} ",
+                    "{letter} {} {} {} {} {:o} {} {} {} ",
                     i.ino,
                     time(Some(i.proven_ctime)),
                     i.uid,
@@ -276,7 +297,7 @@ impl Line {
                     std::str::from_utf8(fields.next()?).ok()?.parse().ok()?,
                 ));
             }
-            b'I' => {
+            letter @ (b'I' | b'M') => {
                 let mut fields = body.get(2..)?.splitn(9, |b| *b == b' ');
                 let mut text = || std::str::from_utf8(fields.next()?).ok();
                 let ino = text()?.parse().ok()?;
@@ -288,7 +309,12 @@ impl Line {
                 let size = text()?.parse().ok()?;
                 let nlink = text()?.parse().ok()?;
                 let path = unescape_path(fields.next()?)?;
-                return Some(Line::Intent(Intent {
+                let wrap = if *letter == b'I' {
+                    Line::Intent
+                } else {
+                    Line::LockedIntent
+                };
+                return Some(wrap(Intent {
                     path,
                     ino,
                     proven_ctime,
@@ -513,7 +539,11 @@ mod tests {
                 size: 9,
                 nlink: 2,
             });
-            for l in [r, after, lock, Line::Unlock(9), intent] {
+            let Line::Intent(i) = &intent else {
+                unreachable!()
+            };
+            let locked_intent = Line::LockedIntent(i.clone());
+            for l in [r, after, lock, Line::Unlock(9), intent, locked_intent] {
                 let mut line = Vec::new();
                 l.encode(&mut line);
                 assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);

@@ -163,14 +163,16 @@ pub fn migrate_with(
     let root = open_data_path(sys, path)?;
     let rules = rules_of(spec);
     let proofs = replay::Proofs::read(journal_path)?;
-    let proofs = lock::converge(sys, root.as_fd(), path, journal_path, proofs)?;
-    let locking = lock::lockable(sys, root.as_fd(), locking);
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
+    // Before a lock a killed run left is given back: while the tree is still locked, what
+    // its announced chowns left is provably isolate's own.
     let repaired =
         replay::repair_after_crash(sys, root.as_fd(), path, &rules, &proofs, &mut after)?;
     let journal = after
         .into_journal()
         .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
+    lock::converge_into(sys, root.as_fd(), path, &proofs, &journal)?;
+    let locking = lock::lockable(sys, root.as_fd(), locking);
     let action = Migrate {
         rules: rules.clone(),
         journal: &journal,

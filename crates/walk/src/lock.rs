@@ -113,20 +113,12 @@ pub(crate) fn converge(
     journal_path: &Path,
     proofs: Proofs,
 ) -> Result<Proofs> {
-    let Some(top) = proofs.open_lock else {
+    if proofs.open_lock.is_none() {
         return Ok(proofs);
-    };
+    }
     let journal = Journal::open(journal_path, proofs.valid_len)
         .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
-    let st = sys.stat(root, c"").map_err(|e| io(path, "stat", e))?;
-    if st.ino == top.ino {
-        unlock(sys, root, path, &top, &proofs, &journal)?;
-    } else {
-        // Another directory at the data path: the lock line is not about it.
-        journal
-            .append(std::slice::from_ref(&Line::Unlock(top.ino)))
-            .map_err(journal_io)?;
-    }
+    converge_into(sys, root, path, &proofs, &journal)?;
     drop(journal);
     Proofs::read(journal_path)
 }
@@ -141,6 +133,28 @@ pub(crate) fn lockable<'a>(
     match sys.stat(root, c"") {
         Ok(st) if !st.immutable() => locking,
         _ => Locking::Pinned,
+    }
+}
+
+/// [`converge`] for a caller that has the journal open already (migrate, after its crash
+/// repair ran while the tree was still locked).
+pub(crate) fn converge_into(
+    sys: &dyn WalkSys,
+    root: BorrowedFd<'_>,
+    path: &Path,
+    proofs: &Proofs,
+    journal: &Journal,
+) -> Result<()> {
+    let Some(top) = proofs.open_lock else {
+        return Ok(());
+    };
+    let st = sys.stat(root, c"").map_err(|e| io(path, "stat", e))?;
+    if st.ino == top.ino {
+        unlock(sys, root, path, &top, proofs, journal)
+    } else {
+        journal
+            .append(std::slice::from_ref(&Line::Unlock(top.ino)))
+            .map_err(journal_io)
     }
 }
 

@@ -131,6 +131,8 @@ struct Proof {
     ctimes: Vec<(i64, u32)>,
     /// A rollback's chowns announced from one of `ctimes` (see [`Intent`]).
     intents: Vec<Intent>,
+    /// A locked migration's chowns to the stack, announced (see `Line::LockedIntent`).
+    locked_intents: Vec<Intent>,
 }
 
 impl Proof {
@@ -139,13 +141,7 @@ impl Proof {
     /// leaves, for a rollback killed between that chown and its `After` line.
     fn proves(&self, st: &Stat) -> bool {
         self.ctimes.contains(&st.ctime)
-            || self.intents.iter().any(|i| {
-                self.ctimes.contains(&i.proven_ctime)
-                    && (st.uid, st.gid, st.mtime, st.size, st.nlink)
-                        == (i.uid, i.gid, i.mtime, i.size, i.nlink)
-                    && st.perm() & !0o6000 == i.perm & !0o6000
-                    && st.perm() & 0o6000 & !i.perm == 0
-            })
+            || (self.intents.iter()).any(|i| self.ctimes.contains(&i.proven_ctime) && i.left(st))
     }
 }
 
@@ -190,6 +186,11 @@ impl Proofs {
                         proof.intents.push(intent);
                     }
                 }
+                Line::LockedIntent(intent) => {
+                    if let Some(proof) = proofs.ctimes.get_mut(&intent.ino) {
+                        proof.locked_intents.push(intent);
+                    }
+                }
             }
             Ok(())
         });
@@ -201,6 +202,20 @@ impl Proofs {
     /// Whether `st` is the inode `record` was written for, as isolate last left it.
     fn own(&self, record: &Record, st: &Stat) -> bool {
         same_file(record, st) && self.ctimes.get(&record.ino).is_some_and(|p| p.proves(st))
+    }
+
+    /// [`Proofs::own`], or, while the tree is still locked by the run that was killed (its
+    /// lock line open: nobody but root could reach the file since), exactly the state a
+    /// locked migration's announced chown to the stack leaves.
+    pub fn own_while_locked(&self, record: &Record, st: &Stat) -> bool {
+        self.own(record, st)
+            || (self.open_lock.is_some()
+                && same_file(record, st)
+                && self.ctimes.get(&record.ino).is_some_and(|p| {
+                    p.locked_intents
+                        .iter()
+                        .any(|i| i.path == record.path && i.left(st))
+                }))
     }
 
     /// Whether `st` is a privileged journalled inode as isolate last left it (whichever
@@ -358,7 +373,7 @@ pub fn repair_after_crash(
                 if !fix_caps && !fix_perm {
                     return Ok(());
                 }
-                if !proofs.own(record, &st) {
+                if !proofs.own_while_locked(record, &st) {
                     out.withheld.add(record.path.clone());
                     return Ok(());
                 }

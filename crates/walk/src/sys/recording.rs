@@ -39,6 +39,10 @@ pub struct RecordingSys {
     /// Runs just before each entry is pinned: tests swap the entry here.
     #[allow(clippy::type_complexity)]
     before_pin: Option<Box<dyn Fn(BorrowedFd<'_>, &CStr) + Send + Sync>>,
+    /// Runs right after each chown that succeeded, with the entry's name (tests stop the
+    /// process there).
+    #[allow(clippy::type_complexity)]
+    after_chown: Option<Box<dyn Fn(&CStr) + Send + Sync>>,
 }
 
 impl Default for RecordingSys {
@@ -57,6 +61,7 @@ impl RecordingSys {
             pins: Mutex::new(std::collections::HashMap::new()),
             pinned: Default::default(),
             before_pin: None,
+            after_chown: None,
         }
     }
 
@@ -66,6 +71,12 @@ impl RecordingSys {
         hook: impl Fn(BorrowedFd<'_>, &CStr) + Send + Sync + 'static,
     ) -> Self {
         self.before_pin = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook(name)` right after every chown that succeeded.
+    pub fn after_chown(mut self, hook: impl Fn(&CStr) + Send + Sync + 'static) -> Self {
+        self.after_chown = Some(Box::new(hook));
         self
     }
 
@@ -186,8 +197,13 @@ impl WalkSys for RecordingSys {
         self.inner.set_xattr(dir, name, attr, value)
     }
     fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno> {
-        self.record(Op::Chown, &self.name_of(dir, name), format!("{uid}:{gid}"))?;
-        self.inner.chown(dir, name, uid, gid)
+        let named = self.name_of(dir, name);
+        self.record(Op::Chown, &named, format!("{uid}:{gid}"))?;
+        self.inner.chown(dir, name, uid, gid)?;
+        if let Some(hook) = &self.after_chown {
+            hook(&named);
+        }
+        Ok(())
     }
     fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
         self.record(Op::Chmod, &self.name_of(dir, name), format!("{perm:o}"))?;
