@@ -3,7 +3,8 @@
 //! drops), synced before the chown, so a crash anywhere leaves rollback exact; then, after the
 //! change (and after every step isolate later takes on a privileged one: crash repair,
 //! rollback), the inode's status-change time, which proves whether it is still the file
-//! isolate left.
+//! isolate left. A locked walk adds the data top's lock and unlock lines, and a locked
+//! migration the chowns of privileged files it is about to make (`LockedIntent`).
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

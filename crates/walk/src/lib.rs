@@ -28,8 +28,10 @@
 //! one isolate left (any write, chmod, chown or link change moves ctime, and userspace
 //! cannot set it back); otherwise the owner comes back without them, the file is listed
 //! and the step is not done. A record applies only to the inode it was written for.
-//! Limitation: a kill in the microseconds between a change and its line leaves that file
-//! unproven: withheld and listed, never given back on a guess.
+//! Limitation: on the pinned path, a kill in the microseconds between a change and its line
+//! leaves that file unproven: withheld and listed, never given back on a guess. A locked
+//! migration announces each such chown first (what it leaves), and the next run, finding the
+//! tree still locked, repairs before it unlocks.
 //! Limitation: an inode that was already in the stack mapping before the first migrate is
 //! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod action;
