@@ -63,12 +63,22 @@ fn main() -> anyhow::Result<()> {
         enabled: true,
         expected_inodes: None,
     };
+    // As apply: the top locked and /proc asked for holders (ISOLATE_PINNED=1: as --force).
+    let locking = if std::env::var_os("ISOLATE_PINNED").is_some() {
+        walk::Locking::Pinned
+    } else {
+        walk::Locking::Locked(&isolate::apply::ProcHolders)
+    };
     let out = if action == "survey" {
         serde_json::to_string(&walk::survey(&sys, &path, &spec)?)?
     } else if action.starts_with("rollback-") {
-        serde_json::to_string(&walk::rollback(&sys, &path, &spec, &journal, &progress)?)?
+        serde_json::to_string(&walk::rollback_with(
+            &sys, &path, &spec, &journal, &progress, locking,
+        )?)?
     } else {
-        serde_json::to_string(&walk::migrate(&sys, &path, &spec, &journal, &progress)?)?
+        serde_json::to_string(&walk::migrate_with(
+            &sys, &path, &spec, &journal, &progress, locking,
+        )?)?
     };
     println!("{out}");
     Ok(())

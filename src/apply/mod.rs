@@ -7,7 +7,7 @@ mod rollback;
 
 pub use crate::data::Migrator;
 pub use crate::model::Outcome;
-pub use backends::{Backends, Walker};
+pub use backends::{Backends, ProcHolders, Walker};
 pub use rollback::{refuse_if_held, rollback, RollbackReport};
 
 use crate::error::{Error, Result};

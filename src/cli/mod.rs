@@ -133,7 +133,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 return Ok(EXIT_OK);
             }
             let shadow = Shadow::new(&root);
-            let walker = Walker::new();
+            let walker = Walker::locking(*force);
             let walk_sys = crate::walk::sys::RealSys::new();
             let legacy_compose = crate::reach::legacy_run::RunAsUser { root: &root };
             let b = Backends {
@@ -372,7 +372,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             let backends = crate::ops::rollback::StackBackends {
                 live: &live,
-                migrator: &Walker::new(),
+                migrator: &Walker::locking(*force),
                 walk_sys: &crate::walk::sys::RealSys::new(),
                 compose: &crate::reach::legacy_run::RunAsUser { root: &root },
             };

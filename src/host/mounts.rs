@@ -27,6 +27,25 @@ pub fn mount_holders(path: &Path) -> Result<Vec<MountHolder>> {
     mount_holders_in(Path::new("/proc"), path)
 }
 
+/// Where this process's own mount namespace (the host's) has `path` or a directory inside
+/// it mounted a second time, outside `path` (a bind mount of a subdirectory elsewhere): the
+/// mount points. Nobody holds those; the host does.
+pub fn own_binds_inside(path: &Path) -> Result<Vec<PathBuf>> {
+    let own = Path::new("/proc/self/mountinfo");
+    let text = std::fs::read_to_string(own)
+        .map_err(|e| Error::io(format!("reading {}", own.display()), e))?;
+    let mounts = parse_mountinfo(&text);
+    let Some((device, fs_path)) = locate(&mounts, path) else {
+        return Ok(Vec::new());
+    };
+    Ok(mounts
+        .into_iter()
+        .filter(|m| m.device == device && m.root.starts_with(&fs_path))
+        .filter(|m| !m.mount_point.starts_with(path))
+        .map(|m| m.mount_point)
+        .collect())
+}
+
 fn mount_holders_in(proc_root: &Path, path: &Path) -> Result<Vec<MountHolder>> {
     let io =
         |what: &str, p: &Path, e: std::io::Error| Error::io(format!("{what} {}", p.display()), e);

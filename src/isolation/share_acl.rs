@@ -136,7 +136,7 @@ fn write(
         // An empty value removes a POSIX ACL (the kernel's set_acl with no ACL).
         AclWrite::Remove => &[],
     };
-    sys.set_xattr(target.fd, c"", attr, value)
+    sys.set_xattr(target.fd, target.name, attr, value)
         .map_err(|e| Failure::new("write ACL of", target.entry, e))
 }
 
@@ -211,8 +211,8 @@ impl InodeAction for ShareAcl<'_> {
     ) -> Result<(), Failure> {
         // Decide again from the pinned inode's attributes: what is written is what it has.
         let entry = target.entry;
-        let attrs =
-            Attrs::read_at(sys, target.fd, c"").map_err(|(op, e)| Failure::new(op, entry, e))?;
+        let attrs = Attrs::read_at(sys, target.fd, target.name)
+            .map_err(|(op, e)| Failure::new(op, entry, e))?;
         let ino = inode(entry, &attrs, is_top(entry));
         let cur = State::of(&ino);
         let (new, _) = self.decide(entry, &ino, &cur);
@@ -239,7 +239,7 @@ impl InodeAction for ShareAcl<'_> {
         write(sys, target, xattr::ACL_ACCESS, &change.access)?;
         write(sys, target, xattr::ACL_DEFAULT, &change.default)?;
         if let Some(perm) = change.chmod {
-            sys.chmod(target.fd, c"", perm)
+            sys.chmod(target.fd, target.name, perm)
                 .map_err(|e| Failure::new("chmod", entry, e))?;
         }
         tally.pending.add(entry.rel());

@@ -3,7 +3,8 @@
 //! drops), synced before the chown, so a crash anywhere leaves rollback exact; then, after the
 //! change (and after every step isolate later takes on a privileged one: crash repair,
 //! rollback), the inode's status-change time, which proves whether it is still the file
-//! isolate left.
+//! isolate left. A locked walk adds the data top's lock and unlock lines, and a locked
+//! migration the chowns of privileged files it is about to make (`LockedIntent`).
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -38,9 +39,30 @@ pub enum Line {
     /// Written after the change: the inode's ctime then. A later write, chmod, chown or
     /// link change moves ctime, which userspace cannot set back.
     After(Applied),
+    /// Written (synced) before a walk makes the data top root's alone: what it was.
+    Lock(TopLock),
+    /// Written once the top has its previous owner and mode back (inode number).
+    Unlock(u64),
     /// Written by a rollback right before it gives a proven inode its original owner back:
     /// what the inode will look like after that chown, for a run killed before its `After`.
     Intent(Intent),
+    /// Written by a migration in a locked tree right before it chowns a privileged inode to
+    /// the stack: what the chown leaves (`proven_ctime` is the ctime it was planned at). Only
+    /// a run that finds the tree still locked may trust it (the stack could not touch the
+    /// file since); see `replay::Proofs::own_while_locked`.
+    LockedIntent(Intent),
+}
+
+/// The data top before a walk locked it (owner 0:0, mode 0700): what unlocking gives back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopLock {
+    pub ino: u64,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits including setuid/setgid/sticky.
+    pub perm: u32,
+    /// Its ctime then: whether that state was one isolate left (a proof) carries over.
+    pub ctime: (i64, u32),
 }
 
 /// A rollback's chown of a proven privileged inode back to its original owner (never one
@@ -61,6 +83,17 @@ pub struct Intent {
     pub mtime: (i64, u32),
     pub size: u64,
     pub nlink: u32,
+}
+
+impl Intent {
+    /// Whether `st` is exactly what the announced chown leaves: owner, mtime, size, links,
+    /// the mode but for setuid/setgid bits the chown may have dropped.
+    pub fn left(&self, st: &crate::sys::Stat) -> bool {
+        (st.uid, st.gid, st.mtime, st.size, st.nlink)
+            == (self.uid, self.gid, self.mtime, self.size, self.nlink)
+            && st.perm() & !0o6000 == self.perm & !0o6000
+            && st.perm() & 0o6000 & !self.perm == 0
+    }
 }
 
 impl Record {
@@ -194,9 +227,26 @@ impl Line {
                 let body = format!("A {} {} ", a.ino, time(Some(a.ctime)));
                 seal(body.into_bytes(), &a.path, out);
             }
-            Line::Intent(i) => {
+            Line::Lock(l) => {
                 let body = format!(
-                    "I {} {} {} {} {:o} {} {} {} ",
+                    "L {} {} {} {:o} {} ",
+                    l.ino,
+                    l.uid,
+                    l.gid,
+                    l.perm,
+                    time(Some(l.ctime))
+                );
+                seal(body.into_bytes(), Path::new(""), out);
+            }
+            Line::Unlock(ino) => seal(format!("U {ino} ").into_bytes(), Path::new(""), out),
+            Line::Intent(i) | Line::LockedIntent(i) => {
+                let letter = if matches!(self, Line::Intent(_)) {
+                    "I"
+                } else {
+                    "M"
+                };
+                let body = format!(
+                    "{letter} {} {} {} {} {:o} {} {} {} ",
                     i.ino,
                     time(Some(i.proven_ctime)),
                     i.uid,
@@ -231,7 +281,24 @@ impl Line {
                 let path = unescape_path(fields.next()?)?;
                 return Some(Line::After(Applied { path, ino, ctime }));
             }
-            b'I' => {
+            b'L' => {
+                let mut fields = body.get(2..)?.splitn(6, |b| *b == b' ');
+                let mut text = || std::str::from_utf8(fields.next()?).ok();
+                return Some(Line::Lock(TopLock {
+                    ino: text()?.parse().ok()?,
+                    uid: text()?.parse().ok()?,
+                    gid: text()?.parse().ok()?,
+                    perm: u32::from_str_radix(text()?, 8).ok()?,
+                    ctime: untime(text()?)??,
+                }));
+            }
+            b'U' => {
+                let mut fields = body.get(2..)?.splitn(2, |b| *b == b' ');
+                return Some(Line::Unlock(
+                    std::str::from_utf8(fields.next()?).ok()?.parse().ok()?,
+                ));
+            }
+            letter @ (b'I' | b'M') => {
                 let mut fields = body.get(2..)?.splitn(9, |b| *b == b' ');
                 let mut text = || std::str::from_utf8(fields.next()?).ok();
                 let ino = text()?.parse().ok()?;
@@ -243,7 +310,12 @@ impl Line {
                 let size = text()?.parse().ok()?;
                 let nlink = text()?.parse().ok()?;
                 let path = unescape_path(fields.next()?)?;
-                return Some(Line::Intent(Intent {
+                let wrap = if *letter == b'I' {
+                    Line::Intent
+                } else {
+                    Line::LockedIntent
+                };
+                return Some(wrap(Intent {
                     path,
                     ino,
                     proven_ctime,
@@ -450,6 +522,13 @@ mod tests {
                 ino: 7,
                 ctime: (-3, 999_999_999),
             });
+            let lock = Line::Lock(TopLock {
+                ino: 9,
+                uid: 1000,
+                gid: 100,
+                perm: 0o2775,
+                ctime: (1_700_000_000, 12),
+            });
             let intent = Line::Intent(Intent {
                 path: PathBuf::from(p),
                 ino: 7,
@@ -461,7 +540,11 @@ mod tests {
                 size: 9,
                 nlink: 2,
             });
-            for l in [r, after, intent] {
+            let Line::Intent(i) = &intent else {
+                unreachable!()
+            };
+            let locked_intent = Line::LockedIntent(i.clone());
+            for l in [r, after, lock, Line::Unlock(9), intent, locked_intent] {
                 let mut line = Vec::new();
                 l.encode(&mut line);
                 assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);

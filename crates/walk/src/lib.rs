@@ -5,6 +5,12 @@
 //! by `trusted`; what a walk reports is in `report`, its progress bar in `progress`. The
 //! engine knows only `isolate-model`: actions of other capabilities plug in from outside.
 //!
+//! Locked walks (`migrate_with`/`rollback_with` and `Locking::Locked`, see `lock`): the top
+//! is made root's alone before anything is read, the caller's `Holders` finds processes that
+//! were inside already, and entries are then changed by name with no pin per inode and no
+//! verification pass (the walk's own counts are the truth). `--force` and shares keep the
+//! pinned path and its verification.
+//!
 //! Rules per id (uid and gid separately): shift moves an id of the legacy mapping to the same
 //! container id in the stack mapping; ids already in the stack mapping are "already" (so a
 //! re-run converges); others stay ("outside"). reown makes every id the stack user's; auto
@@ -22,14 +28,17 @@
 //! one isolate left (any write, chmod, chown or link change moves ctime, and userspace
 //! cannot set it back); otherwise the owner comes back without them, the file is listed
 //! and the step is not done. A record applies only to the inode it was written for.
-//! Limitation: a kill in the microseconds between a change and its line leaves that file
-//! unproven: withheld and listed, never given back on a guess.
+//! Limitation: on the pinned path, a kill in the microseconds between a change and its line
+//! leaves that file unproven: withheld and listed, never given back on a guess. A locked
+//! migration announces each such chown first (what it leaves), and the next run, finding the
+//! tree still locked, repairs before it unlocks.
 //! Limitation: an inode that was already in the stack mapping before the first migrate is
 //! indistinguishable from a shifted one, so rollback moves it to the legacy mapping.
 pub mod action;
 pub mod error;
 pub mod journal;
 mod links;
+pub mod lock;
 mod progress;
 mod replay;
 mod report;
@@ -46,6 +55,7 @@ use action::rollback::Rollback;
 use action::survey::{Survey as SurveyAction, SurveyTally};
 use isolate_model::ids::Mapping;
 use isolate_model::migration::{MigrateMode, MigrationSpec, OutsideLinks};
+pub use lock::{Holders, Locking};
 use progress::finish;
 pub use progress::Progress;
 pub use report::{Summary, Survey};
@@ -137,23 +147,55 @@ pub fn migrate(
     journal_path: &Path,
     progress: &Progress,
 ) -> Result<Summary> {
+    migrate_with(sys, path, spec, journal_path, progress, Locking::Pinned)
+}
+
+/// [`migrate`], locking the top first with `Locking::Locked` (see `lock`): entries are then
+/// changed by name and the walk's own counts are the verification.
+pub fn migrate_with(
+    sys: &dyn WalkSys,
+    path: &Path,
+    spec: &MigrationSpec,
+    journal_path: &Path,
+    progress: &Progress,
+    locking: Locking<'_>,
+) -> Result<Summary> {
     let started = Instant::now();
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
     let rules = rules_of(spec);
     let proofs = replay::Proofs::read(journal_path)?;
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
+    // Before a lock a killed run left is given back: while the tree is still locked, what
+    // its announced chowns left is provably isolate's own.
     let repaired =
         replay::repair_after_crash(sys, root.as_fd(), path, &rules, &proofs, &mut after)?;
     let journal = after
         .into_journal()
         .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
+    lock::converge_into(sys, root.as_fd(), path, &proofs, &journal)?;
+    let locking = lock::lockable(sys, root.as_fd(), locking);
     let action = Migrate {
         rules: rules.clone(),
         journal: &journal,
     };
     let bar = progress.bar();
-    let walked = traverse::walk(sys, path, root, &action, bar.as_ref());
+    let walked = match locking {
+        Locking::Pinned => traverse::walk(sys, path, root, &action, bar.as_ref()),
+        Locking::Locked(holders) => lock::walk_locked(
+            sys,
+            path,
+            root,
+            &action,
+            bar.as_ref(),
+            lock::LockWith {
+                holders,
+                stack: &spec.shift.to.uid,
+                journal: &journal,
+                proofs: &proofs,
+            },
+        ),
+    };
     finish(bar);
     let Walked { counts, tally } = walked?;
     journal
@@ -164,7 +206,9 @@ pub fn migrate(
     summary.journal_missing = repaired.missing;
     summary.privilege_withheld = repaired.withheld;
     summary.outside_links_accepted = spec.outside_links == OutsideLinks::Skip;
-    summary.verify(survey_walk(sys, path, rules)?);
+    if let Locking::Pinned = locking {
+        summary.verify(survey_walk(sys, path, rules)?);
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }
@@ -188,24 +232,54 @@ pub fn rollback(
     journal_path: &Path,
     progress: &Progress,
 ) -> Result<Summary> {
+    rollback_with(sys, path, spec, journal_path, progress, Locking::Pinned)
+}
+
+/// [`rollback`], its walk locked with `Locking::Locked` (as [`migrate_with`]); the journal
+/// replays before and after it stay on the pinned path.
+pub fn rollback_with(
+    sys: &dyn WalkSys,
+    path: &Path,
+    spec: &MigrationSpec,
+    journal_path: &Path,
+    progress: &Progress,
+    locking: Locking<'_>,
+) -> Result<Summary> {
     let started = Instant::now();
     check_spec(spec)?;
     let root = open_data_path(sys, path)?;
     let proofs = replay::Proofs::read(journal_path)?;
+    let proofs = lock::converge(sys, root.as_fd(), path, journal_path, proofs)?;
+    let locking = lock::lockable(sys, root.as_fd(), locking);
     let mut after = replay::AfterLines::new(journal_path, proofs.valid_len);
     replay::restore_proven(sys, root.as_fd(), path, &proofs, &mut after)?;
     let rules = inverse_rules(spec);
     let bar = progress.bar();
-    let walked = traverse::walk(
-        sys,
-        path,
-        root,
-        &Rollback {
-            rules: rules.clone(),
-            proofs: &proofs,
-        },
-        bar.as_ref(),
-    );
+    let action = Rollback {
+        rules: rules.clone(),
+        proofs: &proofs,
+    };
+    let walked = match locking {
+        Locking::Pinned => traverse::walk(sys, path, root, &action, bar.as_ref()),
+        Locking::Locked(holders) => {
+            let journal = after
+                .open()
+                .map_err(|e| Error::io(format!("open journal {}", journal_path.display()), e))?;
+            lock::walk_locked(
+                sys,
+                path,
+                root,
+                &action,
+                bar.as_ref(),
+                lock::LockWith {
+                    holders,
+                    stack: &spec.shift.to.uid,
+                    journal,
+                    proofs: &proofs,
+                },
+            )
+        }
+    };
     finish(bar);
     let Walked { counts, tally } = walked?;
     let mut summary = Summary::from_walk(counts, tally.decisions, 0);
@@ -217,7 +291,9 @@ pub fn rollback(
     summary.privilege_withheld = restored.withheld;
     summary.failed.merge(restored.failed);
     summary.failure_messages.extend(restored.failure_messages);
-    summary.verify(survey_walk(sys, path, rules)?);
+    if let Locking::Pinned = locking {
+        summary.verify(survey_walk(sys, path, rules)?);
+    }
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
 }

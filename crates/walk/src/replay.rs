@@ -119,6 +119,8 @@ pub struct Proofs {
     seen: std::collections::HashSet<(PathBuf, u64)>,
     /// Where the journal's valid part ends (a torn last line is cut off before appending).
     pub valid_len: u64,
+    /// A lock of the data top no unlock line followed: a walk was killed while it held it.
+    pub open_lock: Option<journal::TopLock>,
 }
 
 /// What the journal says of one inode number: the creation times its privileged records
@@ -129,6 +131,8 @@ struct Proof {
     ctimes: Vec<(i64, u32)>,
     /// A rollback's chowns announced from one of `ctimes` (see [`Intent`]).
     intents: Vec<Intent>,
+    /// A locked migration's chowns to the stack, announced (see `Line::LockedIntent`).
+    locked_intents: Vec<Intent>,
 }
 
 impl Proof {
@@ -137,13 +141,7 @@ impl Proof {
     /// leaves, for a rollback killed between that chown and its `After` line.
     fn proves(&self, st: &Stat) -> bool {
         self.ctimes.contains(&st.ctime)
-            || self.intents.iter().any(|i| {
-                self.ctimes.contains(&i.proven_ctime)
-                    && (st.uid, st.gid, st.mtime, st.size, st.nlink)
-                        == (i.uid, i.gid, i.mtime, i.size, i.nlink)
-                    && st.perm() & !0o6000 == i.perm & !0o6000
-                    && st.perm() & 0o6000 & !i.perm == 0
-            })
+            || (self.intents.iter()).any(|i| self.ctimes.contains(&i.proven_ctime) && i.left(st))
     }
 }
 
@@ -159,6 +157,7 @@ impl Proofs {
             ctimes: HashMap::new(),
             seen: Default::default(),
             valid_len: 0,
+            open_lock: None,
         };
         let valid_len = journal::read(journal_path, |line| {
             match line {
@@ -177,9 +176,19 @@ impl Proofs {
                         proof.ctimes.push(after.ctime);
                     }
                 }
+                // The first open lock holds what the top was before any locked walk.
+                Line::Lock(lock) => {
+                    proofs.open_lock.get_or_insert(lock);
+                }
+                Line::Unlock(_) => proofs.open_lock = None,
                 Line::Intent(intent) => {
                     if let Some(proof) = proofs.ctimes.get_mut(&intent.ino) {
                         proof.intents.push(intent);
+                    }
+                }
+                Line::LockedIntent(intent) => {
+                    if let Some(proof) = proofs.ctimes.get_mut(&intent.ino) {
+                        proof.locked_intents.push(intent);
                     }
                 }
             }
@@ -193,6 +202,20 @@ impl Proofs {
     /// Whether `st` is the inode `record` was written for, as isolate last left it.
     fn own(&self, record: &Record, st: &Stat) -> bool {
         same_file(record, st) && self.ctimes.get(&record.ino).is_some_and(|p| p.proves(st))
+    }
+
+    /// [`Proofs::own`], or, while the tree is still locked by the run that was killed (its
+    /// lock line open: nobody but root could reach the file since), exactly the state a
+    /// locked migration's announced chown to the stack leaves.
+    pub fn own_while_locked(&self, record: &Record, st: &Stat) -> bool {
+        self.own(record, st)
+            || (self.open_lock.is_some()
+                && same_file(record, st)
+                && self.ctimes.get(&record.ino).is_some_and(|p| {
+                    p.locked_intents
+                        .iter()
+                        .any(|i| i.path == record.path && i.left(st))
+                }))
     }
 
     /// Whether `st` is a privileged journalled inode as isolate last left it (whichever
@@ -238,7 +261,7 @@ impl<'a> AfterLines<'a> {
 
     /// Opens the journal now, before the first change: the moment between a change and
     /// its line (a kill there leaves the file unproven) stays a stat and a write.
-    fn open(&mut self) -> std::io::Result<&Journal> {
+    pub(crate) fn open(&mut self) -> std::io::Result<&Journal> {
         if self.journal.is_none() {
             self.journal = Some(Journal::open(self.path, self.valid_len)?);
         }
@@ -350,7 +373,7 @@ pub fn repair_after_crash(
                 if !fix_caps && !fix_perm {
                     return Ok(());
                 }
-                if !proofs.own(record, &st) {
+                if !proofs.own_while_locked(record, &st) {
                     out.withheld.add(record.path.clone());
                     return Ok(());
                 }

@@ -6,10 +6,11 @@
 use super::survey::{count, SurveyTally};
 use super::{remapped, Attrs, OwnerChange};
 use crate::error::Error;
-use crate::journal::{Applied, Journal, Kind, Line, Record};
+use crate::journal::{Applied, Intent, Journal, Kind, Line, Record};
 use crate::rules::{Decision, Rules};
 use crate::sys::WalkSys;
 use crate::traverse::{Entry, Failure, InodeAction, Pinned, Tally};
+use rustix::io::Errno;
 
 /// What the migration counts beyond the traversal's counts.
 #[derive(Debug, Default)]
@@ -134,12 +135,12 @@ impl InodeAction for Migrate<'_> {
         change: Change,
         tally: &mut MigrateTally,
     ) -> Result<(), Failure> {
-        let (fd, entry) = (target.fd, target.entry);
+        let (fd, name, entry) = (target.fd, target.name, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
         // Right away (not synced): a crash before a line only makes the rollback withhold
         // this file's privileges (and say so).
         let after = |path: &std::path::Path, tally: &mut MigrateTally| {
-            let st = sys.stat(fd, c"").map_err(|e| failed("stat", e))?;
+            let st = sys.stat(fd, name).map_err(|e| failed("stat", e))?;
             let line = Line::After(Applied {
                 path: path.to_path_buf(),
                 ino: st.ino,
@@ -150,6 +151,28 @@ impl InodeAction for Migrate<'_> {
             }
             Ok(())
         };
+        if let Some(record) = change.record.as_ref().filter(|r| r.privileged()) {
+            if target.by_name() && change.owner.chown {
+                // Locked tree: announce what the chown leaves, so a run killed right after
+                // it (and finding the tree still locked) can give the bits back.
+                let st = &entry.stat;
+                let line = Line::LockedIntent(Intent {
+                    path: record.path.clone(),
+                    ino: st.ino,
+                    proven_ctime: st.ctime,
+                    uid: change.owner.uid,
+                    gid: change.owner.gid,
+                    perm: st.perm(),
+                    mtime: st.mtime,
+                    size: st.size,
+                    nlink: st.nlink,
+                });
+                if let Err(e) = self.journal.write(std::slice::from_ref(&line)) {
+                    tally.journal_error.get_or_insert(e);
+                    return Err(failed("write the journal about", Errno::IO));
+                }
+            }
+        }
         match change.record.as_ref().filter(|r| r.privileged()) {
             // Each step of a privileged inode's change is journalled as isolate's own, so
             // a crash between the chown and the chmod leaves a state a re-run recognises.
@@ -159,7 +182,7 @@ impl InodeAction for Migrate<'_> {
             None => change.owner.apply(sys, target)?,
         }
         if let Some(perm) = change.restore_perm {
-            sys.chmod(fd, c"", perm).map_err(|e| failed("chmod", e))?;
+            sys.chmod(fd, name, perm).map_err(|e| failed("chmod", e))?;
         }
         if let Some(record) = change.record {
             after(&record.path, tally)?;

@@ -103,11 +103,11 @@ impl OwnerChange {
         target: &Pinned<'_>,
         noted: &mut dyn FnMut() -> Result<(), Failure>,
     ) -> Result<(), Failure> {
-        let (fd, entry) = (target.fd, target.entry);
+        let (fd, name, entry) = (target.fd, target.name, target.entry);
         let failed = |op, e| Failure::new(op, entry, e);
         let writes_attrs =
             self.caps.is_some() || self.acl_access.is_some() || self.acl_default.is_some();
-        if writes_attrs && !entry.stat.is_symlink() {
+        if writes_attrs && !entry.stat.is_symlink() && !target.by_name() {
             // The planned values were read by name: apply them only to the inode they came from.
             let now = Attrs::read_at(sys, fd, c"").map_err(|(op, e)| failed(op, e))?;
             if now != self.attrs {
@@ -115,7 +115,7 @@ impl OwnerChange {
             }
         }
         if self.chown {
-            sys.chown(fd, c"", self.uid, self.gid)
+            sys.chown(fd, name, self.uid, self.gid)
                 .map_err(|e| failed("chown", e))?;
             noted()?;
         }
@@ -133,7 +133,7 @@ impl OwnerChange {
             ),
         ] {
             if let Some(value) = value {
-                sys.set_xattr(fd, c"", attr, value)
+                sys.set_xattr(fd, name, attr, value)
                     .map_err(|e| failed(op, e))?;
                 noted()?;
             }

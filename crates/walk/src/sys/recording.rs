@@ -34,9 +34,15 @@ pub struct RecordingSys {
     /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
     /// recorded and failed by the name of what was pinned.
     pins: Mutex<std::collections::HashMap<i32, String>>,
+    /// Descriptors pinned so far (each is closed again: one pin, one close).
+    pinned: std::sync::atomic::AtomicU64,
     /// Runs just before each entry is pinned: tests swap the entry here.
     #[allow(clippy::type_complexity)]
     before_pin: Option<Box<dyn Fn(BorrowedFd<'_>, &CStr) + Send + Sync>>,
+    /// Runs right after each chown that succeeded, with the entry's name (tests stop the
+    /// process there).
+    #[allow(clippy::type_complexity)]
+    after_chown: Option<Box<dyn Fn(&CStr) + Send + Sync>>,
 }
 
 impl Default for RecordingSys {
@@ -53,7 +59,9 @@ impl RecordingSys {
             failures: Mutex::new(Vec::new()),
             fake_fs_type: None,
             pins: Mutex::new(std::collections::HashMap::new()),
+            pinned: Default::default(),
             before_pin: None,
+            after_chown: None,
         }
     }
 
@@ -63,6 +71,12 @@ impl RecordingSys {
         hook: impl Fn(BorrowedFd<'_>, &CStr) + Send + Sync + 'static,
     ) -> Self {
         self.before_pin = Some(Box::new(hook));
+        self
+    }
+
+    /// Runs `hook(name)` right after every chown that succeeded.
+    pub fn after_chown(mut self, hook: impl Fn(&CStr) + Send + Sync + 'static) -> Self {
+        self.after_chown = Some(Box::new(hook));
         self
     }
 
@@ -89,6 +103,11 @@ impl RecordingSys {
             .unwrap()
             .push((op, name.to_string(), errno));
         self
+    }
+
+    /// How many descriptors the walk pinned (and closed again).
+    pub fn pins(&self) -> u64 {
+        self.pinned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -143,6 +162,8 @@ impl WalkSys for RecordingSys {
             hook(dir, name);
         }
         let fd = self.inner.pin(dir, name)?;
+        self.pinned
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pinned = self.name_of(dir, name).to_string_lossy().into_owned();
         self.pins.lock().unwrap().insert(fd.as_raw_fd(), pinned);
         Ok(fd)
@@ -176,8 +197,13 @@ impl WalkSys for RecordingSys {
         self.inner.set_xattr(dir, name, attr, value)
     }
     fn chown(&self, dir: BorrowedFd<'_>, name: &CStr, uid: u32, gid: u32) -> Result<(), Errno> {
-        self.record(Op::Chown, &self.name_of(dir, name), format!("{uid}:{gid}"))?;
-        self.inner.chown(dir, name, uid, gid)
+        let named = self.name_of(dir, name);
+        self.record(Op::Chown, &named, format!("{uid}:{gid}"))?;
+        self.inner.chown(dir, name, uid, gid)?;
+        if let Some(hook) = &self.after_chown {
+            hook(&named);
+        }
+        Ok(())
     }
     fn chmod(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {
         self.record(Op::Chmod, &self.name_of(dir, name), format!("{perm:o}"))?;

@@ -32,11 +32,22 @@ impl Entry<'_> {
     }
 }
 
-/// An inode pinned for a change: `fd` is an `O_PATH` descriptor whose fstat equalled the
-/// planned [`Entry::stat`]; every change goes through it (an empty name), never by name.
+/// The inode a change goes to, as `fd` and `name` (what every syscall of the change takes).
+/// On the pinned path `fd` is an `O_PATH` descriptor whose fstat equalled the planned
+/// [`Entry::stat`] and `name` is empty. In a locked tree (nobody but root can reach it, so a
+/// name keeps naming the inode it was stat'ed as) `fd` is the entry's directory and `name`
+/// its name: no pin.
 pub struct Pinned<'a> {
     pub fd: BorrowedFd<'a>,
+    pub name: &'a CStr,
     pub entry: &'a Entry<'a>,
+}
+
+impl Pinned<'_> {
+    /// Whether the change goes by name in a locked tree (the plan's reads are the truth).
+    pub fn by_name(&self) -> bool {
+        !self.name.is_empty()
+    }
 }
 
 /// A count with up to [`SAMPLES`] example paths.

@@ -2,12 +2,14 @@
 //! [`InodeAction`] and keeps its own counts ([`Counts`]) apart from the action's ([`Tally`]).
 //! It never follows a symlink, never leaves the data path's mount (decided by mount id, so
 //! overlayfs files and btrfs subvolumes are part of the tree), changes an inode only through
-//! a descriptor pinned and checked against what was planned, and never hands an action an
-//! inode with links outside the walked tree. What an action sees is in `contract`, the
+//! a descriptor pinned and checked against what was planned (or, in a tree whose top is
+//! locked, `walk_locked`, by name relative to its directory: nobody else can reach it), and
+//! never hands an action an inode with links outside the walked tree. What an action sees is in `contract`, the
 //! traversal's own counts in `counts`, the overlayfs link census in `census`.
 mod census;
 mod contract;
 mod counts;
+mod names;
 
 use super::links::{link_hash, LinkSeen, LinkTable};
 use super::sys::{Stat, WalkSys};
@@ -19,6 +21,7 @@ pub use contract::{
 };
 pub use counts::{Counts, Walked};
 use indicatif::ProgressBar;
+use names::Names;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::FileType;
 use rustix::io::Errno;
@@ -38,6 +41,9 @@ struct Walk<'w, A: InodeAction> {
     action: &'w A,
     root_path: &'w Path,
     root: Stat,
+    /// A locked tree (nobody but root can reach it): every entry is stat'ed, planned and
+    /// changed by name relative to its directory's descriptor, with no pin.
+    by_name: bool,
     /// overlayfs: every name of a multi-link inode is handed to the action, because a
     /// copy-up splits a lower-layer hardlink (a change through one name leaves the others).
     /// Links are still counted: a read-only action reports inodes with links outside; a
@@ -198,15 +204,25 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 stat,
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
-                Ok(Some(plan)) => match pin {
-                    Some(fd) if !self.action.written_ahead(&plan) => {
+                Ok(Some(plan)) if self.action.written_ahead(&plan) => planned.push((entry, plan)),
+                Ok(Some(plan)) => match &pin {
+                    Some(fd) => {
                         let target = Pinned {
                             fd: fd.as_fd(),
+                            name: c"",
                             entry: &entry,
                         };
                         self.apply_one(&target, plan, &mut counts, &mut tally);
                     }
-                    _ => planned.push((entry, plan)),
+                    None if self.by_name => {
+                        let target = Pinned {
+                            fd: dir,
+                            name,
+                            entry: &entry,
+                        };
+                        self.apply_one(&target, plan, &mut counts, &mut tally);
+                    }
+                    None => planned.push((entry, plan)),
                 },
                 Ok(None) => {}
                 Err(f) => counts.outcome(self.root_path, f),
@@ -229,7 +245,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         dir: BorrowedFd<'_>,
         name: &CStr,
     ) -> Result<(Stat, Option<OwnedFd>), (&'static str, Errno)> {
-        if !A::CHANGES {
+        if !A::CHANGES || self.by_name {
             return self
                 .sys
                 .stat(dir, name)
@@ -261,7 +277,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert((entry.stat.dev, entry.stat.ino));
-                    if let Ok(now) = self.sys.stat(target.fd, c"") {
+                    if let Ok(now) = self.sys.stat(target.fd, target.name) {
                         self.own_stamps
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -287,6 +303,16 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let (entries, plans): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
         self.action.before_apply(&plans, tally)?;
         for (entry, plan) in entries.iter().zip(plans) {
+            if self.by_name {
+                // Locked: the name still names the inode the plan was made from.
+                let target = Pinned {
+                    fd: entry.dir,
+                    name: entry.name,
+                    entry,
+                };
+                self.apply_one(&target, plan, counts, tally);
+                continue;
+            }
             let pinned = match self.sys.pin(entry.dir, entry.name) {
                 Ok(fd) => fd,
                 Err(errno) => {
@@ -310,10 +336,36 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             let target = Pinned {
                 fd: pinned.as_fd(),
+                name: c"",
                 entry,
             };
             self.apply_one(&target, plan, counts, tally);
         }
+        Ok(())
+    }
+
+    /// The data path itself, as a batch of one with an empty name.
+    fn top(&self, root_fd: BorrowedFd<'_>, root: Stat) -> Result<(), Error> {
+        let mut counts = Counts {
+            inodes: 1,
+            ..Counts::default()
+        };
+        let mut tally = A::Tally::default();
+        let entry = Entry {
+            dir: root_fd,
+            name: c"",
+            parent: Path::new(""),
+            stat: root,
+        };
+        match self.action.plan(self.sys, &entry, &mut tally) {
+            Ok(Some(plan)) => {
+                self.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?;
+                self.action.after_batch(&mut tally)?;
+            }
+            Ok(None) => {}
+            Err(f) => counts.outcome(self.root_path, f),
+        }
+        self.merge(counts, tally);
         Ok(())
     }
 
@@ -408,7 +460,29 @@ pub fn walk<A: InodeAction>(
     action: &A,
     progress: Option<&ProgressBar>,
 ) -> Result<Walked<A::Tally>, Error> {
-    let root = sys.stat(root_fd.as_fd(), c"").map_err(|errno| {
+    run(sys, root_path, root_fd, action, progress, None)
+}
+
+/// Called once everything below the locked top was walked (or the walk stopped), with the
+/// top's descriptor: gives the top its previous owner and mode back.
+pub type Unlock<'u> = &'u mut dyn FnMut(BorrowedFd<'_>) -> Result<(), Error>;
+
+/// [`walk`] for a tree whose top is locked (root's alone, and nobody was found inside): every
+/// entry below is changed by name, with no pin; then `unlock` runs (also when the walk
+/// stops on an error), and the top itself is planned and changed last, as it then is.
+pub fn walk_locked<A: InodeAction>(
+    sys: &dyn WalkSys,
+    root_path: &Path,
+    root_fd: OwnedFd,
+    action: &A,
+    progress: Option<&ProgressBar>,
+    unlock: Unlock<'_>,
+) -> Result<Walked<A::Tally>, Error> {
+    run(sys, root_path, root_fd, action, progress, Some(unlock))
+}
+
+fn stat_root(sys: &dyn WalkSys, root_path: &Path, root_fd: BorrowedFd<'_>) -> Result<Stat, Error> {
+    sys.stat(root_fd, c"").map_err(|errno| {
         failure_error(
             root_path,
             &Failure {
@@ -417,7 +491,18 @@ pub fn walk<A: InodeAction>(
                 errno,
             },
         )
-    })?;
+    })
+}
+
+fn run<A: InodeAction>(
+    sys: &dyn WalkSys,
+    root_path: &Path,
+    root_fd: OwnedFd,
+    action: &A,
+    progress: Option<&ProgressBar>,
+    mut unlock: Option<Unlock<'_>>,
+) -> Result<Walked<A::Tally>, Error> {
+    let root = stat_root(sys, root_path, root_fd.as_fd())?;
     let per_name = sys
         .fs_type(root_fd.as_fd())
         .is_ok_and(|t| t == OVERLAYFS_SUPER_MAGIC);
@@ -437,11 +522,12 @@ pub fn walk<A: InodeAction>(
     } else {
         None
     };
-    let walk = Walk {
+    let mut walk = Walk {
         sys,
         action,
         root_path,
         root,
+        by_name: unlock.is_some() && A::CHANGES,
         per_name,
         census,
         links: LinkTable::default(),
@@ -453,31 +539,25 @@ pub fn walk<A: InodeAction>(
         first_error: Mutex::new(None),
         progress,
     };
-    // The data path itself, as a batch of one with an empty name.
-    {
-        let mut counts = Counts {
-            inodes: 1,
-            ..Counts::default()
-        };
-        let mut tally = A::Tally::default();
-        let entry = Entry {
-            dir: root_fd.as_fd(),
-            name: c"",
-            parent: Path::new(""),
-            stat: root,
-        };
-        match action.plan(sys, &entry, &mut tally) {
-            Ok(Some(plan)) => {
-                walk.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?;
-                action.after_batch(&mut tally)?;
-            }
-            Ok(None) => {}
-            Err(f) => counts.outcome(root_path, f),
-        }
-        walk.merge(counts, tally);
-    }
     let root_fd = Arc::new(root_fd);
-    rayon::scope(|scope| walk.directory(scope, root_fd, root.ino, PathBuf::new()));
+    if unlock.is_none() {
+        walk.top(root_fd.as_fd(), root)?;
+    }
+    rayon::scope(|scope| walk.directory(scope, Arc::clone(&root_fd), root.ino, PathBuf::new()));
+    if let Some(unlock) = unlock.as_mut() {
+        // The top last, as unlocking left it: the walk of it is by its own descriptor.
+        unlock(root_fd.as_fd())?;
+        walk.by_name = false;
+        let now = stat_root(sys, root_path, root_fd.as_fd())?;
+        if walk
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
+            walk.top(root_fd.as_fd(), now)?;
+        }
+    }
     if let Some(error) = walk
         .first_error
         .into_inner()
@@ -504,25 +584,4 @@ pub fn walk<A: InodeAction>(
         counts,
         tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
     })
-}
-
-/// A directory's entry names, NUL-terminated in one buffer (one allocation, not one each).
-#[derive(Default)]
-struct Names {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Names {
-    fn push(&mut self, name: &CStr) {
-        self.bytes.extend_from_slice(name.to_bytes_with_nul());
-        self.ends.push(self.bytes.len());
-    }
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-    fn get(&self, i: usize) -> &CStr {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        CStr::from_bytes_with_nul(&self.bytes[start..self.ends[i]]).expect("pushed as a CStr")
-    }
 }
