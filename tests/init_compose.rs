@@ -4,37 +4,16 @@
 //! `expected.toml` byte for byte, and `isolate plan` accepts it unchanged on a root that
 //! holds the data directories, with the hand-off keys (`compose`, `project`, `env_files`,
 //! `service`) that move each project whole. Also the bad-input paths: exit 2, exact text.
+mod fixture_copy;
 mod scratch_common;
 use assert_cmd::Command;
+use fixture_copy::{chown_files, copy_tree};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-fn chown_files(p: &Path, uid: u32) {
-    if p.is_dir() {
-        for e in fs::read_dir(p).unwrap() {
-            chown_files(&e.unwrap().path(), uid);
-        }
-    } else {
-        std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    }
 }
 
 /// The directories the fixtures' bind mounts name (as the host would have them).

@@ -7,8 +7,10 @@
 //! container uid of each data path, printed as a report), and `isolate plan` must accept it
 //! unchanged. `INIT_DRAFT_SHOW=1 cargo test --test init_drafts drafts_of -- --nocapture`
 //! prints the whole draft with the report.
+mod fixture_copy;
 mod scratch_common;
 use assert_cmd::Command;
+use fixture_copy::{chown_files, copy_tree};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -16,31 +18,6 @@ use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/init")
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
-/// The legacy user's compose and env files are hers; directories stay root's (data paths
-/// need root-owned parents).
-fn chown_files(p: &Path, uid: u32) {
-    if p.is_dir() {
-        for e in fs::read_dir(p).unwrap() {
-            chown_files(&e.unwrap().path(), uid);
-        }
-    } else {
-        std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
-    }
 }
 
 /// The directories the fixtures mount that exist on the host (`/srv/gone/homarr` and the
