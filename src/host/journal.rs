@@ -43,16 +43,6 @@ pub trait JournalTail {
     fn tail(&self, unit: &Unit, n: usize) -> Vec<String>;
 }
 
-/// Lines already read (a store's port gave them).
-pub struct Lines(pub Vec<String>);
-
-impl JournalTail for Lines {
-    fn tail(&self, _unit: &Unit, n: usize) -> Vec<String> {
-        let skip = self.0.len().saturating_sub(n);
-        self.0[skip..].to_vec()
-    }
-}
-
 /// journalctl of the host (or of `--root`'s journal directory).
 pub struct Journalctl<'a> {
     pub root: &'a Root,
