@@ -364,7 +364,11 @@ fn a_rootful_legacy_owner_is_the_identity_mapping_over_the_stacks_container_ids(
         assert_eq!(legacy.uid.to_container(id), Some(id), "uid {id}");
         assert_eq!(legacy.gid.to_container(id), Some(id), "gid {id}");
     }
-    assert_eq!(legacy.uid.to_container(65_537), None, "beyond the stack's mapping");
+    assert_eq!(
+        legacy.uid.to_container(65_537),
+        None,
+        "beyond the stack's mapping"
+    );
     let a = allocate(&p, &acc, &State::default(), &[]).unwrap()["a"]
         .allocation
         .maps();

@@ -149,7 +149,9 @@ impl IdMaps {
     /// container ids 0 to `count` (a stack mapping's size), so ids beyond what the stack can
     /// hold stay outside, reported, never guessed.
     pub fn identity(count: u32) -> Self {
-        let ranges = SubidRange::new(1, count).map(|r| vec![r]).unwrap_or_default();
+        let ranges = SubidRange::new(1, count)
+            .map(|r| vec![r])
+            .unwrap_or_default();
         let m = Mapping::new(0, ranges);
         IdMaps {
             uid: m.clone(),

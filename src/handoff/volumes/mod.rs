@@ -44,11 +44,17 @@ pub fn valid_name(name: &str) -> bool {
 /// The home `data` is volume `name`'s data directory below, as [`data_path`] computes it
 /// (None: `data` is not such a path, e.g. a record written by an older isolate).
 pub fn home_of(data: &Path, name: &str) -> Option<PathBuf> {
-    [STORE_BELOW_HOME, crate::host::podman::rootful::ROOTFUL_VOLUMES_BELOW]
-        .into_iter()
-        .filter_map(|below| data.ancestors().nth(Path::new(below).components().count() + 2))
-        .find(|home| valid_name(name) && data_path(home, name) == data)
-        .map(Path::to_path_buf)
+    [
+        STORE_BELOW_HOME,
+        crate::host::podman::rootful::ROOTFUL_VOLUMES_BELOW,
+    ]
+    .into_iter()
+    .filter_map(|below| {
+        data.ancestors()
+            .nth(Path::new(below).components().count() + 2)
+    })
+    .find(|home| valid_name(name) && data_path(home, name) == data)
+    .map(Path::to_path_buf)
 }
 
 /// What stands at a volume's data directory in the legacy store.
@@ -137,6 +143,12 @@ mod tests {
             crate::host::podman::store_anchor(1000, Path::new("/home/alice")),
             Path::new("/home/alice")
         );
-        assert_eq!(home_of(Path::new("/var/lib/containers/storage/volumes/x/_data"), "y"), None);
+        assert_eq!(
+            home_of(
+                Path::new("/var/lib/containers/storage/volumes/x/_data"),
+                "y"
+            ),
+            None
+        );
     }
 }
