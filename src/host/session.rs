@@ -292,6 +292,24 @@ mod tests {
         assert_eq!(cause.to_string(), "timed out");
     }
 
+    /// Issue 24: root's store is the system podman.socket; isolate neither waits for a user
+    /// manager of uid 0 nor starts root's service: it says what to start.
+    #[test]
+    fn roots_silent_socket_is_named_with_its_fix_and_nothing_is_started() {
+        let mut fake = FakeSession::default();
+        fake.podman.fail = vec![(PodmanCall::Ping(0), "refused".into())];
+        let err = fake.session().ensure_socket(0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "root's podman store cannot be reached: its API socket /run/podman/podman.sock \
+             does not answer (refused); start it with `systemctl start podman.socket`, then \
+             apply again"
+        );
+        assert!(fake.systemd.calls.lock().unwrap().is_empty());
+        let cause = std::error::Error::source(&err).expect("the ping's error is the cause");
+        assert_eq!(cause.to_string(), "refused");
+    }
+
     #[test]
     fn a_unit_still_starting_counts_as_running() {
         let mut fake = FakeSession::default();
