@@ -402,3 +402,29 @@ fn a_running_rootful_container_on_the_data_stops_the_plan_naming_it() {
         "{e}"
     );
 }
+
+#[test]
+fn a_stack_whose_uid_a_rootful_container_id_could_be_is_refused() {
+    let fx = rootful_host();
+    let r = fx.tmp.path();
+    fake_root_podman(&r.join("run/podman/podman.sock"), None);
+    // Pinned at 850 (or adopted from the old 800-899 pool): root's container uid 850 would be
+    // the same host id as the stack's root.
+    let mut s = State::read(&Root::new(r)).unwrap();
+    s.stacks.get_mut("app").unwrap().allocation.uid = 850;
+    s.stacks.get_mut("app").unwrap().allocation.gid = 850;
+    s.write(&Root::new(r)).unwrap();
+    sh(&format!(
+        "cd '{}' && sed -i 's/70002/850/g' etc/passwd etc/group",
+        r.display()
+    ));
+    let before = listing(&r.join("srv/app"));
+    let e = plan_then(r, |_, _, _| {}).unwrap_err();
+    assert_eq!(e.exit_code(), 2);
+    assert!(
+        e.to_string()
+            .contains("stack `app`: the legacy mapping and the stack's mapping overlap"),
+        "{e}"
+    );
+    assert_same(&listing(&r.join("srv/app")), &before);
+}
