@@ -48,10 +48,7 @@ pub fn main() -> i32 {
                     serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
                 println!("{msg}");
             }
-            eprintln!(
-                "isolate: {}",
-                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
-            );
+            eprintln!("{}", render::refusal_lines(&e.to_string()));
             e.exit_code()
         }
     }

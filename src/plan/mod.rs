@@ -23,6 +23,7 @@ pub use step::{step_kind, step_span, Step};
 use crate::alloc::{self, Allocated};
 use crate::error::{Error, Result};
 use crate::isolation::plan::IsolationStep;
+use crate::model::{RefusalKind, Refusals};
 use crate::observe::Observed;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
@@ -43,7 +44,7 @@ pub struct Plan {
 #[derive(Default)]
 pub struct Draft {
     pub plan: Plan,
-    pub refusals: Vec<String>,
+    pub refusals: Refusals,
     pub problems: Vec<Problem>,
 }
 
@@ -112,14 +113,14 @@ pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
     let (plan, refusals) = preview(policy, obs, opts)?;
     if !refusals.is_empty() {
-        return Err(Error::Refused(refusals.join("\n")));
+        return Err(Error::Refused(refusals));
     }
     Ok(plan)
 }
 
 /// The whole plan that can be made and, apart, every refusal (`plan`'s view, see
 /// `render::plan_preview`). Policy problems are still an error: nothing can be planned.
-pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Vec<String>)> {
+pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Refusals)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let mut draft = Draft::default();
@@ -143,6 +144,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         reach::plan_stack(&mut draft, &ctx);
         let mut handoff = crate::model::Planned::default();
+        let mut handoff_refusals = Vec::new();
         let seen = crate::handoff::plan::Seen {
             accounts: &obs.accounts,
             state: &obs.state,
@@ -150,7 +152,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         };
         crate::handoff::plan::plan_stack(
             &mut handoff,
-            &mut draft.refusals,
+            &mut handoff_refusals,
             policy,
             stack,
             &allocated.allocation,
@@ -158,6 +160,9 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
             opts,
         );
         draft.absorb(handoff, Step::Handoff);
+        draft
+            .refusals
+            .extend_texts(RefusalKind::Handoff, handoff_refusals);
         preconditions::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.
@@ -173,10 +178,11 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         })
         .collect();
     let mut isolation = crate::model::Planned::default();
+    let mut isolation_refusals = Vec::new();
     crate::isolation::plan::plan(
         &mut crate::isolation::plan::Draft {
             planned: &mut isolation,
-            refusals: &mut draft.refusals,
+            refusals: &mut isolation_refusals,
         },
         policy,
         &crate::isolation::plan::Seen {
@@ -188,6 +194,9 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         opts,
         &migrating_now,
     );
+    draft
+        .refusals
+        .extend_texts(RefusalKind::Isolation, isolation_refusals);
     draft.absorb(isolation, |step| match step {
         IsolationStep::Close(c) => Step::CloseData(c),
         IsolationStep::Open(o) => Step::OpenData(o),

@@ -2,6 +2,7 @@
 //! with each phase in the state file first (so a re-run after kill -9 finishes it), and the
 //! move back on rollback. The directory work itself is `handoff::volumes`.
 use super::*;
+use crate::model::RefusalKind;
 
 /// Writes the volume's record (replacing the one of the same name) into the state file.
 pub(super) fn record_volume(root: &Root, stack: &str, rec: &VolumeRecord) -> Result<()> {
@@ -53,7 +54,7 @@ pub(super) fn not_done(what: &str, summary: &Summary) -> Option<HandoffError> {
 /// pinned beneath its user's home. None when the store has no such volume directory.
 pub(super) fn store_place(root: &Root, data: &Path, name: &str) -> Result<Option<Place>> {
     let home = volumes::home_of(data, name).ok_or_else(|| {
-        Error::Refused(format!(
+        Error::refused(RefusalKind::Handoff, format!(
             "{} is not where podman keeps a rootless user's volume {name} (HOME/{}/{name}/_data); isolate moves volumes only there: move this one by hand",
             data.display(),
             volumes::STORE_BELOW_HOME
@@ -113,10 +114,13 @@ pub(super) fn move_volume(
                 })
             })?;
             if from_id.is_none() || legacy.owned_dir(&shift.from)? != *from_id {
-                return Err(Error::Refused(format!(
-                    "{} is no longer the directory the plan saw; nothing moved: plan again",
-                    legacy.shown().display()
-                )));
+                return Err(Error::refused(
+                    RefusalKind::Handoff,
+                    format!(
+                        "{} is no longer the directory the plan saw; nothing moved: plan again",
+                        legacy.shown().display()
+                    ),
+                ));
             }
             legacy.check_tree(&[&shift.from])?;
             stores.ensure_socket(*to_uid)?;
@@ -268,7 +272,7 @@ pub(super) fn rollback_volume(
     );
     let legacy = |rec: &VolumeRecord| -> Result<Place> {
         let home = volumes::home_of(&rec.from, &name).ok_or_else(|| {
-            Error::Refused(format!(
+            Error::refused(RefusalKind::Handoff, format!(
                 "{} is not where podman keeps a rootless user's volume {name}; give the data in {} back by hand",
                 rec.from.display(),
                 staging_path.display()

@@ -83,7 +83,7 @@ pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<
     match found {
         Ok(None) => Ok(VolumeData::Missing),
         Ok(Some(id)) => Ok(VolumeData::Dir(id)),
-        Err(Error::Refused(why)) => Ok(VolumeData::Refused(why)),
+        Err(Error::Refused(why)) => Ok(VolumeData::Refused(why.to_string())),
         Err(e) => Err(e),
     }
 }
