@@ -638,7 +638,7 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
         session: Some(session),
         ping: false,
     };
-    let obs = isolate::observe::observe(
+    let (obs, allocs) = isolate::observe::observe(
         &root,
         &policy,
         &opts,
@@ -646,7 +646,7 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
         &isolate::host::procs::RealProcs,
     )
     .unwrap();
-    let plan = isolate::plan::plan(&policy, &obs, &opts)?;
+    let plan = isolate::plan::plan_allocated(&policy, &obs, &allocs, &opts)?;
     between();
     for step in &plan.steps {
         if let isolate::plan::Step::Handoff(h) = step {

@@ -82,8 +82,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
-            let (p, refusals) = plan::preview(&policy, &obs, &o)?;
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
+            let (p, refusals) = plan::preview_allocated(&policy, &obs, &allocs, &o)?;
             for s in &p.steps {
                 let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
@@ -109,8 +109,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
-            let p = plan::plan(&policy, &obs, &o)?;
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
+            let p = plan::plan_allocated(&policy, &obs, &allocs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
             }

@@ -8,6 +8,7 @@ mod live;
 pub use facts::{DataFacts, ManagerFacts, Observed, RunningContainer};
 pub use live::Live;
 
+use crate::alloc::Allocs;
 use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
@@ -19,14 +20,15 @@ use crate::policy::Policy;
 use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
 
-/// Everything plan() needs.
+/// Everything plan() needs: the host as it is, and the run's allocation (made once here, from
+/// the accounts and state just read, for `plan::plan_allocated`).
 pub fn observe(
     root: &Root,
     policy: &Policy,
     opts: &Options,
     live: &Live<'_>,
     procs: &dyn ProcPort,
-) -> Result<Observed> {
+) -> Result<(Observed, Allocs)> {
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
     let nixos = root.is_nixos();
@@ -45,10 +47,9 @@ pub fn observe(
         ..Observed::default()
     };
 
-    // Allocation errors surface again, with positions, from plan(); here they only limit
-    // what can be looked at.
-    let allocs =
-        crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
+    // The run's one allocation (its errors carry positions), carried on to plan.
+    crate::policy::select::check_selection(policy, opts)?;
+    let allocs = crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let legacy = crate::alloc::legacy_maps(policy, &obs.accounts);
     let pending = pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
@@ -143,7 +144,7 @@ pub fn observe(
         true,
     )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
-    Ok(obs)
+    Ok((obs, allocs))
 }
 
 /// For every data path of the selected stacks that is about to be migrated, or closed for the

@@ -20,11 +20,12 @@ pub use crate::model::{Note, NoteKind};
 pub use crate::policy::select::selected;
 pub use step::{step_kind, step_span, Step};
 
-use crate::alloc::{self, Allocated};
+use crate::alloc::{self, Allocated, Allocs};
 use crate::error::{Error, Result};
 use crate::isolation::plan::IsolationStep;
 use crate::model::{RefusalKind, Refusals};
 use crate::observe::Observed;
+pub use crate::policy::select::check_selection;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
 use serde::Serialize;
@@ -88,30 +89,23 @@ impl StackCtx<'_> {
     }
 }
 
-/// Checks `--stack` names against the policy: unknown names are bad input.
-pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
-    let unknown: Vec<String> = opts
-        .stacks
-        .iter()
-        .filter(|s| !policy.stacks.contains_key(*s))
-        .map(|s| {
-            format!(
-                "--stack {s}: the policy {} defines no such stack",
-                policy.file.display()
-            )
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Usage(unknown.join("\n")))
-    }
-}
-
 /// The steps that bring the host to the policy, for the selected stacks, in order; an error
 /// when anything is refused (apply's view).
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
-    let (plan, refusals) = preview(policy, obs, opts)?;
+    check_selection(policy, opts)?;
+    let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
+    plan_allocated(policy, obs, &allocs, opts)
+}
+
+/// `plan` with the allocation observe made for this run (`observe::Observation`): a run
+/// allocates once and carries it.
+pub fn plan_allocated(
+    policy: &Policy,
+    obs: &Observed,
+    allocs: &Allocs,
+    opts: &Options,
+) -> Result<Plan> {
+    let (plan, refusals) = preview_allocated(policy, obs, allocs, opts)?;
     if !refusals.is_empty() {
         return Err(Error::Refused(refusals));
     }
@@ -123,6 +117,16 @@ pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
 pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Refusals)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
+    preview_allocated(policy, obs, &allocs, opts)
+}
+
+/// `preview` with the allocation observe made for this run.
+pub fn preview_allocated(
+    policy: &Policy,
+    obs: &Observed,
+    allocs: &Allocs,
+    opts: &Options,
+) -> Result<(Plan, Refusals)> {
     let mut draft = Draft::default();
     if !allocs.is_empty() {
         accounts::shared_group(&mut draft, policy, obs);
