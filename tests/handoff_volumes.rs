@@ -643,7 +643,11 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
         &policy,
         &opts,
         &live,
-        &isolate::host::procs::RealProcs,
+        &isolate::observe::Probes {
+            procs: &isolate::host::procs::RealProcs,
+            sys: &isolate::walk::sys::RealSys::new(),
+            acl: &isolate::isolation::fs::RealAclProbe,
+        },
     )
     .unwrap();
     let plan = isolate::plan::plan_allocated(&policy, &obs, &allocs, &opts)?;

@@ -19,6 +19,7 @@ use crate::plan::{self, Options};
 use crate::policy::Policy;
 use crate::render::{self, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
+use crate::walk::sys::RealSys;
 use clap::Parser;
 use std::io::IsTerminal;
 
@@ -62,6 +63,15 @@ fn opts(sel: &Selection, force: bool) -> Options {
     }
 }
 
+/// The real kernel probes observe reads through.
+fn probes(sys: &RealSys) -> observe::Probes<'_> {
+    observe::Probes {
+        procs: &RealProcs,
+        sys,
+        acl: &crate::isolation::fs::RealAclProbe,
+    }
+}
+
 fn print<T: render::Render + ?Sized>(format: Format, value: &T) -> Result<()> {
     render::print(format, value).map_err(|e| Error::io("writing the output", e))
 }
@@ -82,7 +92,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
+            let sys = RealSys::new();
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &probes(&sys))?;
             let (p, refusals) = plan::preview_allocated(&policy, &obs, &allocs, &o)?;
             for s in &p.steps {
                 let _span = crate::plan::step_span(s).entered();
@@ -109,7 +120,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
+            let sys = RealSys::new();
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &probes(&sys))?;
             let p = plan::plan_allocated(&policy, &obs, &allocs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
@@ -233,7 +245,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }),
                 ping: true,
             };
-            let status = crate::status::gather(&root, &policy, &o, &live)?;
+            let status = crate::status::gather(&root, &policy, &o, &live, &RealSys::new())?;
             for s in &status.stacks {
                 crate::logging::stack_span(&s.stack).in_scope(|| {
                     tracing::info!(

@@ -122,7 +122,7 @@ pub(super) fn move_volume(
                     ),
                 ));
             }
-            legacy.check_tree(&[&shift.from])?;
+            legacy.check_tree(migrator.walk_sys(), &[&shift.from])?;
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
             if created.mountpoint != *to {
@@ -180,7 +180,7 @@ pub(super) fn move_volume(
                         volumes::move_dir(&legacy, &staging, resuming, rec.from_id)?;
                         // Checked again where no one else reaches it any more: what came into
                         // her store since the check above goes back with the rest, untouched.
-                        if let Err(e) = staging.check_tree(&[&rec.from_maps]) {
+                        if let Err(e) = staging.check_tree(migrator.walk_sys(), &[&rec.from_maps]) {
                             volumes::move_dir(&staging, &legacy, true, None)?;
                             forget_volume(root, stack, name)?;
                             return Err(e);
@@ -189,7 +189,7 @@ pub(super) fn move_volume(
                     // Its volume directory went with the data (moved by an interrupted run).
                     None if staging.exists() => {
                         volumes::discard_partial(&staging)?;
-                        staging.check_tree(&[&rec.from_maps])?;
+                        staging.check_tree(migrator.walk_sys(), &[&rec.from_maps])?;
                     }
                     None => {
                         return Err(HandoffError::DataGone {

@@ -71,11 +71,17 @@ pub enum Moved {
     AlreadyThere,
 }
 
-pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<VolumeData> {
+pub fn inspect(
+    root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
+    home: &Path,
+    name: &str,
+    owners: &IdMaps,
+) -> Result<VolumeData> {
     let found = Place::in_store(root, home, name).and_then(|p| match p {
         Some(p) => {
             let id = p.owned_dir(owners)?;
-            p.check_tree(&[owners])?;
+            p.check_tree(sys, &[owners])?;
             Ok(id)
         }
         None => Ok(None),

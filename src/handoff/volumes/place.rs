@@ -3,6 +3,7 @@
 //! for inodes of anyone else, removed through its descriptor.
 use super::*;
 use crate::model::RefusalKind;
+use crate::walk::sys::WalkSys;
 
 pub(super) fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", p.display()), e)
@@ -310,13 +311,12 @@ impl Place {
     /// and it is not hers to give), a file has links outside it (an inode someone else also
     /// names), or a mount point is inside it. Read-only; the walk's own traversal (no link
     /// followed, no mount crossed).
-    pub fn check_tree(&self, owners: &[&IdMaps]) -> Result<()> {
+    pub fn check_tree(&self, sys: &dyn WalkSys, owners: &[&IdMaps]) -> Result<()> {
         let Some((fd, _)) = self.pin()? else {
             return Ok(());
         };
-        let sys = crate::walk::sys::RealSys::new();
         let walked =
-            crate::walk::traverse::walk(&sys, &self.shown, fd, &TreeCheck { owners }, None)?;
+            crate::walk::traverse::walk(sys, &self.shown, fd, &TreeCheck { owners }, None)?;
         let (counts, foreign) = (walked.counts, walked.tally.0);
         let list = |paths: &[PathBuf]| {
             paths
