@@ -16,9 +16,14 @@ pub mod zones;
 pub const FIRST_USER_JOURNAL_UID: u32 = 1000;
 
 /// The legacy owner's mapping, read from the host's files (`isolate map`, the data plan,
-/// the hand-off's volumes).
+/// the hand-off's volumes). Root's containers are rootful: host id N is their container id N
+/// (the identity, over as many container ids as a stack's range holds).
 pub fn legacy_maps(policy: &Policy, acc: &Accounts) -> Option<IdMaps> {
-    acc.mapping_of(&policy.legacy_owner.as_ref()?.value)
+    let owner = &policy.legacy_owner.as_ref()?.value;
+    match acc.user(owner)?.uid {
+        0 => Some(IdMaps::identity(policy.pools.subid_size)),
+        _ => acc.mapping_of(owner),
+    }
 }
 
 /// Where a stack's allocation came from: "already present" is an outcome, not an accident.

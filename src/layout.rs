@@ -49,8 +49,14 @@ pub fn user_manager_socket(uid: u32) -> PathBuf {
     runtime_dir(uid).join("systemd/private")
 }
 
-/// Where a user's socket-activated podman API listens.
+/// Root's podman API socket (the system `podman.socket`): rootful containers' store.
+pub const ROOTFUL_PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+/// Where a user's socket-activated podman API listens (root's: the system podman.socket).
 pub fn podman_socket(uid: u32) -> PathBuf {
+    if uid == 0 {
+        return PathBuf::from(ROOTFUL_PODMAN_SOCKET);
+    }
     runtime_dir(uid).join("podman/podman.sock")
 }
 

@@ -351,3 +351,34 @@ fn a_user_made_from_the_old_default_pool_is_still_isolates_own() {
     );
     assert!(errors(&p, &person, &State::default())[0].contains("a system account (uid below 1000)"));
 }
+
+/// Issue 24: a rootful legacy owner (`legacy_owner = "root"`) is the identity mapping: host id N
+/// is container id N, for container ids 0 to the pool's range size (the stack's mapping), and
+/// nothing of it overlaps a stack allocated from the pools.
+#[test]
+fn a_rootful_legacy_owner_is_the_identity_mapping_over_the_stacks_container_ids() {
+    let p = policy("legacy_owner = \"root\"\n[stacks.a]\ndata = []\n");
+    let acc = homelab();
+    let legacy = legacy_maps(&p, &acc).unwrap();
+    for id in [0, 1, 33, 999, 65_536] {
+        assert_eq!(legacy.uid.to_container(id), Some(id), "uid {id}");
+        assert_eq!(legacy.gid.to_container(id), Some(id), "gid {id}");
+    }
+    assert_eq!(
+        legacy.uid.to_container(65_537),
+        None,
+        "beyond the stack's mapping"
+    );
+    let a = allocate(&p, &acc, &State::default(), &[]).unwrap()["a"]
+        .allocation
+        .maps();
+    assert!(!legacy.overlaps(&a));
+    let shift = crate::ids::Shift {
+        from: legacy,
+        to: a.clone(),
+    };
+    assert_eq!(shift.uid(999), a.uid.to_host(999));
+    assert_eq!(shift.uid(0), Some(a.uid.root));
+    assert_eq!(shift.gid(33), a.gid.to_host(33));
+    assert_eq!(shift.uid(70_000), None);
+}

@@ -256,7 +256,7 @@ pub fn observe_stack(
         let legacy = Legacy {
             name: &u.name,
             uid: u.uid,
-            home: std::path::Path::new(&u.home),
+            home: &crate::host::podman::store_anchor(u.uid, std::path::Path::new(&u.home)),
             maps: crate::alloc::legacy_maps(policy, acc),
         };
         facts.volumes = observe_volumes(root, sys, acc, stores, s, &facts.compose, &legacy, a);

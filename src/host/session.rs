@@ -34,6 +34,16 @@ pub struct Unreachable {
     pub source: Box<Error>,
 }
 
+/// Root's podman store (rootful containers) cannot be reached: its system socket is silent.
+/// isolate never starts root's podman service itself.
+#[derive(Debug, thiserror::Error)]
+#[error("root's podman store cannot be reached: its API socket {} does not answer ({source}); start it with `systemctl start podman.socket`, then apply again", socket.display())]
+pub struct RootfulUnreachable {
+    pub socket: PathBuf,
+    #[source]
+    pub source: Box<Error>,
+}
+
 /// The two ports of the session. Copy: pass it by value.
 #[derive(Clone, Copy)]
 pub struct Session<'a> {
@@ -103,8 +113,15 @@ impl<'a> Session<'a> {
     /// Makes the user's API socket answer `_ping`: starts podman.socket (not enabled) in the
     /// user's manager when it does not. For a store isolate does not own (the legacy user's).
     pub fn ensure_socket(&self, uid: u32) -> Result<()> {
-        if self.podman.ping(uid).is_ok() {
+        let pinged = self.podman.ping(uid);
+        if pinged.is_ok() {
             return Ok(());
+        }
+        if let (0, Err(source)) = (uid, pinged) {
+            return Err(Error::host(RootfulUnreachable {
+                socket: self.podman.socket(uid),
+                source: Box::new(source),
+            }));
         }
         self.systemd
             .wait_user_manager(uid, LEGACY_MANAGER_TIMEOUT)
@@ -273,6 +290,24 @@ mod tests {
         assert_eq!(err.exit_code(), crate::error::EXIT_FAILURE);
         let cause = std::error::Error::source(&err).expect("the manager's error is the cause");
         assert_eq!(cause.to_string(), "timed out");
+    }
+
+    /// Issue 24: root's store is the system podman.socket; isolate neither waits for a user
+    /// manager of uid 0 nor starts root's service: it says what to start.
+    #[test]
+    fn roots_silent_socket_is_named_with_its_fix_and_nothing_is_started() {
+        let mut fake = FakeSession::default();
+        fake.podman.fail = vec![(PodmanCall::Ping(0), "refused".into())];
+        let err = fake.session().ensure_socket(0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "root's podman store cannot be reached: its API socket /run/podman/podman.sock \
+             does not answer (refused); start it with `systemctl start podman.socket`, then \
+             apply again"
+        );
+        assert!(fake.systemd.calls.lock().unwrap().is_empty());
+        let cause = std::error::Error::source(&err).expect("the ping's error is the cause");
+        assert_eq!(cause.to_string(), "refused");
     }
 
     #[test]

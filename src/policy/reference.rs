@@ -27,7 +27,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`legacy_owner`",
         default: "none",
-        meaning: "the user whose rootless containers own the data today; its uid, gid and subuid/subgid lines are read from the host. Needed for `shift`; without it `auto` reowns everything",
+        meaning: "the user whose rootless containers own the data today; its uid, gid and subuid/subgid lines are read from the host. `\"root\"`: rootful containers, whose host id N is container id N (README, \"Rootful containers\"). Needed for `shift`; without it `auto` reowns everything",
     },
     PolicyKey {
         key: "`adopt`",

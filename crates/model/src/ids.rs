@@ -145,6 +145,20 @@ pub struct IdMaps {
 }
 
 impl IdMaps {
+    /// Rootful podman's mapping (the legacy owner is root): container id N is host id N, for
+    /// container ids 0 to `count` (a stack mapping's size), so ids beyond what the stack can
+    /// hold stay outside, reported, never guessed.
+    pub fn identity(count: u32) -> Self {
+        let ranges = SubidRange::new(1, count)
+            .map(|r| vec![r])
+            .unwrap_or_default();
+        let m = Mapping::new(0, ranges);
+        IdMaps {
+            uid: m.clone(),
+            gid: m,
+        }
+    }
+
     pub fn overlaps(&self, other: &IdMaps) -> bool {
         self.uid.overlaps(&other.uid) || self.gid.overlaps(&other.gid)
     }

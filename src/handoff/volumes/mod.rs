@@ -44,10 +44,17 @@ pub fn valid_name(name: &str) -> bool {
 /// The home `data` is volume `name`'s data directory below, as [`data_path`] computes it
 /// (None: `data` is not such a path, e.g. a record written by an older isolate).
 pub fn home_of(data: &Path, name: &str) -> Option<PathBuf> {
-    let home = data
-        .ancestors()
-        .nth(Path::new(STORE_BELOW_HOME).components().count() + 2)?;
-    (valid_name(name) && data_path(home, name) == data).then(|| home.to_path_buf())
+    [
+        STORE_BELOW_HOME,
+        crate::host::podman::rootful::ROOTFUL_VOLUMES_BELOW,
+    ]
+    .into_iter()
+    .filter_map(|below| {
+        data.ancestors()
+            .nth(Path::new(below).components().count() + 2)
+    })
+    .find(|home| valid_name(name) && data_path(home, name) == data)
+    .map(Path::to_path_buf)
 }
 
 /// What stands at a volume's data directory in the legacy store.
@@ -125,5 +132,29 @@ mod tests {
         assert_eq!(home_of(&p, "other"), None);
         assert_eq!(home_of(Path::new("/root/secret"), "secret"), None);
         assert_eq!(home_of(Path::new("/srv/other/data"), "data"), None);
+    }
+
+    /// Issue 24: root's (rootful podman's) volumes are in /var/lib/containers/storage/volumes,
+    /// pinned below /var/lib/containers; a record naming one finds that store again.
+    #[test]
+    fn roots_volumes_are_in_the_rootful_store() {
+        let anchor = crate::host::podman::store_anchor(0, Path::new("/root"));
+        let p = data_path(&anchor, "app_db");
+        assert_eq!(
+            p,
+            Path::new("/var/lib/containers/storage/volumes/app_db/_data")
+        );
+        assert_eq!(home_of(&p, "app_db"), Some(anchor));
+        assert_eq!(
+            crate::host::podman::store_anchor(1000, Path::new("/home/alice")),
+            Path::new("/home/alice")
+        );
+        assert_eq!(
+            home_of(
+                Path::new("/var/lib/containers/storage/volumes/x/_data"),
+                "y"
+            ),
+            None
+        );
     }
 }

@@ -105,10 +105,11 @@ impl Place {
         let Some(home_fd) = open_below_root(root, home)? else {
             return Ok(None);
         };
-        let store_shown = root.at(&home.join(STORE_BELOW_HOME));
+        let below = crate::host::podman::volumes_below(home);
+        let store_shown = root.at(&home.join(below));
         let store = match rustix::fs::openat2(
             home_fd.as_fd(),
-            STORE_BELOW_HOME,
+            below,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
             BENEATH | ResolveFlags::NO_XDEV,
@@ -144,14 +145,14 @@ impl Place {
         if let Some(p) = Place::in_store(root, home, name)? {
             return Ok(p);
         }
-        let store = home.join(STORE_BELOW_HOME);
-        let shown = root.at(&store);
+        let below = crate::host::podman::volumes_below(home);
+        let shown = root.at(&home.join(below));
         let home_fd = open_below_root(root, home)?.ok_or_else(|| HandoffError::Missing {
             path: root.at(home),
         })?;
         let store_fd = rustix::fs::openat2(
             home_fd.as_fd(),
-            STORE_BELOW_HOME,
+            below,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
             BENEATH | ResolveFlags::NO_XDEV,

@@ -80,7 +80,7 @@ impl FakePodman {
 
 impl PodmanPort for FakePodman {
     fn socket(&self, uid: u32) -> PathBuf {
-        format!("/run/user/{uid}/podman/podman.sock").into()
+        crate::layout::podman_socket(uid)
     }
     fn socket_exists(&self, uid: u32) -> bool {
         !self.no_socket.contains(&uid)

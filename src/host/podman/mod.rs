@@ -5,9 +5,11 @@
 pub mod fake;
 pub mod http;
 pub mod port;
+pub mod rootful;
 pub mod store;
 
 pub use port::{ApiSockets, PodmanPort};
+pub use rootful::{store_anchor, volumes_below};
 
 use crate::error::Result;
 use http::{HttpError, HttpErrorKind};
@@ -19,9 +21,10 @@ use std::time::Duration;
 /// `storage.conf` (graphroot) and `containers.conf` (volume_path) do not move it.
 pub const STORE_BELOW_HOME: &str = ".local/share/containers/storage/volumes";
 
-/// Volume `name`'s data directory in the store of the user whose home is `home`.
+/// Volume `name`'s data directory in the store anchored at `home` (a user's home, or root's
+/// store: [`store_anchor`]).
 pub fn volume_data_path(home: &Path, name: &str) -> PathBuf {
-    home.join(STORE_BELOW_HOME).join(name).join("_data")
+    home.join(volumes_below(home)).join(name).join("_data")
 }
 
 /// Ok when `GET /_ping` answers 200 with body `OK` within `timeout`.
