@@ -116,8 +116,7 @@ impl QuadletFile {
     pub fn value(&self, section: &str, key: &str) -> Option<String> {
         self.entries()
             .into_iter()
-            .filter(|e| e.section == section && e.key == key)
-            .next_back()
+            .rfind(|e| e.section == section && e.key == key)
             .map(|e| e.value)
     }
 
