@@ -4,7 +4,13 @@ use crate::policy::{Problem, StackPolicy};
 
 /// The file suffixes the quadlet generator reads.
 pub const QUADLET_SUFFIXES: &[&str] = &[
-    "container", "pod", "volume", "network", "kube", "image", "build",
+    "container",
+    "pod",
+    "volume",
+    "network",
+    "kube",
+    "image",
+    "build",
 ];
 
 /// Problems of one stack's `quadlets`.

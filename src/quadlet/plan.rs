@@ -212,6 +212,18 @@ fn problems(stack: &str, facts: &QuadletFacts, files: &[QuadletFile]) -> Vec<Str
     out
 }
 
+/// The refusal of a stack that names `quadlets` while apply cannot carry out the quadlet steps
+/// yet (observation, the executor and rollback are still to come): moving only its data and
+/// volumes would leave the legacy owner's units enabled, and a reboot would start both copies.
+pub fn not_carried_out(s: &crate::policy::StackPolicy) -> Option<String> {
+    (!s.handoff.quadlets.is_empty()).then(|| {
+        format!(
+            "stack `{}`: names `quadlets`, whose move (the legacy owner's units parked, the stack user's installed and started) this isolate cannot carry out yet; moving only its data would leave the legacy units enabled, so a reboot would start both copies",
+            s.name
+        )
+    })
+}
+
 /// Appends the stack's quadlet steps and notes; refusals go to `refusals`.
 pub fn plan_stack(
     out: &mut Planned<QuadletStep>,
