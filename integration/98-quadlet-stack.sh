@@ -24,6 +24,14 @@ printf 'image ID %s\n' "$image_id"
 step "her quadlets: app.pod, web.container and db.container in it, app-data.volume"
 qdir=$home/.config/containers/systemd
 in_ct install -d -o "$legacy" -g "$legacy" "$home/.config" "$home/.config/containers" "$qdir"
+# Harness needs of this VM, not of a Debian 13 host: nspawn refuses crun's session keyring
+# (EPERM), so her containers.conf turns it off; on this cgroup v1 host quadlet's default
+# --cgroups=split cannot make its cgroup, so the containers say --cgroups=enabled; and her
+# podman-user-wait-network-online.service would wait 90 s for a network-online.target the
+# container never reaches.
+printf '[containers]\nkeyring = false\n' >"$CT_ROOT$home/.config/containers/containers.conf"
+in_ct chown "$legacy:" "$home/.config/containers/containers.conf"
+as_user "$legacy" systemctl --user mask podman-user-wait-network-online.service
 write_quadlet() { # NAME < TEXT
   cat >"$CT_ROOT$qdir/$1"
   in_ct chown "$legacy:" "$qdir/$1"
@@ -42,6 +50,7 @@ write_quadlet web.container <<'UNIT'
 [Container]
 Image=localhost/app-web:1
 Pod=app.pod
+PodmanArgs=--cgroups=enabled
 Volume=/srv/app/conf:/conf
 Exec=sleep infinity
 
@@ -52,6 +61,7 @@ write_quadlet db.container <<'UNIT'
 [Container]
 Image=localhost/app-web:1
 Pod=app.pod
+PodmanArgs=--cgroups=enabled
 Volume=app-data.volume:/data
 Exec=sh -c 'echo row >>/data/rows; exec sleep infinity'
 
@@ -59,7 +69,8 @@ Exec=sh -c 'echo row >>/data/rows; exec sleep infinity'
 WantedBy=default.target
 UNIT
 as_user "$legacy" systemctl --user daemon-reload
-as_user "$legacy" systemctl --user start app-pod.service
+as_user "$legacy" systemctl --user start app-pod.service ||
+  fail "her quadlet pod did not start: $(in_ct journalctl --no-pager -n 40 _UID="$uid" 2>&1 | drop_cgroupv1_warning)"
 wait_for 60 as_user "$legacy" systemctl --user is-active --quiet db.service ||
   fail "her quadlet pod did not start: $(as_user "$legacy" systemctl --user status app-pod.service db.service web.service 2>&1 | tail -20)"
 in_pod=$(as_user "$legacy" podman ps --filter pod=app --format '{{.Names}}' | sort | tr '\n' ' ')
@@ -67,6 +78,13 @@ printf 'containers in pod app: %s\n' "$in_pod"
 case $in_pod in *systemd-db*systemd-web*) ;; *) fail "pod app does not hold both containers: $in_pod" ;; esac
 wait_for 30 in_ct test -s "$home/.local/share/containers/storage/volumes/systemd-app-data/_data/rows" ||
   fail "the quadlet volume systemd-app-data got no row"
+
+step "init drafts the pod as one stack from her quadlet directory"
+isolate_ok init --quadlets "$qdir" --legacy-owner "$legacy"
+grep -q '^\[stacks.app\]$' "$ISO_OUT" || fail "init drafted no stack app from $qdir"
+for f in app.pod db.container web.container app-data.volume; do
+  grep -q "^  \"$qdir/$f\",\$" "$ISO_OUT" || fail "init's stack app lacks $f"
+done
 
 step "stopped, a policy naming her quadlets is refused by plan and apply; nothing changes"
 as_user "$legacy" systemctl --user stop app-pod.service
