@@ -64,8 +64,6 @@ struct Legacy<'a> {
 /// ([`volumes::data_path`]) and looked at without following a link or crossing a mount; a
 /// socket that places a volume anywhere else, and a data directory isolate must not move,
 /// are refusals.
-// main's c03bb19 added the walk's `sys` as an eighth argument; clippy -D warnings refuses
-// that, and its split belongs to the layers work.
 #[allow(clippy::too_many_arguments)]
 fn observe_volumes(
     root: &Root,
