@@ -55,6 +55,7 @@ let
       service = optional types.bool "Install the user unit that runs the compose project.";
       compose_command = optional (types.listOf types.str) "The compose command the unit runs (default podman-compose).";
       reaches = optional (types.listOf types.str) "Other stacks' services this stack reaches: `stack:service:port` entries.";
+      quadlets = optional (types.listOf absolutePath) "The stack's quadlet unit files, instead of compose files (moved to the stack user's quadlet directory).";
     };
   };
 

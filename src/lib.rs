@@ -24,6 +24,7 @@ pub mod plan;
 pub mod policy;
 pub mod preconditions;
 pub mod privilege;
+pub mod quadlet;
 pub mod reach;
 pub mod render;
 pub mod stacks;

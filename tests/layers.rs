@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "handoff",
             "reach",
             "preconditions",
+            "quadlet",
         ],
     ),
     (

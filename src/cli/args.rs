@@ -61,12 +61,20 @@ pub struct Selection {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Print a policy drafted from compose files (reads only).
+    /// Print a policy drafted from compose files or quadlet directories (reads only).
     Init {
         /// A compose file, a project directory, or a directory of project directories
         /// (`stacks/<name>/docker-compose.yml`); repeatable.
-        #[arg(long = "compose", value_name = "FILE|DIR", required = true)]
+        #[arg(
+            long = "compose",
+            value_name = "FILE|DIR",
+            required_unless_present = "quadlets"
+        )]
         compose: Vec<PathBuf>,
+        /// A quadlet directory (`~/.config/containers/systemd`, `/etc/containers/systemd/users/UID`,
+        /// `/etc/containers/systemd`): each pod, with its containers, is a stack; repeatable.
+        #[arg(long = "quadlets", value_name = "DIR")]
+        quadlets: Vec<PathBuf>,
         /// Variables for interpolation, read before each project's own .env (repeatable).
         #[arg(long = "env", value_name = "FILE")]
         env: Vec<PathBuf>,

@@ -191,12 +191,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             compose,
             env,
             legacy_owner,
+            quadlets,
         } => {
             let draft = crate::init::run(&crate::init::Request {
                 root: &root,
                 compose,
                 env,
                 legacy_owner: legacy_owner.as_deref(),
+                quadlets,
             })?;
             print!("{draft}");
             Ok(EXIT_OK)

@@ -12,6 +12,7 @@ pub mod interpolate;
 mod libraries;
 mod merge;
 mod mounts;
+pub mod quadlets;
 pub mod read;
 mod render;
 mod text;
@@ -32,6 +33,8 @@ pub struct Request<'a> {
     /// Env files read before each project's own `.env` (which wins).
     pub env: &'a [PathBuf],
     pub legacy_owner: Option<&'a str>,
+    /// Quadlet directories whose files become stacks (`quadlets`).
+    pub quadlets: &'a [PathBuf],
 }
 
 /// How many volumes the drafted projects may have together: the draft compares every data
@@ -286,6 +289,20 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         user_prefix: "stk-",
         interpolated_with: &interpolated_with,
     });
+    let mut taken: Vec<String> = projects
+        .iter()
+        .map(|p| text::stack_name(&p.name, "stk-"))
+        .collect();
+    let accounts = crate::host::accounts::Accounts::read(req.root).ok();
+    let home_of_dir = |d: &Path| quadlet_home(accounts.as_ref(), d);
+    let text = text
+        + &quadlets::draft_dirs(
+            req.root,
+            req.quadlets,
+            &home_of_dir,
+            req.legacy_owner,
+            &mut taken,
+        )?;
     // The draft must be a policy isolate accepts; anything else is a bug here.
     crate::policy::Policy::parse(Path::new("(draft)"), &text).map_err(|e| {
         Error::failed(DraftRejected {
@@ -294,6 +311,27 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         })
     })?;
     Ok(text)
+}
+
+/// What `%h` meant to the units of a quadlet directory: the home of the user whose home holds
+/// it, of the uid in `/etc/containers/systemd/users/UID`, else root's.
+fn quadlet_home(accounts: Option<&crate::host::accounts::Accounts>, dir: &Path) -> PathBuf {
+    let Some(a) = accounts else {
+        return PathBuf::from("/root");
+    };
+    let by_uid = dir
+        .strip_prefix(crate::quadlet::place::USERS_DIR)
+        .ok()
+        .and_then(|rest| rest.to_str()?.split('/').next()?.parse::<u32>().ok())
+        .and_then(|uid| a.user_by_uid(uid));
+    let by_home = a
+        .passwd
+        .iter()
+        .filter(|u| u.home != "/" && dir.starts_with(&u.home))
+        .max_by_key(|u| u.home.len());
+    by_uid
+        .or(by_home)
+        .map_or_else(|| PathBuf::from("/root"), |u| PathBuf::from(&u.home))
 }
 
 /// The drafted policy is not one isolate accepts: a bug in the draft.

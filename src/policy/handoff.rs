@@ -18,6 +18,8 @@ pub struct StackHandoff {
     pub service: Option<Located<bool>>,
     /// The compose command the service runs (`["podman-compose"]` when absent).
     pub compose_command: Vec<Located<String>>,
+    /// The stack's quadlet unit files (absolute), when quadlets define it.
+    pub quadlets: Vec<Located<PathBuf>>,
 }
 
 impl StackHandoff {
@@ -43,7 +45,7 @@ pub fn valid_project_name(s: &str) -> bool {
             .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
 
-fn file_path_problem(what: &str, p: &Path) -> Option<String> {
+pub(super) fn file_path_problem(what: &str, p: &Path) -> Option<String> {
     if !p.is_absolute() {
         return Some(format!(
             "{what} {:?} is a relative path; it must be absolute",
@@ -80,7 +82,7 @@ fn file_path_problem(what: &str, p: &Path) -> Option<String> {
 /// Problems of one stack's hand-off keys.
 pub fn check(s: &StackPolicy) -> Vec<Problem> {
     let h = &s.handoff;
-    let mut out = Vec::new();
+    let mut out = super::quadlets::check(s);
     for c in &h.compose {
         if let Some(why) = file_path_problem("compose file", &c.value) {
             out.push(Problem::new(c.span.clone(), why));
@@ -129,7 +131,7 @@ pub fn check(s: &StackPolicy) -> Vec<Problem> {
             ));
         }
     }
-    if h.wants_service() && h.compose.is_empty() {
+    if h.wants_service() && h.compose.is_empty() && h.quadlets.is_empty() {
         let span = h
             .service
             .as_ref()

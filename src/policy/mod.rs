@@ -4,6 +4,7 @@
 pub mod boundary;
 pub mod handoff;
 mod parse;
+pub mod quadlets;
 pub mod reach;
 pub mod reference;
 pub mod select;

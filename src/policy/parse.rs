@@ -35,6 +35,7 @@ pub const STACK_KEYS: &[&str] = &[
     "service",
     "compose_command",
     "reaches",
+    "quadlets",
 ];
 pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
@@ -387,6 +388,7 @@ fn read_stack(
             "images" => stack.handoff.images = r.strings(e),
             "project" => stack.handoff.project = r.string(e),
             "compose_command" => stack.handoff.compose_command = r.strings(e),
+            "quadlets" => stack.handoff.quadlets = paths(r.strings(e)),
             "reaches" => {
                 for s in r.strings(e) {
                     match reach::Reach::parse(&s.value) {

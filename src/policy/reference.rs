@@ -115,6 +115,11 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "entries `stack:service:port`: this stack's containers reach `service` of that stack on container port `port` (what a shared podman network did before the split). Both stacks need `compose`; apply adds an override (`/var/lib/isolate/stacks/NAME/reaches.compose.yaml`, one more `-f` of the unit) that publishes the port on 127.0.0.1 and gives the reaching services the service's name, plus a containers.conf drop-in in the reaching stack user's home for host-loopback access; `init` drafts it, `audit` tries each path",
     },
     PolicyKey {
+        key: "`[stacks.NAME] quadlets`",
+        default: "`[]`",
+        meaning: "the stack's quadlet units (absolute paths of `.container`, `.pod`, `.volume`, `.network`, `.kube`, `.image`, `.build` files in the legacy user's `~/.config/containers/systemd/` or `/etc/containers/systemd/users/UID/`), instead of `compose` and `service`; file names must differ (one directory will hold them); `init --quadlets DIR` drafts them, pods included. This version checks them and refuses the stack (plan and apply, exit 2) until apply moves quadlet units to the stack user's quadlet directory (see Quadlet stacks)",
+    },
+    PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
         meaning: "a shared directory (apart from every data path and every other share; like data, never in a system tree or a person's home)",

@@ -1,0 +1,14 @@
+//! Quadlet stacks: a stack defined as quadlet unit files (`.container`, `.pod`, `.volume`, ...)
+//! instead of compose files. This capability reads those files, rewrites what must change when
+//! they move from the legacy user (or root) to the stack user's own quadlet directory, names
+//! the units and podman objects they generate, and plans the move; it changes nothing itself.
+pub mod draft;
+pub mod place;
+pub mod plan;
+pub mod rewrite;
+pub mod unit;
+
+#[cfg(test)]
+mod tests;
+
+pub use unit::{QuadletFile, QuadletKind};
