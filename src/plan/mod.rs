@@ -12,6 +12,8 @@ mod reach;
 mod reach_legacy;
 pub mod session;
 mod step;
+mod undoing;
+pub mod volatile;
 mod zones;
 
 /// The selection under the name the planners have always used for it.
@@ -159,6 +161,8 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         );
         draft.absorb(handoff, Step::Handoff);
         preconditions::plan_stack(&mut draft, &ctx);
+        undoing::plan_stack(&mut draft, &ctx);
+        volatile::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.
     let migrating_now: Vec<(String, std::path::PathBuf)> = draft
@@ -204,5 +208,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
 
 #[cfg(test)]
 mod shares_tests;
+#[cfg(test)]
+mod undoing_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -6,6 +6,8 @@
 //! Observation here (read-only stats and ACL reads, never a link followed past an lstat);
 //! the judgement is pure (`plan::preconditions`).
 pub mod paths;
+pub mod units;
+pub mod volatile;
 
 use crate::layout::Root;
 use crate::policy::StackPolicy;
@@ -64,6 +66,8 @@ pub struct Command {
 pub struct Facts {
     pub reads: Vec<Read>,
     pub command: Option<Command>,
+    /// Env files on a filesystem the system rewrites, and who rewrites each (`volatile`).
+    pub rewritten: Vec<(PathBuf, volatile::Rewriter)>,
 }
 
 /// The PATH a user manager gives its units (systemd's default, plus /sbin and /bin of hosts
@@ -86,6 +90,11 @@ pub fn observe(
     handoff: Option<&crate::handoff::StackFacts>,
 ) -> Facts {
     let mut facts = Facts::default();
+    for e in &s.handoff.env_files {
+        if let Some(r) = volatile::observe(root, &e.value) {
+            facts.rewritten.push((e.value.clone(), r));
+        }
+    }
     if !s.handoff.wants_service() {
         return facts;
     }
