@@ -105,7 +105,7 @@ pub fn scan_for(
 
 /// A unit's main file (the first of `dirs` that has it) and every drop-in (`NAME.d/*.conf` of
 /// every dir, by file name), read; None when the main file is not a readable regular file (a
-/// masked unit links to /dev/null).
+/// masked unit links to /dev/null; an empty file is masked too).
 fn unit(
     root: &crate::layout::Root,
     dirs: &[PathBuf],
@@ -116,7 +116,8 @@ fn unit(
     let (main, text) = dirs
         .iter()
         .map(|d| d.join(name))
-        .find_map(|p| read::text(root, &p, links).map(|t| (p, t)))?;
+        .find_map(|p| read::text(root, &p, links).map(|t| (p, t)))
+        .filter(|(_, t)| !t.trim().is_empty())?;
     let mut directives = syntax::directives(&main, &text);
     let mut dropins: BTreeMap<String, PathBuf> = BTreeMap::new();
     for d in dirs {
