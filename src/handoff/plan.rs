@@ -135,6 +135,7 @@ fn plan_service(
         home,
         text,
         copies,
+        declared: None,
     });
 }
 

@@ -198,6 +198,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         IsolationStep::Share(s) => Step::Share(s),
     });
     orphans::note_orphans(&mut draft, policy, obs);
+    nixos::declared_services(&mut draft, obs);
     nixos::note_missing(&mut draft);
 
     if !draft.problems.is_empty() {
