@@ -432,9 +432,9 @@ mod tests;
 #[cfg(test)]
 mod handoff_service_tests;
 #[cfg(test)]
-mod nixos_service_tests;
-#[cfg(test)]
 mod handoff_tests;
+#[cfg(test)]
+mod nixos_service_tests;
 #[cfg(test)]
 mod reach_legacy_tests;
 #[cfg(test)]

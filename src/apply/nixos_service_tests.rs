@@ -27,13 +27,15 @@ fn a_declared_service_is_not_installed_and_the_plan_says_so() {
     std::fs::write(d.path().join("etc/NIXOS"), "").unwrap();
     std::fs::create_dir_all(d.path().join("nix/store/u-unit")).unwrap();
     std::fs::write(
-        d.path().join("nix/store/u-unit/isolate-compose-app.service"),
+        d.path()
+            .join("nix/store/u-unit/isolate-compose-app.service"),
         "[Service]\nExecStart=podman-compose up -d\n",
     )
     .unwrap();
     std::os::unix::fs::symlink(
         "/nix/store/u-unit/isolate-compose-app.service",
-        d.path().join("etc/systemd/user/isolate-compose-app.service"),
+        d.path()
+            .join("etc/systemd/user/isolate-compose-app.service"),
     )
     .unwrap();
     let mut o = observed();

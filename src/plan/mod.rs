@@ -210,6 +210,6 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
 #[cfg(test)]
 mod shares_tests;
 #[cfg(test)]
-mod undoing_tests;
-#[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod undoing_tests;

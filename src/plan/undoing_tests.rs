@@ -110,19 +110,22 @@ fn with_env_files() -> Observed {
         })
     };
     let mut h = crate::handoff::StackFacts::default();
-    h.env_files.insert("/run/secrets/immich.env".into(), file(1));
+    h.env_files
+        .insert("/run/secrets/immich.env".into(), file(1));
     h.env_files.insert("/run/immich/app.env".into(), file(2));
     o.handoff.insert("immich".into(), h);
-    let mut pre = crate::preconditions::Facts::default();
-    pre.rewritten = vec![
-        (
-            "/run/secrets/immich.env".into(),
-            Rewriter::SopsNix {
-                name: "immich.env".into(),
-            },
-        ),
-        ("/run/immich/app.env".into(), Rewriter::Tmpfs),
-    ];
+    let pre = crate::preconditions::Facts {
+        rewritten: vec![
+            (
+                "/run/secrets/immich.env".into(),
+                Rewriter::SopsNix {
+                    name: "immich.env".into(),
+                },
+            ),
+            ("/run/immich/app.env".into(), Rewriter::Tmpfs),
+        ],
+        ..Default::default()
+    };
     o.preconditions.insert("immich".into(), pre);
     o
 }
@@ -139,9 +142,10 @@ fn an_env_file_the_system_rewrites_is_refused_with_its_declarative_fix() {
         ]
     );
     assert!(
-        !p.steps
-            .iter()
-            .any(|s| matches!(s, Step::Handoff(crate::handoff::HandoffStep::EnvFile { .. }))),
+        !p.steps.iter().any(|s| matches!(
+            s,
+            Step::Handoff(crate::handoff::HandoffStep::EnvFile { .. })
+        )),
         "{:?}",
         p.steps
     );

@@ -22,10 +22,13 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
                 if stack == ctx.name() && p == path)
         };
         let planned = draft.plan.steps.iter().any(handed);
-        let refused = draft
-            .refusals
-            .iter()
-            .any(|r| r.starts_with(&format!("stack `{}`: env file {} ", ctx.name(), path.display())));
+        let refused = draft.refusals.iter().any(|r| {
+            r.starts_with(&format!(
+                "stack `{}`: env file {} ",
+                ctx.name(),
+                path.display()
+            ))
+        });
         if planned || refused {
             draft.plan.steps.retain(|s| !handed(s));
             draft

@@ -36,7 +36,9 @@ pub const START_KEYS: [&str; 3] = ["ExecStartPre", "ExecStart", "ExecStartPost"]
 pub enum Scope {
     System,
     /// The manager of this (legacy) user.
-    User { user: String },
+    User {
+        user: String,
+    },
 }
 
 /// One unit as read: its main file and drop-ins, their directives in the order systemd reads
@@ -178,8 +180,8 @@ pub fn exec_directives(directives: &[Directive]) -> Vec<&Directive> {
 pub fn service_value<'a>(directives: &'a [Directive], key: &str) -> Option<&'a str> {
     directives
         .iter()
-        .filter(|d| d.section == "Service" && d.key == key)
-        .last()
+        .rev()
+        .find(|d| d.section == "Service" && d.key == key)
         .map(|d| d.value.as_str())
         .filter(|v| !v.is_empty())
 }
@@ -265,9 +267,7 @@ pub fn judge(scan: &Scan, stack: &StackView, nixos: bool) -> Vec<Undoing> {
                     }
                 }
                 for (action, script) in found {
-                    let Some(undo) =
-                        action.undoes(stack, &runs_as, workdir.as_deref())
-                    else {
+                    let Some(undo) = action.undoes(stack, &runs_as, workdir.as_deref()) else {
                         continue;
                     };
                     let fix = fix(u, d, &undo, stack, nixos);

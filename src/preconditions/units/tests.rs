@@ -29,7 +29,10 @@ fn continuation_lines_join_and_keep_the_first_line_number() {
 fn exec_prefixes_quotes_and_separators() {
     let l = exec_lines("-+/bin/sh -c \"chown -R 1000 '/srv/my app'\" ; @/bin/true fake-argv0 x");
     assert_eq!(l.len(), 2);
-    assert_eq!(l[0].words, w(&["/bin/sh", "-c", "chown -R 1000 '/srv/my app'"]));
+    assert_eq!(
+        l[0].words,
+        w(&["/bin/sh", "-c", "chown -R 1000 '/srv/my app'"])
+    );
     assert!(l[0].privileged);
     assert_eq!(l[1].words, w(&["/bin/true", "x"]));
     assert!(!l[1].privileged);
@@ -80,7 +83,11 @@ fn commands_through_wrappers() {
         }]
     );
     assert_eq!(
-        kinds(&["/bin/bash", "-c", "cd /x; docker compose --file=/srv/a/c.yml -p a up -d"]),
+        kinds(&[
+            "/bin/bash",
+            "-c",
+            "cd /x; docker compose --file=/srv/a/c.yml -p a up -d"
+        ]),
         vec![Kind::Compose {
             files: vec!["/srv/a/c.yml".into()],
             project: Some("a".into())
@@ -116,31 +123,61 @@ fn what_undoes_a_stack_and_what_does_not() {
     let undo = |scope: Scope, text: &str| judge(&unit(scope, text), &stack(), false).len();
     let sys = || Scope::System;
     // A parent, recursively: yes; a parent alone: no; inside: yes; a sibling: no.
-    assert_eq!(undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 /srv/app/\n"), 1);
-    assert_eq!(undo(sys(), "[Service]\nExecStartPre=chown 1:1 /srv/app\n"), 0);
-    assert_eq!(undo(sys(), "[Service]\nExecStartPost=chgrp 1 /srv/app/data/x\n"), 1);
-    assert_eq!(undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 /srv/app2\n"), 0);
-    // A specifier is never guessed.
-    assert_eq!(undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 %S/app\n"), 0);
-    // Not a start line.
-    assert_eq!(undo(sys(), "[Service]\nExecStop=chown -R 1:1 /srv/app\n"), 0);
-    // The compose project: as root, by WorkingDirectory; as the stack user it is fine.
     assert_eq!(
-        undo(sys(), "[Service]\nWorkingDirectory=/srv/app\nExecStart=podman-compose up\n"),
+        undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 /srv/app/\n"),
         1
     );
     assert_eq!(
-        undo(sys(), "[Service]\nUser=stk-app\nExecStart=podman-compose -f /srv/app/compose.yml up\n"),
+        undo(sys(), "[Service]\nExecStartPre=chown 1:1 /srv/app\n"),
         0
     );
     assert_eq!(
-        undo(sys(), "[Service]\nUser=stk-app\nExecStart=+podman-compose -f /srv/app/compose.yml up\n"),
+        undo(sys(), "[Service]\nExecStartPost=chgrp 1 /srv/app/data/x\n"),
+        1
+    );
+    assert_eq!(
+        undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 /srv/app2\n"),
+        0
+    );
+    // A specifier is never guessed.
+    assert_eq!(
+        undo(sys(), "[Service]\nExecStartPre=chown -R 1:1 %S/app\n"),
+        0
+    );
+    // Not a start line.
+    assert_eq!(
+        undo(sys(), "[Service]\nExecStop=chown -R 1:1 /srv/app\n"),
+        0
+    );
+    // The compose project: as root, by WorkingDirectory; as the stack user it is fine.
+    assert_eq!(
+        undo(
+            sys(),
+            "[Service]\nWorkingDirectory=/srv/app\nExecStart=podman-compose up\n"
+        ),
+        1
+    );
+    assert_eq!(
+        undo(
+            sys(),
+            "[Service]\nUser=stk-app\nExecStart=podman-compose -f /srv/app/compose.yml up\n"
+        ),
+        0
+    );
+    assert_eq!(
+        undo(
+            sys(),
+            "[Service]\nUser=stk-app\nExecStart=+podman-compose -f /srv/app/compose.yml up\n"
+        ),
         1
     );
     let alice = || Scope::User {
         user: "alice".into(),
     };
-    assert_eq!(undo(alice(), "[Service]\nExecStart=podman-compose -p app up\n"), 1);
+    assert_eq!(
+        undo(alice(), "[Service]\nExecStart=podman-compose -p app up\n"),
+        1
+    );
     assert_eq!(
         judge(&unit(alice(), "[Service]\nExecStart=podman-compose -p app up\n"), &stack(), false)[0].fix,
         "stop it for good: `systemctl --user -M alice@ disable --now u.service`, and remove line 2 of /etc/systemd/system/u.service (then `systemctl --user -M alice@ daemon-reload`)"
@@ -160,14 +197,23 @@ fn the_scan_resolves_links_inside_the_root_and_never_out_of_it() {
         "nix/store/a-unit-legacy.service/legacy.service",
         "[Service]\nExecStartPre=/nix/store/b-pre/bin/pre\n",
     );
-    mk("nix/store/b-pre/bin/pre", "#!/bin/sh\nchown -R 1000:1000 /srv/app\n");
-    mk("usr/lib/systemd/system/vendor.service", "[Service]\nExecStart=/bin/true\n");
+    mk(
+        "nix/store/b-pre/bin/pre",
+        "#!/bin/sh\nchown -R 1000:1000 /srv/app\n",
+    );
+    mk(
+        "usr/lib/systemd/system/vendor.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
     mk(
         "etc/systemd/system/vendor.service.d/10-x.conf",
         "[Service]\nExecStartPre=chown -R 1000 /srv/app\n",
     );
     mk("dev/null", ""); // a masked unit is empty (on a host: the null device, not regular)
-    mk("home/alice/elsewhere.service", "[Service]\nExecStart=/bin/true\n");
+    mk(
+        "home/alice/elsewhere.service",
+        "[Service]\nExecStart=/bin/true\n",
+    );
     std::fs::create_dir_all(r.join("home/alice/.config/systemd/user")).unwrap();
     // NixOS: an absolute link into the store, resolved below the root.
     symlink(
@@ -176,7 +222,11 @@ fn the_scan_resolves_links_inside_the_root_and_never_out_of_it() {
     )
     .unwrap();
     // A link climbing out of the root resolves to the root's own /etc/passwd (absent): skipped.
-    symlink("../../../../../../etc/passwd", r.join("etc/systemd/system/out.service")).unwrap();
+    symlink(
+        "../../../../../../etc/passwd",
+        r.join("etc/systemd/system/out.service"),
+    )
+    .unwrap();
     // Masked.
     symlink("/dev/null", r.join("etc/systemd/system/masked.service")).unwrap();
     // In the legacy user's directory no link is followed.
@@ -190,7 +240,11 @@ fn the_scan_resolves_links_inside_the_root_and_never_out_of_it() {
         "[Service]\nExecStart=podman-compose -p app up\n",
     );
     let s = scan(&Root::new(r), Some(("alice", Path::new("/home/alice"))));
-    let names: Vec<(&str, &Scope)> = s.units.iter().map(|u| (u.name.as_str(), &u.scope)).collect();
+    let names: Vec<(&str, &Scope)> = s
+        .units
+        .iter()
+        .map(|u| (u.name.as_str(), &u.scope))
+        .collect();
     assert_eq!(
         names,
         vec![
