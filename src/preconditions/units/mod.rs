@@ -143,10 +143,8 @@ fn unit(
         {
             let program = PathBuf::from(&line.words[0]);
             if program.is_absolute() && !scripts.contains_key(&program) {
-                if let Some(t) = read::text(root, &program, Links::InRoot) {
-                    if t.starts_with("#!") {
-                        scripts.insert(program, t);
-                    }
+                if let Some(t) = read::script(root, &program, Links::InRoot) {
+                    scripts.insert(program, t);
                 }
             }
         }

@@ -64,16 +64,30 @@ pub fn list(root: &Root, path: &Path, links: Links) -> Vec<String> {
 
 /// The text of regular file `path`, when it is one, is UTF-8 and not too big.
 pub fn text(root: &Root, path: &Path, links: Links) -> Option<String> {
+    read(root, path, links, false)
+}
+
+/// The text of `path` when it is a script (starts with `#!`); a binary is left after its
+/// first two bytes.
+pub fn script(root: &Root, path: &Path, links: Links) -> Option<String> {
+    read(root, path, links, true)
+}
+
+fn read(root: &Root, path: &Path, links: Links, script: bool) -> Option<String> {
     let fd = open(root, path, links, OFlags::RDONLY)?;
     let st = rustix::fs::fstat(&fd).ok()?;
     if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
         return None;
     }
+    let mut file = std::fs::File::from(fd);
     let mut bytes = Vec::new();
-    std::fs::File::from(fd)
-        .take(MAX_BYTES)
-        .read_to_end(&mut bytes)
-        .ok()?;
+    if script {
+        (&mut file).take(2).read_to_end(&mut bytes).ok()?;
+        if bytes != b"#!" {
+            return None;
+        }
+    }
+    file.take(MAX_BYTES).read_to_end(&mut bytes).ok()?;
     String::from_utf8(bytes).ok()
 }
 
