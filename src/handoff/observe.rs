@@ -64,8 +64,10 @@ struct Legacy<'a> {
 /// ([`volumes::data_path`]) and looked at without following a link or crossing a mount; a
 /// socket that places a volume anywhere else, and a data directory isolate must not move,
 /// are refusals.
+#[allow(clippy::too_many_arguments)]
 fn observe_volumes(
     root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
     acc: &Accounts,
     stores: &Session<'_>,
     s: &StackPolicy,
@@ -125,7 +127,7 @@ fn observe_volumes(
             }
             let (legacy_data, legacy_id) = match &legacy.maps {
                 None => (false, None),
-                Some(maps) => match volumes::inspect(root, legacy.home, &v.name, maps) {
+                Some(maps) => match volumes::inspect(root, sys, legacy.home, &v.name, maps) {
                     Ok(VolumeData::Missing) => (false, None),
                     Ok(VolumeData::Dir(id)) => (true, Some(id)),
                     Ok(VolumeData::Refused(why)) => {
@@ -177,9 +179,11 @@ fn observe_volumes(
         .collect()
 }
 
-/// Everything the hand-off plans from, for one stack. `stores` is None without systemd.
+/// Everything the hand-off plans from, for one stack. `stores` is None without systemd; `sys`
+/// reads a volume's tree.
 pub fn observe_stack(
     root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
     policy: &Policy,
     acc: &Accounts,
     s: &StackPolicy,
@@ -255,7 +259,7 @@ pub fn observe_stack(
             home: std::path::Path::new(&u.home),
             maps: crate::alloc::legacy_maps(policy, acc),
         };
-        facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, &legacy, a);
+        facts.volumes = observe_volumes(root, sys, acc, stores, s, &facts.compose, &legacy, a);
         facts.legacy = Some(store);
     }
     if stores.socket_listening(a.uid) {
