@@ -134,8 +134,9 @@ fn with_env_files() -> Observed {
 fn an_env_file_the_system_rewrites_is_refused_with_its_declarative_fix() {
     let o = with_env_files();
     let (p, refusals) = preview(&policy(SECRET_POLICY), &o, &Options::default()).unwrap();
+    let texts: Vec<String> = refusals.iter().map(|r| r.text.clone()).collect();
     assert_eq!(
-        refusals,
+        texts,
         vec![
             "stack `immich`: env file /run/secrets/immich.env is a sops-nix secret: sops-nix writes it again at every activation and boot, with the owner its declaration gives, so handing it to stk-immich now would not last; apply does not pretend it did (and does not copy a secret kept off the disk onto it). Declare it in the NixOS configuration: `sops.secrets.\"immich.env\".owner = \"stk-immich\";` (and `sops.secrets.\"immich.env\".path = \"/run/secrets/immich.env\";` to keep its path), run `nixos-rebuild switch`, then `isolate apply` again".to_string(),
             "stack `immich`: env file /run/immich/app.env is on a tmpfs, emptied at every boot and written again by whatever writes it, with that writer's owner, so handing it to stk-immich now would not last; apply does not pretend it did. Make its writer give it to stk-immich (owner stk-immich, mode 0400: a `systemd-tmpfiles` line, or the unit that writes it), or keep it on a persistent filesystem, then `isolate apply` again".to_string(),
@@ -167,7 +168,7 @@ fn a_rewritten_env_file_already_the_stack_users_goes_on() {
         }
     }
     let (_, refusals) = preview(&policy(SECRET_POLICY), &o, &Options::default()).unwrap();
-    assert_eq!(refusals, Vec::<String>::new());
+    assert!(refusals.is_empty(), "{refusals}");
 }
 
 #[test]

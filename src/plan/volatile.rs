@@ -6,6 +6,7 @@
 //! on purpose.
 use super::{Draft, StackCtx, Step};
 use crate::handoff::HandoffStep;
+use crate::model::RefusalKind;
 use crate::preconditions::volatile::Rewriter;
 use std::path::Path;
 
@@ -23,7 +24,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         };
         let planned = draft.plan.steps.iter().any(handed);
         let refused = draft.refusals.iter().any(|r| {
-            r.starts_with(&format!(
+            r.text.starts_with(&format!(
                 "stack `{}`: env file {} ",
                 ctx.name(),
                 path.display()
@@ -31,9 +32,10 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         });
         if planned || refused {
             draft.plan.steps.retain(|s| !handed(s));
-            draft
-                .refusals
-                .push(refusal(ctx.name(), user, path, rewriter));
+            draft.refusals.push(
+                RefusalKind::Handoff,
+                refusal(ctx.name(), user, path, rewriter),
+            );
         }
     }
 }
