@@ -195,6 +195,13 @@ fn prepare() -> (tempfile::TempDir, Mounted) {
     )
     .unwrap();
     fs::write(r.join("policy.toml"), POLICY).unwrap();
+    // A legacy system unit whose ExecStartPre hands a's data back to alice at every start.
+    fs::create_dir_all(r.join("etc/systemd/system")).unwrap();
+    fs::write(
+        r.join("etc/systemd/system/a-legacy.service"),
+        "[Unit]\nDescription=a, as alice ran it\n\n[Service]\nUser=alice\nExecStartPre=+/bin/chown -R alice: /srv/a\nExecStart=/usr/bin/podman start -a a_web_1\n",
+    )
+    .unwrap();
 
     dir(&r.join("srv"), 0, 0, 0o755);
     let (a, b, media) = (r.join("srv/a"), r.join("srv/b"), r.join("srv/media"));
@@ -391,6 +398,14 @@ fn the_cli_writes_every_format_changes_nothing_and_exits_by_severity() {
     );
     let metrics = fs::read_to_string(&prom).unwrap();
     assert!(!metrics.contains("photo"), "no file path in a label");
+    assert!(
+        metrics.contains("kind=\"undoing_unit\""),
+        "the undoing unit is counted: {metrics}"
+    );
+    assert!(
+        text.contains("system unit a-legacy.service (ExecStartPre, /etc/systemd/system/a-legacy.service line 6) runs `/bin/chown -R alice: /srv/a` on stack `a`'s data /srv/a: at its next start it gives the migrated files back, undoing isolation. Fix: remove line 6 of /etc/systemd/system/a-legacy.service (then `systemctl daemon-reload`), or stop the unit for good: `systemctl disable --now a-legacy.service`"),
+        "{text}"
+    );
 
     // b's data has an error finding too (the link to a's data).
     isolate(root, &["--stack", "b", "--format", "json"]).code(1);

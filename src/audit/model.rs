@@ -67,10 +67,13 @@ pub enum FindingKind {
     Unreadable,
     /// Mount points inside a data path (not crossed, so not audited).
     MountSkipped,
+    /// A system unit or the legacy user's unit that hands a stack's data back or runs its
+    /// compose project as another user at its next start (`preconditions::units`).
+    UndoingUnit,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 18] = [
+    pub const ALL: [FindingKind; 19] = [
         FindingKind::OtherStackIds,
         FindingKind::LegacyAfterMigration,
         FindingKind::WorldWritable,
@@ -89,6 +92,7 @@ impl FindingKind {
         FindingKind::AccessBelowPolicy,
         FindingKind::Unreadable,
         FindingKind::MountSkipped,
+        FindingKind::UndoingUnit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -111,6 +115,7 @@ impl FindingKind {
             FindingKind::AccessBelowPolicy => "access_below_policy",
             FindingKind::Unreadable => "unreadable",
             FindingKind::MountSkipped => "mount_skipped",
+            FindingKind::UndoingUnit => "undoing_unit",
         }
     }
 
@@ -119,7 +124,7 @@ impl FindingKind {
         use FindingKind::*;
         match self {
             OtherStackIds | ClosedPathOpen | AclOtherStack | HardlinkOutside | ShareAclMismatch
-            | SubidOverlap | AccessAbovePolicy => Severity::Error,
+            | SubidOverlap | AccessAbovePolicy | UndoingUnit => Severity::Error,
             LegacyAfterMigration | WorldWritable | SetuidSetgid | FileCapability | LingerOff
             | ManagerDown | SocketDown | ServiceNotRunning | AccessBelowPolicy | Unreadable => {
                 Severity::Warning

@@ -172,6 +172,10 @@ pub enum HandoffStep {
         text: String,
         /// isolate's copies of the compose and env files, which the unit runs.
         copies: Vec<copies::CopyStep>,
+        /// On NixOS: the unit the configuration declares (`export nixos`); apply writes no
+        /// unit of its own then, only the copies, and starts the declared one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        declared: Option<PathBuf>,
     },
 }
 
@@ -230,6 +234,16 @@ impl fmt::Display for HandoffStep {
                 "~ volume {name} for {stack}: move {} from {from_user}'s store to {to_user}'s and shift its owners{}",
                 from.display(),
                 if *resume { " (resuming an interrupted run)" } else { "" }
+            ),
+            HandoffStep::InstallService {
+                stack,
+                user,
+                unit,
+                declared: Some(_),
+                ..
+            } => write!(
+                f,
+                "+ service {unit} for {stack}: declared by NixOS (export nixos): not installed; isolate's copies of its files written, the declared unit started in {user}'s manager, proven by its containers"
             ),
             HandoffStep::InstallService {
                 stack,

@@ -136,6 +136,7 @@ fn plan_service(
         home,
         text,
         copies,
+        declared: None,
     });
 }
 

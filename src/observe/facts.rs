@@ -59,4 +59,6 @@ pub struct Observed {
     pub reach: crate::reach::plan::ReachFacts,
     /// Per stack: what its compose unit needs of the host (`preconditions`).
     pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
+    /// The system's units and the legacy user's (`preconditions::units`).
+    pub units: crate::preconditions::units::Scan,
 }

@@ -113,6 +113,7 @@ pub fn observe(
         session,
     });
     obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
+    obs.units = crate::preconditions::units::scan_for(root, policy, &obs.accounts);
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

@@ -12,6 +12,8 @@ mod reach;
 mod reach_legacy;
 pub mod session;
 mod step;
+mod undoing;
+pub mod volatile;
 mod zones;
 
 /// The selection under the name the planners have always used for it.
@@ -168,6 +170,8 @@ pub fn preview_allocated(
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
         preconditions::plan_stack(&mut draft, &ctx);
+        undoing::plan_stack(&mut draft, &ctx);
+        volatile::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.
     let migrating_now: Vec<(String, std::path::PathBuf)> = draft
@@ -207,6 +211,7 @@ pub fn preview_allocated(
         IsolationStep::Share(s) => Step::Share(s),
     });
     orphans::note_orphans(&mut draft, policy, obs);
+    nixos::declared_services(&mut draft, obs);
     nixos::note_missing(&mut draft);
 
     if !draft.problems.is_empty() {
@@ -219,3 +224,5 @@ pub fn preview_allocated(
 mod shares_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod undoing_tests;

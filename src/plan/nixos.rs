@@ -23,6 +23,22 @@ pub fn account_step(draft: &mut Draft, obs: &Observed, step: Step) {
     }
 }
 
+/// A stack whose compose service the configuration declares (`export nixos`) gets no unit of
+/// apply's own: its service step only writes isolate's copies and starts the declared unit.
+pub fn declared_services(draft: &mut Draft, obs: &Observed) {
+    for step in &mut draft.plan.steps {
+        if let Step::Handoff(crate::handoff::HandoffStep::InstallService {
+            stack, declared, ..
+        }) = step
+        {
+            *declared = obs
+                .preconditions
+                .get(stack)
+                .and_then(|f| f.declared_unit.clone());
+        }
+    }
+}
+
 /// The note that says what to declare, once every stack was planned.
 pub fn note_missing(draft: &mut Draft) {
     if draft.plan.nixos_missing.is_empty() {

@@ -6,6 +6,8 @@
 //! Observation here (read-only stats and ACL reads, never a link followed past an lstat);
 //! the judgement is pure (`plan::preconditions`).
 pub mod paths;
+pub mod units;
+pub mod volatile;
 
 use crate::layout::Root;
 use crate::policy::StackPolicy;
@@ -64,6 +66,11 @@ pub struct Command {
 pub struct Facts {
     pub reads: Vec<Read>,
     pub command: Option<Command>,
+    /// Env files on a filesystem the system rewrites, and who rewrites each (`volatile`).
+    pub rewritten: Vec<(PathBuf, volatile::Rewriter)>,
+    /// On NixOS: the stack's compose service as the configuration declares it (`export
+    /// nixos`: a user unit in /etc/systemd/user), when it does.
+    pub declared_unit: Option<PathBuf>,
 }
 
 /// The PATH a user manager gives its units (systemd's default, plus /sbin and /bin of hosts
@@ -86,6 +93,11 @@ pub fn observe(
     handoff: Option<&crate::handoff::StackFacts>,
 ) -> Facts {
     let mut facts = Facts::default();
+    for e in &s.handoff.env_files {
+        if let Some(r) = volatile::observe(root, &e.value) {
+            facts.rewritten.push((e.value.clone(), r));
+        }
+    }
     if !s.handoff.wants_service() {
         return facts;
     }
@@ -95,7 +107,11 @@ pub fn observe(
         .first()
         .map(|w| w.value.clone())
         .unwrap_or_else(|| crate::handoff::service::DEFAULT_COMPOSE.to_string());
-    facts.command = Some(find_command(root, &name));
+    facts.declared_unit = declared_unit(root, s);
+    // A declared unit gets its commands from the configuration (its PATH is the store's).
+    if facts.declared_unit.is_none() {
+        facts.command = Some(find_command(root, &name));
+    }
     let Some(service) = handoff.and_then(|h| h.service.as_ref()) else {
         return facts;
     };
@@ -120,6 +136,20 @@ pub fn observe(
         }
     }
     facts
+}
+
+/// Where NixOS puts the user units a configuration declares.
+pub const DECLARED_USER_UNITS: &str = "/etc/systemd/user";
+
+/// The stack's compose service as a NixOS configuration declares it, if this is NixOS and it
+/// does (the unit file read through the root, its store link resolved inside it).
+fn declared_unit(root: &Root, s: &StackPolicy) -> Option<PathBuf> {
+    if !root.is_nixos() {
+        return None;
+    }
+    let unit = crate::handoff::service::unit_name(&s.handoff.project_of(&s.name));
+    let path = Path::new(DECLARED_USER_UNITS).join(unit);
+    units::read::text(root, &path, units::read::Links::InRoot).map(|_| path)
 }
 
 fn find_command(root: &Root, name: &str) -> Command {

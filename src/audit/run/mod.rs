@@ -23,6 +23,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 mod findings;
 mod live;
+mod units;
 use findings::{closed_findings, matrix, share_findings, subid_findings};
 use live::liveness_findings;
 pub use live::{LiveCheck, Liveness, SessionCheck};
@@ -459,6 +460,7 @@ pub fn audit(
         .collect();
     findings.extend(subid_findings(host.accounts));
     findings.extend(liveness_findings(policy, host, &infos));
+    findings.extend(units::undoing_findings(policy, host, &infos));
     let targets = targets(policy);
     let chains = chains(sys, host.root, &targets);
     findings.extend(closed_findings(&audited, &book, host.isolation, &chains));

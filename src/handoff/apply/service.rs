@@ -20,6 +20,7 @@ pub(super) fn install_service(
         home,
         text,
         copies,
+        declared,
     } = step
     else {
         unreachable!("install_service gets InstallService steps only")
@@ -43,7 +44,11 @@ pub(super) fn install_service(
             stale.push(c);
         }
     }
-    let current = crate::handoff::service::read_unit(root, path);
+    // A unit the NixOS configuration declares is its own: compared and written never.
+    let current = match declared {
+        Some(_) => Some(text.clone()),
+        None => crate::handoff::service::read_unit(root, path),
+    };
     if stale.is_empty()
         && current.as_deref() == Some(text.as_str())
         && stores.unit_state(user, *uid, unit) == Some((true, true))
@@ -60,7 +65,9 @@ pub(super) fn install_service(
     for c in stale {
         crate::handoff::copies::write(root, stack, *gid, &c.to, &c.content)?;
     }
-    crate::handoff::service::write_unit(root, path, home, text, *uid, *gid)?;
+    if declared.is_none() {
+        crate::handoff::service::write_unit(root, path, home, text, *uid, *gid)?;
+    }
     stores.start_unit(*uid, unit)?;
     crate::handoff::service::wait_project_running(stores, *uid, user, unit, project)?;
     Ok(Outcome::Done)

@@ -75,6 +75,7 @@ fn a_home_of_mode_0700_is_named_with_its_fix() {
     let refusals = refusals_with(Facts {
         reads: vec![read_of("env file", "db.env", 0o700, 0o644)],
         command: found(),
+        ..Facts::default()
     });
     let mine: Vec<&String> = refusals
         .iter()
@@ -88,6 +89,7 @@ fn a_home_of_mode_0700_is_named_with_its_fix() {
     let refusals = refusals_with(Facts {
         reads: vec![read_of("env file", "db.env", 0o711, 0o644)],
         command: found(),
+        ..Facts::default()
     });
     assert!(
         !refusals.iter().any(|r| r.contains("compose unit")),
@@ -100,6 +102,7 @@ fn an_unreadable_env_file_is_fine_when_apply_hands_it_over_and_named_otherwise()
     let handed = refusals_with(Facts {
         reads: vec![read_of("env file", ".env", 0o755, 0o600)],
         command: found(),
+        ..Facts::default()
     });
     assert!(
         !handed.iter().any(|r| r.contains("compose unit")),
@@ -108,6 +111,7 @@ fn an_unreadable_env_file_is_fine_when_apply_hands_it_over_and_named_otherwise()
     let other = refusals_with(Facts {
         reads: vec![read_of("env file", "db.env", 0o755, 0o600)],
         command: found(),
+        ..Facts::default()
     });
     assert!(
         other.iter().any(|r| r.ends_with(
@@ -129,6 +133,7 @@ fn a_missing_compose_command_is_named() {
                 .map(|d| Path::new(d).join("podman-compose"))
                 .collect(),
         }),
+        ..Facts::default()
     });
     assert!(refusals.contains(&"stack `seed`: its compose unit runs `podman-compose`, which is not installed (not in /usr/local/sbin, /usr/local/bin, /usr/sbin, /usr/bin, /sbin, /bin): install it (Debian: `apt install podman-compose`), or name the compose command with `compose_command` in [stacks.seed]".to_string()), "{refusals:#?}");
 }
