@@ -59,7 +59,7 @@ let
     };
   };
 
-  size = types.either types.ints.positive (types.strMatching "[0-9]+[KMGTPEkmgtpe]?|infinity");
+  size = types.either types.ints.unsigned (types.strMatching "[0-9]+[KMGTPEkmgtpe]?|infinity");
   weight = types.ints.between 1 10000;
   # [stacks.NAME.limits]: declared on NixOS as systemd.slices by `isolate export nixos`.
   limits = types.submodule {
