@@ -30,6 +30,8 @@ pub enum RefusalKind {
     Rollback,
     /// No systemd (or no logind) to talk to.
     Systemd,
+    /// A stack slice's limits drop-in cannot be written (someone else's file in its place).
+    Limits,
 }
 
 /// One refusal: who refused and the text saying what is wrong and what to do.

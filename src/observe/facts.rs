@@ -61,4 +61,6 @@ pub struct Observed {
     pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
     /// The system's units and the legacy user's (`preconditions::units`).
     pub units: crate::preconditions::units::Scan,
+    /// Each stack's slice drop-in and the host's cgroup version (src/limits).
+    pub limits: crate::limits::Facts,
 }

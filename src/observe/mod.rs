@@ -114,6 +114,10 @@ pub fn observe(
     });
     obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
     obs.units = crate::preconditions::units::scan_for(root, policy, &obs.accounts);
+    obs.limits = crate::limits::observe::observe(
+        root,
+        allocs.iter().map(|(s, a)| (s.as_str(), a.allocation.uid)),
+    )?;
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

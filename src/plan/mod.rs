@@ -169,6 +169,23 @@ pub fn preview_allocated(
         draft
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
+        let mut limits = crate::model::Planned::default();
+        let mut limits_refusals = Vec::new();
+        crate::limits::plan::plan_stack(
+            &mut limits,
+            &mut limits_refusals,
+            stack,
+            &allocated.allocation,
+            &crate::limits::plan::Seen {
+                facts: &obs.limits,
+                nixos: obs.nixos,
+            },
+            opts,
+        );
+        draft.absorb(limits, Step::Limits);
+        draft
+            .refusals
+            .extend_texts(RefusalKind::Limits, limits_refusals);
         preconditions::plan_stack(&mut draft, &ctx);
         undoing::plan_stack(&mut draft, &ctx);
         volatile::plan_stack(&mut draft, &ctx);

@@ -36,6 +36,7 @@ pub const STACK_KEYS: &[&str] = &[
     "compose_command",
     "reaches",
     "quadlets",
+    "limits",
 ];
 pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
@@ -336,6 +337,7 @@ fn read_stack(
         handoff: Default::default(),
         reaches: Vec::new(),
         reach_override: false,
+        limits: Default::default(),
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -420,6 +422,7 @@ fn read_stack(
                     }
                 }
             }
+            "limits" => stack.limits = limits::read(e.0, e.1, &name, &mut r.problems),
             "closed" => {
                 if let Some(b) = r.boolean(e) {
                     stack.closed = b;
