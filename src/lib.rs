@@ -23,6 +23,7 @@ pub mod plan;
 pub mod policy;
 pub mod preconditions;
 pub mod privilege;
+pub mod quota;
 pub mod reach;
 pub mod render;
 pub mod stacks;
