@@ -346,6 +346,7 @@ fn run_step(
             crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
         }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
+        Step::Quota(q) => crate::quota::apply::run(root, b.quota, q).map(|o| (o, None)),
         Step::ReachLegacy(l) => {
             crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
         }

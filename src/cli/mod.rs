@@ -146,6 +146,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
                 compose: o.systemd.then_some(&legacy_compose as _),
+                quota: &crate::quota::real::RealQuota,
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -375,6 +376,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 migrator: &Walker::locking(*force),
                 walk_sys: &crate::walk::sys::RealSys::new(),
                 compose: &crate::reach::legacy_run::RunAsUser { root: &root },
+                quota: &crate::quota::real::RealQuota,
             };
             let done = crate::ops::rollback::stack(
                 &root,

@@ -59,4 +59,6 @@ pub struct Observed {
     pub reach: crate::reach::plan::ReachFacts,
     /// Per stack: what its compose unit needs of the host (`preconditions`).
     pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
+    /// Per stack with `disk_max`: its data trees' filesystems and limits (src/quota).
+    pub quota: BTreeMap<String, Vec<crate::quota::plan::Tree>>,
 }

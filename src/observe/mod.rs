@@ -143,6 +143,7 @@ pub fn observe(
         true,
     )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
+    obs.quota = crate::quota::observe::observe(root, &crate::quota::real::RealQuota, policy, opts)?;
     Ok(obs)
 }
 

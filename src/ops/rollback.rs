@@ -38,6 +38,8 @@ pub struct StackBackends<'a> {
     pub walk_sys: &'a dyn WalkSys,
     /// Runs compose as the legacy user (a legacy publish made for the stack is undone).
     pub compose: &'a dyn crate::reach::legacy_run::ComposeRunner,
+    /// Takes back the stack's disk budget (src/quota).
+    pub quota: &'a dyn crate::quota::port::QuotaPort,
 }
 
 /// `isolate rollback --stack NAME`.
@@ -71,6 +73,12 @@ pub fn stack(
     // The reaches and the hand-off (volumes, env files) are undone before the data changes
     // owners.
     let mut handoff: Vec<String> = service_line.into_iter().collect();
+    // The disk budget isolate set goes back to what was there before.
+    handoff.extend(
+        crate::quota::apply::restore_stack(root, b.quota, stack)?
+            .into_iter()
+            .map(|(step, _)| step.to_string()),
+    );
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,

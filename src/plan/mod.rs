@@ -141,6 +141,18 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
+        let mut quota = crate::model::Planned::default();
+        crate::quota::plan::plan_stack(
+            &mut quota,
+            &mut draft.refusals,
+            &crate::quota::plan::StackQuota {
+                stack: &stack.name,
+                disk_max: crate::quota::observe::disk_max(stack),
+                trees: obs.quota.get(&stack.name).map_or(&[], Vec::as_slice),
+                recorded: obs.state.quota.get(&stack.name),
+            },
+        );
+        draft.absorb(quota, Step::Quota);
         reach::plan_stack(&mut draft, &ctx);
         let mut handoff = crate::model::Planned::default();
         let seen = crate::handoff::plan::Seen {
@@ -202,6 +214,8 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
     Ok((draft.plan, draft.refusals))
 }
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod shares_tests;
 #[cfg(test)]

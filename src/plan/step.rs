@@ -86,6 +86,8 @@ pub enum Step {
     Reach(crate::reach::plan::ReachStep),
     /// A reached stack's project still run by the legacy user (src/reach/legacy.rs).
     ReachLegacy(crate::reach::legacy::LegacyStep),
+    /// A stack's disk budget on one data tree (src/quota).
+    Quota(crate::quota::QuotaStep),
 }
 
 impl Step {
@@ -102,6 +104,7 @@ impl Step {
             Step::Handoff(h) => Some(h.stack()),
             Step::Reach(r) => Some(&r.stack),
             Step::ReachLegacy(l) => Some(l.stack()),
+            Step::Quota(q) => Some(q.stack()),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -209,6 +212,7 @@ impl fmt::Display for Step {
             Step::Handoff(h) => h.fmt(f),
             Step::Reach(r) => r.fmt(f),
             Step::ReachLegacy(l) => l.fmt(f),
+            Step::Quota(q) => q.fmt(f),
         }
     }
 }

@@ -5,12 +5,13 @@
 //! what would make it possible, where it does not.
 pub mod apply;
 pub mod error;
+pub mod observe;
 pub mod plan;
 pub mod port;
 pub mod real;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

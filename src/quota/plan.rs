@@ -13,6 +13,7 @@ use crate::state::quota::QuotaRecord;
 use std::path::{Path, PathBuf};
 
 /// One of the stack's data trees as observe found it (None: nothing there yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tree {
     pub path: PathBuf,
     pub facts: Option<TreeFacts>,
