@@ -139,11 +139,29 @@ fn btrfs_quota_child() {
     std::fs::remove_file(mnt.join("app/big")).unwrap();
     write_as(APP_WRITER, &mnt.join("app/big"), 64).unwrap();
     assert!(State::read(&root).unwrap().quota.is_empty());
+
+    // Rollback of the stack takes back a limit set again.
+    let (planned, _) = plan(&root, "app", Some(32 * MIB));
+    assert_eq!(apply(&root, &planned), vec![Outcome::Done]);
+    let undone = isolate::quota::apply::restore_stack(&root, &RealQuota, "app").unwrap();
+    assert_eq!(undone.len(), 1);
+    assert_eq!(
+        RealQuota
+            .look(&mnt.join("app"))
+            .unwrap()
+            .unwrap()
+            .btrfs
+            .unwrap()
+            .limit,
+        None
+    );
+    assert!(State::read(&root).unwrap().quota.is_empty());
     println!("CHILD-OK");
 }
 
-#[test]
-fn disk_max_stops_a_mapped_writer_on_btrfs_and_only_there() {
+/// Runs the ignored test `name` of this binary in a private mount namespace, in a new
+/// directory below the scratch dir, and checks no mount outlived it.
+fn in_mount_namespace(name: &str) {
     let tmp = scratch_common::tempdir("quota-");
     // The writers (mapped uids) pass through to their subvolumes.
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -151,7 +169,7 @@ fn disk_max_stops_a_mapped_writer_on_btrfs_and_only_there() {
         .args(["--mount", "--propagation", "private"])
         .arg(std::env::current_exe().unwrap())
         .args([
-            "btrfs_quota_child",
+            name,
             "--exact",
             "--ignored",
             "--nocapture",
@@ -171,4 +189,169 @@ fn disk_max_stops_a_mapped_writer_on_btrfs_and_only_there() {
         !mounts.contains(&tmp.path().display().to_string()),
         "a mount outlived the child"
     );
+}
+
+#[test]
+fn disk_max_stops_a_mapped_writer_on_btrfs_and_only_there() {
+    in_mount_namespace("btrfs_quota_child");
+}
+
+/// The CLI end to end on a host tree (`--root`, `--no-systemd`) whose /srv is a btrfs image.
+fn isolate(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_isolate"))
+        .arg("--root")
+        .arg(root)
+        .arg("--policy")
+        .arg(root.join("policy.toml"))
+        .args(args)
+        .env_remove("ISOLATE_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const APP: &str = "legacy_owner = \"alice\"\n[stacks.app]\ndata = [\"/srv/app\"]\n";
+const OTHER: &str = "[stacks.other]\ndata = [\"/srv/other\"]\n";
+const LIMIT: &str = "[stacks.app.limits]\ndisk_max = \"32M\"\n";
+
+#[test]
+#[ignore = "a child process body: its parent test runs it with --ignored --exact"]
+fn cli_child() {
+    let base = PathBuf::from(std::env::var(CHILD_DIR).expect("run by its parent test"));
+    let r = base.join("root");
+    for d in [
+        "etc",
+        "root",
+        "home/alice",
+        "bin",
+        "usr/sbin",
+        "srv",
+        "scratch",
+    ] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    for (f, body) in [
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+        ),
+        (
+            "etc/shadow",
+            "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n",
+        ),
+        ("etc/group", "root:x:0:\nalice:x:1000:\n"),
+        ("etc/gshadow", "root:*::\nalice:!::\n"),
+        ("etc/subuid", "alice:100000:65536\n"),
+        ("etc/subgid", "alice:100000:65536\n"),
+        ("bin/bash", ""),
+        ("usr/sbin/nologin", ""),
+    ] {
+        std::fs::write(r.join(f), body).unwrap();
+    }
+    // The data tops belong to alice's container uid 1000 (100999): the shift gives them to
+    // the stack's container uid 1000, the writer below.
+    sh(&format!(
+        "chmod 755 '{r}/bin/bash' '{r}/usr/sbin/nologin' \
+         && truncate -s 512M '{i}' && mkfs.btrfs -q '{i}' && mount -o loop '{i}' '{r}/srv' \
+         && btrfs quota enable '{r}/srv' \
+         && btrfs -q subvolume create '{r}/srv/app' && btrfs -q subvolume create '{r}/srv/other' \
+         && chown 100999:100999 '{r}/srv/app' '{r}/srv/other' \
+         && mount -t tmpfs isolate-quota '{r}/scratch' && chown 1000:1000 '{r}/scratch'",
+        r = r.display(),
+        i = base.join("btrfs.img").display(),
+    ));
+    let policy = |text: &str| std::fs::write(r.join("policy.toml"), text).unwrap();
+
+    // Where the filesystem cannot: refused, exit 2, nothing changed.
+    policy(&format!(
+        "{APP}{LIMIT}[stacks.tmp]\ndata = [\"/scratch\"]\n[stacks.tmp.limits]\ndisk_max = \"1G\"\n"
+    ));
+    let passwd = std::fs::read(r.join("etc/passwd")).unwrap();
+    let out = isolate(&r, &["apply", "--no-systemd"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "tmp: disk_max: /scratch is on tmpfs, which has no limit for one tree. What would \
+             make it possible: the data on a btrfs subvolume of its own (quotas enabled) or on \
+             ext4/xfs with project quotas"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read(r.join("etc/passwd")).unwrap(), passwd);
+    assert!(!r.join("var/lib/isolate/state.json").exists());
+    // plan shows it too (and exits 2).
+    let out = isolate(&r, &["plan", "--no-systemd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("/scratch is on tmpfs")
+            || text(&out.stderr).contains("/scratch is on tmpfs")
+    );
+
+    // Set: plan shows the step, apply sets it, a mapped uid of the stack stops at the limit.
+    policy(&format!("{APP}{LIMIT}{OTHER}"));
+    let out = isolate(&r, &["plan", "--no-systemd"]);
+    assert!(
+        text(&out.stdout).contains("+ disk_max 32M for app: btrfs qgroup 0/256 of /srv/app limited to 33554432 bytes referenced"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = isolate(&r, &["apply", "--no-systemd"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(r.join("var/lib/isolate/state.json")).unwrap())
+            .unwrap();
+    let writer = |stack: &str| {
+        state["stacks"][stack]["allocation"]["subids"]["start"]
+            .as_u64()
+            .unwrap() as u32
+            + 999
+    };
+    let err = write_as(writer("app"), &r.join("srv/app/big"), 64).unwrap_err();
+    assert!(err.contains("Disk quota exceeded"), "{err}");
+    write_as(writer("other"), &r.join("srv/other/big"), 64).unwrap();
+
+    // A second apply does nothing.
+    let out = isolate(&r, &["apply", "--no-systemd"]);
+    assert_eq!(
+        text(&out.stdout),
+        "nothing to do: the host matches the policy\n"
+    );
+
+    // The key removed: the limit goes, the writer goes past it.
+    policy(&format!("{APP}{OTHER}"));
+    let out = isolate(&r, &["apply", "--no-systemd"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout)
+            .contains("- disk_max 32M for app: btrfs qgroup 0/256 of /srv/app no longer limited"),
+        "{}",
+        text(&out.stdout)
+    );
+    std::fs::remove_file(r.join("srv/app/big")).unwrap();
+    write_as(writer("app"), &r.join("srv/app/big"), 64).unwrap();
+    let out = isolate(&r, &["apply", "--no-systemd"]);
+    assert_eq!(
+        text(&out.stdout),
+        "nothing to do: the host matches the policy\n"
+    );
+    println!("CHILD-OK");
+}
+
+#[test]
+fn disk_max_through_the_cli_refuses_tmpfs_and_limits_a_btrfs_subvolume() {
+    in_mount_namespace("cli_child");
 }

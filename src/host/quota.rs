@@ -88,8 +88,8 @@ pub fn btrfs_subvolume(dir: &File) -> io::Result<u64> {
     Ok(args.treeid)
 }
 
-/// The sysfs directory of the btrfs filesystem holding `dir`.
-fn btrfs_sysfs(dir: &File) -> io::Result<PathBuf> {
+/// The id (fsid) of the btrfs filesystem holding `dir`.
+pub fn btrfs_fsid(dir: &File) -> io::Result<[u8; 16]> {
     let mut args = FsInfoArgs {
         max_id: 0,
         num_devices: 0,
@@ -100,7 +100,15 @@ fn btrfs_sysfs(dir: &File) -> io::Result<PathBuf> {
     if unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_FS_INFO, &mut args) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let h: String = args.fsid.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(args.fsid)
+}
+
+/// The sysfs directory of the btrfs filesystem holding `dir`.
+fn btrfs_sysfs(dir: &File) -> io::Result<PathBuf> {
+    let h: String = btrfs_fsid(dir)?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let uuid = format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -112,12 +120,23 @@ fn btrfs_sysfs(dir: &File) -> io::Result<PathBuf> {
     Ok(PathBuf::from("/sys/fs/btrfs").join(uuid))
 }
 
-/// Whether qgroups are enabled on the filesystem of `dir`, and the referenced limit of
-/// qgroup 0/`subvolume` (None: no limit).
-pub fn btrfs_qgroup(dir: &File, subvolume: u64) -> io::Result<(bool, Option<u64>)> {
+/// What sysfs shows of qgroup 0/SUBVOLUME.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Qgroup {
+    /// Qgroups are enabled on the filesystem.
+    pub enabled: bool,
+    /// The referenced limit (None: no limit).
+    pub limit: Option<u64>,
+    /// Bytes referenced now.
+    pub referenced: u64,
+}
+
+/// Whether qgroups are enabled on the filesystem of `dir`, and the referenced limit and usage
+/// of qgroup 0/`subvolume`.
+pub fn btrfs_qgroup(dir: &File, subvolume: u64) -> io::Result<Qgroup> {
     let qgroups = btrfs_sysfs(dir)?.join("qgroups");
     if !qgroups.is_dir() {
-        return Ok((false, None));
+        return Ok(Qgroup::default());
     }
     let group = qgroups.join(format!("0_{subvolume}"));
     let read = |name: &str| -> io::Result<u64> {
@@ -130,22 +149,31 @@ pub fn btrfs_qgroup(dir: &File, subvolume: u64) -> io::Result<(bool, Option<u64>
         };
         n.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
     };
+    let enabled = Qgroup {
+        enabled: true,
+        ..Qgroup::default()
+    };
     match read("limit_flags") {
-        Ok(flags) if flags & BTRFS_QGROUP_LIMIT_MAX_RFER != 0 => {
-            Ok((true, Some(read("max_referenced")?)))
-        }
-        Ok(_) => Ok((true, None)),
+        Ok(flags) => Ok(Qgroup {
+            limit: (flags & BTRFS_QGROUP_LIMIT_MAX_RFER != 0)
+                .then(|| read("max_referenced"))
+                .transpose()?,
+            referenced: read("referenced")?,
+            ..enabled
+        }),
         // A subvolume whose qgroup is not there (yet): no limit.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((true, None)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(enabled),
         Err(e) => Err(e),
     }
 }
 
-/// Sets (`Some`) or clears (`None`) the referenced limit of the subvolume holding `dir`.
-pub fn btrfs_set_limit(dir: &File, bytes: Option<u64>) -> io::Result<()> {
+/// Sets (`Some`) or clears (`None`) the referenced limit of qgroup 0/`subvolume` on the
+/// filesystem holding `dir`. Through a descriptor inside that subvolume the kernel refuses
+/// any change (even lifting it) with EDQUOT once the subvolume is over its limit; through one
+/// in another subvolume of the filesystem it does not.
+pub fn btrfs_set_limit(dir: &File, subvolume: u64, bytes: Option<u64>) -> io::Result<()> {
     let mut args = QgroupLimitArgs {
-        // 0: the subvolume of the descriptor.
-        qgroupid: 0,
+        qgroupid: subvolume,
         flags: BTRFS_QGROUP_LIMIT_MAX_RFER,
         max_rfer: bytes.unwrap_or(BTRFS_QGROUP_LIMIT_CLEAR),
         max_excl: 0,

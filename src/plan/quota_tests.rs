@@ -31,6 +31,7 @@ fn on(filesystem: Filesystem, limit: Option<u64>) -> Observed {
                     is_subvolume_top: true,
                     quota_enabled: true,
                     limit,
+                    referenced: 0,
                 }),
                 project: None,
             }),

@@ -1,8 +1,9 @@
 //! The per-stack disk budget (`disk_max`, issue 22): a stack's files belong to its 65536
 //! subordinate ids, so per-user quotas miss them; what holds them is a limit on the tree
-//! itself, set by root where the filesystem offers one (a btrfs qgroup on a subvolume that is
-//! the data path, ext4/xfs project quotas), and refused, naming the path, the filesystem and
-//! what would make it possible, where it does not.
+//! itself, set by root: a btrfs qgroup limit on each data path that is a subvolume of its own.
+//! Everywhere else (a directory inside a larger subvolume, btrfs without quotas, tmpfs, ext4
+//! and xfs, whose project quotas are detected but not set yet) the key is refused, naming the
+//! path, the filesystem and what would make it possible.
 pub mod apply;
 pub mod error;
 pub mod observe;

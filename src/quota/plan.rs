@@ -52,6 +52,20 @@ pub fn plan_stack(
                         });
                         continue;
                     }
+                    if btrfs.referenced > bytes {
+                        planned.notes.push(Note {
+                            kind: NoteKind::Warning,
+                            stack: Some(stack.to_string()),
+                            message: format!(
+                                "disk_max {}: {} already uses {} bytes, more than the limit; \
+                                 the stack cannot write there (not even create a file) until \
+                                 it frees space",
+                                size(bytes),
+                                tree.path.display(),
+                                btrfs.referenced
+                            ),
+                        });
+                    }
                     planned.steps.push(QuotaStep::SetBtrfs {
                         stack: stack.to_string(),
                         path: tree.path.clone(),

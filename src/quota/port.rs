@@ -59,6 +59,8 @@ pub struct BtrfsFacts {
     pub quota_enabled: bool,
     /// The referenced-bytes limit on the subvolume's qgroup 0/SUBVOLUME, if any.
     pub limit: Option<u64>,
+    /// Bytes the subvolume references now.
+    pub referenced: u64,
 }
 
 /// What one data tree's top is, for the disk budget.

@@ -36,13 +36,14 @@ impl QuotaPort for RealQuota {
             Filesystem::Btrfs => {
                 let subvolume =
                     sys::btrfs_subvolume(&dir).map_err(sys_err("btrfs subvolume of", path))?;
-                let (quota_enabled, limit) =
+                let q =
                     sys::btrfs_qgroup(&dir, subvolume).map_err(sys_err("btrfs qgroup of", path))?;
                 facts.btrfs = Some(BtrfsFacts {
                     subvolume,
                     is_subvolume_top: ino == sys::BTRFS_SUBVOLUME_TOP_INO,
-                    quota_enabled,
-                    limit,
+                    quota_enabled: q.enabled,
+                    limit: q.limit,
+                    referenced: q.referenced,
                 });
             }
             Filesystem::Ext4 | Filesystem::Xfs => {
@@ -84,6 +85,17 @@ impl QuotaPort for RealQuota {
         if d != dev || ino != sys::BTRFS_SUBVOLUME_TOP_INO || id != subvolume {
             return Err(moved());
         }
-        sys::btrfs_set_limit(&dir, bytes).map_err(sys_err("btrfs qgroup limit of", path))
+        // The kernel refuses a change through the subvolume itself once it is over its limit:
+        // the call goes through the parent directory when that is on the same filesystem.
+        let fsid = sys::btrfs_fsid(&dir).map_err(sys_err("btrfs filesystem of", path))?;
+        let parent = path
+            .parent()
+            .map(sys::open_dir)
+            .transpose()
+            .map_err(sys_err("opening the parent of", path))?
+            .flatten()
+            .filter(|p| sys::btrfs_fsid(p).is_ok_and(|f| f == fsid));
+        sys::btrfs_set_limit(parent.as_ref().unwrap_or(&dir), subvolume, bytes)
+            .map_err(sys_err("btrfs qgroup limit of", path))
     }
 }

@@ -22,6 +22,7 @@ fn btrfs(top: bool, quota: bool, limit: Option<u64>) -> TreeFacts {
             is_subvolume_top: top,
             quota_enabled: quota,
             limit,
+            referenced: 0,
         }),
         project: None,
     }
@@ -240,4 +241,18 @@ fn a_subvolume_gone_since_is_only_forgotten() {
         "no call on a tree that is gone"
     );
     assert_eq!(State::read(&root).unwrap(), State::default());
+}
+
+#[test]
+fn a_limit_below_what_the_tree_uses_is_warned_about() {
+    let mut facts = btrfs(true, true, None);
+    facts.btrfs.as_mut().unwrap().referenced = 2 * G;
+    let (planned, refusals) = plan(Some(G), Some(facts), &State::default());
+    assert!(refusals.is_empty());
+    assert_eq!(planned.steps.len(), 1);
+    assert_eq!(
+        planned.notes[0].message,
+        "disk_max 1G: /srv/app already uses 2147483648 bytes, more than the limit; the stack \
+         cannot write there (not even create a file) until it frees space"
+    );
 }
