@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "reach",
             "preconditions",
             "quota",
+            "limits",
         ],
     ),
     (

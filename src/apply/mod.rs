@@ -347,6 +347,10 @@ fn run_step(
         }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
         Step::Quota(q) => crate::quota::apply::run(root, b.quota, q).map(|o| (o, None)),
+        Step::Limits(l) => {
+            crate::limits::apply::run(root, l, b.session.as_ref().map(|s| s.systemd))
+                .map(|o| (o, None))
+        }
         Step::ReachLegacy(l) => {
             crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
         }
@@ -434,6 +438,8 @@ mod tests;
 mod handoff_service_tests;
 #[cfg(test)]
 mod handoff_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod reach_legacy_tests;
 #[cfg(test)]

@@ -88,6 +88,8 @@ pub enum Step {
     ReachLegacy(crate::reach::legacy::LegacyStep),
     /// A stack's disk budget on one data tree (src/quota).
     Quota(crate::quota::QuotaStep),
+    /// The stack slice's resource limits drop-in (src/limits).
+    Limits(crate::limits::LimitsStep),
 }
 
 impl Step {
@@ -105,6 +107,7 @@ impl Step {
             Step::Reach(r) => Some(&r.stack),
             Step::ReachLegacy(l) => Some(l.stack()),
             Step::Quota(q) => Some(q.stack()),
+            Step::Limits(l) => Some(&l.stack),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -213,6 +216,7 @@ impl fmt::Display for Step {
             Step::Reach(r) => r.fmt(f),
             Step::ReachLegacy(l) => l.fmt(f),
             Step::Quota(q) => q.fmt(f),
+            Step::Limits(l) => l.fmt(f),
         }
     }
 }

@@ -171,7 +171,7 @@ fn read_table(
                         ));
                         continue;
                     }
-                    Some(s) if s.bytes == Some(0) => {
+                    Some(s) if s.bytes == Some(0) && name != "memory_swap_max" => {
                         bad(format!("`{name}` must be more than 0 bytes"));
                         continue;
                     }
