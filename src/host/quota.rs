@@ -1,13 +1,14 @@
 //! The kernel calls behind the disk budget (`quota`): which filesystem a directory is on,
-//! btrfs subvolume ids and qgroup limits (ioctls on the directory, limits read from
-//! /sys/fs/btrfs/FSID/qgroups), and whether project quotas can act on ext4/xfs (`quotactl_fd`,
-//! and the kernel's own config where it offers one). Directories are opened without following
-//! a symlink at the last component.
+//! btrfs subvolume ids and qgroup limits (ioctls on the directory; limits read from the
+//! filesystem's own quota tree, not /sys/fs/btrfs, which a container does not show), and
+//! whether project quotas can act on ext4/xfs (`quotactl_fd`, and the kernel's own config
+//! where it offers one). Directories are opened without following a symlink at the last
+//! component.
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A btrfs subvolume's top is always this inode (BTRFS_FIRST_FREE_OBJECTID).
 pub const BTRFS_SUBVOLUME_TOP_INO: u64 = 256;
@@ -103,68 +104,114 @@ pub fn btrfs_fsid(dir: &File) -> io::Result<[u8; 16]> {
     Ok(args.fsid)
 }
 
-/// The sysfs directory of the btrfs filesystem holding `dir`.
-fn btrfs_sysfs(dir: &File) -> io::Result<PathBuf> {
-    let h: String = btrfs_fsid(dir)?
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let uuid = format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    );
-    Ok(PathBuf::from("/sys/fs/btrfs").join(uuid))
+const BTRFS_IOC_TREE_SEARCH: libc::c_ulong = 0xd000_9411;
+const BTRFS_QUOTA_TREE_OBJECTID: u64 = 8;
+const BTRFS_QGROUP_STATUS_KEY: u32 = 240;
+const BTRFS_QGROUP_INFO_KEY: u32 = 242;
+const BTRFS_QGROUP_LIMIT_KEY: u32 = 244;
+const BTRFS_QGROUP_STATUS_FLAG_ON: u64 = 1;
+
+#[repr(C)]
+struct SearchArgs {
+    tree_id: u64,
+    min_objectid: u64,
+    max_objectid: u64,
+    min_offset: u64,
+    max_offset: u64,
+    min_transid: u64,
+    max_transid: u64,
+    min_type: u32,
+    max_type: u32,
+    nr_items: u32,
+    unused: u32,
+    unused1: [u64; 4],
+    buf: [u8; 4096 - 104],
 }
 
-/// What sysfs shows of qgroup 0/SUBVOLUME.
+/// The item of the quota tree at key (0, `kind`, `offset`), read with BTRFS_IOC_TREE_SEARCH
+/// (the filesystem's own record, not sysfs, which a container may not show); None when the
+/// filesystem has no quota tree (quotas off) or no such item.
+fn quota_item(dir: &File, kind: u32, offset: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut args = SearchArgs {
+        tree_id: BTRFS_QUOTA_TREE_OBJECTID,
+        min_objectid: 0,
+        max_objectid: 0,
+        min_offset: offset,
+        max_offset: offset,
+        min_transid: 0,
+        max_transid: u64::MAX,
+        min_type: kind,
+        max_type: kind,
+        nr_items: 1,
+        unused: 0,
+        unused1: [0; 4],
+        buf: [0; 4096 - 104],
+    };
+    // SAFETY: as above (the struct is the 4096 bytes the ioctl number encodes).
+    if unsafe { libc::ioctl(dir.as_raw_fd(), BTRFS_IOC_TREE_SEARCH, &mut args) } != 0 {
+        let e = io::Error::last_os_error();
+        // No quota tree: quotas were never enabled, or were disabled.
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    if args.nr_items == 0 {
+        return Ok(None);
+    }
+    // One search header (transid, objectid, offset: u64; type, len: u32), then the item.
+    let u64_at = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let (found_offset, found_type, len) = (
+        u64_at(&args.buf, 16),
+        u32_at(&args.buf, 24),
+        u32_at(&args.buf, 28) as usize,
+    );
+    if found_type != kind || found_offset != offset || 32 + len > args.buf.len() {
+        return Ok(None);
+    }
+    Ok(Some(args.buf[32..32 + len].to_vec()))
+}
+
+/// What the quota tree holds of qgroup 0/SUBVOLUME.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Qgroup {
     /// Qgroups are enabled on the filesystem.
     pub enabled: bool,
     /// The referenced limit (None: no limit).
     pub limit: Option<u64>,
-    /// Bytes referenced now.
+    /// Bytes referenced (as of the last commit).
     pub referenced: u64,
 }
 
 /// Whether qgroups are enabled on the filesystem of `dir`, and the referenced limit and usage
 /// of qgroup 0/`subvolume`.
 pub fn btrfs_qgroup(dir: &File, subvolume: u64) -> io::Result<Qgroup> {
-    let qgroups = btrfs_sysfs(dir)?.join("qgroups");
-    if !qgroups.is_dir() {
+    let word = |item: &[u8], n: usize| {
+        item.get(n * 8..n * 8 + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .unwrap_or(0)
+    };
+    let Some(status) = quota_item(dir, BTRFS_QGROUP_STATUS_KEY, 0)? else {
+        return Ok(Qgroup::default());
+    };
+    // btrfs_qgroup_status_item: version, generation, flags, rescan.
+    if word(&status, 2) & BTRFS_QGROUP_STATUS_FLAG_ON == 0 {
         return Ok(Qgroup::default());
     }
-    let group = qgroups.join(format!("0_{subvolume}"));
-    let read = |name: &str| -> io::Result<u64> {
-        let p = group.join(name);
-        let text = std::fs::read_to_string(&p)?;
-        let t = text.trim();
-        let n = match t.strip_prefix("0x") {
-            Some(hex) => u64::from_str_radix(hex, 16),
-            None => t.parse(),
-        };
-        n.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
-    };
-    let enabled = Qgroup {
+    // btrfs_qgroup_limit_item: flags, max_rfer, max_excl, rsv_rfer, rsv_excl.
+    let limit = quota_item(dir, BTRFS_QGROUP_LIMIT_KEY, subvolume)?
+        .filter(|l| word(l, 0) & BTRFS_QGROUP_LIMIT_MAX_RFER != 0)
+        .map(|l| word(&l, 1));
+    // btrfs_qgroup_info_item: generation, rfer, rfer_cmpr, excl, excl_cmpr.
+    let referenced = quota_item(dir, BTRFS_QGROUP_INFO_KEY, subvolume)?
+        .map(|i| word(&i, 1))
+        .unwrap_or(0);
+    Ok(Qgroup {
         enabled: true,
-        ..Qgroup::default()
-    };
-    match read("limit_flags") {
-        Ok(flags) => Ok(Qgroup {
-            limit: (flags & BTRFS_QGROUP_LIMIT_MAX_RFER != 0)
-                .then(|| read("max_referenced"))
-                .transpose()?,
-            referenced: read("referenced")?,
-            ..enabled
-        }),
-        // A subvolume whose qgroup is not there (yet): no limit.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(enabled),
-        Err(e) => Err(e),
-    }
+        limit,
+        referenced,
+    })
 }
 
 /// Sets (`Some`) or clears (`None`) the referenced limit of qgroup 0/`subvolume` on the
