@@ -66,6 +66,12 @@ pub fn stack(
         }
     }
     let service_line = paused.map(|p| p.remove(root)).transpose()?;
+    // The disk budget isolate set goes back to what was there before, first: over its limit
+    // a btrfs subvolume refuses even an ACL or owner change (EDQUOT), which the steps below make.
+    let quota_lines: Vec<String> = crate::quota::apply::restore_stack(root, b.quota, stack)?
+        .into_iter()
+        .map(|(step, _)| step.to_string())
+        .collect();
     // A closed data path first gets its top back as it was, then its owners.
     crate::isolation::apply::reopen_stack(root, b.walk_sys, stack)?;
     let state = State::read(root)?;
@@ -74,12 +80,7 @@ pub fn stack(
     // The reaches and the hand-off (volumes, env files) are undone before the data changes
     // owners.
     let mut handoff: Vec<String> = service_line.into_iter().collect();
-    // The disk budget isolate set goes back to what was there before.
-    handoff.extend(
-        crate::quota::apply::restore_stack(root, b.quota, stack)?
-            .into_iter()
-            .map(|(step, _)| step.to_string()),
-    );
+    handoff.extend(quota_lines);
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,

@@ -132,6 +132,9 @@ pub fn preview_allocated(
         accounts::shared_group(&mut draft, policy, obs);
     }
     let legacy = data::legacy_maps(policy, &obs.accounts);
+    // Disk budgets are set last, after closing and sharing: over its limit a btrfs subvolume
+    // refuses even the ACL and owner changes those make (EDQUOT).
+    let mut quota = crate::model::Planned::default();
     for stack in selected(policy, opts) {
         let allocated = &allocs[&stack.name];
         let ctx = StackCtx {
@@ -146,7 +149,6 @@ pub fn preview_allocated(
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
-        let mut quota = crate::model::Planned::default();
         let mut quota_refusals = Vec::new();
         crate::quota::plan::plan_stack(
             &mut quota,
@@ -158,7 +160,6 @@ pub fn preview_allocated(
                 recorded: obs.state.quota.get(&stack.name),
             },
         );
-        draft.absorb(quota, Step::Quota);
         draft
             .refusals
             .extend_texts(RefusalKind::Quota, quota_refusals);
@@ -239,6 +240,7 @@ pub fn preview_allocated(
         IsolationStep::Open(o) => Step::OpenData(o),
         IsolationStep::Share(s) => Step::Share(s),
     });
+    draft.absorb(quota, Step::Quota);
     orphans::note_orphans(&mut draft, policy, obs);
     nixos::note_missing(&mut draft);
 
