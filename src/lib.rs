@@ -26,6 +26,7 @@ pub mod policy;
 pub mod preconditions;
 pub mod privilege;
 pub mod quadlet;
+pub mod quota;
 pub mod reach;
 pub mod render;
 pub mod stacks;

@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "reach",
             "preconditions",
             "quadlet",
+            "quota",
             "limits",
         ],
     ),

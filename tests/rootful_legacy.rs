@@ -321,6 +321,7 @@ fn plan_then(
             procs: &isolate::host::procs::RealProcs,
             sys: &isolate::walk::sys::RealSys::new(),
             acl: &isolate::isolation::fs::RealAclProbe,
+            quota: &isolate::quota::real::RealQuota,
         },
     )
     .unwrap();

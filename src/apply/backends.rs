@@ -133,4 +133,6 @@ pub struct Backends<'a> {
     pub acl_probe: &'a dyn crate::isolation::fs::AclProbe,
     /// Runs compose as the legacy user (src/reach/legacy_run.rs; None with --no-systemd).
     pub compose: Option<&'a dyn crate::reach::legacy_run::ComposeRunner>,
+    /// Sets and takes back disk budgets (src/quota).
+    pub quota: &'a dyn crate::quota::port::QuotaPort,
 }

@@ -61,6 +61,7 @@ fn plan_carries_the_limits_and_apply_writes_them_and_reloads_the_system_manager(
         session: Some(fake.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &Walker::new(),
     };

@@ -346,6 +346,7 @@ fn run_step(
             crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
         }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
+        Step::Quota(q) => crate::quota::apply::run(root, b.quota, q).map(|o| (o, None)),
         Step::Limits(l) => {
             crate::limits::apply::run(root, l, b.session.as_ref().map(|s| s.systemd))
                 .map(|o| (o, None))

@@ -183,6 +183,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &mig,
     };
@@ -231,6 +232,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &mig,
     };
@@ -266,6 +268,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &ok,
     };
@@ -317,6 +320,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         session: None,
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &mig,
     };
@@ -348,6 +352,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
         session: Some(mgr.session()),
         walk_sys: &crate::walk::sys::RecordingSys::new(),
         acl_probe: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::fake::FakeQuota::default(),
         compose: None,
         migrator: &mig,
     };

@@ -70,6 +70,7 @@ fn probes(sys: &RealSys) -> observe::Probes<'_> {
         procs: &RealProcs,
         sys,
         acl: &crate::isolation::fs::RealAclProbe,
+        quota: &crate::quota::real::RealQuota,
     }
 }
 
@@ -156,6 +157,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 walk_sys: &walk_sys,
                 acl_probe: &crate::isolation::fs::RealAclProbe,
                 compose: o.systemd.then_some(&legacy_compose as _),
+                quota: &crate::quota::real::RealQuota,
             };
             let progress = format == Format::Text && !cli.quiet && std::io::stderr().is_terminal();
             if format == Format::Text {
@@ -387,6 +389,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 migrator: &Walker::locking(*force),
                 walk_sys: &crate::walk::sys::RealSys::new(),
                 compose: &crate::reach::legacy_run::RunAsUser { root: &root },
+                quota: &crate::quota::real::RealQuota,
             };
             let done = crate::ops::rollback::stack(
                 &root,

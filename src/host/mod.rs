@@ -7,6 +7,7 @@ pub mod journal;
 pub mod mounts;
 pub mod podman;
 pub mod procs;
+pub mod quota;
 pub mod session;
 pub mod systemd;
 pub mod unix;

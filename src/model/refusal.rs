@@ -30,8 +30,10 @@ pub enum RefusalKind {
     Rollback,
     /// No systemd (or no logind) to talk to.
     Systemd,
-    /// A stack slice's limits drop-in cannot be written (someone else's file in its place).
+    /// A stack slice's limits that cannot be set as asked (src/limits).
     Limits,
+    /// A disk budget the filesystem cannot hold (src/quota).
+    Quota,
 }
 
 /// One refusal: who refused and the text saying what is wrong and what to do.

@@ -61,6 +61,8 @@ pub struct Observed {
     pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
     /// The system's units and the legacy user's (`preconditions::units`).
     pub units: crate::preconditions::units::Scan,
+    /// Per stack with `disk_max`: its data trees' filesystems and limits (src/quota).
+    pub quota: BTreeMap<String, Vec<crate::quota::plan::Tree>>,
     /// Each stack's slice drop-in and the host's cgroup version (src/limits).
     pub limits: crate::limits::Facts,
 }

@@ -26,6 +26,8 @@ pub struct Probes<'a> {
     pub procs: &'a dyn ProcPort,
     pub sys: &'a dyn crate::walk::sys::WalkSys,
     pub acl: &'a dyn crate::isolation::fs::AclProbe,
+    /// The filesystems and limits of data trees with a disk budget (src/quota).
+    pub quota: &'a dyn crate::quota::port::QuotaPort,
 }
 
 /// Everything plan() needs: the host as it is, and the run's allocation (made once here, from
@@ -159,6 +161,7 @@ pub fn observe(
         true,
     )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
+    obs.quota = crate::quota::observe::observe(root, probes.quota, policy, opts)?;
     Ok((obs, allocs))
 }
 

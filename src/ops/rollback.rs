@@ -39,6 +39,8 @@ pub struct StackBackends<'a> {
     pub walk_sys: &'a dyn WalkSys,
     /// Runs compose as the legacy user (a legacy publish made for the stack is undone).
     pub compose: &'a dyn crate::reach::legacy_run::ComposeRunner,
+    /// Takes back the stack's disk budget (src/quota).
+    pub quota: &'a dyn crate::quota::port::QuotaPort,
 }
 
 /// `isolate rollback --stack NAME`.
@@ -64,6 +66,12 @@ pub fn stack(
         }
     }
     let service_line = paused.map(|p| p.remove(root)).transpose()?;
+    // The disk budget isolate set goes back to what was there before, first: over its limit
+    // a btrfs subvolume refuses even an ACL or owner change (EDQUOT), which the steps below make.
+    let quota_lines: Vec<String> = crate::quota::apply::restore_stack(root, b.quota, stack)?
+        .into_iter()
+        .map(|(step, _)| step.to_string())
+        .collect();
     // A closed data path first gets its top back as it was, then its owners.
     crate::isolation::apply::reopen_stack(root, b.walk_sys, stack)?;
     let state = State::read(root)?;
@@ -72,6 +80,7 @@ pub fn stack(
     // The reaches and the hand-off (volumes, env files) are undone before the data changes
     // owners.
     let mut handoff: Vec<String> = service_line.into_iter().collect();
+    handoff.extend(quota_lines);
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,

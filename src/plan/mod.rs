@@ -134,6 +134,9 @@ pub fn preview_allocated(
         accounts::shared_group(&mut draft, policy, obs);
     }
     let legacy = data::legacy_maps(policy, &obs.accounts);
+    // Disk budgets are set last, after closing and sharing: over its limit a btrfs subvolume
+    // refuses even the ACL and owner changes those make (EDQUOT).
+    let mut quota = crate::model::Planned::default();
     for stack in selected(policy, opts) {
         let allocated = &allocs[&stack.name];
         let ctx = StackCtx {
@@ -148,6 +151,20 @@ pub fn preview_allocated(
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
+        let mut quota_refusals = Vec::new();
+        crate::quota::plan::plan_stack(
+            &mut quota,
+            &mut quota_refusals,
+            &crate::quota::plan::StackQuota {
+                stack: &stack.name,
+                disk_max: crate::quota::observe::disk_max(stack),
+                trees: obs.quota.get(&stack.name).map_or(&[], Vec::as_slice),
+                recorded: obs.state.quota.get(&stack.name),
+            },
+        );
+        draft
+            .refusals
+            .extend_texts(RefusalKind::Quota, quota_refusals);
         reach::plan_stack(&mut draft, &ctx);
         let mut handoff = crate::model::Planned::default();
         let mut handoff_refusals = Vec::new();
@@ -227,6 +244,7 @@ pub fn preview_allocated(
         IsolationStep::Open(o) => Step::OpenData(o),
         IsolationStep::Share(s) => Step::Share(s),
     });
+    draft.absorb(quota, Step::Quota);
     orphans::note_orphans(&mut draft, policy, obs);
     nixos::declared_services(&mut draft, obs);
     nixos::note_missing(&mut draft);
@@ -237,6 +255,8 @@ pub fn preview_allocated(
     Ok((draft.plan, draft.refusals))
 }
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod shares_tests;
 #[cfg(test)]

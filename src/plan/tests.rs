@@ -50,7 +50,7 @@ pub(crate) fn survey(n: u64) -> DataFacts {
 }
 
 /// What the host looks like once apply has done everything for immich.
-fn after_apply() -> Observed {
+pub(crate) fn after_apply() -> Observed {
     let mut o = observed(
         "alice:x:1000:1000::/home/alice:/bin/sh\nstk-immich:x:800:800::/var/lib/isolate/home/stk-immich:/usr/sbin/nologin\n",
         "alice:x:1000:\nstk-shared:x:999:stk-immich\nstk-immich:x:800:\n",

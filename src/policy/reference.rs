@@ -147,7 +147,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME.limits] disk_max`",
         default: "none",
-        meaning: "the disk budget of the stack's data and podman store, a size as above (not `infinity`). Read and checked; it is not written into the slice drop-in: its enforcement (project quotas, btrfs qgroups) belongs to the disk quota capability, and without it the key changes nothing",
+        meaning: "the disk budget of each of the stack's data paths, a size as above (not `infinity`); not part of the slice drop-in. Set as a btrfs qgroup limit on a data path that is a subvolume of its own (quotas enabled); anywhere else (a plain directory, tmpfs, ext4/xfs) plan names why and apply refuses the key (see \"Disk budget\")",
     },
     PolicyKey {
         key: "`[shares.NAME] path`",

@@ -2,6 +2,7 @@
 //! and the lock that keeps two runs from interleaving. Allocations recorded here are never
 //! changed, removed or handed to another stack.
 pub mod handoff;
+pub mod quota;
 
 use crate::error::{Error, Result};
 use crate::host::files::write_atomic;
@@ -93,6 +94,9 @@ pub struct State {
     /// Per stack: what the hand-off (env files, volumes, service) changed, for rollback.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handoff: BTreeMap<String, handoff::HandoffRecord>,
+    /// Per stack: the disk limits isolate set (`disk_max`), for removal and rollback.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub quota: BTreeMap<String, quota::QuotaRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_group: Option<GroupRecord>,
 }
@@ -103,6 +107,7 @@ impl Default for State {
             version: STATE_VERSION,
             stacks: BTreeMap::new(),
             handoff: BTreeMap::new(),
+            quota: BTreeMap::new(),
             shared_group: None,
         }
     }

@@ -379,6 +379,7 @@ pub fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::e
             procs: &isolate::host::procs::RealProcs,
             sys: &isolate::walk::sys::RealSys::new(),
             acl: &isolate::isolation::fs::RealAclProbe,
+            quota: &isolate::quota::real::RealQuota,
         },
     )
     .unwrap();
