@@ -12,7 +12,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${ISOLATE_IT_CACHE:-/var/cache/isolate-it}
-version=v2
+version=v3
 log() { printf 'vm-image: %s\n' "$*" >&2; }
 
 rootfs=$("$repo/scripts/build-rootfs" trixie | tail -n 1)
@@ -65,7 +65,18 @@ mkdir -p "$units/multi-user.target.wants"
 ln -sf ../isolate-vm-run.service "$units/multi-user.target.wants/isolate-vm-run.service"
 # Nobody logs in on the serial console: it only carries the kernel's and the scenario's output.
 ln -sf /dev/null "$units/serial-getty@ttyS0.service"
-printf '/dev/vda / ext4 rw,errors=remount-ro 0 1\n' >"$work/root/etc/fstab"
+# The kernel mounts the root read-write (root=/dev/vda rw): no fstab entry, so the boot waits for
+# no device unit. Timers and mounts no scenario uses are masked: under emulation every unit costs
+# seconds. The journal stays in memory (guest-run.sh copies it to the share).
+printf '# root: mounted by the kernel (root=/dev/vda rw)\n' >"$work/root/etc/fstab"
+for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer man-db.timer \
+  e2scrub_all.timer e2scrub_reap.service dev-hugepages.mount sys-kernel-debug.mount \
+  sys-kernel-tracing.mount systemd-pstore.service netavark-dhcp-proxy.socket \
+  netavark-dhcp-proxy.service modprobe@drm.service systemd-journal-flush.service; do
+  ln -sf /dev/null "$units/$unit"
+done
+mkdir -p "$work/root/etc/systemd/journald.conf.d"
+printf '[Journal]\nStorage=volatile\n' >"$work/root/etc/systemd/journald.conf.d/isolate-vm.conf"
 mkdir -p "$work/root/mnt/it"
 
 mkdir -p "$work/image"
