@@ -140,6 +140,9 @@ pub fn host_overlaps(acc: &Accounts) -> Vec<String> {
     out
 }
 
+/// Every allocated stack by name: what `allocate` gives, made once per run and carried.
+pub type Allocs = BTreeMap<String, Allocated>;
+
 /// Allocates every stack in `selected` (all of the policy's when empty). Problems with pins or
 /// the legacy owner are policy errors with positions; broken host files are host-state errors.
 pub fn allocate(

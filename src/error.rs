@@ -1,5 +1,6 @@
 //! The core's error kinds. Each kind maps to an exit code and a stable JSON code, so that
 //! scripts and monitoring can tell "your input is wrong" from "the host failed us".
+use crate::model::Refusals;
 use isolate_walk::error::Error as WalkError;
 use std::path::PathBuf;
 
@@ -37,9 +38,9 @@ pub enum Error {
     #[error("{}", .0.join("\n"))]
     HostState(Vec<String>),
 
-    /// A precondition that makes isolate refuse before changing anything.
+    /// Every refusal found before changing anything: typed, one line each.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusals),
 
     #[error("missing privilege: {0}")]
     Privilege(String),
@@ -127,6 +128,11 @@ impl Error {
         }
     }
 
+    /// A refusal of one: `kind` refused, `text` says what is wrong and what to do.
+    pub fn refused(kind: crate::model::RefusalKind, text: impl Into<String>) -> Self {
+        Error::Refused(Refusals::one(kind, text))
+    }
+
     /// Wraps a module's own typed error of a failed step, keeping it as the source.
     pub fn failed(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Failed(Box::new(source))
@@ -141,6 +147,17 @@ impl Error {
         Error::Io {
             context: context.into(),
             source,
+        }
+    }
+}
+
+impl Refusals {
+    /// A refusal is bad input: nothing was changed (exit 2); no refusals, success.
+    pub fn exit_code(&self) -> i32 {
+        if self.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_BAD_INPUT
         }
     }
 }

@@ -59,8 +59,14 @@ pub struct Status {
     pub stacks: Vec<StackStatus>,
 }
 
-/// `live.session` is None when systemd is not to be asked.
-pub fn gather(root: &Root, policy: &Policy, opts: &Options, live: &Live<'_>) -> Result<Status> {
+/// `live.session` is None when systemd is not to be asked; `sys` reads the closed tops.
+pub fn gather(
+    root: &Root,
+    policy: &Policy,
+    opts: &Options,
+    live: &Live<'_>,
+    sys: &dyn crate::walk::sys::WalkSys,
+) -> Result<Status> {
     check_selection(policy, opts)?;
     let state = State::read(root)?;
     let acc = Accounts::read(root)?;
@@ -103,7 +109,7 @@ pub fn gather(root: &Root, policy: &Policy, opts: &Options, live: &Live<'_>) -> 
             .filter(|m| m.phase == MigrationPhase::Done)
             .map(|m| m.path.clone())
             .collect();
-        let closed = crate::isolation::status::closed(root, &record, name, &maps, &migrated);
+        let closed = crate::isolation::status::closed(root, sys, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
         let handoff =
             crate::handoff::status::lines(root, policy, &state, &acc, name, a, live.stores());

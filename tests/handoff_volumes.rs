@@ -638,15 +638,19 @@ fn plan_then_apply(root: &Path, between: impl Fn()) -> Result<(), isolate::error
         session: Some(session),
         ping: false,
     };
-    let obs = isolate::observe::observe(
+    let (obs, allocs) = isolate::observe::observe(
         &root,
         &policy,
         &opts,
         &live,
-        &isolate::host::procs::RealProcs,
+        &isolate::observe::Probes {
+            procs: &isolate::host::procs::RealProcs,
+            sys: &isolate::walk::sys::RealSys::new(),
+            acl: &isolate::isolation::fs::RealAclProbe,
+        },
     )
     .unwrap();
-    let plan = isolate::plan::plan(&policy, &obs, &opts)?;
+    let plan = isolate::plan::plan_allocated(&policy, &obs, &allocs, &opts)?;
     between();
     for step in &plan.steps {
         if let isolate::plan::Step::Handoff(h) = step {

@@ -41,6 +41,9 @@ impl Walker {
 }
 
 impl Migrator for Walker {
+    fn walk_sys(&self) -> &dyn crate::walk::sys::WalkSys {
+        &self.sys
+    }
     fn migrate(
         &self,
         path: &Path,

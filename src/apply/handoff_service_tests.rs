@@ -165,8 +165,16 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
         }],
     );
     let mut o = observed();
-    let facts =
-        observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores.session())).unwrap();
+    let facts = observe::observe_stack(
+        &root,
+        &crate::walk::sys::RealSys::new(),
+        &p,
+        &o.accounts,
+        s,
+        &a,
+        Some(&stores.session()),
+    )
+    .unwrap();
     o.handoff.insert("app".into(), facts);
     let plan = plan(&p, &o, &opts()).unwrap();
     let notes: Vec<String> = plan.notes.iter().map(|n| n.to_string()).collect();
@@ -254,8 +262,16 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
     );
     let planned = |stores: &FakeSession| {
         let mut o = observed();
-        let facts =
-            observe::observe_stack(&root, &p, &o.accounts, s, &a, Some(&stores.session())).unwrap();
+        let facts = observe::observe_stack(
+            &root,
+            &crate::walk::sys::RealSys::new(),
+            &p,
+            &o.accounts,
+            s,
+            &a,
+            Some(&stores.session()),
+        )
+        .unwrap();
         o.handoff.insert("app".into(), facts);
         plan(&p, &o, &opts()).unwrap()
     };

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::ids::Shift;
 use crate::layout::Root;
 use crate::migration::MigrationSpec;
+use crate::model::RefusalKind;
 use crate::observe::RunningContainer;
 use crate::state::{Migration, MigrationPhase, State};
 use crate::walk::{Progress, Summary};
@@ -103,12 +104,15 @@ pub fn refuse_if_held(stack: &str, holders: &[RunningContainer]) -> Result<()> {
     if holders.is_empty() {
         return Ok(());
     }
-    Err(Error::Refused(format!(
+    Err(Error::refused(
+        RefusalKind::Rollback,
+        format!(
         "containers are running on the data of `{stack}`: {}; stop them first (or pass --force)",
         holders
             .iter()
             .map(|c| format!("{} (of {}) on {}", c.name, c.owner, c.data_path.display()))
             .collect::<Vec<_>>()
             .join(", ")
-    )))
+    ),
+    ))
 }

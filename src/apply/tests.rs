@@ -50,6 +50,8 @@ struct FakeMigrator {
     fail: bool,
     /// Returns a summary that says the walk is not done (an entry raced).
     unfinished: bool,
+    /// The kernel these tests' checks read (their temp dirs are real).
+    sys: crate::walk::sys::RealSys,
 }
 
 fn unfinished_summary() -> Summary {
@@ -63,6 +65,9 @@ fn unfinished_summary() -> Summary {
 }
 
 impl Migrator for FakeMigrator {
+    fn walk_sys(&self) -> &dyn crate::walk::sys::WalkSys {
+        &self.sys
+    }
     fn migrate(
         &self,
         path: &Path,
@@ -171,6 +176,7 @@ fn a_failed_stack_skips_its_own_later_steps_only() {
         seen: Mutex::new(vec![]),
         fail: false,
         unfinished: false,
+        sys: Default::default(),
     };
     let b = Backends {
         accounts: &acc,
@@ -218,6 +224,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         seen: Mutex::new(vec![]),
         fail: true,
         unfinished: false,
+        sys: Default::default(),
     };
     let b = Backends {
         accounts: &acc,
@@ -252,6 +259,7 @@ fn a_migration_is_recorded_before_the_walk_and_done_only_after() {
         seen: Mutex::new(vec![]),
         fail: false,
         unfinished: false,
+        sys: Default::default(),
     };
     let b = Backends {
         accounts: &acc,
@@ -302,6 +310,7 @@ fn a_second_recording_of_the_same_allocation_is_already_present() {
         seen: Mutex::new(vec![]),
         fail: false,
         unfinished: false,
+        sys: Default::default(),
     };
     let b = Backends {
         accounts: &acc,
@@ -332,6 +341,7 @@ fn a_migration_that_is_not_done_fails_its_step_and_stays_migrating() {
         seen: Mutex::new(vec![]),
         fail: false,
         unfinished: true,
+        sys: Default::default(),
     };
     let b = Backends {
         accounts: &acc,

@@ -19,6 +19,7 @@ use crate::plan::{self, Options};
 use crate::policy::Policy;
 use crate::render::{self, text::HostIdOwners, Format};
 use crate::state::{RunLock, State};
+use crate::walk::sys::RealSys;
 use clap::Parser;
 use std::io::IsTerminal;
 
@@ -48,10 +49,7 @@ pub fn main() -> i32 {
                     serde_json::json!({"error": {"code": e.code(), "message": e.to_string()}});
                 println!("{msg}");
             }
-            eprintln!(
-                "isolate: {}",
-                escape::lines(&e.to_string()).replace('\n', "\nisolate: ")
-            );
+            eprintln!("{}", render::refusal_lines(&e.to_string()));
             e.exit_code()
         }
     }
@@ -62,6 +60,15 @@ fn opts(sel: &Selection, force: bool) -> Options {
         stacks: sel.stacks.clone(),
         systemd: !sel.no_systemd,
         force,
+    }
+}
+
+/// The real kernel probes observe reads through.
+fn probes(sys: &RealSys) -> observe::Probes<'_> {
+    observe::Probes {
+        procs: &RealProcs,
+        sys,
+        acl: &crate::isolation::fs::RealAclProbe,
     }
 }
 
@@ -85,8 +92,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
-            let (p, refusals) = plan::preview(&policy, &obs, &o)?;
+            let sys = RealSys::new();
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &probes(&sys))?;
+            let (p, refusals) = plan::preview_allocated(&policy, &obs, &allocs, &o)?;
             for s in &p.steps {
                 let _span = crate::plan::step_span(s).entered();
                 tracing::info!("planned: {s}");
@@ -112,8 +120,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let sd = DbusSystemd::new(&root);
             let podman = ApiSockets { root: &root };
             let live = session(&root, &o, &sd, &podman)?;
-            let obs = observe::observe(&root, &policy, &o, &live, &RealProcs)?;
-            let p = plan::plan(&policy, &obs, &o)?;
+            let sys = RealSys::new();
+            let (obs, allocs) = observe::observe(&root, &policy, &o, &live, &probes(&sys))?;
+            let p = plan::plan_allocated(&policy, &obs, &allocs, &o)?;
             if let Some(refusal) = p.nixos_refusal() {
                 return Err(refusal);
             }
@@ -236,7 +245,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 }),
                 ping: true,
             };
-            let status = crate::status::gather(&root, &policy, &o, &live)?;
+            let status = crate::status::gather(&root, &policy, &o, &live, &RealSys::new())?;
             for s in &status.stacks {
                 crate::logging::stack_span(&s.stack).in_scope(|| {
                     tracing::info!(

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::host::accounts::Accounts;
 use crate::ids::SubidRange;
 use crate::layout::Root;
+use crate::model::RefusalKind;
 use crate::policy::Policy;
 use crate::state::{GroupRecord, StackRecord, State};
 use std::collections::BTreeMap;
@@ -173,9 +174,10 @@ pub fn collect(
         // As apply chooses it (`apply::record_shared_group`): a free system gid, from 999 down.
         let held = |id: u32| stacks.iter().any(|s| s.uid == id || s.gid == id);
         let gid = acc.free_system_gid(held).ok_or_else(|| {
-            Error::Refused(format!(
-                "no free system gid (101-999) left for the group `{group}`"
-            ))
+            Error::refused(
+                RefusalKind::Export,
+                format!("no free system gid (101-999) left for the group `{group}`"),
+            )
         })?;
         record.shared_group = Some(GroupRecord {
             name: group.clone(),

@@ -66,6 +66,7 @@ struct Legacy<'a> {
 /// are refusals.
 fn observe_volumes(
     root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
     acc: &Accounts,
     stores: &Session<'_>,
     s: &StackPolicy,
@@ -125,7 +126,7 @@ fn observe_volumes(
             }
             let (legacy_data, legacy_id) = match &legacy.maps {
                 None => (false, None),
-                Some(maps) => match volumes::inspect(root, legacy.home, &v.name, maps) {
+                Some(maps) => match volumes::inspect(root, sys, legacy.home, &v.name, maps) {
                     Ok(VolumeData::Missing) => (false, None),
                     Ok(VolumeData::Dir(id)) => (true, Some(id)),
                     Ok(VolumeData::Refused(why)) => {
@@ -177,9 +178,11 @@ fn observe_volumes(
         .collect()
 }
 
-/// Everything the hand-off plans from, for one stack. `stores` is None without systemd.
+/// Everything the hand-off plans from, for one stack. `stores` is None without systemd; `sys`
+/// reads a volume's tree.
 pub fn observe_stack(
     root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
     policy: &Policy,
     acc: &Accounts,
     s: &StackPolicy,
@@ -255,7 +258,7 @@ pub fn observe_stack(
             home: std::path::Path::new(&u.home),
             maps: crate::alloc::legacy_maps(policy, acc),
         };
-        facts.volumes = observe_volumes(root, acc, stores, s, &facts.compose, &legacy, a);
+        facts.volumes = observe_volumes(root, sys, acc, stores, s, &facts.compose, &legacy, a);
         facts.legacy = Some(store);
     }
     if stores.socket_listening(a.uid) {

@@ -6,7 +6,7 @@ use super::record::Record;
 use crate::ids::IdMaps;
 use crate::layout::Root;
 use crate::policy::Policy;
-use crate::walk::sys::{RealSys, WalkSys};
+use crate::walk::sys::WalkSys;
 use rustix::fd::AsFd;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -65,12 +65,12 @@ impl GrantStatus {
 /// may enter it. A top that cannot be read is listed with `entered_by: None`.
 pub fn closed(
     root: &Root,
+    sys: &dyn WalkSys,
     record: &Record,
     stack: &str,
     maps: &IdMaps,
     migrated: &[PathBuf],
 ) -> Vec<ClosedStatus> {
-    let sys = RealSys::new();
     migrated
         .iter()
         .filter_map(|path| {

@@ -1,4 +1,4 @@
-//! Per-stack resource limits (issue 22): every process of a rootless stack runs below
+//! Per-stack resource limits: every process of a rootless stack runs below
 //! `user.slice/user-UID.slice`, so one slice holds the whole stack, and its `[Slice]` settings
 //! are the stack's memory, CPU, task and IO budget. The capability in one folder: the drop-in
 //! text (`dropin`), what is on the host (`observe`), the steps and notes (`plan`), writing and

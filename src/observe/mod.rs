@@ -8,6 +8,7 @@ mod live;
 pub use facts::{DataFacts, ManagerFacts, Observed, RunningContainer};
 pub use live::Live;
 
+use crate::alloc::Allocs;
 use crate::data::next::{next_migration, pending_migrations, NextMigration};
 use crate::error::Result;
 use crate::host::accounts::Accounts;
@@ -19,14 +20,24 @@ use crate::policy::Policy;
 use crate::state::{Allocation, State};
 use std::path::{Path, PathBuf};
 
-/// Everything plan() needs.
+/// The kernel-facing ports observe reads through (who holds what, the walk's syscalls, ACL
+/// support): the caller builds the real ones (cli/), tests pass fakes.
+pub struct Probes<'a> {
+    pub procs: &'a dyn ProcPort,
+    pub sys: &'a dyn crate::walk::sys::WalkSys,
+    pub acl: &'a dyn crate::isolation::fs::AclProbe,
+}
+
+/// Everything plan() needs: the host as it is, and the run's allocation (made once here, from
+/// the accounts and state just read, for `plan::plan_allocated`).
 pub fn observe(
     root: &Root,
     policy: &Policy,
     opts: &Options,
     live: &Live<'_>,
-    procs: &dyn ProcPort,
-) -> Result<Observed> {
+    probes: &Probes<'_>,
+) -> Result<(Observed, Allocs)> {
+    let procs = probes.procs;
     let accounts = Accounts::read(root)?;
     let state = State::read(root)?;
     let nixos = root.is_nixos();
@@ -45,10 +56,9 @@ pub fn observe(
         ..Observed::default()
     };
 
-    // Allocation errors surface again, with positions, from plan(); here they only limit
-    // what can be looked at.
-    let allocs =
-        crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks).unwrap_or_default();
+    // The run's one allocation (its errors carry positions), carried on to plan.
+    crate::policy::select::check_selection(policy, opts)?;
+    let allocs = crate::alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
     let legacy = crate::alloc::legacy_maps(policy, &obs.accounts);
     let pending = pending_migrations(policy, &obs.state, opts);
     for (stack, a) in &allocs {
@@ -76,6 +86,7 @@ pub fn observe(
         if let Some(s) = policy.stacks.get(stack) {
             let facts = crate::handoff::observe::observe_stack(
                 root,
+                probes.sys,
                 policy,
                 &obs.accounts,
                 s,
@@ -110,14 +121,14 @@ pub fn observe(
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();
 
-    let sys = crate::walk::sys::RealSys::new();
+    let sys = probes.sys;
     for (stack, path) in pending {
         let Some(a) = allocs.get(&stack) else {
             continue;
         };
         let on_host = root.at(&path);
-        let missing = crate::walk::data_path_missing(&sys, &on_host).unwrap_or(false);
-        let facts = match crate::walk::check_data_path(&sys, &on_host) {
+        let missing = crate::walk::data_path_missing(sys, &on_host).unwrap_or(false);
+        let facts = match crate::walk::check_data_path(sys, &on_host) {
             Err(_) if missing => DataFacts::Missing,
             Err(e) => DataFacts::Refused(e.to_string()),
             Ok(()) => {
@@ -127,7 +138,7 @@ pub fn observe(
                 else {
                     continue; // plan() reports why
                 };
-                match crate::walk::survey(&sys, &on_host, &spec) {
+                match crate::walk::survey(sys, &on_host, &spec) {
                     Ok(s) => DataFacts::Surveyed(s),
                     Err(e) => DataFacts::Refused(e.to_string()),
                 }
@@ -137,8 +148,8 @@ pub fn observe(
     }
     obs.isolation = crate::isolation::observe::observe(
         root,
-        &sys,
-        &crate::isolation::fs::RealAclProbe,
+        sys,
+        probes.acl,
         policy,
         &obs.accounts,
         &obs.state,
@@ -147,7 +158,7 @@ pub fn observe(
         true,
     )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
-    Ok(obs)
+    Ok((obs, allocs))
 }
 
 /// For every data path of the selected stacks that is about to be migrated, or closed for the

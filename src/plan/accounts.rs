@@ -5,6 +5,7 @@ use super::{Draft, StackCtx, Step};
 use crate::alloc::Source;
 use crate::host::accounts::etc::SubidFile;
 use crate::layout;
+use crate::model::RefusalKind;
 use crate::observe::Observed;
 use crate::policy::Policy;
 
@@ -44,10 +45,13 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
     }
     match acc.group_by_gid(a.gid) {
         Some(g) if g.name == a.user || source == Source::Adopted => {}
-        Some(g) => draft.refusals.push(format!(
-            "stack `{name}`: gid {} belongs to group `{}`, not `{}`",
-            a.gid, g.name, a.user
-        )),
+        Some(g) => draft.refusals.push(
+            RefusalKind::Accounts,
+            format!(
+                "stack `{name}`: gid {} belongs to group `{}`, not `{}`",
+                a.gid, g.name, a.user
+            ),
+        ),
         None => account_step(
             draft,
             ctx.obs,
@@ -61,16 +65,22 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         Some(u) if u.uid == a.uid => {
             draft.present(Some(name), format!("user {} (uid {})", a.user, a.uid))
         }
-        Some(u) => draft.refusals.push(format!(
-            "stack `{name}`: user {} has uid {}, but isolate recorded {}",
-            a.user, u.uid, a.uid
-        )),
+        Some(u) => draft.refusals.push(
+            RefusalKind::Accounts,
+            format!(
+                "stack `{name}`: user {} has uid {}, but isolate recorded {}",
+                a.user, u.uid, a.uid
+            ),
+        ),
         None => {
             if let Some(other) = acc.user_by_uid(a.uid) {
-                draft.refusals.push(format!(
-                    "stack `{name}`: uid {} now belongs to user `{}`",
-                    a.uid, other.name
-                ));
+                draft.refusals.push(
+                    RefusalKind::Accounts,
+                    format!(
+                        "stack `{name}`: uid {} now belongs to user `{}`",
+                        a.uid, other.name
+                    ),
+                );
             }
             account_step(
                 draft,

@@ -4,6 +4,7 @@
 use super::{Draft, StackCtx, Step};
 use crate::host::procs::Holder;
 use crate::ids::IdMaps;
+use crate::model::RefusalKind;
 use crate::observe::{DataFacts, RunningContainer};
 use crate::policy::Problem;
 use crate::walk::Survey;
@@ -20,7 +21,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
         // A refusal while something holds the data keeps the step in the preview: the admin
         // sees what apply will do once it is stopped.
         if let Some(refusal) = held_inside(ctx, path) {
-            draft.refusals.push(refusal);
+            draft.refusals.push(RefusalKind::Data, refusal);
         }
         let (shift, mode, resume, outside_links) = match next_migration(
             &ctx.obs.state,
@@ -34,7 +35,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
                 continue;
             }
             NextMigration::RollbackInterrupted => {
-                draft.refusals.push(format!(
+                draft.refusals.push(RefusalKind::Data, format!(
                     "stack `{name}`: a rollback of {} was interrupted; finish it first with `isolate rollback --stack {name}`",
                     path.display(),
                 ));
@@ -48,7 +49,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
                 continue;
             }
             NextMigration::Overlapping => {
-                draft.refusals.push(format!(
+                draft.refusals.push(RefusalKind::Data, format!(
                     "stack `{name}`: the legacy mapping and the stack's mapping overlap, so a shift would not be exact; give the stack a range apart from the legacy owner's"
                 ));
                 continue;
@@ -71,7 +72,9 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
             }
             Some(DataFacts::Surveyed(v)) => v.clone(),
             Some(DataFacts::Refused(why)) => {
-                draft.refusals.push(format!("stack `{name}`: {why}"));
+                draft
+                    .refusals
+                    .push(RefusalKind::Data, format!("stack `{name}`: {why}"));
                 continue;
             }
             None => Survey::default(),
@@ -83,7 +86,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>, legacy: Option<&IdMaps>
             .filter(|c| &c.data_path == path)
             .collect();
         if !holders.is_empty() && !ctx.opts.force {
-            draft.refusals.push(format!(
+            draft.refusals.push(RefusalKind::Data, format!(
                 "stack `{name}`: containers are running on {}: {}; stop them first (or pass --force)",
                 path.display(),
                 holders

@@ -20,10 +20,12 @@ pub use crate::model::{Note, NoteKind};
 pub use crate::policy::select::selected;
 pub use step::{step_kind, step_span, Step};
 
-use crate::alloc::{self, Allocated};
+use crate::alloc::{self, Allocated, Allocs};
 use crate::error::{Error, Result};
 use crate::isolation::plan::IsolationStep;
+use crate::model::{RefusalKind, Refusals};
 use crate::observe::Observed;
+pub use crate::policy::select::check_selection;
 use crate::policy::{Policy, Problem, StackPolicy};
 use crate::state::Allocation;
 use serde::Serialize;
@@ -43,7 +45,7 @@ pub struct Plan {
 #[derive(Default)]
 pub struct Draft {
     pub plan: Plan,
-    pub refusals: Vec<String>,
+    pub refusals: Refusals,
     pub problems: Vec<Problem>,
 }
 
@@ -87,41 +89,44 @@ impl StackCtx<'_> {
     }
 }
 
-/// Checks `--stack` names against the policy: unknown names are bad input.
-pub fn check_selection(policy: &Policy, opts: &Options) -> Result<()> {
-    let unknown: Vec<String> = opts
-        .stacks
-        .iter()
-        .filter(|s| !policy.stacks.contains_key(*s))
-        .map(|s| {
-            format!(
-                "--stack {s}: the policy {} defines no such stack",
-                policy.file.display()
-            )
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::Usage(unknown.join("\n")))
-    }
-}
-
 /// The steps that bring the host to the policy, for the selected stacks, in order; an error
 /// when anything is refused (apply's view).
 pub fn plan(policy: &Policy, obs: &Observed, opts: &Options) -> Result<Plan> {
-    let (plan, refusals) = preview(policy, obs, opts)?;
+    check_selection(policy, opts)?;
+    let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
+    plan_allocated(policy, obs, &allocs, opts)
+}
+
+/// `plan` with the allocation observe made for this run (`observe::Observation`): a run
+/// allocates once and carries it.
+pub fn plan_allocated(
+    policy: &Policy,
+    obs: &Observed,
+    allocs: &Allocs,
+    opts: &Options,
+) -> Result<Plan> {
+    let (plan, refusals) = preview_allocated(policy, obs, allocs, opts)?;
     if !refusals.is_empty() {
-        return Err(Error::Refused(refusals.join("\n")));
+        return Err(Error::Refused(refusals));
     }
     Ok(plan)
 }
 
 /// The whole plan that can be made and, apart, every refusal (`plan`'s view, see
 /// `render::plan_preview`). Policy problems are still an error: nothing can be planned.
-pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Vec<String>)> {
+pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan, Refusals)> {
     check_selection(policy, opts)?;
     let allocs = alloc::allocate(policy, &obs.accounts, &obs.state, &opts.stacks)?;
+    preview_allocated(policy, obs, &allocs, opts)
+}
+
+/// `preview` with the allocation observe made for this run.
+pub fn preview_allocated(
+    policy: &Policy,
+    obs: &Observed,
+    allocs: &Allocs,
+    opts: &Options,
+) -> Result<(Plan, Refusals)> {
     let mut draft = Draft::default();
     if !allocs.is_empty() {
         accounts::shared_group(&mut draft, policy, obs);
@@ -143,6 +148,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         reach::plan_stack(&mut draft, &ctx);
         let mut handoff = crate::model::Planned::default();
+        let mut handoff_refusals = Vec::new();
         let seen = crate::handoff::plan::Seen {
             accounts: &obs.accounts,
             state: &obs.state,
@@ -150,7 +156,7 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         };
         crate::handoff::plan::plan_stack(
             &mut handoff,
-            &mut draft.refusals,
+            &mut handoff_refusals,
             policy,
             stack,
             &allocated.allocation,
@@ -158,10 +164,14 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
             opts,
         );
         draft.absorb(handoff, Step::Handoff);
+        draft
+            .refusals
+            .extend_texts(RefusalKind::Handoff, handoff_refusals);
         let mut limits = crate::model::Planned::default();
+        let mut limits_refusals = Vec::new();
         crate::limits::plan::plan_stack(
             &mut limits,
-            &mut draft.refusals,
+            &mut limits_refusals,
             stack,
             &allocated.allocation,
             &crate::limits::plan::Seen {
@@ -171,6 +181,9 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
             opts,
         );
         draft.absorb(limits, Step::Limits);
+        draft
+            .refusals
+            .extend_texts(RefusalKind::Limits, limits_refusals);
         preconditions::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.
@@ -186,10 +199,11 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         })
         .collect();
     let mut isolation = crate::model::Planned::default();
+    let mut isolation_refusals = Vec::new();
     crate::isolation::plan::plan(
         &mut crate::isolation::plan::Draft {
             planned: &mut isolation,
-            refusals: &mut draft.refusals,
+            refusals: &mut isolation_refusals,
         },
         policy,
         &crate::isolation::plan::Seen {
@@ -201,6 +215,9 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
         opts,
         &migrating_now,
     );
+    draft
+        .refusals
+        .extend_texts(RefusalKind::Isolation, isolation_refusals);
     draft.absorb(isolation, |step| match step {
         IsolationStep::Close(c) => Step::CloseData(c),
         IsolationStep::Open(o) => Step::OpenData(o),

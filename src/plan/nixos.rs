@@ -4,6 +4,7 @@
 //! must declare (`isolate export nixos`), and apply refuses until it does.
 use super::{Draft, NoteKind, Plan, Step};
 use crate::error::Error;
+use crate::model::RefusalKind;
 use crate::observe::Observed;
 
 /// What to run on NixOS when accounts are missing.
@@ -43,7 +44,7 @@ impl Plan {
         if self.nixos_missing.is_empty() {
             return None;
         }
-        Some(Error::Refused(format!(
+        Some(Error::refused(RefusalKind::NixOs, format!(
             "this is a NixOS host (/etc/NIXOS): its configuration declares accounts and subordinate ids, and a rebuild would undo any isolate created. Not declared yet: {}.\n{HOWTO}",
             self.nixos_missing.join("; ")
         )))

@@ -4,6 +4,7 @@
 //! on the path itself unless apply hands it over), and its compose command must be installed.
 //! Each failure is a refusal naming the path or command and the fix.
 use super::{Draft, StackCtx};
+use crate::model::RefusalKind;
 use crate::preconditions::{Facts, Node, Read};
 
 const ACL_USER: u16 = 0x02;
@@ -90,7 +91,9 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         uid: a.uid,
         gids,
     };
-    draft.refusals.extend(refusals(ctx, facts, &who));
+    draft
+        .refusals
+        .extend_texts(RefusalKind::Preconditions, refusals(ctx, facts, &who));
 }
 
 fn owner(ctx: &StackCtx<'_>, uid: u32) -> String {

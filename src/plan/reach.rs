@@ -1,6 +1,7 @@
 //! The `reaches` part of a plan: a stack's override step (or a note that it is as it should
 //! be), pure from the policy and the observed facts.
 use super::{Draft, Note, NoteKind, StackCtx, Step};
+use crate::model::RefusalKind;
 use crate::policy::reach::takes_part;
 use crate::reach::plan::{ConfFile, ReachStep};
 use crate::reach::{
@@ -58,7 +59,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
         } else {
             ("has `reaches`", "gives its containers the way out")
         };
-        draft.refusals.push(format!(
+        draft.refusals.push(RefusalKind::Reach, format!(
             "stack `{}` {what} but no `compose`: the override that {with} is added to its compose files; name them",
             s.name
         ));
@@ -78,7 +79,7 @@ pub fn plan_stack(draft: &mut Draft, ctx: &StackCtx<'_>) {
                 .push((r.service.clone(), r.port, ports[key], who.clone()));
             if let Some(c) = compose {
                 if !c.services.is_empty() && !c.services.iter().any(|sv| sv.name == r.service) {
-                    draft.refusals.push(format!(
+                    draft.refusals.push(RefusalKind::Reach, format!(
                         "stack `{}`: `reaches` entries name service `{}` of it ({}), which its compose files do not declare (services: {})",
                         s.name,
                         r.service,

@@ -3,6 +3,7 @@
 //! the target moving forgets it; the target moving first says what the still-legacy reaching
 //! stack loses. Pure from the policy and the observed facts.
 use super::{Draft, NoteKind, StackCtx, Step};
+use crate::model::RefusalKind;
 use crate::reach::legacy::{override_file, render, LegacyRun, LegacyStep};
 use crate::reach::targets;
 use std::collections::{BTreeMap, BTreeSet};
@@ -147,7 +148,7 @@ pub fn plan_target(draft: &mut Draft, ctx: &StackCtx<'_>) -> Vec<String> {
             })
             .unwrap_or_default();
         if !running.is_empty() {
-            draft.refusals.push(format!(
+            draft.refusals.push(RefusalKind::Reach, format!(
                 "stack `{}`: {}'s containers of project {} ({}) still run, publishing its port on the host's loopback for {} (isolate's legacy publish), where the stack's own unit publishes it now: stop them first (`runuser -u {} -- podman stop {}`)",
                 s.name,
                 rec.run.user,

@@ -117,7 +117,7 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME] limits`",
         default: "none",
-        meaning: "the table `[stacks.NAME.limits]`: the stack's resource budget. Every process of the stack runs below `user-UID.slice`, so apply writes the keys below as `[Slice]` settings into `/etc/systemd/system/user-UID.slice.d/50-isolate.conf` and daemon-reloads: in force on the running slice, nothing restarts. Plan shows the change line by line; a key removed leaves the drop-in, all removed (or `rollback --stack`) remove it. On NixOS, `export nixos` declares them as `systemd.slices.\"user-UID\".sliceConfig` instead. On a cgroup v1 host memory and CPU limits may not act (plan says so)",
+        meaning: "the table `[stacks.NAME.limits]`: the stack's resource budget. Every process of the stack runs below `user-UID.slice`, so apply writes the keys below as `[Slice]` settings into `/etc/systemd/system/user-UID.slice.d/50-isolate.conf` and daemon-reloads: in force on the running slice, nothing restarts. Plan shows the change line by line; a key removed loses its line, all keys removed (or `rollback --stack`) remove the drop-in. On NixOS, `export nixos` declares them as `systemd.slices.\"user-UID\".sliceConfig` instead. On a cgroup v1 host memory and CPU limits may not act (plan says so)",
     },
     PolicyKey {
         key: "`[stacks.NAME.limits] memory_max`, `memory_high`, `memory_swap_max`",

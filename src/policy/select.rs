@@ -1,5 +1,6 @@
 //! The stacks of the policy a run acts on (`--stack`, or every stack).
 use super::{Policy, StackPolicy};
+use crate::error::{Error, Result};
 use crate::model::Selection;
 
 /// The policy's stacks that `opts` selects.
@@ -11,4 +12,24 @@ pub fn selected<'a>(
         .stacks
         .values()
         .filter(move |s| opts.stacks.is_empty() || opts.stacks.contains(&s.name))
+}
+
+/// Checks `--stack` names against the policy: unknown names are bad input.
+pub fn check_selection(policy: &Policy, opts: &Selection) -> Result<()> {
+    let unknown: Vec<String> = opts
+        .stacks
+        .iter()
+        .filter(|s| !policy.stacks.contains_key(*s))
+        .map(|s| {
+            format!(
+                "--stack {s}: the policy {} defines no such stack",
+                policy.file.display()
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Usage(unknown.join("\n")))
+    }
 }

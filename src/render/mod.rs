@@ -42,3 +42,11 @@ pub fn print<T: Render + ?Sized>(format: Format, value: &T) -> std::io::Result<(
         )),
     }
 }
+
+/// How an error or a refusal reaches stderr: escaped, each of its lines after `isolate: `.
+pub fn refusal_lines(text: &str) -> String {
+    format!(
+        "isolate: {}",
+        crate::model::escape::lines(text).replace('\n', "\nisolate: ")
+    )
+}

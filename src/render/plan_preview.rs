@@ -2,7 +2,7 @@
 //! to do), so an admin sees what apply would do before stopping production. apply refuses
 //! while any refusal stands (exit 2, nothing changed); plan prints both and exits 2 too.
 use super::{Format, Render};
-use crate::model::escape;
+use crate::model::{escape, Refusals};
 use crate::plan::Plan;
 use serde::Serialize;
 use std::io::Write;
@@ -13,8 +13,8 @@ pub struct Preview<'a> {
     /// In JSON each step carries the line plan prints for it (`plan_json`).
     #[serde(flatten, serialize_with = "with_lines")]
     pub plan: &'a Plan,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    pub refusals: &'a [String],
+    #[serde(skip_serializing_if = "Refusals::is_empty")]
+    pub refusals: &'a Refusals,
 }
 
 fn with_lines<S: serde::Serializer>(plan: &&Plan, s: S) -> Result<S::Ok, S::Error> {
@@ -43,18 +43,14 @@ impl Render for Preview<'_> {
 }
 
 /// Prints the preview on stdout (text or JSON) and the refusals on stderr as every other
-/// refusal is printed (`isolate: ...`); the exit code is 2 when there are refusals.
-pub fn print(format: Format, plan: &Plan, refusals: &[String]) -> std::io::Result<i32> {
+/// refusal is printed (`isolate: ...`); the exit code is the refusals' (2 when there are any).
+pub fn print(format: Format, plan: &Plan, refusals: &Refusals) -> std::io::Result<i32> {
     crate::render::print(format, &Preview { plan, refusals })?;
     std::io::Write::flush(&mut std::io::stdout())?;
     for r in refusals {
-        eprintln!("isolate: {}", escape::lines(r).replace('\n', "\nisolate: "));
+        eprintln!("{}", super::refusal_lines(&r.text));
     }
-    Ok(if refusals.is_empty() {
-        crate::error::EXIT_OK
-    } else {
-        crate::error::EXIT_BAD_INPUT
-    })
+    Ok(refusals.exit_code())
 }
 
 #[cfg(test)]
@@ -106,7 +102,8 @@ mod tests {
             crate::plan::plan(&policy(POLICY), &o, &Options::default())
                 .unwrap_err()
                 .to_string(),
-            refusals[0]
+            refusals[0].text
         );
+        assert_eq!(refusals[0].kind, crate::model::RefusalKind::Data);
     }
 }

@@ -2,6 +2,7 @@
 //! with each phase in the state file first (so a re-run after kill -9 finishes it), and the
 //! move back on rollback. The directory work itself is `handoff::volumes`.
 use super::*;
+use crate::model::RefusalKind;
 
 /// Writes the volume's record (replacing the one of the same name) into the state file.
 pub(super) fn record_volume(root: &Root, stack: &str, rec: &VolumeRecord) -> Result<()> {
@@ -53,7 +54,7 @@ pub(super) fn not_done(what: &str, summary: &Summary) -> Option<HandoffError> {
 /// pinned beneath its user's home. None when the store has no such volume directory.
 pub(super) fn store_place(root: &Root, data: &Path, name: &str) -> Result<Option<Place>> {
     let home = volumes::home_of(data, name).ok_or_else(|| {
-        Error::Refused(format!(
+        Error::refused(RefusalKind::Handoff, format!(
             "{} is not where podman keeps a rootless user's volume {name} (HOME/{}/{name}/_data); isolate moves volumes only there: move this one by hand",
             data.display(),
             volumes::STORE_BELOW_HOME
@@ -113,12 +114,15 @@ pub(super) fn move_volume(
                 })
             })?;
             if from_id.is_none() || legacy.owned_dir(&shift.from)? != *from_id {
-                return Err(Error::Refused(format!(
-                    "{} is no longer the directory the plan saw; nothing moved: plan again",
-                    legacy.shown().display()
-                )));
+                return Err(Error::refused(
+                    RefusalKind::Handoff,
+                    format!(
+                        "{} is no longer the directory the plan saw; nothing moved: plan again",
+                        legacy.shown().display()
+                    ),
+                ));
             }
-            legacy.check_tree(&[&shift.from])?;
+            legacy.check_tree(migrator.walk_sys(), &[&shift.from])?;
             stores.ensure_socket(*to_uid)?;
             let created = stores.create_volume(*to_uid, name, labels)?;
             if created.mountpoint != *to {
@@ -176,7 +180,7 @@ pub(super) fn move_volume(
                         volumes::move_dir(&legacy, &staging, resuming, rec.from_id)?;
                         // Checked again where no one else reaches it any more: what came into
                         // her store since the check above goes back with the rest, untouched.
-                        if let Err(e) = staging.check_tree(&[&rec.from_maps]) {
+                        if let Err(e) = staging.check_tree(migrator.walk_sys(), &[&rec.from_maps]) {
                             volumes::move_dir(&staging, &legacy, true, None)?;
                             forget_volume(root, stack, name)?;
                             return Err(e);
@@ -185,7 +189,7 @@ pub(super) fn move_volume(
                     // Its volume directory went with the data (moved by an interrupted run).
                     None if staging.exists() => {
                         volumes::discard_partial(&staging)?;
-                        staging.check_tree(&[&rec.from_maps])?;
+                        staging.check_tree(migrator.walk_sys(), &[&rec.from_maps])?;
                     }
                     None => {
                         return Err(HandoffError::DataGone {
@@ -268,7 +272,7 @@ pub(super) fn rollback_volume(
     );
     let legacy = |rec: &VolumeRecord| -> Result<Place> {
         let home = volumes::home_of(&rec.from, &name).ok_or_else(|| {
-            Error::Refused(format!(
+            Error::refused(RefusalKind::Handoff, format!(
                 "{} is not where podman keeps a rootless user's volume {name}; give the data in {} back by hand",
                 rec.from.display(),
                 staging_path.display()

@@ -71,11 +71,17 @@ pub enum Moved {
     AlreadyThere,
 }
 
-pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<VolumeData> {
+pub fn inspect(
+    root: &Root,
+    sys: &dyn crate::walk::sys::WalkSys,
+    home: &Path,
+    name: &str,
+    owners: &IdMaps,
+) -> Result<VolumeData> {
     let found = Place::in_store(root, home, name).and_then(|p| match p {
         Some(p) => {
             let id = p.owned_dir(owners)?;
-            p.check_tree(&[owners])?;
+            p.check_tree(sys, &[owners])?;
             Ok(id)
         }
         None => Ok(None),
@@ -83,7 +89,7 @@ pub fn inspect(root: &Root, home: &Path, name: &str, owners: &IdMaps) -> Result<
     match found {
         Ok(None) => Ok(VolumeData::Missing),
         Ok(Some(id)) => Ok(VolumeData::Dir(id)),
-        Err(Error::Refused(why)) => Ok(VolumeData::Refused(why)),
+        Err(Error::Refused(why)) => Ok(VolumeData::Refused(why.to_string())),
         Err(e) => Err(e),
     }
 }

@@ -2,6 +2,7 @@
 //! into a side directory put in place once complete, then the original removed; every state
 //! a kill -9 leaves is one a re-run finishes from.
 use super::*;
+use crate::model::RefusalKind;
 
 /// Creates the (root-owned, 0700) directories above a staging directory.
 pub fn make_private_parent(staging: &Path) -> Result<()> {
@@ -69,7 +70,7 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
     let from_id = DirId::of(&from_st);
     if let Some(want) = expect {
         if want != from_id {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Handoff, format!(
                 "{} is not the directory the plan saw (device {} inode {}, now device {} inode {}); nothing moved: plan again",
                 from.shown.display(),
                 want.dev,
@@ -106,10 +107,13 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
                     &from.name,
                     RenameFlags::NOREPLACE,
                 );
-                return Err(Error::Refused(format!(
-                    "{} was replaced while isolate moved it; put back, nothing moved",
-                    from.shown.display()
-                )));
+                return Err(Error::refused(
+                    RefusalKind::Handoff,
+                    format!(
+                        "{} was replaced while isolate moved it; put back, nothing moved",
+                        from.shown.display()
+                    ),
+                ));
             }
             return Ok(Moved::Renamed);
         }
@@ -132,10 +136,13 @@ pub fn move_dir(from: &Place, to: &Place, resuming: bool, expect: Option<DirId>)
     let src = from.open()?;
     let src_id = rustix::fs::fstat(&src).map_err(|e| io("stat", &from.shown, e.into()))?;
     if DirId::of(&src_id) != from_id {
-        return Err(Error::Refused(format!(
-            "{} was replaced while isolate moved it; nothing moved",
-            from.shown.display()
-        )));
+        return Err(Error::refused(
+            RefusalKind::Handoff,
+            format!(
+                "{} was replaced while isolate moved it; nothing moved",
+                from.shown.display()
+            ),
+        ));
     }
     let out = tied("cp", &[src.as_raw_fd(), dst.as_raw_fd()])
         .args([

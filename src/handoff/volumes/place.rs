@@ -2,6 +2,8 @@
 //! following a link or crossing a mount, checked for owner and identity, its tree checked
 //! for inodes of anyone else, removed through its descriptor.
 use super::*;
+use crate::model::RefusalKind;
+use crate::walk::sys::WalkSys;
 
 pub(super) fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
     Error::io(format!("{what} {}", p.display()), e)
@@ -10,15 +12,15 @@ pub(super) fn io(what: &str, p: &Path, e: std::io::Error) -> Error {
 /// An error of a no-link, no-mount open: a link or a mount on the way is a refusal.
 pub(super) fn pinned_error(what: &str, shown: &Path, e: Errno) -> Error {
     match e {
-        Errno::LOOP => Error::Refused(format!(
+        Errno::LOOP => Error::refused(RefusalKind::Handoff, format!(
             "{} is reached through a symbolic link; isolate never follows one in a podman store",
             shown.display()
         )),
-        Errno::XDEV => Error::Refused(format!(
+        Errno::XDEV => Error::refused(RefusalKind::Handoff, format!(
             "{} is (or is below) a mount point inside its store; isolate never moves a volume across one",
             shown.display()
         )),
-        Errno::NOTDIR => Error::Refused(format!(
+        Errno::NOTDIR => Error::refused(RefusalKind::Handoff, format!(
             "{} (or a directory above it) is not a directory",
             shown.display()
         )),
@@ -92,9 +94,12 @@ impl Place {
     /// the volume directory does not exist.
     pub fn in_store(root: &Root, home: &Path, name: &str) -> Result<Option<Place>> {
         if !valid_name(name) {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(
+                RefusalKind::Handoff,
+                format!(
                 "{name:?} is not a volume name podman makes; isolate never builds a path from it"
-            )));
+            ),
+            ));
         }
         let shown = root.at(&data_path(home, name));
         let Some(home_fd) = open_below_root(root, home)? else {
@@ -221,11 +226,11 @@ impl Place {
         match rustix::fs::statat(&self.dir, &self.name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => Ok(Some(st)),
-                FileType::Symlink => Err(Error::Refused(format!(
+                FileType::Symlink => Err(Error::refused(RefusalKind::Handoff, format!(
                     "{} is a symbolic link; isolate never moves a volume through one (what it points to stays where it is): put the volume's data there as a directory, or remove the volume from its store (`podman volume rm`)",
                     self.shown.display()
                 ))),
-                t => Err(Error::Refused(format!(
+                t => Err(Error::refused(RefusalKind::Handoff, format!(
                     "{} is {}, not a directory; left as is",
                     self.shown.display(),
                     file_type_name(t)
@@ -254,10 +259,13 @@ impl Place {
             BENEATH | ResolveFlags::NO_XDEV,
         )
         .map_err(|e| match e {
-            Errno::XDEV => Error::Refused(format!(
-                "{} is a mount point; isolate never moves a mount: unmount it first",
-                self.shown.display()
-            )),
+            Errno::XDEV => Error::refused(
+                RefusalKind::Handoff,
+                format!(
+                    "{} is a mount point; isolate never moves a mount: unmount it first",
+                    self.shown.display()
+                ),
+            ),
             e => pinned_error("open", &self.shown, e),
         })
     }
@@ -270,10 +278,13 @@ impl Place {
         let fd = self.open()?;
         let now = rustix::fs::fstat(&fd).map_err(|e| io("stat", &self.shown, e.into()))?;
         if DirId::of(&now) != DirId::of(&st) {
-            return Err(Error::Refused(format!(
-                "{} changed while isolate looked at it; nothing moved",
-                self.shown.display()
-            )));
+            return Err(Error::refused(
+                RefusalKind::Handoff,
+                format!(
+                    "{} changed while isolate looked at it; nothing moved",
+                    self.shown.display()
+                ),
+            ));
         }
         Ok(Some((fd, now)))
     }
@@ -285,7 +296,7 @@ impl Place {
             return Ok(None);
         };
         if !owners.uid.contains_host(st.st_uid) || !owners.gid.contains_host(st.st_gid) {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Handoff, format!(
                 "{} belongs to {}:{}, which are not the store user's ids (her own or subordinate); isolate moves only what the store's user owns",
                 self.shown.display(),
                 st.st_uid,
@@ -300,13 +311,12 @@ impl Place {
     /// and it is not hers to give), a file has links outside it (an inode someone else also
     /// names), or a mount point is inside it. Read-only; the walk's own traversal (no link
     /// followed, no mount crossed).
-    pub fn check_tree(&self, owners: &[&IdMaps]) -> Result<()> {
+    pub fn check_tree(&self, sys: &dyn WalkSys, owners: &[&IdMaps]) -> Result<()> {
         let Some((fd, _)) = self.pin()? else {
             return Ok(());
         };
-        let sys = crate::walk::sys::RealSys::new();
         let walked =
-            crate::walk::traverse::walk(&sys, &self.shown, fd, &TreeCheck { owners }, None)?;
+            crate::walk::traverse::walk(sys, &self.shown, fd, &TreeCheck { owners }, None)?;
         let (counts, foreign) = (walked.counts, walked.tally.0);
         let list = |paths: &[PathBuf]| {
             paths
@@ -316,7 +326,7 @@ impl Place {
                 .join(", ")
         };
         if !foreign.is_empty() {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Handoff, format!(
                 "{} holds {} inode(s) owned by ids that are not the store user's (her own or subordinate): {}; isolate gives a stack only what the legacy user owns: give them to her, or remove them, first",
                 self.shown.display(),
                 foreign.count,
@@ -324,7 +334,7 @@ impl Place {
             )));
         }
         if !counts.outside_links.is_empty() {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Handoff, format!(
                 "{} holds {} file(s) with hardlinks outside it: {}; isolate never moves or re-owns an inode that is also linked elsewhere: remove the other links (or copy the files) first",
                 self.shown.display(),
                 counts.outside_links.count,
@@ -332,18 +342,21 @@ impl Place {
             )));
         }
         if !counts.mounts_skipped.is_empty() {
-            return Err(Error::Refused(format!(
-                "{} holds mount point(s): {}; isolate never moves a mount: unmount them first",
-                self.shown.display(),
-                list(&counts.mounts_skipped)
-            )));
+            return Err(Error::refused(
+                RefusalKind::Handoff,
+                format!(
+                    "{} holds mount point(s): {}; isolate never moves a mount: unmount them first",
+                    self.shown.display(),
+                    list(&counts.mounts_skipped)
+                ),
+            ));
         }
         // What could not be looked at was not checked: never moved unchecked.
         let unseen = counts.failed.count + counts.raced.count;
         if unseen > 0 {
             let mut samples = counts.failed.samples.clone();
             samples.extend(counts.raced.samples.iter().cloned());
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Handoff, format!(
                 "{} could not be checked whole: {unseen} inode(s) failed or changed while isolate looked ({}); try again once nothing writes to it",
                 self.shown.display(),
                 list(&samples)

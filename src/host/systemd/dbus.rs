@@ -7,6 +7,7 @@ use super::{relay, UnitFacts, UserFacts, BUS_CALL_TIMEOUT, LAST_LOOK, POLL_INTER
 use crate::error::{Error, Result};
 use crate::host::unix::connect_unix;
 use crate::layout::Root;
+use crate::model::RefusalKind;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zbus::proxy::CacheProperties;
@@ -148,7 +149,7 @@ impl DbusSystemd {
     pub fn probe(&self) -> Result<()> {
         let path = self.system_bus_socket();
         if !path.exists() {
-            return Err(Error::Refused(format!(
+            return Err(Error::refused(RefusalKind::Systemd, format!(
                 "no systemd here: {} does not exist (pass --no-systemd to skip linger and the podman socket)",
                 path.display()
             )));
@@ -165,9 +166,12 @@ impl DbusSystemd {
         })
         .map(|_| ())
         .map_err(|e| {
-            Error::Refused(format!(
-                "no systemd here: {e} (pass --no-systemd to skip linger and the podman socket)"
-            ))
+            Error::refused(
+                RefusalKind::Systemd,
+                format!(
+                    "no systemd here: {e} (pass --no-systemd to skip linger and the podman socket)"
+                ),
+            )
         })
     }
 

@@ -1,6 +1,7 @@
 //! A share's ACLs as the policy grants them (or, in group-only mode, the check of its top),
 //! and taking isolate's entries out of a share again on rollback.
 use super::*;
+use crate::model::RefusalKind;
 
 /// Opens a share's top and refuses a filesystem without POSIX ACLs.
 pub(super) fn open_share(
@@ -17,7 +18,10 @@ pub(super) fn open_share(
     if let Some(fs) = fs::missing_acls(fs_type, probe, fd.as_fd())
         .map_err(|e| io(format!("read the ACL of {}", path.display()), e))?
     {
-        return Err(Error::Refused(fs::refusal(name, path, &fs, shared_group)));
+        return Err(Error::refused(
+            RefusalKind::Isolation,
+            fs::refusal(name, path, &fs, shared_group),
+        ));
     }
     Ok(fd)
 }

@@ -59,7 +59,7 @@ fn refusals_with(facts: Facts) -> Vec<String> {
         ..Options::default()
     };
     let (_, refusals) = preview(&p, &o, &opts).unwrap();
-    refusals
+    refusals.0.into_iter().map(|r| r.text).collect()
 }
 
 fn found() -> Option<Command> {

@@ -85,3 +85,15 @@ fn sizes_read_as_systemd_reads_them() {
         assert_eq!(bytes(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn no_swap_is_a_budget_but_no_memory_is_not() {
+    let p = Policy::parse(Path::new("p.toml"), &format!("{HEAD}memory_swap_max = 0\n")).unwrap();
+    let swap = p.stacks["immich"].limits.memory_swap_max.clone().unwrap();
+    assert_eq!((swap.value.text.as_str(), swap.value.bytes), ("0", Some(0)));
+    assert!(p.stacks["immich"].limits.has_slice_limits());
+    assert_eq!(
+        errors(&format!("{HEAD}memory_max = \"0M\"\n")),
+        vec!["policy.toml:4:14: `memory_max` must be more than 0 bytes"]
+    );
+}
