@@ -75,7 +75,7 @@ oom_before=$(cgroup_key "$(user_slice_dir stk-a)/memory.events" oom_kill)
 rc=0
 # tail buffers its whole input when it holds no newline: 200M of anonymous memory.
 as_user stk-a podman run --rm --network none localhost/busybox \
-  sh -c 'head -c 200M /dev/zero | tail | wc -c' || rc=$?
+  sh -c 'head -c 209715200 /dev/zero | tail | wc -c' || rc=$?
 echo "a's allocating container exited $rc"
 oom_after=$(cgroup_key "$(user_slice_dir stk-a)/memory.events" oom_kill)
 echo "oom_kill in a's slice: $oom_before -> $oom_after"
@@ -87,7 +87,7 @@ assert_eq true "$(as_user stk-b podman inspect -f '{{.State.Running}}' "$b_cid")
 kill -0 "$b_pid" || fail "b's container process $b_pid is gone"
 assert_eq 0 "$(cgroup_key "$(user_slice_dir stk-b)/memory.events" oom_kill)" "oom_kill in b's slice"
 assert_eq 209715200 "$(as_user stk-b podman run --rm --network none localhost/busybox \
-  sh -c 'head -c 200M /dev/zero | tail | wc -c' | tr -d ' ')" "bytes b's container held"
+  sh -c 'head -c 209715200 /dev/zero | tail | wc -c' | tr -d ' ')" "bytes b's container held"
 
 step "a fork loop in a stops at tasks_max; b can still start 100 processes"
 quiet_stack a
