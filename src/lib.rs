@@ -1,6 +1,7 @@
 //! isolate's library: everything but the thin `main` lives here, so tests reach the core
 //! directly. The flow: `policy` + `observe` -> `plan` (pure) -> `apply` through `host`
 //! backends and the `walk` engine; `render` prints what a command gathered.
+pub mod accounts;
 pub mod alloc;
 pub mod apply;
 pub mod audit;

@@ -5,9 +5,10 @@ pub mod generate;
 
 pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
 
+use crate::accounts::check;
 use crate::apply::{self, Backends, Walker};
 use crate::error::{Error, Result, EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK};
-use crate::host::accounts::{check, Accounts, Shadow};
+use crate::host::accounts::{Accounts, Shadow};
 use crate::host::podman::ApiSockets;
 use crate::host::procs::RealProcs;
 use crate::host::session::Session;

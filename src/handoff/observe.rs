@@ -64,6 +64,7 @@ struct Legacy<'a> {
 /// ([`volumes::data_path`]) and looked at without following a link or crossing a mount; a
 /// socket that places a volume anywhere else, and a data directory isolate must not move,
 /// are refusals.
+#[allow(clippy::too_many_arguments)]
 fn observe_volumes(
     root: &Root,
     sys: &dyn crate::walk::sys::WalkSys,

@@ -211,7 +211,7 @@ pub fn preview_allocated(
             state: &obs.state,
             isolation: &obs.isolation,
         },
-        &allocs,
+        allocs,
         opts,
         &migrating_now,
     );

@@ -1,7 +1,8 @@
 //! Reading Rust source for the paths it imports, for tests/layers.rs: a small tokenizer
 //! (comments, strings, char literals and lifetimes set aside; a path written as a string kept)
-//! and the `crate::` and `super::` paths each file names, with their lines.
-use std::collections::BTreeSet;
+//! and the `crate::` and `super::` paths each file names, with their lines; and the cycle
+//! finder (Tarjan) the layer test runs over the modules they join.
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -297,4 +298,73 @@ pub fn references(relative: &str, source: &str, tops: &BTreeSet<String>) -> Vec<
             tops.contains(first) && (first != own_top || path.contains("::"))
         })
         .collect()
+}
+
+/// The strongly connected components of more than one module (Tarjan).
+pub fn cycles(
+    tops: &BTreeSet<String>,
+    graph: &BTreeMap<String, BTreeSet<String>>,
+) -> Vec<Vec<String>> {
+    struct Walk<'a> {
+        graph: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<String, usize>,
+        low: BTreeMap<String, usize>,
+        stack: Vec<String>,
+        on_stack: BTreeSet<String>,
+        next: usize,
+        found: Vec<Vec<String>>,
+    }
+    fn visit(walk: &mut Walk, node: &str) {
+        walk.index.insert(node.to_string(), walk.next);
+        walk.low.insert(node.to_string(), walk.next);
+        walk.next += 1;
+        walk.stack.push(node.to_string());
+        walk.on_stack.insert(node.to_string());
+        let targets: Vec<String> = walk
+            .graph
+            .get(node)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        for target in targets {
+            if !walk.index.contains_key(&target) {
+                visit(walk, &target);
+                let low = walk.low[node].min(walk.low[&target]);
+                walk.low.insert(node.to_string(), low);
+            } else if walk.on_stack.contains(&target) {
+                let low = walk.low[node].min(walk.index[&target]);
+                walk.low.insert(node.to_string(), low);
+            }
+        }
+        if walk.low[node] == walk.index[node] {
+            let mut component = Vec::new();
+            loop {
+                let member = walk.stack.pop().expect("on stack");
+                walk.on_stack.remove(&member);
+                let done = member == node;
+                component.push(member);
+                if done {
+                    break;
+                }
+            }
+            if component.len() > 1 {
+                component.sort();
+                walk.found.push(component);
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        found: Vec::new(),
+    };
+    for top in tops {
+        if !walk.index.contains_key(top) {
+            visit(&mut walk, top);
+        }
+    }
+    walk.found
 }

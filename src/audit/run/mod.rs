@@ -193,17 +193,12 @@ fn stack_infos(
     selected: &dyn Fn(&str) -> bool,
 ) -> Vec<StackInfo> {
     let (acc, selected) = (host.accounts, selected);
-    // The audit's one allocation. An audit reports the host as it is and does not stop on a
-    // policy apply would refuse (the overlaps are findings of their own, the rest is plan's
-    // and apply's refusal with positions): stacks not applied are then left out, and the log
-    // says why (at debug: the audit's output stays as it was).
-    let planned = match crate::alloc::allocate(policy, acc, host.state, &[]) {
-        Ok(planned) => planned,
-        Err(e) => {
-            tracing::debug!("stacks not applied yet are left out: their allocation fails: {e}");
-            Default::default()
-        }
-    };
+    // Not stopped by an allocation apply would refuse (the audit reports the host as it is;
+    // plan and apply refuse with positions): stacks not applied are left out, logged at debug.
+    let planned = crate::alloc::allocate(policy, acc, host.state, &[]).unwrap_or_else(|e| {
+        tracing::debug!("stacks not applied yet are left out: their allocation fails: {e}");
+        Default::default()
+    });
     let mut infos = Vec::new();
     for name in policy.stacks.keys().filter(|s| selected(s)) {
         let (a, applied) = match host.state.stacks.get(name) {

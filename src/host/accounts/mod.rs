@@ -1,6 +1,6 @@
 //! The host's accounts: reading passwd/group/subuid/subgid (`etc`) and changing them through
-//! shadow-utils (`shadow`).
-pub mod check;
+//! shadow-utils (`shadow`, with its ports). What isolate makes of them (its own accounts
+//! checked, repaired or refused) is the accounts capability's, in `src/accounts/`.
 pub mod etc;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;

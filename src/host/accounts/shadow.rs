@@ -7,6 +7,19 @@ use crate::layout::Root;
 use std::path::Path;
 use std::process::Command;
 
+/// The repairs `accounts::check` makes of what a killed run left half done, through
+/// shadow's tools so their locks and formats stay right.
+pub trait AccountRepairs {
+    /// Gives `user` the shadow line useradd would have written (locked password).
+    fn add_shadow_line(&self, user: &str) -> Result<()>;
+    /// Gives `group` the gshadow line groupadd would have written (`!`, members from group).
+    fn add_gshadow_line(&self, group: &str) -> Result<()>;
+    /// Adds `user` to `group` wherever it is missing (group and gshadow).
+    fn add_member(&self, user: &str, group: &str) -> Result<()>;
+    /// Creates the home directory (mode 0700) owned by the user.
+    fn create_home(&self, home: &Path, uid: u32, gid: u32) -> Result<()>;
+}
+
 /// The account changes apply makes. A trait so apply can be tested with a recording fake.
 pub trait AccountTools {
     fn create_group(&self, name: &str, gid: Option<u32>) -> Result<()>;
@@ -136,7 +149,7 @@ impl AccountTools for Shadow {
     }
 }
 
-impl crate::host::accounts::check::AccountRepairs for Shadow {
+impl AccountRepairs for Shadow {
     fn add_shadow_line(&self, user: &str) -> Result<()> {
         // chage creates the missing shadow line (moving passwd's `x` into it); usermod then
         // locks the password exactly as useradd does (`!`).

@@ -8,6 +8,7 @@
 //! Other accounts are the host's business: never repaired, never a reason to refuse.
 use crate::error::{Error, Result};
 use crate::host::accounts::etc::{byte_lines, name_of, read_optional};
+pub use crate::host::accounts::shadow::AccountRepairs;
 use crate::layout::Root;
 use crate::model::escape;
 use std::collections::{BTreeMap, BTreeSet};
@@ -347,18 +348,6 @@ pub fn check(root: &Root, own: &BTreeSet<String>) -> Result<Vec<Finding>> {
     }
     out.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     Ok(out)
-}
-
-/// The repairs, through shadow's tools so their locks and formats stay right.
-pub trait AccountRepairs {
-    /// Gives `user` the shadow line useradd would have written (locked password).
-    fn add_shadow_line(&self, user: &str) -> Result<()>;
-    /// Gives `group` the gshadow line groupadd would have written (`!`, members from group).
-    fn add_gshadow_line(&self, group: &str) -> Result<()>;
-    /// Adds `user` to `group` wherever it is missing (group and gshadow).
-    fn add_member(&self, user: &str, group: &str) -> Result<()>;
-    /// Creates the home directory (mode 0700) owned by the user.
-    fn create_home(&self, home: &Path, uid: u32, gid: u32) -> Result<()>;
 }
 
 /// On NixOS the configuration declares the accounts and isolate never creates one, so no
