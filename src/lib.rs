@@ -28,4 +28,5 @@ pub mod render;
 pub mod stacks;
 pub mod state;
 pub mod status;
+pub mod usage;
 pub use isolate_walk as walk;

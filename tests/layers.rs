@@ -29,7 +29,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("allocation", &["alloc", "idmap"]),
     (
         "capabilities",
-        &["data", "isolation", "handoff", "reach", "preconditions"],
+        &[
+            "data",
+            "isolation",
+            "handoff",
+            "reach",
+            "preconditions",
+            "usage",
+        ],
     ),
     (
         "aggregates",

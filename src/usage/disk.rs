@@ -1,0 +1,1 @@
+//! Disk use per stack (placeholder).
