@@ -5,6 +5,7 @@ pub mod audit_text;
 pub mod plan_json;
 pub mod plan_preview;
 pub mod prometheus;
+pub mod prometheus_usage;
 pub mod text;
 
 use serde::Serialize;
