@@ -7,6 +7,7 @@ pub mod plan_preview;
 pub mod prometheus;
 pub mod prometheus_usage;
 pub mod text;
+pub mod usage_text;
 
 use serde::Serialize;
 use std::io::Write;

@@ -152,6 +152,10 @@ pub fn render(report: &Report) -> String {
             f.sample(metric, &l, v.level());
         }
     }
+    super::prometheus_usage::disk(&report.disk, &mut out);
+    if let Some(u) = &report.usage {
+        super::prometheus_usage::usage(u, &mut out);
+    }
     let worst = report.worst().map_or(-1, |s: Severity| s as i64);
     Family::gauge(
         &mut out,
@@ -257,6 +261,8 @@ pub(crate) mod tests {
                 },
             ],
             reaches: vec![],
+            disk: crate::render::prometheus_usage::tests::sample_disk(),
+            usage: Some(crate::render::prometheus_usage::tests::sample_usage()),
         }
     }
 

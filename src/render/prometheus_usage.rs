@@ -140,4 +140,4 @@ pub fn disk(disk: &[StackDisk], out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

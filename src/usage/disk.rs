@@ -131,7 +131,7 @@ pub struct StoreWalk {
 }
 
 /// The stack whose mapping holds host uid `uid`.
-pub fn stack_of<'s>(stacks: &'s [(String, IdMaps)], uid: u32) -> Option<&'s str> {
+pub fn stack_of(stacks: &[(String, IdMaps)], uid: u32) -> Option<&str> {
     stacks
         .iter()
         .find(|(_, m)| m.uid.contains_host(uid))
@@ -139,15 +139,18 @@ pub fn stack_of<'s>(stacks: &'s [(String, IdMaps)], uid: u32) -> Option<&'s str>
 }
 
 /// Walks the store at `path` (absolute, on the audited host) and attributes what it finds
-/// through `stacks`' mappings. A store that does not exist is an error the caller reports.
+/// through `stacks`' mappings. None when there is no store (podman never ran for the user);
+/// a symlink on the way or any other failure to open it is an error.
 pub fn walk_store(
     sys: &dyn WalkSys,
     path: &Path,
     stacks: &[(String, IdMaps)],
-) -> Result<StoreWalk> {
-    let root = sys
-        .open_root(path)
-        .map_err(|e| Error::io(format!("open {}", path.display()), e.into()))?;
+) -> Result<Option<StoreWalk>> {
+    let root = match sys.open_root(path) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(Error::io(format!("open {}", path.display()), e.into())),
+    };
     let walked = traverse::walk(sys, path, root, &CountByUid, None)?;
     let mut out = StoreWalk {
         unreadable: walked.counts.failed.count + walked.counts.raced.count,
@@ -161,7 +164,7 @@ pub fn walk_store(
         e.0 += i;
         e.1 += b;
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -235,7 +238,9 @@ mod tests {
         )
         .unwrap();
         // `other` stays root's: a host account, in no mapping.
-        let w = walk_store(&crate::walk::sys::RealSys::new(), &store, &stacks).unwrap();
+        let w = walk_store(&crate::walk::sys::RealSys::new(), &store, &stacks)
+            .unwrap()
+            .unwrap();
         // immich: the store, overlay, l1, diff, the symlink and `a`.
         assert_eq!(w.per_stack.get("immich"), Some(&(6, 1000)));
         assert_eq!(w.per_stack.get("paperless"), Some(&(1, 24)));
@@ -244,13 +249,14 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_store_is_an_error_not_zero() {
+    fn a_missing_store_is_none_and_a_symlinked_one_an_error() {
         let t = tempfile::tempdir().unwrap();
-        let r = walk_store(
-            &crate::walk::sys::RealSys::new(),
-            &t.path().join("nothing"),
-            &[],
-        );
-        assert!(r.is_err());
+        let sys = crate::walk::sys::RealSys::new();
+        assert!(walk_store(&sys, &t.path().join("nothing"), &[])
+            .unwrap()
+            .is_none());
+        std::fs::create_dir(t.path().join("elsewhere")).unwrap();
+        symlink(t.path().join("elsewhere"), t.path().join("store")).unwrap();
+        assert!(walk_store(&sys, &t.path().join("store"), &[]).is_err());
     }
 }
