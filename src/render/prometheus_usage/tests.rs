@@ -112,3 +112,101 @@ fn an_unavailable_slice_has_no_sample_but_says_so() {
 fn promtool_accepts_the_usage_families() {
     crate::render::prometheus::tests::promtool_check(&rendered());
 }
+
+/// Every family the renderers can emit: the `# TYPE` lines of a full audit with every section
+/// filled (findings, matrix, disk, usage) and of `--only usage`.
+fn emitted_families() -> std::collections::BTreeSet<String> {
+    let mut text =
+        crate::render::prometheus::render(&crate::render::prometheus::tests::sample_report());
+    usage(&sample_usage(), &mut text);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// The metric names a PromQL expression uses (every `isolate_…` identifier).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while let Some(at) = expr[i..].find("isolate_") {
+        let start = i + at;
+        let preceded =
+            start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let mut end = start;
+        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+            end += 1;
+        }
+        if !preceded {
+            names.push(expr[start..end].to_string());
+        }
+        i = end;
+    }
+    names
+}
+
+/// contrib/grafana/isolate.json is valid JSON, every panel query and template variable names
+/// only metrics the audit emits, and the dashboard covers memory, CPU, tasks, disk, OOM kills
+/// and findings per stack.
+#[test]
+fn the_dashboard_queries_only_metrics_the_audit_emits() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/grafana/isolate.json");
+    let text = std::fs::read_to_string(path).expect("the dashboard exists");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let emitted = emitted_families();
+    let mut exprs = Vec::new();
+    let mut stack = vec![&doc];
+    while let Some(v) = stack.pop() {
+        match v {
+            // A data source variable's `query` is a plugin type, not PromQL.
+            serde_json::Value::Object(m) if m.get("type") == Some(&"datasource".into()) => {}
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("expr", serde_json::Value::String(e)) => exprs.push(e.clone()),
+                        ("query", serde_json::Value::String(e)) => exprs.push(e.clone()),
+                        ("query", serde_json::Value::Object(q)) => {
+                            if let Some(serde_json::Value::String(e)) = q.get("query") {
+                                exprs.push(e.clone());
+                            }
+                        }
+                        _ => stack.push(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            _ => {}
+        }
+    }
+    assert!(exprs.len() >= 6, "panel queries found: {exprs:?}");
+    let mut used = std::collections::BTreeSet::new();
+    for e in &exprs {
+        let names = metric_names(e);
+        assert!(
+            !names.is_empty() || e.starts_with("label_values("),
+            "no metric in {e:?}"
+        );
+        for n in names {
+            assert!(
+                emitted.contains(&n),
+                "the dashboard queries {n} (in {e:?}), which the audit does not emit; it emits {emitted:?}"
+            );
+            used.insert(n);
+        }
+    }
+    for needed in [
+        "isolate_stack_memory_bytes",
+        "isolate_stack_cpu_seconds_total",
+        "isolate_stack_tasks",
+        "isolate_stack_disk_bytes",
+        "isolate_stack_oom_kills_total",
+        "isolate_audit_findings",
+    ] {
+        assert!(used.contains(needed), "no panel shows {needed}");
+    }
+    assert_eq!(
+        metric_names("rate(isolate_a_total[5m]) / xisolate_b"),
+        vec!["isolate_a_total"]
+    );
+}
