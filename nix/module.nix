@@ -55,6 +55,23 @@ let
       service = optional types.bool "Install the user unit that runs the compose project.";
       compose_command = optional (types.listOf types.str) "The compose command the unit runs (default podman-compose).";
       reaches = optional (types.listOf types.str) "Other stacks' services this stack reaches: `stack:service:port` entries.";
+      limits = optional limits "The stack slice's resource budget (systemd's units and syntax; isolate-policy(5)).";
+    };
+  };
+
+  size = types.either types.ints.unsigned (types.strMatching "[0-9]+[KMGTPEkmgtpe]?|infinity");
+  weight = types.ints.between 1 10000;
+  # [stacks.NAME.limits]: declared on NixOS as systemd.slices by `isolate export nixos`.
+  limits = types.submodule {
+    options = {
+      memory_max = optional size "MemoryMax= of the stack's slice (\"4G\", \"infinity\").";
+      memory_high = optional size "MemoryHigh= of the stack's slice: throttled above it.";
+      memory_swap_max = optional size "MemorySwapMax= of the stack's slice.";
+      cpu_weight = optional weight "CPUWeight= of the stack's slice (1..10000, 100 by default).";
+      cpu_quota = optional (types.strMatching "[0-9]+%") "CPUQuota= of the stack's slice, percent of one CPU (\"150%\").";
+      tasks_max = optional (types.either types.ints.positive (types.enum [ "infinity" ])) "TasksMax= of the stack's slice.";
+      io_weight = optional weight "IOWeight= of the stack's slice (io is not delegated below user@.service).";
+      disk_max = optional (types.either types.ints.positive (types.strMatching "[0-9]+[KMGTPEkmgtpe]?")) "The disk budget of the stack's data and store (project quota or btrfs qgroup).";
     };
   };
 

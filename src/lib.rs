@@ -15,6 +15,7 @@ pub use isolate_model::{ids, migration};
 pub mod init;
 pub mod isolation;
 pub mod layout;
+pub mod limits;
 pub mod logging;
 pub mod model;
 pub mod observe;

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "handoff",
             "reach",
             "preconditions",
+            "limits",
             "usage",
         ],
     ),

@@ -346,6 +346,10 @@ fn run_step(
             crate::handoff::apply::run(root, h, b.session.as_ref(), b.migrator, progress)
         }
         Step::Reach(r) => crate::reach::apply::run(root, r).map(|o| (o, None)),
+        Step::Limits(l) => {
+            crate::limits::apply::run(root, l, b.session.as_ref().map(|s| s.systemd))
+                .map(|o| (o, None))
+        }
         Step::ReachLegacy(l) => {
             crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
         }
@@ -433,6 +437,8 @@ mod tests;
 mod handoff_service_tests;
 #[cfg(test)]
 mod handoff_tests;
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod reach_legacy_tests;
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct ExportStack {
     /// Recorded but no longer in the policy: still declared, so NixOS keeps the account.
     pub orphaned: bool,
     pub user_units: Vec<UserUnit>,
+    /// `[stacks.NAME.limits]`, declared as the slice's `sliceConfig` (src/limits/nixos.rs).
+    pub limits: crate::policy::limits::StackLimits,
 }
 
 /// Everything one export declares.
@@ -154,6 +156,11 @@ pub fn collect(
             data,
             orphaned,
             user_units: units(policy.stacks.get(name), &a),
+            limits: policy
+                .stacks
+                .get(name)
+                .map(|s| s.limits.clone())
+                .unwrap_or_default(),
         });
     }
 

@@ -1,7 +1,7 @@
 //! `isolate export nixos`: a NixOS module declaring every stack's user, groups, subordinate
-//! ranges and linger, so `nixos-rebuild` writes the same /etc/passwd, /etc/group,
+//! ranges, linger and slice limits, so `nixos-rebuild` writes the same /etc/passwd, /etc/group,
 //! /etc/subuid and /etc/subgid lines that apply writes (a rebuild rewrites the subordinate
-//! files from declared users only). Every string and attribute name is quoted and escaped, so
+//! files from declared users only) and keeps each stack's limits as `systemd.slices`. Every string and attribute name is quoted and escaped, so
 //! the module is well-formed Nix for any input.
 use super::{Export, ExportStack};
 use crate::error::{Error, Result};
@@ -127,6 +127,7 @@ fn stack(w: &mut String, s: &ExportStack, group: &str) -> Result<()> {
     );
     let _ = writeln!(w, "    linger = true;");
     let _ = writeln!(w, "  }};");
+    crate::limits::nixos::slice(w, s.uid, &s.limits);
     for u in &s.user_units {
         super::nixos_units::user_service(w, u, &user)?;
     }
@@ -151,6 +152,7 @@ mod tests {
             data: vec![PathBuf::from(format!("/srv/{name}/data"))],
             orphaned: false,
             user_units: vec![],
+            limits: Default::default(),
         }
     }
 

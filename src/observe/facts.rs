@@ -59,4 +59,6 @@ pub struct Observed {
     pub reach: crate::reach::plan::ReachFacts,
     /// Per stack: what its compose unit needs of the host (`preconditions`).
     pub preconditions: BTreeMap<String, crate::preconditions::Facts>,
+    /// Each stack's slice drop-in and the host's cgroup version (src/limits).
+    pub limits: crate::limits::Facts,
 }

@@ -102,6 +102,10 @@ pub fn observe(
         session,
     });
     obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
+    obs.limits = crate::limits::observe::observe(
+        root,
+        allocs.iter().map(|(s, a)| (s.as_str(), a.allocation.uid)),
+    )?;
     obs.running
         .sort_by(|a, b| (&a.owner, &a.name).cmp(&(&b.owner, &b.name)));
     obs.running.dedup();

@@ -1,6 +1,7 @@
 //! `rollback --stack` and `rollback --share`: the undo of several capabilities in the one order
-//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off and a
-//! legacy publish made for the stack are undone, then the data changes owners back).
+//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off, the
+//! slice's limits and a legacy publish made for the stack are undone, then the data changes
+//! owners back).
 use crate::apply::{self, RollbackReport};
 use crate::data::Migrator;
 use crate::error::Result;
@@ -74,6 +75,12 @@ pub fn stack(
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
+    )?);
+    // The stack's slice loses its limits drop-in (daemon-reload; the slice keeps running).
+    handoff.extend(crate::limits::apply::rollback(
+        root,
+        stack,
+        session.map(|s| s.systemd),
     )?);
     // A legacy user's project re-upped for this stack gets its old ports back.
     handoff.extend(crate::reach::legacy_run::rollback(

@@ -158,6 +158,19 @@ pub fn preview(policy: &Policy, obs: &Observed, opts: &Options) -> Result<(Plan,
             opts,
         );
         draft.absorb(handoff, Step::Handoff);
+        let mut limits = crate::model::Planned::default();
+        crate::limits::plan::plan_stack(
+            &mut limits,
+            &mut draft.refusals,
+            stack,
+            &allocated.allocation,
+            &crate::limits::plan::Seen {
+                facts: &obs.limits,
+                nixos: obs.nixos,
+            },
+            opts,
+        );
+        draft.absorb(limits, Step::Limits);
         preconditions::plan_stack(&mut draft, &ctx);
     }
     // Paths migrated or created in this apply: isolation closes them right after.

@@ -86,6 +86,8 @@ pub enum Step {
     Reach(crate::reach::plan::ReachStep),
     /// A reached stack's project still run by the legacy user (src/reach/legacy.rs).
     ReachLegacy(crate::reach::legacy::LegacyStep),
+    /// The stack slice's resource limits drop-in (src/limits).
+    Limits(crate::limits::LimitsStep),
 }
 
 impl Step {
@@ -102,6 +104,7 @@ impl Step {
             Step::Handoff(h) => Some(h.stack()),
             Step::Reach(r) => Some(&r.stack),
             Step::ReachLegacy(l) => Some(l.stack()),
+            Step::Limits(l) => Some(&l.stack),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -209,6 +212,7 @@ impl fmt::Display for Step {
             Step::Handoff(h) => h.fmt(f),
             Step::Reach(r) => r.fmt(f),
             Step::ReachLegacy(l) => l.fmt(f),
+            Step::Limits(l) => l.fmt(f),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! file:line:column, instead of serde stopping at the first.
 pub mod boundary;
 pub mod handoff;
+pub mod limits;
 mod parse;
 pub mod reach;
 pub mod reference;
@@ -80,6 +81,8 @@ pub struct StackPolicy {
     pub reaches: Vec<Located<reach::Reach>>,
     /// It reaches or is reached: its compose runs with the reach override (set after parsing).
     pub reach_override: bool,
+    /// `[stacks.NAME.limits]`: the stack slice's resource budget (src/limits).
+    pub limits: limits::StackLimits,
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.

@@ -35,6 +35,7 @@ pub const STACK_KEYS: &[&str] = &[
     "service",
     "compose_command",
     "reaches",
+    "limits",
 ];
 pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
@@ -335,6 +336,7 @@ fn read_stack(
         handoff: Default::default(),
         reaches: Vec::new(),
         reach_override: false,
+        limits: Default::default(),
     };
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
@@ -418,6 +420,7 @@ fn read_stack(
                     }
                 }
             }
+            "limits" => stack.limits = limits::read(e.0, e.1, &name, &mut r.problems),
             "closed" => {
                 if let Some(b) = r.boolean(e) {
                     stack.closed = b;

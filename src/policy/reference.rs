@@ -115,6 +115,36 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         meaning: "entries `stack:service:port`: this stack's containers reach `service` of that stack on container port `port` (what a shared podman network did before the split). Both stacks need `compose`; apply adds an override (`/var/lib/isolate/stacks/NAME/reaches.compose.yaml`, one more `-f` of the unit) that publishes the port on 127.0.0.1 and gives the reaching services the service's name, plus a containers.conf drop-in in the reaching stack user's home for host-loopback access; `init` drafts it, `audit` tries each path",
     },
     PolicyKey {
+        key: "`[stacks.NAME] limits`",
+        default: "none",
+        meaning: "the table `[stacks.NAME.limits]`: the stack's resource budget. Every process of the stack runs below `user-UID.slice`, so apply writes the keys below as `[Slice]` settings into `/etc/systemd/system/user-UID.slice.d/50-isolate.conf` and daemon-reloads: in force on the running slice, nothing restarts. Plan shows the change line by line; a key removed leaves the drop-in, all removed (or `rollback --stack`) remove it. On NixOS, `export nixos` declares them as `systemd.slices.\"user-UID\".sliceConfig` instead. On a cgroup v1 host memory and CPU limits may not act (plan says so)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] memory_max`, `memory_high`, `memory_swap_max`",
+        default: "none",
+        meaning: "`MemoryMax=` (the stack is OOM-killed above it), `MemoryHigh=` (throttled above it; must be below `memory_max`), `MemorySwapMax=`: bytes with an optional `K`, `M`, `G`, `T`, `P`, `E` suffix (powers of 1024), or `\"infinity\"`, e.g. `\"4G\"`",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] cpu_weight`, `cpu_quota`",
+        default: "none",
+        meaning: "`CPUWeight=` 1..10000 (systemd's default 100: the stack's share against other slices when CPU is scarce); `CPUQuota=` percent of one CPU, `\"150%\"` = one and a half CPUs at most",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] tasks_max`",
+        default: "none",
+        meaning: "`TasksMax=`: processes and threads of the whole stack, a number or `\"infinity\"` (stops a fork loop in one stack only)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] io_weight`",
+        default: "none",
+        meaning: "`IOWeight=` 1..10000: weighs the stack's slice against other slices only; the default `user@.service` delegates `pids memory cpu`, not `io`, so it has no effect among the stack's own containers (plan says so)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] disk_max`",
+        default: "none",
+        meaning: "the disk budget of the stack's data and podman store, a size as above (not `infinity`). Read and checked; it is not written into the slice drop-in: its enforcement (project quotas, btrfs qgroups) belongs to the disk quota capability, and without it the key changes nothing",
+    },
+    PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",
         meaning: "a shared directory (apart from every data path and every other share; like data, never in a system tree or a person's home)",

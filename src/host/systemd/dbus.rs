@@ -220,6 +220,22 @@ impl DbusSystemd {
         zbus::block_on(self.set_linger(uid, false))
     }
 
+    /// The system manager's Reload (`systemctl daemon-reload`): unit files and drop-ins below
+    /// /etc/systemd/system are read again, and a slice's changed settings reach the running
+    /// slice (its processes keep running). The reply comes once the reload is done.
+    pub fn daemon_reload_system(&self) -> Result<()> {
+        let path = self.system_bus_socket();
+        let failed =
+            |what: &str, e| dbus(format!("system manager on {}: {what}", path.display()), e);
+        zbus::block_on(async {
+            let conn = self.system_bus().await?;
+            let manager = manager_proxy(&conn).await.map_err(|e| failed("proxy", e))?;
+            within(self.call_timeout, manager.reload())
+                .await
+                .map_err(|e| failed("Reload", e))
+        })
+    }
+
     /// Waits until `user@UID.service` is active and its private socket accepts a connection.
     pub fn wait_user_manager(&self, uid: u32, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;

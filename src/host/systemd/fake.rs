@@ -12,10 +12,24 @@ use std::time::Duration;
 pub enum SystemdCall {
     EnableLinger(u32),
     WaitUserManager(u32),
-    EnableAndStart { uid: u32, unit: String },
-    Start { uid: u32, unit: String },
-    ReloadEnableRestart { uid: u32, unit: String },
-    StopAndDisable { uid: u32, unit: String },
+    EnableAndStart {
+        uid: u32,
+        unit: String,
+    },
+    Start {
+        uid: u32,
+        unit: String,
+    },
+    ReloadEnableRestart {
+        uid: u32,
+        unit: String,
+    },
+    StopAndDisable {
+        uid: u32,
+        unit: String,
+    },
+    /// The system manager's daemon-reload.
+    DaemonReloadSystem,
 }
 
 impl SystemdCall {
@@ -121,5 +135,8 @@ impl SystemdPort for FakeSystemd {
             uid,
             unit: unit.into(),
         })
+    }
+    fn daemon_reload_system(&self) -> Result<()> {
+        self.record(SystemdCall::DaemonReloadSystem)
     }
 }

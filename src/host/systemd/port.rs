@@ -1,5 +1,6 @@
-//! The systemd port: every call isolate makes to logind and to a stack user's manager (linger,
-//! the user manager, units, daemon-reload, podman.socket), as one trait. `DbusSystemd` is the
+//! The systemd port: every call isolate makes to logind, to the system manager (daemon-reload)
+//! and to a stack user's manager (linger, the user manager, units, daemon-reload,
+//! podman.socket), as one trait. `DbusSystemd` is the
 //! real one, `fake::FakeSystemd` records; consumers take `&dyn SystemdPort` (through
 //! `host::session::Session`).
 use super::{DbusSystemd, UserFacts};
@@ -27,6 +28,9 @@ pub trait SystemdPort {
     ) -> Result<()>;
     /// StopUnit, waits until inactive or failed, DisableUnitFiles, daemon-reload.
     fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
+    /// The system manager's daemon-reload: drop-ins below /etc/systemd/system (a stack slice's
+    /// limits) take effect on the running units.
+    fn daemon_reload_system(&self) -> Result<()>;
     /// The last `n` lines of `unit`'s journal, for an error that says why a wait failed
     /// (empty when none can be read; fakes have none).
     fn journal_tail(&self, _unit: &JournalUnit, _n: usize) -> Vec<String> {
@@ -60,6 +64,9 @@ impl SystemdPort for DbusSystemd {
     }
     fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()> {
         DbusSystemd::stop_and_disable_user_unit(self, uid, unit, timeout)
+    }
+    fn daemon_reload_system(&self) -> Result<()> {
+        DbusSystemd::daemon_reload_system(self)
     }
     fn journal_tail(&self, unit: &JournalUnit, n: usize) -> Vec<String> {
         use crate::host::journal::JournalTail;
