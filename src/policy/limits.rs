@@ -166,9 +166,7 @@ fn read_table(
                 };
                 let size = match size {
                     Some(s) if name == "disk_max" && s.bytes.is_none() => {
-                        bad(format!(
-                            "`disk_max` must be a size, not \"infinity\" (leave the key out for no disk budget)"
-                        ));
+                        bad("`disk_max` must be a size, not \"infinity\" (leave the key out for no disk budget)".to_string());
                         continue;
                     }
                     Some(s) if s.bytes == Some(0) && name != "memory_swap_max" => {
