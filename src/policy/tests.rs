@@ -63,7 +63,7 @@ read = ["nobody", "jellyfin:x"]
             "policy.toml:9:11: `migrate` must be \"shift\", \"reown\" or \"auto\", not \"move\"",
             "policy.toml:12:9: data path /srv/paper/jelly of stack `jellyfin` is inside /srv/paper, the data of stack `paperless`",
             "policy.toml:13:7: uid 850 is pinned for both `jellyfin` and `paperless`",
-            "policy.toml:14:1: unknown key `bogus` in [stacks.jellyfin]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command, reaches",
+            "policy.toml:14:1: unknown key `bogus` in [stacks.jellyfin]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command, reaches, limits",
             "policy.toml:17:9: share `media` names stack `nobody`, which the policy does not define",
             "policy.toml:17:19: \"jellyfin:x\": expected `stack` or `stack:container_uid` with a numeric uid",
         ]
