@@ -185,7 +185,7 @@ fn a_broken_policy_exits_2_with_every_problem_and_changes_nothing() {
         stderr(&a),
         format!(
             "isolate: {p}:3:9: \"srv/immich\" is a relative path; data and share paths must be absolute\n\
-             isolate: {p}:4:1: unknown key `size` in [stacks.immich]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command, reaches\n\
+             isolate: {p}:4:1: unknown key `size` in [stacks.immich]; expected one of: data, migrate, uid, subid_start, outside_hardlinks, closed, compose, project, env_files, images, service, compose_command, reaches, limits\n\
              isolate: {p}:5:9: stack name `Bad` gives user name \"stk-Bad\", which is not a valid user name (lower-case letters, digits, `_`, `-`; 32 bytes at most)\n"
         )
     );
