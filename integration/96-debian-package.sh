@@ -1,6 +1,6 @@
 # Issue 13: the Debian package installs on Debian 12 and ships what an admin expects: the tool
 # in /usr/sbin, its man pages, a bash completion that offers commands and stack names, the
-# audit units (disabled), and journal records that carry the stack as a field.
+# audit and usage units (disabled), the Grafana dashboard, and journal records that carry the stack as a field.
 step "build the package (scripts/package-deb) and install it with dpkg -i"
 deb=$("$SUITE/../scripts/package-deb" | tail -n 1)
 [ -f "$deb" ] || fail "scripts/package-deb made no .deb"
@@ -92,6 +92,20 @@ for line in open(sys.argv[1]):
 EOF
 }
 assert_eq "$(printf 'db\nweb')" "$(journal_stacks "$mark" | sort -u)" "ISOLATE_STACK of the audit's records"
+grep -q '^isolate_usage_' "$CT_ROOT$prom" && fail "the hourly audit wrote the slices' families (--skip usage)"
+
+step "the usage units (every minute, disabled) write their own file; the dashboard is installed"
+assert_eq disabled "$(in_ct systemctl is-enabled isolate-usage.timer || true)" "isolate-usage.timer enabled?"
+assert_eq 1min "$(system_unit_prop isolate-usage.timer TimersMonotonic | grep -o 'OnUnitActiveUSec=[^ ;]*' | cut -d= -f2)" \
+  "isolate-usage.timer interval"
+in_ct systemctl start isolate-usage.service
+assert_eq success "$(system_unit_prop isolate-usage.service Result)" "isolate-usage.service Result"
+usage_prom=/var/lib/prometheus/node-exporter/isolate-usage.prom
+grep -q '^isolate_usage_last_read_timestamp_seconds ' "$CT_ROOT$usage_prom" ||
+  fail "isolate-usage.service wrote no $usage_prom"
+grep -q '^isolate_audit_' "$CT_ROOT$usage_prom" && fail "$usage_prom holds the audit's families"
+python3 -m json.tool "$CT_ROOT/usr/share/isolate/grafana/isolate.json" >/dev/null ||
+  fail "no valid dashboard at /usr/share/isolate/grafana/isolate.json"
 
 step "journal records of isolate status, run as a unit, carry ISOLATE_STACK"
 mark=$(journal_mark)

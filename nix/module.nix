@@ -156,6 +156,20 @@ in
         description = "The metrics file; point node-exporter's textfile collector at its directory.";
       };
     };
+
+    usage = {
+      enable = mkEnableOption "the isolate-usage timer (each stack's slice: memory, CPU, tasks, OOM kills; no data walk)";
+      interval = mkOption {
+        type = types.str;
+        default = "1min";
+        description = "Time between two reads of the slices (systemd time span).";
+      };
+      output = mkOption {
+        type = absolutePath;
+        default = "/var/lib/prometheus-node-exporter-text-files/isolate-usage.prom";
+        description = "The usage metrics file, beside the audit's (the audit then leaves these families out).";
+      };
+    };
   };
 
   config = mkIf cfg.enable {
@@ -164,7 +178,9 @@ in
     environment.systemPackages = [ cfg.package ];
     environment.etc."isolate/policy.toml".text = cfg.policyText;
 
-    systemd.tmpfiles.rules = mkIf cfg.audit.enable [ "d ${dirOf cfg.audit.output} 0755 root root -" ];
+    systemd.tmpfiles.rules =
+      lib.optional cfg.audit.enable "d ${dirOf cfg.audit.output} 0755 root root -"
+      ++ lib.optional cfg.usage.enable "d ${dirOf cfg.usage.output} 0755 root root -";
 
     systemd.services.isolate-audit = mkIf cfg.audit.enable {
       description = "Audit isolate's stacks into a Prometheus text file";
@@ -182,7 +198,8 @@ in
         Type = "oneshot";
         # Exit 1 only means "findings": the metrics were written.
         SuccessExitStatus = 1;
-        ExecStart = "${cfg.package}/bin/isolate audit --format prometheus --output ${cfg.audit.output}";
+        # With the usage timer on, the slices' families come from its own file only.
+        ExecStart = "${cfg.package}/bin/isolate audit ${lib.optionalString cfg.usage.enable "--skip usage "}--format prometheus --output ${cfg.audit.output}";
         Nice = 10;
         IOSchedulingClass = "idle";
         ProtectSystem = "strict";
@@ -232,6 +249,32 @@ in
         ExecStart = lib.concatStringsSep " " (
           [ "${cfg.package}/bin/isolate apply" ] ++ map (s: "--stack ${lib.escapeShellArg s}") cfg.apply.stacks
         );
+      };
+    };
+
+    systemd.services.isolate-usage = mkIf cfg.usage.enable {
+      description = "Read isolate's stacks' resource use into a Prometheus text file";
+      documentation = [ "man:isolate(8)" ];
+      restartTriggers = [ cfg.policyText ];
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "${cfg.package}/bin/isolate audit --only usage --format prometheus --output ${cfg.usage.output}";
+        ProtectSystem = "strict";
+        ReadWritePaths = [ (dirOf cfg.usage.output) ];
+        ProtectHome = "read-only";
+        PrivateTmp = true;
+        PrivateNetwork = true;
+        NoNewPrivileges = true;
+      };
+    };
+
+    systemd.timers.isolate-usage = mkIf cfg.usage.enable {
+      description = "Read isolate's stacks' resource use every ${cfg.usage.interval}";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = "1min";
+        OnUnitActiveSec = cfg.usage.interval;
+        AccuracySec = "5s";
       };
     };
 

@@ -19,6 +19,7 @@ rustPlatform.buildRustPackage {
       ../crates
       ../examples
       ../policies
+      ../contrib/grafana
     ];
   };
   cargoLock.lockFile = ../Cargo.lock;
@@ -38,6 +39,7 @@ rustPlatform.buildRustPackage {
       --zsh generated/completions/_isolate \
       --fish generated/completions/isolate.fish
     install -Dm644 policies/homelab.toml $out/share/doc/isolate/examples/homelab.toml
+    install -Dm644 contrib/grafana/isolate.json $out/share/isolate/grafana/isolate.json
   '';
 
   meta = {

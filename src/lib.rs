@@ -32,4 +32,5 @@ pub mod render;
 pub mod stacks;
 pub mod state;
 pub mod status;
+pub mod usage;
 pub use isolate_walk as walk;

@@ -43,6 +43,8 @@ pub struct StackStatus {
     pub grants: Vec<crate::isolation::status::GrantStatus>,
     /// Env files, volumes and service handed to the stack; what the legacy user left behind.
     pub handoff: Vec<String>,
+    /// The slice's cgroup files (memory, CPU, tasks, OOM kills); None before apply.
+    pub usage: Option<crate::usage::cgroup::SliceUsage>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -133,6 +135,7 @@ pub fn gather(
             closed,
             grants,
             handoff,
+            usage: applied.then(|| crate::usage::cgroup::read(root, a.uid)),
         });
     }
     Ok(Status {

@@ -240,6 +240,38 @@ fn prepare() -> (tempfile::TempDir, Mounted) {
     // A share without the ACL entries its grants give: a can only read, not write.
     dir(&media, 0, 0, 0o755);
     file(&media.join("movie"), 801, 801, 0o644);
+    // a's podman store under its home (images and layers in its ids), and a's slice as a
+    // cgroup v2 host shows it; b has neither (no store yet, no process running).
+    let store = r.join("var/lib/isolate/home/stk-a/.local/share/containers/storage");
+    for d in [
+        "var/lib/isolate/home/stk-a",
+        "var/lib/isolate/home/stk-a/.local",
+    ] {
+        dir(&r.join(d), 801, 801, 0o700);
+    }
+    dir(&store, 801, 801, 0o700);
+    dir(&store.join("overlay"), 801, 801, 0o700);
+    fs::write(store.join("overlay/layer"), vec![0u8; 1000]).unwrap();
+    std::os::unix::fs::lchown(store.join("overlay/layer"), Some(200_000), Some(200_000)).unwrap();
+    let cgroup = r.join("sys/fs/cgroup");
+    fs::create_dir_all(cgroup.join("user.slice/user-801.slice")).unwrap();
+    fs::write(cgroup.join("cgroup.controllers"), "cpu io memory pids\n").unwrap();
+    for (name, text) in [
+        ("memory.current", "52428800\n"),
+        ("memory.max", "max\n"),
+        (
+            "memory.events",
+            "low 0\nhigh 0\nmax 0\noom 1\noom_kill 1\noom_group_kill 0\n",
+        ),
+        (
+            "cpu.stat",
+            "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n",
+        ),
+        ("pids.current", "9\n"),
+        ("pids.max", "4915\n"),
+    ] {
+        fs::write(cgroup.join("user.slice/user-801.slice").join(name), text).unwrap();
+    }
     let mnt = a.join("mnt");
     fs::create_dir(&mnt).unwrap();
     sh("mount", &["-t", "tmpfs", "none", mnt.to_str().unwrap()]);
@@ -251,6 +283,9 @@ fn redacted(report: &isolate::audit::model::Report, root: &Path) -> String {
     let mut v = serde_json::to_value(report).unwrap();
     v["completed_at"] = 0.into();
     v["duration_seconds"] = 0.into();
+    if let Some(u) = v.get_mut("usage") {
+        u["read_at"] = 0.into();
+    }
     let text = serde_json::to_string_pretty(&v).unwrap() + "\n";
     text.replace(root.to_str().unwrap(), "ROOT")
 }
@@ -432,4 +467,109 @@ fn the_cli_writes_every_format_changes_nothing_and_exits_by_severity() {
         .stderr("isolate: --format prometheus is only for `isolate audit`\n");
 
     assert_eq!(before, listing(root), "the audit changed something");
+}
+
+/// Disk per stack comes from the walk's owner rows (a file counts for the stack whose mapping
+/// holds its uid, wherever it lies) and from a walk of the stack's podman store; the slice's
+/// cgroup files are read for recorded stacks, and a stack without a slice is unavailable.
+#[test]
+fn usage_per_stack_from_the_walk_the_store_and_the_slice() {
+    use isolate::usage::disk::Tree;
+    let (t, _mnt) = prepare();
+    let root = t.path();
+    let policy = isolate::policy::Policy::load(&root.join("policy.toml")).unwrap();
+    let accounts = isolate::host::accounts::Accounts::read(root).unwrap();
+    let layout = isolate::layout::Root::new(root);
+    let state = isolate::state::State::read(&layout).unwrap();
+    let isolation = isolate::isolation::record::Record::read(&layout).unwrap();
+    let host = run::Host {
+        root: &layout,
+        accounts: &accounts,
+        state: &state,
+        isolation: &isolation,
+        live: &FakeLive,
+    };
+    let report = run::audit(&RealSys::new(), &policy, &host, &[]).unwrap();
+    let disk: Vec<(String, Tree, u64, u64)> = report
+        .disk
+        .iter()
+        .map(|d| (d.stack.clone(), d.tree, d.inodes, d.bytes))
+        .collect();
+    assert_eq!(
+        disk,
+        vec![
+            // /srv/a itself and its seven files of 4 bytes in a's ids.
+            ("a".into(), Tree::Data, 8, 28),
+            ("a".into(), Tree::Share, 1, 4),
+            // storage, overlay and the 1000-byte layer.
+            ("a".into(), Tree::Store, 3, 1000),
+            // /srv/b and `from-b`, a file in b's ids inside a's data.
+            ("b".into(), Tree::Data, 2, 4),
+        ]
+    );
+    let usage = report.usage.expect("read by default");
+    let a = &usage.stacks[0];
+    assert_eq!((a.stack.as_str(), a.uid), ("a", 801));
+    assert_eq!(a.slice.memory_bytes, Some(52_428_800));
+    assert_eq!(a.slice.cpu_usage_usec, Some(1_500_000));
+    assert_eq!(a.slice.tasks, Some(9));
+    assert_eq!(a.slice.oom_kills, Some(1));
+    let b = &usage.stacks[1];
+    assert!(b.slice.unavailable.is_some());
+    assert_eq!(b.slice.memory_bytes, None);
+}
+
+/// `--only usage` reads the slices and nothing else (no walk, no finding, exit 0 although the
+/// host has error findings); `--skip usage` leaves them out, so the two outputs share no family.
+#[test]
+fn only_usage_reads_the_slices_alone_and_skip_usage_leaves_them_out() {
+    let (t, _mnt) = prepare();
+    let root = t.path();
+    let only = isolate(root, &["--only", "usage", "--format", "prometheus"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let only = String::from_utf8(only).unwrap();
+    assert!(
+        only.contains("isolate_stack_memory_bytes{stack=\"a\"} 52428800\n"),
+        "{only}"
+    );
+    assert!(only.contains("isolate_stack_cgroup_available{stack=\"b\"} 0\n"));
+    assert!(!only.contains("isolate_audit_"), "{only}");
+    assert!(!only.contains("isolate_stack_disk"), "{only}");
+    let skip = isolate(root, &["--skip", "usage", "--format", "prometheus"])
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let skip = String::from_utf8(skip).unwrap();
+    assert!(skip.contains("isolate_stack_disk_bytes{stack=\"a\",tree=\"store\"} 1000\n"));
+    let families = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let both: Vec<_> = families(&only)
+        .intersection(&families(&skip))
+        .cloned()
+        .collect();
+    assert!(both.is_empty(), "families in both files: {both:?}");
+
+    let text = isolate(root, &["--only", "usage"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("unavailable"), "{text}");
+    let json = isolate(root, &["--only", "usage", "--format", "json"])
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["stacks"][0]["memory_bytes"], 52_428_800);
+    assert_eq!(doc["stacks"][1]["memory_bytes"], serde_json::Value::Null);
 }

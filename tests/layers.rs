@@ -39,6 +39,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "quadlet",
             "quota",
             "limits",
+            "usage",
         ],
     ),
     (

@@ -167,9 +167,20 @@ fn module_writes_the_example_policy() {
     );
     assert_eq!(
         got["auditExecStart"],
-        "/nix/store/00000000000000000000000000000000-isolate/bin/isolate audit --format prometheus \
-         --output /var/lib/prometheus-node-exporter-text-files/isolate.prom"
+        "/nix/store/00000000000000000000000000000000-isolate/bin/isolate audit --skip usage \
+         --format prometheus --output /var/lib/prometheus-node-exporter-text-files/isolate.prom",
+        "with the usage timer on, the audit leaves the slices to it"
     );
+    assert_eq!(
+        got["usageExecStart"],
+        "/nix/store/00000000000000000000000000000000-isolate/bin/isolate audit --only usage \
+         --format prometheus --output /var/lib/prometheus-node-exporter-text-files/isolate-usage.prom"
+    );
+    assert_eq!(
+        got["usageTimer"]["wantedBy"],
+        serde_json::json!(["timers.target"])
+    );
+    assert_eq!(got["usageTimer"]["timerConfig"]["OnUnitActiveSec"], "1min");
     assert_eq!(
         got["timer"]["wantedBy"],
         serde_json::json!(["timers.target"])
@@ -231,6 +242,7 @@ fn package_installs_man_pages_and_completions() {
         "--bash generated/completions/isolate.bash",
         "--zsh generated/completions/_isolate",
         "--fish generated/completions/isolate.fish",
+        "install -Dm644 contrib/grafana/isolate.json $out/share/isolate/grafana/isolate.json",
     ] {
         assert!(post.contains(line), "postInstall lacks `{line}`:\n{post}");
     }

@@ -46,6 +46,11 @@ in
     inherit (config.systemd.timers.isolate-audit) wantedBy timerConfig;
     text = evaluated.summary.units.system."isolate-audit.timer" or null;
   };
+  usageExecStart = config.systemd.services.isolate-usage.serviceConfig.ExecStart;
+  usageTimer = {
+    inherit (config.systemd.timers.isolate-usage) wantedBy timerConfig;
+    text = evaluated.summary.units.system."isolate-usage.timer" or null;
+  };
   tmpfiles = config.systemd.tmpfiles.rules;
   # services.isolate.apply: the unit text NixOS installs, how it is enabled, and the other
   # units it is ordered after, as NixOS renders them (null when absent).

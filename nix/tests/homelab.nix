@@ -4,6 +4,7 @@
   services.isolate = {
     enable = true;
     audit.enable = true;
+    usage.enable = true;
     policy = {
       user_prefix = "stk-";
       shared_group = "stk-shared";

@@ -306,6 +306,11 @@ pub struct Report {
     /// The policy's `reaches` paths and whether each answers (src/reach/audit.rs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reaches: Vec<crate::reach::audit::ReachCheck>,
+    /// Disk per stack and tree (data, share, store), attributed through the mappings.
+    pub disk: Vec<crate::usage::disk::StackDisk>,
+    /// Every recorded stack's slice (cgroup files); None with `--skip usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 impl Report {
@@ -336,6 +341,8 @@ mod tests {
             matrix: vec![],
             findings: vec![],
             reaches: vec![],
+            disk: vec![],
+            usage: None,
         };
         assert!(
             !r.fails(Severity::Info),

@@ -205,6 +205,21 @@ pub struct AuditArgs {
     /// Exit 1 when a finding of this severity or worse exists.
     #[arg(long, value_enum, default_value_t = FailOn::Error, value_name = "SEVERITY")]
     pub fail_on: FailOn,
+    /// Only this part: `usage` reads each recorded stack's slice (cgroup files) and nothing
+    /// else — no walk, no finding, cheap enough for a timer every minute.
+    #[arg(long, value_enum, value_name = "PART", conflicts_with = "skip")]
+    pub only: Option<AuditPart>,
+    /// Leave this part out: `usage` leaves the slices to a separate `--only usage` run, so
+    /// two textfiles never carry the same family.
+    #[arg(long, value_enum, value_name = "PART")]
+    pub skip: Option<AuditPart>,
+}
+
+/// The parts of `audit` one can run alone or leave out.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditPart {
+    /// Each stack's slice: memory, CPU, tasks, OOM kills, I/O (cgroup v2).
+    Usage,
 }
 
 /// `audit --fail-on` levels.

@@ -3,7 +3,7 @@
 mod args;
 pub mod generate;
 
-pub use args::{AuditArgs, Cli, Command, ExportTarget, FailOn, Selection};
+pub use args::{AuditArgs, AuditPart, Cli, Command, ExportTarget, FailOn, Selection};
 
 use crate::accounts::check;
 use crate::apply::{self, Backends, Walker};
@@ -472,6 +472,20 @@ fn audit(
     use crate::audit::model::Severity;
     use crate::audit::run;
     let policy = Policy::load(policy_file)?;
+    if args.only == Some(AuditPart::Usage) {
+        let usage = run::slices_only(root, &policy, &args.stacks)?;
+        let text = match format {
+            Format::Text => render::usage_text::render(&usage),
+            Format::Json => serde_json::to_string_pretty(&usage).expect("serialisable") + "\n",
+            Format::Prometheus => {
+                let mut out = String::new();
+                render::prometheus_usage::usage(&usage, &mut out);
+                out
+            }
+        };
+        emit(args.output.as_deref(), &text)?;
+        return Ok(EXIT_OK);
+    }
     let state = State::read(root)?;
     let accounts = Accounts::read(root)?;
     let isolation = crate::isolation::record::Record::read(root)?;
@@ -507,21 +521,16 @@ fn audit(
         any_reach.then(crate::reach::plan::podman_major).flatten(),
     );
     report.reaches = crate::reach::audit::check(root, &policy, &state, &net, net_kind, &selected);
+    if args.skip == Some(AuditPart::Usage) {
+        report.usage = None;
+    }
     crate::audit::records::record_audit(&report);
     let text = match format {
         Format::Text => render::audit_text::render(&report),
         Format::Json => serde_json::to_string_pretty(&report).expect("serialisable") + "\n",
         Format::Prometheus => render::prometheus::render(&report),
     };
-    match &args.output {
-        Some(file) => crate::host::files::write_atomic(file, text.as_bytes(), 0o644)?,
-        None => {
-            use std::io::Write;
-            std::io::stdout()
-                .write_all(text.as_bytes())
-                .map_err(|e| Error::io("writing the output", e))?
-        }
-    }
+    emit(args.output.as_deref(), &text)?;
     let fail_on = match args.fail_on {
         FailOn::Info => Severity::Info,
         FailOn::Warning => Severity::Warning,
@@ -532,6 +541,19 @@ fn audit(
     } else {
         EXIT_OK
     })
+}
+
+/// Writes `text` to `output` atomically, or to stdout.
+fn emit(output: Option<&std::path::Path>, text: &str) -> Result<()> {
+    match output {
+        Some(file) => crate::host::files::write_atomic(file, text.as_bytes(), 0o644),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .map_err(|e| Error::io("writing the output", e))
+        }
+    }
 }
 
 /// The policy when its file exists: rollback and map work from the state file alone, but a

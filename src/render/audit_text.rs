@@ -28,7 +28,7 @@ fn owner_text(o: &Owner) -> String {
     }
 }
 
-fn bytes(n: u64) -> String {
+pub(super) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;
@@ -151,6 +151,18 @@ pub fn render(report: &Report) -> String {
                 safe(&c.stack),
                 safe(&c.reach),
                 safe(&c.detail)
+            );
+        }
+    }
+    super::usage_text::disk(&mut out, &report.disk);
+    if let Some(u) = &report.usage {
+        let _ = writeln!(out, "\nUSAGE (each stack's slice, cgroup v2)");
+        for s in &u.stacks {
+            let _ = writeln!(
+                out,
+                "  {:<16} {}",
+                safe(&s.stack),
+                super::usage_text::slice_line(&s.slice)
             );
         }
     }

@@ -5,7 +5,9 @@ pub mod audit_text;
 pub mod plan_json;
 pub mod plan_preview;
 pub mod prometheus;
+pub mod prometheus_usage;
 pub mod text;
+pub mod usage_text;
 
 use serde::Serialize;
 use std::io::Write;

@@ -12,7 +12,7 @@ fn label_value(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{k}=\"{}\"", label_value(v)))
@@ -21,17 +21,23 @@ fn labels(pairs: &[(&str, &str)]) -> String {
 }
 
 /// One metric family: HELP and TYPE once, then its samples.
-struct Family<'a> {
+pub(super) struct Family<'a> {
     out: &'a mut String,
 }
 
 impl<'a> Family<'a> {
-    fn gauge(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+    pub(super) fn gauge(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        Family::typed(out, name, help, "gauge")
+    }
+    pub(super) fn counter(out: &'a mut String, name: &str, help: &str) -> Family<'a> {
+        Family::typed(out, name, help, "counter")
+    }
+    fn typed(out: &'a mut String, name: &str, help: &str, kind: &str) -> Family<'a> {
         let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
         Family { out }
     }
-    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+    pub(super) fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
         let _ = writeln!(self.out, "{name}{labels} {value}");
     }
 }
@@ -146,6 +152,10 @@ pub fn render(report: &Report) -> String {
             f.sample(metric, &l, v.level());
         }
     }
+    super::prometheus_usage::disk(&report.disk, &mut out);
+    if let Some(u) = &report.usage {
+        super::prometheus_usage::usage(u, &mut out);
+    }
     let worst = report.worst().map_or(-1, |s: Severity| s as i64);
     Family::gauge(
         &mut out,
@@ -251,6 +261,8 @@ pub(crate) mod tests {
                 },
             ],
             reaches: vec![],
+            disk: crate::render::prometheus_usage::tests::sample_disk(),
+            usage: Some(crate::render::prometheus_usage::tests::sample_usage()),
         }
     }
 
@@ -278,6 +290,11 @@ pub(crate) mod tests {
     /// lints the output: a real parser, not our own reading of the format.
     #[test]
     fn promtool_accepts_the_output() {
+        promtool_check(&render(&sample_report()));
+    }
+
+    /// Runs `promtool check metrics` on `text` and fails the test on any complaint.
+    pub(crate) fn promtool_check(text: &str) {
         use std::io::Write as _;
         use std::process::{Command, Stdio};
         let mut child = Command::new("promtool")
@@ -291,7 +308,7 @@ pub(crate) mod tests {
             .stdin
             .take()
             .unwrap()
-            .write_all(render(&sample_report()).as_bytes())
+            .write_all(text.as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(

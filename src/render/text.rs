@@ -195,6 +195,9 @@ impl Render for Status {
             for h in &s.handoff {
                 writeln!(out, "  {h}")?;
             }
+            if let Some(u) = &s.usage {
+                writeln!(out, "  {}", super::usage_text::slice_line(u))?;
+            }
         }
         Ok(())
     }

@@ -24,9 +24,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 mod findings;
 mod live;
 mod units;
+mod usage;
 use findings::{closed_findings, matrix, share_findings, subid_findings};
 use live::liveness_findings;
 pub use live::{LiveCheck, Liveness, SessionCheck};
+pub use usage::slices_only;
 
 /// What the audit reads of the host.
 pub struct Host<'a> {
@@ -454,10 +456,11 @@ pub fn audit(
     let infos = stack_infos(policy, host, &selected);
     let audited = audited_paths(policy, host.state, &book, stacks, &selected);
     let mut findings = Vec::new();
-    let paths = audited
+    let paths: Vec<PathReport> = audited
         .iter()
         .map(|a| walk_path(sys, host, &book, a, &mut findings))
         .collect();
+    let disk = usage::disk_usage(sys, host, &infos, &paths, &mut findings);
     findings.extend(subid_findings(host.accounts));
     findings.extend(liveness_findings(policy, host, &infos));
     findings.extend(units::undoing_findings(policy, host, &infos));
@@ -482,6 +485,7 @@ pub fn audit(
             &b.path,
         ))
     });
+    let usage = usage::slices(host.root, &infos);
     let completed_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -495,6 +499,8 @@ pub fn audit(
         matrix,
         findings,
         reaches: Vec::new(),
+        usage: Some(usage),
+        disk,
     })
 }
 
