@@ -28,7 +28,7 @@ migrate = "reown"
 TOML
 
 step "apply a (memory_max 64M) and b; each runs a sleeping container"
-isolate_ok apply
+apply_until_up stk-a stk-b
 for s in a b; do
   assert_stack_running "stk-$s"
   import_busybox "stk-$s"
@@ -37,7 +37,7 @@ done
 
 step "a's container allocating 200M is OOM-killed (memory.events oom_kill moves)"
 as_user stk-a podman run --rm --network none localhost/busybox \
-  sh -c 'head -c 200M /dev/zero | tail | wc -c' || true
+  sh -c 'head -c 209715200 /dev/zero | tail | wc -c' || true
 oom=$(cgroup_key "$(user_slice_dir stk-a)/memory.events" oom_kill)
 [ "$oom" -ge 1 ] || fail "no OOM kill in a's slice"
 for s in a b; do as_user "stk-$s" systemctl --user stop podman.service podman.socket 2>/dev/null || true; done

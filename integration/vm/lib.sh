@@ -26,3 +26,19 @@ setup_rootless_user() {
   wait_for 30 test -S "/run/user/$uid/bus" || fail "user manager of $user did not come up"
   import_busybox "$user"
 }
+
+# apply_until_up: `isolate apply`, once more after the user managers are up when the first run
+# timed out waiting for them. Under emulation (TCG, on a loaded machine) a user manager can take
+# longer to start than the 30 s apply waits, and a daemon-reload longer than its D-Bus call;
+# apply is resumable, so the second run goes on where the first stopped.
+apply_until_up() {
+  run_isolate apply
+  [ "$ISO_RC" != 0 ] || return 0
+  grep -q 'timed out' "$ISO_OUT" "$ISO_ERR" || fail "isolate apply exited $ISO_RC"
+  step "apply timed out (emulated VM): waiting for the user managers, then apply again"
+  local user
+  for user in "$@"; do
+    wait_for 300 systemctl is-active "user@$(uid_of "$user").service" || fail "user@ of $user never came up"
+  done
+  isolate_ok apply
+}

@@ -90,7 +90,7 @@ fn apply_writes_the_dropin_reloads_once_and_a_second_run_has_nothing_to_do() {
     assert_eq!(
         texts(&planned),
         [format!(
-            "+ limits of stack immich: write {DROPIN}, daemon-reload (user-70001.slice keeps running)\n    + CPUWeight=50\n    + MemoryMax=4G\n    + TasksMax=512"
+            "+ limits of stack immich: write {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup takes them when the slice starts again)\n    + CPUWeight=50\n    + MemoryMax=4G\n    + TasksMax=512"
         )]
     );
     let fake = FakeSystemd::default();
@@ -131,7 +131,7 @@ fn the_plan_shows_changed_added_and_removed_lines_and_removing_every_key_removes
     assert_eq!(
         texts(&planned2),
         [format!(
-            "~ limits of stack immich: rewrite {DROPIN}, daemon-reload (user-70001.slice keeps running)\n    + CPUQuota=150%\n    MemoryMax=4G -> MemoryMax=2G\n    - TasksMax=512"
+            "~ limits of stack immich: rewrite {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup takes them when the slice starts again)\n    + CPUQuota=150%\n    MemoryMax=4G -> MemoryMax=2G\n    - TasksMax=512"
         )]
     );
     apply::run(&root, &planned2.steps[0], Some(&fake)).unwrap();
@@ -146,7 +146,7 @@ fn the_plan_shows_changed_added_and_removed_lines_and_removing_every_key_removes
     assert_eq!(
         texts(&planned3),
         [format!(
-            "- limits of stack immich: remove {DROPIN}, daemon-reload (user-70001.slice keeps running, unlimited)\n    - CPUQuota=150%\n    - MemoryMax=2G"
+            "- limits of stack immich: remove {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup keeps the old values until the slice starts again)\n    - CPUQuota=150%\n    - MemoryMax=2G"
         )]
     );
     assert_eq!(
