@@ -42,7 +42,7 @@ fn plan_carries_the_limits_and_apply_writes_them_and_reloads_the_system_manager(
     assert_eq!(
         lines(&planned),
         [
-            "+ limits of stack immich: write /etc/systemd/system/user-70000.slice.d/50-isolate.conf, daemon-reload (user-70000.slice keeps running; its cgroup takes them when the slice starts again)\n    + MemoryMax=64M\n    + TasksMax=32",
+            "+ limits of stack immich: write /etc/systemd/system/user-70000.slice.d/50-isolate.conf, daemon-reload (user-70000.slice keeps running)\n    + MemoryMax=64M\n    + TasksMax=32",
             "! limits of stack immich: this host runs cgroup v1 (no /sys/fs/cgroup/cgroup.controllers): memory_max of user-70000.slice may not act; they are written anyway and act on the unified hierarchy (cgroup v2)",
         ]
     );
@@ -70,7 +70,12 @@ fn plan_carries_the_limits_and_apply_writes_them_and_reloads_the_system_manager(
     assert_eq!(report.steps[0].outcome, Outcome::Done);
     assert_eq!(
         *fake.systemd.calls.lock().unwrap(),
-        [SystemdCall::DaemonReloadSystem]
+        [
+            SystemdCall::DaemonReloadSystem,
+            SystemdCall::ApplySliceNow {
+                slice: "user-70000.slice".into()
+            }
+        ]
     );
     let written = std::fs::read_to_string(root.at(Path::new(
         "/etc/systemd/system/user-70000.slice.d/50-isolate.conf",

@@ -1,7 +1,7 @@
 //! Writing and removing a stack's slice drop-in: the precondition re-checked (the same text is
 //! "already present"; a file isolate did not write is left alone and refused), the file written
-//! atomically under the root, then the system manager's daemon-reload so the running slice gets
-//! the settings without restarting anything. `rollback` is the undo of `rollback --stack`.
+//! atomically under the root, then the system manager's daemon-reload and the settings put on
+//! the running slice's cgroup (which a reload alone does not do), restarting nothing. `rollback` is the undo of `rollback --stack`.
 use super::dropin;
 use super::error::LimitsError;
 use super::observe::read_optional;
@@ -31,6 +31,7 @@ pub fn run(root: &Root, step: &LimitsStep, systemd: Option<&dyn SystemdPort>) ->
     }
     if let Some(systemd) = systemd {
         systemd.daemon_reload_system()?;
+        systemd.apply_slice_now(&dropin::slice(step.uid))?;
     }
     Ok(Outcome::Done)
 }
@@ -74,6 +75,7 @@ pub fn rollback(
             remove(&on_host)?;
             if let Some(systemd) = systemd {
                 systemd.daemon_reload_system()?;
+                systemd.apply_slice_now(&dropin::slice(record.allocation.uid))?;
             }
             Ok(vec![format!(
                 "limits of stack {stack}: removed {}",

@@ -13,6 +13,11 @@ pub fn dir(uid: u32) -> PathBuf {
 }
 
 /// `/etc/systemd/system/user-UID.slice.d/50-isolate.conf`.
+/// The slice every process of the stack user runs below.
+pub fn slice(uid: u32) -> String {
+    format!("user-{uid}.slice")
+}
+
 pub fn path(uid: u32) -> PathBuf {
     dir(uid).join("50-isolate.conf")
 }

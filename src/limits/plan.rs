@@ -49,17 +49,17 @@ impl fmt::Display for LimitsStep {
         match &self.text {
             None => write!(
                 f,
-                "- limits of stack {}: remove {path}, daemon-reload ({slice} keeps running; its cgroup keeps the old values until the slice starts again)",
+                "- limits of stack {}: remove {path}, daemon-reload ({slice} keeps running, unlimited)",
                 self.stack
             )?,
             Some(_) if self.diff.iter().all(|c| matches!(c, LineChange::Add { .. })) => write!(
                 f,
-                "+ limits of stack {}: write {path}, daemon-reload ({slice} keeps running; its cgroup takes them when the slice starts again)",
+                "+ limits of stack {}: write {path}, daemon-reload ({slice} keeps running)",
                 self.stack
             )?,
             Some(_) => write!(
                 f,
-                "~ limits of stack {}: rewrite {path}, daemon-reload ({slice} keeps running; its cgroup takes them when the slice starts again)",
+                "~ limits of stack {}: rewrite {path}, daemon-reload ({slice} keeps running)",
                 self.stack
             )?,
         }

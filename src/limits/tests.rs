@@ -73,8 +73,18 @@ fn texts(p: &Planned<LimitsStep>) -> Vec<String> {
         .collect()
 }
 
+/// The daemon-reloads made; each must be followed by the settings put on the running slice
+/// (a reload alone leaves a running slice's cgroup as it was).
 fn reloads(fake: &FakeSystemd) -> usize {
     let calls = fake.calls.lock().unwrap();
+    for (i, call) in calls.iter().enumerate() {
+        if *call == SystemdCall::DaemonReloadSystem {
+            assert!(
+                matches!(calls.get(i + 1), Some(SystemdCall::ApplySliceNow { .. })),
+                "a daemon-reload not followed by ApplySliceNow: {calls:?}"
+            );
+        }
+    }
     calls
         .iter()
         .filter(|c| **c == SystemdCall::DaemonReloadSystem)
@@ -90,7 +100,7 @@ fn apply_writes_the_dropin_reloads_once_and_a_second_run_has_nothing_to_do() {
     assert_eq!(
         texts(&planned),
         [format!(
-            "+ limits of stack immich: write {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup takes them when the slice starts again)\n    + CPUWeight=50\n    + MemoryMax=4G\n    + TasksMax=512"
+            "+ limits of stack immich: write {DROPIN}, daemon-reload (user-70001.slice keeps running)\n    + CPUWeight=50\n    + MemoryMax=4G\n    + TasksMax=512"
         )]
     );
     let fake = FakeSystemd::default();
@@ -131,7 +141,7 @@ fn the_plan_shows_changed_added_and_removed_lines_and_removing_every_key_removes
     assert_eq!(
         texts(&planned2),
         [format!(
-            "~ limits of stack immich: rewrite {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup takes them when the slice starts again)\n    + CPUQuota=150%\n    MemoryMax=4G -> MemoryMax=2G\n    - TasksMax=512"
+            "~ limits of stack immich: rewrite {DROPIN}, daemon-reload (user-70001.slice keeps running)\n    + CPUQuota=150%\n    MemoryMax=4G -> MemoryMax=2G\n    - TasksMax=512"
         )]
     );
     apply::run(&root, &planned2.steps[0], Some(&fake)).unwrap();
@@ -146,7 +156,7 @@ fn the_plan_shows_changed_added_and_removed_lines_and_removing_every_key_removes
     assert_eq!(
         texts(&planned3),
         [format!(
-            "- limits of stack immich: remove {DROPIN}, daemon-reload (user-70001.slice keeps running; its cgroup keeps the old values until the slice starts again)\n    - CPUQuota=150%\n    - MemoryMax=2G"
+            "- limits of stack immich: remove {DROPIN}, daemon-reload (user-70001.slice keeps running, unlimited)\n    - CPUQuota=150%\n    - MemoryMax=2G"
         )]
     );
     assert_eq!(

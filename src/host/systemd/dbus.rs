@@ -240,6 +240,73 @@ impl DbusSystemd {
         })
     }
 
+    /// Puts a slice unit's resource settings on its running cgroup. A daemon-reload changes the
+    /// unit but not the cgroup of a slice that already runs (seen with systemd 257: memory.max
+    /// kept its old value until the slice started again); a runtime SetUnitProperties does.
+    /// So: the settings the unit now has are read and set again at runtime (the same values),
+    /// then the runtime drop-ins that call wrote below /run/systemd/system.control are removed
+    /// (only those it made) and the manager reloads, so the unit goes on taking its settings
+    /// from /etc alone.
+    pub fn apply_slice_now(&self, slice: &str) -> Result<()> {
+        let path = self.system_bus_socket();
+        let failed = |what: &str, e| {
+            dbus(
+                format!("system manager on {}: {what} {slice}", path.display()),
+                e,
+            )
+        };
+        let control = self
+            .root
+            .at(&std::path::Path::new("/run/systemd/system.control").join(format!("{slice}.d")));
+        let before = control_files(&control);
+        zbus::block_on(async {
+            let conn = self.system_bus().await?;
+            let manager = manager_proxy(&conn)
+                .await
+                .map_err(|e| failed("proxy for", e))?;
+            let unit = within(self.call_timeout, manager.load_unit(slice.to_string()))
+                .await
+                .map_err(|e| failed("LoadUnit", e))?;
+            let props = systemd1::SliceProxy::builder(&conn)
+                .path(unit)
+                .cache_properties(CacheProperties::No)
+                .build()
+                .await
+                .map_err(|e| failed("proxy for", e))?;
+            let mut settings = Vec::new();
+            for (name, value) in [
+                ("MemoryMax", props.memory_max().await),
+                ("MemoryHigh", props.memory_high().await),
+                ("MemorySwapMax", props.memory_swap_max().await),
+                ("CPUWeight", props.cpu_weight().await),
+                ("CPUQuotaPerSecUSec", props.cpu_quota_per_sec_u_sec().await),
+                ("TasksMax", props.tasks_max().await),
+                ("IOWeight", props.io_weight().await),
+            ] {
+                let value = value.map_err(|e| failed(&format!("read {name} of"), e))?;
+                settings.push((name.to_string(), zbus::OwnedVariant::from(value)));
+            }
+            within(
+                self.call_timeout,
+                manager.set_unit_properties(slice.to_string(), true, settings),
+            )
+            .await
+            .map_err(|e| failed("SetUnitProperties", e))?;
+            let mut removed = false;
+            for file in control_files(&control).difference(&before) {
+                let _ = std::fs::remove_file(control.join(file));
+                removed = true;
+            }
+            if removed {
+                let _ = std::fs::remove_dir(&control);
+                within(self.call_timeout, manager.reload())
+                    .await
+                    .map_err(|e| failed("Reload after", e))?;
+            }
+            Ok(())
+        })
+    }
+
     /// Waits until `user@UID.service` is active and its private socket accepts a connection.
     pub fn wait_user_manager(&self, uid: u32, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
@@ -576,4 +643,11 @@ mod tests {
                 .linger
         );
     }
+}
+
+/// The names of the runtime drop-ins in `dir` (none when it does not exist).
+fn control_files(dir: &std::path::Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
 }

@@ -30,6 +30,10 @@ pub enum SystemdCall {
     },
     /// The system manager's daemon-reload.
     DaemonReloadSystem,
+    /// A slice's settings put on its running cgroup.
+    ApplySliceNow {
+        slice: String,
+    },
 }
 
 impl SystemdCall {
@@ -138,5 +142,10 @@ impl SystemdPort for FakeSystemd {
     }
     fn daemon_reload_system(&self) -> Result<()> {
         self.record(SystemdCall::DaemonReloadSystem)
+    }
+    fn apply_slice_now(&self, slice: &str) -> Result<()> {
+        self.record(SystemdCall::ApplySliceNow {
+            slice: slice.into(),
+        })
     }
 }

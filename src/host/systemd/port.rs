@@ -31,6 +31,9 @@ pub trait SystemdPort {
     /// The system manager's daemon-reload: drop-ins below /etc/systemd/system (a stack slice's
     /// limits) take effect on the running units.
     fn daemon_reload_system(&self) -> Result<()>;
+    /// Puts `slice`'s settings (as the unit now has them) on its running cgroup, which a
+    /// daemon-reload alone does not; leaves no runtime drop-in of its own behind.
+    fn apply_slice_now(&self, slice: &str) -> Result<()>;
     /// The last `n` lines of `unit`'s journal, for an error that says why a wait failed
     /// (empty when none can be read; fakes have none).
     fn journal_tail(&self, _unit: &JournalUnit, _n: usize) -> Vec<String> {
@@ -67,6 +70,9 @@ impl SystemdPort for DbusSystemd {
     }
     fn daemon_reload_system(&self) -> Result<()> {
         DbusSystemd::daemon_reload_system(self)
+    }
+    fn apply_slice_now(&self, slice: &str) -> Result<()> {
+        DbusSystemd::apply_slice_now(self, slice)
     }
     fn journal_tail(&self, unit: &JournalUnit, n: usize) -> Vec<String> {
         use crate::host::journal::JournalTail;
