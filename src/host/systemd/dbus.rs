@@ -574,6 +574,13 @@ impl FailedFor {
     }
 }
 
+/// The names of the runtime drop-ins in `dir` (none when it does not exist).
+fn control_files(dir: &std::path::Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -643,11 +650,4 @@ mod tests {
                 .linger
         );
     }
-}
-
-/// The names of the runtime drop-ins in `dir` (none when it does not exist).
-fn control_files(dir: &std::path::Path) -> std::collections::BTreeSet<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default()
 }
