@@ -225,8 +225,8 @@ impl DbusSystemd {
     }
 
     /// The system manager's Reload (`systemctl daemon-reload`): unit files and drop-ins below
-    /// /etc/systemd/system are read again, and a slice's changed settings reach the running
-    /// slice (its processes keep running). The reply comes once the reload is done.
+    /// /etc/systemd/system are read again. A running slice's cgroup keeps its values (see
+    /// [`Self::apply_slice_now`]). The reply comes once the reload is done.
     pub fn daemon_reload_system(&self) -> Result<()> {
         let path = self.system_bus_socket();
         let failed =
@@ -292,12 +292,19 @@ impl DbusSystemd {
             )
             .await
             .map_err(|e| failed("SetUnitProperties", e))?;
-            let mut removed = false;
-            for file in control_files(&control).difference(&before) {
-                let _ = std::fs::remove_file(control.join(file));
-                removed = true;
+            // A runtime drop-in left here would outrank /etc: a later limit there would not act.
+            let made: Vec<_> = control_files(&control)
+                .difference(&before)
+                .cloned()
+                .collect();
+            for file in &made {
+                let file = control.join(file);
+                std::fs::remove_file(&file).map_err(|e| {
+                    Error::io(format!("remove the runtime drop-in {}", file.display()), e)
+                })?;
             }
-            if removed {
+            if !made.is_empty() {
+                // Someone else's runtime drop-in beside them keeps the directory.
                 let _ = std::fs::remove_dir(&control);
                 within(self.call_timeout, manager.reload())
                     .await

@@ -29,7 +29,7 @@ pub trait SystemdPort {
     /// StopUnit, waits until inactive or failed, DisableUnitFiles, daemon-reload.
     fn stop_and_disable_user_unit(&self, uid: u32, unit: &str, timeout: Duration) -> Result<()>;
     /// The system manager's daemon-reload: drop-ins below /etc/systemd/system (a stack slice's
-    /// limits) take effect on the running units.
+    /// limits) are read again; a running slice's cgroup needs [`Self::apply_slice_now`] too.
     fn daemon_reload_system(&self) -> Result<()>;
     /// Puts `slice`'s settings (as the unit now has them) on its running cgroup, which a
     /// daemon-reload alone does not; leaves no runtime drop-in of its own behind.
