@@ -12,7 +12,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${ISOLATE_IT_CACHE:-/var/cache/isolate-it}
-version=v3
+version=v4
 log() { printf 'vm-image: %s\n' "$*" >&2; }
 
 rootfs=$("$repo/scripts/build-rootfs" trixie | tail -n 1)
