@@ -233,6 +233,20 @@ pub struct Journalled {
     pub afters: Vec<State>,
 }
 
+impl Journalled {
+    /// Whether `cur` is a state isolate left: one of its afters, or one a kill leaves
+    /// between the writes of one change (access ACL, then default ACL, then the mode's
+    /// special bits), where each part is that of a journalled state.
+    pub fn left_by_isolate(&self, cur: &State) -> bool {
+        let states = || std::iter::once(&self.before).chain(&self.afters);
+        self.afters.contains(cur)
+            || (states().any(|s| s.access == cur.access)
+                && states().any(|s| s.default == cur.default)
+                && states().any(|s| s.perm & 0o7000 == cur.perm & 0o7000)
+                && states().any(|s| s.perm & 0o777 == cur.perm & 0o777))
+    }
+}
+
 /// What a rollback makes of an inode now as `cur`: with a journal entry and still as isolate
 /// left it, exactly the state before (mask, entries, top bits); changed since by someone
 /// else, isolate's entries out and the rest as found (the second value says so); without
@@ -250,7 +264,7 @@ pub fn undo(
     if *cur == j.before {
         return (cur.clone(), false);
     }
-    if j.afters.contains(cur) {
+    if j.left_by_isolate(cur) {
         return (j.before.clone(), false);
     }
     let back = ShareRule {
@@ -501,5 +515,36 @@ mod tests {
             ..after
         };
         assert_eq!(writes(&cleared, &before).chmod, Some(0o2755));
+    }
+
+    #[test]
+    fn a_directory_cut_between_its_acl_writes_is_still_isolates() {
+        let r = rule(&[(A, Access::Write)]);
+        let dir = Inode {
+            perm: 0o755,
+            gid: 1000,
+            is_dir: true,
+            top: false,
+            access: None,
+            default: None,
+        };
+        let before = State::of(&dir);
+        let after = target(&r, &dir, &before);
+        assert!(after.default.is_some() && after.access != before.access);
+        let j = Journalled {
+            before: before.clone(),
+            afters: vec![after.clone()],
+        };
+        // The access ACL written, the default not yet (a kill between the two calls).
+        let half = State {
+            default: before.default.clone(),
+            ..after.clone()
+        };
+        assert_eq!(undo(&r, &dir, &half, Some(&j)), (before.clone(), false));
+        // A part nobody journalled is someone else's change.
+        let mut theirs = half.clone();
+        theirs.access.users.insert(4242, R);
+        theirs.access.recompute_mask();
+        assert!(undo(&r, &dir, &theirs, Some(&j)).1);
     }
 }

@@ -29,7 +29,8 @@ pub struct Call {
 pub struct RecordingSys {
     inner: RealSys,
     pub calls: Mutex<Vec<Call>>,
-    failures: Mutex<Vec<(Op, String, Errno)>>,
+    /// (call, entry name, detail it must carry if any, errno).
+    failures: Mutex<Vec<(Op, String, Option<String>, Errno)>>,
     fake_fs_type: Option<i64>,
     /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
     /// recorded and failed by the name of what was pinned.
@@ -101,7 +102,17 @@ impl RecordingSys {
         self.failures
             .lock()
             .unwrap()
-            .push((op, name.to_string(), errno));
+            .push((op, name.to_string(), None, errno));
+        self
+    }
+
+    /// Makes `op` on `name` fail with `errno` only when its detail is `detail` (the xattr
+    /// name, the mode or the owner), e.g. the default ACL's write after the access ACL's.
+    pub fn fail_with_detail(self, op: Op, name: &str, detail: &str, errno: Errno) -> Self {
+        self.failures
+            .lock()
+            .unwrap()
+            .push((op, name.to_string(), Some(detail.to_string()), errno));
         self
     }
 
@@ -121,8 +132,8 @@ impl RecordingSys {
             .lock()
             .unwrap()
             .iter()
-            .find(|(o, n, _)| *o == op && *n == name)
-            .map(|(_, _, e)| *e);
+            .find(|(o, n, d, _)| *o == op && *n == name && d.as_ref().is_none_or(|d| *d == detail))
+            .map(|(_, _, _, e)| *e);
         self.calls.lock().unwrap().push(Call { op, name, detail });
         match injected {
             Some(e) => Err(e),
