@@ -24,13 +24,15 @@ pub struct Call {
     pub detail: String,
 }
 
+/// A failure to inject: (call, entry name, the detail it must carry if any, errno).
+type Injected = (Op, String, Option<String>, Errno);
+
 /// The real kernel with a log of mutating calls, failures injected by entry name, and an
 /// optional fake filesystem type (to test the NFS/FUSE refusals without mounting one).
 pub struct RecordingSys {
     inner: RealSys,
     pub calls: Mutex<Vec<Call>>,
-    /// (call, entry name, detail it must carry if any, errno).
-    failures: Mutex<Vec<(Op, String, Option<String>, Errno)>>,
+    failures: Mutex<Vec<Injected>>,
     fake_fs_type: Option<i64>,
     /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
     /// recorded and failed by the name of what was pinned.
