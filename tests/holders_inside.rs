@@ -234,3 +234,50 @@ fn closing_data_migrated_earlier_is_refused_while_a_legacy_process_is_inside() {
     expect_code(&h.run(&["apply", "--no-systemd"]), 0);
     expect_code(&h.run(&["plan", "--no-systemd"]), 0);
 }
+
+const CHROOT_CHILD: &str = "ISOLATE_TEST_CHROOT_CHILD";
+
+/// Not a test on its own: a process whose root directory is the directory in CHROOT_CHILD
+/// (its working directory stays `/` of the host, outside the data), running as alice.
+#[test]
+#[ignore = "a child process body: its parent test runs it with --ignored --exact"]
+fn chrooted_child() {
+    let dir = std::env::var(CHROOT_CHILD).expect("run by its parent test");
+    let dir = std::ffi::CString::new(dir).unwrap();
+    // SAFETY: plain syscalls with a valid C string and integers.
+    unsafe {
+        assert_eq!(libc::chroot(dir.as_ptr()), 0);
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setgid(1000), 0);
+        assert_eq!(libc::setuid(1000), 0);
+    }
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn a_legacy_process_whose_root_directory_is_inside_the_data_is_refused() {
+    let h = host();
+    let inner = h.root().join("srv/app/d1");
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["chrooted_child", "--exact", "--ignored", "--test-threads=1"])
+        .env(CHROOT_CHILD, &inner)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let chrooted = Running(child);
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", chrooted.pid())).unwrap();
+    let comm = comm.trim_end().to_string();
+    // Settled once every thread of it runs as alice with its root moved.
+    settled(chrooted.pid(), &comm, || {
+        std::fs::read_link(format!("/proc/{}/root", chrooted.pid()))
+            .is_ok_and(|r| r == inner)
+            && std::fs::read_to_string(format!("/proc/{}/status", chrooted.pid()))
+                .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t1000\t")))
+    });
+    refused_naming(&h, &[(chrooted.pid(), &comm, "root directory")]);
+    drop(chrooted);
+    expect_code(&h.run(&["apply", "--no-systemd"]), 0);
+}
