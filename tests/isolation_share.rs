@@ -316,3 +316,25 @@ fn share_grants_never_widen_a_host_users_entry_on_tmpfs() {
     never_widened_and_rolled_back_exactly(&s);
     sh(&format!("umount '{}'", s.root.path().join("srv").display()));
 }
+
+/// A share walk changes a regular file's ACL through a read-only descriptor of the file
+/// itself, not an `O_PATH` pin (whose xattr reads and writes each go through a
+/// `/proc/self/fd` path walk: four times the kernel work of the call); only the directories
+/// (the top, photos, photos/2024) and the symlink (looked at, never changed) are pinned.
+/// The ACLs come out as through pins.
+#[test]
+fn a_share_walk_opens_regular_files_instead_of_pinning_them() {
+    let through_pins = Share::new();
+    through_pins.apply(GRANTS);
+    let s = Share::new();
+    let sys = RecordingSys::new();
+    let done = apply::share(&Root::new(s.root.path()), &sys, &RealAclProbe, &s.step(GRANTS))
+        .unwrap();
+    assert_eq!((done.inodes, done.changed, done.raced), (8, 7, 0));
+    assert_eq!(sys.pins(), 4, "only the three directories and the symlink are pinned");
+    assert_eq!(sys.opened_files(), 4, "the four regular files are opened");
+    for f in ["probe", "photos/p1", "photos/2024/p2", "tool"] {
+        let acl = |root: &std::path::Path| sh(&format!("getfacl -c -n -P '{}'", root.join(f).display()));
+        assert_eq!(acl(&s.path()), acl(&through_pins.path()), "{f}");
+    }
+}

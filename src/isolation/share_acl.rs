@@ -143,6 +143,8 @@ fn write(
 impl InodeAction for ShareAcl<'_> {
     type Plan = SharePlan;
     type Tally = ShareTally;
+    /// Every change is ACL reads and writes: through an opened file they are plain syscalls.
+    const OPENS_FILES: bool = true;
 
     fn written_ahead(&self, plan: &SharePlan) -> bool {
         matches!(plan, SharePlan::Journalled(_))

@@ -91,25 +91,50 @@ fn sized(r: isize) -> Result<usize, Errno> {
     }
 }
 
-/// The xattr calls on a descriptor itself (an O_PATH pin, which the *xattrat syscalls
-/// refuse with EBADF): through its `/proc/self/fd/N` magic link, which the following
-/// variants resolve to exactly the pinned inode, never by path lookup.
+/// The xattr calls on a descriptor itself: directly (f*xattr) on a file opened for real
+/// (`open_file`); on an O_PATH pin, which those and the *xattrat syscalls refuse with EBADF,
+/// through its `/proc/self/fd/N` magic link, which the following variants resolve to
+/// exactly the pinned inode, never by path lookup.
 mod pinned_xattr {
     use super::*;
 
     pub fn list(fd: BorrowedFd<'_>, buf: *mut u8, len: usize) -> Result<usize, Errno> {
+        // SAFETY: buffer of the given length.
+        match sized(unsafe { libc::flistxattr(fd.as_raw_fd(), buf.cast(), len) }) {
+            Err(Errno::BADF) => {}
+            direct => return direct,
+        }
         let path = proc_path(fd, c"");
         // SAFETY: NUL-terminated path, buffer of the given length.
         sized(unsafe { libc::listxattr(path.as_ptr(), buf.cast(), len) })
     }
 
     pub fn get(fd: BorrowedFd<'_>, attr: &CStr, buf: *mut u8, len: usize) -> Result<usize, Errno> {
+        // SAFETY: NUL-terminated name, buffer of the given length.
+        match sized(unsafe { libc::fgetxattr(fd.as_raw_fd(), attr.as_ptr(), buf.cast(), len) }) {
+            Err(Errno::BADF) => {}
+            direct => return direct,
+        }
         let path = proc_path(fd, c"");
         // SAFETY: NUL-terminated strings, buffer of the given length.
         sized(unsafe { libc::getxattr(path.as_ptr(), attr.as_ptr(), buf.cast(), len) })
     }
 
     pub fn set(fd: BorrowedFd<'_>, attr: &CStr, value: &[u8]) -> Result<(), Errno> {
+        // SAFETY: NUL-terminated name, value of the given length.
+        let direct = unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                attr.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        match sized(direct as isize) {
+            Err(Errno::BADF) => {}
+            direct => return direct.map(drop),
+        }
         let path = proc_path(fd, c"");
         // SAFETY: NUL-terminated strings, value of the given length.
         let r = unsafe {
@@ -464,6 +489,20 @@ impl WalkSys for RealSys {
             dir,
             name,
             OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    fn open_file(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        // One component relative to a trusted directory, as for a pin.
+        rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY
+                | OFlags::NOFOLLOW
+                | OFlags::NONBLOCK
+                | OFlags::NOCTTY
+                | OFlags::CLOEXEC,
             Mode::empty(),
         )
     }

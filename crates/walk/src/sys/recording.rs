@@ -39,7 +39,9 @@ pub struct RecordingSys {
     pins: Mutex<std::collections::HashMap<i32, String>>,
     /// Descriptors pinned so far (each is closed again: one pin, one close).
     pinned: std::sync::atomic::AtomicU64,
-    /// Runs just before each entry is pinned: tests swap the entry here.
+    /// Regular files opened for a change (`open_file`; not counted as pins).
+    opened: std::sync::atomic::AtomicU64,
+    /// Runs just before each entry is pinned or opened: tests swap the entry here.
     #[allow(clippy::type_complexity)]
     before_pin: Option<Box<dyn Fn(BorrowedFd<'_>, &CStr) + Send + Sync>>,
     /// Runs right after each chown that succeeded, with the entry's name (tests stop the
@@ -63,6 +65,7 @@ impl RecordingSys {
             fake_fs_type: None,
             pins: Mutex::new(std::collections::HashMap::new()),
             pinned: Default::default(),
+            opened: Default::default(),
             before_pin: None,
             after_chown: None,
         }
@@ -123,6 +126,11 @@ impl RecordingSys {
         self.pinned.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How many regular files the walk opened for a change (and closed again).
+    pub fn opened_files(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
@@ -179,6 +187,17 @@ impl WalkSys for RecordingSys {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pinned = self.name_of(dir, name).to_string_lossy().into_owned();
         self.pins.lock().unwrap().insert(fd.as_raw_fd(), pinned);
+        Ok(fd)
+    }
+    fn open_file(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+        if let Some(hook) = &self.before_pin {
+            hook(dir, name);
+        }
+        let fd = self.inner.open_file(dir, name)?;
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let opened = self.name_of(dir, name).to_string_lossy().into_owned();
+        self.pins.lock().unwrap().insert(fd.as_raw_fd(), opened);
         Ok(fd)
     }
     fn mkdir(&self, dir: BorrowedFd<'_>, name: &CStr, perm: u32) -> Result<(), Errno> {

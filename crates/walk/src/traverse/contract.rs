@@ -33,8 +33,9 @@ impl Entry<'_> {
 }
 
 /// The inode a change goes to, as `fd` and `name` (what every syscall of the change takes).
-/// On the pinned path `fd` is an `O_PATH` descriptor whose fstat equalled the planned
-/// [`Entry::stat`] and `name` is empty. In a locked tree (nobody but root can reach it, so a
+/// On the pinned path `fd` is an `O_PATH` descriptor (or, for [`InodeAction::OPENS_FILES`],
+/// a regular file opened read-only) whose fstat equalled the planned [`Entry::stat`] and
+/// `name` is empty. In a locked tree (nobody but root can reach it, so a
 /// name keeps naming the inode it was stat'ed as) `fd` is the entry's directory and `name`
 /// its name: no pin.
 pub struct Pinned<'a> {
@@ -130,6 +131,11 @@ pub trait InodeAction: Sync {
     /// reads its stat through the pin (what it plans is what it changes); the others stat
     /// by name.
     const CHANGES: bool = !Self::READ_ONLY;
+    /// On the pinned path, whether a regular file is opened read-only for real
+    /// ([`WalkSys::open_file`]) instead of pinned `O_PATH`: for actions whose changes are
+    /// xattr reads and writes (shares' ACLs), which cost a `/proc/self/fd` path walk each
+    /// through a pin and a plain syscall through an opened file.
+    const OPENS_FILES: bool = false;
     /// Whether `plan` must be seen by `before_apply` (written ahead) before it is applied:
     /// such plans wait for the end of the batch and are pinned and checked again then;
     /// the others are applied through the pin right after they are planned.

@@ -151,8 +151,8 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let count = range.len() as u64;
         let mut planned = Vec::with_capacity(range.len());
         let mut subdirs = Vec::new();
-        for name in range.map(|i| names.get(i)) {
-            let (stat, pin) = match self.stat_entry(dir, name) {
+        for (name, listed) in range.map(|i| (names.get(i), names.listed(i))) {
+            let (stat, pin) = match self.stat_entry(dir, name, listed) {
                 Ok(found) => found,
                 Err((op, errno)) => {
                     counts.outcome(
@@ -244,6 +244,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         &self,
         dir: BorrowedFd<'_>,
         name: &CStr,
+        listed: FileType,
     ) -> Result<(Stat, Option<OwnedFd>), (&'static str, Errno)> {
         if !A::CHANGES || self.by_name {
             return self
@@ -252,12 +253,22 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 .map(|stat| (stat, None))
                 .map_err(|errno| ("stat", errno));
         }
-        let fd = self.sys.pin(dir, name).map_err(|errno| ("open", errno))?;
+        let fd = self.pin(dir, name, listed).map_err(|errno| ("open", errno))?;
         let stat = self
             .sys
             .stat(fd.as_fd(), c"")
             .map_err(|errno| ("stat", errno))?;
         Ok((stat, Some(fd)))
+    }
+
+    /// Pins one entry: a regular file (as listed) opened for real if the action asks for it
+    /// (`OPENS_FILES`), anything else `O_PATH`.
+    fn pin(&self, dir: BorrowedFd<'_>, name: &CStr, listed: FileType) -> Result<OwnedFd, Errno> {
+        if A::OPENS_FILES && listed == FileType::RegularFile {
+            self.sys.open_file(dir, name)
+        } else {
+            self.sys.pin(dir, name)
+        }
     }
 
     /// Applies one plan to its pinned inode and counts the outcome.
@@ -313,7 +324,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 self.apply_one(&target, plan, counts, tally);
                 continue;
             }
-            let pinned = match self.sys.pin(entry.dir, entry.name) {
+            let pinned = match self.pin(entry.dir, entry.name, entry.stat.file_type()) {
                 Ok(fd) => fd,
                 Err(errno) => {
                     counts.outcome(self.root_path, Failure::new("open", entry, errno));
@@ -386,7 +397,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let mut names = Names::default();
         if let Err(errno) = self
             .sys
-            .read_dir(fd.as_fd(), &mut |name, _| names.push(name))
+            .read_dir(fd.as_fd(), &mut |name, listed| names.push(name, listed))
         {
             let mut counts = Counts::default();
             counts.outcome(
