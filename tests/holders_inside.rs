@@ -272,8 +272,7 @@ fn a_legacy_process_whose_root_directory_is_inside_the_data_is_refused() {
     let comm = comm.trim_end().to_string();
     // Settled once every thread of it runs as alice with its root moved.
     settled(chrooted.pid(), &comm, || {
-        std::fs::read_link(format!("/proc/{}/root", chrooted.pid()))
-            .is_ok_and(|r| r == inner)
+        std::fs::read_link(format!("/proc/{}/root", chrooted.pid())).is_ok_and(|r| r == inner)
             && std::fs::read_to_string(format!("/proc/{}/status", chrooted.pid()))
                 .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:\t1000\t")))
     });

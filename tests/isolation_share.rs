@@ -328,13 +328,23 @@ fn a_share_walk_opens_regular_files_instead_of_pinning_them() {
     through_pins.apply(GRANTS);
     let s = Share::new();
     let sys = RecordingSys::new();
-    let done = apply::share(&Root::new(s.root.path()), &sys, &RealAclProbe, &s.step(GRANTS))
-        .unwrap();
+    let done = apply::share(
+        &Root::new(s.root.path()),
+        &sys,
+        &RealAclProbe,
+        &s.step(GRANTS),
+    )
+    .unwrap();
     assert_eq!((done.inodes, done.changed, done.raced), (8, 7, 0));
-    assert_eq!(sys.pins(), 4, "only the three directories and the symlink are pinned");
+    assert_eq!(
+        sys.pins(),
+        4,
+        "only the three directories and the symlink are pinned"
+    );
     assert_eq!(sys.opened_files(), 4, "the four regular files are opened");
     for f in ["probe", "photos/p1", "photos/2024/p2", "tool"] {
-        let acl = |root: &std::path::Path| sh(&format!("getfacl -c -n -P '{}'", root.join(f).display()));
+        let acl =
+            |root: &std::path::Path| sh(&format!("getfacl -c -n -P '{}'", root.join(f).display()));
         assert_eq!(acl(&s.path()), acl(&through_pins.path()), "{f}");
     }
 }

@@ -28,7 +28,11 @@ impl Attrs {
         if entry.stat.is_symlink() {
             return Ok(Attrs::default());
         }
-        Attrs::read_at(sys, entry.dir, entry.name).map_err(|(op, e)| Failure::new(op, entry, e))
+        let (fd, name) = match entry.opened {
+            Some(opened) => (opened, c""),
+            None => (entry.dir, entry.name),
+        };
+        Attrs::read_at(sys, fd, name).map_err(|(op, e)| Failure::new(op, entry, e))
     }
 
     /// Reads them from `dir`/`name` (an empty name: `dir` itself, e.g. a pin).

@@ -22,6 +22,9 @@ pub struct Entry<'a> {
     /// Relative path of `dir` (empty for the data path and its direct entries).
     pub parent: &'a Path,
     pub stat: Stat,
+    /// The inode itself, opened for real ([`InodeAction::OPENS_FILES`]) with `stat` its
+    /// fstat: reads through it are of exactly this inode, and cheaper than by name.
+    pub opened: Option<BorrowedFd<'a>>,
 }
 
 impl Entry<'_> {

@@ -10,11 +10,12 @@ mod census;
 mod contract;
 mod counts;
 mod names;
+mod run;
 
 use super::links::{link_hash, LinkSeen, LinkTable};
 use super::sys::{Stat, WalkSys};
 use crate::error::Error;
-use census::{census, Census, CensusSays, LinkStamp};
+use census::{Census, CensusSays, LinkStamp};
 use contract::rel_join;
 pub use contract::{
     failure_error, is_race, Entry, Failure, InodeAction, Pinned, Samples, Tally, SAMPLES,
@@ -35,6 +36,17 @@ use std::sync::{Arc, Mutex};
 const BATCH: usize = 256;
 /// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// An entry without its opened descriptor, to be pinned again when applied.
+fn unopened<'a>(dir: BorrowedFd<'a>, name: &'a CStr, parent: &'a Path, stat: Stat) -> Entry<'a> {
+    Entry {
+        dir,
+        name,
+        parent,
+        stat,
+        opened: None,
+    }
+}
 
 struct Walk<'w, A: InodeAction> {
     sys: &'w dyn WalkSys,
@@ -197,14 +209,21 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             if stat.file_type() == FileType::RegularFile {
                 counts.bytes += stat.size;
             }
+            let opened = pin
+                .as_ref()
+                .filter(|_| A::OPENS_FILES && listed == FileType::RegularFile);
             let entry = Entry {
                 dir,
                 name,
                 parent: rel,
                 stat,
+                opened: opened.map(|fd| fd.as_fd()),
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
-                Ok(Some(plan)) if self.action.written_ahead(&plan) => planned.push((entry, plan)),
+                Ok(Some(plan)) if self.action.written_ahead(&plan) => {
+                    // Pinned again when applied: this descriptor is closed by then.
+                    planned.push((unopened(dir, name, rel, stat), plan))
+                }
                 Ok(Some(plan)) => match &pin {
                     Some(fd) => {
                         let target = Pinned {
@@ -222,7 +241,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         };
                         self.apply_one(&target, plan, &mut counts, &mut tally);
                     }
-                    None => planned.push((entry, plan)),
+                    None => planned.push((unopened(dir, name, rel, stat), plan)),
                 },
                 Ok(None) => {}
                 Err(f) => counts.outcome(self.root_path, f),
@@ -253,7 +272,9 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 .map(|stat| (stat, None))
                 .map_err(|errno| ("stat", errno));
         }
-        let fd = self.pin(dir, name, listed).map_err(|errno| ("open", errno))?;
+        let fd = self
+            .pin(dir, name, listed)
+            .map_err(|errno| ("open", errno))?;
         let stat = self
             .sys
             .stat(fd.as_fd(), c"")
@@ -367,6 +388,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             name: c"",
             parent: Path::new(""),
             stat: root,
+            opened: None,
         };
         match self.action.plan(self.sys, &entry, &mut tally) {
             Ok(Some(plan)) => {
@@ -471,7 +493,7 @@ pub fn walk<A: InodeAction>(
     action: &A,
     progress: Option<&ProgressBar>,
 ) -> Result<Walked<A::Tally>, Error> {
-    run(sys, root_path, root_fd, action, progress, None)
+    run::run(sys, root_path, root_fd, action, progress, None)
 }
 
 /// Called once everything below the locked top was walked (or the walk stopped), with the
@@ -489,110 +511,5 @@ pub fn walk_locked<A: InodeAction>(
     progress: Option<&ProgressBar>,
     unlock: Unlock<'_>,
 ) -> Result<Walked<A::Tally>, Error> {
-    run(sys, root_path, root_fd, action, progress, Some(unlock))
-}
-
-fn stat_root(sys: &dyn WalkSys, root_path: &Path, root_fd: BorrowedFd<'_>) -> Result<Stat, Error> {
-    sys.stat(root_fd, c"").map_err(|errno| {
-        failure_error(
-            root_path,
-            &Failure {
-                op: "stat",
-                rel: PathBuf::new(),
-                errno,
-            },
-        )
-    })
-}
-
-fn run<A: InodeAction>(
-    sys: &dyn WalkSys,
-    root_path: &Path,
-    root_fd: OwnedFd,
-    action: &A,
-    progress: Option<&ProgressBar>,
-    mut unlock: Option<Unlock<'_>>,
-) -> Result<Walked<A::Tally>, Error> {
-    let root = stat_root(sys, root_path, root_fd.as_fd())?;
-    let per_name = sys
-        .fs_type(root_fd.as_fd())
-        .is_ok_and(|t| t == OVERLAYFS_SUPER_MAGIC);
-    let census = if per_name && A::CHANGES {
-        // Its own open file description: a dup would share the directory offset.
-        let again = sys.open_subdir(root_fd.as_fd(), c".").map_err(|errno| {
-            failure_error(
-                root_path,
-                &Failure {
-                    op: "open",
-                    rel: PathBuf::new(),
-                    errno,
-                },
-            )
-        })?;
-        Some(census(sys, root_path, again)?)
-    } else {
-        None
-    };
-    let mut walk = Walk {
-        sys,
-        action,
-        root_path,
-        root,
-        by_name: unlock.is_some() && A::CHANGES,
-        per_name,
-        census,
-        links: LinkTable::default(),
-        changed_links: Mutex::new(HashSet::new()),
-        own_stamps: Mutex::new(HashSet::new()),
-        counts: Mutex::new(Counts::default()),
-        tally: Mutex::new(A::Tally::default()),
-        abort: AtomicBool::new(false),
-        first_error: Mutex::new(None),
-        progress,
-    };
-    let root_fd = Arc::new(root_fd);
-    if unlock.is_none() {
-        walk.top(root_fd.as_fd(), root)?;
-    }
-    rayon::scope(|scope| walk.directory(scope, Arc::clone(&root_fd), root.ino, PathBuf::new()));
-    if let Some(unlock) = unlock.as_mut() {
-        // The top last, as unlocking left it: the walk of it is by its own descriptor.
-        unlock(root_fd.as_fd())?;
-        walk.by_name = false;
-        let now = stat_root(sys, root_path, root_fd.as_fd())?;
-        if walk
-            .first_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_none()
-        {
-            walk.top(root_fd.as_fd(), now)?;
-        }
-    }
-    if let Some(error) = walk
-        .first_error
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-    {
-        return Err(error);
-    }
-    let mut counts = walk.counts.into_inner().unwrap_or_else(|e| e.into_inner());
-    // What is still counting links has links the walk did not find: never handed over
-    // (but to a read-only action, which saw and counted them at their first link).
-    let (mut open, mut samples) = walk.links.into_open();
-    if let Some(census) = walk.census {
-        open += census.outside.len() as u64;
-        samples.extend(census.samples);
-        samples.sort();
-    }
-    if !A::READ_ONLY {
-        counts.inodes += open;
-    }
-    counts.outside_links.count += open;
-    counts.outside_links.samples = samples.into_iter().take(SAMPLES).collect();
-    counts.mounts_skipped.sort();
-    Ok(Walked {
-        counts,
-        tally: walk.tally.into_inner().unwrap_or_else(|e| e.into_inner()),
-    })
+    run::run(sys, root_path, root_fd, action, progress, Some(unlock))
 }
