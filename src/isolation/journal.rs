@@ -201,9 +201,15 @@ pub fn read(path: &Path) -> io::Result<Entries> {
     Ok(entries)
 }
 
-/// An open journal lines are appended to, synced before `append` returns.
+/// An open journal lines are appended to, synced before `append` returns. Appends of
+/// several walk threads share a sync (group commit): one that finds its lines already
+/// covered by a sync that began after they were written does not sync again.
 pub struct Writer {
-    file: Mutex<File>,
+    /// The file and how many appends were written to it.
+    file: Mutex<(File, u64)>,
+    /// The same file, synced without holding `file`, and how many appends the last
+    /// finished sync covers.
+    synced: Mutex<(File, u64)>,
 }
 
 impl Writer {
@@ -237,8 +243,10 @@ impl Writer {
                 File::open(dir)?.sync_all()?;
             }
         }
+        let again = file.try_clone()?;
         Ok(Writer {
-            file: Mutex::new(file),
+            file: Mutex::new((file, 0)),
+            synced: Mutex::new((again, 0)),
         })
     }
 
@@ -248,9 +256,21 @@ impl Writer {
             return Ok(());
         }
         let text: String = lines.iter().map(Line::encode).collect();
-        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
-        file.write_all(text.as_bytes())?;
-        file.sync_data()
+        let mine = {
+            let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+            file.0.write_all(text.as_bytes())?;
+            file.1 += 1;
+            file.1
+        };
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        if synced.1 >= mine {
+            return Ok(());
+        }
+        // Every append counted by now was written before this sync begins.
+        let written = self.file.lock().unwrap_or_else(|e| e.into_inner()).1;
+        synced.0.sync_data()?;
+        synced.1 = written;
+        Ok(())
     }
 }
 

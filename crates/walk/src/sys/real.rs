@@ -285,14 +285,16 @@ impl WalkSys for RealSys {
     }
 
     fn list_xattrs(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<Vec<u8>, Errno> {
-        // Most inodes have no attributes: the first call asks only for the size (the kernel
-        // then neither allocates nor copies); a buffer is made only when there is a list.
+        // One call for most inodes: none or a few short attributes (an ACL, a capability)
+        // fit the buffer on the stack; a longer list asks for its size, then reads it.
+        let mut first = [0u8; 256];
         let mut buf: Vec<u8> = Vec::new();
+        let mut sized_once = false;
         loop {
-            let (ptr, len) = if buf.is_empty() {
-                (std::ptr::null_mut(), 0)
-            } else {
-                (buf.as_mut_ptr(), buf.len())
+            let (ptr, len) = match (sized_once, buf.is_empty()) {
+                (false, _) => (first.as_mut_ptr(), first.len()),
+                (true, true) => (std::ptr::null_mut(), 0),
+                (true, false) => (buf.as_mut_ptr(), buf.len()),
             };
             let got = if name.is_empty() {
                 pinned_xattr::list(dir, ptr, len)
@@ -331,12 +333,15 @@ impl WalkSys for RealSys {
             };
             match got {
                 Ok(0) => return Ok(Vec::new()),
+                Ok(n) if !sized_once => return Ok(first[..n].to_vec()),
                 // A size answer: make room (plus some, in case a name is added meanwhile).
                 Ok(n) if len == 0 => buf.resize(n + 64, 0),
                 Ok(n) => {
                     buf.truncate(n);
                     return Ok(buf);
                 }
+                // Longer than the stack buffer: ask for the size.
+                Err(Errno::RANGE) if !sized_once => sized_once = true,
                 // The list grew between the calls.
                 Err(Errno::RANGE) if len < 1 << 20 => buf.resize(len * 2, 0),
                 Err(Errno::OPNOTSUPP) => return Ok(Vec::new()),

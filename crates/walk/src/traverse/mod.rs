@@ -37,6 +37,15 @@ const BATCH: usize = 256;
 /// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
+/// Pins a batch keeps open from their plans to their journalled changes; the others are
+/// pinned again after the journal is synced. Per thread, well under the usual limit of
+/// 1024 open files.
+const KEPT_PINS: usize = 16;
+
+/// A written-ahead plan waiting for the journal: the entry, its plan, and its pin if kept
+/// (checked by fstat again when applied, as a new pin would be).
+type Planned<'a, A> = (Entry<'a>, <A as InodeAction>::Plan, Option<OwnedFd>);
+
 /// An entry without its opened descriptor, to be pinned again when applied.
 fn unopened<'a>(dir: BorrowedFd<'a>, name: &'a CStr, parent: &'a Path, stat: Stat) -> Entry<'a> {
     Entry {
@@ -163,6 +172,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         let count = range.len() as u64;
         let mut planned = Vec::with_capacity(range.len());
         let mut subdirs = Vec::new();
+        let mut kept_pins = 0;
         for (name, listed) in range.map(|i| (names.get(i), names.listed(i))) {
             let (stat, pin) = match self.stat_entry(dir, name, listed) {
                 Ok(found) => found,
@@ -221,8 +231,11 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
                 Ok(Some(plan)) if self.action.written_ahead(&plan) => {
-                    // Pinned again when applied: this descriptor is closed by then.
-                    planned.push((unopened(dir, name, rel, stat), plan))
+                    // Kept to be checked (fstat) when applied, up to KEPT_PINS a batch;
+                    // the others are pinned again then.
+                    let pin = pin.filter(|_| kept_pins < KEPT_PINS);
+                    kept_pins += usize::from(pin.is_some());
+                    planned.push((unopened(dir, name, rel, stat), plan, pin))
                 }
                 Ok(Some(plan)) => match &pin {
                     Some(fd) => {
@@ -241,7 +254,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                         };
                         self.apply_one(&target, plan, &mut counts, &mut tally);
                     }
-                    None => planned.push((unopened(dir, name, rel, stat), plan)),
+                    None => planned.push((unopened(dir, name, rel, stat), plan, None)),
                 },
                 Ok(None) => {}
                 Err(f) => counts.outcome(self.root_path, f),
@@ -325,16 +338,23 @@ impl<'w, A: InodeAction> Walk<'w, A> {
     /// inode planned, unchanged, and applies it.
     fn apply_planned(
         &self,
-        planned: Vec<(Entry<'_>, A::Plan)>,
+        planned: Vec<Planned<'_, A>>,
         counts: &mut Counts,
         tally: &mut A::Tally,
     ) -> Result<(), Error> {
         if planned.is_empty() {
             return Ok(());
         }
-        let (entries, plans): (Vec<_>, Vec<_>) = planned.into_iter().unzip();
+        let mut entries = Vec::with_capacity(planned.len());
+        let mut plans = Vec::with_capacity(planned.len());
+        let mut pins = Vec::with_capacity(planned.len());
+        for (entry, plan, pin) in planned {
+            entries.push(entry);
+            plans.push(plan);
+            pins.push(pin);
+        }
         self.action.before_apply(&plans, tally)?;
-        for (entry, plan) in entries.iter().zip(plans) {
+        for ((entry, plan), kept) in entries.iter().zip(plans).zip(pins) {
             if self.by_name {
                 // Locked: the name still names the inode the plan was made from.
                 let target = Pinned {
@@ -345,7 +365,10 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 self.apply_one(&target, plan, counts, tally);
                 continue;
             }
-            let pinned = match self.pin(entry.dir, entry.name, entry.stat.file_type()) {
+            let pinned = match kept.map_or_else(
+                || self.pin(entry.dir, entry.name, entry.stat.file_type()),
+                Ok,
+            ) {
                 Ok(fd) => fd,
                 Err(errno) => {
                     counts.outcome(self.root_path, Failure::new("open", entry, errno));
@@ -392,7 +415,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
         };
         match self.action.plan(self.sys, &entry, &mut tally) {
             Ok(Some(plan)) => {
-                self.apply_planned(vec![(entry, plan)], &mut counts, &mut tally)?;
+                self.apply_planned(vec![(entry, plan, None)], &mut counts, &mut tally)?;
                 self.action.after_batch(&mut tally)?;
             }
             Ok(None) => {}
