@@ -8,7 +8,7 @@ pub const W: u16 = 2;
 pub const X: u16 = 1;
 
 /// One access or default ACL. Named entries are kept in id order, as the kernel stores them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Acl {
     pub user_obj: u16,
     pub users: BTreeMap<u32, u16>,

@@ -124,20 +124,58 @@ impl Line {
     }
 }
 
-/// What a journal holds, by inode number.
+/// What a journal holds, by inode number. Compact, for trees where every inode was
+/// journalled: each distinct state is kept once (a tree's inodes share a handful) and an
+/// inode holds indices into them (32 bytes an inode, so a million stay under 40 MiB).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entries {
-    by_ino: HashMap<u64, (Option<(i64, u32)>, Journalled)>,
+    states: Vec<State>,
+    index: HashMap<State, u32>,
+    by_ino: HashMap<u64, Slot>,
+    /// The afters beyond the first, of inodes changed more than once.
+    more: HashMap<u64, Vec<u32>>,
+}
+
+/// One inode's entry: its creation time (nanoseconds u32::MAX: unknown) and its states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    btime: (i64, u32),
+    before: u32,
+    after: u32,
+}
+
+impl Slot {
+    fn btime(&self) -> Option<(i64, u32)> {
+        (self.btime.1 != u32::MAX).then_some(self.btime)
+    }
 }
 
 impl Entries {
     /// The inode's entry: the same number and, where both are known, the same creation
     /// time (a later file that got a freed number is not the one journalled).
-    pub fn get(&self, ino: u64, btime: Option<(i64, u32)>) -> Option<&Journalled> {
-        let (then, j) = self.by_ino.get(&ino)?;
-        match (then, btime) {
-            (Some(a), Some(b)) if *a != b => None,
-            _ => Some(j),
+    pub fn get(&self, ino: u64, btime: Option<(i64, u32)>) -> Option<Journalled> {
+        let slot = self.slot(ino, btime)?;
+        let state = |i: &u32| self.states[*i as usize].clone();
+        let mut afters = vec![state(&slot.after)];
+        if let Some(more) = self.more.get(&ino) {
+            afters.extend(more.iter().map(state));
+        }
+        Some(Journalled {
+            before: state(&slot.before),
+            afters,
+        })
+    }
+
+    /// Whether the inode has an entry (as `get` finds it).
+    pub fn contains(&self, ino: u64, btime: Option<(i64, u32)>) -> bool {
+        self.slot(ino, btime).is_some()
+    }
+
+    fn slot(&self, ino: u64, btime: Option<(i64, u32)>) -> Option<&Slot> {
+        let slot = self.by_ino.get(&ino)?;
+        match (slot.btime(), btime) {
+            (Some(a), Some(b)) if a != b => None,
+            _ => Some(slot),
         }
     }
 
@@ -149,21 +187,32 @@ impl Entries {
         self.by_ino.is_empty()
     }
 
+    fn intern(&mut self, state: State) -> u32 {
+        if let Some(i) = self.index.get(&state) {
+            return *i;
+        }
+        let i = self.states.len() as u32;
+        self.states.push(state.clone());
+        self.index.insert(state, i);
+        i
+    }
+
     fn add(&mut self, line: Line) {
-        let after = line.after.state();
-        match self.by_ino.get_mut(&line.ino) {
-            Some((then, j)) if *then == line.btime => j.afters.push(after),
+        let after = self.intern(line.after.state());
+        match self.by_ino.get(&line.ino) {
+            Some(slot) if slot.btime() == line.btime => {
+                self.more.entry(line.ino).or_default().push(after)
+            }
             _ => {
-                self.by_ino.insert(
-                    line.ino,
-                    (
-                        line.btime,
-                        Journalled {
-                            before: line.before.state(),
-                            afters: vec![after],
-                        },
-                    ),
-                );
+                let before = self.intern(line.before.state());
+                let btime = line.btime.unwrap_or((0, u32::MAX));
+                let slot = Slot {
+                    btime,
+                    before,
+                    after,
+                };
+                self.by_ino.insert(line.ino, slot);
+                self.more.remove(&line.ino);
             }
         }
     }
@@ -179,26 +228,40 @@ fn invalid(path: &Path, what: String) -> io::Error {
 /// Reads a journal; a missing one is empty. Only the last line may be torn (a crash while it
 /// was written: its change was not made); a bad line before it is an error.
 pub fn read(path: &Path) -> io::Result<Entries> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    use std::io::BufRead;
+    let file = match File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Entries::default()),
         Err(e) => return Err(e),
     };
+    // Line by line: a journal of a million inodes is hundreds of megabytes.
+    let mut reader = io::BufReader::new(file);
     let mut entries = Entries::default();
-    let whole = bytes.ends_with(b"\n");
-    let lines: Vec<&[u8]> = bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .collect();
-    for (i, raw) in lines.iter().enumerate() {
-        let last = i + 1 == lines.len();
-        match std::str::from_utf8(raw).ok().and_then(Line::decode) {
-            Some(line) if whole || !last => entries.add(line),
-            _ if last => {}
-            _ => return Err(invalid(path, format!("line {} is damaged", i + 1))),
+    let mut raw = Vec::new();
+    // A line that did not decode: an error unless it turns out to be the last.
+    let mut damaged: Option<usize> = None;
+    let mut number = 0;
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw)? == 0 {
+            return Ok(entries);
+        }
+        let whole = raw.last() == Some(&b'\n');
+        let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        if text.is_empty() {
+            continue;
+        }
+        number += 1;
+        if let Some(n) = damaged {
+            return Err(invalid(path, format!("line {n} is damaged")));
+        }
+        match std::str::from_utf8(text).ok().and_then(Line::decode) {
+            // Without its newline it is the torn last line: its change was not made.
+            Some(line) if whole => entries.add(line),
+            Some(_) => {}
+            None => damaged = Some(number),
         }
     }
-    Ok(entries)
 }
 
 /// An open journal lines are appended to, synced before `append` returns. Appends of

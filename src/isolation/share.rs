@@ -52,7 +52,7 @@ pub struct Inode<'a> {
 
 /// An inode's permissions as a whole: its bits (with setuid/setgid/sticky), its access ACL
 /// (its mode's when it has none) and its default ACL.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
     pub perm: u32,
     pub access: Acl,

@@ -102,7 +102,7 @@ impl ShareAcl<'_> {
                 &self.rule,
                 ino,
                 cur,
-                journalled.get(entry.stat.ino, entry.stat.btime),
+                journalled.get(entry.stat.ino, entry.stat.btime).as_ref(),
             ),
             _ => (share::target(&self.rule, ino, cur), false),
         }
@@ -119,7 +119,7 @@ impl ShareAcl<'_> {
         matches!(self.run, Run::Apply { .. })
             && (self
                 .journalled()
-                .is_some_and(|j| j.get(entry.stat.ino, entry.stat.btime).is_some())
+                .is_some_and(|j| j.contains(entry.stat.ino, entry.stat.btime))
                 || !share::undone_by_removal(&self.rule, ino, cur, new))
     }
 }
@@ -233,7 +233,7 @@ impl InodeAction for ShareAcl<'_> {
             }
         }
         if let Run::Rollback { journalled } = &self.run {
-            if journalled.get(entry.stat.ino, entry.stat.btime).is_some() {
+            if journalled.contains(entry.stat.ino, entry.stat.btime) {
                 tally.journalled += 1;
             }
         }
