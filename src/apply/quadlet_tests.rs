@@ -1,21 +1,78 @@
-//! A stack defined by `quadlets` is refused by plan (and so by apply, which changes nothing)
-//! until apply carries out the quadlet steps: moving its data while the legacy owner's units
-//! stay enabled would start two copies at the next boot.
+//! A stack defined by `quadlets` is planned, not refused: the legacy owner's units are parked
+//! before its data moves, the stack user's installed and started after the hand-off; a host
+//! without quadlet's generator is refused.
 use super::handoff_tests::{observed, opts};
-use crate::plan::plan;
+use crate::plan::{plan, Step};
 use crate::policy::Policy;
+use crate::quadlet::plan::{QuadletFacts, QuadletStep, Sides, SourceFacts};
 use std::path::Path;
 
-#[test]
-fn a_quadlet_stack_is_refused_until_apply_moves_its_units() {
-    let p = Policy::parse(
+const DIR: &str = "/home/alice/.config/containers/systemd";
+
+fn policy() -> Policy {
+    Policy::parse(
         Path::new("p.toml"),
-        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nquadlets = [\"/home/alice/.config/containers/systemd/app.pod\"]\n",
+        &format!("legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nimages = [\"localhost/app:1\"]\nquadlets = [\"{DIR}/app.pod\", \"{DIR}/web.container\"]\n"),
     )
-    .unwrap();
-    let e = plan(&p, &observed(), &opts()).unwrap_err();
+    .unwrap()
+}
+
+fn with_quadlets(podman: Option<(u32, u32)>) -> crate::observe::Observed {
+    let mut o = observed();
+    let sides = Sides {
+        stack: "app".into(),
+        user: "stk-app".into(),
+        uid: 70001,
+        home: "/var/lib/isolate/home/stk-app".into(),
+        legacy_user: "alice".into(),
+        legacy_uid: 1000,
+        legacy_home: "/home/alice".into(),
+    };
+    let source = |name: &str, text: &str| SourceFacts {
+        path: Path::new(DIR).join(name),
+        text: Some(text.into()),
+        parked: None,
+    };
+    let facts = QuadletFacts {
+        podman,
+        sources: vec![
+            source("app.pod", "[Pod]\nPodName=app\n"),
+            source(
+                "web.container",
+                "[Container]\nImage=localhost/app:1\nPod=app.pod\n",
+            ),
+        ],
+        ..QuadletFacts::default()
+    };
+    o.quadlets.insert("app".into(), (sides, facts));
+    o
+}
+
+#[test]
+fn a_quadlet_stack_parks_her_units_first_and_starts_its_own_after_the_handoff() {
+    let plan = plan(&policy(), &with_quadlets(Some((5, 4))), &opts()).unwrap();
+    let at = |f: &dyn Fn(&Step) -> bool| plan.steps.iter().position(f);
+    let retire = at(&|s| matches!(s, Step::Quadlet(QuadletStep::RetireLegacy { .. })));
+    let install = at(&|s| matches!(s, Step::Quadlet(QuadletStep::Install { .. })));
+    let handoff = plan
+        .steps
+        .iter()
+        .rposition(|s| matches!(s, Step::Handoff(_)));
+    let (retire, install) = (retire.unwrap(), install.unwrap());
+    assert!(retire < install);
+    assert!(handoff.is_none_or(|h| h < install), "{plan:#?}");
+    let line = plan.steps[install].to_string();
+    assert!(
+        line.starts_with("+ quadlets of app: app.pod, web.container into /etc/containers/systemd/users/"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_host_without_quadlet_is_refused() {
+    let e = plan(&policy(), &with_quadlets(None), &opts()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "stack `app`: names `quadlets`, whose move (the legacy owner's units parked, the stack user's installed and started) this isolate cannot carry out yet; moving only its data would leave the legacy units enabled, so a reboot would start both copies"
+        "stack `app` names `quadlets`, but this host has no quadlet generator (podman 4.4 or newer installs it)"
     );
 }

@@ -208,6 +208,23 @@ pub fn observe_stack(
             Err(e) => facts.compose_error = Some(e),
         }
     }
+    // A quadlet stack's `.volume` files and `Image=` lines are its volumes and images.
+    if !s.handoff.quadlets.is_empty() {
+        let (images, volumes) = crate::quadlet::observe::images_and_volumes(root, s)?;
+        for i in images {
+            if !facts.compose.images.contains(&i) {
+                facts.compose.images.push(i);
+            }
+        }
+        facts
+            .compose
+            .volumes
+            .extend(volumes.into_iter().map(|name| super::compose::ComposeVolume {
+                key: name.clone(),
+                name,
+                external: false,
+            }));
+    }
     if s.handoff.wants_service() {
         facts.service = Some(super::service::observe(root, policy, acc, s, a, stores));
     }
@@ -219,7 +236,9 @@ pub fn observe_stack(
     // is started (never enabled) when it is not listening: the plan cannot name the project's
     // volumes and containers otherwise, and starting it is what any `podman` call of that
     // user does too. Without the privilege (plan as a user) the store stays unseen.
-    let wants = !s.handoff.compose.is_empty() || !s.handoff.images.is_empty();
+    let wants = !s.handoff.compose.is_empty()
+        || !s.handoff.images.is_empty()
+        || !s.handoff.quadlets.is_empty();
     let legacy_user = policy
         .legacy_owner
         .as_ref()

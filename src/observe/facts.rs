@@ -65,4 +65,7 @@ pub struct Observed {
     pub quota: BTreeMap<String, Vec<crate::quota::plan::Tree>>,
     /// Each stack's slice drop-in and the host's cgroup version (src/limits).
     pub limits: crate::limits::Facts,
+    /// Per stack with `quadlets`: who it moves from and to, and its files and units as found
+    /// (src/quadlet).
+    pub quadlets: BTreeMap<String, (crate::quadlet::plan::Sides, crate::quadlet::plan::QuadletFacts)>,
 }

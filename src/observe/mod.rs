@@ -160,6 +160,22 @@ pub fn observe(
         opts,
         true,
     )?;
+    for (stack, a) in &allocs {
+        let Some(s) = policy.stacks.get(stack) else {
+            continue;
+        };
+        if s.handoff.quadlets.is_empty() {
+            continue;
+        }
+        let Some(sides) = crate::quadlet::observe::sides(policy, &obs.accounts, s, &a.allocation)
+        else {
+            continue; // plan refuses a stack without a legacy owner
+        };
+        let paths: Vec<PathBuf> = s.handoff.quadlets.iter().map(|q| q.value.clone()).collect();
+        let systemd = live.session.as_ref().map(|x| x.systemd);
+        let facts = crate::quadlet::observe::observe_stack(root, &sides, &paths, systemd)?;
+        obs.quadlets.insert(stack.clone(), (sides, facts));
+    }
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
     obs.quota = crate::quota::observe::observe(root, probes.quota, policy, opts)?;
     Ok((obs, allocs))

@@ -56,6 +56,9 @@ pub fn stack(
     // until nothing else holds the data; a refusal starts it again, so a refused rollback
     // changes nothing.
     let session = b.live.session.as_ref();
+    // A quadlet stack's units stop and the files isolate wrote for it go (its containers hold
+    // the data); the legacy owner's come back once the data has its old owners.
+    let quadlet_lines = crate::quadlet::rollback::stop_stack(root, stack, session)?;
     let paused = crate::handoff::apply::pause_service(root, stack, session)?;
     if !force {
         if let Err(refusal) = refuse_if_data_held(root, b.live, policy, stack) {
@@ -79,7 +82,8 @@ pub fn stack(
         service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
     // The reaches and the hand-off (volumes, env files) are undone before the data changes
     // owners.
-    let mut handoff: Vec<String> = service_line.into_iter().collect();
+    let mut handoff: Vec<String> = quadlet_lines;
+    handoff.extend(service_line);
     handoff.extend(quota_lines);
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
@@ -100,6 +104,7 @@ pub fn stack(
     } else {
         apply::rollback(root, stack, b.migrator, progress)?
     };
+    handoff.extend(crate::quadlet::rollback::restore_legacy(root, stack, session)?);
     Ok(StackRollback { handoff, data })
 }
 

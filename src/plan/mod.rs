@@ -8,6 +8,7 @@ pub mod data;
 pub mod nixos;
 mod orphans;
 mod preconditions;
+mod quadlets;
 mod reach;
 mod reach_legacy;
 pub mod session;
@@ -150,6 +151,9 @@ pub fn preview_allocated(
         accounts::plan_stack(&mut draft, &ctx);
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
+        // A quadlet stack's legacy units are parked before its data moves (a reboot between
+        // the two must not start them on the moved data); its own start after the hand-off.
+        let quadlet_install = quadlets::plan_for(&mut draft, stack, obs);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         let mut quota_refusals = Vec::new();
         crate::quota::plan::plan_stack(
@@ -186,6 +190,7 @@ pub fn preview_allocated(
         draft
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
+        draft.absorb(quadlet_install, Step::Quadlet);
         let mut limits = crate::model::Planned::default();
         let mut limits_refusals = Vec::new();
         crate::limits::plan::plan_stack(
