@@ -63,7 +63,9 @@ fn a_quadlet_stack_parks_her_units_first_and_starts_its_own_after_the_handoff() 
     assert!(handoff.is_none_or(|h| h < install), "{plan:#?}");
     let line = plan.steps[install].to_string();
     assert!(
-        line.starts_with("+ quadlets of app: app.pod, web.container into /etc/containers/systemd/users/"),
+        line.starts_with(
+            "+ quadlets of app: app.pod, web.container into /etc/containers/systemd/users/"
+        ),
         "{line}"
     );
 }

@@ -219,11 +219,15 @@ pub fn observe_stack(
         facts
             .compose
             .volumes
-            .extend(volumes.into_iter().map(|name| super::compose::ComposeVolume {
-                key: name.clone(),
-                name,
-                external: false,
-            }));
+            .extend(
+                volumes
+                    .into_iter()
+                    .map(|name| super::compose::ComposeVolume {
+                        key: name.clone(),
+                        name,
+                        external: false,
+                    }),
+            );
     }
     if s.handoff.wants_service() {
         facts.service = Some(super::service::observe(root, policy, acc, s, a, stores));

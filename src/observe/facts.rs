@@ -67,5 +67,11 @@ pub struct Observed {
     pub limits: crate::limits::Facts,
     /// Per stack with `quadlets`: who it moves from and to, and its files and units as found
     /// (src/quadlet).
-    pub quadlets: BTreeMap<String, (crate::quadlet::plan::Sides, crate::quadlet::plan::QuadletFacts)>,
+    pub quadlets: BTreeMap<
+        String,
+        (
+            crate::quadlet::plan::Sides,
+            crate::quadlet::plan::QuadletFacts,
+        ),
+    >,
 }

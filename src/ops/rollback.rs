@@ -104,7 +104,9 @@ pub fn stack(
     } else {
         apply::rollback(root, stack, b.migrator, progress)?
     };
-    handoff.extend(crate::quadlet::rollback::restore_legacy(root, stack, session)?);
+    handoff.extend(crate::quadlet::rollback::restore_legacy(
+        root, stack, session,
+    )?);
     Ok(StackRollback { handoff, data })
 }
 

@@ -36,9 +36,7 @@ pub fn plan_for(draft: &mut Draft, s: &StackPolicy, obs: &Observed) -> Planned<Q
     let mut planned = Planned::default();
     let mut refusals = Vec::new();
     plan::plan_stack(&mut planned, &mut refusals, sides, facts);
-    draft
-        .refusals
-        .extend_texts(RefusalKind::Handoff, refusals);
+    draft.refusals.extend_texts(RefusalKind::Handoff, refusals);
     for step in planned.steps {
         match step {
             QuadletStep::RetireLegacy { .. } => draft.step(Step::Quadlet(step)),

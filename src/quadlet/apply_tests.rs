@@ -104,7 +104,10 @@ fn a_rootful_pod_moves_to_the_stack_users_quadlets_and_back() {
     }
     let installed = std::fs::read_to_string(root.at(&users.join("db.container"))).unwrap();
     assert!(installed.contains("# isolate: removed \"User=root\""));
-    assert!(installed.contains("User=999\n"), "the container's own user stays");
+    assert!(
+        installed.contains("User=999\n"),
+        "the container's own user stays"
+    );
     let pod = std::fs::read_to_string(root.at(&users.join("app.pod"))).unwrap();
     assert!(pod.ends_with("WantedBy=default.target\n"), "{pod}");
     let sys = Manager::System;

@@ -45,9 +45,12 @@ impl Record {
         let Some(found) = super::files::read(root, &path(stack))? else {
             return Ok(None);
         };
-        serde_json::from_str(&found.text)
-            .map(Some)
-            .map_err(|e| Error::io(format!("reading {}", root.at(&path(stack)).display()), e.into()))
+        serde_json::from_str(&found.text).map(Some).map_err(|e| {
+            Error::io(
+                format!("reading {}", root.at(&path(stack)).display()),
+                e.into(),
+            )
+        })
     }
 
     pub fn write(&self, root: &Root, stack: &str) -> Result<()> {

@@ -102,7 +102,13 @@ fn change_of(
     {
         let targets: Vec<&str> = value
             .split_whitespace()
-            .map(|t| if t == "multi-user.target" { "default.target" } else { t })
+            .map(|t| {
+                if t == "multi-user.target" {
+                    "default.target"
+                } else {
+                    t
+                }
+            })
             .collect();
         let mut kept: Vec<&str> = Vec::new();
         for t in targets {

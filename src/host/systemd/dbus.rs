@@ -103,7 +103,9 @@ async fn unit_active_state(conn: &zbus::Connection, unit: &str) -> zbus::Result<
 
 /// Uncached: property caching asks the bus for the name's owner, which a private socket
 /// (peer-to-peer, no bus) cannot answer.
-pub(super) async fn manager_proxy<'a>(conn: &zbus::Connection) -> zbus::Result<systemd1::ManagerProxy<'a>> {
+pub(super) async fn manager_proxy<'a>(
+    conn: &zbus::Connection,
+) -> zbus::Result<systemd1::ManagerProxy<'a>> {
     systemd1::ManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
