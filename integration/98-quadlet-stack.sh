@@ -118,7 +118,7 @@ vol=$stk_home/.local/share/containers/storage/volumes/systemd-app-data/_data/row
 more_rows() { [ "$(wc -l <"$CT_ROOT$vol")" -gt "$(wc -l <<<"$rows_before")" ]; }
 wait_for 30 more_rows || fail "stk-app's db wrote no row into the moved volume"
 assert_eq "$rows_before" "$(head -n "$(wc -l <<<"$rows_before")" "$CT_ROOT$vol")" "the rows the volume held before"
-if as_user "$legacy" podman volume exists systemd-app-data; then fail "her store still has systemd-app-data"; fi
+in_ct test ! -e "$home/.local/share/containers/storage/volumes/systemd-app-data/_data" || fail "her volume systemd-app-data still holds data"
 
 step "after a reboot one copy runs: stk-app's"
 reboot_ct
@@ -139,5 +139,5 @@ isolate_ok rollback --stack app
 for f in app.pod web.container db.container app-data.volume; do in_ct test -e "$qdir/$f" || fail "her $f is not back"; done
 assert_eq "$legacy:$legacy" "$(in_ct stat -c %U:%G "$qdir/db.container")" "owner of her db.container after rollback"
 wait_for 120 as_user "$legacy" systemctl --user is-active --quiet db.service || fail "her db did not start again"
-as_user "$legacy" podman volume exists systemd-app-data || fail "her store has no systemd-app-data after rollback"
+in_ct test -s "$home/.local/share/containers/storage/volumes/systemd-app-data/_data/rows" || fail "her volume systemd-app-data has no rows after rollback"
 if as_user stk-app systemctl --user is-active --quiet db.service; then fail "stk-app's db still runs"; fi
