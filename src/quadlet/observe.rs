@@ -32,7 +32,12 @@ pub fn sides(policy: &Policy, acc: &Accounts, s: &StackPolicy, a: &Allocation) -
         stack: s.name.clone(),
         user: a.user.clone(),
         uid: a.uid,
-        home: crate::handoff::service::home_of(acc, a),
+        // As the hand-off's `home_of`: the account's home, else where isolate makes it.
+        home: acc
+            .user(&a.user)
+            .map(|u| PathBuf::from(&u.home))
+            .filter(|h| h.is_absolute() && h != Path::new("/"))
+            .unwrap_or_else(|| crate::layout::home(&a.user)),
         legacy_user: legacy.value.clone(),
         legacy_uid,
         legacy_home,
