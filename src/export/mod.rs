@@ -57,8 +57,8 @@ pub struct ExportStack {
     /// Recorded but no longer in the policy: still declared, so NixOS keeps the account.
     pub orphaned: bool,
     pub user_units: Vec<UserUnit>,
-    /// `[stacks.NAME.limits]`, declared as the slice's `sliceConfig` (src/limits/nixos.rs).
-    pub limits: crate::policy::limits::StackLimits,
+    /// What the capabilities plugged in through src/plugins.rs declare (the slice's limits).
+    pub plugged: crate::plugins::Declared,
 }
 
 /// Everything one export declares.
@@ -157,11 +157,7 @@ pub fn collect(
             data,
             orphaned,
             user_units: units(policy.stacks.get(name), &a),
-            limits: policy
-                .stacks
-                .get(name)
-                .map(|s| s.limits.clone())
-                .unwrap_or_default(),
+            plugged: crate::plugins::Declared::of(policy.stacks.get(name)),
         });
     }
 

@@ -63,15 +63,6 @@ pub struct Observed {
     pub units: crate::preconditions::units::Scan,
     /// Per stack with `disk_max`: its data trees' filesystems and limits (src/quota).
     pub quota: BTreeMap<String, Vec<crate::quota::plan::Tree>>,
-    /// Each stack's slice drop-in and the host's cgroup version (src/limits).
-    pub limits: crate::limits::Facts,
-    /// Per stack with `quadlets`: who it moves from and to, and its files and units as found
-    /// (src/quadlet).
-    pub quadlets: BTreeMap<
-        String,
-        (
-            crate::quadlet::plan::Sides,
-            crate::quadlet::plan::QuadletFacts,
-        ),
-    >,
+    /// What the capabilities plugged in through src/plugins.rs found (limits).
+    pub plugged: crate::plugins::Facts,
 }

@@ -116,7 +116,7 @@ pub fn observe(
     });
     obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
     obs.units = crate::preconditions::units::scan_for(root, policy, &obs.accounts);
-    obs.limits = crate::limits::observe::observe(
+    obs.plugged = crate::plugins::observe(
         root,
         allocs.iter().map(|(s, a)| (s.as_str(), a.allocation.uid)),
     )?;
@@ -160,22 +160,15 @@ pub fn observe(
         opts,
         true,
     )?;
-    for (stack, a) in &allocs {
-        let Some(s) = policy.stacks.get(stack) else {
-            continue;
-        };
-        if s.handoff.quadlets.is_empty() {
-            continue;
-        }
-        let Some(sides) = crate::quadlet::observe::sides(policy, &obs.accounts, s, &a.allocation)
-        else {
-            continue; // plan refuses a stack without a legacy owner
-        };
-        let paths: Vec<PathBuf> = s.handoff.quadlets.iter().map(|q| q.value.clone()).collect();
-        let systemd = live.session.as_ref().map(|x| x.systemd);
-        let facts = crate::quadlet::observe::observe_stack(root, &sides, &paths, systemd)?;
-        obs.quadlets.insert(stack.clone(), (sides, facts));
-    }
+    obs.plugged.quadlets = crate::plugins::observe_quadlets(
+        root,
+        policy,
+        &obs.accounts,
+        allocs
+            .iter()
+            .filter_map(|(s, a)| Some((policy.stacks.get(s)?, &a.allocation))),
+        live.session.as_ref().map(|x| x.systemd),
+    )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
     obs.quota = crate::quota::observe::observe(root, probes.quota, policy, opts)?;
     Ok((obs, allocs))

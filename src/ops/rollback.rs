@@ -58,7 +58,7 @@ pub fn stack(
     let session = b.live.session.as_ref();
     // A quadlet stack's units stop and the files isolate wrote for it go (its containers hold
     // the data); the legacy owner's come back once the data has its old owners.
-    let quadlet_lines = crate::quadlet::rollback::stop_stack(root, stack, session)?;
+    let quadlet_lines = crate::plugins::rollback_before_data(root, stack, session)?;
     let paused = crate::handoff::apply::pause_service(root, stack, session)?;
     if !force {
         if let Err(refusal) = refuse_if_data_held(root, b.live, policy, stack) {
@@ -89,8 +89,9 @@ pub fn stack(
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
     )?);
-    // The stack's slice loses its limits drop-in (daemon-reload; the slice keeps running).
-    handoff.extend(crate::limits::apply::rollback(
+    // What the plugged capabilities set goes: the slice's limits drop-in (daemon-reload; the
+    // slice keeps running).
+    handoff.extend(crate::plugins::rollback(
         root,
         stack,
         session.map(|s| s.systemd),
@@ -104,9 +105,7 @@ pub fn stack(
     } else {
         apply::rollback(root, stack, b.migrator, progress)?
     };
-    handoff.extend(crate::quadlet::rollback::restore_legacy(
-        root, stack, session,
-    )?);
+    handoff.extend(crate::plugins::rollback_after_data(root, stack, session)?);
     Ok(StackRollback { handoff, data })
 }
 

@@ -8,7 +8,6 @@ pub mod data;
 pub mod nixos;
 mod orphans;
 mod preconditions;
-mod quadlets;
 mod reach;
 mod reach_legacy;
 pub mod session;
@@ -153,7 +152,16 @@ pub fn preview_allocated(
         session::plan_stack(&mut draft, &ctx);
         // A quadlet stack's legacy units are parked before its data moves (a reboot between
         // the two must not start them on the moved data); its own start after the hand-off.
-        let quadlet_install = quadlets::plan_for(&mut draft, stack, obs);
+        let mut quadlet_retire = crate::model::Planned::default();
+        let mut quadlet_install = crate::model::Planned::default();
+        crate::plugins::plan_quadlets(
+            &mut quadlet_retire,
+            &mut quadlet_install,
+            &mut draft.refusals,
+            stack,
+            &obs.plugged,
+        );
+        draft.absorb(quadlet_retire, |step: Step| step);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         let mut quota_refusals = Vec::new();
         crate::quota::plan::plan_stack(
@@ -190,24 +198,20 @@ pub fn preview_allocated(
         draft
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
-        draft.absorb(quadlet_install, Step::Quadlet);
-        let mut limits = crate::model::Planned::default();
-        let mut limits_refusals = Vec::new();
-        crate::limits::plan::plan_stack(
-            &mut limits,
-            &mut limits_refusals,
-            stack,
-            &allocated.allocation,
-            &crate::limits::plan::Seen {
-                facts: &obs.limits,
+        draft.absorb(quadlet_install, |step: Step| step);
+        let mut plugged = crate::model::Planned::default();
+        crate::plugins::plan_stack(
+            &mut plugged,
+            &mut draft.refusals,
+            &crate::plugins::StackView {
+                stack,
+                allocation: &allocated.allocation,
+                facts: &obs.plugged,
                 nixos: obs.nixos,
+                opts,
             },
-            opts,
         );
-        draft.absorb(limits, Step::Limits);
-        draft
-            .refusals
-            .extend_texts(RefusalKind::Limits, limits_refusals);
+        draft.absorb(plugged, |step: Step| step);
         preconditions::plan_stack(&mut draft, &ctx);
         undoing::plan_stack(&mut draft, &ctx);
         volatile::plan_stack(&mut draft, &ctx);

@@ -17,6 +17,8 @@ pub mod unit;
 #[cfg(test)]
 mod apply_tests;
 #[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
 mod tests;
 
 pub use unit::{QuadletFile, QuadletKind};

@@ -1,11 +1,37 @@
 //! A stack defined by `quadlets` is planned, not refused: the legacy owner's units are parked
 //! before its data moves, the stack user's installed and started after the hand-off; a host
 //! without quadlet's generator is refused.
-use super::handoff_tests::{observed, opts};
-use crate::plan::{plan, Step};
+use super::plan::{QuadletFacts, QuadletStep, Sides, SourceFacts};
+use crate::host::accounts::etc::{parse_group, parse_passwd, parse_subid};
+use crate::host::accounts::Accounts;
+use crate::observe::Observed;
+use crate::plan::{plan, Options, Step};
 use crate::policy::Policy;
-use crate::quadlet::plan::{QuadletFacts, QuadletStep, Sides, SourceFacts};
 use std::path::Path;
+
+fn observed() -> Observed {
+    Observed {
+        accounts: Accounts {
+            passwd: parse_passwd(
+                Path::new("/etc/passwd"),
+                "alice:x:1000:1000::/home/alice:/bin/sh\n",
+            )
+            .unwrap(),
+            group: parse_group(Path::new("/etc/group"), "alice:x:1000:\n").unwrap(),
+            subuid: parse_subid(Path::new("/etc/subuid"), "alice:100000:65536\n").unwrap(),
+            subgid: parse_subid(Path::new("/etc/subgid"), "alice:100000:65536\n").unwrap(),
+        },
+        nologin: "/usr/sbin/nologin".into(),
+        ..Observed::default()
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        systemd: true,
+        ..Options::default()
+    }
+}
 
 const DIR: &str = "/home/alice/.config/containers/systemd";
 
@@ -44,7 +70,7 @@ fn with_quadlets(podman: Option<(u32, u32)>) -> crate::observe::Observed {
         ],
         ..QuadletFacts::default()
     };
-    o.quadlets.insert("app".into(), (sides, facts));
+    o.plugged.quadlets.insert("app".into(), (sides, facts));
     o
 }
 
