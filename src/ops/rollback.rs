@@ -15,11 +15,14 @@ use crate::policy::Policy;
 use crate::state::State;
 use crate::walk::sys::WalkSys;
 
-/// What `rollback --stack` did: the hand-off's lines, then the data paths.
+/// What `rollback --stack` did: the hand-off's lines, the data paths, then what came back once
+/// the data had its old owners (a quadlet stack's legacy units).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StackRollback {
     pub handoff: crate::handoff::apply::RollbackLines,
     pub data: RollbackReport,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after_data: Vec<String>,
 }
 
 impl crate::render::Render for StackRollback {
@@ -27,7 +30,11 @@ impl crate::render::Render for StackRollback {
         for line in &self.handoff {
             writeln!(out, "rolled back {line}")?;
         }
-        self.data.text(out)
+        self.data.text(out)?;
+        for line in &self.after_data {
+            writeln!(out, "rolled back {line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -105,8 +112,12 @@ pub fn stack(
     } else {
         apply::rollback(root, stack, b.migrator, progress)?
     };
-    handoff.extend(crate::plugins::rollback_after_data(root, stack, session)?);
-    Ok(StackRollback { handoff, data })
+    let after_data = crate::plugins::rollback_after_data(root, stack, session)?;
+    Ok(StackRollback {
+        handoff,
+        data,
+        after_data,
+    })
 }
 
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.
