@@ -3,7 +3,9 @@
 //! Collecting what to export (and recording allocations not recorded yet) lives here; each
 //! target renders in its own file.
 pub mod nixos;
+mod nixos_quadlet;
 mod nixos_units;
+pub mod quadlet_sources;
 pub mod units;
 
 use crate::alloc::{self, Source};
@@ -59,6 +61,8 @@ pub struct ExportStack {
     pub user_units: Vec<UserUnit>,
     /// `[stacks.NAME.limits]`, declared as the slice's `sliceConfig` (src/limits/nixos.rs).
     pub limits: crate::policy::limits::StackLimits,
+    /// `quadlets`: declared for the stack user with quadlet-nix (src/export/nixos_quadlet.rs).
+    pub quadlets: quadlet_sources::StackQuadlets,
 }
 
 /// Everything one export declares.
@@ -162,6 +166,7 @@ pub fn collect(
                 .get(name)
                 .map(|s| s.limits.clone())
                 .unwrap_or_default(),
+            quadlets: Default::default(),
         });
     }
 
@@ -216,6 +221,7 @@ pub fn run_nixos(
         record.apply_to(&mut state)?;
         state.write(root)?;
     }
+    quadlet_sources::attach(root, &policy, &acc, &mut export);
     let text = nixos::render(&export)?;
     let recorded = if record.stacks.is_empty() {
         String::new()
