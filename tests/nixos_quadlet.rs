@@ -411,3 +411,80 @@ fn quadlet_nix_under_home_manager_writes_the_units_apply_installs_byte_for_byte(
     // A stack without quadlets declares none.
     assert!(got["hm"].get("stk-plain").is_none(), "{got}");
 }
+
+/// A legacy user's quadlet file is read with her rights: linked to a root-only file, its text
+/// stays out of the module (which is world-readable), and the module and the summary say the
+/// file is not declared.
+#[test]
+fn a_users_quadlet_file_linked_to_a_root_only_file_is_not_copied_into_the_module() {
+    use std::os::unix::fs::{chown, symlink, PermissionsExt};
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("\n*** SKIPPED: reading with the legacy user's rights needs root ***\n");
+        return;
+    }
+    let root = scratch_common::tempdir("nixos-quadlet-hostile-");
+    let r = root.path();
+    fs::set_permissions(r, fs::Permissions::from_mode(0o755)).unwrap();
+    let q = r.join("home/alice/.config/containers/systemd");
+    fs::create_dir_all(&q).unwrap();
+    fs::create_dir_all(r.join("etc")).unwrap();
+    fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+    )
+    .unwrap();
+    fs::write(r.join("etc/group"), "root:x:0:\nalice:x:1000:\n").unwrap();
+    fs::write(r.join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+    fs::write(r.join("etc/gshadow"), "root:*::\n").unwrap();
+    fs::write(r.join("etc/subuid"), "alice:100000:65536\n").unwrap();
+    fs::write(r.join("etc/subgid"), "alice:100000:65536\n").unwrap();
+    let secret = r.join("secret");
+    fs::write(&secret, "[Container]\nImage=ROOT-ONLY-SECRET\n").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+    symlink(&secret, q.join("web.container")).unwrap();
+    fs::write(q.join("db.container"), "[Container]\nImage=postgres\n").unwrap();
+    for d in [
+        "home/alice",
+        "home/alice/.config",
+        "home/alice/.config/containers",
+        "home/alice/.config/containers/systemd",
+        "home/alice/.config/containers/systemd/db.container",
+    ] {
+        chown(r.join(d), Some(1000), Some(1000)).unwrap();
+    }
+    std::os::unix::fs::lchown(q.join("web.container"), Some(1000), Some(1000)).unwrap();
+    let policy = r.join("policy.toml");
+    fs::write(
+        &policy,
+        "legacy_owner = \"alice\"\n[stacks.app]\ndata = []\nquadlets = [\"/home/alice/.config/containers/systemd/web.container\", \"/home/alice/.config/containers/systemd/db.container\"]\n",
+    )
+    .unwrap();
+    let module = r.join("isolate-stacks.nix");
+    let a = Command::cargo_bin("isolate")
+        .unwrap()
+        .arg("--root")
+        .arg(r)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["export", "nixos", "--output"])
+        .arg(&module)
+        .env_remove("ISOLATE_LOG")
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&a.get_output().stderr).into_owned();
+    let text = fs::read_to_string(&module).unwrap();
+    assert!(!text.contains("ROOT-ONLY-SECRET"), "{text}");
+    assert!(
+        text.contains("/home/alice/.config/containers/systemd/web.container: NOT DECLARED, it could not be read"),
+        "{text}"
+    );
+    assert!(text.contains("Image=postgres"), "{text}");
+    assert!(
+        text.contains("#   home-manager.users.\"alice\".virtualisation.quadlet.containers.\"web\""),
+        "{text}"
+    );
+    assert!(
+        stderr.contains("1 quadlet file(s) NOT declared, unreadable"),
+        "{stderr}"
+    );
+}

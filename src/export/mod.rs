@@ -232,10 +232,11 @@ pub fn run_nixos(
         )
     };
     let summary = format!(
-        "{} stack(s), shared group {} (gid {}){recorded}",
+        "{} stack(s), shared group {} (gid {}){recorded}{}",
         export.stacks.len(),
         export.shared_group,
-        export.shared_gid
+        export.shared_gid,
+        nixos_quadlet::summary(&export)
     );
     match output {
         Some(path) => {

@@ -134,6 +134,35 @@ pub fn enable(w: &mut String, e: &Export) {
     let _ = writeln!(w, "  virtualisation.quadlet.enable = true;");
 }
 
+/// For the export's summary line: the quadlet stacks declared, what to delete, what is not.
+pub fn summary(e: &Export) -> String {
+    let stacks: Vec<&str> = e
+        .stacks
+        .iter()
+        .filter(|s| !s.quadlets.files.is_empty())
+        .map(|s| s.stack.as_str())
+        .collect();
+    if stacks.is_empty() {
+        return String::new();
+    }
+    let unread = e
+        .stacks
+        .iter()
+        .flat_map(|s| &s.quadlets.files)
+        .filter(|f| f.text.is_err())
+        .count();
+    let mut out = format!(
+        "; quadlet units of {} declared for home-manager with quadlet-nix: delete the legacy declarations the module names",
+        stacks.join(", ")
+    );
+    if unread > 0 {
+        out.push_str(&format!(
+            "; {unread} quadlet file(s) NOT declared, unreadable (the module says why)"
+        ));
+    }
+    out
+}
+
 /// What declared a legacy file, for the comment naming what to delete.
 fn legacy_declaration(
     path: &Path,
