@@ -34,7 +34,7 @@ pub fn string(s: &str) -> Result<String> {
 }
 
 /// Text for a `#` comment: one line, control characters shown escaped.
-fn comment(s: &str) -> String {
+pub(super) fn comment(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             if c.is_control() {

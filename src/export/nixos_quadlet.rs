@@ -8,7 +8,7 @@
 //! that only made sense rootful, `%h` resolved, file names and so `Pod=`/`Network=`/`.volume`
 //! references unchanged), and names in comments the legacy declarations to delete. What cannot
 //! be declared is said in a comment, never guessed.
-use super::nixos::string;
+use super::nixos::{comment, string};
 use super::quadlet_sources::{QuadletSource, StackQuadlets};
 use super::{Export, ExportStack};
 use crate::error::Result;
@@ -61,19 +61,6 @@ fn typed_option(kind: QuadletKind, section: &str, key: &str) -> String {
         }
         other => format!("[{other}] {key}="),
     }
-}
-
-/// Text for a `#` comment: one line, control characters shown escaped.
-fn comment(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
 }
 
 /// A Nix indented string (`''...''`) holding exactly `text`, its lines indented by `indent`
@@ -214,7 +201,8 @@ pub fn stack(w: &mut String, s: &ExportStack) -> Result<()> {
     let _ = writeln!(
         w,
         "  # home-manager links them into {}'s ~/.config/containers/systemd/, a directory the stack\n  \
-         # user owns (elsewhere apply keeps them root-owned in /etc/containers/systemd/users/{}/).\n  \
+         # user owns (elsewhere apply keeps them root-owned in /etc/containers/systemd/users/{}/\n  \
+         # where podman has it).\n  \
          # autoStart = false: the rebuild installs them and starts none (home-manager would start\n  \
          # them at once, before the data and volumes are the stack user's, and the stack would\n  \
          # start on a new empty volume); each file's own [Install] starts it at boot through\n  \
