@@ -5,7 +5,7 @@
 //! (home-manager's own NixOS module replaced by the few options quadlet-nix's module sets,
 //! declared below as home-manager declares them), and every quadlet file home-manager would
 //! write into the stack user's `~/.config/containers/systemd/` must equal, byte for byte, the
-//! file apply installs for the stack user on other hosts (`quadlet::rewrite::for_stack`), under
+//! file isolate's quadlet plan installs for the stack user on other hosts (`quadlet::rewrite::for_stack`), under
 //! the unit name isolate gives it, with nothing written below `/etc/containers/systemd`.
 //!
 //! quadlet-nix is not part of this repository: the test takes it from `ISOLATE_QUADLET_NIX` (a
@@ -277,7 +277,7 @@ fn export(r: &Path, policy: &Path) -> PathBuf {
     module
 }
 
-/// What apply installs for the stack user: each legacy file rewritten (root's `%h` is /root).
+/// What isolate's quadlet plan installs for the stack user: each legacy file rewritten (root's `%h` is /root).
 fn rewritten(name: &str, text: &str) -> String {
     rewrite::for_stack(
         &QuadletFile::new(name, text).unwrap(),

@@ -4,7 +4,8 @@
 //! into /etc/containers/systemd. Instead the module declares each unit for the stack user with
 //! quadlet-nix under home-manager (`home-manager.users.stk-NAME.virtualisation.quadlet.KIND.STEM`,
 //! run by the stack user's own systemd manager, as apply runs them elsewhere), with `rawConfig`
-//! holding exactly the file apply installs (`quadlet::rewrite::for_stack`: no `User=`/`UserNS=`
+//! holding exactly the file isolate's quadlet plan installs for the stack user
+//! (`quadlet::rewrite::for_stack`: no `User=`/`UserNS=`
 //! that only made sense rootful, `%h` resolved, file names and so `Pod=`/`Network=`/`.volume`
 //! references unchanged), and names in comments the legacy declarations to delete. What cannot
 //! be declared is said in a comment, never guessed.
@@ -201,7 +202,7 @@ pub fn stack(w: &mut String, s: &ExportStack) -> Result<()> {
     let _ = writeln!(
         w,
         "  # home-manager links them into {}'s ~/.config/containers/systemd/, a directory the stack\n  \
-         # user owns (elsewhere apply keeps them root-owned in /etc/containers/systemd/users/{}/\n  \
+         # user owns (elsewhere isolate's quadlet plan puts them, root-owned, in /etc/containers/systemd/users/{}/\n  \
          # where podman has it).\n  \
          # autoStart = false: the rebuild installs them and starts none (home-manager would start\n  \
          # them at once, before the data and volumes are the stack user's, and the stack would\n  \
@@ -279,7 +280,7 @@ fn file(
     };
     let _ = writeln!(
         w,
-        "    # {}: the file apply installs for the stack user elsewhere, byte for byte (rawConfig;\n    \
+        "    # {}: the file isolate's quadlet plan installs for the stack user, byte for byte (rawConfig;\n    \
          # quadlet-nix's typed options would add lines it lacks, e.g. a name, Restart=, TimeoutStartSec=).",
         comment(name)
     );
