@@ -22,6 +22,7 @@ pub mod model;
 pub mod observe;
 pub mod ops;
 pub mod plan;
+pub mod plugins;
 pub mod policy;
 pub mod preconditions;
 pub mod privilege;

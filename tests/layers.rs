@@ -2,10 +2,13 @@
 //! `super::` path that leaves its top-level module) is read from the source, and the test fails
 //! on an import of a higher layer, on a top-level module missing from the table, and on any
 //! cycle among top-level modules. The README's architecture section describes the same table.
+//! Each capability is also held to a budget: the files outside its folder that name it
+//! (`layers_common::budget`), listed by the test so the next capability sees what it costs.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 mod layers_common;
+use layers_common::budget::{naming_files, BUDGET};
 use layers_common::{cycles, module_path, references};
 
 /// Bottom to top. A module may import its own layer and the layers below; within one layer the
@@ -24,7 +27,9 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("host", &["host"]),
-    ("schemas", &["policy", "state"]),
+    // A capability's own schema file is placed with the schemas (`policy::STACK_TABLES`
+    // picks it up), so it may name nothing above them.
+    ("schemas", &["policy", "state", "limits::schema"]),
     ("walk", &["walk"]),
     ("allocation", &["alloc", "idmap"]),
     (
@@ -40,6 +45,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "quota",
             "limits",
             "usage",
+            "plugins",
         ],
     ),
     (
@@ -77,6 +83,52 @@ const REEXPORTED: &[(&str, &str, &str, &str)] = &[
 /// Edges allowed for a while (a move in progress): each names the file it starts from, the
 /// module it reaches, and who removes it. Empty: nothing crosses a layer upward.
 const TEMPORARY: &[(&str, &str, &str)] = &[];
+
+/// Test files (`tests.rs`, `*_tests.rs`, declared under `#[cfg(test)]`) are built only by
+/// `cargo test`: they may import up to this layer (a capability's tests drive it through plan
+/// and apply, from its own folder), and their imports are left out of the cycle check.
+const TESTS_REACH: &str = "aggregates";
+
+/// Capabilities named from more than `BUDGET` files outside their folder today, each with the
+/// most it may reach (so it does not grow) and why. A capability that gets within budget must
+/// leave this list (the test says so).
+const OVER_BUDGET: &[(&str, usize, &str)] = &[
+    (
+        "data",
+        10,
+        "the core's migration: apply, observe and handoff call it directly",
+    ),
+    (
+        "isolation",
+        23,
+        "closing and sharing, woven through apply, audit and status",
+    ),
+    (
+        "handoff",
+        33,
+        "its policy section, records and steps predate src/plugins.rs",
+    ),
+    (
+        "reach",
+        15,
+        "its steps and legacy runs predate src/plugins.rs",
+    ),
+    (
+        "preconditions",
+        11,
+        "planned by plan/preconditions.rs and plan/undoing.rs",
+    ),
+    (
+        "quota",
+        17,
+        "its own Backends port, state records and plan phase (after isolation)",
+    ),
+    (
+        "usage",
+        9,
+        "read by audit and status, printed by three presenters",
+    ),
+];
 
 /// One `crate::`-level reference: the file it is written in, its line, and the two top-level
 /// modules it joins.
@@ -160,6 +212,57 @@ fn edges_of(
     edges
 }
 
+/// Whether a file (below `src/`) is named as a test file: `tests.rs` or `*_tests.rs`.
+fn is_test_file(relative: &str) -> bool {
+    let name = relative.rsplit('/').next().unwrap_or(relative);
+    name == "tests.rs" || name.ends_with("_tests.rs")
+}
+
+/// Test-named files not declared as `#[cfg(test)] mod NAME;` in their parent module's file (or,
+/// with `#[path = "FILE"]`, in a file beside them): the exemption of test files must not reach
+/// code that is built.
+fn undeclared_tests(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (relative, _) in files.iter().filter(|(r, _)| is_test_file(r)) {
+        let mut module = module_path(relative);
+        let name = module.pop().unwrap_or_default();
+        let parents = if module.is_empty() {
+            vec!["lib.rs".to_string(), "main.rs".to_string()]
+        } else {
+            let dir = module.join("/");
+            vec![format!("{dir}.rs"), format!("{dir}/mod.rs")]
+        };
+        let base = relative.rsplit('/').next().unwrap_or(relative);
+        let by_path = format!("#[path = \"{base}\"]");
+        let declarations = [
+            format!("mod {name};"),
+            format!("pub(crate) mod {name};"),
+            format!("pub mod {name};"),
+        ];
+        let declared = files.iter().any(|(file, text)| {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            (0..lines.len())
+                .filter(|&i| declarations.iter().any(|d| d == lines[i]))
+                .any(|i| {
+                    let attributes: Vec<&str> = lines[..i]
+                        .iter()
+                        .rev()
+                        .take_while(|l| l.starts_with("#["))
+                        .copied()
+                        .collect();
+                    attributes.contains(&"#[cfg(test)]")
+                        && (parents.contains(file) || attributes.contains(&by_path.as_str()))
+                })
+        });
+        if !declared {
+            found.push(format!(
+                "src/{relative} is named as a test file but not declared as `#[cfg(test)] mod {name};` in its parent"
+            ));
+        }
+    }
+    found
+}
+
 fn allowed(edge: &Edge, temporary: &[(&str, &str, &str)]) -> bool {
     temporary
         .iter()
@@ -240,9 +343,25 @@ fn breaches(
             ));
         }
     }
+    found.extend(undeclared_tests(files));
+    let tests_reach = layers.iter().position(|(layer, _)| *layer == TESTS_REACH);
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for edge in &edges {
         if allowed(edge, temporary) {
+            continue;
+        }
+        if is_test_file(edge.file.trim_start_matches("src/")) {
+            if let (Some((from_level, from_layer)), Some((to_level, to_layer))) =
+                (level.get(edge.from.as_str()), level.get(edge.to.as_str()))
+            {
+                let reach = tests_reach.map_or(*from_level, |r| r.max(*from_level));
+                if *to_level > reach {
+                    found.push(format!(
+                        "{}:{}: test file of `{}` ({from_layer}) imports `{}` ({to_layer}), above {TESTS_REACH}",
+                        edge.file, edge.line, edge.from, edge.to
+                    ));
+                }
+            }
             continue;
         }
         graph
@@ -300,6 +419,76 @@ fn src_holds_to_the_layer_table() {
         found.is_empty(),
         "{} breaches of the layer table (tests/layers.rs):\n{}",
         found.len(),
+        found.join("\n")
+    );
+}
+
+/// The integration tests (`tests/`, relative to the package), but this checker's own files.
+fn integration_sources(root: &Path) -> Vec<(String, String)> {
+    let mut paths = Vec::new();
+    rust_files(&root.join("tests"), &mut paths);
+    paths
+        .into_iter()
+        .map(|path| {
+            path.strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .to_string()
+        })
+        .filter(|relative| !relative.starts_with("tests/layers"))
+        .map(|relative| {
+            let text = std::fs::read_to_string(root.join(&relative)).expect("read test");
+            (relative, text)
+        })
+        .collect()
+}
+
+/// Every capability (a top-level module of the `capabilities` layer) is named from at most
+/// `BUDGET` files outside its folder, tests included, unless `OVER_BUDGET` caps it. Prints each
+/// one's list (`cargo test --test layers -- --nocapture`), so a new one sees what it touches.
+#[test]
+fn every_capability_is_named_from_few_files_outside_its_folder() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let files = crate_sources(&src);
+    let tops = top_modules(&src);
+    let integration = integration_sources(root);
+    let (_, capabilities) = LAYERS
+        .iter()
+        .find(|(layer, _)| *layer == "capabilities")
+        .expect("a capabilities layer");
+    let mut report = String::new();
+    let mut found = Vec::new();
+    for capability in capabilities.iter().filter(|c| !c.contains("::")) {
+        let naming = naming_files(capability, &files, &tops, &integration);
+        report.push_str(&format!(
+            "{capability}: {} files outside its folder name it (budget {BUDGET})\n",
+            naming.len()
+        ));
+        for file in &naming {
+            report.push_str(&format!("    {file}\n"));
+        }
+        match OVER_BUDGET.iter().find(|(name, ..)| name == capability) {
+            Some((_, ceiling, _)) if naming.len() <= BUDGET => found.push(format!(
+                "`{capability}` is within budget ({} files): remove it from OVER_BUDGET (ceiling {ceiling})",
+                naming.len()
+            )),
+            Some((_, ceiling, why)) if naming.len() > *ceiling => found.push(format!(
+                "`{capability}` is named from {} files outside its folder, above its ceiling {ceiling} ({why})",
+                naming.len()
+            )),
+            Some(_) => {}
+            None if naming.len() > BUDGET => found.push(format!(
+                "`{capability}` is named from {} files outside its folder, above the budget of {BUDGET}",
+                naming.len()
+            )),
+            None => {}
+        }
+    }
+    println!("{report}");
+    assert!(
+        found.is_empty(),
+        "{}\n\nthe files naming each capability:\n{report}",
         found.join("\n")
     );
 }
@@ -468,6 +657,53 @@ mod checker {
             "//! see crate::cli\n/* crate::cli */ const S: &str = \"see crate::cli\";\nconst R: &str = r#\"crate::plan\"#;\nfn f<'a>(c: char) -> bool { c == '{' }\n",
         )]);
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_test_file_may_reach_the_aggregates_and_no_higher() {
+        let table: &[(&str, &[&str])] = &[
+            ("low", &["model"]),
+            ("aggregates", &["plan"]),
+            ("high", &["cli"]),
+        ];
+        let files = vec![
+            (
+                "model/mod.rs".to_string(),
+                "#[cfg(test)]\nmod tests;\n".to_string(),
+            ),
+            (
+                "model/tests.rs".to_string(),
+                "use crate::plan::X;\nuse crate::cli::Y;\n".to_string(),
+            ),
+            (
+                "plan/mod.rs".to_string(),
+                "use crate::model::Z;\n".to_string(),
+            ),
+        ];
+        let tops: BTreeSet<String> = ["model", "cli", "plan"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let found = breaches(&files, &tops, table, &[]);
+        assert_eq!(
+            found,
+            vec![
+                "src/model/tests.rs:2: test file of `model` (low) imports `cli` (high), above aggregates"
+                    .to_string()
+            ]
+        );
+    }
+
+    #[test]
+    fn a_test_named_file_not_under_cfg_test_fails() {
+        let found = run(&[("model/mod.rs", "mod tests;\n"), ("model/tests.rs", "")]);
+        assert_eq!(
+            found,
+            vec![
+                "src/model/tests.rs is named as a test file but not declared as `#[cfg(test)] mod tests;` in its parent"
+                    .to_string()
+            ]
+        );
     }
 
     #[test]

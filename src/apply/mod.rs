@@ -439,8 +439,6 @@ mod handoff_service_tests;
 #[cfg(test)]
 mod handoff_tests;
 #[cfg(test)]
-mod limits_tests;
-#[cfg(test)]
 mod nixos_service_tests;
 #[cfg(test)]
 mod quadlet_tests;

@@ -59,8 +59,8 @@ pub struct ExportStack {
     /// Recorded but no longer in the policy: still declared, so NixOS keeps the account.
     pub orphaned: bool,
     pub user_units: Vec<UserUnit>,
-    /// `[stacks.NAME.limits]`, declared as the slice's `sliceConfig` (src/limits/nixos.rs).
-    pub limits: crate::policy::limits::StackLimits,
+    /// What the capabilities plugged in through src/plugins.rs declare (the slice's limits).
+    pub plugged: crate::plugins::Declared,
     /// `quadlets`: declared for the stack user with quadlet-nix (src/export/nixos_quadlet.rs).
     pub quadlets: quadlet_sources::StackQuadlets,
 }
@@ -161,11 +161,7 @@ pub fn collect(
             data,
             orphaned,
             user_units: units(policy.stacks.get(name), &a),
-            limits: policy
-                .stacks
-                .get(name)
-                .map(|s| s.limits.clone())
-                .unwrap_or_default(),
+            plugged: crate::plugins::Declared::of(policy.stacks.get(name)),
             quadlets: Default::default(),
         });
     }

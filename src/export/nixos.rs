@@ -128,7 +128,7 @@ fn stack(w: &mut String, s: &ExportStack, group: &str) -> Result<()> {
     );
     let _ = writeln!(w, "    linger = true;");
     let _ = writeln!(w, "  }};");
-    crate::limits::nixos::slice(w, s.uid, &s.limits);
+    crate::plugins::nixos(w, s.uid, &s.plugged);
     for u in &s.user_units {
         super::nixos_units::user_service(w, u, &user)?;
     }
@@ -154,7 +154,7 @@ mod tests {
             data: vec![PathBuf::from(format!("/srv/{name}/data"))],
             orphaned: false,
             user_units: vec![],
-            limits: Default::default(),
+            plugged: Default::default(),
             quadlets: Default::default(),
         }
     }

@@ -433,7 +433,7 @@ mod tests {
             data: vec![],
             orphaned: false,
             user_units: vec![],
-            limits: Default::default(),
+            plugged: Default::default(),
             quadlets: StackQuadlets {
                 legacy_owner: Some(owner.into()),
                 legacy_home: home.map(str::to_string),

@@ -1,7 +1,7 @@
 //! The drop-in `/etc/systemd/system/user-UID.slice.d/50-isolate.conf`: its place, the `[Slice]`
 //! lines a stack's limits give (in name order, as NixOS renders `sliceConfig`), its text with a
 //! header saying isolate wrote it, and the lines of one found on the host.
-use crate::policy::limits::{StackLimits, Tasks};
+use super::schema::{StackLimits, Tasks};
 use std::path::PathBuf;
 
 /// The first words of every drop-in isolate writes: one that lacks them is not isolate's.

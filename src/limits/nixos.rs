@@ -2,7 +2,7 @@
 //! with the very `[Slice]` settings apply writes into the drop-in, so a rebuild keeps them and
 //! NixOS renders the same lines (tests/nixos_limits.rs checks it with NixOS's own modules).
 use super::dropin;
-use crate::policy::limits::StackLimits;
+use super::schema::StackLimits;
 use std::fmt::Write;
 
 /// The Nix lines for one stack's slice (nothing when no limit is set). Values are plain

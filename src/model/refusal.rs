@@ -30,8 +30,9 @@ pub enum RefusalKind {
     Rollback,
     /// No systemd (or no logind) to talk to.
     Systemd,
-    /// A stack slice's limits that cannot be set as asked (src/limits).
-    Limits,
+    /// A capability plugged in through src/plugins.rs, by its folder's name (`limits`: a stack
+    /// slice's limits that cannot be set as asked).
+    Plugged(&'static str),
     /// A disk budget the filesystem cannot hold (src/quota).
     Quota,
 }

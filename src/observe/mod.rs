@@ -116,7 +116,7 @@ pub fn observe(
     });
     obs.reach = crate::reach::plan::observe(root, policy, &homes, legacy_view)?;
     obs.units = crate::preconditions::units::scan_for(root, policy, &obs.accounts);
-    obs.limits = crate::limits::observe::observe(
+    obs.plugged = crate::plugins::observe(
         root,
         allocs.iter().map(|(s, a)| (s.as_str(), a.allocation.uid)),
     )?;

@@ -85,8 +85,9 @@ pub fn stack(
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
     )?);
-    // The stack's slice loses its limits drop-in (daemon-reload; the slice keeps running).
-    handoff.extend(crate::limits::apply::rollback(
+    // What the plugged capabilities set goes: the slice's limits drop-in (daemon-reload; the
+    // slice keeps running).
+    handoff.extend(crate::plugins::rollback(
         root,
         stack,
         session.map(|s| s.systemd),

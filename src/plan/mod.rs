@@ -186,23 +186,19 @@ pub fn preview_allocated(
         draft
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
-        let mut limits = crate::model::Planned::default();
-        let mut limits_refusals = Vec::new();
-        crate::limits::plan::plan_stack(
-            &mut limits,
-            &mut limits_refusals,
-            stack,
-            &allocated.allocation,
-            &crate::limits::plan::Seen {
-                facts: &obs.limits,
+        let mut plugged = crate::model::Planned::default();
+        crate::plugins::plan_stack(
+            &mut plugged,
+            &mut draft.refusals,
+            &crate::plugins::StackView {
+                stack,
+                allocation: &allocated.allocation,
+                facts: &obs.plugged,
                 nixos: obs.nixos,
+                opts,
             },
-            opts,
         );
-        draft.absorb(limits, Step::Limits);
-        draft
-            .refusals
-            .extend_texts(RefusalKind::Limits, limits_refusals);
+        draft.absorb(plugged, |step: Step| step);
         preconditions::plan_stack(&mut draft, &ctx);
         undoing::plan_stack(&mut draft, &ctx);
         volatile::plan_stack(&mut draft, &ctx);

@@ -221,6 +221,13 @@ impl fmt::Display for Step {
     }
 }
 
+/// A plugged capability's step as the plan carries it (src/plugins.rs).
+impl From<crate::limits::LimitsStep> for Step {
+    fn from(step: crate::limits::LimitsStep) -> Self {
+        Step::Limits(step)
+    }
+}
+
 /// The step's kind as `--json` names it (`create_user`, `migrate`, ...).
 pub fn step_kind(step: &Step) -> String {
     serde_json::to_value(step)

@@ -3,16 +3,17 @@
 //! file:line:column, instead of serde stopping at the first.
 pub mod boundary;
 pub mod handoff;
-pub mod limits;
 mod parse;
 pub mod quadlets;
 pub mod reach;
 pub mod reference;
 pub mod select;
+mod tables;
 pub mod validate;
 
 use parse::parse_tree;
 pub use parse::{POOL_KEYS, SHARE_KEYS, STACK_KEYS, TOP_KEYS};
+pub use tables::StackTable;
 
 use crate::error::{Error, Result};
 use crate::migration::{MigrateMode, OutsideLinks};
@@ -22,12 +23,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_POLICY: &str = "/etc/isolate/policy.toml";
 
-/// A value and the bytes of the policy file it came from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Located<T> {
-    pub value: T,
-    pub span: Range<usize>,
-}
+pub use crate::model::{Located, PolicyKey, Problem};
 
 /// The default uid pool before issue 20: users isolate made there (home below isolate's, uid
 /// in it) stay isolate's own when the state file is gone. Recorded allocations never move.
@@ -83,7 +79,41 @@ pub struct StackPolicy {
     /// It reaches or is reached: its compose runs with the reach override (set after parsing).
     pub reach_override: bool,
     /// `[stacks.NAME.limits]`: the stack slice's resource budget (src/limits).
-    pub limits: limits::StackLimits,
+    pub limits: crate::limits::schema::StackLimits,
+}
+
+/// The `[stacks.NAME]` tables of capabilities whose schema lives in their own folder: each
+/// one's key, how it is read into its field of `StackPolicy` above, and its reference rows.
+pub const STACK_TABLES: &[StackTable] = &[StackTable {
+    key: crate::limits::schema::KEY,
+    read: |stack, key, value, problems| {
+        stack.limits = crate::limits::schema::read(key, value, &stack.name, problems)
+    },
+    reference: crate::limits::schema::REFERENCE,
+}];
+
+impl StackPolicy {
+    /// A stack as `[stacks.NAME]` at `span` declares it before its keys are read: every key
+    /// at its default.
+    pub fn new(name: String, span: Range<usize>) -> Self {
+        StackPolicy {
+            name,
+            span: span.clone(),
+            data: Vec::new(),
+            migrate: Located {
+                value: MigrateMode::Auto,
+                span,
+            },
+            uid: None,
+            subid_start: None,
+            outside_hardlinks: OutsideLinks::Refuse,
+            closed: true,
+            handoff: Default::default(),
+            reaches: Vec::new(),
+            reach_override: false,
+            limits: Default::default(),
+        }
+    }
 }
 
 /// One entry of a share's `read`/`write` list: a stack, optionally one container uid in it.
@@ -130,22 +160,6 @@ pub struct Policy {
     pub pools_span: Range<usize>,
     pub stacks: BTreeMap<String, StackPolicy>,
     pub shares: BTreeMap<String, SharePolicy>,
-}
-
-/// A problem at a place in the policy file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    pub span: Range<usize>,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn new(span: Range<usize>, message: impl Into<String>) -> Self {
-        Problem {
-            span,
-            message: message.into(),
-        }
-    }
 }
 
 /// 1-based line and column (in characters) of a byte offset.

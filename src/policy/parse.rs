@@ -21,7 +21,8 @@ pub const POOL_KEYS: &[&str] = &[
     "subid_last",
     "subid_size",
 ];
-pub const STACK_KEYS: &[&str] = &[
+/// The keys of `[stacks.NAME]` read here; `STACK_KEYS` adds each of `STACK_TABLES`.
+const CORE_STACK_KEYS: &[&str] = &[
     "data",
     "migrate",
     "uid",
@@ -36,8 +37,10 @@ pub const STACK_KEYS: &[&str] = &[
     "compose_command",
     "reaches",
     "quadlets",
-    "limits",
 ];
+pub const STACK_KEYS: &[&str] = &tables::with_table_keys::<
+    { tables::count_keys(CORE_STACK_KEYS, STACK_TABLES) },
+>(CORE_STACK_KEYS, STACK_TABLES);
 pub const SHARE_KEYS: &[&str] = &["path", "read", "write", "mode"];
 
 struct Reader<'a> {
@@ -322,23 +325,7 @@ fn read_stack(
 ) -> StackPolicy {
     let name = key.get_ref().to_string();
     r.unknown_keys(t, STACK_KEYS, &format!("[stacks.{name}]"));
-    let mut stack = StackPolicy {
-        name: name.clone(),
-        span: key.span(),
-        data: Vec::new(),
-        migrate: Located {
-            value: MigrateMode::Auto,
-            span: key.span(),
-        },
-        uid: None,
-        subid_start: None,
-        outside_hardlinks: OutsideLinks::Refuse,
-        closed: true,
-        handoff: Default::default(),
-        reaches: Vec::new(),
-        reach_override: false,
-        limits: Default::default(),
-    };
+    let mut stack = StackPolicy::new(name.clone(), key.span());
     let mut has_data = false;
     for e @ (k, _) in t.iter() {
         match k.get_ref().as_ref() {
@@ -422,13 +409,16 @@ fn read_stack(
                     }
                 }
             }
-            "limits" => stack.limits = limits::read(e.0, e.1, &name, &mut r.problems),
             "closed" => {
                 if let Some(b) = r.boolean(e) {
                     stack.closed = b;
                 }
             }
-            _ => {}
+            other => {
+                if let Some(table) = STACK_TABLES.iter().find(|t| t.key == other) {
+                    (table.read)(&mut stack, e.0, e.1, &mut r.problems);
+                }
+            }
         }
     }
     if !has_data {

@@ -2,18 +2,16 @@
 //! table, isolate-policy(5) and the NixOS module's option descriptions are all rendered from
 //! here, and `tests/docs.rs` fails when the README's copy is stale.
 
-/// One row of the policy reference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PolicyKey {
-    /// Where the key lives, as a reader writes it: `user_prefix`, `[pools] uid_first`.
-    pub key: &'static str,
-    /// The default, or `required`, `none`, `allocated`. Inline code in backticks.
-    pub default: &'static str,
-    /// What it means. Inline code in backticks.
-    pub meaning: &'static str,
-}
+pub use crate::model::PolicyKey;
 
-pub const POLICY_KEYS: &[PolicyKey] = &[
+/// Every row: the top-level keys, `[pools]` and `[stacks.NAME]` (`CORE_ROWS`), each
+/// capability's table (`policy::STACK_TABLES`, rows from its own schema file), then `[shares.NAME]`.
+pub const POLICY_KEYS: &[PolicyKey] = &super::tables::with_table_rows::<
+    { super::tables::count_rows(CORE_ROWS, super::STACK_TABLES, SHARE_ROWS) },
+>(CORE_ROWS, super::STACK_TABLES, SHARE_ROWS);
+
+/// The rows of the keys parse.rs reads itself, before the capabilities' tables.
+const CORE_ROWS: &[PolicyKey] = &[
     PolicyKey {
         key: "`user_prefix`",
         default: "`\"stk-\"`",
@@ -119,36 +117,10 @@ pub const POLICY_KEYS: &[PolicyKey] = &[
         default: "`[]`",
         meaning: "the stack's quadlet units (absolute paths of `.container`, `.pod`, `.volume`, `.network`, `.kube`, `.image`, `.build` files in the legacy user's `~/.config/containers/systemd/` or `/etc/containers/systemd/users/UID/`), instead of `compose` and `service`; file names must differ (one directory will hold them); `init --quadlets DIR` drafts them, pods included. This version checks them and refuses the stack (plan and apply, exit 2) until apply moves quadlet units to the stack user's quadlet directory (see Quadlet stacks)",
     },
-    PolicyKey {
-        key: "`[stacks.NAME] limits`",
-        default: "none",
-        meaning: "the table `[stacks.NAME.limits]`: the stack's resource budget. Every process of the stack runs below `user-UID.slice`, so apply writes the keys below as `[Slice]` settings into `/etc/systemd/system/user-UID.slice.d/50-isolate.conf` and daemon-reloads: in force on the running slice, nothing restarts. Plan shows the change line by line; a key removed loses its line, all keys removed (or `rollback --stack`) remove the drop-in. On NixOS, `export nixos` declares them as `systemd.slices.\"user-UID\".sliceConfig` instead. On a cgroup v1 host memory and CPU limits may not act (plan says so)",
-    },
-    PolicyKey {
-        key: "`[stacks.NAME.limits] memory_max`, `memory_high`, `memory_swap_max`",
-        default: "none",
-        meaning: "`MemoryMax=` (the stack is OOM-killed above it), `MemoryHigh=` (throttled above it; must be below `memory_max`), `MemorySwapMax=`: bytes with an optional `K`, `M`, `G`, `T`, `P`, `E` suffix (powers of 1024), or `\"infinity\"`, e.g. `\"4G\"`",
-    },
-    PolicyKey {
-        key: "`[stacks.NAME.limits] cpu_weight`, `cpu_quota`",
-        default: "none",
-        meaning: "`CPUWeight=` 1..10000 (systemd's default 100: the stack's share against other slices when CPU is scarce); `CPUQuota=` percent of one CPU, `\"150%\"` = one and a half CPUs at most",
-    },
-    PolicyKey {
-        key: "`[stacks.NAME.limits] tasks_max`",
-        default: "none",
-        meaning: "`TasksMax=`: processes and threads of the whole stack, a number or `\"infinity\"` (stops a fork loop in one stack only)",
-    },
-    PolicyKey {
-        key: "`[stacks.NAME.limits] io_weight`",
-        default: "none",
-        meaning: "`IOWeight=` 1..10000: weighs the stack's slice against other slices only; the default `user@.service` delegates `pids memory cpu`, not `io`, so it has no effect among the stack's own containers (plan says so)",
-    },
-    PolicyKey {
-        key: "`[stacks.NAME.limits] disk_max`",
-        default: "none",
-        meaning: "the disk budget of each of the stack's data paths, a size as above (not `infinity`); not part of the slice drop-in. Set as a btrfs qgroup limit on a data path that is a subvolume of its own (quotas enabled); anywhere else (a plain directory, tmpfs, ext4/xfs) plan names why and apply refuses the key (see \"Disk budget\")",
-    },
+];
+
+/// The rows of `[shares.NAME]`, after every stack table's.
+const SHARE_ROWS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[shares.NAME] path`",
         default: "required",

@@ -1,8 +1,11 @@
 //! Reading Rust source for the paths it imports, for tests/layers.rs: a small tokenizer
 //! (comments, strings, char literals and lifetimes set aside; a path written as a string kept)
 //! and the `crate::` and `super::` paths each file names, with their lines; and the cycle
-//! finder (Tarjan) the layer test runs over the modules they join.
+//! finder (Tarjan) the layer test runs over the modules they join; `budget` counts the files
+//! outside a capability's folder that name it.
 use std::collections::{BTreeMap, BTreeSet};
+
+pub mod budget;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {

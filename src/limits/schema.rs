@@ -1,8 +1,13 @@
 //! The `[stacks.NAME.limits]` table: the resource budget of one stack's slice, in systemd's own
-//! units and syntax, read with every problem at its place. What it makes on the host is
-//! src/limits (the slice drop-in) and, for `disk_max`, the quota capability.
-use super::{Located, Problem};
+//! units and syntax, read with every problem at its place, and its rows of the policy reference.
+//! A schema, placed in the schemas layer (tests/layers.rs): `policy::STACK_TABLES` picks it up.
+//! What it makes on the host is the rest of src/limits (the slice drop-in) and, for `disk_max`,
+//! the quota capability.
+use crate::model::{Located, PolicyKey, Problem};
 use toml::de::{DeTable, DeValue};
+
+/// The key of `[stacks.NAME]` that holds the table.
+pub const KEY: &str = "limits";
 
 /// The keys `[stacks.NAME.limits]` accepts.
 pub const LIMIT_KEYS: &[&str] = &[
@@ -278,6 +283,40 @@ fn check_together(limits: &StackLimits, problems: &mut Vec<Problem>) {
         }
     }
 }
+
+/// The table's rows of the policy reference (README, isolate-policy(5), the NixOS module).
+pub const REFERENCE: &[PolicyKey] = &[
+    PolicyKey {
+        key: "`[stacks.NAME] limits`",
+        default: "none",
+        meaning: "the table `[stacks.NAME.limits]`: the stack's resource budget. Every process of the stack runs below `user-UID.slice`, so apply writes the keys below as `[Slice]` settings into `/etc/systemd/system/user-UID.slice.d/50-isolate.conf` and daemon-reloads: in force on the running slice, nothing restarts. Plan shows the change line by line; a key removed loses its line, all keys removed (or `rollback --stack`) remove the drop-in. On NixOS, `export nixos` declares them as `systemd.slices.\"user-UID\".sliceConfig` instead. On a cgroup v1 host memory and CPU limits may not act (plan says so)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] memory_max`, `memory_high`, `memory_swap_max`",
+        default: "none",
+        meaning: "`MemoryMax=` (the stack is OOM-killed above it), `MemoryHigh=` (throttled above it; must be below `memory_max`), `MemorySwapMax=`: bytes with an optional `K`, `M`, `G`, `T`, `P`, `E` suffix (powers of 1024), or `\"infinity\"`, e.g. `\"4G\"`",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] cpu_weight`, `cpu_quota`",
+        default: "none",
+        meaning: "`CPUWeight=` 1..10000 (systemd's default 100: the stack's share against other slices when CPU is scarce); `CPUQuota=` percent of one CPU, `\"150%\"` = one and a half CPUs at most",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] tasks_max`",
+        default: "none",
+        meaning: "`TasksMax=`: processes and threads of the whole stack, a number or `\"infinity\"` (stops a fork loop in one stack only)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] io_weight`",
+        default: "none",
+        meaning: "`IOWeight=` 1..10000: weighs the stack's slice against other slices only; the default `user@.service` delegates `pids memory cpu`, not `io`, so it has no effect among the stack's own containers (plan says so)",
+    },
+    PolicyKey {
+        key: "`[stacks.NAME.limits] disk_max`",
+        default: "none",
+        meaning: "the disk budget of each of the stack's data paths, a size as above (not `infinity`); not part of the slice drop-in. Set as a btrfs qgroup limit on a data path that is a subvolume of its own (quotas enabled); anywhere else (a plain directory, tmpfs, ext4/xfs) plan names why and apply refuses the key (see \"Disk budget\")",
+    },
+];
 
 #[cfg(test)]
 mod tests;

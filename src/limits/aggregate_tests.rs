@@ -1,11 +1,13 @@
 //! Resource limits through the aggregates: plan() carries the stack's slice drop-in as a step
 //! with its diff and notes, apply() writes it and daemon-reloads the system manager through
 //! the session's systemd port, and a plan made after it has nothing left to do.
-use super::*;
+use crate::apply::{apply, Backends, Outcome, Walker};
 use crate::host::session::FakeSession;
 use crate::host::systemd::fake::SystemdCall;
-use crate::plan::{plan, Options};
+use crate::layout::Root;
+use crate::plan::{plan, Options, Plan};
 use crate::policy::Policy;
+use std::path::Path;
 
 const POLICY: &str =
     "[stacks.immich]\ndata = []\n[stacks.immich.limits]\nmemory_max = \"64M\"\ntasks_max = 32\n";
