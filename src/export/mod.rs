@@ -59,7 +59,7 @@ pub struct ExportStack {
     /// Recorded but no longer in the policy: still declared, so NixOS keeps the account.
     pub orphaned: bool,
     pub user_units: Vec<UserUnit>,
-    /// What the capabilities plugged in through src/plugins.rs declare (the slice's limits).
+    /// What the capabilities plugged in through src/plugins.rs declare for the stack.
     pub plugged: crate::plugins::Declared,
     /// `quadlets`: declared for the stack user with quadlet-nix (src/export/nixos_quadlet.rs).
     pub quadlets: quadlet_sources::StackQuadlets,
