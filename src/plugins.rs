@@ -167,7 +167,8 @@ fn absorb<S, T: Into<S>>(planned: &mut Planned<S>, from: Planned<T>) {
     planned.notes.extend(from.notes);
 }
 
-/// `rollback --stack`: what each plugged capability set for the stack goes; the lines say what
+/// `rollback --stack`: what each plugged capability set for the stack goes, in the order
+/// written here (after the hand-off, before a legacy publish and the data); the lines say what
 /// went.
 pub fn rollback(
     root: &Root,

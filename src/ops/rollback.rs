@@ -1,7 +1,7 @@
 //! `rollback --stack` and `rollback --share`: the undo of several capabilities in the one order
-//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off, the
-//! slice's limits and a legacy publish made for the stack are undone, then the data changes
-//! owners back).
+//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off, what
+//! the plugged capabilities set (src/plugins.rs) and a legacy publish made for the stack are
+//! undone, then the data changes owners back).
 use crate::apply::{self, RollbackReport};
 use crate::data::Migrator;
 use crate::error::Result;
@@ -96,8 +96,7 @@ pub fn stack(
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
     )?);
-    // What the plugged capabilities set goes: the slice's limits drop-in (daemon-reload; the
-    // slice keeps running).
+    // What the plugged capabilities set goes (src/plugins.rs says what and in which order).
     handoff.extend(crate::plugins::rollback(
         root,
         stack,
