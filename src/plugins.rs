@@ -11,7 +11,8 @@ use crate::limits::LimitsStep;
 use crate::model::{Planned, RefusalKind, Refusals, Selection};
 use crate::policy::Policy;
 use crate::policy::StackPolicy;
-use crate::quadlet::plan::{QuadletFacts, QuadletStep, Sides};
+pub use crate::quadlet::plan::QuadletStep;
+use crate::quadlet::plan::{QuadletFacts, Sides};
 use crate::state::Allocation;
 
 /// What observe found for the plugged capabilities (one field of `observe::Observed`).
@@ -106,6 +107,18 @@ pub fn plan_quadlets<S: From<QuadletStep>>(
         }
     }
     install.notes.extend(planned.notes);
+}
+
+/// The images (`Image=`) and podman volumes (`.volume`) of a quadlet stack's files, which the
+/// hand-off copies and moves (none for a compose stack).
+pub fn units_images_and_volumes(
+    root: &Root,
+    s: &StackPolicy,
+) -> Result<(Vec<String>, Vec<String>)> {
+    if s.handoff.quadlets.is_empty() {
+        return Ok(Default::default());
+    }
+    crate::quadlet::observe::images_and_volumes(root, s)
 }
 
 /// `rollback --stack` of a quadlet stack, first half: the stack user's units stop and the files

@@ -351,9 +351,7 @@ fn run_step(
             crate::limits::apply::run(root, l, b.session.as_ref().map(|s| s.systemd))
                 .map(|o| (o, None))
         }
-        Step::Quadlet(q) => {
-            crate::quadlet::apply::run(root, q, b.session.as_ref()).map(|o| (o, None))
-        }
+        Step::Quadlet(q) => q.run(root, b.session.as_ref()).map(|o| (o, None)),
         Step::ReachLegacy(l) => {
             crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
         }

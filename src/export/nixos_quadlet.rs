@@ -476,7 +476,9 @@ mod tests {
             "    #   line 4 \"UserNS=auto\" (containerConfig.userns): removed",
             "    #   line 6 \"User=alice\" (serviceConfig.User): removed",
             "    # ServiceName= makes it front-svc.service, while quadlet-nix names it front.service",
-            "    # [Install] WantedBy=multi-user.target: a user manager",
+            // The quadlet rewrite makes multi-user.target the user manager's default.target.
+            "    #   line 5 \"WantedBy=multi-user.target\" ([Install] WantedBy=): rewritten (a user manager has no multi-user.target",
+            "        WantedBy=default.target\n",
             "    # /home/alice/.config/containers/systemd/gone.volume: NOT DECLARED, it could not be read: no such file\n",
             "        Volume=/home/alice/web:/w\n",
             "  home-manager.users.\"stk-app\" = { osConfig, lib, ... }: {\n",

@@ -181,6 +181,16 @@ fn observe_volumes(
 
 /// Everything the hand-off plans from, for one stack. `stores` is None without systemd; `sys`
 /// reads a volume's tree.
+/// The images and podman volumes a stack's unit files (quadlets) name, read by the caller
+/// (src/plugins.rs): the hand-off copies and moves them like a compose project's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FromUnits {
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+// The stack, its two sides' stores and what its unit files name: one call per stack from observe.
+#[allow(clippy::too_many_arguments)]
 pub fn observe_stack(
     root: &Root,
     sys: &dyn crate::walk::sys::WalkSys,
@@ -189,6 +199,7 @@ pub fn observe_stack(
     s: &StackPolicy,
     a: &Allocation,
     stores: Option<&Session<'_>>,
+    from_units: &FromUnits,
 ) -> Result<StackFacts> {
     let mut facts = StackFacts::default();
     for e in &s.handoff.env_files {
@@ -209,8 +220,8 @@ pub fn observe_stack(
         }
     }
     // A quadlet stack's `.volume` files and `Image=` lines are its volumes and images.
-    if !s.handoff.quadlets.is_empty() {
-        let (images, volumes) = crate::quadlet::observe::images_and_volumes(root, s)?;
+    {
+        let FromUnits { images, volumes } = from_units.clone();
         for i in images {
             if !facts.compose.images.contains(&i) {
                 facts.compose.images.push(i);

@@ -19,6 +19,7 @@ mod zones;
 /// The selection under the name the planners have always used for it.
 pub use crate::model::Selection as Options;
 pub use crate::model::{Note, NoteKind};
+pub use crate::plugins::QuadletStep;
 pub use crate::policy::select::selected;
 pub use step::{step_kind, step_span, Step};
 

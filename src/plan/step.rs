@@ -91,7 +91,7 @@ pub enum Step {
     /// The stack slice's resource limits drop-in (src/limits).
     Limits(crate::limits::LimitsStep),
     /// A quadlet stack's units: the legacy owner's parked, the stack user's installed (src/quadlet).
-    Quadlet(crate::quadlet::plan::QuadletStep),
+    Quadlet(super::QuadletStep),
 }
 
 impl Step {
@@ -232,8 +232,8 @@ impl From<crate::limits::LimitsStep> for Step {
     }
 }
 
-impl From<crate::quadlet::plan::QuadletStep> for Step {
-    fn from(step: crate::quadlet::plan::QuadletStep) -> Self {
+impl From<super::QuadletStep> for Step {
+    fn from(step: super::QuadletStep) -> Self {
         Step::Quadlet(step)
     }
 }

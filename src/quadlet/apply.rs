@@ -31,6 +31,13 @@ pub(super) fn reload(root: &Root, session: Option<&Session<'_>>, m: Manager) -> 
     session.systemd.reload_manager(m)
 }
 
+impl QuadletStep {
+    /// Carries out the step (apply's arm for `Step::Quadlet`).
+    pub fn run(&self, root: &Root, session: Option<&Session<'_>>) -> Result<Outcome> {
+        run(root, self, session)
+    }
+}
+
 pub fn run(root: &Root, step: &QuadletStep, session: Option<&Session<'_>>) -> Result<Outcome> {
     match step {
         QuadletStep::RetireLegacy {
