@@ -113,8 +113,13 @@ pub fn gather(
             .collect();
         let closed = crate::isolation::status::closed(root, sys, &record, name, &maps, &migrated);
         let grants = crate::isolation::status::grants(policy, name, &maps);
-        let handoff =
+        let mut handoff =
             crate::handoff::status::lines(root, policy, &state, &acc, name, a, live.stores());
+        handoff.extend(crate::quadlet::status::lines(
+            root,
+            name,
+            live.session.as_ref().map(|s| s.systemd),
+        ));
         stacks.push(StackStatus {
             stack: name.clone(),
             in_policy: policy.stacks.contains_key(name),

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 mod layers_common;
-use layers_common::budget::{naming_files, BUDGET};
+use layers_common::budget::{naming_files, over_budget};
 use layers_common::{cycles, module_path, references};
 
 /// Bottom to top. A module may import its own layer and the layers below; within one layer the
@@ -457,34 +457,9 @@ fn every_capability_is_named_from_few_files_outside_its_folder() {
         .iter()
         .find(|(layer, _)| *layer == "capabilities")
         .expect("a capabilities layer");
-    let mut report = String::new();
-    let mut found = Vec::new();
-    for capability in capabilities.iter().filter(|c| !c.contains("::")) {
-        let naming = naming_files(capability, &files, &tops, &integration);
-        report.push_str(&format!(
-            "{capability}: {} files outside its folder name it (budget {BUDGET})\n",
-            naming.len()
-        ));
-        for file in &naming {
-            report.push_str(&format!("    {file}\n"));
-        }
-        match OVER_BUDGET.iter().find(|(name, ..)| name == capability) {
-            Some((_, ceiling, _)) if naming.len() <= BUDGET => found.push(format!(
-                "`{capability}` is within budget ({} files): remove it from OVER_BUDGET (ceiling {ceiling})",
-                naming.len()
-            )),
-            Some((_, ceiling, why)) if naming.len() > *ceiling => found.push(format!(
-                "`{capability}` is named from {} files outside its folder, above its ceiling {ceiling} ({why})",
-                naming.len()
-            )),
-            Some(_) => {}
-            None if naming.len() > BUDGET => found.push(format!(
-                "`{capability}` is named from {} files outside its folder, above the budget of {BUDGET}",
-                naming.len()
-            )),
-            None => {}
-        }
-    }
+    let (report, found) = over_budget(capabilities, OVER_BUDGET, |capability| {
+        naming_files(capability, &files, &tops, &integration)
+    });
     println!("{report}");
     assert!(
         found.is_empty(),

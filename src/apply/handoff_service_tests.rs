@@ -173,6 +173,7 @@ fn a_service_whose_containers_do_not_run_is_neither_present_nor_shown_running() 
         s,
         &a,
         Some(&stores.session()),
+        &Default::default(),
     )
     .unwrap();
     o.handoff.insert("app".into(), facts);
@@ -270,6 +271,7 @@ fn the_service_runs_root_owned_copies_and_a_changed_original_is_a_plan_diff() {
             s,
             &a,
             Some(&stores.session()),
+            &Default::default(),
         )
         .unwrap();
         o.handoff.insert("app".into(), facts);

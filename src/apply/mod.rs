@@ -351,6 +351,7 @@ fn run_step(
             crate::limits::apply::run(root, l, b.session.as_ref().map(|s| s.systemd))
                 .map(|o| (o, None))
         }
+        Step::Quadlet(q) => q.run(root, b.session.as_ref()).map(|o| (o, None)),
         Step::ReachLegacy(l) => {
             crate::reach::legacy_run::run(root, l, b.compose).map(|o| (o, None))
         }
@@ -440,8 +441,6 @@ mod handoff_service_tests;
 mod handoff_tests;
 #[cfg(test)]
 mod nixos_service_tests;
-#[cfg(test)]
-mod quadlet_tests;
 #[cfg(test)]
 mod reach_legacy_tests;
 #[cfg(test)]

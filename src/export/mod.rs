@@ -3,7 +3,9 @@
 //! Collecting what to export (and recording allocations not recorded yet) lives here; each
 //! target renders in its own file.
 pub mod nixos;
+mod nixos_quadlet;
 mod nixos_units;
+pub mod quadlet_sources;
 pub mod units;
 
 use crate::alloc::{self, Source};
@@ -57,8 +59,10 @@ pub struct ExportStack {
     /// Recorded but no longer in the policy: still declared, so NixOS keeps the account.
     pub orphaned: bool,
     pub user_units: Vec<UserUnit>,
-    /// What the capabilities plugged in through src/plugins.rs declare (the slice's limits).
+    /// What the capabilities plugged in through src/plugins.rs declare for the stack.
     pub plugged: crate::plugins::Declared,
+    /// `quadlets`: declared for the stack user with quadlet-nix (src/export/nixos_quadlet.rs).
+    pub quadlets: quadlet_sources::StackQuadlets,
 }
 
 /// Everything one export declares.
@@ -158,6 +162,7 @@ pub fn collect(
             orphaned,
             user_units: units(policy.stacks.get(name), &a),
             plugged: crate::plugins::Declared::of(policy.stacks.get(name)),
+            quadlets: Default::default(),
         });
     }
 
@@ -212,6 +217,7 @@ pub fn run_nixos(
         record.apply_to(&mut state)?;
         state.write(root)?;
     }
+    quadlet_sources::attach(root, &policy, &acc, &mut export);
     let text = nixos::render(&export)?;
     let recorded = if record.stacks.is_empty() {
         String::new()
@@ -222,10 +228,11 @@ pub fn run_nixos(
         )
     };
     let summary = format!(
-        "{} stack(s), shared group {} (gid {}){recorded}",
+        "{} stack(s), shared group {} (gid {}){recorded}{}",
         export.stacks.len(),
         export.shared_group,
-        export.shared_gid
+        export.shared_gid,
+        nixos_quadlet::summary(&export)
     );
     match output {
         Some(path) => {

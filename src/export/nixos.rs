@@ -34,7 +34,7 @@ pub fn string(s: &str) -> Result<String> {
 }
 
 /// Text for a `#` comment: one line, control characters shown escaped.
-fn comment(s: &str) -> String {
+pub(super) fn comment(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
             if c.is_control() {
@@ -81,6 +81,7 @@ pub fn render(e: &Export) -> Result<String> {
         "  # Every stack user joins it (shared media).\n  users.groups.{group} = {{ gid = {}; }};",
         e.shared_gid
     );
+    super::nixos_quadlet::enable(w, e);
     for s in &e.stacks {
         stack(w, s, &group)?;
     }
@@ -131,6 +132,7 @@ fn stack(w: &mut String, s: &ExportStack, group: &str) -> Result<()> {
     for u in &s.user_units {
         super::nixos_units::user_service(w, u, &user)?;
     }
+    super::nixos_quadlet::stack(w, s)?;
     Ok(())
 }
 
@@ -153,6 +155,7 @@ mod tests {
             orphaned: false,
             user_units: vec![],
             plugged: Default::default(),
+            quadlets: Default::default(),
         }
     }
 

@@ -181,6 +181,16 @@ fn observe_volumes(
 
 /// Everything the hand-off plans from, for one stack. `stores` is None without systemd; `sys`
 /// reads a volume's tree.
+/// The images and podman volumes a stack's unit files (quadlets) name, read by the caller
+/// (src/plugins.rs): the hand-off copies and moves them like a compose project's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FromUnits {
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+// The stack, its two sides' stores and what its unit files name: one call per stack from observe.
+#[allow(clippy::too_many_arguments)]
 pub fn observe_stack(
     root: &Root,
     sys: &dyn crate::walk::sys::WalkSys,
@@ -189,6 +199,7 @@ pub fn observe_stack(
     s: &StackPolicy,
     a: &Allocation,
     stores: Option<&Session<'_>>,
+    from_units: &FromUnits,
 ) -> Result<StackFacts> {
     let mut facts = StackFacts::default();
     for e in &s.handoff.env_files {
@@ -208,6 +219,27 @@ pub fn observe_stack(
             Err(e) => facts.compose_error = Some(e),
         }
     }
+    // A quadlet stack's `.volume` files and `Image=` lines are its volumes and images.
+    {
+        let FromUnits { images, volumes } = from_units.clone();
+        for i in images {
+            if !facts.compose.images.contains(&i) {
+                facts.compose.images.push(i);
+            }
+        }
+        facts
+            .compose
+            .volumes
+            .extend(
+                volumes
+                    .into_iter()
+                    .map(|name| super::compose::ComposeVolume {
+                        key: name.clone(),
+                        name,
+                        external: false,
+                    }),
+            );
+    }
     if s.handoff.wants_service() {
         facts.service = Some(super::service::observe(root, policy, acc, s, a, stores));
     }
@@ -219,7 +251,9 @@ pub fn observe_stack(
     // is started (never enabled) when it is not listening: the plan cannot name the project's
     // volumes and containers otherwise, and starting it is what any `podman` call of that
     // user does too. Without the privilege (plan as a user) the store stays unseen.
-    let wants = !s.handoff.compose.is_empty() || !s.handoff.images.is_empty();
+    let wants = !s.handoff.compose.is_empty()
+        || !s.handoff.images.is_empty()
+        || !s.handoff.quadlets.is_empty();
     let legacy_user = policy
         .legacy_owner
         .as_ref()

@@ -51,7 +51,6 @@ pub fn plan_stack(
     obs: &Seen<'_>,
     opts: &Options,
 ) {
-    refusals.extend(crate::quadlet::plan::not_carried_out(s));
     plan_env_files(policy, s, a, obs, out, refusals);
     plan_images(policy, s, a, obs, opts, out, refusals);
     plan_volumes(policy, s, a, obs, opts, out, refusals);

@@ -294,7 +294,7 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         .map(|p| text::stack_name(&p.name, "stk-"))
         .collect();
     let accounts = crate::host::accounts::Accounts::read(req.root).ok();
-    let home_of_dir = |d: &Path| quadlet_home(accounts.as_ref(), d);
+    let home_of_dir = |d: &Path| quadlets::quadlet_home(accounts.as_ref(), d);
     let text = text
         + &quadlets::draft_dirs(
             req.root,
@@ -311,27 +311,6 @@ pub fn run(req: &Request<'_>) -> Result<String> {
         })
     })?;
     Ok(text)
-}
-
-/// What `%h` meant to the units of a quadlet directory: the home of the user whose home holds
-/// it, of the uid in `/etc/containers/systemd/users/UID`, else root's.
-fn quadlet_home(accounts: Option<&crate::host::accounts::Accounts>, dir: &Path) -> PathBuf {
-    let Some(a) = accounts else {
-        return PathBuf::from("/root");
-    };
-    let by_uid = dir
-        .strip_prefix(crate::quadlet::place::USERS_DIR)
-        .ok()
-        .and_then(|rest| rest.to_str()?.split('/').next()?.parse::<u32>().ok())
-        .and_then(|uid| a.user_by_uid(uid));
-    let by_home = a
-        .passwd
-        .iter()
-        .filter(|u| u.home != "/" && dir.starts_with(&u.home))
-        .max_by_key(|u| u.home.len());
-    by_uid
-        .or(by_home)
-        .map_or_else(|| PathBuf::from("/root"), |u| PathBuf::from(&u.home))
 }
 
 /// The drafted policy is not one isolate accepts: a bug in the draft.

@@ -106,6 +106,31 @@ pub fn draft_dirs(
     Ok(out)
 }
 
+/// What `%h` meant to the units of a quadlet directory: the home of the user whose home holds
+/// it, of the uid in `/etc/containers/systemd/users/UID`, else root's.
+pub(super) fn quadlet_home(
+    accounts: Option<&crate::host::accounts::Accounts>,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let Some(a) = accounts else {
+        return std::path::PathBuf::from("/root");
+    };
+    let by_uid = dir
+        .strip_prefix(crate::quadlet::place::USERS_DIR)
+        .ok()
+        .and_then(|rest| rest.to_str()?.split('/').next()?.parse::<u32>().ok())
+        .and_then(|uid| a.user_by_uid(uid));
+    let by_home = a
+        .passwd
+        .iter()
+        .filter(|u| u.home != "/" && dir.starts_with(&u.home))
+        .max_by_key(|u| u.home.len());
+    by_uid.or(by_home).map_or_else(
+        || std::path::PathBuf::from("/root"),
+        |u| std::path::PathBuf::from(&u.home),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! The words a policy schema is written in: a value with its place in the file (`Located`), a
 //! problem at a place (`Problem`), one row of the policy reference (`PolicyKey`). Plain data
-//! here, below `policy/`, so a capability's own schema file (`src/limits/schema.rs`) can use
+//! here, below `policy/`, so a capability's own schema file (`src/NAME/schema.rs`) can use
 //! them without importing the policy that picks it up.
 use std::ops::Range;
 

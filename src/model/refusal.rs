@@ -30,8 +30,7 @@ pub enum RefusalKind {
     Rollback,
     /// No systemd (or no logind) to talk to.
     Systemd,
-    /// A capability plugged in through src/plugins.rs, by its folder's name (`limits`: a stack
-    /// slice's limits that cannot be set as asked).
+    /// A capability plugged in through src/plugins.rs, by its folder's name.
     Plugged(&'static str),
     /// A disk budget the filesystem cannot hold (src/quota).
     Quota,

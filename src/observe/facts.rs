@@ -63,6 +63,6 @@ pub struct Observed {
     pub units: crate::preconditions::units::Scan,
     /// Per stack with `disk_max`: its data trees' filesystems and limits (src/quota).
     pub quota: BTreeMap<String, Vec<crate::quota::plan::Tree>>,
-    /// What the capabilities plugged in through src/plugins.rs found (limits).
+    /// What the capabilities plugged in through src/plugins.rs found.
     pub plugged: crate::plugins::Facts,
 }

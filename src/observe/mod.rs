@@ -86,6 +86,8 @@ pub fn observe(
     }
     for (stack, a) in &allocs {
         if let Some(s) = policy.stacks.get(stack) {
+            let (images, volumes) = crate::plugins::units_images_and_volumes(root, s)?;
+            let units = crate::handoff::observe::FromUnits { images, volumes };
             let facts = crate::handoff::observe::observe_stack(
                 root,
                 probes.sys,
@@ -94,6 +96,7 @@ pub fn observe(
                 s,
                 &a.allocation,
                 live.stores(),
+                &units,
             )?;
             obs.preconditions.insert(
                 stack.clone(),
@@ -159,6 +162,15 @@ pub fn observe(
         &allocs,
         opts,
         true,
+    )?;
+    obs.plugged.quadlets = crate::plugins::observe_quadlets(
+        root,
+        policy,
+        &obs.accounts,
+        allocs
+            .iter()
+            .filter_map(|(s, a)| Some((policy.stacks.get(s)?, &a.allocation))),
+        live.session.as_ref().map(|x| x.systemd),
     )?;
     obs.inside = processes_inside(root, policy, &obs, &allocs, opts, procs);
     obs.quota = crate::quota::observe::observe(root, probes.quota, policy, opts)?;

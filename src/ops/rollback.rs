@@ -1,7 +1,7 @@
 //! `rollback --stack` and `rollback --share`: the undo of several capabilities in the one order
-//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off, the
-//! slice's limits and a legacy publish made for the stack are undone, then the data changes
-//! owners back).
+//! that keeps data safe (the service stops, closed tops reopen, reaches, the hand-off, what
+//! the plugged capabilities set (src/plugins.rs) and a legacy publish made for the stack are
+//! undone, then the data changes owners back).
 use crate::apply::{self, RollbackReport};
 use crate::data::Migrator;
 use crate::error::Result;
@@ -15,11 +15,14 @@ use crate::policy::Policy;
 use crate::state::State;
 use crate::walk::sys::WalkSys;
 
-/// What `rollback --stack` did: the hand-off's lines, then the data paths.
+/// What `rollback --stack` did: the hand-off's lines, the data paths, then what came back once
+/// the data had its old owners (a quadlet stack's legacy units).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct StackRollback {
     pub handoff: crate::handoff::apply::RollbackLines,
     pub data: RollbackReport,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after_data: Vec<String>,
 }
 
 impl crate::render::Render for StackRollback {
@@ -27,7 +30,11 @@ impl crate::render::Render for StackRollback {
         for line in &self.handoff {
             writeln!(out, "rolled back {line}")?;
         }
-        self.data.text(out)
+        self.data.text(out)?;
+        for line in &self.after_data {
+            writeln!(out, "rolled back {line}")?;
+        }
+        Ok(())
     }
 }
 
@@ -56,6 +63,9 @@ pub fn stack(
     // until nothing else holds the data; a refusal starts it again, so a refused rollback
     // changes nothing.
     let session = b.live.session.as_ref();
+    // A quadlet stack's units stop and the files isolate wrote for it go (its containers hold
+    // the data); the legacy owner's come back once the data has its old owners.
+    let quadlet_lines = crate::plugins::rollback_before_data(root, stack, session)?;
     let paused = crate::handoff::apply::pause_service(root, stack, session)?;
     if !force {
         if let Err(refusal) = refuse_if_data_held(root, b.live, policy, stack) {
@@ -79,14 +89,14 @@ pub fn stack(
         service_line.is_some() || crate::handoff::apply::has_rollback(&state, stack);
     // The reaches and the hand-off (volumes, env files) are undone before the data changes
     // owners.
-    let mut handoff: Vec<String> = service_line.into_iter().collect();
+    let mut handoff: Vec<String> = quadlet_lines;
+    handoff.extend(service_line);
     handoff.extend(quota_lines);
     handoff.extend(crate::reach::apply::rollback(root, stack)?);
     handoff.extend(crate::handoff::apply::rollback(
         root, stack, session, b.migrator, progress,
     )?);
-    // What the plugged capabilities set goes: the slice's limits drop-in (daemon-reload; the
-    // slice keeps running).
+    // What the plugged capabilities set goes (src/plugins.rs says what and in which order).
     handoff.extend(crate::plugins::rollback(
         root,
         stack,
@@ -101,7 +111,12 @@ pub fn stack(
     } else {
         apply::rollback(root, stack, b.migrator, progress)?
     };
-    Ok(StackRollback { handoff, data })
+    let after_data = crate::plugins::rollback_after_data(root, stack, session)?;
+    Ok(StackRollback {
+        handoff,
+        data,
+        after_data,
+    })
 }
 
 /// Refuses a stack's rollback while containers of the stack or the legacy owner hold its data.

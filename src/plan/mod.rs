@@ -19,6 +19,7 @@ mod zones;
 /// The selection under the name the planners have always used for it.
 pub use crate::model::Selection as Options;
 pub use crate::model::{Note, NoteKind};
+pub use crate::plugins::QuadletStep;
 pub use crate::policy::select::selected;
 pub use step::{step_kind, step_span, Step};
 
@@ -150,6 +151,18 @@ pub fn preview_allocated(
         accounts::plan_stack(&mut draft, &ctx);
         zones::plan_stack(&mut draft, &ctx);
         session::plan_stack(&mut draft, &ctx);
+        // A quadlet stack's legacy units are parked before its data moves (a reboot between
+        // the two must not start them on the moved data); its own start after the hand-off.
+        let mut quadlet_retire = crate::model::Planned::default();
+        let mut quadlet_install = crate::model::Planned::default();
+        crate::plugins::plan_quadlets(
+            &mut quadlet_retire,
+            &mut quadlet_install,
+            &mut draft.refusals,
+            stack,
+            &obs.plugged,
+        );
+        draft.absorb(quadlet_retire, |step: Step| step);
         data::plan_stack(&mut draft, &ctx, legacy.as_ref());
         let mut quota_refusals = Vec::new();
         crate::quota::plan::plan_stack(
@@ -186,6 +199,7 @@ pub fn preview_allocated(
         draft
             .refusals
             .extend_texts(RefusalKind::Handoff, handoff_refusals);
+        draft.absorb(quadlet_install, |step: Step| step);
         let mut plugged = crate::model::Planned::default();
         crate::plugins::plan_stack(
             &mut plugged,

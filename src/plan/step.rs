@@ -90,6 +90,8 @@ pub enum Step {
     Quota(crate::quota::QuotaStep),
     /// The stack slice's resource limits drop-in (src/limits).
     Limits(crate::limits::LimitsStep),
+    /// A quadlet stack's units: the legacy owner's parked, the stack user's installed (src/quadlet).
+    Quadlet(super::QuadletStep),
 }
 
 impl Step {
@@ -108,6 +110,7 @@ impl Step {
             Step::ReachLegacy(l) => Some(l.stack()),
             Step::Quota(q) => Some(q.stack()),
             Step::Limits(l) => Some(&l.stack),
+            Step::Quadlet(q) => Some(q.stack()),
             Step::CloseData(c) => Some(&c.stack),
             Step::OpenData(o) => Some(&o.stack),
             Step::CreateGroup { .. } | Step::Share(_) => None,
@@ -217,6 +220,7 @@ impl fmt::Display for Step {
             Step::ReachLegacy(l) => l.fmt(f),
             Step::Quota(q) => q.fmt(f),
             Step::Limits(l) => l.fmt(f),
+            Step::Quadlet(q) => q.fmt(f),
         }
     }
 }
@@ -225,6 +229,12 @@ impl fmt::Display for Step {
 impl From<crate::limits::LimitsStep> for Step {
     fn from(step: crate::limits::LimitsStep) -> Self {
         Step::Limits(step)
+    }
+}
+
+impl From<super::QuadletStep> for Step {
+    fn from(step: super::QuadletStep) -> Self {
+        Step::Quadlet(step)
     }
 }
 

@@ -115,7 +115,7 @@ const CORE_ROWS: &[PolicyKey] = &[
     PolicyKey {
         key: "`[stacks.NAME] quadlets`",
         default: "`[]`",
-        meaning: "the stack's quadlet units (absolute paths of `.container`, `.pod`, `.volume`, `.network`, `.kube`, `.image`, `.build` files in the legacy user's `~/.config/containers/systemd/` or `/etc/containers/systemd/users/UID/`), instead of `compose` and `service`; file names must differ (one directory will hold them); `init --quadlets DIR` drafts them, pods included. This version checks them and refuses the stack (plan and apply, exit 2) until apply moves quadlet units to the stack user's quadlet directory (see Quadlet stacks)",
+        meaning: "the stack's quadlet units (absolute paths of `.container`, `.pod`, `.volume`, `.network`, `.kube`, `.image`, `.build` files in the legacy user's `~/.config/containers/systemd/` or `/etc/containers/systemd/users/UID/`, or root's `/etc/containers/systemd/`), instead of `compose` and `service`; file names must differ (one directory will hold them); `init --quadlets DIR` drafts them, pods included. For root's units (`/etc/containers/systemd/`) the policy says `legacy_owner = \"root\"`. Apply parks the legacy owner's files below /var/lib/isolate (her manager reloaded, a reboot starts one copy), hands over the `.volume` volumes and `Image=` images, writes the rewritten files into `/etc/containers/systemd/users/UID/` and starts the units in the stack user's manager; rollback puts hers back (see Quadlet stacks). Needs quadlet (podman 4.4 or newer)",
     },
 ];
 

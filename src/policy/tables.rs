@@ -13,7 +13,7 @@ pub type ReadTable =
 /// One capability's table of `[stacks.NAME]`.
 #[derive(Clone, Copy)]
 pub struct StackTable {
-    /// The key in `[stacks.NAME]` (`limits`).
+    /// The key in `[stacks.NAME]` that holds the table.
     pub key: &'static str,
     pub read: ReadTable,
     /// Its rows of the policy reference, in the order the reference shows them.

@@ -96,6 +96,32 @@ fn change_of(
             None,
         ));
     }
+    if section == "Install"
+        && matches!(key, "WantedBy" | "RequiredBy" | "UpheldBy")
+        && value.split_whitespace().any(|t| t == "multi-user.target")
+    {
+        let targets: Vec<&str> = value
+            .split_whitespace()
+            .map(|t| {
+                if t == "multi-user.target" {
+                    "default.target"
+                } else {
+                    t
+                }
+            })
+            .collect();
+        let mut kept: Vec<&str> = Vec::new();
+        for t in targets {
+            if !kept.contains(&t) {
+                kept.push(t);
+            }
+        }
+        return Some((
+            "a user manager has no multi-user.target; its default.target starts at boot (linger)"
+                .to_string(),
+            Some(format!("{key}={}", kept.join(" "))),
+        ));
+    }
     if value.contains("%h") {
         return Some((
             format!(

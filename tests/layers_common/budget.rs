@@ -64,6 +64,45 @@ pub fn naming_files(
     out.into_iter().collect()
 }
 
+/// Each capability's list as a report, and what breaks the budget: a capability named from more
+/// than `BUDGET` files, or from more than its ceiling in `over_budget` (name, ceiling, why), or
+/// one listed there that is within budget again.
+pub fn over_budget(
+    capabilities: &[&str],
+    over_budget: &[(&str, usize, &str)],
+    naming: impl Fn(&str) -> Vec<String>,
+) -> (String, Vec<String>) {
+    let mut report = String::new();
+    let mut found = Vec::new();
+    for capability in capabilities.iter().filter(|c| !c.contains("::")) {
+        let naming = naming(capability);
+        report.push_str(&format!(
+            "{capability}: {} files outside its folder name it (budget {BUDGET})\n",
+            naming.len()
+        ));
+        for file in &naming {
+            report.push_str(&format!("    {file}\n"));
+        }
+        match over_budget.iter().find(|(name, ..)| name == capability) {
+            Some((_, ceiling, _)) if naming.len() <= BUDGET => found.push(format!(
+                "`{capability}` is within budget again ({} of {BUDGET}): remove it from OVER_BUDGET (ceiling {ceiling})",
+                naming.len()
+            )),
+            Some((_, ceiling, why)) if naming.len() > *ceiling => found.push(format!(
+                "`{capability}` is named from {} files outside its folder, above its ceiling {ceiling} ({why})",
+                naming.len()
+            )),
+            Some(_) => {}
+            None if naming.len() > BUDGET => found.push(format!(
+                "`{capability}` is named from {} files outside its folder, above the budget of {BUDGET}",
+                naming.len()
+            )),
+            None => {}
+        }
+    }
+    (report, found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +148,37 @@ mod tests {
                 "tests/a.rs"
             ]
         );
+    }
+
+    #[test]
+    fn above_the_budget_or_a_ceiling_fails_and_a_stale_ceiling_too() {
+        let many = |n: usize| (0..n).map(|i| format!("src/f{i}.rs")).collect::<Vec<_>>();
+        let counts = |c: &str| match c {
+            "small" => many(BUDGET),
+            "big" => many(BUDGET + 1),
+            "capped" => many(12),
+            "grown" => many(13),
+            _ => many(1),
+        };
+        let ceilings = &[
+            ("capped", 12, "old"),
+            ("grown", 12, "old"),
+            ("healed", 9, "old"),
+        ];
+        let (report, found) = over_budget(
+            &["small", "big", "capped", "grown", "healed", "big::schema"],
+            ceilings,
+            counts,
+        );
+        assert_eq!(
+            found,
+            [
+                "`big` is named from 8 files outside its folder, above the budget of 7",
+                "`grown` is named from 13 files outside its folder, above its ceiling 12 (old)",
+                "`healed` is within budget again (1 of 7): remove it from OVER_BUDGET (ceiling 9)",
+            ]
+        );
+        assert!(report
+            .starts_with("small: 7 files outside its folder name it (budget 7)\n    src/f0.rs\n"));
     }
 }

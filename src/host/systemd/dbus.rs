@@ -41,7 +41,7 @@ impl DbusSystemd {
         self.root.user_manager_socket(uid)
     }
 
-    async fn system_bus(&self) -> Result<zbus::Connection> {
+    pub(super) async fn system_bus(&self) -> Result<zbus::Connection> {
         let path = self.system_bus_socket();
         let stream = connect_unix(&path, self.call_timeout)
             .map_err(|e| Error::io(format!("system bus {}", path.display()), e))?;
@@ -53,7 +53,7 @@ impl DbusSystemd {
             .map_err(|e| dbus(format!("system bus {}", path.display()), e))
     }
 
-    async fn user_manager(&self, uid: u32) -> Result<zbus::Connection> {
+    pub(super) async fn user_manager(&self, uid: u32) -> Result<zbus::Connection> {
         let path = self.user_manager_socket(uid);
         let stream = connect_unix(&path, self.call_timeout)
             .map_err(|e| Error::io(format!("manager of uid {uid} at {}", path.display()), e))?;
@@ -103,14 +103,16 @@ async fn unit_active_state(conn: &zbus::Connection, unit: &str) -> zbus::Result<
 
 /// Uncached: property caching asks the bus for the name's owner, which a private socket
 /// (peer-to-peer, no bus) cannot answer.
-async fn manager_proxy<'a>(conn: &zbus::Connection) -> zbus::Result<systemd1::ManagerProxy<'a>> {
+pub(super) async fn manager_proxy<'a>(
+    conn: &zbus::Connection,
+) -> zbus::Result<systemd1::ManagerProxy<'a>> {
     systemd1::ManagerProxy::builder(conn)
         .cache_properties(CacheProperties::No)
         .build()
         .await
 }
 
-async fn unit_proxy<'a>(
+pub(super) async fn unit_proxy<'a>(
     conn: &zbus::Connection,
     path: zbus::OwnedObjectPath,
 ) -> zbus::Result<systemd1::UnitProxy<'a>> {
@@ -567,11 +569,11 @@ enum UnitUp {
 const FAILED_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
-struct FailedFor(Option<Instant>);
+pub(super) struct FailedFor(Option<Instant>);
 
 impl FailedFor {
     /// True once `state` has been `failed` at every look for FAILED_GRACE.
-    fn still_failed(&mut self, state: &str) -> bool {
+    pub(super) fn still_failed(&mut self, state: &str) -> bool {
         if state != "failed" {
             self.0 = None;
             return false;

@@ -1,7 +1,7 @@
 //! The recording fake of the systemd port: every call is kept as a typed `SystemdCall`, the
 //! facts it answers are set per uid, and any call can be made to fail.
 use super::port::SystemdPort;
-use super::{UnitFacts, UserFacts};
+use super::{Manager, UnitFacts, UserFacts};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -34,6 +34,16 @@ pub enum SystemdCall {
     ApplySliceNow {
         slice: String,
     },
+    /// daemon-reload of a manager.
+    Reload(Manager),
+    StopIn {
+        manager: Manager,
+        unit: String,
+    },
+    StartIn {
+        manager: Manager,
+        unit: String,
+    },
 }
 
 impl SystemdCall {
@@ -65,6 +75,8 @@ pub struct FakeSystemd {
     pub facts: BTreeMap<u32, UserFacts>,
     /// Calls that fail with the text given (recorded first, then refused).
     pub fail: Vec<(SystemdCall, String)>,
+    /// Units active before any call (`unit_state`); starts and stops made since follow.
+    pub active: std::collections::BTreeSet<(Manager, String)>,
 }
 
 impl FakeSystemd {
@@ -146,6 +158,31 @@ impl SystemdPort for FakeSystemd {
     fn apply_slice_now(&self, slice: &str) -> Result<()> {
         self.record(SystemdCall::ApplySliceNow {
             slice: slice.into(),
+        })
+    }
+    fn reload_manager(&self, m: Manager) -> Result<()> {
+        self.record(SystemdCall::Reload(m))
+    }
+    fn unit_state(&self, m: Manager, unit: &str) -> Result<String> {
+        let calls = self.calls.lock().unwrap();
+        let last = calls.iter().rev().find_map(|c| match c {
+            SystemdCall::StartIn { manager, unit: u } if *manager == m && u == unit => Some(true),
+            SystemdCall::StopIn { manager, unit: u } if *manager == m && u == unit => Some(false),
+            _ => None,
+        });
+        let up = last.unwrap_or_else(|| self.active.contains(&(m, unit.to_string())));
+        Ok(if up { "active" } else { "inactive" }.to_string())
+    }
+    fn stop_unit_in(&self, m: Manager, unit: &str, _: Duration) -> Result<()> {
+        self.record(SystemdCall::StopIn {
+            manager: m,
+            unit: unit.into(),
+        })
+    }
+    fn start_unit_in(&self, m: Manager, unit: &str, _: Duration) -> Result<()> {
+        self.record(SystemdCall::StartIn {
+            manager: m,
+            unit: unit.into(),
         })
     }
 }

@@ -5,12 +5,14 @@ mod dbus;
 pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+mod manager;
 pub mod port;
 mod relay;
 mod rt;
 
 pub use dbus::DbusSystemd;
 pub use error::SystemdError;
+pub use manager::Manager;
 pub use port::SystemdPort;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

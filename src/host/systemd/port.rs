@@ -3,7 +3,7 @@
 //! podman.socket), as one trait. `DbusSystemd` is the
 //! real one, `fake::FakeSystemd` records; consumers take `&dyn SystemdPort` (through
 //! `host::session::Session`).
-use super::{DbusSystemd, UserFacts};
+use super::{DbusSystemd, Manager, UserFacts};
 use crate::error::Result;
 use crate::host::journal::Unit as JournalUnit;
 use std::time::Duration;
@@ -34,6 +34,14 @@ pub trait SystemdPort {
     /// Puts `slice`'s settings (as the unit now has them) on its running cgroup, which a
     /// daemon-reload alone does not; leaves no runtime drop-in of its own behind.
     fn apply_slice_now(&self, slice: &str) -> Result<()>;
+    /// daemon-reload of `m` (the system manager or a user's): quadlet's generator runs again.
+    fn reload_manager(&self, m: Manager) -> Result<()>;
+    /// `ActiveState` of `unit` in `m` (`inactive` when not loaded). Read-only.
+    fn unit_state(&self, m: Manager, unit: &str) -> Result<String>;
+    /// StopUnit in `m`, waits until inactive or failed (not loaded: nothing to do).
+    fn stop_unit_in(&self, m: Manager, unit: &str, timeout: Duration) -> Result<()>;
+    /// StartUnit in `m`, waits until active.
+    fn start_unit_in(&self, m: Manager, unit: &str, timeout: Duration) -> Result<()>;
     /// The last `n` lines of `unit`'s journal, for an error that says why a wait failed
     /// (empty when none can be read; fakes have none).
     fn journal_tail(&self, _unit: &JournalUnit, _n: usize) -> Vec<String> {
@@ -73,6 +81,18 @@ impl SystemdPort for DbusSystemd {
     }
     fn apply_slice_now(&self, slice: &str) -> Result<()> {
         DbusSystemd::apply_slice_now(self, slice)
+    }
+    fn reload_manager(&self, m: Manager) -> Result<()> {
+        DbusSystemd::reload_manager(self, m)
+    }
+    fn unit_state(&self, m: Manager, unit: &str) -> Result<String> {
+        DbusSystemd::unit_state(self, m, unit)
+    }
+    fn stop_unit_in(&self, m: Manager, unit: &str, timeout: Duration) -> Result<()> {
+        DbusSystemd::stop_unit_in(self, m, unit, timeout)
+    }
+    fn start_unit_in(&self, m: Manager, unit: &str, timeout: Duration) -> Result<()> {
+        DbusSystemd::start_unit_in(self, m, unit, timeout)
     }
     fn journal_tail(&self, unit: &JournalUnit, n: usize) -> Vec<String> {
         use crate::host::journal::JournalTail;
