@@ -268,8 +268,11 @@ fn a_legacy_process_whose_root_directory_is_inside_the_data_is_refused() {
         .spawn()
         .unwrap();
     let chrooted = Running(child);
-    let comm = std::fs::read_to_string(format!("/proc/{}/comm", chrooted.pid())).unwrap();
-    let comm = comm.trim_end().to_string();
+    // Its command after the exec: the test binary's file name, cut to 15 bytes as the
+    // kernel keeps it (read before the exec, /proc would still show this test's thread).
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+    let comm: String = name.chars().take(15).collect();
     // Settled once every thread of it runs as alice with its root moved.
     settled(chrooted.pid(), &comm, || {
         std::fs::read_link(format!("/proc/{}/root", chrooted.pid())).is_ok_and(|r| r == inner)
