@@ -2,43 +2,11 @@
 //! `systemd.slices."user-UID".sliceConfig`, NixOS's own unit modules (the harness from
 //! `../shared/nixos-eval`) render the slice unit, and its `[Slice]` section must equal, line by
 //! line and in order, the `[Slice]` section of the drop-in apply writes on other hosts.
+mod nixos_common;
 mod scratch_common;
 use assert_cmd::Command;
+use nixos_common::harness;
 use std::fs;
-use std::path::{Path, PathBuf};
-
-/// The unpacked harness; None (said loudly) when Nix is not installed.
-fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
-    if std::process::Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("\n*** SKIPPED: nix-instantiate is not installed; `scripts/install-deps` installs nix-bin ***\n");
-        return None;
-    }
-    let tarball = std::env::var_os("ISOLATE_NIXOS_EVAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nixos-eval/nixpkgs-eval.tar.xz")
-        });
-    assert!(
-        tarball.exists(),
-        "the NixOS harness {} is missing",
-        tarball.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xJf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let top = dir.path().join("nixpkgs-eval");
-    Some((dir, top))
-}
 
 /// The lines of one section of a unit text, comments and blank lines left out, in order.
 fn section(text: &str, name: &str) -> Vec<String> {

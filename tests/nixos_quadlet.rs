@@ -11,45 +11,14 @@
 //! quadlet-nix's module files are a fixture of this repository (`tests/fixtures/quadlet-nix`,
 //! MIT, its commit in the README there); `ISOLATE_QUADLET_NIX` (a checkout, or a bare git
 //! directory) points the test at another copy.
+mod nixos_common;
 mod scratch_common;
 use assert_cmd::Command;
 use isolate::quadlet::rewrite::{self, Origin};
 use isolate::quadlet::QuadletFile;
+use nixos_common::harness;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-/// The unpacked nixos-eval harness; None (said loudly) when Nix is not installed.
-fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
-    if std::process::Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("\n*** SKIPPED: nix-instantiate is not installed; `scripts/install-deps` installs nix-bin ***\n");
-        return None;
-    }
-    let tarball = std::env::var_os("ISOLATE_NIXOS_EVAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nixos-eval/nixpkgs-eval.tar.xz")
-        });
-    assert!(
-        tarball.exists(),
-        "the NixOS harness {} is missing",
-        tarball.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xJf")
-        .arg(&tarball)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let top = dir.path().join("nixpkgs-eval");
-    Some((dir, top))
-}
 
 /// quadlet-nix's module files copied into `into`; false when no copy can be found.
 fn quadlet_nix(into: &Path) -> bool {
