@@ -38,6 +38,9 @@ impl WalkSys for ReadOnlySys {
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
         self.inner.fs_type(fd)
     }
+    fn devices_open(&self, fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+        self.inner.devices_open(fd)
+    }
     fn read_dir(
         &self,
         dir: BorrowedFd<'_>,

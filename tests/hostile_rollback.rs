@@ -189,6 +189,9 @@ impl WalkSys for StopsAfter {
     fn fs_type(&self, fd: BorrowedFd<'_>) -> Result<i64, Errno> {
         self.read(|| self.inner.fs_type(fd))
     }
+    fn devices_open(&self, fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+        self.read(|| self.inner.devices_open(fd))
+    }
     fn read_dir(
         &self,
         dir: BorrowedFd<'_>,

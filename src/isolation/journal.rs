@@ -126,19 +126,23 @@ impl Line {
 
 /// What a journal holds, by inode number. Compact, for trees where every inode was
 /// journalled: each distinct state is kept once (a tree's inodes share a handful) and an
-/// inode holds indices into them (32 bytes an inode, so a million stay under 40 MiB).
+/// inode is one sorted slot of 32 bytes holding indices into them (a million inodes take
+/// 32 MiB, found by binary search; a hash map of them took twice that, and more growing).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Entries {
     states: Vec<State>,
     index: HashMap<State, u32>,
-    by_ino: HashMap<u64, Slot>,
+    /// Sorted by inode number once read; in file order while reading.
+    slots: Vec<Slot>,
     /// The afters beyond the first, of inodes changed more than once.
     more: HashMap<u64, Vec<u32>>,
 }
 
-/// One inode's entry: its creation time (nanoseconds u32::MAX: unknown) and its states.
+/// One inode's entry: its number, its creation time (nanoseconds u32::MAX: unknown) and
+/// its states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {
+    ino: u64,
     btime: (i64, u32),
     before: u32,
     after: u32,
@@ -172,7 +176,8 @@ impl Entries {
     }
 
     fn slot(&self, ino: u64, btime: Option<(i64, u32)>) -> Option<&Slot> {
-        let slot = self.by_ino.get(&ino)?;
+        let at = self.slots.binary_search_by_key(&ino, |s| s.ino).ok()?;
+        let slot = &self.slots[at];
         match (slot.btime(), btime) {
             (Some(a), Some(b)) if a != b => None,
             _ => Some(slot),
@@ -180,11 +185,11 @@ impl Entries {
     }
 
     pub fn len(&self) -> usize {
-        self.by_ino.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_ino.is_empty()
+        self.slots.is_empty()
     }
 
     fn intern(&mut self, state: State) -> u32 {
@@ -197,24 +202,43 @@ impl Entries {
         i
     }
 
+    /// One line, in file order (`finish` sorts).
     fn add(&mut self, line: Line) {
+        let before = self.intern(line.before.state());
         let after = self.intern(line.after.state());
-        match self.by_ino.get(&line.ino) {
-            Some(slot) if slot.btime() == line.btime => {
-                self.more.entry(line.ino).or_default().push(after)
+        self.slots.push(Slot {
+            ino: line.ino,
+            btime: line.btime.unwrap_or((0, u32::MAX)),
+            before,
+            after,
+        });
+    }
+
+    /// Sorts the slots by inode and folds each inode's lines in file order: a line with
+    /// the creation time of the inode's entry adds an after (the first before is kept);
+    /// one with another creation time is a later file with the freed number and starts a
+    /// new entry.
+    fn finish(&mut self) {
+        // Stable: an inode's lines stay in file order.
+        self.slots.sort_by_key(|s| s.ino);
+        let mut kept = 0;
+        for i in 0..self.slots.len() {
+            let line = self.slots[i];
+            if kept > 0 && self.slots[kept - 1].ino == line.ino {
+                let entry = &mut self.slots[kept - 1];
+                if entry.btime() == line.btime() {
+                    self.more.entry(line.ino).or_default().push(line.after);
+                } else {
+                    *entry = line;
+                    self.more.remove(&line.ino);
+                }
+                continue;
             }
-            _ => {
-                let before = self.intern(line.before.state());
-                let btime = line.btime.unwrap_or((0, u32::MAX));
-                let slot = Slot {
-                    btime,
-                    before,
-                    after,
-                };
-                self.by_ino.insert(line.ino, slot);
-                self.more.remove(&line.ino);
-            }
+            self.slots[kept] = line;
+            kept += 1;
         }
+        self.slots.truncate(kept);
+        self.slots.shrink_to_fit();
     }
 }
 
@@ -244,6 +268,7 @@ pub fn read(path: &Path) -> io::Result<Entries> {
     loop {
         raw.clear();
         if reader.read_until(b'\n', &mut raw)? == 0 {
+            entries.finish();
             return Ok(entries);
         }
         let whole = raw.last() == Some(&b'\n');
@@ -314,11 +339,11 @@ impl Writer {
     }
 
     /// Appends and syncs: when this returns, the lines survive a crash.
-    pub fn append(&self, lines: &[Line]) -> io::Result<()> {
-        if lines.is_empty() {
+    pub fn append<'l>(&self, lines: impl IntoIterator<Item = &'l Line>) -> io::Result<()> {
+        let text: String = lines.into_iter().map(Line::encode).collect();
+        if text.is_empty() {
             return Ok(());
         }
-        let text: String = lines.iter().map(Line::encode).collect();
         let mine = {
             let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
             file.0.write_all(text.as_bytes())?;

@@ -58,8 +58,10 @@ pub struct ShareAcl<'a> {
 
 /// One inode's planned change.
 pub enum SharePlan {
-    /// Made right away (the next rollback undoes it by taking isolate's entries out).
-    Direct,
+    /// Made right away, through the descriptor the plan read the inode by (the next
+    /// rollback undoes it by taking isolate's entries out): the state read and the one
+    /// decided.
+    Direct(Box<(State, State)>),
     /// Journalled ahead of the change.
     Journalled(Box<journal::Line>),
 }
@@ -183,22 +185,22 @@ impl InodeAction for ShareAcl<'_> {
                 after: Saved::of(&new),
             }))));
         }
-        Ok(Some(SharePlan::Direct))
+        Ok(Some(SharePlan::Direct(Box::new((cur, new)))))
     }
 
     fn before_apply(&self, plans: &[SharePlan], tally: &mut ShareTally) -> Result<(), Error> {
         let Run::Apply { journal, .. } = &self.run else {
             return Ok(());
         };
-        let lines: Vec<journal::Line> = plans
+        let lines: Vec<&journal::Line> = plans
             .iter()
             .filter_map(|p| match p {
-                SharePlan::Journalled(l) => Some((**l).clone()),
-                SharePlan::Direct => None,
+                SharePlan::Journalled(l) => Some(&**l),
+                SharePlan::Direct(_) => None,
             })
             .collect();
         journal
-            .append(&lines)
+            .append(lines.iter().copied())
             .map_err(|e| Error::io("writing a share's ACL journal".to_string(), e))?;
         tally.journalled += lines.len() as u64;
         Ok(())
@@ -211,27 +213,25 @@ impl InodeAction for ShareAcl<'_> {
         plan: SharePlan,
         tally: &mut ShareTally,
     ) -> Result<(), Failure> {
-        // Decide again from the pinned inode's attributes: what is written is what it has.
         let entry = target.entry;
-        let attrs = Attrs::read_at(sys, target.fd, target.name)
-            .map_err(|(op, e)| Failure::new(op, entry, e))?;
-        let ino = inode(entry, &attrs, is_top(entry));
-        let cur = State::of(&ino);
-        let (new, _) = self.decide(entry, &ino, &cur);
-        match &plan {
-            // Exactly the change journalled, or none.
+        let (cur, new) = match plan {
+            // Read through this very descriptor a moment ago (not written ahead, so applied
+            // right after its plan): reading again would only read the same.
+            SharePlan::Direct(decided) => *decided,
+            // Written ahead across a journal sync: decided again from the pinned inode's
+            // attributes, and exactly the change journalled, or none.
             SharePlan::Journalled(line) => {
+                let attrs = Attrs::read_at(sys, target.fd, target.name)
+                    .map_err(|(op, e)| Failure::new(op, entry, e))?;
+                let ino = inode(entry, &attrs, is_top(entry));
+                let cur = State::of(&ino);
+                let (new, _) = self.decide(entry, &ino, &cur);
                 if cur != line.before.state() || new != line.after.state() {
                     return Err(raced(entry));
                 }
+                (cur, new)
             }
-            // Never a change a rollback could not undo without a journal line.
-            SharePlan::Direct => {
-                if self.needs_journal(entry, &ino, &cur, &new) {
-                    return Err(raced(entry));
-                }
-            }
-        }
+        };
         if let Run::Rollback { journalled } = &self.run {
             if journalled.contains(entry.stat.ino, entry.stat.btime) {
                 tally.journalled += 1;

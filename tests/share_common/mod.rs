@@ -108,11 +108,16 @@ impl Share {
 
     /// The same tree on a tmpfs mounted at ROOT/srv (call it in a private mount namespace).
     pub fn on_tmpfs() -> Share {
+        Share::on_tmpfs_with("mode=0755")
+    }
+
+    /// On a tmpfs mounted with `options` (in the test's private mount namespace).
+    pub fn on_tmpfs_with(options: &str) -> Share {
         let root = scratch_common::tempdir("share-tmpfs-");
         let srv = root.path().join("srv");
         std::fs::create_dir_all(&srv).unwrap();
         sh(&format!(
-            "mount -t tmpfs -o mode=0755 isolate-test '{}'",
+            "mount -t tmpfs -o {options} isolate-test '{}'",
             srv.display()
         ));
         assert_eq!(sh(&format!("stat -f -c %T '{}'", srv.display())), "tmpfs\n");

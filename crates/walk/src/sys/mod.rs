@@ -101,15 +101,18 @@ pub trait WalkSys: Send + Sync {
     /// stat and changes the inode only through it (the methods below with an empty name).
     /// An empty name pins `dir` itself.
     fn pin(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno>;
+    /// Whether a device node on the mount of `fd` can be opened as a device (the mount is
+    /// not `nodev`).
+    fn devices_open(&self, fd: BorrowedFd<'_>) -> Result<bool, Errno>;
     /// Opens one entry its directory listing calls a regular file, read-only, non-blocking,
     /// with no controlling terminal and never through a symlink (ELOOP), for a change made
     /// through the file's own descriptor: the xattr calls on it are the kernel's direct
     /// ones, where each on an `O_PATH` pin walks a `/proc/self/fd` path. Like a pin it is
     /// exactly the inode the name names now, and the caller plans from its fstat. A name
-    /// swapped meanwhile for a FIFO opens without blocking and a socket is refused (ENXIO);
-    /// a device node would be opened read-only and closed again, but nobody without
-    /// CAP_MKNOD can make one, and linking one in takes read and write access to it
-    /// (fs.protected_hardlinks). The default pins.
+    /// swapped meanwhile for a FIFO opens without blocking and a socket is refused (ENXIO).
+    /// A device node swapped in would be opened (a tape rewinds when closed), so the walk
+    /// opens files only on a `nodev` mount ([`WalkSys::devices_open`]), where the kernel
+    /// refuses to open any device (EACCES); elsewhere it pins. The default pins.
     fn open_file(&self, dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
         self.pin(dir, name)
     }

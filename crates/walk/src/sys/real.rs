@@ -232,6 +232,10 @@ impl WalkSys for RealSys {
         rustix::fs::fstatfs(fd).map(|s| s.f_type as i64)
     }
 
+    fn devices_open(&self, fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+        rustix::fs::fstatvfs(fd).map(|s| !s.f_flag.contains(rustix::fs::StatVfsMountFlags::NODEV))
+    }
+
     fn read_dir(
         &self,
         dir: BorrowedFd<'_>,

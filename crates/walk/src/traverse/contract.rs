@@ -137,7 +137,9 @@ pub trait InodeAction: Sync {
     /// On the pinned path, whether a regular file is opened read-only for real
     /// ([`WalkSys::open_file`]) instead of pinned `O_PATH`: for actions whose changes are
     /// xattr reads and writes (shares' ACLs), which cost a `/proc/self/fd` path walk each
-    /// through a pin and a plain syscall through an opened file.
+    /// through a pin and a plain syscall through an opened file. Only on a `nodev` mount
+    /// ([`WalkSys::devices_open`]): elsewhere a name swapped for a device node would open
+    /// the device.
     const OPENS_FILES: bool = false;
     /// Whether `plan` must be seen by `before_apply` (written ahead) before it is applied:
     /// such plans wait for the end of the batch and are pinned and checked again then;

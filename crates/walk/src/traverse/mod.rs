@@ -65,6 +65,9 @@ struct Walk<'w, A: InodeAction> {
     /// A locked tree (nobody but root can reach it): every entry is stat'ed, planned and
     /// changed by name relative to its directory's descriptor, with no pin.
     by_name: bool,
+    /// The action opens regular files (`OPENS_FILES`) and the tree's mount is `nodev`: no
+    /// name swapped for a device node can make the walk open a device.
+    opens_files: bool,
     /// overlayfs: every name of a multi-link inode is handed to the action, because a
     /// copy-up splits a lower-layer hardlink (a change through one name leaves the others).
     /// Links are still counted: a read-only action reports inodes with links outside; a
@@ -221,7 +224,7 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
             let opened = pin
                 .as_ref()
-                .filter(|_| A::OPENS_FILES && listed == FileType::RegularFile);
+                .filter(|_| self.opens_files && listed == FileType::RegularFile);
             let entry = Entry {
                 dir,
                 name,
@@ -296,9 +299,9 @@ impl<'w, A: InodeAction> Walk<'w, A> {
     }
 
     /// Pins one entry: a regular file (as listed) opened for real if the action asks for it
-    /// (`OPENS_FILES`), anything else `O_PATH`.
+    /// (`OPENS_FILES`) and the mount opens no devices, anything else `O_PATH`.
     fn pin(&self, dir: BorrowedFd<'_>, name: &CStr, listed: FileType) -> Result<OwnedFd, Errno> {
-        if A::OPENS_FILES && listed == FileType::RegularFile {
+        if self.opens_files && listed == FileType::RegularFile {
             self.sys.open_file(dir, name)
         } else {
             self.sys.pin(dir, name)

@@ -63,6 +63,7 @@ pub(super) fn run<A: InodeAction>(
         root_path,
         root,
         by_name: unlock.is_some() && A::CHANGES,
+        opens_files: A::OPENS_FILES && sys.devices_open(root_fd.as_fd()) == Ok(false),
         per_name,
         census,
         links: LinkTable::default(),
