@@ -428,4 +428,39 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         assert!(read(&path).is_err());
     }
+
+    /// An inode's lines are folded in file order wherever they stand among other inodes':
+    /// the first before is kept, afters add up, and a later file with the freed number
+    /// starts over.
+    #[test]
+    fn an_inodes_lines_fold_in_file_order_among_others() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.acl");
+        let w = Writer::open(&path).unwrap();
+        let mut reused = line(7, 0o600, 0o640);
+        reused.btime = Some((1_800_000_000, 1));
+        w.append(&[
+            line(9, 0o2755, 0o750),
+            line(10, 0o644, 0o640),
+            line(7, 0o700, 0o750),
+            line(9, 0o777, 0o700),
+            line(3, 0o644, 0o600),
+            reused,
+        ])
+        .unwrap();
+        let e = read(&path).unwrap();
+        assert_eq!(e.len(), 4);
+        let nine = e.get(9, Some((1_700_000_000, 7))).unwrap();
+        assert_eq!(nine.before.perm, 0o2755);
+        assert_eq!(nine.afters.len(), 2);
+        assert!(
+            e.get(7, Some((1_700_000_000, 7))).is_none(),
+            "the old file 7"
+        );
+        assert_eq!(
+            e.get(7, Some((1_800_000_000, 1))).unwrap().before.perm,
+            0o600
+        );
+        assert!(e.contains(3, None) && e.contains(10, None) && !e.contains(8, None));
+    }
 }
