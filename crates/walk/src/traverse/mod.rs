@@ -37,14 +37,66 @@ const BATCH: usize = 256;
 /// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
-/// Pins a batch keeps open from their plans to their journalled changes; the others are
-/// pinned again after the journal is synced. Per thread, well under the usual limit of
-/// 1024 open files.
-const KEPT_PINS: usize = 16;
+/// Written-ahead plans wait, gathered from any directory by any thread, until this many
+/// are waiting; then one journal sync covers them all (on ext4 each sync commits every
+/// inode changed so far, so a sync per small directory cost most of a journalled walk).
+const DEFERRED_PLANS: usize = 1024;
+/// ... or until the waiting plans hold this many directory descriptors open (well under
+/// the usual limit of 1024 open files, with the walk threads' own).
+const DEFERRED_DIRS: usize = 128;
 
-/// A written-ahead plan waiting for the journal: the entry, its plan, and its pin if kept
+/// A plan waiting for the journal: the entry, its plan, and its pin if it has one still
 /// (checked by fstat again when applied, as a new pin would be).
 type Planned<'a, A> = (Entry<'a>, <A as InodeAction>::Plan, Option<OwnedFd>);
+
+/// A written-ahead plan waiting, with others, for one journal sync: its entry is pinned
+/// again (and checked against `stat`) when it is applied.
+struct Deferred<P> {
+    dir: Arc<OwnedFd>,
+    name: CString,
+    /// Relative path of `dir`.
+    parent: PathBuf,
+    stat: Stat,
+    plan: P,
+}
+
+/// The written-ahead plans waiting for a sync, and how many directory descriptors they
+/// hold (counted each time the directory differs from the previous plan's).
+struct Pending<P> {
+    plans: Vec<Deferred<P>>,
+    dirs: usize,
+}
+
+impl<P> Default for Pending<P> {
+    fn default() -> Self {
+        Pending {
+            plans: Vec::new(),
+            dirs: 0,
+        }
+    }
+}
+
+impl<P> Pending<P> {
+    /// Adds a batch's plans; returns every waiting plan once there are enough to sync.
+    fn add(&mut self, plans: Vec<Deferred<P>>) -> Option<Vec<Deferred<P>>> {
+        for d in plans {
+            if self
+                .plans
+                .last()
+                .is_none_or(|last| !Arc::ptr_eq(&last.dir, &d.dir))
+            {
+                self.dirs += 1;
+            }
+            self.plans.push(d);
+        }
+        (self.plans.len() >= DEFERRED_PLANS || self.dirs >= DEFERRED_DIRS).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Vec<Deferred<P>> {
+        self.dirs = 0;
+        std::mem::take(&mut self.plans)
+    }
+}
 
 /// An entry without its opened descriptor, to be pinned again when applied.
 fn unopened<'a>(dir: BorrowedFd<'a>, name: &'a CStr, parent: &'a Path, stat: Stat) -> Entry<'a> {
@@ -85,6 +137,8 @@ struct Walk<'w, A: InodeAction> {
     own_stamps: Mutex<HashSet<LinkStamp>>,
     counts: Mutex<Counts>,
     tally: Mutex<A::Tally>,
+    /// Written-ahead plans of any directory waiting for one journal sync.
+    pending: Mutex<Pending<A::Plan>>,
     abort: AtomicBool,
     first_error: Mutex<Option<Error>>,
     progress: Option<&'w ProgressBar>,
@@ -164,18 +218,19 @@ impl<'w, A: InodeAction> Walk<'w, A> {
     /// subdirectories to descend into (name and inode number).
     fn batch(
         &self,
-        dir: BorrowedFd<'_>,
+        dir_fd: &Arc<OwnedFd>,
         dir_ino: u64,
         rel: &Path,
         names: &Names,
         range: std::ops::Range<usize>,
     ) -> Result<Vec<(CString, u64)>, Error> {
+        let dir = dir_fd.as_fd();
         let mut counts = Counts::default();
         let mut tally = A::Tally::default();
         let count = range.len() as u64;
-        let mut planned = Vec::with_capacity(range.len());
+        let mut planned = Vec::new();
+        let mut deferred = Vec::new();
         let mut subdirs = Vec::new();
-        let mut kept_pins = 0;
         for (name, listed) in range.map(|i| (names.get(i), names.listed(i))) {
             let (stat, pin) = match self.stat_entry(dir, name, listed) {
                 Ok(found) => found,
@@ -234,11 +289,16 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             };
             match self.action.plan(self.sys, &entry, &mut tally) {
                 Ok(Some(plan)) if self.action.written_ahead(&plan) => {
-                    // Kept to be checked (fstat) when applied, up to KEPT_PINS a batch;
-                    // the others are pinned again then.
-                    let pin = pin.filter(|_| kept_pins < KEPT_PINS);
-                    kept_pins += usize::from(pin.is_some());
-                    planned.push((unopened(dir, name, rel, stat), plan, pin))
+                    // Waits for a sync with others (its pin closed meanwhile: it is pinned
+                    // again and checked then).
+                    drop(pin);
+                    deferred.push(Deferred {
+                        dir: Arc::clone(dir_fd),
+                        name: name.to_owned(),
+                        parent: rel.to_path_buf(),
+                        stat,
+                        plan,
+                    });
                 }
                 Ok(Some(plan)) => match &pin {
                     Some(fd) => {
@@ -269,7 +329,53 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             bar.inc(count);
         }
         self.merge(counts, tally);
+        if !deferred.is_empty() {
+            let ready = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(deferred);
+            if let Some(ready) = ready {
+                self.apply_deferred(ready)?;
+            }
+        }
         Ok(subdirs)
+    }
+
+    /// Journals waiting written-ahead plans with one sync, then pins each again, checks
+    /// it is still the inode planned, unchanged, and applies it. Once the walk stopped on
+    /// an error they are dropped: nothing of theirs was journalled or changed.
+    fn apply_deferred(&self, waiting: Vec<Deferred<A::Plan>>) -> Result<(), Error> {
+        if waiting.is_empty() || self.abort.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let mut counts = Counts::default();
+        let mut tally = A::Tally::default();
+        let (entries, plans): (Vec<_>, Vec<_>) = waiting
+            .into_iter()
+            .map(|d| ((d.dir, d.name, d.parent, d.stat), d.plan))
+            .unzip();
+        let planned = entries
+            .iter()
+            .zip(plans)
+            .map(|((dir, name, parent, stat), plan)| {
+                (unopened(dir.as_fd(), name, parent, *stat), plan, None)
+            })
+            .collect();
+        self.apply_planned(planned, &mut counts, &mut tally)?;
+        self.action.after_batch(&mut tally)?;
+        self.merge(counts, tally);
+        Ok(())
+    }
+
+    /// Applies the written-ahead plans still waiting when every directory was walked.
+    fn apply_pending(&self) -> Result<(), Error> {
+        let waiting = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        self.apply_deferred(waiting)
     }
 
     /// The stat of one entry: for a changing action through a pin (returned with it, so
@@ -466,12 +572,12 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 .into_par_iter()
                 .map(|c| {
                     let range = c * BATCH..((c + 1) * BATCH).min(total);
-                    self.batch(fd.as_fd(), dir_ino, &rel, &names, range)
+                    self.batch(&fd, dir_ino, &rel, &names, range)
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(|v| v.into_iter().flatten().collect())
         } else {
-            self.batch(fd.as_fd(), dir_ino, &rel, &names, 0..total)
+            self.batch(&fd, dir_ino, &rel, &names, 0..total)
         };
         drop(names);
         let subdirs = match result {

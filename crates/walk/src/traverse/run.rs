@@ -71,6 +71,7 @@ pub(super) fn run<A: InodeAction>(
         own_stamps: Mutex::new(HashSet::new()),
         counts: Mutex::new(Counts::default()),
         tally: Mutex::new(A::Tally::default()),
+        pending: Mutex::new(Default::default()),
         abort: AtomicBool::new(false),
         first_error: Mutex::new(None),
         progress,
@@ -80,6 +81,10 @@ pub(super) fn run<A: InodeAction>(
         walk.top(root_fd.as_fd(), root)?;
     }
     rayon::scope(|scope| walk.directory(scope, Arc::clone(&root_fd), root.ino, PathBuf::new()));
+    // Before the top is unlocked: in a locked tree they are applied by name.
+    if let Err(e) = walk.apply_pending() {
+        walk.fail(e);
+    }
     if let Some(unlock) = unlock.as_mut() {
         // The top last, as unlocking left it: the walk of it is by its own descriptor.
         unlock(root_fd.as_fd())?;
