@@ -100,15 +100,17 @@ fn an_env_file_that_is_a_fifo_is_refused_instead_of_hanging() {
     r.assert_refused(&[".env", "not a regular file"]);
 }
 
-/// Runs init on `compose.yaml` = `text` and checks it ends within 5 s and 200 MiB with
-/// exit 2 and a message naming the file and `budget` (one of its `|`-separated forms).
+/// Runs init on `compose.yaml` = `text` and checks it ends within 5 s of CPU and 200 MiB
+/// with exit 2 and a message naming the file and `budget` (one of its `|`-separated
+/// forms). CPU time, not wall time: the bound is on the work hostile YAML can cause, and a
+/// loaded machine stretched the wall time past 5 s (5.2 and 6.1 s) for the same work.
 fn bounded(text: &str, budget: &str) {
     let h = Host::new();
     h.alice_writes("compose.yaml", text);
     let r = h.init();
     eprint!(
-        "{budget}: exit {:?} signal {:?}, {:?}, peak {} KiB: {}",
-        r.code, r.signal, r.elapsed, r.max_rss_kib, r.stderr
+        "{budget}: exit {:?} signal {:?}, {:?} ({:?} of CPU), peak {} KiB: {}",
+        r.code, r.signal, r.elapsed, r.cpu, r.max_rss_kib, r.stderr
     );
     assert_eq!(r.code, Some(2), "{}", r.text());
     assert!(r.stderr.contains("compose.yaml: "), "{}", r.text());
@@ -117,7 +119,7 @@ fn bounded(text: &str, budget: &str) {
         "{}",
         r.text()
     );
-    assert!(r.elapsed < Duration::from_secs(5), "{}", r.text());
+    assert!(r.work() < Duration::from_secs(5), "{}", r.text());
     assert!(r.max_rss_kib < 200 * 1024, "{}", r.text());
 }
 

@@ -87,22 +87,37 @@ impl Host {
     }
 }
 
-/// What one run of `isolate init` gave, with its wall time and peak resident memory.
+/// What one run of `isolate init` gave, with its wall time, the CPU time it used and its
+/// peak resident memory.
 pub struct Run {
     pub code: Option<i32>,
     pub signal: Option<i32>,
     pub stdout: String,
     pub stderr: String,
     pub elapsed: Duration,
+    /// User and system CPU time (from GNU time; None without it): the work done, which
+    /// other load on the machine does not stretch as it stretches `elapsed`.
+    pub cpu: Option<Duration>,
     pub max_rss_kib: i64,
 }
 
 impl Run {
     pub fn text(&self) -> String {
         format!(
-            "exit {:?} signal {:?} after {:?}, peak {} KiB\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.signal, self.elapsed, self.max_rss_kib, self.stdout, self.stderr
+            "exit {:?} signal {:?} after {:?} ({:?} of CPU), peak {} KiB\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            self.signal,
+            self.elapsed,
+            self.cpu,
+            self.max_rss_kib,
+            self.stdout,
+            self.stderr
         )
+    }
+
+    /// The CPU time the run took, or where GNU time is missing its wall time.
+    pub fn work(&self) -> Duration {
+        self.cpu.unwrap_or(self.elapsed)
     }
 
     /// Refused with exit 2, the secret nowhere, and stderr holding each of `says`.
@@ -144,7 +159,7 @@ pub fn run_with(
     let timed = Path::new(GNU_TIME).exists();
     let mut cmd = if timed {
         let mut c = Command::new(GNU_TIME);
-        c.args(["-f", "%M", "-o"])
+        c.args(["-f", "%M %U %S", "-o"])
             .arg(rss_file.path())
             .arg(env!("CARGO_BIN_EXE_isolate"));
         c
@@ -223,16 +238,21 @@ pub fn run_with(
         .find_map(|l| l.strip_prefix("Command terminated by signal "))
         .and_then(|n| n.trim().parse().ok())
         .or(st.signal());
+    // The last line: "%M %U %S" (peak KiB, user and system seconds).
+    let measured: Option<(i64, f64, f64)> = rss.lines().next_back().and_then(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            [m, u, s] => Some((m.parse().ok()?, u.parse().ok()?, s.parse().ok()?)),
+            _ => None,
+        }
+    });
     Run {
         code: st.code().filter(|_| signal.is_none()),
         signal,
         stdout: String::from_utf8_lossy(&readers.0.join().unwrap()).into_owned(),
         stderr: String::from_utf8_lossy(&readers.1.join().unwrap()).into_owned(),
         elapsed,
-        max_rss_kib: rss
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .next_back()
-            .unwrap_or(-1),
+        cpu: measured.map(|(_, u, s)| Duration::from_secs_f64(u + s)),
+        max_rss_kib: measured.map_or(-1, |(m, _, _)| m),
     }
 }

@@ -41,9 +41,10 @@ const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 /// are waiting; then one journal sync covers them all (on ext4 each sync commits every
 /// inode changed so far, so a sync per small directory cost most of a journalled walk).
 const DEFERRED_PLANS: usize = 1024;
-/// ... or until the waiting plans hold this many directory descriptors open (well under
-/// the usual limit of 1024 open files, with the walk threads' own).
-const DEFERRED_DIRS: usize = 128;
+/// ... or until the plans waiting and those being applied hold this many directory
+/// descriptors open between them (well under the usual limit of 1024 open files, with
+/// the walk threads' own): once they do, each batch's plans are synced on their own.
+const DEFERRED_DIRS: usize = 256;
 
 /// A plan waiting for the journal: the entry, its plan, and its pin if it has one still
 /// (checked by fstat again when applied, as a new pin would be).
@@ -60,41 +61,66 @@ struct Deferred<P> {
     plan: P,
 }
 
-/// The written-ahead plans waiting for a sync, and how many directory descriptors they
-/// hold (counted each time the directory differs from the previous plan's).
-struct Pending<P> {
+/// Written-ahead plans taken to be synced and applied, and the directory descriptors
+/// they hold (counted each time the directory differs from the previous plan's).
+struct Group<P> {
     plans: Vec<Deferred<P>>,
     dirs: usize,
+}
+
+/// The written-ahead plans waiting for a sync, and the directories held by the groups
+/// being applied.
+struct Pending<P> {
+    waiting: Group<P>,
+    dirs_applying: usize,
 }
 
 impl<P> Default for Pending<P> {
     fn default() -> Self {
         Pending {
-            plans: Vec::new(),
-            dirs: 0,
+            waiting: Group {
+                plans: Vec::new(),
+                dirs: 0,
+            },
+            dirs_applying: 0,
         }
     }
 }
 
 impl<P> Pending<P> {
     /// Adds a batch's plans; returns every waiting plan once there are enough to sync.
-    fn add(&mut self, plans: Vec<Deferred<P>>) -> Option<Vec<Deferred<P>>> {
+    fn add(&mut self, plans: Vec<Deferred<P>>) -> Option<Group<P>> {
+        let waiting = &mut self.waiting;
         for d in plans {
-            if self
+            if waiting
                 .plans
                 .last()
                 .is_none_or(|last| !Arc::ptr_eq(&last.dir, &d.dir))
             {
-                self.dirs += 1;
+                waiting.dirs += 1;
             }
-            self.plans.push(d);
+            waiting.plans.push(d);
         }
-        (self.plans.len() >= DEFERRED_PLANS || self.dirs >= DEFERRED_DIRS).then(|| self.take())
+        (waiting.plans.len() >= DEFERRED_PLANS
+            || waiting.dirs + self.dirs_applying >= DEFERRED_DIRS)
+            .then(|| self.take())
     }
 
-    fn take(&mut self) -> Vec<Deferred<P>> {
-        self.dirs = 0;
-        std::mem::take(&mut self.plans)
+    /// Every waiting plan, counted as being applied until `applied`.
+    fn take(&mut self) -> Group<P> {
+        let group = std::mem::replace(
+            &mut self.waiting,
+            Group {
+                plans: Vec::new(),
+                dirs: 0,
+            },
+        );
+        self.dirs_applying += group.dirs;
+        group
+    }
+
+    fn applied(&mut self, dirs: usize) {
+        self.dirs_applying -= dirs;
     }
 }
 
@@ -335,8 +361,8 @@ impl<'w, A: InodeAction> Walk<'w, A> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .add(deferred);
-            if let Some(ready) = ready {
-                self.apply_deferred(ready)?;
+            if let Some(group) = ready {
+                self.apply_deferred(group)?;
             }
         }
         Ok(subdirs)
@@ -345,7 +371,18 @@ impl<'w, A: InodeAction> Walk<'w, A> {
     /// Journals waiting written-ahead plans with one sync, then pins each again, checks
     /// it is still the inode planned, unchanged, and applies it. Once the walk stopped on
     /// an error they are dropped: nothing of theirs was journalled or changed.
-    fn apply_deferred(&self, waiting: Vec<Deferred<A::Plan>>) -> Result<(), Error> {
+    fn apply_deferred(&self, group: Group<A::Plan>) -> Result<(), Error> {
+        let dirs = group.dirs;
+        let applied = self.apply_group(group.plans);
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .applied(dirs);
+        applied
+    }
+
+    /// [`Walk::apply_deferred`] of the plans themselves.
+    fn apply_group(&self, waiting: Vec<Deferred<A::Plan>>) -> Result<(), Error> {
         if waiting.is_empty() || self.abort.load(Ordering::Relaxed) {
             return Ok(());
         }
