@@ -9,6 +9,7 @@
 mod census;
 mod contract;
 mod counts;
+mod deferred;
 mod names;
 mod run;
 
@@ -21,6 +22,7 @@ pub use contract::{
     failure_error, is_race, Entry, Failure, InodeAction, Pinned, Samples, Tally, SAMPLES,
 };
 pub use counts::{Counts, Walked};
+use deferred::{Deferred, Pending};
 use indicatif::ProgressBar;
 use names::Names;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -37,92 +39,9 @@ const BATCH: usize = 256;
 /// statfs f_type of overlayfs: a copy-up splits hardlinks and never changes a lower layer.
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
-/// Written-ahead plans wait, gathered from any directory by any thread, until this many
-/// are waiting; then one journal sync covers them all (on ext4 each sync commits every
-/// inode changed so far, so a sync per small directory cost most of a journalled walk).
-const DEFERRED_PLANS: usize = 1024;
-/// ... or until the plans waiting and those being applied hold this many directory
-/// descriptors open between them (well under the usual limit of 1024 open files, with
-/// the walk threads' own): once they do, each batch's plans are synced on their own.
-const DEFERRED_DIRS: usize = 256;
-
 /// A plan waiting for the journal: the entry, its plan, and its pin if it has one still
 /// (checked by fstat again when applied, as a new pin would be).
 type Planned<'a, A> = (Entry<'a>, <A as InodeAction>::Plan, Option<OwnedFd>);
-
-/// A written-ahead plan waiting, with others, for one journal sync: its entry is pinned
-/// again (and checked against `stat`) when it is applied.
-struct Deferred<P> {
-    dir: Arc<OwnedFd>,
-    name: CString,
-    /// Relative path of `dir`.
-    parent: PathBuf,
-    stat: Stat,
-    plan: P,
-}
-
-/// Written-ahead plans taken to be synced and applied, and the directory descriptors
-/// they hold (counted each time the directory differs from the previous plan's).
-struct Group<P> {
-    plans: Vec<Deferred<P>>,
-    dirs: usize,
-}
-
-/// The written-ahead plans waiting for a sync, and the directories held by the groups
-/// being applied.
-struct Pending<P> {
-    waiting: Group<P>,
-    dirs_applying: usize,
-}
-
-impl<P> Default for Pending<P> {
-    fn default() -> Self {
-        Pending {
-            waiting: Group {
-                plans: Vec::new(),
-                dirs: 0,
-            },
-            dirs_applying: 0,
-        }
-    }
-}
-
-impl<P> Pending<P> {
-    /// Adds a batch's plans; returns every waiting plan once there are enough to sync.
-    fn add(&mut self, plans: Vec<Deferred<P>>) -> Option<Group<P>> {
-        let waiting = &mut self.waiting;
-        for d in plans {
-            if waiting
-                .plans
-                .last()
-                .is_none_or(|last| !Arc::ptr_eq(&last.dir, &d.dir))
-            {
-                waiting.dirs += 1;
-            }
-            waiting.plans.push(d);
-        }
-        (waiting.plans.len() >= DEFERRED_PLANS
-            || waiting.dirs + self.dirs_applying >= DEFERRED_DIRS)
-            .then(|| self.take())
-    }
-
-    /// Every waiting plan, counted as being applied until `applied`.
-    fn take(&mut self) -> Group<P> {
-        let group = std::mem::replace(
-            &mut self.waiting,
-            Group {
-                plans: Vec::new(),
-                dirs: 0,
-            },
-        );
-        self.dirs_applying += group.dirs;
-        group
-    }
-
-    fn applied(&mut self, dirs: usize) {
-        self.dirs_applying -= dirs;
-    }
-}
 
 /// An entry without its opened descriptor, to be pinned again when applied.
 fn unopened<'a>(dir: BorrowedFd<'a>, name: &'a CStr, parent: &'a Path, stat: Stat) -> Entry<'a> {
@@ -366,53 +285,6 @@ impl<'w, A: InodeAction> Walk<'w, A> {
             }
         }
         Ok(subdirs)
-    }
-
-    /// Journals waiting written-ahead plans with one sync, then pins each again, checks
-    /// it is still the inode planned, unchanged, and applies it. Once the walk stopped on
-    /// an error they are dropped: nothing of theirs was journalled or changed.
-    fn apply_deferred(&self, group: Group<A::Plan>) -> Result<(), Error> {
-        let dirs = group.dirs;
-        let applied = self.apply_group(group.plans);
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .applied(dirs);
-        applied
-    }
-
-    /// [`Walk::apply_deferred`] of the plans themselves.
-    fn apply_group(&self, waiting: Vec<Deferred<A::Plan>>) -> Result<(), Error> {
-        if waiting.is_empty() || self.abort.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        let mut counts = Counts::default();
-        let mut tally = A::Tally::default();
-        let (entries, plans): (Vec<_>, Vec<_>) = waiting
-            .into_iter()
-            .map(|d| ((d.dir, d.name, d.parent, d.stat), d.plan))
-            .unzip();
-        let planned = entries
-            .iter()
-            .zip(plans)
-            .map(|((dir, name, parent, stat), plan)| {
-                (unopened(dir.as_fd(), name, parent, *stat), plan, None)
-            })
-            .collect();
-        self.apply_planned(planned, &mut counts, &mut tally)?;
-        self.action.after_batch(&mut tally)?;
-        self.merge(counts, tally);
-        Ok(())
-    }
-
-    /// Applies the written-ahead plans still waiting when every directory was walked.
-    fn apply_pending(&self) -> Result<(), Error> {
-        let waiting = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        self.apply_deferred(waiting)
     }
 
     /// The stat of one entry: for a changing action through a pin (returned with it, so
