@@ -328,33 +328,27 @@ fn a_share_walk_opens_regular_files_only_on_a_nodev_mount() {
     if !in_mount_ns() {
         return in_private_mount_ns("a_share_walk_opens_regular_files_only_on_a_nodev_mount");
     }
+    // Applies the grants to `s` through a recording fake: (pins, files opened).
+    let share = |s: &Share| {
+        let sys = RecordingSys::new();
+        let done = apply::share(
+            &Root::new(s.root.path()),
+            &sys,
+            &RealAclProbe,
+            &s.step(GRANTS),
+        )
+        .unwrap();
+        assert_eq!((done.inodes, done.changed, done.raced), (8, 7, 0));
+        (sys.pins(), sys.opened_files())
+    };
     let through_pins = Share::new();
-    let pinned = RecordingSys::new();
-    let done = apply::share(
-        &Root::new(through_pins.root.path()),
-        &pinned,
-        &RealAclProbe,
-        &through_pins.step(GRANTS),
-    )
-    .unwrap();
-    assert_eq!((done.inodes, done.changed, done.raced), (8, 7, 0));
-    assert_eq!((pinned.pins(), pinned.opened_files()), (8, 0), "all pinned");
+    assert_eq!(share(&through_pins), (8, 0), "all pinned");
     let s = Share::on_tmpfs_with("mode=0755,nodev");
-    let sys = RecordingSys::new();
-    let done = apply::share(
-        &Root::new(s.root.path()),
-        &sys,
-        &RealAclProbe,
-        &s.step(GRANTS),
-    )
-    .unwrap();
-    assert_eq!((done.inodes, done.changed, done.raced), (8, 7, 0));
     assert_eq!(
-        sys.pins(),
-        4,
-        "only the three directories and the symlink are pinned"
+        share(&s),
+        (4, 4),
+        "only the three directories and the symlink are pinned; the four regular files are opened"
     );
-    assert_eq!(sys.opened_files(), 4, "the four regular files are opened");
     for f in ["probe", "photos/p1", "photos/2024/p2", "tool"] {
         let acl =
             |root: &std::path::Path| sh(&format!("getfacl -c -n -P '{}'", root.join(f).display()));
