@@ -289,6 +289,25 @@ pub fn read(path: &Path) -> io::Result<Entries> {
     }
 }
 
+/// How long `file` is up to and including its last newline (0 without one): where a torn
+/// last line starts. Read backwards from the end a block at a time: a journal of a million
+/// inodes is hundreds of megabytes, and a second apply must not hold it in memory.
+fn whole_lines_len(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut end = file.metadata()?.len();
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
 /// An open journal lines are appended to, synced before `append` returns. Appends of
 /// several walk threads share a sync (group commit): one that finds its lines already
 /// covered by a sync that began after they were written does not sync again.
@@ -319,10 +338,9 @@ impl Writer {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)?;
-        let bytes = std::fs::read(path)?;
-        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        if whole != bytes.len() {
-            file.set_len(whole as u64)?;
+        let whole = whole_lines_len(&file)?;
+        if whole != file.metadata()?.len() {
+            file.set_len(whole)?;
             file.sync_data()?;
         }
         if !existed {
@@ -462,5 +480,28 @@ mod tests {
             0o600
         );
         assert!(e.contains(3, None) && e.contains(10, None) && !e.contains(8, None));
+    }
+
+    /// A torn last line longer than the block read backwards is cut whole, and the lines
+    /// before it stay.
+    #[test]
+    fn a_torn_last_line_longer_than_a_block_is_cut() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.acl");
+        Writer::open(&path)
+            .unwrap()
+            .append(&[line(5, 0o644, 0o600)])
+            .unwrap();
+        let whole = std::fs::metadata(&path).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&vec![b'7'; 200 * 1024]).unwrap();
+        drop(f);
+        drop(Writer::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        assert_eq!(read(&path).unwrap().len(), 1);
+        // Without any newline at all, nothing is whole.
+        std::fs::write(&path, vec![b'7'; 70 * 1024]).unwrap();
+        drop(Writer::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
     }
 }
