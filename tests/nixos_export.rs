@@ -5,47 +5,16 @@
 //! records, the "rebuild" (the real activation script) creates the accounts, apply goes on.
 //! Root-run (the activation uses a private mount namespace). The harness comes from
 //! `../shared/nixos-eval/nixpkgs-eval.tar.xz` and is unpacked at test time.
+mod nixos_common;
 mod scratch_common;
 use assert_cmd::Command;
+use nixos_common::harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const NIXOS_NOLOGIN: &str = "run/current-system/sw/bin/nologin";
-
-fn tarball() -> PathBuf {
-    std::env::var_os("ISOLATE_NIXOS_EVAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nixos-eval/nixpkgs-eval.tar.xz")
-        })
-}
-
-/// None (after saying so loudly) when Nix is not installed.
-fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
-    if std::process::Command::new("nix-instantiate")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("\n*** SKIPPED: nix-instantiate is not installed; `scripts/install-deps` installs nix-bin libjson-perl libfile-slurp-perl ***\n");
-        return None;
-    }
-    let t = tarball();
-    assert!(t.exists(), "the NixOS harness {} is missing", t.display());
-    let dir = tempfile::tempdir().unwrap();
-    let st = std::process::Command::new("tar")
-        .arg("-xJf")
-        .arg(&t)
-        .arg("-C")
-        .arg(dir.path())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let top = dir.path().join("nixpkgs-eval");
-    Some((dir, top))
-}
 
 /// A root with root, alice (uid 1000, subuid 100000:65536) and NixOS's nologin path, so the
 /// shell apply gives stack users is the one NixOS gives system users.

@@ -9,7 +9,7 @@ pub fn harness() -> Option<(tempfile::TempDir, PathBuf)> {
         .output()
         .is_err()
     {
-        eprintln!("\n*** SKIPPED: nix-instantiate is not installed; `scripts/install-deps` installs nix-bin ***\n");
+        eprintln!("\n*** SKIPPED: nix-instantiate is not installed; `scripts/install-deps` installs nix-bin libjson-perl libfile-slurp-perl ***\n");
         return None;
     }
     let tarball = std::env::var_os("ISOLATE_NIXOS_EVAL")
