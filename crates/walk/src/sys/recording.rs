@@ -34,9 +34,6 @@ pub struct RecordingSys {
     pub calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<Injected>>,
     fake_fs_type: Option<i64>,
-    /// Whether the mount is said to open devices (`devices_open`), instead of the real
-    /// answer.
-    fake_devices_open: Option<bool>,
     /// Entry name of each pinned descriptor (by fd number), so calls through a pin are
     /// recorded and failed by the name of what was pinned.
     pins: Mutex<std::collections::HashMap<i32, String>>,
@@ -66,7 +63,6 @@ impl RecordingSys {
             calls: Mutex::new(Vec::new()),
             failures: Mutex::new(Vec::new()),
             fake_fs_type: None,
-            fake_devices_open: None,
             pins: Mutex::new(std::collections::HashMap::new()),
             pinned: Default::default(),
             opened: Default::default(),
@@ -103,12 +99,6 @@ impl RecordingSys {
     /// Reports `fs_type` as statfs f_type for every path.
     pub fn with_fs_type(mut self, fs_type: i64) -> Self {
         self.fake_fs_type = Some(fs_type);
-        self
-    }
-
-    /// Answers `devices_open` with `open` for every mount (`false`: as on a `nodev` mount).
-    pub fn with_devices_open(mut self, open: bool) -> Self {
-        self.fake_devices_open = Some(open);
         self
     }
 
@@ -179,10 +169,7 @@ impl WalkSys for RecordingSys {
         }
     }
     fn devices_open(&self, fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-        match self.fake_devices_open {
-            Some(open) => Ok(open),
-            None => self.inner.devices_open(fd),
-        }
+        self.inner.devices_open(fd)
     }
     fn read_dir(
         &self,
