@@ -289,23 +289,26 @@ pub fn read(path: &Path) -> io::Result<Entries> {
     }
 }
 
-/// How long `file` is up to and including its last newline (0 without one): where a torn
-/// last line starts. Read backwards from the end a block at a time: a journal of a million
-/// inodes is hundreds of megabytes, and a second apply must not hold it in memory.
-fn whole_lines_len(file: &File) -> io::Result<u64> {
+/// Where a torn last line of `file` starts (just after its last newline, or 0 without
+/// one), when the file does not end with a newline. Read backwards from the end a block at
+/// a time: a journal of a million inodes is hundreds of megabytes, and a second apply must
+/// not hold it in memory.
+fn torn_tail(file: &File) -> io::Result<Option<u64>> {
     use std::os::unix::fs::FileExt;
-    let mut end = file.metadata()?.len();
+    let len = file.metadata()?.len();
+    let mut end = len;
     let mut block = vec![0u8; 64 * 1024];
     while end > 0 {
         let start = end.saturating_sub(block.len() as u64);
         let chunk = &mut block[..(end - start) as usize];
         file.read_exact_at(chunk, start)?;
         if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
-            return Ok(start + i as u64 + 1);
+            let whole = start + i as u64 + 1;
+            return Ok((whole != len).then_some(whole));
         }
         end = start;
     }
-    Ok(0)
+    Ok((len != 0).then_some(0))
 }
 
 /// An open journal lines are appended to, synced before `append` returns. Appends of
@@ -338,8 +341,7 @@ impl Writer {
             .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(path)?;
-        let whole = whole_lines_len(&file)?;
-        if whole != file.metadata()?.len() {
+        if let Some(whole) = torn_tail(&file)? {
             file.set_len(whole)?;
             file.sync_data()?;
         }
